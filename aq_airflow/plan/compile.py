@@ -1,0 +1,47 @@
+"""Spec file -> Plan in one call, with the errors of every stage located in the file, and a
+cache keyed by content hash (Airflow re-parses unchanged files every 30 seconds)."""
+
+from __future__ import annotations
+
+import os
+
+from aq_airflow.plan.model import DagPlan
+from aq_airflow.plan.planner import plan_pipeline
+from aq_airflow.spec import ProblemsFound, SpecFile, parse_spec
+from aq_airflow.spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
+
+_PLANS: dict[tuple[str, str, str], DagPlan] = {}
+_PROFILES: dict[str, dict[str, ProfileSpec]] = {}
+
+
+def profiles_near(folder: str) -> tuple[str, dict[str, ProfileSpec]]:
+    """The user profiles in ``folder/aq-profiles.yaml`` (none if absent) and their content hash;
+    raises :class:`SpecError` pointing into that file when it is invalid."""
+    path = os.path.join(folder, PROFILES_FILE)
+    if not os.path.exists(path):
+        return "", {}
+    spec_file = SpecFile.read(path)
+    if spec_file.sha256 not in _PROFILES:
+        _PROFILES[spec_file.sha256] = parse_profiles(spec_file)
+    return spec_file.sha256, _PROFILES[spec_file.sha256]
+
+
+def compile_text(spec_file: SpecFile, profiles: tuple[str, dict[str, ProfileSpec]] = ("", {})) -> DagPlan:
+    """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues)."""
+    key = (spec_file.path, spec_file.sha256, profiles[0])
+    plan = _PLANS.get(key)
+    if plan is None:
+        pipeline = parse_spec(spec_file)
+        try:
+            plan = plan_pipeline(pipeline, spec_file, profiles[1])
+        except ProblemsFound as found:
+            raise spec_file.error(found.problems) from None
+        _PLANS[key] = plan
+    return plan
+
+
+def compile_spec(path: str | os.PathLike, profiles_folder: str | None = None) -> DagPlan:
+    """Read, validate and plan the spec at ``path``, with the profiles next to it (or in
+    ``profiles_folder``)."""
+    folder = profiles_folder or os.path.dirname(os.path.abspath(path))
+    return compile_text(SpecFile.read(path), profiles_near(folder))

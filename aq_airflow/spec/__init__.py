@@ -1,0 +1,34 @@
+"""The spec layer: ``*.aq.yaml`` text to a validated, immutable :class:`Pipeline`.
+
+Imports nothing of Airflow, so editors, CI and step images can validate specs cheaply.
+"""
+
+from aq_airflow.spec.errors import SpecError, SpecIssue
+from aq_airflow.spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec
+from aq_airflow.spec.models import Check, Metric, Pipeline, Publish, Resources, SecretRef, Step
+
+
+def json_schema() -> dict:
+    """The JSON schema of a spec file, generated from the models (``aq-airflow schema``)."""
+    schema = Pipeline.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+__all__ = [
+    "SPEC_SUFFIXES",
+    "Check",
+    "Metric",
+    "Pipeline",
+    "Problem",
+    "ProblemsFound",
+    "Publish",
+    "Resources",
+    "SecretRef",
+    "SpecError",
+    "SpecFile",
+    "SpecIssue",
+    "Step",
+    "json_schema",
+    "parse_spec",
+]

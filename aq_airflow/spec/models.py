@@ -1,0 +1,335 @@
+"""The pipeline spec as pydantic models: the single source of truth for what a
+``*.aq.yaml`` file may say, how it is validated, and the JSON schema editors use.
+
+Models are frozen (a validated spec is a value) and forbid unknown keys (a typo is an error,
+never a silently ignored setting).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aq_airflow.spec.types import (
+    ByteQuantity,
+    CallablePath,
+    Column,
+    ConnId,
+    CpuQuantity,
+    CronOrPreset,
+    DagId,
+    Duration,
+    EnvName,
+    GpuType,
+    KubeName,
+    StepName,
+    TableName,
+)
+
+Severity = Literal["error", "warning"]
+Scalar = str | int | float | bool
+
+# Literal values under these names are credentials; they must come from a secret reference.
+_CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _exactly_one(model: BaseModel, kinds: tuple[str, ...], what: str) -> str:
+    present = [k for k in kinds if getattr(model, k) is not None]
+    if len(present) != 1:
+        found = "none" if not present else " and ".join(f"`{k.rstrip('_')}`" for k in present)
+        names = ", ".join(k.rstrip("_") for k in kinds)
+        raise ValueError(f"{what} needs exactly one of {names}; found {found}")
+    return present[0]
+
+
+class Resources(Model):
+    """What a step asks of its node; the cluster profile turns it into pod settings."""
+
+    cpu: CpuQuantity | None = None
+    memory: ByteQuantity | None = None
+    gpu: Annotated[int, Field(ge=0, le=64)] | None = None
+    gpu_type: GpuType | None = None
+    ephemeral_storage: ByteQuantity | None = None
+
+    @model_validator(mode="after")
+    def _gpu_type_needs_gpu(self) -> Resources:
+        if self.gpu_type is not None and not self.gpu:
+            raise ValueError("`gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)")
+        return self
+
+
+class SecretRef(Model):
+    """A value taken from a Kubernetes Secret at run time; the spec never holds the value."""
+
+    secret: KubeName
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+EnvValue = Scalar | SecretRef
+
+
+class RowCount(Model):
+    min: int | str | None = None
+    max: int | str | None = None
+
+
+class AcceptedValues(Model):
+    column: Column
+    values: Annotated[list[Scalar], Field(min_length=1)]
+
+
+class Freshness(Model):
+    column: Column
+    max_age: Duration
+
+
+class Quantile(Model):
+    column: Column
+    q: Annotated[float, Field(gt=0, lt=1)]
+
+
+ColumnList = Column | Annotated[list[Column], Field(min_length=1)]
+
+CHECK_KINDS = (
+    "not_null",
+    "unique",
+    "between",
+    "accepted_values",
+    "row_count",
+    "freshness",
+    "expression",
+    "schema_",
+    "expect",
+    "sql",
+)
+
+
+class Check(Model):
+    """A pass/fail assertion on a step's output. Exactly one kind key."""
+
+    name: StepName
+    not_null: ColumnList | None = None
+    unique: ColumnList | None = None
+    column: Column | None = Field(None, description="The column that `between` applies to.")
+    between: tuple[Scalar, Scalar] | None = None
+    accepted_values: AcceptedValues | None = None
+    row_count: RowCount | None = None
+    freshness: Freshness | None = None
+    expression: str | None = Field(None, description="A boolean SQL expression that must hold for every row.")
+    schema_: dict[Column, str] | None = Field(None, alias="schema", description="Expected columns and types.")
+    expect: Annotated[str, Field(pattern=r"^expect_[a-z0-9_]+$")] | None = Field(
+        None, description="A Great Expectations expectation, e.g. `expect_column_values_to_not_be_null`."
+    )
+    kwargs: dict[str, Any] | None = None
+    sql: str | None = Field(None, description="Escape hatch: a query returning one boolean.")
+    where: str | None = None
+    severity: Severity = "error"
+    mostly: Annotated[float, Field(gt=0, le=1)] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        kind = _exactly_one(self, CHECK_KINDS, f"check `{self.name}`")
+        if (self.column is not None) != (kind == "between"):
+            raise ValueError(f"check `{self.name}`: `column` goes with `between: [lo, hi]`, and only with it")
+        if self.kwargs is not None and kind != "expect":
+            raise ValueError(f"check `{self.name}`: `kwargs` goes with `expect:` only")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CHECK_KINDS if getattr(self, k) is not None).rstrip("_")
+
+
+METRIC_KINDS = (
+    "count",
+    "mean",
+    "min",
+    "max",
+    "sum",
+    "stddev",
+    "null_fraction",
+    "distinct_count",
+    "quantile",
+    "expression",
+)
+
+
+class Bounds(Model):
+    min: float | None = None
+    max: float | None = None
+
+
+class History(Model):
+    window: Annotated[int, Field(ge=2, le=1000)]
+    max_zscore: Annotated[float, Field(gt=0)]
+
+
+def _check_change(value: str | float) -> str | float:
+    if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+)?%", value):
+        raise ValueError(f"`{value}` is not a change: write a percentage like `20%` or a fraction like 0.2")
+    return value
+
+
+class Metric(Model):
+    """A number computed from a step's output, with optional static or learned bounds."""
+
+    name: StepName
+    count: Literal["*"] | Column | None = None
+    mean: Column | None = None
+    min: Column | None = None
+    max: Column | None = None
+    sum: Column | None = None
+    stddev: Column | None = None
+    null_fraction: Column | None = None
+    distinct_count: Column | None = None
+    quantile: Quantile | None = None
+    expression: str | None = Field(None, description="Any aggregate SQL expression.")
+    where: str | None = None
+    bounds: Bounds | None = None
+    history: History | None = None
+    max_change: str | Annotated[float, Field(gt=0)] | None = None
+    severity: Severity = "warning"
+    description: str | None = None
+
+    _max_change = field_validator("max_change")(_check_change)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Metric:
+        _exactly_one(self, METRIC_KINDS, f"metric `{self.name}`")
+        if self.history is not None and self.max_change is not None:
+            raise ValueError(f"metric `{self.name}`: use `history` or `max_change`, not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in METRIC_KINDS if getattr(self, k) is not None)
+
+
+class Publish(Model):
+    """Load the step's output into a warehouse table once its error checks passed."""
+
+    table: TableName
+    mode: Literal["append", "replace", "merge"] = "append"
+    keys: list[Column] | None = None
+
+    @model_validator(mode="after")
+    def _merge_needs_keys(self) -> Publish:
+        if self.mode == "merge" and not self.keys:
+            raise ValueError("`mode: merge` needs `keys`: the columns that identify a row")
+        return self
+
+
+def _no_literal_credentials(env: dict[str, EnvValue] | None) -> dict[str, EnvValue] | None:
+    for name, value in (env or {}).items():
+        if _CREDENTIAL_NAME.search(name) and not isinstance(value, SecretRef):
+            raise ValueError(
+                f"`{name}` looks like a credential: reference a Kubernetes Secret instead, "
+                f"`{name}: {{secret: my-secret, key: {name.lower()}}}`"
+            )
+    return env
+
+
+class StepSettings(Model):
+    """Settings that `defaults` may give every step."""
+
+    image: str | None = None
+    resources: Resources | None = None
+    env: dict[EnvName, EnvValue] | None = None
+    retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    retry_delay: Duration | None = None
+    timeout: Duration | None = None
+    pool: str | None = None
+
+    _env = field_validator("env")(_no_literal_credentials)
+
+
+class Step(StepSettings):
+    """One unit of work: exactly one of `sql`, `python`, `command`, `table`."""
+
+    sql: str | None = None
+    python: CallablePath | None = None
+    command: str | Annotated[list[str], Field(min_length=1)] | None = None
+    table: TableName | None = None
+    inputs: list[StepName] | dict[StepName, StepName] | None = None
+    depends_on: list[StepName] = []
+    args: dict[StepName, Any] | None = None
+    checks: list[Check] = []
+    metrics: list[Metric] = []
+    publish: Publish | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        kind = _exactly_one(self, ("sql", "python", "command", "table"), "a step")
+        if kind == "table" and self.inputs:
+            raise ValueError("a `table` step reads an existing table; it takes no `inputs`")
+        if kind in ("sql", "table") and (self.image or self.resources):
+            raise ValueError(f"a `{kind}` step runs in the warehouse: `image` and `resources` do not apply")
+        names = [c.name for c in self.checks] + [m.name for m in self.metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"check and metric names must be unique in a step; repeated: {', '.join(twice)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("sql", "python", "command", "table") if getattr(self, k) is not None)
+
+    @property
+    def input_map(self) -> dict[str, str]:
+        """Inputs as {argument: producer step}; a list names arguments after the producers."""
+        if isinstance(self.inputs, dict):
+            return dict(self.inputs)
+        return {name: name for name in self.inputs or []}
+
+
+class ScheduleAfter(Model):
+    """Run when these warehouse tables (Airflow Assets published by other pipelines) change."""
+
+    after: Annotated[list[TableName], Field(min_length=1)]
+
+
+class Pipeline(Model):
+    """A whole ``*.aq.yaml`` file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"title": "aq-airflow pipeline spec"},
+    )
+
+    pipeline: DagId | None = Field(None, description="The dag_id; defaults to the file name without .aq.yaml.")
+    description: str | None = None
+    schedule: CronOrPreset | ScheduleAfter | None = None
+    start_date: datetime.datetime | None = None
+    end_date: datetime.datetime | None = None
+    catchup: bool = False
+    owner: str = "airflow"
+    tags: list[Annotated[str, Field(max_length=100)]] = []
+    params: dict[StepName, Any] = {}
+    warehouse: ConnId = Field("aq_warehouse", description="Airflow connection id of the warehouse.")
+    artifacts: str | None = Field(None, description="Artifact store URI; default: a local folder.")
+    cluster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] = Field(
+        "local", description="Cluster profile: gke, eks, aks, nvidia, local, or one from aq-profiles.yaml."
+    )
+    defaults: StepSettings = StepSettings()
+    steps: Annotated[dict[StepName, Step], Field(min_length=1)]
+    on_failure: CallablePath | None = Field(None, description="`module:callable` run when a task fails.")
+    max_active_runs: Annotated[int, Field(ge=1)] | None = None
+    timeout: Duration | None = None
+
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _utc(cls, value: datetime.datetime | None) -> datetime.datetime | None:
+        """Naive dates mean UTC, so a spec means the same DAG on every machine."""
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value

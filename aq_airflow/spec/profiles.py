@@ -1,0 +1,76 @@
+"""User cluster profiles (``aq-profiles.yaml`` next to the specs), validated like specs.
+
+A profile file says how the team's clusters differ from a built-in profile::
+
+    profiles:
+      gke-prod:
+        extends: gke
+        namespace: ml-pipelines
+        service_account: aq-runner
+        kubernetes_conn_id: k8s_prod
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+import yaml
+from pydantic import Field
+
+from aq_airflow.spec.errors import SpecError, SpecIssue
+from aq_airflow.spec.load import SpecFile, validation_problems
+from aq_airflow.spec.models import Model
+from aq_airflow.spec.types import ByteQuantity, ConnId, CpuQuantity, KubeName
+from aq_airflow.spec.yamlpos import load_yaml
+
+PROFILES_FILE = "aq-profiles.yaml"
+ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class Toleration(Model):
+    key: str
+    operator: Literal["Equal", "Exists"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class ProfileSpec(Model):
+    """A cluster profile; every field left out is taken from the profile it extends."""
+
+    extends: ProfileName | None = None
+    runner: Literal["kubernetes", "local"] | None = None
+    namespace: KubeName | None = None
+    kubernetes_conn_id: ConnId | None = None
+    service_account: KubeName | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+    gpu_resource: str | None = None
+    gpu_node_selector: dict[str, str] | None = None
+    gpu_type_labels: dict[str, dict[str, str | list[str]]] | None = Field(
+        None,
+        description="Portable GPU type -> node labels; a list of values becomes a node-affinity `In`.",
+    )
+    gpu_tolerations: list[Toleration] | None = None
+    default_cpu: CpuQuantity | None = None
+    default_memory: ByteQuantity | None = None
+    run_as_user: Annotated[int, Field(ge=1)] | None = None
+
+
+class ProfilesFile(Model):
+    profiles: dict[ProfileName, ProfileSpec]
+
+
+def parse_profiles(spec_file: SpecFile) -> dict[str, ProfileSpec]:
+    """Validate a profiles file; raises :class:`SpecError` with positions."""
+    try:
+        data = load_yaml(spec_file.text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SpecError([SpecIssue(spec_file.path, line, col, f"YAML syntax: {exc.problem}")]) from None
+    try:
+        return dict(ProfilesFile.model_validate(data).profiles)
+    except pydantic.ValidationError as exc:
+        raise spec_file.error(validation_problems(data, exc)) from None

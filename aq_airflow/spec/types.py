@@ -1,0 +1,144 @@
+"""Constrained scalar types of the spec: names, durations, quantities, schedules.
+
+Each is an ``Annotated`` pydantic type, so the same definition validates, documents itself in
+the JSON schema (pattern, description) and produces the error message a user reads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+StepName = Annotated[
+    str,
+    Field(
+        pattern=rf"^{IDENT}$",
+        max_length=63,
+        description="A step name: letters, digits and underscores, not starting with a digit.",
+    ),
+]
+Column = Annotated[
+    str,
+    Field(pattern=rf"^{IDENT}$", max_length=255, description="A column name (an SQL identifier)."),
+]
+TableName = Annotated[
+    str,
+    Field(
+        pattern=rf"^{IDENT}(\.{IDENT}){{0,2}}$",
+        description="`table`, `schema.table` or `db.schema.table`.",
+    ),
+]
+DagId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="The Airflow dag_id."),
+]
+ConnId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="An Airflow connection id."),
+]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="An environment variable name.")]
+KubeName = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="A Kubernetes object name."),
+]
+CallablePath = Annotated[
+    str,
+    Field(
+        pattern=rf"^{IDENT}(\.{IDENT})*:{IDENT}(\.{IDENT})*$",
+        description="`package.module:function`, importable inside the step's image.",
+    ),
+]
+GpuType = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="A portable GPU type such as `t4`, `l4`, `a100-80gb`."),
+]
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a validated duration such as ``30s``, ``5m``, ``2h``, ``1d``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"`{text}` is not a duration")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(f"`{value}` is not a duration: write a whole number and a unit, like 30s, 5m, 2h or 1d")
+    return value
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(description="A duration: a whole number and a unit s, m, h or d (`30s`, `5m`, `2h`, `1d`)."),
+]
+
+
+def _to_text(value: Any) -> Any:
+    """YAML reads `cpu: 2` as an int and `cpu: 0.5` as a float; quantities are kept as text."""
+    if isinstance(value, bool):
+        return value  # rejected by the str type with its own message
+    if isinstance(value, int | float):
+        return format(value, "g")
+    return value
+
+
+_CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)m?$")
+_BYTES = re.compile(r"^(\d+(\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+
+
+def _check_cpu(value: str) -> str:
+    if not _CPU.match(value) or float(value.rstrip("m")) <= 0:
+        raise ValueError(f"`{value}` is not a CPU quantity: write cores (`2`, `0.5`) or millicores (`500m`)")
+    return value
+
+
+def _check_bytes(value: str) -> str:
+    if not _BYTES.match(value):
+        raise ValueError(f"`{value}` is not a memory quantity: write a number and a unit, like `512Mi` or `8Gi`")
+    return value
+
+
+CpuQuantity = Annotated[
+    str,
+    BeforeValidator(_to_text),
+    AfterValidator(_check_cpu),
+    Field(description="Kubernetes CPU quantity: `2`, `0.5`, `500m`."),
+]
+ByteQuantity = Annotated[
+    str,
+    BeforeValidator(_to_text),
+    AfterValidator(_check_bytes),
+    Field(description="Kubernetes memory quantity: `512Mi`, `8Gi`."),
+]
+
+SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+
+def _check_schedule(value: str) -> str:
+    if value in SCHEDULE_PRESETS:
+        return value
+    if value.startswith("@"):
+        raise ValueError(f"`{value}` is not a schedule preset; use one of {', '.join(SCHEDULE_PRESETS)}")
+    from croniter import croniter  # imported here: only specs with cron strings pay for it
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(
+            f'`{value}` is not a cron expression: five fields "minute hour day month weekday", like "0 6 * * *"'
+        )
+    return value
+
+
+CronOrPreset = Annotated[
+    str,
+    AfterValidator(_check_schedule),
+    Field(description='A cron expression (`"0 6 * * *"`) or a preset (`@daily`).'),
+]

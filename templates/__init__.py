@@ -1,0 +1,1 @@
+"""Templates of generated DAG files (shipped in the wheel as aq_airflow.templates)."""
