@@ -1,0 +1,42 @@
+"""Plan -> live Airflow DAG objects (the dags-folder loader's backend)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Asset, TaskGroup
+
+from aq_airflow import operators
+from aq_airflow.plan import AssetRef, CallbackRef, DagPlan, Seconds
+
+
+def materialize(value: Any) -> Any:
+    """The plan's marker values as the objects Airflow expects."""
+    if isinstance(value, Seconds):
+        return datetime.timedelta(seconds=value.value)
+    if isinstance(value, AssetRef):
+        return Asset(name=value.name, uri=value.uri)
+    if isinstance(value, CallbackRef):
+        return operators.ImportedCallback(value.path)
+    if isinstance(value, dict):
+        return {k: materialize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [materialize(v) for v in value]
+    return value
+
+
+def build_dag(plan: DagPlan) -> DAG:
+    """One DAG with a task group per step, wired as the plan says."""
+    dag = DAG(**materialize(plan.dag_arguments()))
+    groups = {g.group_id: TaskGroup(g.group_id, tooltip=g.tooltip, dag=dag) for g in plan.groups}
+    tasks = {}
+    for task in plan.tasks:
+        operator = getattr(operators, task.operator)
+        group = groups[task.group] if task.group else None
+        short_id = task.task_id.removeprefix(f"{task.group}.") if task.group else task.task_id
+        tasks[task.task_id] = operator(task_id=short_id, dag=dag, task_group=group, **materialize(task.kwargs))
+    for task in plan.tasks:
+        for upstream in task.upstream:
+            tasks[upstream] >> tasks[task.task_id]
+    return dag

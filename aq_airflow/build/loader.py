@@ -1,0 +1,80 @@
+"""The dags-folder loader: every ``*.aq.yaml`` under a folder becomes a DAG in the loader
+file's module namespace, which is how Airflow's DagBag finds them.
+
+Parse-time rules (Airflow kills slow files, and one bad file must not hide the others):
+no network, connections, Variables or warehouse; plans cached by content hash; when the
+parsing context names a dag_id (a worker running one task), only that DAG is built; a broken
+spec becomes a placeholder DAG carrying its errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+from airflow.sdk import DAG, get_parsing_context
+
+from aq_airflow.build.dag import build_dag
+from aq_airflow.build.placeholder import placeholder_dag, safe_dag_id
+from aq_airflow.plan.compile import compile_text, profiles_near
+from aq_airflow.spec import SPEC_SUFFIXES, SpecError, SpecFile
+
+log = logging.getLogger(__name__)
+_PIPELINE_KEY = re.compile(r"^pipeline:[ \t]*['\"]?([A-Za-z0-9_.-]+)['\"]?[ \t]*(#.*)?$", re.M)
+
+
+def spec_paths(folder: str) -> list[str]:
+    """Every spec file under ``folder``, sorted, hidden folders skipped."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES)]
+    return found
+
+
+def declared_dag_id(spec_file: SpecFile) -> str:
+    """The dag_id a spec declares (``pipeline:``) or its file name gives, without validating it."""
+    match = _PIPELINE_KEY.search(spec_file.text)
+    return match.group(1) if match else spec_file.default_dag_id
+
+
+def _build_one(spec_file: SpecFile, profiles: Any) -> DAG:
+    try:
+        if isinstance(profiles, SpecError):
+            raise profiles
+        return build_dag(compile_text(spec_file, profiles))
+    except SpecError as error:
+        log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
+        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
+    except Exception as error:  # a bug of ours must not hide the folder's other pipelines
+        log.exception("aq-airflow: could not build %s", spec_file.path)
+        message = f"{spec_file.path}:1:1: internal error while building this pipeline: {error!r}"
+        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message])
+
+
+def load_dags(namespace: dict, folder: str | None = None) -> list[DAG]:
+    """Build the DAGs of every spec under ``folder`` (default: the calling file's folder) into
+    ``namespace`` (the loader file's ``globals()``)."""
+    folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
+    wanted = get_parsing_context().dag_id
+    try:
+        profiles: Any = profiles_near(folder)
+    except SpecError as error:
+        profiles = error
+    built: list[DAG] = []
+    seen: dict[str, str] = {}
+    for path in spec_paths(folder):
+        spec_file = SpecFile.read(path)
+        dag_id = declared_dag_id(spec_file)
+        if wanted and dag_id != wanted:
+            continue
+        if dag_id in seen:
+            log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
+            continue
+        seen[dag_id] = path
+        dag = _build_one(spec_file, profiles)
+        namespace[f"aq_dag__{dag.dag_id}"] = dag
+        built.append(dag)
+    return built

@@ -1,0 +1,31 @@
+"""A visible stand-in for a pipeline whose spec is broken, so the team sees the error in the UI."""
+
+from __future__ import annotations
+
+import re
+
+from airflow.sdk import DAG
+
+from aq_airflow.operators import AqInvalidSpecOperator
+
+INVALID_TAG = "aq:invalid"
+
+
+def placeholder_dag(dag_id: str, errors: list[str]) -> DAG:
+    """A DAG with the spec's dag_id, tagged ``aq:invalid``, whose description and docs carry the
+    ``file:line:col`` errors and whose one task fails with them."""
+    listing = "\n".join(errors)
+    dag = DAG(
+        dag_id=dag_id,
+        schedule=None,
+        description=f"INVALID SPEC: {errors[0]}"[:1000],
+        doc_md=f"## This pipeline's spec is invalid\n\nFix these and the DAG comes back:\n\n```\n{listing}\n```\n",
+        tags=[INVALID_TAG],
+    )
+    AqInvalidSpecOperator(task_id="invalid_spec", errors=errors, dag=dag)
+    return dag
+
+
+def safe_dag_id(text: str) -> str:
+    """A valid dag_id made from any text (a file name), for specs too broken to name their DAG."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:250] or "aq_invalid_spec"
