@@ -19,19 +19,10 @@ from airflow.sdk import DAG, get_parsing_context
 from aq_airflow.build.dag import build_dag
 from aq_airflow.build.placeholder import placeholder_dag, safe_dag_id
 from aq_airflow.plan.compile import compile_text, profiles_near
-from aq_airflow.spec import SPEC_SUFFIXES, SpecError, SpecFile
+from aq_airflow.spec import SpecError, SpecFile, spec_paths
 
 log = logging.getLogger(__name__)
 _PIPELINE_KEY = re.compile(r"^pipeline:[ \t]*['\"]?([A-Za-z0-9_.-]+)['\"]?[ \t]*(#.*)?$", re.M)
-
-
-def spec_paths(folder: str) -> list[str]:
-    """Every spec file under ``folder``, sorted, hidden folders skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
-        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES)]
-    return found
 
 
 def declared_dag_id(spec_file: SpecFile) -> str:

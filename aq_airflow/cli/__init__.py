@@ -1,0 +1,1 @@
+"""The ``aq-airflow`` command line."""

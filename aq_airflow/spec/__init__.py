@@ -4,7 +4,7 @@ Imports nothing of Airflow, so editors, CI and step images can validate specs ch
 """
 
 from aq_airflow.spec.errors import SpecError, SpecIssue
-from aq_airflow.spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec
+from aq_airflow.spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec, spec_paths
 from aq_airflow.spec.models import Check, Metric, Pipeline, Publish, Resources, SecretRef, Step
 
 
@@ -31,4 +31,5 @@ __all__ = [
     "Step",
     "json_schema",
     "parse_spec",
+    "spec_paths",
 ]

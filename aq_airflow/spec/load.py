@@ -25,6 +25,15 @@ from aq_airflow.spec.yamlpos import compose, load_yaml, locate
 SPEC_SUFFIXES = (".aq.yaml", ".aq.yml")
 
 
+def spec_paths(folder: str) -> list[str]:
+    """Every spec file under ``folder``, sorted; hidden and dunder folders skipped."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES)]
+    return found
+
+
 @dataclass(frozen=True)
 class Problem:
     """An issue found by a later stage, located by its path in the YAML document."""

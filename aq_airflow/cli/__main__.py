@@ -1,0 +1,5 @@
+import sys
+
+from aq_airflow.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""``aq-airflow``: validate, compile, schema, init (and dagbag, a deployment preflight).
+
+``validate``, ``compile`` and ``schema`` import nothing of Airflow, so they run in editors and
+CI without an Airflow installation or metadata database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from aq_airflow.spec import SpecError, SpecIssue, spec_paths
+
+LOADER_FILE = "aq_dags.py"
+LOADER_SOURCE = '''"""Builds every *.aq.yaml pipeline under this folder (written by `aq-airflow init`)."""
+from aq_airflow.build import load_dags
+
+load_dags(globals())
+'''
+SCHEMA_FILE = "aq-airflow.schema.json"
+
+
+def _spec_files(paths: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        files += spec_paths(path) if os.path.isdir(path) else [path]
+    return files
+
+
+def _compile(path: str):
+    """Plan one spec file, or the issues that stop it (unreadable files included)."""
+    from aq_airflow.plan import compile_spec
+
+    try:
+        return compile_spec(path), []
+    except SpecError as error:
+        return None, error.issues
+    except OSError as error:
+        return None, [SpecIssue(path, 1, 1, f"cannot read the file: {error.strerror}")]
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = _spec_files(args.paths)
+    issues = [issue for path in files for issue in _compile(path)[1]]
+    if args.format == "json":
+        print(json.dumps({"files": len(files), "errors": [i.as_dict() for i in issues]}, indent=2))
+    else:
+        for issue in issues:
+            print(issue)
+        bad = len({i.file for i in issues})
+        print(f"{len(files)} spec(s) checked, {len(issues)} error(s) in {bad} file(s)", file=sys.stderr)
+    if not files:
+        print("no *.aq.yaml files found in " + " ".join(args.paths), file=sys.stderr)
+        return 1
+    return 1 if issues else 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from aq_airflow.codegen import render_dag
+
+    os.makedirs(args.out, exist_ok=True)
+    failed = False
+    for path in _spec_files(args.paths):
+        plan, issues = _compile(path)
+        if plan is None:
+            failed = True
+            for issue in issues:
+                print(issue)
+            continue
+        target = os.path.join(args.out, f"{plan.dag_id}.py")
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(render_dag(plan))
+        print(f"{path} -> {target}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from aq_airflow.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from aq_airflow.spec import json_schema
+
+    os.makedirs(args.dags_folder, exist_ok=True)
+    loader = os.path.join(args.dags_folder, LOADER_FILE)
+    if os.path.exists(loader) and not args.force:
+        print(f"{loader} exists; leaving it as it is (use --force to rewrite it)", file=sys.stderr)
+    else:
+        with open(loader, "w", encoding="utf-8") as handle:
+            handle.write(LOADER_SOURCE)
+        print(f"wrote {loader}", file=sys.stderr)
+    schema = os.path.join(args.dags_folder, SCHEMA_FILE)
+    with open(schema, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    print(f"wrote {schema} (point editors at it: # yaml-language-server: $schema={SCHEMA_FILE})", file=sys.stderr)
+    return 0
+
+
+def cmd_dagbag(args: argparse.Namespace) -> int:
+    """Load a dags folder the way Airflow's DAG processor does and list what it finds."""
+    from aq_airflow.cli.dagbag import show_dagbag
+
+    return show_dagbag(args.dags_folder)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="aq-airflow", description="Declarative pipelines compiled to Airflow DAGs.")
+    sub = main.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check specs; errors as file:line:col: message")
+    validate.add_argument("paths", nargs="+", help="spec files or folders")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.set_defaults(func=cmd_validate)
+    compile_ = sub.add_parser("compile", help="write one Python DAG file per spec")
+    compile_.add_argument("paths", nargs="+", help="spec files or folders")
+    compile_.add_argument("--out", required=True, help="folder for the generated .py files")
+    compile_.set_defaults(func=cmd_compile)
+    schema = sub.add_parser("schema", help="print the JSON schema of the spec")
+    schema.add_argument("--out", help="write it to this file instead")
+    schema.set_defaults(func=cmd_schema)
+    init = sub.add_parser("init", help="write the loader file and the JSON schema into a dags folder")
+    init.add_argument("dags_folder")
+    init.add_argument("--force", action="store_true", help="rewrite an existing loader file")
+    init.set_defaults(func=cmd_init)
+    dagbag = sub.add_parser("dagbag", help="load a dags folder as Airflow would; list DAGs and errors")
+    dagbag.add_argument("dags_folder")
+    dagbag.set_defaults(func=cmd_dagbag)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Plan -> Python DAG file through the Jinja template in ``templates/``.
+
+The output is deterministic (same plan, same bytes): no timestamps, stable ordering, and every
+value written by :func:`py_literal`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import jinja2
+
+from aq_airflow import __version__
+from aq_airflow.codegen.literals import py_literal
+from aq_airflow.plan import DagPlan
+
+TEMPLATE = "dag.py.j2"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    folder = resources.files("aq_airflow.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - generates Python, not HTML; values go through py_literal
+    )
+    env.filters["py"] = py_literal
+    return env
+
+
+def _var(task_id: str) -> str:
+    return task_id.replace(".", "__")
+
+
+def render_dag(plan: DagPlan) -> str:
+    """The Python source of a DAG file that builds the same DAG as the loader does."""
+    tasks_by_group: dict[str, list[dict]] = {g.group_id: [] for g in plan.groups}
+    for task in plan.tasks:
+        short_id = task.task_id.removeprefix(f"{task.group}.")
+        tasks_by_group[task.group].append({"var": _var(task.task_id), "short_id": short_id, "plan": task})
+    edges = [(_var(up), _var(task.task_id)) for task in plan.tasks for up in task.upstream]
+    operators = sorted({task.operator for task in plan.tasks} | ({"ImportedCallback"} if plan.on_failure else set()))
+    return _environment().get_template(TEMPLATE).render(
+        plan=plan, version=__version__, operators=operators, tasks_by_group=tasks_by_group, edges=edges
+    )
