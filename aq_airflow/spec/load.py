@@ -19,6 +19,7 @@ import pydantic
 import yaml
 
 from aq_airflow.spec import models
+from aq_airflow.spec import types as spec_types
 from aq_airflow.spec.errors import SpecError, SpecIssue
 from aq_airflow.spec.yamlpos import compose, load_yaml, locate
 
@@ -100,7 +101,21 @@ def _vocabulary() -> list[str]:
     return sorted(words)
 
 
+def _pattern_descriptions() -> dict[str, str]:
+    """Pattern -> what it means in words, from the ``Annotated`` spec types."""
+    found: dict[str, str] = {}
+    for value in vars(spec_types).values():
+        for meta in getattr(value, "__metadata__", ()):
+            pattern = getattr(meta, "pattern", None) or next(
+                (m.pattern for m in getattr(meta, "metadata", ()) if hasattr(m, "pattern")), None
+            )
+            if pattern and meta.description:
+                found.setdefault(pattern, meta.description.rstrip(".")[0].lower() + meta.description.rstrip(".")[1:])
+    return found
+
+
 _WORDS = _vocabulary()
+_PATTERNS = _pattern_descriptions()
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "union_tag_invalid")
 
 
@@ -125,6 +140,9 @@ def _data_path(data: Any, loc: tuple) -> tuple:
 
 
 def _describe(error: dict, path: tuple) -> tuple[str, bool]:
+    if error["loc"] and error["loc"][-1] == "[key]":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return f"`{error['input']}` is not a valid name here; expected {_PATTERNS.get(pattern, 'text matching ' + pattern)}", True
     where = ".".join(str(p) for p in path)
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -136,7 +154,8 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
         return f"missing required key `{path[-1]}`", False
     message = error["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
-        message = f"`{error['input']}` is not allowed here: {error['loc'][-1]} must match {error['ctx']['pattern']}"
+        pattern = error["ctx"]["pattern"]
+        message = f"`{error['input']}` is not allowed here; expected {_PATTERNS.get(pattern, 'text matching ' + pattern)}"
     return (f"{where}: {message}" if where else message), False
 
 

@@ -18,7 +18,7 @@ StepName = Annotated[
     Field(
         pattern=rf"^{IDENT}$",
         max_length=63,
-        description="A step name: letters, digits and underscores, not starting with a digit.",
+        description="A name: letters, digits and underscores, not starting with a digit.",
     ),
 ]
 Column = Annotated[
@@ -34,7 +34,7 @@ TableName = Annotated[
 ]
 DagId = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="The Airflow dag_id."),
+    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="A dag_id: letters, digits, `_`, `.` and `-`."),
 ]
 ConnId = Annotated[
     str,

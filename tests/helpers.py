@@ -1,0 +1,28 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from aq_airflow.plan import compile_text
+from aq_airflow.spec import SpecError, SpecFile
+
+
+def spec_file(text: str, name: str = "pipe.aq.yaml") -> SpecFile:
+    return SpecFile(name, textwrap.dedent(text).lstrip("\n"))
+
+
+def issues_of(text: str) -> list[str]:
+    """The located issues of a spec text (empty when it compiles)."""
+    try:
+        compile_text(spec_file(text))
+    except SpecError as error:
+        return [str(i) for i in error.issues]
+    return []
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
