@@ -4,6 +4,7 @@ KubernetesPodOperator at loopback (building a pod needs a client configuration, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +25,10 @@ _KUBECONFIG.write_text(
     "current-context: loop\n"
 )
 os.environ["KUBECONFIG"] = str(_KUBECONFIG)
+# the example profile `onprem-a100` names its own Kubernetes connection
+os.environ["AIRFLOW_CONN_K8S_ONPREM"] = json.dumps(
+    {"conn_type": "kubernetes", "extra": {"kube_config_path": str(_KUBECONFIG)}}
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_dags"

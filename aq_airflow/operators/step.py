@@ -55,7 +55,7 @@ class AqLocalStepOperator(BaseOperator):
         env_vars: dict[str, str],
         secret_env: list[dict],
         artifacts: str | None,
-        resources: dict,
+        resource_asks: dict,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,7 +65,7 @@ class AqLocalStepOperator(BaseOperator):
         self.env_vars = env_vars
         self.secret_env = secret_env
         self.artifacts = artifacts
-        self.resources = resources
+        self.resource_asks = resource_asks
 
     def execute(self, context: Any) -> Any:
         raise NotBuiltYet("the local runner")

@@ -176,7 +176,7 @@ class _Planner:
                 "env_vars": env,
                 "secret_env": secrets,
                 "artifacts": self.pipeline.artifacts,
-                "resources": self.resources(name, step),
+                "resource_asks": self.resources(name, step),
                 **self.task_settings(step),
             }
             return self.add(name, "run", "AqLocalStepOperator", kwargs, start)
