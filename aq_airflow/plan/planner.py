@@ -17,7 +17,7 @@ import os
 
 from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
 from aq_airflow.plan.profiles import Profile, resolve_profile
-from aq_airflow.spec import Pipeline, Problem, ProblemsFound, SecretRef, SpecFile, Step
+from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.spec.profiles import ProfileSpec
 from aq_airflow.spec.types import duration_seconds
 
@@ -34,8 +34,11 @@ CONTAINER_SECURITY_CONTEXT = {
 
 
 def _merged(pipeline: Pipeline, step: Step, key: str):
-    value = getattr(step, key)
-    return value if value is not None else getattr(pipeline.defaults, key)
+    """A step setting over its default; ``resources`` merge key by key."""
+    value, default = getattr(step, key), getattr(pipeline.defaults, key)
+    if key == "resources" and value is not None and default is not None:
+        return Resources(**{**default.model_dump(exclude_none=True), **value.model_dump(exclude_none=True)})
+    return value if value is not None else default
 
 
 class _Planner:
