@@ -218,6 +218,11 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         raise SpecError([SpecIssue(spec_file.path, line, col, f"YAML syntax: {reason}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = spec_file.text[: exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        message = f"YAML syntax: character {exc.character!r} is not allowed in YAML; remove it or write it escaped"
+        raise SpecError([SpecIssue(spec_file.path, line, col, message)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([SpecIssue(spec_file.path, 1, 1, f"YAML syntax: {exc}")]) from None
     if not isinstance(data, dict):

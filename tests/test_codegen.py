@@ -1,0 +1,133 @@
+"""Generated DAG files: same DAG as the loader, byte-identical on every run, and inert."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import string
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aq_airflow.cli.main import main as cli
+from aq_airflow.codegen import render_dag
+from aq_airflow.plan import compile_spec, compile_text
+from aq_airflow.spec import SpecFile
+from tests.conftest import EXAMPLES, example_specs
+
+
+def serialized(dag) -> dict:
+    data = DagSerialization.to_dict(dag)
+    for key in ("fileloc", "relative_fileloc"):
+        data["dag"].pop(key, None)
+    return data
+
+
+@pytest.fixture(scope="module")
+def both_bags(tmp_path_factory):
+    live = tmp_path_factory.mktemp("live")
+    shutil.copytree(EXAMPLES, live, dirs_exist_ok=True)
+    compiled = tmp_path_factory.mktemp("compiled")
+    assert cli(["compile", str(EXAMPLES), "--out", str(compiled)]) == 0
+    return DagBag(dag_folder=str(live)), DagBag(dag_folder=str(compiled))
+
+
+def test_compiled_files_load_without_errors(both_bags):
+    _, compiled = both_bags
+    assert compiled.import_errors == {}
+    assert set(compiled.dags) == {p.name.removesuffix(".aq.yaml") for p in example_specs()}
+
+
+@pytest.mark.parametrize("path", example_specs(), ids=lambda p: p.name)
+def test_compiled_dag_equals_live_dag(both_bags, path):
+    live, compiled = both_bags
+    dag_id = path.name.removesuffix(".aq.yaml")
+    assert serialized(compiled.dags[dag_id]) == serialized(live.dags[dag_id])
+
+
+@pytest.mark.parametrize("path", example_specs(), ids=lambda p: p.name)
+def test_output_is_byte_identical_on_every_run(path, tmp_path):
+    first = render_dag(compile_spec(path))
+    copy = tmp_path / path.name  # another folder, another time: same bytes
+    copy.write_text(path.read_text())
+    shutil.copy(EXAMPLES / "aq-profiles.yaml", tmp_path / "aq-profiles.yaml")
+    assert render_dag(compile_spec(copy)) == first
+    compile(first, path.name, "exec")
+
+
+# ---- adversarial spec text stays data -------------------------------------------------------
+
+ALLOWED_CALLS = {
+    "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback",
+    "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
+    "AqCheckOperator", "AqMetricOperator", "AqPublishOperator",
+}  # fmt: skip
+ALLOWED_IMPORTS = {"datetime", "airflow.sdk", "aq_airflow.operators"}
+
+EVIL = [
+    '"); import os; os.system("x") #',
+    "'''\nimport os\n'''",
+    '\\"; __import__("os").system("id"); "',
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "\x00\u2028\r\n}}{%",
+]
+
+
+def assert_inert(source: str) -> None:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name), ast.dump(node.func)
+            assert node.func.id in ALLOWED_CALLS, node.func.id
+        if isinstance(node, ast.Import):
+            raise AssertionError(f"unexpected import {ast.dump(node)}")
+        if isinstance(node, ast.ImportFrom):
+            assert node.module in ALLOWED_IMPORTS, node.module
+        assert not isinstance(node, ast.Lambda | ast.FunctionDef | ast.ClassDef | ast.Attribute)
+
+
+def yaml_escape(char: str) -> str:
+    """One character inside a YAML double-quoted string."""
+    if " " <= char <= "~" and char not in '"\\':
+        return char
+    return f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
+
+
+def spec_with(value: str) -> str:
+    quoted = "".join(yaml_escape(c) for c in value)
+    text = f'''
+pipeline: evil
+description: "{quoted}"
+owner: "{quoted}"
+tags: ["{quoted}"]
+params: {{p: "{quoted}"}}
+steps:
+  a:
+    sql: "{quoted}"
+    checks: [{{name: c, expression: "{quoted}", where: "{quoted}", description: "{quoted}"}}]
+    metrics: [{{name: m, expression: "{quoted}"}}]
+  b:
+    command: "{quoted}"
+    inputs: [a]
+    env: {{X: "{quoted}"}}
+    args: {{y: "{quoted}"}}
+'''
+    return text
+
+
+@pytest.mark.parametrize("value", EVIL)
+def test_hostile_strings_come_out_as_literals(value):
+    plan = compile_text(SpecFile("evil.aq.yaml", spec_with(value)))
+    source = render_dag(plan)
+    assert_inert(source)
+    assert plan.description == value  # carried through unchanged, as data
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from(string.punctuation)))
+def test_any_string_in_every_field_stays_inert(value):
+    source = render_dag(compile_text(SpecFile("evil.aq.yaml", spec_with(value))))
+    assert_inert(source)
