@@ -93,11 +93,13 @@ class SpecFile:
 
 
 def _vocabulary() -> list[str]:
+    """Every key any spec model accepts (pipelines, steps, checks, profiles), for hints."""
     words: set[str] = set()
-    for value in vars(models).values():
-        if isinstance(value, type) and issubclass(value, pydantic.BaseModel):
-            for name, info in value.model_fields.items():
-                words.add(info.alias or name)
+    pending = [models.Model]
+    while pending:
+        model = pending.pop()
+        pending += model.__subclasses__()
+        words |= {info.alias or name for name, info in model.model_fields.items()}
     return sorted(words)
 
 
@@ -114,7 +116,6 @@ def _pattern_descriptions() -> dict[str, str]:
     return found
 
 
-_WORDS = _vocabulary()
 _PATTERNS = _pattern_descriptions()
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "union_tag_invalid")
 
@@ -147,7 +148,7 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(path[-1])
-        close = difflib.get_close_matches(key, _WORDS, n=1, cutoff=0.7)
+        close = difflib.get_close_matches(key, _vocabulary(), n=1, cutoff=0.7)
         hint = f"; did you mean `{close[0]}`?" if close else "; remove it or check the spec reference"
         return f"unknown key `{key}`{hint}", True
     if kind == "missing":

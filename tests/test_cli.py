@@ -1,0 +1,105 @@
+"""The aq-airflow command line, run as users run it: a subprocess of the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from aq_airflow.spec import json_schema
+from tests.conftest import EXAMPLES
+from tests.helpers import write
+
+CLI = [sys.executable, "-m", "aq_airflow.cli"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_validate_accepts_the_examples():
+    result = run("validate", str(EXAMPLES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "4 spec(s) checked, 0 error(s)" in result.stderr
+
+
+def test_validate_prints_one_line_per_error_and_fails(tmp_path):
+    write(tmp_path, "bad.aq.yaml", "steps:\n  a:\n    python: m:f\n    input: [x]\n    retries: -1\n")
+    write(tmp_path, "good.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n")
+    result = run("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{tmp_path}/bad.aq.yaml:4:5: unknown key `input`; did you mean `inputs`?",
+        f"{tmp_path}/bad.aq.yaml:5:14: steps.a.retries: Input should be greater than or equal to 0",
+    ]
+    assert "2 spec(s) checked, 2 error(s) in 1 file(s)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_json_for_tools(tmp_path):
+    path = write(tmp_path, "bad.aq.yaml", "steps:\n  a:\n    python: nope\n")
+    result = run("validate", "--format", "json", str(path))
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["files"] == 1
+    (error,) = report["errors"]
+    assert (error["file"], error["line"], error["col"]) == (str(path), 3, 13)
+    assert "module.function" in error["message"] or "module:function" in error["message"]
+
+
+def test_validate_missing_file_is_an_error_not_a_traceback(tmp_path):
+    result = run("validate", str(tmp_path / "nope.aq.yaml"))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"{tmp_path}/nope.aq.yaml:1:1: cannot read the file: No such file or directory"
+
+
+def test_compile_writes_one_file_per_spec(tmp_path):
+    result = run("compile", str(EXAMPLES), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "churn_alerts.py", "churn_scoring.py", "fraud_training.py", "image_embeddings.py"
+    ]  # fmt: skip
+    first = (tmp_path / "out" / "churn_scoring.py").read_bytes()
+    run("compile", str(EXAMPLES), "--out", str(tmp_path / "again"))
+    assert (tmp_path / "again" / "churn_scoring.py").read_bytes() == first
+
+
+def test_compile_reports_errors_and_still_writes_the_good_ones(tmp_path):
+    write(tmp_path, "bad.aq.yaml", "steps: {}\n")
+    write(tmp_path, "good.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n")
+    result = run("compile", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{tmp_path}/bad.aq.yaml:1:8: steps: Dictionary should have at least 1 item")
+    assert os.listdir(tmp_path / "out") == ["good.py"]
+
+
+def test_schema_is_the_models_schema():
+    result = run("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == json.loads(json.dumps(json_schema()))
+
+
+def test_init_writes_a_two_line_loader_and_the_schema(tmp_path):
+    folder = tmp_path / "dags"
+    result = run("init", str(folder))
+    assert result.returncode == 0, result.stderr
+    code = [line for line in (folder / "aq_dags.py").read_text().splitlines() if line and not line.startswith('"""')]
+    assert code == ["from aq_airflow.build import load_dags", "load_dags(globals())"]
+    assert json.loads((folder / "aq-airflow.schema.json").read_text())["title"] == "aq-airflow pipeline spec"
+    (folder / "aq_dags.py").write_text("# mine\n")
+    run("init", str(folder))
+    assert (folder / "aq_dags.py").read_text() == "# mine\n"  # never overwritten without --force
+
+
+def test_dagbag_preflight_lists_dags_and_invalid_specs(tmp_path):
+    folder = tmp_path / "dags"
+    run("init", str(folder))
+    write(folder, "ok.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n")
+    write(folder, "bad.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n    retries: x\n")
+    result = run("dagbag", str(folder))
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.split(" ")[0] in ("ok", "INVALID")]
+    assert [line.split()[:2] for line in lines] == [["INVALID", "bad"], ["ok", "ok"]]
+    assert "2 DAG(s), 1 invalid spec(s), 0 import error(s)" in result.stdout

@@ -1,0 +1,95 @@
+"""The dags-folder loader under Airflow's DagBag: good specs load, broken ones become visible
+placeholders, and a worker's parsing context builds only its own DAG."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from aq_airflow.build import INVALID_TAG, load_dags
+from aq_airflow.operators.errors import InvalidSpec
+from tests.conftest import EXAMPLES
+from tests.helpers import write
+
+GOOD = """
+pipeline: {name}
+steps:
+  a:
+    sql: SELECT 1 AS x
+  b:
+    python: pkg.mod:fn
+    inputs: [a]
+"""
+
+
+def test_broken_specs_become_placeholders_and_do_not_hide_the_others(dags_folder):
+    write(dags_folder, "good_one.aq.yaml", GOOD.format(name="good_one"))
+    (dags_folder / "team").mkdir()
+    write(dags_folder / "team", "good_two.aq.yml", GOOD.format(name="good_two"))
+    write(dags_folder, "typo.aq.yaml", "pipeline: typo\nsteps:\n  a:\n    python: m:f\n    input: [x]\n")
+    write(dags_folder, "syntax.aq.yaml", "steps: [a,\n")
+    write(dags_folder, "cycle.aq.yaml", "steps:\n  a:\n    python: m:f\n    inputs: [b]\n  b:\n    python: m:f\n    inputs: [a]\n")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {"good_one", "good_two", "typo", "syntax", "cycle"}
+    for dag_id in ("good_one", "good_two"):
+        assert INVALID_TAG not in bag.dags[dag_id].tags
+        assert bag.dags[dag_id].task_ids == ["a.run", "b.run"]
+    typo = bag.dags["typo"]
+    assert typo.tags == {INVALID_TAG}
+    assert typo.task_ids == ["invalid_spec"]
+    expected = f"{dags_folder}/typo.aq.yaml:5:5: unknown key `input`; did you mean `inputs`?"
+    assert typo.description == f"INVALID SPEC: {expected}"
+    assert expected in typo.doc_md
+    assert bag.dags["syntax"].description.startswith(f"INVALID SPEC: {dags_folder}/syntax.aq.yaml:2:1: YAML syntax")
+    assert "steps form a cycle" in bag.dags["cycle"].description
+
+
+def test_placeholder_task_fails_with_the_errors(dags_folder):
+    write(dags_folder, "typo.aq.yaml", "steps:\n  a:\n    python: m:f\n    retries: lots\n")
+    (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
+    with pytest.raises(InvalidSpec, match=r"typo.aq.yaml:4:14: steps.a.retries: Input should be a valid integer"):
+        dag.get_task("invalid_spec").execute({})
+
+
+def test_invalid_profiles_file_marks_every_spec_of_the_folder(dags_folder):
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="good"))
+    write(dags_folder, "aq-profiles.yaml", "profiles:\n  mine:\n    extends: gke\n    namspace: x\n")
+    (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
+    assert dag.tags == {INVALID_TAG}
+    assert "aq-profiles.yaml:4:5: unknown key `namspace`; did you mean `namespace`?" in dag.description
+
+
+def test_duplicate_dag_ids_keep_the_first_spec(dags_folder, caplog):
+    write(dags_folder, "a.aq.yaml", GOOD.format(name="same"))
+    write(dags_folder, "b.aq.yaml", GOOD.format(name="same"))
+    dags = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
+    assert [d.dag_id for d in dags] == ["same"]
+    assert "already used by" in caplog.text
+
+
+def test_parsing_context_builds_only_the_wanted_dag(dags_folder, monkeypatch):
+    shutil.copytree(EXAMPLES, dags_folder, dirs_exist_ok=True)
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "fraud_training")
+    dags = load_dags(namespace)
+    assert [d.dag_id for d in dags] == ["fraud_training"]
+    assert [k for k in namespace if k.startswith("aq_dag__")] == ["aq_dag__fraud_training"]
+
+
+def test_unchanged_specs_are_planned_once(dags_folder, monkeypatch):
+    from aq_airflow.plan import compile as plan_compile
+
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="cached"))
+    calls = []
+    real = plan_compile.parse_spec
+    monkeypatch.setattr(plan_compile, "parse_spec", lambda f: calls.append(f.path) or real(f))
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    load_dags(namespace)
+    load_dags(namespace)
+    assert len(calls) == 1
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="cached") + "description: changed\n")
+    (dag,) = load_dags(namespace)
+    assert len(calls) == 2 and dag.description == "changed"
