@@ -86,7 +86,7 @@ def test_error_metric_gates_nothing_downstream_but_fails_its_task(bag):
 def test_table_step_read_by_a_python_step_is_exported_first(bag):
     dag = bag.dags["fraud_training"]
     export = dag.get_task("labels.run")
-    assert export.sql == "SELECT * FROM risk.chargebacks"
+    assert (export.table, export.sql) == ("risk.chargebacks", None)
     assert dag.get_task("dataset.run").upstream_task_ids == {"labels.run", "transactions.checks"}
     assert "labels.checks" not in dag.get_task("dataset.run").upstream_task_ids  # warning only
 
@@ -112,7 +112,11 @@ def test_pod_of_a_gpu_step_on_the_user_profile(bag):
     assert spec["nodeSelector"] == {"node-role.acme.io/ml": "true"}
     (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert term["matchExpressions"] == [
-        {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"]}
+        {
+            "key": "nvidia.com/gpu.product",
+            "operator": "In",
+            "values": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"],
+        }
     ]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     env = {e["name"]: e for e in container["env"]}

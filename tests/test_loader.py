@@ -30,7 +30,11 @@ def test_broken_specs_become_placeholders_and_do_not_hide_the_others(dags_folder
     write(dags_folder / "team", "good_two.aq.yml", GOOD.format(name="good_two"))
     write(dags_folder, "typo.aq.yaml", "pipeline: typo\nsteps:\n  a:\n    python: m:f\n    input: [x]\n")
     write(dags_folder, "syntax.aq.yaml", "steps: [a,\n")
-    write(dags_folder, "cycle.aq.yaml", "steps:\n  a:\n    python: m:f\n    inputs: [b]\n  b:\n    python: m:f\n    inputs: [a]\n")
+    write(
+        dags_folder,
+        "cycle.aq.yaml",
+        "steps:\n  a:\n    python: m:f\n    inputs: [b]\n  b:\n    python: m:f\n    inputs: [a]\n",
+    )
     bag = DagBag(dag_folder=str(dags_folder))
     assert bag.import_errors == {}
     assert set(bag.dags) == {"good_one", "good_two", "typo", "syntax", "cycle"}

@@ -58,7 +58,10 @@ def test_core_works_without_airflow(core_venv, tmp_path):
 
 def test_provider_is_registered_with_airflow():
     result = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "aq-airflow" in result.stdout

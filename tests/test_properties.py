@@ -20,7 +20,8 @@ for base in BASES:
 
 KEYS = ["steps", "inputs", "python", "sql", "table", "command", "checks", "metrics", "resources", "gpu", "gpu_type",
         "between", "column", "publish", "mode", "keys", "schedule", "cluster", "retries", "timeout", "env", "args",
-        "depends_on", "name", "severity", "history", "bounds", "input", "sqll", "after", "image", "memory", "cpu"]  # fmt: skip
+        "depends_on", "name", "severity", "history", "bounds", "input", "sqll", "after", "image", "memory",
+        "cpu"]  # fmt: skip
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True), st.text(max_size=20),
     st.sampled_from(["1d", "5m", "0 6 * * *", "@daily", "a100-80gb", "gke", "eks", "aks", "nvidia", "features",
@@ -28,7 +29,9 @@ scalars = st.one_of(
 )  # fmt: skip
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -81,7 +81,10 @@ def test_minimal_spec_parses_with_defaults():
             "pipe.aq.yaml:4:10: steps.a.env: `DB_PASSWORD` looks like a credential: reference a Kubernetes Secret "
             "instead, `DB_PASSWORD: {secret: my-secret, key: db_password}`",
         ),
-        ("steps:\n  a:\n    python: m:f\n  a:\n    sql: x\n", "pipe.aq.yaml:4:3: YAML syntax: duplicate key `a`: remove one of them"),
+        (
+            "steps:\n  a:\n    python: m:f\n  a:\n    sql: x\n",
+            "pipe.aq.yaml:4:3: YAML syntax: duplicate key `a`: remove one of them",
+        ),
         ("steps: [a, b\n", "pipe.aq.yaml:2:1: YAML syntax: did not find expected ',' or ']'"),
         ("- a\n- b\n", "pipe.aq.yaml:1:1: a spec is a mapping with at least `steps:`"),
         ("pipeline: p\n", "pipe.aq.yaml:1:1: missing required key `steps`"),
@@ -118,7 +121,7 @@ def test_each_mistake_is_one_located_line(text, expected):
 
 
 def test_cycle_is_reported_with_its_path():
-    text = "steps:\n  a:\n    python: m:f\n    inputs: [c]\n  b:\n    python: m:f\n    inputs: [a]\n  c:\n    python: m:f\n    inputs: [b]\n"
+    text = "steps:\n" + "".join(f"  {s}:\n    python: m:f\n    inputs: [{i}]\n" for s, i in ("ac", "ba", "cb"))
     (issue,) = issues_of(text)
     assert issue.startswith("pipe.aq.yaml:")
     assert "steps form a cycle:" in issue
@@ -142,7 +145,10 @@ def test_kubernetes_profile_needs_image_and_shared_artifacts():
 
 
 def test_unknown_gpu_type_names_the_profile_choices():
-    text = "cluster: gke\nartifacts: gs://b/p\nsteps:\n  a:\n    python: m:f\n    image: i\n    resources: {gpu: 1, gpu_type: a10g}\n"
+    text = (
+        "cluster: gke\nartifacts: gs://b/p\nsteps:\n  a:\n    python: m:f\n    image: i\n"
+        "    resources: {gpu: 1, gpu_type: a10g}\n"
+    )
     (issue,) = issues_of(text)
     assert issue.startswith("pipe.aq.yaml:7:35: profile `gke` has no GPU type `a10g`; it knows: a100-40gb")
 

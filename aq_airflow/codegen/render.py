@@ -43,6 +43,8 @@ def render_dag(plan: DagPlan) -> str:
         tasks_by_group[task.group].append({"var": _var(task.task_id), "short_id": short_id, "plan": task})
     edges = [(_var(up), _var(task.task_id)) for task in plan.tasks for up in task.upstream]
     operators = sorted({task.operator for task in plan.tasks} | ({"ImportedCallback"} if plan.on_failure else set()))
-    return _environment().get_template(TEMPLATE).render(
-        plan=plan, version=__version__, operators=operators, tasks_by_group=tasks_by_group, edges=edges
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(plan=plan, version=__version__, operators=operators, tasks_by_group=tasks_by_group, edges=edges)
     )

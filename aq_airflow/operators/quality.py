@@ -19,9 +19,7 @@ class AqCheckOperator(BaseSQLOperator):
 
     template_fields = ("source", "checks")
 
-    def __init__(
-        self, *, step: str, source: dict, checks: list[dict], artifacts: str | None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, step: str, source: dict, checks: list[dict], artifacts: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
         self.source = source

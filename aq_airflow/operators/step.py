@@ -72,15 +72,27 @@ class AqLocalStepOperator(BaseOperator):
 
 
 class AqSqlStepOperator(BaseOperator):
-    """A ``sql`` step (or the export of a ``table`` step): the query's result into the artifact store."""
+    """A ``sql`` step, or the export of a ``table`` step that a python step reads: the query's
+    result (or the whole table) into the artifact store."""
 
     template_fields = ("sql", "output_path")
     template_ext = ()
 
-    def __init__(self, *, conn_id: str, sql: str, step: str, artifacts: str | None, output: str, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        sql: str | None,
+        table: str | None,
+        step: str,
+        artifacts: str | None,
+        output: str,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.sql = sql
+        self.table = table
         self.step = step
         self.artifacts = artifacts
         self.output_path = output

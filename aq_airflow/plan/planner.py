@@ -151,16 +151,18 @@ class _Planner:
         return tuple(t for p in producers for t in self.gates[p])
 
     def run_task(self, name: str, step: Step, start: tuple[str, ...]) -> str | None:
-        warehouse = self.pipeline.warehouse
-        if step.kind == "table":
-            if name not in self.exported:
-                return None
-            kwargs = {"conn_id": warehouse, "sql": f"SELECT * FROM {step.table}", "step": name}
-            kwargs["artifacts"], kwargs["output"] = self.pipeline.artifacts, self.relative_output(name)
-            return self.add(name, "run", "AqSqlStepOperator", kwargs, start)
-        if step.kind == "sql":
-            kwargs = {"conn_id": warehouse, "sql": step.sql, "step": name, **self.task_settings(step)}
-            kwargs["artifacts"], kwargs["output"] = self.pipeline.artifacts, self.relative_output(name)
+        if step.kind == "table" and name not in self.exported:
+            return None
+        if step.kind in ("sql", "table"):
+            kwargs = {
+                "conn_id": self.pipeline.warehouse,
+                "sql": step.sql,
+                "table": step.table,
+                "step": name,
+                "artifacts": self.pipeline.artifacts,
+                "output": self.relative_output(name),
+                **self.task_settings(step),
+            }
             return self.add(name, "run", "AqSqlStepOperator", kwargs, start)
         if step.kind == "python":
             cmds, arguments = list(RUNTIME_CMD), ["--function", step.python]
@@ -235,7 +237,9 @@ class _Planner:
         source = self.quality_source(name, step)
         if step.checks:
             checks = [c.model_dump(exclude_none=True, by_alias=True) for c in step.checks]
-            task = self.add(name, "checks", "AqCheckOperator", {**common, "source": source, "checks": checks}, after_run)
+            task = self.add(
+                name, "checks", "AqCheckOperator", {**common, "source": source, "checks": checks}, after_run
+            )
             if any(c.severity == "error" for c in step.checks):
                 gates.append(task)
         if step.metrics:
@@ -278,7 +282,9 @@ class _Planner:
             description=pipeline.description,
             doc_md=f"{pipeline.description or ''}\n\nCompiled by aq-airflow from `{source}`.".strip(),
             schedule=schedule if isinstance(schedule, str) else None,
-            schedule_assets=tuple(AssetRef(t) for t in schedule.after) if schedule and not isinstance(schedule, str) else (),
+            schedule_assets=tuple(AssetRef(t) for t in schedule.after)
+            if schedule and not isinstance(schedule, str)
+            else (),
             start_date=pipeline.start_date,
             end_date=pipeline.end_date,
             catchup=pipeline.catchup,

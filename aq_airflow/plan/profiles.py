@@ -94,8 +94,12 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             "v100": {_AKS_SIZE: ["Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3"]},
             "a10": {_AKS_SIZE: [f"Standard_NV{n}ads_A10_v5" for n in (6, 12, 18, 36, 72)]},
             "a100-40gb": {_AKS_SIZE: ["Standard_ND96asr_v4"]},
-            "a100-80gb": {_AKS_SIZE: [f"Standard_NC{n}ads_A100_v4" for n in (24, 48, 96)] + ["Standard_ND96amsr_A100_v4"]},
-            "h100-80gb": {_AKS_SIZE: ["Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96isr_H100_v5"]},
+            "a100-80gb": {
+                _AKS_SIZE: [f"Standard_NC{n}ads_A100_v4" for n in (24, 48, 96)] + ["Standard_ND96amsr_A100_v4"]
+            },
+            "h100-80gb": {
+                _AKS_SIZE: ["Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5", "Standard_ND96isr_H100_v5"]
+            },
         },
         gpu_tolerations=(
             {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},

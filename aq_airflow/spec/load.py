@@ -140,10 +140,17 @@ def _data_path(data: Any, loc: tuple) -> tuple:
     return tuple(path)
 
 
+def _pattern_text(pattern: str) -> str:
+    return _PATTERNS.get(pattern, f"text matching {pattern}")
+
+
 def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     if error["loc"] and error["loc"][-1] == "[key]":
         pattern = error.get("ctx", {}).get("pattern", "")
-        return f"`{error['input']}` is not a valid name here; expected {_PATTERNS.get(pattern, 'text matching ' + pattern)}", True
+        return (
+            f"`{error['input']}` is not a valid name here; expected {_pattern_text(pattern)}",
+            True,
+        )
     where = ".".join(str(p) for p in path)
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -156,7 +163,9 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     message = error["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         pattern = error["ctx"]["pattern"]
-        message = f"`{error['input']}` is not allowed here; expected {_PATTERNS.get(pattern, 'text matching ' + pattern)}"
+        message = (
+            f"`{error['input']}` is not allowed here; expected {_PATTERNS.get(pattern, 'text matching ' + pattern)}"
+        )
     return (f"{where}: {message}" if where else message), False
 
 

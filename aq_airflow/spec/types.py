@@ -34,7 +34,11 @@ TableName = Annotated[
 ]
 DagId = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="A dag_id: letters, digits, `_`, `.` and `-`."),
+    Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        max_length=250,
+        description="A dag_id: letters, digits, `_`, `.` and `-`.",
+    ),
 ]
 ConnId = Annotated[
     str,

@@ -21,7 +21,6 @@ class _StrictLoader(SafeLoader):  # type: ignore[misc,valid-type]
     """Safe loader that keeps dates as text (the spec model parses them) and rejects
     duplicate keys, which plain YAML silently resolves to the last value."""
 
-
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
         for key, _ in node.value:
