@@ -3,20 +3,41 @@ KubernetesPodOperator (resources, env with Secret references, node affinity)."""
 
 from __future__ import annotations
 
+from functools import cache
+
+from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 
+@cache
+def _model_configuration() -> Configuration:
+    """One client configuration shared by every model object built at parse time.
+
+    Without it each ``V1EnvVar`` makes its own ``Configuration``, whose logger set-up is most of
+    the cost of building a pod task (measured: about half of a 10-step DAG's parse time).
+    """
+    return Configuration()
+
+
+def _model(kind: type, **fields):
+    return kind(**fields, local_vars_configuration=_model_configuration())
+
+
 def resource_requirements(resources: dict) -> k8s.V1ResourceRequirements:
-    return k8s.V1ResourceRequirements(requests=dict(resources["requests"]), limits=dict(resources["limits"]))
+    return _model(k8s.V1ResourceRequirements, requests=dict(resources["requests"]), limits=dict(resources["limits"]))
 
 
 def env_vars(env: dict[str, str], secret_env: list[dict]) -> list[k8s.V1EnvVar]:
     """Plain values as they are (Airflow renders their templates); secrets only by reference."""
-    plain = [k8s.V1EnvVar(name=name, value=value) for name, value in env.items()]
+    plain = [_model(k8s.V1EnvVar, name=name, value=value) for name, value in env.items()]
     secret = [
-        k8s.V1EnvVar(
+        _model(
+            k8s.V1EnvVar,
             name=ref["name"],
-            value_from=k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(name=ref["secret"], key=ref["key"])),
+            value_from=_model(
+                k8s.V1EnvVarSource,
+                secret_key_ref=_model(k8s.V1SecretKeySelector, name=ref["secret"], key=ref["key"]),
+            ),
         )
         for ref in secret_env
     ]
@@ -28,12 +49,12 @@ def node_affinity(required: dict[str, list[str]]) -> k8s.V1Affinity | None:
     if not required:
         return None
     expressions = [
-        k8s.V1NodeSelectorRequirement(key=label, operator="In", values=list(values))
+        _model(k8s.V1NodeSelectorRequirement, key=label, operator="In", values=list(values))
         for label, values in sorted(required.items())
     ]
-    term = k8s.V1NodeSelectorTerm(match_expressions=expressions)
-    return k8s.V1Affinity(
-        node_affinity=k8s.V1NodeAffinity(
-            required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])
-        )
+    term = _model(k8s.V1NodeSelectorTerm, match_expressions=expressions)
+    selector = _model(k8s.V1NodeSelector, node_selector_terms=[term])
+    return _model(
+        k8s.V1Affinity,
+        node_affinity=_model(k8s.V1NodeAffinity, required_during_scheduling_ignored_during_execution=selector),
     )
