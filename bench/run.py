@@ -32,16 +32,28 @@ from bench.workload import write_workload  # noqa: E402
 PARSING_CONTEXT = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 
 
-def aq_cold(folders):
-    """A fresh DAG processor: nothing cached."""
+def _fresh_process():
     plan_compile._PLANS.clear()
     plan_compile._PROFILES.clear()
-    return load_dags({"__file__": str(folders["aq"] / "aq_dags.py")})
+
+
+def aq_cold(folders):
+    """A spec parsed for the first time (new or changed): nothing cached anywhere."""
+    _fresh_process()
+    empty = tempfile.mkdtemp(dir=folders["aq"].parent)  # the plans are still written: part of the cost
+    return load_dags({"__file__": str(folders["aq"] / "aq_dags.py")}, cache_folder=empty)
+
+
+def aq_disk(folders):
+    """Airflow's steady state: a fresh parser process re-reading unchanged specs, plans from
+    the on-disk content-hash store."""
+    _fresh_process()
+    return load_dags({"__file__": str(folders["aq"] / "aq_dags.py")}, cache_folder=str(folders["cache"]))
 
 
 def aq_warm(folders):
-    """A long-lived parser re-reading unchanged specs: plans come from the content-hash cache."""
-    return load_dags({"__file__": str(folders["aq"] / "aq_dags.py")})
+    """A long-lived process re-reading unchanged specs: plans from the in-memory cache."""
+    return load_dags({"__file__": str(folders["aq"] / "aq_dags.py")}, cache_folder=str(folders["cache"]))
 
 
 def compiled(folders, _code={}):  # noqa: B006 - the bytecode cache, like __pycache__
@@ -87,13 +99,16 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     folders = write_workload(Path(tempfile.mkdtemp(prefix="aq-bench-")), args.pipelines)
+    folders["cache"] = folders["aq"].parent / "plan-cache"
 
     for fn in (aq_cold, compiled, dag_factory):  # warm-up: first-call costs (imports, caches of Airflow)
         fn(folders)
 
     rows = {}
-    for name, fn in (("aq loader (cold)", aq_cold), ("aq loader (warm cache)", aq_warm),
-                     ("compiled .py files", compiled), ("dag-factory 1.1.0", dag_factory)):  # fmt: skip
+    aq_disk(folders)  # fill the store
+    for name, fn in (("aq loader (cold)", aq_cold), ("aq loader (disk cache)", aq_disk),
+                     ("aq loader (memory cache)", aq_warm), ("compiled .py files", compiled),
+                     ("dag-factory 1.1.0", dag_factory)):  # fmt: skip
         seconds, count = timed(fn, folders, args.rounds)
         assert count == args.pipelines, (name, count)
         rows[name] = {"seconds": seconds, "peak_mib": peak_memory(fn, folders) / 2**20}
@@ -106,7 +121,8 @@ def main() -> int:
     cold, hand = rows["aq loader (cold)"]["seconds"], rows["compiled .py files"]["seconds"]
     ratios = [
         ("aq loader (cold) / compiled .py", cold / hand, "<= 1.2x"),
-        ("aq loader (warm) / compiled .py", rows["aq loader (warm cache)"]["seconds"] / hand, "<= 1.2x"),
+        ("aq loader (disk cache) / compiled .py", rows["aq loader (disk cache)"]["seconds"] / hand, "<= 1.2x"),
+        ("aq loader (memory cache) / compiled .py", rows["aq loader (memory cache)"]["seconds"] / hand, "<= 1.2x"),
         ("peak memory aq (cold) / compiled .py",
          rows["aq loader (cold)"]["peak_mib"] / rows["compiled .py files"]["peak_mib"], "report"),
         ("dag-factory / aq loader (cold): speed-up", rows["dag-factory 1.1.0"]["seconds"] / cold, ">= 5x"),

@@ -97,3 +97,38 @@ def test_unchanged_specs_are_planned_once(dags_folder, monkeypatch):
     write(dags_folder, "good.aq.yaml", GOOD.format(name="cached") + "description: changed\n")
     (dag,) = load_dags(namespace)
     assert len(calls) == 2 and dag.description == "changed"
+
+
+def test_a_fresh_parser_process_reads_unchanged_plans_from_disk(dags_folder, tmp_path, monkeypatch):
+    from aq_airflow.plan import compile as plan_compile
+
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="on_disk"))
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    (first,) = load_dags(namespace, cache_folder=str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    plan_compile._PLANS.clear()  # what a new DAG-processor process starts with
+    monkeypatch.setattr(plan_compile, "parse_spec", lambda f: pytest.fail("re-parsed an unchanged spec"))
+    (again,) = load_dags(namespace, cache_folder=str(tmp_path / "cache"))
+    assert again.task_ids == first.task_ids
+
+
+def test_a_corrupt_cache_entry_is_a_miss(dags_folder, tmp_path):
+    from aq_airflow.plan import compile as plan_compile
+
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="corrupt"))
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    load_dags(namespace, cache_folder=str(tmp_path / "cache"))
+    for entry in (tmp_path / "cache").glob("*.json"):
+        entry.write_text('{"dag_id": 1')
+    plan_compile._PLANS.clear()
+    (dag,) = load_dags(namespace, cache_folder=str(tmp_path / "cache"))
+    assert dag.dag_id == "corrupt" and INVALID_TAG not in dag.tags
+
+
+@pytest.mark.parametrize("name", ["churn_scoring", "fraud_training", "churn_alerts", "image_embeddings"])
+def test_stored_plans_round_trip(name):
+    from aq_airflow.plan import compile_spec
+    from aq_airflow.plan.store import plan_from_json, plan_to_json
+
+    plan = compile_spec(EXAMPLES / f"{name}.aq.yaml")
+    assert plan_from_json(plan_to_json(plan)) == plan

@@ -19,6 +19,7 @@ from airflow.sdk import DAG, get_parsing_context
 from aq_airflow.build.dag import build_dag
 from aq_airflow.build.placeholder import placeholder_dag, safe_dag_id
 from aq_airflow.plan.compile import compile_text, profiles_near
+from aq_airflow.plan.store import PlanStore
 from aq_airflow.spec import SpecError, SpecFile, spec_paths
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,11 @@ def declared_dag_id(spec_file: SpecFile) -> str:
     return match.group(1) if match else spec_file.default_dag_id
 
 
-def _build_one(spec_file: SpecFile, profiles: Any) -> DAG:
+def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore) -> DAG:
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles))
+        return build_dag(compile_text(spec_file, profiles, store))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
@@ -45,10 +46,12 @@ def _build_one(spec_file: SpecFile, profiles: Any) -> DAG:
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message])
 
 
-def load_dags(namespace: dict, folder: str | None = None) -> list[DAG]:
+def load_dags(namespace: dict, folder: str | None = None, cache_folder: str | None = None) -> list[DAG]:
     """Build the DAGs of every spec under ``folder`` (default: the calling file's folder) into
-    ``namespace`` (the loader file's ``globals()``)."""
+    ``namespace`` (the loader file's ``globals()``). Plans are cached on disk in
+    ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``)."""
     folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
+    store = PlanStore(cache_folder)
     wanted = get_parsing_context().dag_id
     try:
         profiles: Any = profiles_near(folder)
@@ -65,7 +68,7 @@ def load_dags(namespace: dict, folder: str | None = None) -> list[DAG]:
             log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
             continue
         seen[dag_id] = path
-        dag = _build_one(spec_file, profiles)
+        dag = _build_one(spec_file, profiles, store)
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

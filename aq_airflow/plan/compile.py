@@ -7,6 +7,7 @@ import os
 
 from aq_airflow.plan.model import DagPlan
 from aq_airflow.plan.planner import plan_pipeline
+from aq_airflow.plan.store import PlanStore
 from aq_airflow.spec import ProblemsFound, SpecFile, parse_spec
 from aq_airflow.spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
 
@@ -26,17 +27,27 @@ def profiles_near(folder: str) -> tuple[str, dict[str, ProfileSpec]]:
     return spec_file.sha256, _PROFILES[spec_file.sha256]
 
 
-def compile_text(spec_file: SpecFile, profiles: tuple[str, dict[str, ProfileSpec]] = ("", {})) -> DagPlan:
-    """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues)."""
+def compile_text(
+    spec_file: SpecFile,
+    profiles: tuple[str, dict[str, ProfileSpec]] = ("", {}),
+    store: PlanStore | None = None,
+) -> DagPlan:
+    """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues).
+
+    Plans are cached in memory, and in ``store`` when given, by the spec's and the profiles'
+    content hashes.
+    """
     key = (spec_file.path, spec_file.sha256, profiles[0])
-    plan = _PLANS.get(key)
+    plan = _PLANS.get(key) or (store.get(*key) if store else None)
     if plan is None:
         pipeline = parse_spec(spec_file)
         try:
             plan = plan_pipeline(pipeline, spec_file, profiles[1])
         except ProblemsFound as found:
             raise spec_file.error(found.problems) from None
-        _PLANS[key] = plan
+        if store:
+            store.put(plan, *key)
+    _PLANS[key] = plan
     return plan
 
 

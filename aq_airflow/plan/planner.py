@@ -236,14 +236,14 @@ class _Planner:
         common = {"conn_id": self.pipeline.warehouse, "step": name, "artifacts": self.pipeline.artifacts}
         source = self.quality_source(name, step)
         if step.checks:
-            checks = [c.model_dump(exclude_none=True, by_alias=True) for c in step.checks]
+            checks = [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in step.checks]
             task = self.add(
                 name, "checks", "AqCheckOperator", {**common, "source": source, "checks": checks}, after_run
             )
             if any(c.severity == "error" for c in step.checks):
                 gates.append(task)
         if step.metrics:
-            metrics = [m.model_dump(exclude_none=True, by_alias=True) for m in step.metrics]
+            metrics = [m.model_dump(mode="json", exclude_none=True, by_alias=True) for m in step.metrics]
             task = self.add(
                 name, "metrics", "AqMetricOperator", {**common, "source": source, "metrics": metrics}, after_run
             )

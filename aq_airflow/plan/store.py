@@ -1,0 +1,95 @@
+"""Plans on disk, keyed by content hash.
+
+Airflow's DAG processor parses every file in a fresh process every 30 seconds, so an in-memory
+cache never survives to the next parse. This store keeps each plan as JSON (never pickle: a
+cache file is data, not code) so that re-parsing an unchanged spec skips YAML, validation and
+planning and costs about what the hand-written DAG file costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+from aq_airflow import __version__
+from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
+
+_MARKERS = {cls.__name__: cls for cls in (Seconds, AssetRef, CallbackRef)}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return {"$": "datetime", "iso": value.isoformat()}
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"$": type(value).__name__, **fields} if type(value).__name__ in _MARKERS else fields
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        kind = value.get("$")
+        if kind == "datetime":
+            return datetime.datetime.fromisoformat(value["iso"])
+        if kind in _MARKERS:
+            return _MARKERS[kind](**{k: v for k, v in value.items() if k != "$"})
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def plan_to_json(plan: DagPlan) -> str:
+    return json.dumps(_encode(plan))
+
+
+def plan_from_json(text: str) -> DagPlan:
+    data = _decode(json.loads(text))
+    data["tasks"] = tuple(TaskPlan(**{**t, "upstream": tuple(t["upstream"])}) for t in data["tasks"])
+    data["groups"] = tuple(GroupPlan(**g) for g in data["groups"])
+    data["tags"] = tuple(data["tags"])
+    data["schedule_assets"] = tuple(data["schedule_assets"])
+    return DagPlan(**data)
+
+
+def default_folder() -> str:
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return os.environ.get("AQ_AIRFLOW_CACHE") or os.path.join(home, "aq-airflow-cache")
+
+
+class PlanStore:
+    """A folder of plans; a missing, unreadable or stale entry is a miss, never an error."""
+
+    def __init__(self, folder: str | None = None) -> None:
+        self.folder = folder or default_folder()
+
+    def _path(self, *key: str) -> str:
+        digest = hashlib.sha256("\0".join((__version__, *key)).encode()).hexdigest()
+        return os.path.join(self.folder, f"{digest}.json")
+
+    def get(self, *key: str) -> DagPlan | None:
+        try:
+            with open(self._path(*key), encoding="utf-8") as handle:
+                return plan_from_json(handle.read())
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def put(self, plan: DagPlan, *key: str) -> None:
+        """Write atomically (temp file, then rename); a read-only disk just means no cache."""
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(plan_to_json(plan))
+            os.replace(temp, self._path(*key))
+        except OSError:
+            return
