@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import statistics
 import sys
@@ -22,13 +23,14 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="aq-bench-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: E402, F401
-from dagfactory import load_yaml_dags  # noqa: E402
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: F401
+from dagfactory import load_yaml_dags
 
-from aq_airflow.build import load_dags  # noqa: E402
-from aq_airflow.plan import compile as plan_compile  # noqa: E402
-from bench.workload import write_workload  # noqa: E402
+from aq_airflow.build import load_dags
+from aq_airflow.plan import compile as plan_compile
+from bench.workload import write_workload
 
+logging.disable(logging.INFO)  # dag-factory logs a line per file
 PARSING_CONTEXT = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 
 
@@ -61,7 +63,7 @@ def compiled(folders, _code={}):  # noqa: B006 - the bytecode cache, like __pyca
     for path in sorted(folders["compiled"].glob("*.py")):
         code = _code.get(path) or _code.setdefault(path, compile(path.read_text(), str(path), "exec"))
         namespace = {"__file__": str(path), "__name__": path.stem}
-        exec(code, namespace)  # noqa: S102 - our own generated DAG files
+        exec(code, namespace)
         dags.append(namespace["dag"])
     return dags
 
