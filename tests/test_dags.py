@@ -40,6 +40,7 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
     assert dag.task_ids == [
         "customers.run",
         "customers.checks",
+        "orders.run",
         "features.run",
         "features.metrics",
         "train.run",
@@ -47,15 +48,25 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
         "scores.checks",
         "scores.metrics",
         "scores.publish",
+        "report.run",
         "raw_orders.checks",
     ]
-    assert set(dag.task_group.children) == {"customers", "features", "train", "scores", "raw_orders"}
+    assert set(dag.task_group.children) == {
+        "customers",
+        "orders",
+        "features",
+        "train",
+        "scores",
+        "report",
+        "raw_orders",
+    }
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream == {
         "customers.run": set(),
         "customers.checks": {"customers.run"},
+        "orders.run": set(),
         # an error-severity check on customers gates every reader of customers
-        "features.run": {"customers.checks"},
+        "features.run": {"customers.checks", "orders.run"},
         "features.metrics": {"features.run"},
         # features' metrics are warnings: they never block train
         "train.run": {"features.run"},
@@ -65,6 +76,8 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
         "scores.metrics": {"scores.run"},
         # publish waits for error checks, not for warning metrics
         "scores.publish": {"scores.checks"},
+        "report.run": {"scores.checks"},
+        # a warning-only check gates nothing
         "raw_orders.checks": set(),
     }
     assert {t.trigger_rule for t in dag.tasks} == {"all_success"}

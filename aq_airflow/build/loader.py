@@ -32,11 +32,11 @@ def declared_dag_id(spec_file: SpecFile) -> str:
     return match.group(1) if match else spec_file.default_dag_id
 
 
-def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore) -> DAG:
+def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, cluster: str | None) -> DAG:
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles, store))
+        return build_dag(compile_text(spec_file, profiles, store, cluster))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
@@ -46,10 +46,13 @@ def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore) -> DAG:
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message])
 
 
-def load_dags(namespace: dict, folder: str | None = None, cache_folder: str | None = None) -> list[DAG]:
+def load_dags(
+    namespace: dict, folder: str | None = None, cache_folder: str | None = None, cluster: str | None = None
+) -> list[DAG]:
     """Build the DAGs of every spec under ``folder`` (default: the calling file's folder) into
     ``namespace`` (the loader file's ``globals()``). Plans are cached on disk in
-    ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``)."""
+    ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``).
+    ``cluster`` puts every spec on that profile (``aq-airflow run`` uses ``local``)."""
     folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
     store = PlanStore(cache_folder)
     wanted = get_parsing_context().dag_id
@@ -68,7 +71,7 @@ def load_dags(namespace: dict, folder: str | None = None, cache_folder: str | No
             log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
             continue
         seen[dag_id] = path
-        dag = _build_one(spec_file, profiles, store)
+        dag = _build_one(spec_file, profiles, store, cluster)
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

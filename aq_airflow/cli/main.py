@@ -107,6 +107,24 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aq_airflow.cli.run import run_pipeline
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"--param {item}: write it as key=value", file=sys.stderr)
+            return 2
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return run_pipeline(Path(args.spec), args.date, params, args.warehouse, Path(args.workdir))
+
+
 def cmd_dagbag(args: argparse.Namespace) -> int:
     """Load a dags folder the way Airflow's DAG processor does and list what it finds."""
     from aq_airflow.cli.dagbag import show_dagbag
@@ -132,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("dags_folder")
     init.add_argument("--force", action="store_true", help="rewrite an existing loader file")
     init.set_defaults(func=cmd_init)
+    run = sub.add_parser("run", help="run one pipeline end to end on this machine (local runner, DuckDB)")
+    run.add_argument("spec")
+    run.add_argument("--date", help="logical date, YYYY-MM-DD (default: today)")
+    run.add_argument("--param", action="append", default=[], help="k=v, overrides a spec param (repeatable)")
+    run.add_argument("--warehouse", help="Airflow connection URI or JSON for the warehouse (default: a DuckDB file)")
+    run.add_argument("--workdir", default=".aq-run", help="artifacts and the DuckDB warehouse go here")
+    run.set_defaults(func=cmd_run)
     dagbag = sub.add_parser("dagbag", help="load a dags folder as Airflow would; list DAGs and errors")
     dagbag.add_argument("dags_folder")
     dagbag.set_defaults(func=cmd_dagbag)

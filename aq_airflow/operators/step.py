@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
+from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseHook, BaseOperator
 
-from aq_airflow.operators.errors import NotBuiltYet
-from aq_airflow.runners import kubernetes
+from aq_airflow.runners import kubernetes, local
+from aq_airflow.runners import sql as sql_runner
+from aq_airflow.runners.local import LocalProcess
+from aq_airflow.runtime.artifacts import Location, clear, commit_files
 
 
 class AqPodStepOperator(KubernetesPodOperator):
@@ -68,7 +73,48 @@ class AqLocalStepOperator(BaseOperator):
         self.resource_asks = resource_asks
 
     def execute(self, context: Any) -> Any:
-        raise NotBuiltYet("the local runner")
+        root = self.artifacts or local.default_artifacts_root()
+        env = {**self.env_vars}
+        for key in [k for k in env if k == "AQ_OUTPUT" or k.startswith("AQ_INPUT_")]:
+            env[key] = f"{root.rstrip('/')}/{env[key]}"
+        env["AQ_ARTIFACTS"] = root
+        for ref in self.secret_env:
+            if ref["name"] not in os.environ:
+                raise AirflowException(
+                    f"step `{self.step}` needs `{ref['name']}` (Kubernetes secret {ref['secret']}/{ref['key']} in a "
+                    f"pod); on the local runner export it in the worker's environment"
+                )
+            env[ref["name"]] = os.environ[ref["name"]]
+        asks = self.resource_asks["limits"]
+        note = ", ".join(f"{k}={v}" for k, v in sorted(asks.items()))
+        self.log.info("local runner: resource asks (%s) are not enforced on this worker", note)
+        if any("gpu" in k for k in asks):
+            self.log.warning(
+                "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", self.step
+            )
+        output = Location.of(env["AQ_OUTPUT"])
+        is_runtime = self.cmds[1:3] == ["-m", "aq_airflow.runtime"]
+        attempt = None if is_runtime else clear(output)
+        dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
+        pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
+        with tempfile.TemporaryDirectory(prefix=f"aq-{self.step}-") as workdir:  # a clean cwd, as in a pod
+            self._process = LocalProcess(
+                local.local_command(self.cmds) + list(self.arguments),
+                env={**os.environ, **env, "PYTHONPATH": pythonpath},
+                cwd=workdir,
+            )
+            try:
+                self._process.run()
+            except local.ProcessFailed as failure:
+                raise AirflowException(f"step `{self.step}` failed: {failure}") from None
+        if is_runtime:
+            return output.read_manifest(self.step)
+        return commit_files(output, attempt, {"step": self.step})
+
+    def on_kill(self) -> None:
+        process = getattr(self, "_process", None)
+        if process is not None:
+            process.kill()
 
 
 class AqSqlStepOperator(BaseOperator):
@@ -98,4 +144,14 @@ class AqSqlStepOperator(BaseOperator):
         self.output_path = output
 
     def execute(self, context: Any) -> Any:
-        raise NotBuiltYet("the sql step")
+        hook = BaseHook.get_connection(self.conn_id).get_hook()
+        sql = self.sql or sql_runner.select_all(self.table, sql_runner.dialect_of(hook))
+        root = self.artifacts or local.default_artifacts_root()
+        output = Location.of(f"{root.rstrip('/')}/{self.output_path}")
+        self.log.info("step `%s`: exporting the result of\n%s\nto %s", self.step, sql, output.uri)
+        try:
+            manifest = sql_runner.export_query(hook, sql, output)
+        except Exception as error:
+            raise AirflowException(f"step `{self.step}`: the query failed: {type(error).__name__}: {error}") from None
+        self.log.info("step `%s`: %s rows, %s bytes", self.step, manifest["rows"], manifest["bytes"])
+        return manifest

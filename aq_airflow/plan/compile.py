@@ -11,7 +11,7 @@ from aq_airflow.plan.store import PlanStore
 from aq_airflow.spec import ProblemsFound, SpecFile, parse_spec
 from aq_airflow.spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
 
-_PLANS: dict[tuple[str, str, str], DagPlan] = {}
+_PLANS: dict[tuple[str, ...], DagPlan] = {}
 _PROFILES: dict[str, dict[str, ProfileSpec]] = {}
 
 
@@ -31,18 +31,19 @@ def compile_text(
     spec_file: SpecFile,
     profiles: tuple[str, dict[str, ProfileSpec]] = ("", {}),
     store: PlanStore | None = None,
+    cluster: str | None = None,
 ) -> DagPlan:
     """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues).
 
     Plans are cached in memory, and in ``store`` when given, by the spec's and the profiles'
-    content hashes.
+    content hashes. ``cluster`` overrides the spec's cluster profile.
     """
-    key = (spec_file.path, spec_file.sha256, profiles[0])
+    key = (spec_file.path, spec_file.sha256, profiles[0], cluster or "")
     plan = _PLANS.get(key) or (store.get(*key) if store else None)
     if plan is None:
         pipeline = parse_spec(spec_file)
         try:
-            plan = plan_pipeline(pipeline, spec_file, profiles[1])
+            plan = plan_pipeline(pipeline, spec_file, profiles[1], cluster)
         except ProblemsFound as found:
             raise spec_file.error(found.problems) from None
         if store:

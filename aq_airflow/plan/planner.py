@@ -23,6 +23,11 @@ from aq_airflow.spec.types import duration_seconds
 
 RUNTIME_CMD = ["python", "-m", "aq_airflow.runtime"]
 RUN_ID = "{{ run_id }}"
+# Airflow context values a step function may name as parameters (rendered by Airflow at run time)
+CONTEXT_TEMPLATE = (
+    '{"run_id": {{ run_id | tojson }}, "ds": {{ ds | tojson }}, "logical_date": {{ logical_date | string | tojson }}, '
+    '"params": {{ dict(params) | tojson }}}'
+)
 
 POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY_CONTEXT = {
@@ -97,6 +102,7 @@ class _Planner:
                 env[key] = json.dumps(value) if isinstance(value, bool) else str(value)
         if step.args:
             env["AQ_ARGS"] = json.dumps(step.args, sort_keys=True)
+        env["AQ_CONTEXT"] = CONTEXT_TEMPLATE
         return env, secrets
 
     def resources(self, name: str, step: Step) -> dict:
@@ -300,11 +306,15 @@ class _Planner:
 
 
 def plan_pipeline(
-    pipeline: Pipeline, spec_file: SpecFile, user_profiles: dict[str, ProfileSpec] | None = None
+    pipeline: Pipeline,
+    spec_file: SpecFile,
+    user_profiles: dict[str, ProfileSpec] | None = None,
+    cluster: str | None = None,
 ) -> DagPlan:
-    """Plan one validated pipeline; raises :class:`ProblemsFound` with located problems."""
+    """Plan one validated pipeline, on its own cluster profile or on ``cluster`` (``aq-airflow
+    run`` plans every spec on ``local``); raises :class:`ProblemsFound` with located problems."""
     try:
-        profile = resolve_profile(pipeline.cluster, user_profiles or {})
+        profile = resolve_profile(cluster or pipeline.cluster, user_profiles or {})
     except (KeyError, ValueError) as exc:
         raise ProblemsFound([Problem(("cluster",), str(exc.args[0]))]) from None
     return _Planner(pipeline, spec_file, profile).plan()

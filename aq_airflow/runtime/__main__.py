@@ -1,5 +1,7 @@
-"""``python -m aq_airflow.runtime``: the command step pods run."""
+"""``python -m aq_airflow.runtime --function package.module:function``: the command of a step."""
 
 import sys
 
-sys.exit("aq-airflow runtime: running steps is not built yet in this version; the pod cannot run its step.")
+from aq_airflow.runtime.step import main
+
+sys.exit(main(sys.argv[1:]))

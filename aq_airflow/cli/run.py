@@ -1,0 +1,178 @@
+"""``aq-airflow run``: one pipeline, end to end, in a real Airflow on this machine.
+
+A temporary AIRFLOW_HOME (SQLite metadata DB), the spec in a temporary dags folder, every step
+on the ``local`` profile (processes, a local artifact folder) and a file-backed DuckDB warehouse
+unless ``--warehouse`` names another. The DAG runs with ``dag.test()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOADER = """from aq_airflow.build import load_dags
+
+load_dags(globals(), cluster="local")
+"""
+
+
+@dataclass
+class Progress:
+    """Prints a line as each task starts and ends (with a live bar on a terminal)."""
+
+    total: int
+    started: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, tuple[str, float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, dict] = field(default_factory=dict)
+    tty: bool = sys.stdout.isatty()
+
+    def _line(self, text: str) -> None:
+        done = len(self.finished)
+        prefix = f"[{done:>2}/{self.total}]"
+        print(f"{prefix} {text}", flush=True)
+
+    def on_start(self, context) -> None:
+        task_id = context["ti"].task_id
+        self.started[task_id] = time.monotonic()
+        self._line(f"start   {task_id}")
+
+    def on_success(self, context) -> None:
+        ti = context["ti"]
+        value = ti.xcom_pull(task_ids=ti.task_id, key="return_value")
+        if isinstance(value, dict) and "kind" in value:
+            self.outputs[ti.task_id] = value
+        self._end(context, "success")
+
+    def on_failure(self, context) -> None:
+        error = context.get("exception")
+        self.errors[context["ti"].task_id] = str(error) if error else "failed"
+        self._end(context, "failed")
+
+    def _end(self, context, state: str) -> None:
+        task_id = context["ti"].task_id
+        seconds = time.monotonic() - self.started.get(task_id, time.monotonic())
+        self.finished[task_id] = (state, seconds)
+        mark = "ok     " if state == "success" else "FAILED "
+        self._line(f"{mark} {task_id} ({seconds:.1f}s)")
+
+
+def _connection(uri: str | None, workdir: Path) -> str:
+    """An Airflow connection (JSON) for the warehouse: the URI given, or a DuckDB file."""
+    if uri:
+        return uri
+    return json.dumps({"conn_type": "duckdb", "host": str(workdir / "warehouse.duckdb")})
+
+
+def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, conn_id: str) -> Path:
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    shutil.copy(spec, dags / spec.name)
+    profiles = spec.parent / "aq-profiles.yaml"
+    if profiles.exists():
+        shutil.copy(profiles, dags / profiles.name)
+    (dags / "aq_run_dags.py").write_text(LOADER)
+    conn_var = "AIRFLOW_CONN_" + conn_id.upper().replace("-", "_").replace(".", "_")
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AQ_LOG_LEVEL", "WARNING"),
+            "AQ_ARTIFACTS": str(workdir / "artifacts"),
+            "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
+            conn_var: _connection(warehouse_uri, workdir),
+            # the spec's own Python package (module:function steps) sits next to it
+            "PYTHONPATH": os.pathsep.join(p for p in (str(spec.parent.resolve()), os.environ.get("PYTHONPATH")) if p),
+        }
+    )
+    sys.path.insert(0, str(spec.parent.resolve()))
+    return dags
+
+
+def run_pipeline(spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path) -> int:
+    from aq_airflow.plan import compile_spec
+    from aq_airflow.spec import SpecError
+
+    try:
+        plan = compile_spec(spec)
+    except SpecError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{spec}:1:1: cannot read the file: {error.strerror}", file=sys.stderr)
+        return 1
+    workdir.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
+    try:
+        dags = _prepare(spec, workdir, home, warehouse_uri, _warehouse_of(plan))
+        return _run(plan.dag_id, dags, date, params, workdir, warehouse_uri)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _warehouse_of(plan) -> str:
+    conn_ids = {t.kwargs["conn_id"] for t in plan.tasks if "conn_id" in t.kwargs}
+    return next(iter(sorted(conn_ids)), "aq_warehouse")
+
+
+def _run(dag_id: str, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None) -> int:
+    import logging
+
+    import pendulum
+
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    from aq_airflow.build import INVALID_TAG
+
+    db.initdb()
+    bag = DagBag(dag_folder=str(dags))
+    dag = bag.dags.get(dag_id)
+    if dag is None or INVALID_TAG in dag.tags:
+        print(dag.description if dag else f"the DAG {dag_id} did not load: {bag.import_errors}", file=sys.stderr)
+        return 1
+    progress = Progress(total=len(dag.tasks))
+    for task in dag.tasks:
+        task.on_execute_callback = [progress.on_start]
+        task.on_success_callback = [progress.on_success]
+        task.on_failure_callback = [progress.on_failure]
+    logical_date = pendulum.parse(date) if date else pendulum.now("UTC").start_of("day")
+    print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
+    started = time.monotonic()
+    dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
+    return _summary(dag, dag_run, progress, time.monotonic() - started, workdir, warehouse_uri)
+
+
+def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None) -> int:
+    from airflow.utils.session import create_session
+
+    print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
+    print(f"{'task':28} {'state':16} {'seconds':>8}  output")
+    with create_session() as session:
+        tis = {ti.task_id: ti for ti in dag_run.get_task_instances(session=session)}
+        for task in dag.tasks:
+            ti = tis.get(task.task_id)
+            state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti and ti.state else "not run"
+            duration = f"{ti.duration:.1f}" if ti and ti.duration else ""
+            manifest = progress.outputs.get(task.task_id)
+            output = ""
+            if manifest:
+                rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
+                output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
+            print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
+    print(f"\nartifacts: {workdir / 'artifacts'}")
+    print(f"warehouse: {warehouse_uri or workdir / 'warehouse.duckdb'}")
+    if dag_run.state != "success":
+        for task_id, error in progress.errors.items():
+            print(f"\n{task_id} failed:\n{error}", file=sys.stderr)
+        return 1
+    return 0

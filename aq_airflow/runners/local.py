@@ -1,0 +1,68 @@
+"""The local runner: a step's command as a process on the Airflow worker, with the same
+environment a pod would get (artifact locations become local paths)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+
+log = logging.getLogger(__name__)
+
+
+def default_artifacts_root() -> str:
+    """Where outputs go when a spec names no artifact store: ``$AQ_ARTIFACTS``, else a folder in
+    ``$AIRFLOW_HOME``."""
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return os.environ.get("AQ_ARTIFACTS") or os.path.join(home, "aq-artifacts")
+
+
+def local_command(cmds: list[str]) -> list[str]:
+    """The pod's ``python`` is this worker's interpreter here."""
+    return [sys.executable, *cmds[1:]] if cmds and cmds[0] == "python" else list(cmds)
+
+
+class ProcessFailed(Exception):
+    def __init__(self, returncode: int, tail: list[str]):
+        self.returncode = returncode
+        self.tail = tail
+        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+        super().__init__(f"the step's process {how}; its last output:\n" + "\n".join(tail))
+
+
+class LocalProcess:
+    """Runs a command, streaming its output to the task log line by line."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str | None = None):
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.process: subprocess.Popen | None = None
+
+    def run(self, tail_lines: int = 40) -> list[str]:
+        tail: deque[str] = deque(maxlen=tail_lines)
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            log.info("%s", line)
+        returncode = self.process.wait()
+        if returncode != 0:
+            raise ProcessFailed(returncode, list(tail))
+        return list(tail)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)

@@ -1,0 +1,86 @@
+"""SQL steps: a query's result streamed from the warehouse into the artifact store as Arrow
+record batches, through the driver's Arrow path where it has one (DuckDB, Snowflake) and a
+server-side cursor otherwise (PostgreSQL and other DB-API drivers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from sqlglot import exp
+
+from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, write_batches
+
+DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "snowflake": "snowflake"}
+
+
+def dialect_of(hook) -> str | None:
+    """The sqlglot dialect of a DbApiHook's connection type (None: generic SQL)."""
+    return DIALECTS.get(getattr(hook, "conn_type", None) or getattr(hook, "conn_name_attr", "").split("_")[0])
+
+
+def select_all(table: str, dialect: str | None) -> str:
+    """``SELECT * FROM table`` with each part of the (validated) name quoted for the dialect."""
+    return exp.select("*").from_(exp.to_table(table, dialect=dialect)).sql(dialect=dialect, identify=True)
+
+
+def _duckdb_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
+    """DuckDB's relation API streams Arrow batches without a copy through Python rows."""
+    reader = conn.sql(sql).to_arrow_reader(ROW_GROUP_ROWS)
+    return reader.schema, reader
+
+
+def _snowflake_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
+    cursor = conn.cursor()
+    cursor.execute(sql)
+    batches = iter(cursor.fetch_arrow_batches())
+    first = next(batches, None)
+    if first is None:
+        names = [d[0] for d in cursor.description or []]
+        return pa.schema([(n, pa.null()) for n in names]), iter(())
+
+    def chain():
+        yield first
+        yield from batches
+
+    return first.schema, chain()
+
+
+def _dbapi_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
+    """A named (server-side) cursor where the driver has one, rows turned into record batches."""
+    try:
+        cursor = conn.cursor(name="aq_export")
+    except TypeError:
+        cursor = conn.cursor()
+    cursor.itersize = ROW_GROUP_ROWS
+    cursor.execute(sql)
+    rows = cursor.fetchmany(ROW_GROUP_ROWS)
+    names = [d[0] for d in cursor.description]
+    first = pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True)) for r in rows]) if rows else None
+    schema = first.schema if first is not None else pa.schema([(n, pa.null()) for n in names])
+
+    def batches():
+        if first is None:
+            return
+        yield first
+        while chunk := cursor.fetchmany(ROW_GROUP_ROWS):
+            yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True)) for r in chunk], schema=schema)
+        cursor.close()
+
+    return schema, batches()
+
+
+def export_query(hook, sql: str, output: Location) -> dict:
+    """Run ``sql`` through ``hook`` and commit its result as the step's table output."""
+    dialect = dialect_of(hook)
+    conn = hook.get_conn()
+    try:
+        reader = {"duckdb": _duckdb_batches, "snowflake": _snowflake_batches}.get(dialect or "", _dbapi_batches)
+        attempt = output.begin()
+        schema, batches = reader(conn, sql)
+        manifest = write_batches(output, attempt, schema, batches)
+    finally:
+        conn.close()
+    manifest = {**manifest, "attempt": attempt, "uri": output.uri, "dialect": dialect}
+    output.commit(manifest)
+    return manifest

@@ -1,0 +1,158 @@
+"""The artifact store: step outputs under ``{root}/{dag_id}/{run_id}/{step}/`` on any pyarrow
+filesystem (a local folder, ``s3://``, ``gs://``, ``abfs://``; credentials come from the
+environment, never from the spec).
+
+A step's output is committed by its manifest: data files are written first under names unique to
+the attempt, ``_manifest.json`` last. Readers go through the manifest only, so a killed or retried
+step never leaves a half output that a later step reads as whole.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+MANIFEST = "_manifest.json"
+ROW_GROUP_ROWS = 128 * 1024
+
+
+class MissingArtifact(Exception):
+    """A step's output is not there (never written, or its writer died before committing)."""
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a URI or a plain local path."""
+    if "://" not in uri:
+        import os
+
+        uri = os.path.abspath(uri)
+    return pafs.FileSystem.from_uri(uri)
+
+
+@dataclass
+class Location:
+    """One step's output folder."""
+
+    fs: pafs.FileSystem
+    path: str
+    uri: str
+
+    @classmethod
+    def of(cls, uri: str) -> Location:
+        fs, path = filesystem(uri)
+        return cls(fs, path.rstrip("/"), uri)
+
+    def join(self, name: str) -> str:
+        return posixpath.join(self.path, name)
+
+    def read_manifest(self, producer: str | None = None) -> dict:
+        try:
+            with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
+                return json.loads(handle.read())
+        except (FileNotFoundError, OSError) as error:
+            who = f"step `{producer}`" if producer else "the producing step"
+            raise MissingArtifact(
+                f"no output of {who} at {self.uri}: it has not run in this DAG run, or it failed before "
+                f"committing its output ({type(error).__name__})"
+            ) from None
+
+    def begin(self) -> str:
+        """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""
+        self.fs.create_dir(self.path, recursive=True)
+        try:
+            self.fs.delete_file(self.join(MANIFEST))
+        except (FileNotFoundError, OSError):
+            pass
+        return uuid.uuid4().hex[:12]
+
+    def commit(self, manifest: dict) -> None:
+        """Write the manifest (the commit marker), then drop files of earlier attempts."""
+        temp = self.join(f".{MANIFEST}.{uuid.uuid4().hex[:8]}")
+        with self.fs.open_output_stream(temp) as handle:
+            handle.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
+        self.fs.move(temp, self.join(MANIFEST))
+        keep = {MANIFEST, *manifest.get("files", [])}
+        for info in self.fs.get_file_info(pafs.FileSelector(self.path)):
+            if info.base_name not in keep:
+                try:
+                    self.fs.delete_file(info.path)
+                except OSError:
+                    pass
+
+
+class TableWriter:
+    """Streams record batches into one Parquet file, a row group at a time."""
+
+    def __init__(self, location: Location, attempt: str, schema: pa.Schema):
+        self.name = f"part-{attempt}.parquet"
+        self.schema = schema
+        self.stream = location.fs.open_output_stream(location.join(self.name))
+        self.writer = pq.ParquetWriter(self.stream, schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.schema != self.schema:
+            batch = batch.cast(self.schema)
+        if isinstance(batch, pa.RecordBatch):
+            batch = pa.Table.from_batches([batch])
+        self.writer.write_table(batch, row_group_size=ROW_GROUP_ROWS)
+        self.rows += batch.num_rows
+
+    def close(self) -> int:
+        self.writer.close()
+        self.stream.close()
+        return self.rows
+
+
+def write_batches(location: Location, attempt: str, schema: pa.Schema, batches: Iterator) -> dict:
+    """Write a stream of record batches; returns the manifest fields of a table output."""
+    writer = TableWriter(location, attempt, schema)
+    try:
+        for batch in batches:
+            writer.write(batch)
+    finally:
+        rows = writer.close()
+    size = location.fs.get_file_info(location.join(writer.name)).size
+    return {"kind": "table", "files": [writer.name], "rows": rows, "bytes": size, "schema": schema_text(schema)}
+
+
+def schema_text(schema: pa.Schema) -> list[list[str]]:
+    return [[field.name, str(field.type)] for field in schema]
+
+
+def open_dataset(location: Location, manifest: dict):
+    """The committed table files of an output as a lazy pyarrow dataset."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset([location.join(f) for f in manifest["files"]], filesystem=location.fs, format="parquet")
+
+
+def commit_files(location: Location, attempt: str, extra: dict) -> dict:
+    """Commit what a ``command`` step wrote into its output folder: a table when every file is
+    Parquet, otherwise a folder of files."""
+    infos = [i for i in location.fs.get_file_info(pafs.FileSelector(location.path)) if i.is_file]
+    names = sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
+    manifest = {"files": names, "bytes": sum(i.size for i in infos), "attempt": attempt, "uri": location.uri}
+    if names and all(n.endswith(".parquet") for n in names):
+        rows = sum(pq.ParquetFile(location.fs.open_input_file(location.join(n))).metadata.num_rows for n in names)
+        schema = pq.read_schema(location.fs.open_input_file(location.join(names[0])))
+        manifest.update(kind="table", rows=rows, schema=schema_text(schema))
+    else:
+        manifest.update(kind="files" if names else "none", rows=None)
+    manifest.update(extra)
+    location.commit(manifest)
+    return manifest
+
+
+def clear(location: Location) -> str:
+    """Start a command step's attempt: withdraw the manifest and remove earlier files."""
+    attempt = location.begin()
+    location.fs.delete_dir_contents(location.path, missing_dir_ok=True)
+    return attempt

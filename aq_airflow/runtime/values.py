@@ -1,0 +1,121 @@
+"""Step inputs as the values a function asks for, and return values as stored outputs.
+
+Tables travel as Parquet and arrive as Arrow tables unless the parameter's annotation asks for a
+pandas or polars frame, a lazy pyarrow dataset, or an iterator of record batches. Other Python
+objects (a trained model) travel as pickle with their type recorded.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, open_dataset, write_batches
+
+OBJECT_FILE = "object.pkl"
+
+
+def _wants(annotation: Any) -> str:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    text = text.lower()
+    if "dataframe" in text and "polars" in text:
+        return "polars"
+    if "dataframe" in text or "pandas" in text:
+        return "pandas"
+    if "dataset" in text:
+        return "dataset"
+    if "recordbatchreader" in text:
+        return "reader"
+    if "recordbatch" in text or "iterator" in text or "iterable" in text:
+        return "batches"
+    return "table"
+
+
+def read_input(location: Location, producer: str, annotation: Any) -> Any:
+    manifest = location.read_manifest(producer)
+    kind = manifest["kind"]
+    if kind == "none":
+        return None
+    if kind == "object":
+        with location.fs.open_input_stream(location.join(manifest["files"][0])) as handle:
+            return pickle.loads(handle.read())  # noqa: S301 - written by this pipeline's own step
+    if kind != "table":
+        return location.uri  # a command step's files: the folder they are in
+    dataset = open_dataset(location, manifest)
+    wants = _wants(annotation)
+    if wants == "dataset":
+        return dataset
+    if wants == "batches":
+        return dataset.to_batches(batch_size=ROW_GROUP_ROWS)
+    if wants == "reader":
+        return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(batch_size=ROW_GROUP_ROWS))
+    table = dataset.to_table()
+    if wants == "pandas":
+        return table.to_pandas()
+    if wants == "polars":
+        import polars
+
+        return polars.from_arrow(table)
+    return table
+
+
+def _batches_of(value: Any) -> tuple[pa.Schema, Iterable] | None:
+    """(schema, batches) when ``value`` is tabular, else None."""
+    module = type(value).__module__.split(".")[0]
+    if isinstance(value, pa.Table):
+        return value.schema, value.to_batches(max_chunksize=ROW_GROUP_ROWS)
+    if isinstance(value, pa.RecordBatch):
+        return value.schema, [value]
+    if isinstance(value, pa.RecordBatchReader):
+        return value.schema, value
+    if module == "pandas" and type(value).__name__ == "DataFrame":
+        table = pa.Table.from_pandas(value, preserve_index=False)
+        return table.schema, table.to_batches(max_chunksize=ROW_GROUP_ROWS)
+    if module == "polars" and type(value).__name__ == "DataFrame":
+        table = value.to_arrow()
+        return table.schema, table.to_batches(max_chunksize=ROW_GROUP_ROWS)
+    if module == "pyarrow" and hasattr(value, "to_batches") and hasattr(value, "schema"):
+        return value.schema, value.to_batches(batch_size=ROW_GROUP_ROWS)
+    if isinstance(value, Iterator):
+        first = next(value, None)
+        if isinstance(first, pa.RecordBatch | pa.Table):
+
+            def chain() -> Iterator:
+                yield first
+                yield from value
+
+            return first.schema, chain()
+        raise TypeError(
+            "a step returned an iterator whose items are "
+            f"{type(first).__name__}, not pyarrow RecordBatch or Table: yield record batches to stream a table"
+        )
+    return None
+
+
+def write_output(location: Location, attempt: str, value: Any) -> dict:
+    """Store a return value; returns the manifest fields describing it."""
+    if value is None:
+        return {"kind": "none", "files": [], "rows": None, "bytes": 0}
+    tabular = _batches_of(value)
+    if tabular is not None:
+        schema, batches = tabular
+        return {**write_batches(location, attempt, schema, batches), "python_type": _type_name(value)}
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        raise TypeError(
+            f"the step returned a {_type_name(value)}, which is neither a table (pyarrow, pandas, polars) "
+            f"nor a picklable object: {error}"
+        ) from None
+    name = f"object-{attempt}.pkl"
+    with location.fs.open_output_stream(location.join(name)) as handle:
+        handle.write(data)
+    return {"kind": "object", "files": [name], "rows": None, "bytes": len(data), "python_type": _type_name(value)}
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"

@@ -1,0 +1,1 @@
+"""The example churn project: the Python code the example pipelines' steps call."""
