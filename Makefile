@@ -18,8 +18,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check aq_airflow tests bench
-	$(BIN)/ruff format --check aq_airflow tests bench
+	$(BIN)/ruff check aq_airflow tests bench example_dags
+	$(BIN)/ruff format --check aq_airflow tests bench example_dags
 
 bench: install
 	$(BIN)/python bench/run.py

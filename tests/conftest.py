@@ -51,3 +51,89 @@ def dags_folder(tmp_path: Path) -> Path:
 
 def example_specs() -> list[Path]:
     return sorted(EXAMPLES.glob("*.aq.yaml"))
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A real Airflow metadata DB (SQLite) in the test AIRFLOW_HOME, for dag.test()."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _HOME
+
+
+RUN_LOADER = 'from aq_airflow.build import load_dags\n\nload_dags(globals(), cluster="local")\n'
+
+
+@pytest.fixture
+def run_dag(airflow_db, tmp_path, monkeypatch):
+    """Runs a spec with dag.test() from the configured dags folder on the local runner; returns
+    (dag, dag_run, {task_id: state}). Artifacts go to tmp_path/artifacts."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.session import create_session
+
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(exist_ok=True)
+    (dags / "aq_run_dags.py").write_text(RUN_LOADER)
+    monkeypatch.setenv("AQ_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))
+    written = []
+
+    def run(name: str, text: str, date: str = "2026-03-01", conf: dict | None = None):
+        import pendulum
+
+        spec = dags / f"{name}.aq.yaml"
+        spec.write_text(text)
+        written.append(spec)
+        bag = DagBag(dag_folder=str(dags))
+        dag = bag.dags[name]
+        assert "aq:invalid" not in dag.tags, dag.description
+        dag_run = dag.test(logical_date=pendulum.parse(date), run_conf=conf)
+        with create_session() as session:
+            states = {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
+        return dag, dag_run, states
+
+    yield run
+    for spec in written:
+        spec.unlink()
+
+
+@pytest.fixture(scope="session")
+def warehouse_file(tmp_path_factory) -> Path:
+    """A DuckDB warehouse seeded with the example project's synthetic tables."""
+    import importlib.util
+
+    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    module_spec = importlib.util.spec_from_file_location("seed_warehouse", EXAMPLES / "seed_warehouse.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    module.seed(str(path), customers=2000)
+    return path
+
+
+@pytest.fixture
+def duckdb_warehouse(warehouse_file, monkeypatch) -> Path:
+    monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse_file)}))
+    return warehouse_file
+
+
+@pytest.fixture(scope="session")
+def core_venv(tmp_path_factory):
+    """The wheel installed into a fresh venv that has no Airflow: (wheel path, venv folder)."""
+    import subprocess
+    import sys
+    import venv
+
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = root.glob("aq_airflow-*.whl")
+    env_dir = root / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel), "pandas"], check=True, timeout=600)
+    return wheel, env_dir

@@ -5,27 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import venv
 
-import pytest
-
-from tests.conftest import EXAMPLES, REPO
-
-
-@pytest.fixture(scope="module")
-def core_venv(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = root.glob("aq_airflow-*.whl")
-    env_dir = root / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600)
-    return wheel, env_dir
+from tests.conftest import EXAMPLES
 
 
 def test_wheel_ships_the_templates(core_venv):

@@ -32,6 +32,8 @@ def _duckdb_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
 
 def _snowflake_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
     cursor = conn.cursor()
+    if not hasattr(cursor, "fetch_arrow_batches"):  # a Snowflake look-alike without the Arrow fetch
+        return _dbapi_batches(conn, sql)
     cursor.execute(sql)
     batches = iter(cursor.fetch_arrow_batches())
     first = next(batches, None)

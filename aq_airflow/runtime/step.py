@@ -63,7 +63,8 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
             continue
         if name in inputs:
             try:
-                kwargs[name] = read_input(Location.of(inputs[name]), name, parameter.annotation)
+                producer = inputs[name].rstrip("/").rsplit("/", 1)[-1]  # outputs live in a folder per step
+                kwargs[name] = read_input(Location.of(inputs[name]), producer, parameter.annotation)
             except MissingArtifact as missing:
                 raise StepFailed(f"step `{step}`, input `{name}`: {missing}") from None
         elif name in args:

@@ -1,0 +1,156 @@
+"""Pipelines run end to end with dag.test() on the local runner and a DuckDB warehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from aq_airflow.runtime.artifacts import MANIFEST
+
+CHURN = """
+pipeline: {name}
+params: {{threshold: 0.5}}
+steps:
+  customers:
+    sql: SELECT * FROM raw.customers WHERE signup_date < '{{{{ ds }}}}'
+  orders:
+    sql: >
+      SELECT customer_id, count(*) AS orders_90d, sum(amount) AS spend_90d
+      FROM raw.orders WHERE created_at >= '{{{{ macros.ds_add(ds, -90) }}}}' AND created_at < '{{{{ ds }}}}'
+      GROUP BY customer_id
+  features:
+    python: churn.features:build
+    inputs: [customers, orders]
+  train:
+    python: churn.train:fit
+    inputs: [features]
+    resources: {{gpu: 1}}
+  scores:
+    python: churn.score:predict
+    inputs: {{model: train, rows: features}}
+    args: {{as_of: "{{{{ ds }}}}"}}
+  report:
+    command: [python, -m, churn.report]
+    inputs: [scores]
+"""
+
+
+def output_dir(tmp_path: Path, dag_run, dag_id: str, step: str) -> Path:
+    return tmp_path / "artifacts" / dag_id / dag_run.run_id / step
+
+
+def manifest(tmp_path, dag_run, dag_id, step) -> dict:
+    return json.loads((output_dir(tmp_path, dag_run, dag_id, step) / MANIFEST).read_text())
+
+
+def test_example_pipeline_runs_end_to_end(run_dag, duckdb_warehouse, tmp_path):
+    import duckdb
+
+    dag, dag_run, states = run_dag("churn_e2e", CHURN.format(name="churn_e2e"))
+    assert dag_run.state == "success", states
+    assert set(states.values()) == {"success"}
+    with duckdb.connect(str(duckdb_warehouse), read_only=True) as conn:
+        (customers,) = conn.execute("SELECT count(*) FROM raw.customers WHERE signup_date < '2026-03-01'").fetchone()
+    assert manifest(tmp_path, dag_run, "churn_e2e", "customers")["rows"] == customers
+    features = manifest(tmp_path, dag_run, "churn_e2e", "features")
+    assert features["kind"] == "table" and features["rows"] == customers
+    assert [name for name, _ in features["schema"]] == [
+        "customer_id", "tenure_days", "orders_90d", "spend_90d", "monthly_fee", "is_premium", "churned"
+    ]  # fmt: skip
+    model = manifest(tmp_path, dag_run, "churn_e2e", "train")
+    assert model["kind"] == "object" and model["python_type"] == "sklearn.pipeline.Pipeline"
+    scores_dir = output_dir(tmp_path, dag_run, "churn_e2e", "scores")
+    scores = pq.read_table(scores_dir / manifest(tmp_path, dag_run, "churn_e2e", "scores")["files"][0])
+    assert scores.num_rows == customers
+    probabilities = scores.column("churn_probability").to_pylist()
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert 0.05 < sum(probabilities) / len(probabilities) < 0.95  # a model, not a constant
+    assert set(scores.column("scored_on").to_pylist()) == {__import__("datetime").date(2026, 3, 1)}
+    report = output_dir(tmp_path, dag_run, "churn_e2e", "report") / "report.md"
+    assert f"customers scored: {customers}" in report.read_text()
+    assert manifest(tmp_path, dag_run, "churn_e2e", "report")["kind"] == "files"
+
+
+FAILING = """
+pipeline: {name}
+steps:
+  numbers:
+    sql: SELECT range AS n FROM range(10)
+  boom:
+    python: steps_for_tests:explode
+    inputs: [numbers]
+  after:
+    python: steps_for_tests:identity
+    inputs: {{table: boom}}
+"""
+
+
+@pytest.fixture
+def test_steps(tmp_path, monkeypatch):
+    """A module of step functions on the steps' PYTHONPATH."""
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    (folder / "steps_for_tests.py").write_text(
+        "import os, signal\n"
+        "import pyarrow as pa\n"
+        "import pandas as pd\n\n"
+        "def explode(numbers):\n    raise ValueError('bad numbers: ' + str(numbers.num_rows))\n\n"
+        "def identity(table):\n    return table\n\n"
+        "def as_pandas(numbers: pd.DataFrame) -> pd.DataFrame:\n    return numbers.assign(kind=type(numbers).__name__)\n\n"
+        "def count_batches(numbers: 'Iterator[pa.RecordBatch]'):\n"
+        "    return {'batches': sum(1 for _ in numbers), 'kind': type(numbers).__name__}\n\n"
+        "def unstorable(numbers):\n    return lambda: None\n\n"
+        "def killed_midway(numbers):\n"
+        "    def batches():\n"
+        "        yield pa.record_batch({'n': [1, 2, 3]})\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return batches()\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ['PYTHONPATH']}")
+    return folder
+
+
+def test_a_step_that_raises_fails_its_task_and_blocks_downstream(run_dag, duckdb_warehouse, test_steps, capsys):
+    _, dag_run, states = run_dag("raises", FAILING.format(name="raises"))
+    assert dag_run.state == "failed"
+    assert states == {"numbers.run": "success", "boom.run": "failed", "after.run": "upstream_failed"}
+    logged = capsys.readouterr()
+    text = logged.out + logged.err
+    assert "step `boom`: `steps_for_tests:explode` raised an exception" in text
+    assert "ValueError: bad numbers: 10" in text
+
+
+def test_a_bad_query_fails_with_the_driver_message(run_dag, duckdb_warehouse, capsys):
+    text = "pipeline: bad_sql\nsteps:\n  q:\n    sql: SELEC 1\n"
+    _, dag_run, states = run_dag("bad_sql", text)
+    assert states == {"q.run": "failed"}
+    logged = capsys.readouterr()
+    assert "step `q`: the query failed: ParserException" in logged.out + logged.err
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("as_pandas", {"kind": "table", "rows": 10}),
+        ("count_batches", {"kind": "object", "python_type": "builtins.dict"}),
+    ],
+)
+def test_inputs_arrive_as_the_annotation_asks(run_dag, duckdb_warehouse, test_steps, tmp_path, function, expected):
+    name = f"annotated_{function}"
+    text = f"pipeline: {name}\nsteps:\n  numbers:\n    sql: SELECT range AS n FROM range(10)\n"
+    text += f"  out:\n    python: steps_for_tests:{function}\n    inputs: [numbers]\n"
+    _, dag_run, states = run_dag(name, text)
+    assert set(states.values()) == {"success"}
+    result = manifest(tmp_path, dag_run, name, "out")
+    assert expected.items() <= result.items()
+    if function == "as_pandas":
+        table = pq.read_table(output_dir(tmp_path, dag_run, name, "out") / result["files"][0])
+        assert set(table.column("kind").to_pylist()) == {"DataFrame"}
+    else:
+        import pickle
+
+        value = pickle.loads((output_dir(tmp_path, dag_run, name, "out") / result["files"][0]).read_bytes())
+        assert value == {"batches": 1, "kind": "generator"}
