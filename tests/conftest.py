@@ -137,3 +137,23 @@ def core_venv(tmp_path_factory):
     python = env_dir / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "-q", str(wheel), "pandas"], check=True, timeout=600)
     return wheel, env_dir
+
+
+POSTGRES_DSN = os.environ.get("AQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The test PostgreSQL server; skipped where none answers, unless AQ_REQUIRE_SERVICES=1
+    (set by .ci/run), where that is a failure."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        if os.environ.get("AQ_REQUIRE_SERVICES") == "1":
+            pytest.fail(
+                f"PostgreSQL is required here (AQ_REQUIRE_SERVICES=1) but {POSTGRES_DSN} did not answer: {error}"
+            )
+        pytest.skip(f"no PostgreSQL at {POSTGRES_DSN}: {error}")
+    return POSTGRES_DSN

@@ -13,7 +13,7 @@ import pytest
 
 from aq_airflow.runtime.artifacts import MANIFEST, Location, MissingArtifact, write_batches
 
-STEPS = '''
+STEPS = """
 import os, signal
 import pandas as pd
 import pyarrow as pa
@@ -39,7 +39,7 @@ def killed_midway(numbers):
 
 def wants_more(numbers, missing_argument):
     return numbers
-'''
+"""
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, write_batches
 
@@ -20,8 +21,13 @@ def dialect_of(hook) -> str | None:
 
 
 def select_all(table: str, dialect: str | None) -> str:
-    """``SELECT * FROM table`` with each part of the (validated) name quoted for the dialect."""
-    return exp.select("*").from_(exp.to_table(table, dialect=dialect)).sql(dialect=dialect, identify=True)
+    """``SELECT * FROM table`` with each part of the (validated) name quoted for the dialect.
+
+    Names are first normalized the way the dialect treats unquoted names (Snowflake upper-cases,
+    PostgreSQL lower-cases), so quoting never changes which table is meant.
+    """
+    query = normalize_identifiers(exp.select("*").from_(exp.to_table(table, dialect=dialect)), dialect=dialect)
+    return query.sql(dialect=dialect, identify=True)
 
 
 def _duckdb_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
