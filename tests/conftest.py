@@ -62,7 +62,14 @@ def airflow_db():
     return _HOME
 
 
-RUN_LOADER = 'from aq_airflow.build import load_dags\n\nload_dags(globals(), cluster="local")\n'
+RUN_LOADER = (
+    "import os\nfrom aq_airflow.build import load_dags\n\n"
+    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "local"), cluster="local")\n'
+)
+PROFILE_LOADER = (
+    "import os\nfrom aq_airflow.build import load_dags\n\n"
+    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "profiles"))\n'
+)
 
 
 @pytest.fixture
@@ -75,15 +82,19 @@ def run_dag(airflow_db, tmp_path, monkeypatch):
     dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dags.mkdir(exist_ok=True)
     (dags / "aq_run_dags.py").write_text(RUN_LOADER)
+    (dags / "aq_profile_dags.py").write_text(PROFILE_LOADER)
     monkeypatch.setenv("AQ_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))
     written = []
 
-    def run(name: str, text: str, date: str = "2026-03-01", conf: dict | None = None):
+    def run(name: str, text: str, date: str = "2026-03-01", conf: dict | None = None, cluster: str | None = "local"):
+        """``cluster="local"`` plans on the local runner; ``None`` keeps the spec's own profile."""
         import pendulum
 
-        spec = dags / f"{name}.aq.yaml"
+        folder = dags / ("local" if cluster == "local" else "profiles")
+        folder.mkdir(exist_ok=True)
+        spec = folder / f"{name}.aq.yaml"
         spec.write_text(text)
         written.append(spec)
         bag = DagBag(dag_folder=str(dags))

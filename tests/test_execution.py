@@ -49,7 +49,7 @@ def manifest(tmp_path, dag_run, dag_id, step) -> dict:
 def test_example_pipeline_runs_end_to_end(run_dag, duckdb_warehouse, tmp_path):
     import duckdb
 
-    dag, dag_run, states = run_dag("churn_e2e", CHURN.format(name="churn_e2e"))
+    _, dag_run, states = run_dag("churn_e2e", CHURN.format(name="churn_e2e"))
     assert dag_run.state == "success", states
     assert set(states.values()) == {"success"}
     with duckdb.connect(str(duckdb_warehouse), read_only=True) as conn:
@@ -94,20 +94,14 @@ def test_steps(tmp_path, monkeypatch):
     folder = tmp_path / "steps"
     folder.mkdir()
     (folder / "steps_for_tests.py").write_text(
-        "import os, signal\n"
         "import pyarrow as pa\n"
         "import pandas as pd\n\n"
         "def explode(numbers):\n    raise ValueError('bad numbers: ' + str(numbers.num_rows))\n\n"
         "def identity(table):\n    return table\n\n"
-        "def as_pandas(numbers: pd.DataFrame) -> pd.DataFrame:\n    return numbers.assign(kind=type(numbers).__name__)\n\n"
+        "def as_pandas(numbers: pd.DataFrame) -> pd.DataFrame:\n"
+        "    return numbers.assign(kind=type(numbers).__name__)\n\n"
         "def count_batches(numbers: 'Iterator[pa.RecordBatch]'):\n"
         "    return {'batches': sum(1 for _ in numbers), 'kind': type(numbers).__name__}\n\n"
-        "def unstorable(numbers):\n    return lambda: None\n\n"
-        "def killed_midway(numbers):\n"
-        "    def batches():\n"
-        "        yield pa.record_batch({'n': [1, 2, 3]})\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return batches()\n"
     )
     monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ['PYTHONPATH']}")
     return folder
@@ -125,7 +119,7 @@ def test_a_step_that_raises_fails_its_task_and_blocks_downstream(run_dag, duckdb
 
 def test_a_bad_query_fails_with_the_driver_message(run_dag, duckdb_warehouse, capsys):
     text = "pipeline: bad_sql\nsteps:\n  q:\n    sql: SELEC 1\n"
-    _, dag_run, states = run_dag("bad_sql", text)
+    _, _, states = run_dag("bad_sql", text)
     assert states == {"q.run": "failed"}
     logged = capsys.readouterr()
     assert "step `q`: the query failed: ParserException" in logged.out + logged.err

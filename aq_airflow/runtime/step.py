@@ -20,8 +20,6 @@ from typing import Any
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 from aq_airflow.runtime.values import read_input, write_output
 
-XCOM_FILE = "/airflow/xcom/return.json"
-
 
 class StepFailed(Exception):
     """A user-facing failure: the message says which step, which function, which input."""
@@ -130,8 +128,5 @@ def main(argv: list[str]) -> int:
     except StepFailed as failure:
         print(f"aq-airflow: {failure}", file=sys.stderr)
         return 1
-    if os.path.isdir(os.path.dirname(XCOM_FILE)):  # the KubernetesPodOperator's XCom sidecar
-        with open(XCOM_FILE, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle)
     print(json.dumps(manifest))
     return 0

@@ -1,0 +1,228 @@
+"""A Kubernetes API server on loopback with a test-side kubelet, for the real
+KubernetesPodOperator.
+
+It serves what KPO calls for a pod task (DESIGN.md section 3): list pods by labelSelector, create
+a pod, read it (polling), stream its log (follow, timestamps), delete and patch it, list events.
+The kubelet runs each created pod's container command as a local process (``python`` is this
+interpreter), with the pod's env (Secret references resolved from ``secrets``), and reports its
+phase, exit code and output. Every created pod is kept in ``created`` for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import os
+import sys
+import tempfile
+import threading
+import uuid
+
+from aiohttp import web
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _matches(labels: dict, selector: str) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key) != value.lstrip("="):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+class FakeKubernetes:
+    def __init__(self, secrets: dict[tuple[str, str], str] | None = None, extra_env: dict[str, str] | None = None):
+        self.secrets = secrets or {}
+        self.extra_env = extra_env or {}
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.logs: dict[tuple[str, str], list[str]] = {}
+        self.done: dict[tuple[str, str], asyncio.Event] = {}
+        self.created: list[dict] = []
+        self.requests: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> FakeKubernetes:
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        pods = "/api/v1/namespaces/{ns}/pods"
+        app.router.add_get(pods, self.list_pods)
+        app.router.add_post(pods, self.create_pod)
+        app.router.add_get("/api/v1/pods", self.list_pods)
+        app.router.add_get(pods + "/{name}", self.read_pod)
+        app.router.add_delete(pods + "/{name}", self.delete_pod)
+        app.router.add_patch(pods + "/{name}", self.patch_pod)
+        app.router.add_get(pods + "/{name}/log", self.read_log)
+        app.router.add_get("/api/v1/namespaces/{ns}/events", self.list_events)
+        runner = web.AppRunner(app)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+    def kubeconfig(self, folder: str) -> str:
+        path = os.path.join(folder, "kubeconfig")
+        with open(path, "w") as handle:
+            handle.write(
+                "apiVersion: v1\nkind: Config\n"
+                f'clusters: [{{name: loop, cluster: {{server: "{self.url}"}}}}]\n'
+                "users: [{name: test, user: {token: test}}]\n"
+                "contexts: [{name: loop, context: {cluster: loop, user: test, namespace: default}}]\n"
+                "current-context: loop\n"
+            )
+        return path
+
+    # -- API -----------------------------------------------------------------------------------
+    async def list_pods(self, request: web.Request) -> web.Response:
+        self.requests.append(f"LIST {request.query_string}")
+        namespace = request.match_info.get("ns")
+        selector = request.query.get("labelSelector", "")
+        items = [
+            pod
+            for (ns, _), pod in self.pods.items()
+            if (namespace is None or ns == namespace) and _matches(pod["metadata"].get("labels", {}), selector)
+        ]
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+
+    async def create_pod(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        namespace = request.match_info["ns"]
+        self.requests.append(f"POST {namespace}/{body['metadata']['name']}")
+        self.created.append(copy.deepcopy(body))
+        pod = copy.deepcopy(body)
+        pod["metadata"].update(
+            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1"
+        )
+        pod["status"] = {"phase": "Pending", "conditions": [], "startTime": _now()}
+        key = (namespace, pod["metadata"]["name"])
+        self.pods[key] = pod
+        self.logs[key] = []
+        self.done[key] = asyncio.Event()
+        self.loop.create_task(self.kubelet(key))
+        return web.json_response(pod, status=201)
+
+    async def read_pod(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        self.requests.append(f"GET {key[1]}")
+        if key not in self.pods:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        return web.json_response(self.pods[key])
+
+    async def delete_pod(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        self.requests.append(f"DELETE {key[1]}")
+        pod = self.pods.pop(key, None)
+        if pod is None:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        return web.json_response(pod)
+
+    async def patch_pod(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        self.requests.append(f"PATCH {key[1]}")
+        patch = await request.json()
+        pod = self.pods.get(key)
+        if pod is None:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        pod["metadata"].setdefault("labels", {}).update((patch.get("metadata") or {}).get("labels") or {})
+        return web.json_response(pod)
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        self.requests.append("EVENTS")
+        return web.json_response({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []})
+
+    async def read_log(self, request: web.Request) -> web.StreamResponse:
+        key = (request.match_info["ns"], request.match_info["name"])
+        self.requests.append(f"LOG {key[1]} follow={request.query.get('follow')}")
+        if key not in self.logs:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        sent = 0
+        stamps = request.query.get("timestamps") == "true"
+        while True:
+            lines = self.logs[key]
+            while sent < len(lines):
+                stamp, text = lines[sent]
+                await response.write(((stamp + " ") if stamps else "").encode() + text.encode() + b"\n")
+                sent += 1
+            if self.done[key].is_set() or request.query.get("follow") != "true":
+                if sent >= len(self.logs[key]):
+                    break
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    # -- kubelet -------------------------------------------------------------------------------
+    def _env(self, container: dict) -> dict[str, str]:
+        env = {"PATH": os.environ["PATH"], **self.extra_env}
+        for var in container.get("env") or []:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            elif ref := (var.get("valueFrom") or {}).get("secretKeyRef"):
+                env[var["name"]] = self.secrets[(ref["name"], ref["key"])]
+        return env
+
+    async def kubelet(self, key: tuple[str, str]) -> None:
+        pod = self.pods[key]
+        container = pod["spec"]["containers"][0]
+        command = [*(container.get("command") or []), *(container.get("args") or [])]
+        if command and command[0] == "python":
+            command[0] = sys.executable
+        await asyncio.sleep(0.2)  # scheduling
+        workdir = tempfile.mkdtemp(prefix="fake-pod-")
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=self._env(container),
+            cwd=workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        started = _now()
+        base = {"name": container["name"], "image": container["image"], "imageID": "", "restartCount": 0}
+        pod["status"].update(
+            phase="Running",
+            containerStatuses=[{**base, "ready": True, "started": True, "state": {"running": {"startedAt": started}}}],
+        )
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self.logs[key].append((stamp, raw.decode(errors="replace").rstrip("\n")))
+        code = await process.wait()
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
+                      "finishedAt": _now()}  # fmt: skip
+        if key in self.pods:
+            pod["status"].update(
+                phase="Succeeded" if code == 0 else "Failed",
+                containerStatuses=[{**base, "ready": False, "started": False, "state": {"terminated": terminated}}],
+            )
+        self.done[key].set()
