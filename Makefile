@@ -23,13 +23,16 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/execution.py
 
-# Until the execution issue lands, the demo validates and compiles the example pipelines and
-# loads them into a real Airflow DagBag, the way the DAG processor does.
+# The main job on the embedded default: seed a DuckDB warehouse with the example project's
+# synthetic tables, then run the example pipeline end to end in a real (temporary) Airflow,
+# steps as local processes, outputs in .demo/artifacts.
+DEMO_SPEC ?= bench/specs/churn_steps.aq.yaml
 demo: install
 	$(BIN)/aq-airflow validate example_dags
-	$(BIN)/aq-airflow compile example_dags --out .demo/compiled
-	AIRFLOW_HOME=$(CURDIR)/.demo/airflow KUBECONFIG=/dev/null $(BIN)/aq-airflow dagbag example_dags
+	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
+	PYTHONPATH=$(CURDIR)/example_dags $(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
 
 schema: install
 	$(BIN)/aq-airflow init example_dags

@@ -8,6 +8,7 @@ Deterministic (fixed seed), so demo runs and tests see the same data.
 from __future__ import annotations
 
 import argparse
+import os
 
 import duckdb
 import numpy as np
@@ -43,6 +44,7 @@ def seed(path: str, customers: int = 5000, seed: int = 7) -> None:
             "amount": np.round(rng.lognormal(3.0, 0.6, len(order_customer)), 2),
         }
     )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with duckdb.connect(path) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
         conn.register("customer_frame", customer_frame)

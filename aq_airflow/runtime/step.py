@@ -17,6 +17,8 @@ import time
 import traceback
 from typing import Any
 
+import pyarrow as pa
+
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 from aq_airflow.runtime.values import read_input, write_output
 
@@ -114,6 +116,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         "seconds": round(time.perf_counter() - started, 3),
         "user_seconds": round(user_seconds, 3),
         "peak_rss_mib": _peak_rss_mib(),
+        "peak_arrow_mib": round(pa.default_memory_pool().max_memory() / 2**20, 1),
     }
     location.commit(manifest)
     return manifest

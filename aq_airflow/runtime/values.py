@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, open_dataset, write_batches
+from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, iter_row_groups, open_dataset, write_batches
 
 OBJECT_FILE = "object.pkl"
 
@@ -48,10 +48,9 @@ def read_input(location: Location, producer: str, annotation: Any) -> Any:
     wants = _wants(annotation)
     if wants == "dataset":
         return dataset
-    if wants == "batches":
-        return dataset.to_batches(batch_size=ROW_GROUP_ROWS)
-    if wants == "reader":
-        return pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches(batch_size=ROW_GROUP_ROWS))
+    if wants in ("batches", "reader"):
+        batches = iter_row_groups(location, manifest)
+        return pa.RecordBatchReader.from_batches(dataset.schema, batches) if wants == "reader" else batches
     table = dataset.to_table()
     if wants == "pandas":
         return table.to_pandas()

@@ -1,0 +1,189 @@
+"""`make bench` (execution): moving data between steps, SQL export, and a whole local run.
+
+1. A 10M x 10 table passed from one step to the next through the artifact store (the runtime,
+   as a pod runs it) vs pyarrow writing and reading the same Parquet directly. Both stream the
+   same generated record batches; each side runs in its own process so its peak RSS is its own.
+2. A `sql` step exporting 5M rows from DuckDB into the store vs DuckDB's own COPY ... TO parquet.
+3. `aq-airflow run` of the example pipeline: wall time and the share spent outside user code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COLUMNS = 10
+
+STEPS = """
+import pyarrow as pa, numpy as np
+
+def batches(rows, size=131072):
+    rng = np.random.default_rng(1)
+    for start in range(0, rows, size):
+        n = min(size, rows - start)
+        cols = {f"c{i}": (np.arange(start, start + n) if i == 0 else rng.random(n)) for i in range(10)}
+        yield pa.record_batch(cols)
+
+def produce(rows: int):
+    return batches(rows)
+
+def consume(table: "Iterator[pa.RecordBatch]"):
+    rows = 0
+    total = 0.0
+    for batch in table:
+        rows += batch.num_rows
+        total += float(batch.column(1).to_numpy().sum())
+    return {"rows": rows, "checksum": round(total, 3)}
+"""
+
+BASELINE = """
+import sys, time, resource, json
+import pyarrow.parquet as pq
+sys.path.insert(0, sys.argv[1])
+from bench_steps import batches
+rows, path = int(sys.argv[2]), sys.argv[3]
+start = time.perf_counter()
+first = next(batches(rows, 1))
+writer = None
+for batch in batches(rows):
+    if writer is None:
+        writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
+    writer.write_batch(batch, row_group_size=131072)
+writer.close()
+total = 0.0
+count = 0
+for batch in pq.ParquetFile(path).iter_batches(batch_size=131072):
+    count += batch.num_rows
+    total += float(batch.column(1).to_numpy().sum())
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rows": count, "peak_mib": peak}))
+"""
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    """Wall seconds and stdout of one command."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{cmd} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def step_to_step(work: Path, rows: int) -> list[tuple]:
+    (work / "bench_steps.py").write_text(STEPS)
+    store = work / "store"
+    base = {"PYTHONPATH": str(work), "AQ_CONTEXT": "{}"}
+    # each side's own clock and peak RSS, as reported from inside its process (interpreter start excluded)
+    _, out = run(
+        [sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:produce"],
+        {**base, "AQ_STEP": "big", "AQ_OUTPUT": str(store / "big"), "AQ_ARGS": json.dumps({"rows": rows})},
+    )
+    producer = json.loads(out.strip().splitlines()[-1])
+    _, out = run(
+        [sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:consume"],
+        {**base, "AQ_STEP": "reader", "AQ_OUTPUT": str(store / "reader"), "AQ_INPUT_TABLE": str(store / "big")},
+    )
+    consumer = json.loads(out.strip().splitlines()[-1])
+    assert producer["rows"] == rows and consumer["kind"] == "object"
+    produce, consume = producer["seconds"], consumer["seconds"]
+    produce_peak, consume_peak = producer["peak_rss_mib"], consumer["peak_rss_mib"]
+    arrow_peaks = f"{producer['peak_arrow_mib']:.0f} / {consumer['peak_arrow_mib']:.0f} MiB"
+    (work / "baseline.py").write_text(BASELINE)
+    _, out = run([sys.executable, str(work / "baseline.py"), str(work), str(rows), str(work / "direct.parquet")])
+    baseline = json.loads(out)
+    assert baseline["rows"] == rows
+    size = sum(p.stat().st_size for p in (store / "big").glob("*.parquet"))
+    ours = produce + consume
+    table_mib = rows * COLUMNS * 8 / 2**20
+    return [
+        ("step -> step via the store (write+read)", ours, f"{rows / ours / 1e6:.2f} M rows/s"),
+        ("pyarrow write+read directly (baseline)", baseline["seconds"],
+         f"{rows / baseline['seconds'] / 1e6:.2f} M rows/s"),
+        ("throughput ratio (goal >= 0.8x)", baseline["seconds"] / ours, ""),
+        ("peak RSS producer / consumer (MiB)", produce_peak, f"{consume_peak:.0f} MiB consumer"),
+        ("peak Arrow memory producer / consumer", producer["peak_arrow_mib"], arrow_peaks),
+        ("peak RSS direct pyarrow (MiB)", baseline["peak_mib"], f"table in memory would be {table_mib:.0f} MiB"),
+        ("parquet bytes (MiB)", size / 2**20, ""),
+    ]  # fmt: skip
+
+
+def sql_export(work: Path, rows: int) -> list[tuple]:
+    import duckdb
+
+    os.environ.setdefault("AIRFLOW_HOME", str(work / "airflow"))
+    from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+    from aq_airflow.runners.sql import export_query
+    from aq_airflow.runtime.artifacts import Location
+
+    path = work / "export.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        columns = ", ".join(f"random() AS c{i}" for i in range(1, COLUMNS))
+        conn.execute(f"CREATE TABLE big AS SELECT range AS c0, {columns} FROM range({rows})")
+    os.environ["AIRFLOW_CONN_BENCH_DUCK"] = json.dumps({"conn_type": "duckdb", "host": str(path)})
+    start = time.perf_counter()
+    hook = DuckDBHook(duckdb_conn_id="bench_duck")
+    manifest = export_query(hook, "SELECT * FROM big", Location.of(str(work / "out")))
+    ours = time.perf_counter() - start
+    assert manifest["rows"] == rows
+    start = time.perf_counter()
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(f"COPY (SELECT * FROM big) TO '{work / 'copy.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    copy = time.perf_counter() - start
+    return [
+        ("sql step export to the store", ours, f"{rows / ours / 1e6:.2f} M rows/s"),
+        ("DuckDB COPY TO parquet (baseline)", copy, f"{rows / copy / 1e6:.2f} M rows/s"),
+        ("export time / COPY time", ours / copy, "report"),
+    ]
+
+
+def local_run(work: Path) -> list[tuple]:
+    spec = REPO / "bench" / "specs" / "churn_steps.aq.yaml"
+    shutil.copytree(REPO / "example_dags" / "churn", work / "spec" / "churn")
+    shutil.copy(spec, work / "spec" / spec.name)
+    seed = REPO / "example_dags" / "seed_warehouse.py"
+    subprocess.run([sys.executable, str(seed), str(work / "run" / "warehouse.duckdb")], check=True, capture_output=True)
+    cli = [sys.executable, "-m", "aq_airflow.cli", "run", str(work / "spec" / spec.name), "--date", "2026-03-01"]
+    wall, out = run([*cli, "--workdir", str(work / "run")])
+    manifests = [json.loads(p.read_text()) for p in (work / "run" / "artifacts").rglob("_manifest.json")]
+    user = sum(m.get("user_seconds", 0) for m in manifests)
+    assert "churn_steps: success" in out, out
+    return [
+        ("aq-airflow run, example pipeline (wall)", wall, f"{len(manifests)} step outputs"),
+        ("  of which user code (python steps)", user, ""),
+        ("  share outside user code", 1 - user / wall, "Airflow start-up, DB, scheduling, I/O"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--sql-rows", type=int, default=5_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aq-bench-exec-"))
+    try:
+        rows = step_to_step(work, args.rows) + sql_export(work, args.sql_rows) + local_run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nExecution benchmark: {args.rows:,} x {COLUMNS} step to step, {args.sql_rows:,} rows SQL export\n")
+    print(f"{'measure':44} {'value':>10}  note")
+    for name, value, note in rows:
+        print(f"{name:44} {value:10.3f}  {note}")
+    out = REPO / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "execution.json").write_text(json.dumps([list(r) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
