@@ -109,6 +109,7 @@ def run_pipeline(spec: Path, date: str | None, params: dict, warehouse_uri: str 
     except OSError as error:
         print(f"{spec}:1:1: cannot read the file: {error.strerror}", file=sys.stderr)
         return 1
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:

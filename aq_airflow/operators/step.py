@@ -91,7 +91,7 @@ class AqLocalStepOperator(BaseOperator):
         self.resource_asks = resource_asks
 
     def execute(self, context: Any) -> Any:
-        root = self.artifacts or local.default_artifacts_root()
+        root = local.artifacts_root(self.artifacts)
         env = {**self.env_vars}
         for key in [k for k in env if k == "AQ_OUTPUT" or k.startswith("AQ_INPUT_")]:
             env[key] = f"{root.rstrip('/')}/{env[key]}"
@@ -164,7 +164,7 @@ class AqSqlStepOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         hook = BaseHook.get_connection(self.conn_id).get_hook()
         sql = self.sql or sql_runner.select_all(self.table, sql_runner.dialect_of(hook))
-        root = self.artifacts or local.default_artifacts_root()
+        root = local.artifacts_root(self.artifacts)
         output = Location.of(f"{root.rstrip('/')}/{self.output_path}")
         self.log.info("step `%s`: exporting the result of\n%s\nto %s", self.step, sql, output.uri)
         try:

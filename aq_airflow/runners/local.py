@@ -13,11 +13,12 @@ from collections import deque
 log = logging.getLogger(__name__)
 
 
-def default_artifacts_root() -> str:
-    """Where outputs go when a spec names no artifact store: ``$AQ_ARTIFACTS``, else a folder in
-    ``$AIRFLOW_HOME``."""
+def artifacts_root(artifacts: str | None) -> str:
+    """The artifact store root: the spec's URI, else ``$AQ_ARTIFACTS``, else a folder in
+    ``$AIRFLOW_HOME``; a local path is made absolute (steps run in their own working folder)."""
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return os.environ.get("AQ_ARTIFACTS") or os.path.join(home, "aq-artifacts")
+    root = artifacts or os.environ.get("AQ_ARTIFACTS") or os.path.join(home, "aq-artifacts")
+    return root if "://" in root else os.path.abspath(root)
 
 
 def local_command(cmds: list[str]) -> list[str]:
