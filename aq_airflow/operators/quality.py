@@ -1,42 +1,165 @@
-"""Quality operators: a step's checks, its metrics, and the publish they gate."""
+"""Quality operators: a step's checks, its metrics, and the publish they gate.
+
+Checks and metrics read the data where it lives (the warehouse for `table` and `sql` steps,
+DuckDB over the step's Parquet output otherwise), write one results row each to the warehouse,
+and only then fail the task if an error-severity check failed. Warnings are logged loudly and
+leave the task green.
+"""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from airflow.exceptions import AirflowException
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseHook, BaseOperator
 
-from aq_airflow.operators.errors import NotBuiltYet
+from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
+from aq_airflow.quality.evaluate import PASSED, Outcome
+from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
+from aq_airflow.runners import local
+from aq_airflow.runners.publish import publish
+from aq_airflow.runners.sql import dialect_of
+from aq_airflow.runtime.artifacts import Location, MissingArtifact
 
 
-class AqCheckOperator(BaseSQLOperator):
-    """All checks of one step, evaluated in one scan of its output; results to the warehouse.
+class _QualityTask:
+    """What checks, metrics and publish share: the warehouse, the data, the results store."""
 
-    A BaseSQLOperator, so Airflow's ``check_results`` (and the OpenLineage data-quality facets
-    built from them) come with it.
+    conn_id: str
+    step: str
+    source: dict
+    artifacts: str | None
+    results_schema: str | None
+    spec_hash: str
+    image: str | None
+
+    def warehouse_hook(self):
+        return BaseHook.get_connection(self.conn_id).get_hook()
+
+    def results(self, hook) -> ResultsStore:
+        store = ResultsStore(hook.get_conn, dialect_of(hook), self.results_schema, hook.placeholder)
+        store.ensure_tables()
+        return store
+
+    def artifact(self) -> tuple[Location, dict]:
+        root = local.artifacts_root(self.artifacts)
+        location = Location.of(f"{root.rstrip('/')}/{self.source['artifact']}")
+        return location, location.read_manifest(self.step)
+
+    def dataset(self, hook) -> Dataset:
+        """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
+        if "table" in self.source or "query" in self.source:
+            dataset = Dataset.warehouse(self.source, hook.get_conn, dialect_of(hook))
+            if "artifact" in self.source:  # a sql step's output schema, for `schema` checks
+                dataset.columns = [tuple(c) for c in self.artifact()[1].get("schema", [])]
+            return dataset
+        location, manifest = self.artifact()
+        if manifest["kind"] != "table":
+            raise MissingArtifact(f"step `{self.step}` produced a {manifest['kind']}, not a table to check")
+        if "://" in location.uri:
+            raise MissingArtifact(f"checks on {location.uri} need a local artifact store in this version")
+        return Dataset.parquet([location.join(f) for f in manifest["files"]], manifest["schema"], self.step)
+
+    def common_row(self, context: Any) -> dict:
+        ti = context["ti"]
+        logical = context.get("logical_date") or context["dag_run"].run_after  # None for some manual runs
+        return {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "step": self.step,
+            "map_index": ti.map_index if ti.map_index is not None else -1,
+            "try_number": ti.try_number,
+            "spec_hash": self.spec_hash,
+            "image": self.image,
+            "logical_date": logical.astimezone(datetime.timezone.utc).replace(tzinfo=None),
+            "created_at": utcnow(),
+        }
+
+
+def _report(log, what: str, outcomes: list[Outcome]) -> list[Outcome]:
+    """Log every outcome; returns the ones that block (error severity, not passed)."""
+    for outcome in outcomes:
+        line = f"{what} `{outcome.name}` ({outcome.kind}): {outcome.outcome.upper()} - {outcome.message}"
+        if outcome.outcome == PASSED:
+            log.info(line)
+        elif outcome.severity == "warning":
+            log.warning("WARNING %s", line)
+        else:
+            log.error(line)
+        if outcome.sample:
+            log.info("  failing rows (sample): %s", outcome.sample)
+    return [o for o in outcomes if o.blocking]
+
+
+class AqCheckOperator(_QualityTask, BaseSQLOperator):
+    """All checks of one step in one scan of its output; results to the warehouse.
+
+    A BaseSQLOperator, so it takes common-sql's connection handling (``conn_id``,
+    ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage.
     """
 
     template_fields = ("source", "checks")
 
-    def __init__(self, *, step: str, source: dict, checks: list[dict], artifacts: str | None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        step: str,
+        source: dict,
+        checks: list[dict],
+        artifacts: str | None,
+        sensitive: list[str],
+        results_schema: str | None,
+        spec_hash: str,
+        image: str | None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.step = step
         self.source = source
         self.checks = checks
         self.artifacts = artifacts
+        self.sensitive = sensitive
+        self.results_schema = results_schema
+        self.spec_hash = spec_hash
+        self.image = image
 
     def execute(self, context: Any) -> Any:
-        raise NotBuiltYet("checks")
+        hook = self.get_db_hook()
+        try:
+            outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, _now())
+        except (MissingArtifact, OSError) as error:
+            outcomes = unreadable(self.checks, "check", f"could not read the data: {error}", "error")
+        except Exception as error:  # the warehouse rejected the fused query: every check errors
+            outcomes = unreadable(self.checks, "check", f"{type(error).__name__}: {error}", "error")
+        common = self.common_row(context)
+        self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
+        self.check_results = {o.name: {"success": o.outcome == PASSED, "result": o.observed} for o in outcomes}
+        blocking = _report(self.log, "check", outcomes)
+        if blocking:
+            listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
+            raise AirflowException(f"step `{self.step}`: {len(blocking)} check(s) failed:\n{listing}")
+        return {"checks": len(outcomes), "passed": sum(o.outcome == PASSED for o in outcomes)}
 
 
-class AqMetricOperator(BaseOperator):
+class AqMetricOperator(_QualityTask, BaseOperator):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
     template_fields = ("source", "metrics")
 
     def __init__(
-        self, *, conn_id: str, step: str, source: dict, metrics: list[dict], artifacts: str | None, **kwargs: Any
+        self,
+        *,
+        conn_id: str,
+        step: str,
+        source: dict,
+        metrics: list[dict],
+        artifacts: str | None,
+        results_schema: str | None,
+        spec_hash: str,
+        image: str | None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
@@ -44,14 +167,37 @@ class AqMetricOperator(BaseOperator):
         self.source = source
         self.metrics = metrics
         self.artifacts = artifacts
+        self.results_schema = results_schema
+        self.spec_hash = spec_hash
+        self.image = image
 
     def execute(self, context: Any) -> Any:
-        raise NotBuiltYet("metrics")
+        hook = self.warehouse_hook()
+        store = self.results(hook)
+        ti = context["ti"]
+
+        def history(spec: dict) -> list[float]:
+            window = (spec.get("history") or {}).get("window", 1)
+            return store.metric_history(ti.dag_id, self.step, spec["name"], ti.run_id, window)
+
+        try:
+            outcomes = run_metrics(self.dataset(hook), self.metrics, history)
+        except (MissingArtifact, OSError) as error:
+            outcomes = unreadable(self.metrics, "metric", f"could not read the data: {error}", "warning")
+        except Exception as error:
+            outcomes = unreadable(self.metrics, "metric", f"{type(error).__name__}: {error}", "warning")
+        common = self.common_row(context)
+        store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])
+        blocking = _report(self.log, "metric", outcomes)
+        if blocking:
+            listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
+            raise AirflowException(f"step `{self.step}`: {len(blocking)} metric(s) out of bounds:\n{listing}")
+        return {o.name: o.value for o in outcomes}
 
 
-class AqPublishOperator(BaseOperator):
-    """Loads the step's output into a warehouse table (append, replace or merge); the table is
-    the task's Asset outlet."""
+class AqPublishOperator(_QualityTask, BaseOperator):
+    """Loads the step's output into a warehouse table (append, replace or merge) in one
+    transaction; the table is the task's Asset outlet."""
 
     template_fields = ("source",)
 
@@ -77,4 +223,14 @@ class AqPublishOperator(BaseOperator):
         self.artifacts = artifacts
 
     def execute(self, context: Any) -> Any:
-        raise NotBuiltYet("publish")
+        location, manifest = self.artifact()
+        if manifest["kind"] != "table":
+            raise AirflowException(f"step `{self.step}` produced a {manifest['kind']}; only tables can be published")
+        files = [location.join(f) for f in manifest["files"]]
+        rows = publish(self.warehouse_hook(), files, self.table, self.mode, self.keys)
+        self.log.info("published %s rows of step `%s` into %s (%s)", rows, self.step, self.table, self.mode)
+        return {"table": self.table, "mode": self.mode, "rows": rows}
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)

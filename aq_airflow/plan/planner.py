@@ -228,10 +228,12 @@ class _Planner:
         return self.add(name, "run", "AqPodStepOperator", kwargs, start)
 
     def quality_source(self, name: str, step: Step) -> dict:
+        """Where checks read the data: the warehouse for table and sql steps (pushdown; a sql
+        step's output also names its columns), the Parquet output otherwise."""
         if step.kind == "table":
             return {"table": step.table}
         if step.kind == "sql":
-            return {"query": step.sql}
+            return {"query": step.sql, "artifact": self.relative_output(name)}
         return {"artifact": self.relative_output(name)}
 
     def plan_step(self, name: str, step: Step) -> None:
@@ -239,27 +241,31 @@ class _Planner:
         run = self.run_task(name, step, start)
         after_run = (run,) if run else start
         gates = list(after_run)
-        common = {"conn_id": self.pipeline.warehouse, "step": name, "artifacts": self.pipeline.artifacts}
         source = self.quality_source(name, step)
+        common = {"conn_id": self.pipeline.warehouse, "step": name, "artifacts": self.pipeline.artifacts}
+        image = _merged(self.pipeline, step, "image") if step.kind in ("python", "command") else None
+        recorded = {
+            "source": source,
+            "results_schema": self.pipeline.results_schema,
+            "spec_hash": self.spec_file.sha256[:16],
+            "image": image,
+        }
         if step.checks:
             checks = [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in step.checks]
-            task = self.add(
-                name, "checks", "AqCheckOperator", {**common, "source": source, "checks": checks}, after_run
-            )
+            kwargs = {**common, "checks": checks, "sensitive": list(step.sensitive), **recorded}
+            task = self.add(name, "checks", "AqCheckOperator", kwargs, after_run)
             if any(c.severity == "error" for c in step.checks):
                 gates.append(task)
         if step.metrics:
             metrics = [m.model_dump(mode="json", exclude_none=True, by_alias=True) for m in step.metrics]
-            task = self.add(
-                name, "metrics", "AqMetricOperator", {**common, "source": source, "metrics": metrics}, after_run
-            )
+            task = self.add(name, "metrics", "AqMetricOperator", {**common, "metrics": metrics, **recorded}, after_run)
             if any(m.severity == "error" for m in step.metrics):
                 gates.append(task)
         if step.publish:
             publish = step.publish
             kwargs = {
                 **common,
-                "source": source,
+                "source": {"artifact": self.relative_output(name)} if step.kind != "table" else source,
                 "table": publish.table,
                 "mode": publish.mode,
                 "keys": list(publish.keys or []),

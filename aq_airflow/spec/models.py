@@ -264,6 +264,7 @@ class Step(StepSettings):
     checks: list[Check] = []
     metrics: list[Metric] = []
     publish: Publish | None = None
+    sensitive: list[Column] = Field([], description="Columns never shown in failing-row samples.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -325,6 +326,9 @@ class Pipeline(Model):
     on_failure: CallablePath | None = Field(None, description="`module:callable` run when a task fails.")
     max_active_runs: Annotated[int, Field(ge=1)] | None = None
     timeout: Duration | None = None
+    results_schema: Column | None = Field(
+        None, description="Warehouse schema of aq_check_results / aq_metric_results; default: the connection's."
+    )
 
     @field_validator("start_date", "end_date")
     @classmethod

@@ -1,0 +1,131 @@
+"""Runs a step's checks or metrics: the fused aggregate query over the data where it lives (the
+warehouse for `table` and `sql` steps, DuckDB over the Parquet output otherwise), samples of
+failing rows, and the checks evaluated beside the scan."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aq_airflow.quality import extra
+from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, check_outcome, metric_outcome
+from aq_airflow.quality.sql import parquet_relation, query_relation, table
+from aq_airflow.quality.suite import Compiled, Suite, row_values
+
+
+@dataclass
+class Dataset:
+    """What a suite scans: a relation, the DB-API connection that can read it, and its dialect."""
+
+    relation: Any
+    connect: Callable[[], Any]
+    dialect: str | None
+    columns: list[tuple[str, str]] | None = None  # (name, type) when known without a query
+    views: dict[str, Any] = field(default_factory=dict)  # names the raw `sql:` checks may use
+
+    @classmethod
+    def parquet(cls, paths: list[str], schema: list[list[str]], step: str) -> Dataset:
+        import duckdb
+
+        relation = parquet_relation(paths)
+        return cls(relation, duckdb.connect, "duckdb", [tuple(c) for c in schema], {step: relation})
+
+    @classmethod
+    def warehouse(cls, source: dict, connect: Callable[[], Any], dialect: str | None) -> Dataset:
+        relation = table(source["table"], dialect) if "table" in source else query_relation(source["query"], dialect)
+        return cls(relation, connect, dialect)
+
+
+def _cursor(conn: Any, dialect: str | None) -> Any:
+    return conn if dialect == "duckdb" else conn.cursor()
+
+
+def _fetch_one(cursor: Any, sql: str) -> dict[str, Any]:
+    cursor.execute(sql)
+    return row_values(cursor, cursor.fetchone())
+
+
+def _samples(cursor: Any, suite: Suite, compiled: Compiled, sensitive: set[str]) -> list[dict] | None:
+    query = suite.sample_query(compiled, sensitive)
+    if query is None:
+        return None
+    cursor.execute(query)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _dataframe(cursor: Any, dataset: Dataset):
+    import pandas as pd
+    from sqlglot import exp
+
+    cursor.execute(exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).sql(dialect=dataset.dialect))
+    return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+
+
+def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
+    if dataset.columns is not None:
+        return dataset.columns
+    from sqlglot import exp
+
+    probe = exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).limit(0)
+    cursor.execute(probe.sql(dialect=dataset.dialect))
+    return [(d[0], str(d[1])) for d in cursor.description]
+
+
+def run_checks(dataset: Dataset, checks: list[dict], sensitive: set[str], now: datetime.datetime) -> list[Outcome]:
+    """Every check of a step, in spec order; aggregates in one scan."""
+    suite = Suite(dataset.relation, dataset.dialect)
+    compiled = [suite.add_check(spec) for spec in checks]
+    conn = dataset.connect()
+    try:
+        cursor = _cursor(conn, dataset.dialect)
+        for name, relation in dataset.views.items():
+            from sqlglot import exp
+
+            view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
+                              expression=exp.select("*").from_(relation))  # fmt: skip
+            cursor.execute(view.sql(dialect=dataset.dialect))
+        values = _fetch_one(cursor, suite.query()) if suite.query() else {}
+        outcomes: dict[str, Outcome] = {}
+        expectations = []
+        for item in compiled:
+            spec = item.spec
+            if item.kind == "schema":
+                outcomes[spec["name"]] = extra.schema_outcome(spec, _columns(cursor, dataset))
+            elif item.kind == "sql":
+                outcomes[spec["name"]] = extra.sql_outcome(spec, cursor)
+            elif item.kind == "expect":
+                expectations.append(spec)
+            else:
+                outcome = check_outcome(item, values, now)
+                if outcome.outcome == FAILED:
+                    outcome.sample = _samples(cursor, suite, item, sensitive)
+                outcomes[spec["name"]] = outcome
+        if expectations:
+            for outcome in extra.gx_outcomes(expectations, _dataframe(cursor, dataset), sensitive):
+                outcomes[outcome.name] = outcome
+    finally:
+        conn.close()
+    return [outcomes[spec["name"]] for spec in checks]
+
+
+def run_metrics(dataset: Dataset, metrics: list[dict], history: Callable[[dict], list[float]]) -> list[Outcome]:
+    """Every metric of a step in one scan, then each against its bounds and history."""
+    suite = Suite(dataset.relation, dataset.dialect)
+    compiled = [suite.add_metric(spec) for spec in metrics]
+    conn = dataset.connect()
+    try:
+        values = _fetch_one(_cursor(conn, dataset.dialect), suite.query()) if suite.query() else {}
+    finally:
+        conn.close()
+    return [metric_outcome(item, values, history(item.spec) if not item.error else []) for item in compiled]
+
+
+def unreadable(specs: list[dict], kind: str, message: str, default_severity: str) -> list[Outcome]:
+    """Every check or metric as an error, when the data itself could not be read."""
+    return [
+        Outcome(name=s["name"], kind=kind, outcome=ERROR, severity=s.get("severity", default_severity), message=message)
+        for s in specs
+    ]

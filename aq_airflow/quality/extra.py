@@ -1,0 +1,105 @@
+"""Checks that are not aggregates of the fused scan: `schema` (against the observed columns),
+raw `sql` (an escape hatch returning one boolean) and Great Expectations expectations."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aq_airflow.quality.evaluate import ERROR, FAILED, PASSED, Outcome
+
+_FAMILIES = {
+    "int": r"^(u?int\d*|integer|bigint|smallint|tinyint|hugeint|long|short|byte)$",
+    "float": r"^(float\d*|double( precision)?|real|halffloat)$",
+    "decimal": r"^(decimal|numeric|number)(\(.*\))?\d*$",
+    "string": r"^(string|large_string|utf8|large_utf8|text|varchar|character varying|char|character|nvarchar)(\(.*\))?$",
+    "bool": r"^(bool|boolean)$",
+    "date": r"^date(32|64)?(\[.*\])?$",
+    "timestamp": r"^(timestamp|datetime)(.*)$",
+}
+
+
+def type_family(name: str) -> str:
+    text = name.strip().lower()
+    return next((family for family, pattern in _FAMILIES.items() if re.match(pattern, text)), text)
+
+
+def schema_outcome(spec: dict, observed: list[tuple[str, str]]) -> Outcome:
+    """Expected columns and types against what the data has (schema drift between runs)."""
+    base = {"name": spec["name"], "kind": "schema", "severity": spec.get("severity", "error")}
+    have = {name.lower(): kind for name, kind in observed}
+    problems = []
+    for column, expected in spec["schema"].items():
+        actual = have.get(column.lower())
+        if actual is None:
+            problems.append(f"column `{column}` is missing")
+        elif type_family(actual) != type_family(expected):
+            problems.append(f"column `{column}` is {actual}, expected {expected}")
+    message = "; ".join(problems) or f"all {len(spec['schema'])} expected columns present with their types"
+    return Outcome(**base, outcome=FAILED if problems else PASSED, message=message,
+                   observed=dict(observed), expected=spec["schema"])  # fmt: skip
+
+
+def sql_outcome(spec: dict, cursor: Any) -> Outcome:
+    base = {"name": spec["name"], "kind": "sql", "severity": spec.get("severity", "error")}
+    try:
+        cursor.execute(spec["sql"])
+        rows = cursor.fetchall()
+    except Exception as error:
+        return Outcome(**base, outcome=ERROR, message=f"the query failed: {type(error).__name__}: {error}")
+    if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool | int):
+        return Outcome(**base, outcome=ERROR, message=f"the query must return one boolean; it returned {rows[:3]!r}")
+    passed = bool(rows[0][0])
+    return Outcome(**base, outcome=PASSED if passed else FAILED, message=f"the query returned {passed}",
+                   observed=passed, expected=True)  # fmt: skip
+
+
+def expectation_class(name: str):
+    """The GX Core expectation class for ``expect_column_values_to_not_be_null``-style names."""
+    import great_expectations as gx
+
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    return getattr(gx.expectations, camel, None)
+
+
+def gx_outcomes(specs: list[dict], dataframe, sensitive: set[str]) -> list[Outcome]:
+    """Run Great Expectations Core expectations on the data; the result details go in the row."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("aq")
+        .add_dataframe_asset("step_output")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": dataframe})
+    )
+    outcomes = []
+    for spec in specs:
+        base = {"name": spec["name"], "kind": "expect", "severity": spec.get("severity", "error")}
+        kind = expectation_class(spec["expect"])
+        if kind is None:
+            outcomes.append(Outcome(**base, outcome=ERROR, message=f"Great Expectations has no `{spec['expect']}`"))
+            continue
+        try:
+            result = batch.validate(kind(**(spec.get("kwargs") or {})))
+        except Exception as error:
+            outcomes.append(Outcome(**base, outcome=ERROR, message=f"{type(error).__name__}: {error}"))
+            continue
+        details = json.loads(json.dumps(result.result, default=str))
+        column = (spec.get("kwargs") or {}).get("column")
+        sample = details.pop("partial_unexpected_list", None)
+        if column and column.lower() in sensitive:
+            sample = None
+            details.pop("partial_unexpected_counts", None)
+            details.pop("partial_unexpected_index_list", None)
+        failing = details.get("unexpected_count")
+        message = f"{spec['expect']}: {'passed' if result.success else 'failed'}"
+        if failing is not None:
+            message += f" ({failing} unexpected of {details.get('element_count')})"
+        outcomes.append(Outcome(**base, outcome=PASSED if result.success else FAILED, message=message,
+                                observed=details.get("observed_value"), expected=spec.get("kwargs"),
+                                failing_rows=failing, rows=details.get("element_count"),
+                                sample=[{column or "value": v} for v in sample] if sample else None,
+                                details=details))  # fmt: skip
+    return outcomes

@@ -1,0 +1,169 @@
+"""A step's checks and metrics compiled into one aggregate query: one scan of the data.
+
+Each check or metric contributes a few named aggregates (``SUM(CASE ...)`` failing counts,
+``COUNT(*)``, ``MAX(col)``, ...) to a single ``SELECT ... FROM source``. Checks that cannot be an
+aggregate (``schema``, raw ``sql``, Great Expectations) are evaluated beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from aq_airflow.quality.sql import QualitySQLError, column, count_if, literal, user_expression, when
+
+FUSED_CHECKS = ("not_null", "unique", "between", "accepted_values", "row_count", "freshness", "expression")
+SAMPLE_LIMIT = 5
+
+
+@dataclass
+class Compiled:
+    """One check or metric: its spec, the aggregates it reads, and how to sample failing rows."""
+
+    spec: dict
+    kind: str
+    measures: dict[str, str] = field(default_factory=dict)  # role -> alias in the fused query
+    failing: exp.Expression | None = None  # row-level condition, for samples
+    sample_columns: list[exp.Column] = field(default_factory=list)
+    error: str | None = None  # the check could not be compiled
+
+
+class Suite:
+    """The fused query of one step's checks and metrics over one relation."""
+
+    def __init__(self, relation: exp.Expression, dialect: str | None):
+        self.relation = relation
+        self.dialect = dialect
+        self.aggregates: dict[str, exp.Expression] = {}
+
+    def measure(self, expression: exp.Expression) -> str:
+        """The alias of an aggregate in the fused query; the same aggregate is computed once."""
+        for alias, existing in self.aggregates.items():
+            if existing == expression:
+                return alias
+        alias = f"m{len(self.aggregates)}"
+        self.aggregates[alias] = expression
+        return alias
+
+    def query(self) -> str | None:
+        if not self.aggregates:
+            return None
+        select = exp.select(*(exp.alias_(e, a, quoted=True) for a, e in self.aggregates.items()))
+        return select.from_(exp.alias_(self.relation, "aq_source")).sql(dialect=self.dialect)
+
+    def sample_query(self, compiled: Compiled, sensitive: set[str]) -> str | None:
+        """A few failing rows of a row-level check, without the columns marked sensitive."""
+        columns = [c for c in compiled.sample_columns if c.name.lower() not in sensitive]
+        if compiled.failing is None or not columns:
+            return None
+        select = exp.select(*columns).from_(exp.alias_(self.relation, "aq_source")).where(compiled.failing)
+        return select.limit(SAMPLE_LIMIT).sql(dialect=self.dialect)
+
+    def _where(self, spec: dict) -> exp.Expression | None:
+        return user_expression(spec["where"], self.dialect, "where") if spec.get("where") else None
+
+    def _rows(self, where: exp.Expression | None) -> str:
+        return self.measure(count_if(where) if where is not None else exp.func("COUNT", exp.Star()))
+
+    def _failing(self, compiled: Compiled, where, condition: exp.Expression, columns: list[exp.Column]) -> None:
+        full = condition if where is None else exp.and_(where.copy(), condition)
+        compiled.measures["failing"] = self.measure(count_if(full))
+        compiled.measures["rows"] = self._rows(where)
+        compiled.failing = full
+        compiled.sample_columns = columns
+
+    def add_check(self, spec: dict) -> Compiled:
+        kind = next(k for k in (*FUSED_CHECKS, "schema", "expect", "sql") if spec.get(k) is not None)
+        compiled = Compiled(spec, kind)
+        if kind not in FUSED_CHECKS:
+            return compiled
+        try:
+            self._add_check(compiled, spec, kind)
+        except QualitySQLError as error:
+            compiled.error = str(error)
+        return compiled
+
+    def _add_check(self, compiled: Compiled, spec: dict, kind: str) -> None:
+        d = self.dialect
+        where = self._where(spec)
+        if kind in ("not_null", "unique"):
+            names = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
+            cols = [column(n, d) for n in names]
+            if kind == "not_null":
+                self._failing(compiled, where, exp.or_(*(c.is_(exp.Null()) for c in cols)), cols)
+                return
+            present = exp.and_(*(exp.Not(this=c.is_(exp.Null())) for c in cols))
+            counted = present if where is None else exp.and_(where.copy(), present)
+            compiled.measures["rows"] = self.measure(count_if(counted))
+            distinct = exp.Count(this=exp.Distinct(expressions=[when(where, c.copy()) for c in cols]))
+            compiled.measures["distinct"] = self.measure(distinct)
+            compiled.sample_columns = cols
+        elif kind == "between":
+            col = column(spec["column"], d)
+            low, high = spec["between"]
+            self._failing(compiled, where, exp.or_(col.copy() < literal(low), col.copy() > literal(high)), [col])
+        elif kind == "accepted_values":
+            col = column(spec[kind]["column"], d)
+            allowed = [literal(v) for v in spec[kind]["values"]]
+            self._failing(compiled, where, exp.Not(this=col.copy().isin(*allowed)), [col])
+        elif kind == "expression":
+            condition = user_expression(spec["expression"], d, "expression")
+            holds = exp.func("COALESCE", exp.paren(condition), exp.false())
+            cols = list({c.name: column(c.name, d) for c in condition.find_all(exp.Column)}.values())
+            self._failing(compiled, where, exp.Not(this=holds), cols)
+        elif kind == "row_count":
+            compiled.measures["rows"] = self._rows(where)
+        elif kind == "freshness":
+            col = column(spec[kind]["column"], d)
+            compiled.measures["latest"] = self.measure(exp.func("MAX", when(where, col)))
+
+    def add_metric(self, spec: dict) -> Compiled:
+        kind = next(
+            k
+            for k in ("count", "mean", "min", "max", "sum", "stddev", "null_fraction", "distinct_count",
+                      "quantile", "expression")
+            if spec.get(k) is not None
+        )  # fmt: skip
+        compiled = Compiled(spec, kind)
+        try:
+            compiled.measures["value"] = self.measure(self._metric(spec, kind))
+        except QualitySQLError as error:
+            compiled.error = str(error)
+        return compiled
+
+    def _metric(self, spec: dict, kind: str) -> exp.Expression:
+        d = self.dialect
+        where = self._where(spec)
+        if kind == "expression":
+            if where is not None:
+                raise QualitySQLError("`where` does not combine with an `expression` metric; filter inside it")
+            return user_expression(spec["expression"], d, "expression")
+        if kind == "count":
+            if spec["count"] == "*":
+                return count_if(where) if where is not None else exp.func("COUNT", exp.Star())
+            return exp.func("COUNT", when(where, column(spec["count"], d)))
+        if kind == "quantile":
+            col = when(where, column(spec["quantile"]["column"], d))
+            within = exp.WithinGroup(
+                this=exp.PercentileCont(this=exp.Literal.number(spec["quantile"]["q"])),
+                expression=exp.Order(expressions=[exp.Ordered(this=col)]),
+            )
+            return within
+        col = column(spec[kind], d)
+        if kind == "null_fraction":
+            rows = count_if(where) if where is not None else exp.func("COUNT", exp.Star())
+            nulls = count_if(col.is_(exp.Null()) if where is None else exp.and_(where, col.is_(exp.Null())))
+            return exp.Div(
+                this=exp.Cast(this=nulls, to=exp.DataType.build("double")),
+                expression=exp.func("NULLIF", rows, exp.Literal.number(0)),
+            )
+        if kind == "distinct_count":
+            return exp.Count(this=exp.Distinct(expressions=[when(where, col)]))
+        function = {"mean": "AVG", "min": "MIN", "max": "MAX", "sum": "SUM", "stddev": "STDDEV_SAMP"}[kind]
+        return exp.func(function, when(where, col))
+
+
+def row_values(cursor: Any, row: tuple) -> dict[str, Any]:
+    return {d[0].lower(): v for d, v in zip(cursor.description, row, strict=True)}

@@ -1,0 +1,166 @@
+"""The results tables in the team's warehouse: ``aq_check_results`` and ``aq_metric_results``.
+
+Created on first use; one row per (dag_id, run_id, step, name, map_index). A task's rows are
+replaced as a set in one transaction (delete, then insert), so a retry or re-run replaces its
+rows, never duplicates them, and readers never see half a set. Metric history for learned
+bounds is read from the same table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from aq_airflow.quality.sql import table as table_name
+
+CHECKS_TABLE = "aq_check_results"
+METRICS_TABLE = "aq_metric_results"
+KEY = ("dag_id", "run_id", "step", "map_index")
+
+_COMMON = [
+    ("dag_id", "VARCHAR"), ("run_id", "VARCHAR"), ("step", "VARCHAR"), ("name", "VARCHAR"), ("kind", "VARCHAR"),
+    ("outcome", "VARCHAR"), ("severity", "VARCHAR"), ("message", "VARCHAR"),
+]  # fmt: skip
+_TRAILER = [
+    ("map_index", "INTEGER"), ("try_number", "INTEGER"), ("spec_hash", "VARCHAR"), ("image", "VARCHAR"),
+    ("logical_date", "TIMESTAMP"), ("created_at", "TIMESTAMP"),
+]  # fmt: skip
+COLUMNS = {
+    CHECKS_TABLE: [*_COMMON, ("observed", "VARCHAR"), ("expected", "VARCHAR"), ("failing_rows", "BIGINT"),
+                   ("total_rows", "BIGINT"), ("sample", "VARCHAR"), ("details", "VARCHAR"), *_TRAILER],
+    METRICS_TABLE: [*_COMMON, ("value", "DOUBLE"), ("expected", "VARCHAR"), *_TRAILER],
+}  # fmt: skip
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+class ResultsStore:
+    """Reads and writes the results tables through a DB-API connection factory."""
+
+    def __init__(self, connect: Callable[[], Any], dialect: str | None, schema: str | None, placeholder: str):
+        self.connect = connect
+        self.dialect = dialect
+        self.schema = schema
+        self.placeholder = placeholder
+
+    def _table(self, name: str) -> str:
+        return table_name(f"{self.schema}.{name}" if self.schema else name, self.dialect).sql(dialect=self.dialect)
+
+    def _ddl(self) -> list[str]:
+        statements = []
+        if self.schema:
+            schema = exp.Create(this=table_name(self.schema, self.dialect), kind="SCHEMA", exists=True)
+            statements.append(schema.sql(dialect=self.dialect))
+        for name, columns in COLUMNS.items():
+            body = ", ".join(f"{column} {kind}" for column, kind in columns)
+            create = sqlglot.parse_one(f"CREATE TABLE IF NOT EXISTS t ({body})", read="duckdb")
+            create.find(exp.Table).replace(table_name(f"{self.schema}.{name}" if self.schema else name, self.dialect))
+            statements.append(create.sql(dialect=self.dialect))
+        return statements
+
+    def _transaction(self, work: Callable[[Any], None]) -> None:
+        conn = self.connect()
+        try:
+            cursor = conn if self.dialect == "duckdb" else conn.cursor()
+            if self.dialect in ("duckdb", "snowflake"):
+                cursor.execute("BEGIN TRANSACTION")
+            work(cursor)
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def ensure_tables(self) -> None:
+        conn = self.connect()
+        try:
+            cursor = conn if self.dialect == "duckdb" else conn.cursor()
+            for statement in self._ddl():
+                cursor.execute(statement)
+            if self.dialect != "duckdb":
+                conn.commit()
+        finally:
+            conn.close()
+
+    def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
+        """Replace the task's rows (those matching ``key``) with ``rows``, atomically."""
+        target = self._table(table)
+        names = [column for column, _ in COLUMNS[table]]
+        where = " AND ".join(f"{k} = {self.placeholder}" for k in KEY)
+        marks = ", ".join([self.placeholder] * len(names))
+        insert = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - names are ours
+        values = [tuple(row.get(n) for n in names) for row in rows]
+
+        def work(cursor: Any) -> None:
+            cursor.execute(f"DELETE FROM {target} WHERE {where}", tuple(key[k] for k in KEY))  # noqa: S608
+            if values:
+                cursor.executemany(insert, values)
+
+        self._transaction(work)
+
+    def metric_history(self, dag_id: str, step: str, name: str, run_id: str, limit: int) -> list[float]:
+        """Earlier values of a metric, newest first, from runs other than this one."""
+        p = self.placeholder
+        query = (
+            f"SELECT value FROM {self._table(METRICS_TABLE)} "  # noqa: S608 - names are ours
+            f"WHERE dag_id = {p} AND step = {p} AND name = {p} AND run_id <> {p} AND value IS NOT NULL "
+            f"AND outcome <> 'error' ORDER BY created_at DESC LIMIT {int(limit)}"
+        )
+        conn = self.connect()
+        try:
+            cursor = conn if self.dialect == "duckdb" else conn.cursor()
+            cursor.execute(query, (dag_id, step, name, run_id))
+            return [float(row[0]) for row in cursor.fetchall()]
+        finally:
+            conn.close()
+
+    def read(self, table: str, dag_id: str, step: str | None, last: int) -> tuple[list[str], list[tuple]]:
+        """The newest rows of a pipeline (and step) for ``aq-airflow results``."""
+        p = self.placeholder
+        columns = ["logical_date", "run_id", "step", "name", "kind", "outcome", "severity"]
+        columns += ["value"] if table == METRICS_TABLE else ["failing_rows"]
+        columns += ["message"]
+        query = f"SELECT {', '.join(columns)} FROM {self._table(table)} WHERE dag_id = {p}"  # noqa: S608
+        params: list[Any] = [dag_id]
+        if step:
+            query += f" AND step = {p}"
+            params.append(step)
+        query += f" ORDER BY created_at DESC, step, name LIMIT {int(last)}"
+        conn = self.connect()
+        try:
+            cursor = conn if self.dialect == "duckdb" else conn.cursor()
+            cursor.execute(query, tuple(params))
+            return columns, cursor.fetchall()
+        finally:
+            conn.close()
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC, the form every warehouse's TIMESTAMP takes as a parameter."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def result_row(outcome, common: dict) -> dict:
+    return {
+        **common,
+        "name": outcome.name,
+        "kind": outcome.kind,
+        "outcome": outcome.outcome,
+        "severity": outcome.severity,
+        "message": outcome.message,
+        "observed": _json(outcome.observed),
+        "expected": _json(outcome.expected),
+        "failing_rows": outcome.failing_rows,
+        "total_rows": outcome.rows,
+        "sample": _json(outcome.sample),
+        "details": _json(outcome.details or None),
+        "value": outcome.value,
+    }

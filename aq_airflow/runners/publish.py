@@ -1,0 +1,160 @@
+"""Publish: a step's Parquet output into a warehouse table with the warehouse's bulk path, in
+one transaction, so `replace` and `merge` never show readers a half-written or empty table.
+
+DuckDB inserts straight from ``read_parquet``; PostgreSQL COPYs CSV (written by pyarrow, a row
+group at a time) into a temporary staging table; Snowflake loads a staging table with
+``write_pandas``. The table is created from the Arrow schema when missing.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from aq_airflow.quality.sql import column, parquet_relation
+from aq_airflow.quality.sql import table as table_name
+from aq_airflow.runners.sql import dialect_of
+
+
+def _sql_type(kind: pa.DataType) -> str:
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    if pa.types.is_floating(kind):
+        return "DOUBLE"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_decimal(kind):
+        return f"DECIMAL({kind.precision}, {kind.scale})"
+    if pa.types.is_date(kind):
+        return "DATE"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
+    return "TEXT"
+
+
+def create_table_sql(target: str, schema: pa.Schema, dialect: str | None) -> str:
+    columns = [
+        exp.ColumnDef(this=column(f.name, dialect).this, kind=exp.DataType.build(_sql_type(f.type), dialect="duckdb"))
+        for f in schema
+    ]
+    create = exp.Create(this=exp.Schema(this=table_name(target, dialect), expressions=columns), kind="TABLE",
+                        exists=True)  # fmt: skip
+    return create.sql(dialect=dialect)
+
+
+def _schema_sql(target: str, dialect: str | None) -> str | None:
+    parts = target.split(".")
+    if len(parts) < 2:
+        return None
+    return exp.Create(this=table_name(".".join(parts[:-1]), dialect), kind="SCHEMA", exists=True).sql(dialect=dialect)
+
+
+def _load_statements(target: str, staged: exp.Expression, names: list[str], mode: str, keys: list[str],
+                     dialect: str | None) -> list[str]:  # fmt: skip
+    """The statements that move staged rows into the target for a mode."""
+    table = table_name(target, dialect)
+    cols = [column(n, dialect) for n in names]
+    statements = []
+    if mode == "replace":
+        statements.append(exp.delete(table.copy()).sql(dialect=dialect))
+    elif mode == "merge":
+        key_cols = [column(k, dialect) for k in keys]
+        matched = exp.Tuple(expressions=[c.copy() for c in key_cols]) if len(key_cols) > 1 else key_cols[0].copy()
+        staged_keys = exp.select(*[c.copy() for c in key_cols]).from_(staged.copy())
+        statements.append(exp.delete(table.copy(), where=matched.isin(query=staged_keys)).sql(dialect=dialect))
+    insert = exp.insert(exp.select(*[c.copy() for c in cols]).from_(staged.copy()),
+                        exp.Schema(this=table.copy(), expressions=[c.this.copy() for c in cols]))  # fmt: skip
+    statements.append(insert.sql(dialect=dialect))
+    return statements
+
+
+def publish(hook, files: list[str], target: str, mode: str, keys: list[str]) -> int:
+    """Load ``files`` (one table's Parquet) into ``target``; returns the rows loaded."""
+    dialect = dialect_of(hook)
+    schema = pq.read_schema(files[0])
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    loader = {"duckdb": _duckdb, "postgres": _postgres, "snowflake": _snowflake}.get(dialect or "")
+    if loader is None:
+        raise NotImplementedError(f"publish to a `{dialect}` warehouse is not built yet")
+    loader(hook, files, schema, target, mode, keys)
+    return rows
+
+
+def _run(cursor, statements: list[str]) -> None:
+    for statement in statements:
+        cursor.execute(statement)
+
+
+def _duckdb(hook, files, schema, target, mode, keys) -> None:
+    conn = hook.get_conn()
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        _run(conn, [s for s in (_schema_sql(target, "duckdb"), create_table_sql(target, schema, "duckdb")) if s])
+        _run(conn, _load_statements(target, parquet_relation(files), schema.names, mode, keys, "duckdb"))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def _postgres(hook, files, schema, target, mode, keys) -> None:
+    stage = exp.to_identifier("aq_publish_stage", quoted=True)
+    names = ", ".join(column(n, "postgres").sql(dialect="postgres") for n in schema.names)
+    conn = hook.get_conn()
+    try:
+        with conn.cursor() as cursor:
+            _run(
+                cursor,
+                [s for s in (_schema_sql(target, "postgres"), create_table_sql(target, schema, "postgres")) if s],
+            )
+            like = table_name(target, "postgres").sql(dialect="postgres")
+            cursor.execute(f"CREATE TEMPORARY TABLE {stage.sql(dialect='postgres')} (LIKE {like}) ON COMMIT DROP")
+            copy = f"COPY {stage.sql(dialect='postgres')} ({names}) FROM STDIN WITH (FORMAT csv)"
+            for path in files:
+                parquet = pq.ParquetFile(path)
+                for index in range(parquet.num_row_groups):
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
+                    buffer.seek(0)
+                    cursor.copy_expert(copy, buffer)
+            staged = exp.Table(this=stage)
+            _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "postgres"))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def _snowflake(hook, files, schema, target, mode, keys) -> None:
+    from snowflake.connector.pandas_tools import write_pandas
+
+    conn = hook.get_conn()
+    stage = "AQ_PUBLISH_STAGE"
+    try:
+        cursor = conn.cursor()
+        _run(
+            cursor, [s for s in (_schema_sql(target, "snowflake"), create_table_sql(target, schema, "snowflake")) if s]
+        )
+        cursor.execute("BEGIN TRANSACTION")
+        frame = pq.read_table(files).to_pandas()
+        frame.columns = [c.upper() for c in frame.columns]
+        parts = table_name(target, "snowflake")
+        write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,
+                     auto_create_table=True, table_type="temporary", overwrite=True)  # fmt: skip
+        staged = exp.Table(this=exp.to_identifier(stage, quoted=True),
+                           db=exp.to_identifier(parts.db, quoted=True) if parts.db else None)  # fmt: skip
+        _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "snowflake"))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
