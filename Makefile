@@ -28,11 +28,11 @@ bench: install
 # The main job on the embedded default: seed a DuckDB warehouse with the example project's
 # synthetic tables, then run the example pipeline end to end in a real (temporary) Airflow,
 # steps as local processes, outputs in .demo/artifacts.
-DEMO_SPEC ?= bench/specs/churn_steps.aq.yaml
+DEMO_SPEC ?= example_dags/churn_scoring.aq.yaml
 demo: install
 	$(BIN)/aq-airflow validate example_dags
 	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
-	PYTHONPATH=$(CURDIR)/example_dags $(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
+	$(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
 
 schema: install
 	$(BIN)/aq-airflow init example_dags

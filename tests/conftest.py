@@ -64,7 +64,7 @@ def airflow_db():
 
 RUN_LOADER = (
     "import os\nfrom aq_airflow.build import load_dags\n\n"
-    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "local"), cluster="local")\n'
+    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "local"), local_run=True)\n'
 )
 PROFILE_LOADER = (
     "import os\nfrom aq_airflow.build import load_dags\n\n"
@@ -88,11 +88,11 @@ def run_dag(airflow_db, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))
     written = []
 
-    def run(name: str, text: str, date: str = "2026-03-01", conf: dict | None = None, cluster: str | None = "local"):
-        """``cluster="local"`` plans on the local runner; ``None`` keeps the spec's own profile."""
+    def run(name: str, text: str, date: str = "2026-03-01", conf: dict | None = None, local: bool = True):
+        """``local`` runs as ``aq-airflow run`` does; otherwise the spec's own profile is kept."""
         import pendulum
 
-        folder = dags / ("local" if cluster == "local" else "profiles")
+        folder = dags / ("local" if local else "profiles")
         folder.mkdir(exist_ok=True)
         spec = folder / f"{name}.aq.yaml"
         spec.write_text(text)

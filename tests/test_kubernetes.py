@@ -64,7 +64,7 @@ def spec(tmp_path, name, extra=""):
 
 
 def test_python_steps_run_as_pods(run_dag, cluster, tmp_path):
-    _, dag_run, states = run_dag("on_k8s", spec(tmp_path, "on_k8s"), cluster=None)
+    _, dag_run, states = run_dag("on_k8s", spec(tmp_path, "on_k8s"), local=False)
     assert states == {"numbers.run": "success", "doubled.run": "success"}, cluster.requests
     result = manifest(tmp_path, dag_run, "on_k8s", "doubled")
     table = pq.read_table(output_dir(tmp_path, dag_run, "on_k8s", "doubled") / result["files"][0])
@@ -90,7 +90,7 @@ def test_python_steps_run_as_pods(run_dag, cluster, tmp_path):
 
 def test_a_failing_pod_fails_its_task_with_the_pod_log(run_dag, cluster, tmp_path, capsys):
     extra = "broken:\n    python: k8s_steps:broken\n    inputs: [numbers]\n    retries: 0"
-    _, _, states = run_dag("k8s_fail", spec(tmp_path, "k8s_fail", extra), cluster=None)
+    _, _, states = run_dag("k8s_fail", spec(tmp_path, "k8s_fail", extra), local=False)
     assert states["broken.run"] == "failed" and states["numbers.run"] == "success"
     logged = capsys.readouterr()
     text = logged.out + logged.err

@@ -32,11 +32,11 @@ def declared_dag_id(spec_file: SpecFile) -> str:
     return match.group(1) if match else spec_file.default_dag_id
 
 
-def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, cluster: str | None) -> DAG:
+def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool) -> DAG:
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles, store, cluster))
+        return build_dag(compile_text(spec_file, profiles, store, local_run))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
@@ -47,12 +47,13 @@ def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, cluster: st
 
 
 def load_dags(
-    namespace: dict, folder: str | None = None, cache_folder: str | None = None, cluster: str | None = None
+    namespace: dict, folder: str | None = None, cache_folder: str | None = None, local_run: bool = False
 ) -> list[DAG]:
     """Build the DAGs of every spec under ``folder`` (default: the calling file's folder) into
     ``namespace`` (the loader file's ``globals()``). Plans are cached on disk in
     ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``).
-    ``cluster`` puts every spec on that profile (``aq-airflow run`` uses ``local``)."""
+    ``local_run`` runs every spec on this machine (``aq-airflow run``): local profile, local
+    artifacts, no retries."""
     folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
     store = PlanStore(cache_folder)
     wanted = get_parsing_context().dag_id
@@ -71,7 +72,7 @@ def load_dags(
             log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
             continue
         seen[dag_id] = path
-        dag = _build_one(spec_file, profiles, store, cluster)
+        dag = _build_one(spec_file, profiles, store, local_run)
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

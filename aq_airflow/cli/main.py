@@ -125,6 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(Path(args.spec), args.date, params, args.warehouse, Path(args.workdir))
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.results import show
+
+    return show(args.pipeline, args.warehouse, args.step, args.last, args.schema)
+
+
 def cmd_dagbag(args: argparse.Namespace) -> int:
     """Load a dags folder the way Airflow's DAG processor does and list what it finds."""
     from aq_airflow.cli.dagbag import show_dagbag
@@ -157,6 +163,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", help="Airflow connection URI or JSON for the warehouse (default: a DuckDB file)")
     run.add_argument("--workdir", default=".aq-run", help="artifacts and the DuckDB warehouse go here")
     run.set_defaults(func=cmd_run)
+    results = sub.add_parser("results", help="print a pipeline's check and metric history from the warehouse")
+    results.add_argument("pipeline", help="the dag_id")
+    results.add_argument("--step")
+    results.add_argument("--last", type=int, default=20, help="rows per table (default 20)")
+    results.add_argument(
+        "--warehouse", default=".aq-run/warehouse.duckdb", help="a DuckDB file, or an Airflow connection URI/JSON"
+    )
+    results.add_argument("--schema", help="schema of the results tables (the spec's results_schema)")
+    results.set_defaults(func=cmd_results)
     dagbag = sub.add_parser("dagbag", help="load a dags folder as Airflow would; list DAGs and errors")
     dagbag.add_argument("dags_folder")
     dagbag.set_defaults(func=cmd_dagbag)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 LOADER = """from aq_airflow.build import load_dags
 
-load_dags(globals(), cluster="local")
+load_dags(globals(), local_run=True)
 """
 
 
@@ -114,9 +114,13 @@ def run_pipeline(spec: Path, date: str | None, params: dict, warehouse_uri: str 
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:
         dags = _prepare(spec, workdir, home, warehouse_uri, _warehouse_of(plan))
-        return _run(plan.dag_id, dags, date, params, workdir, warehouse_uri)
+        return _run(plan, dags, date, params, workdir, warehouse_uri)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _results_schema_of(plan) -> str | None:
+    return next((t.kwargs.get("results_schema") for t in plan.tasks if "results_schema" in t.kwargs), None)
 
 
 def _warehouse_of(plan) -> str:
@@ -124,7 +128,8 @@ def _warehouse_of(plan) -> str:
     return next(iter(sorted(conn_ids)), "aq_warehouse")
 
 
-def _run(dag_id: str, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None) -> int:
+def _run(plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None) -> int:
+    dag_id = plan.dag_id
     import logging
 
     import pendulum
@@ -150,10 +155,11 @@ def _run(dag_id: str, dags: Path, date: str | None, params: dict, workdir: Path,
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
     started = time.monotonic()
     dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
-    return _summary(dag, dag_run, progress, time.monotonic() - started, workdir, warehouse_uri)
+    return _summary(dag, dag_run, progress, time.monotonic() - started, workdir, warehouse_uri, plan)
 
 
-def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None) -> int:
+def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan) -> int:
+    conn_id, results_schema = _warehouse_of(plan), _results_schema_of(plan)
     from airflow.utils.session import create_session
 
     print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
@@ -172,6 +178,11 @@ def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, wa
             print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
     print(f"\nartifacts: {workdir / 'artifacts'}")
     print(f"warehouse: {warehouse_uri or workdir / 'warehouse.duckdb'}")
+    if any(t.task_id.endswith((".checks", ".metrics")) for t in dag.tasks):
+        from aq_airflow.cli.results import print_results, store_for
+
+        print(f"\ncheck and metric results of this run, read back from the warehouse ({conn_id}):")
+        print_results(store_for(conn_id, results_schema), dag.dag_id, None, 100, dag_run.run_id)
     if dag_run.state != "success":
         for task_id, error in progress.errors.items():
             print(f"\n{task_id} failed:\n{error}", file=sys.stderr)

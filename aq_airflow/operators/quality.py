@@ -128,7 +128,10 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
     def execute(self, context: Any) -> Any:
         hook = self.get_db_hook()
         try:
-            outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, _now())
+            # freshness is judged at the end of the run's data interval (so backfills are judged
+            # as of their own date), or now when the run has none
+            as_of = context.get("data_interval_end") or _now()
+            outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, as_of)
         except (MissingArtifact, OSError) as error:
             outcomes = unreadable(self.checks, "check", f"could not read the data: {error}", "error")
         except Exception as error:  # the warehouse rejected the fused query: every check errors

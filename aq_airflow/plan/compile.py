@@ -31,19 +31,19 @@ def compile_text(
     spec_file: SpecFile,
     profiles: tuple[str, dict[str, ProfileSpec]] = ("", {}),
     store: PlanStore | None = None,
-    cluster: str | None = None,
+    local_run: bool = False,
 ) -> DagPlan:
     """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues).
 
     Plans are cached in memory, and in ``store`` when given, by the spec's and the profiles'
-    content hashes. ``cluster`` overrides the spec's cluster profile.
+    content hashes. ``local_run`` plans for ``aq-airflow run`` (see :func:`plan_pipeline`).
     """
-    key = (spec_file.path, spec_file.sha256, profiles[0], cluster or "")
+    key = (spec_file.path, spec_file.sha256, profiles[0], "local-run" if local_run else "")
     plan = _PLANS.get(key) or (store.get(*key) if store else None)
     if plan is None:
         pipeline = parse_spec(spec_file)
         try:
-            plan = plan_pipeline(pipeline, spec_file, profiles[1], cluster)
+            plan = plan_pipeline(pipeline, spec_file, profiles[1], local_run)
         except ProblemsFound as found:
             raise spec_file.error(found.problems) from None
         if store:

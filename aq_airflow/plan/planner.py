@@ -315,12 +315,24 @@ def plan_pipeline(
     pipeline: Pipeline,
     spec_file: SpecFile,
     user_profiles: dict[str, ProfileSpec] | None = None,
-    cluster: str | None = None,
+    local_run: bool = False,
 ) -> DagPlan:
-    """Plan one validated pipeline, on its own cluster profile or on ``cluster`` (``aq-airflow
-    run`` plans every spec on ``local``); raises :class:`ProblemsFound` with located problems."""
+    """Plan one validated pipeline; raises :class:`ProblemsFound` with located problems.
+
+    ``local_run`` is the laptop run of a production spec (``aq-airflow run``): steps on the
+    ``local`` profile, outputs in the local artifact folder, no retries.
+    """
+    if local_run:
+        pipeline = pipeline.model_copy(update={"cluster": "local", "artifacts": None})
+        no_retries = {"retries": 0}
+        pipeline = pipeline.model_copy(
+            update={
+                "defaults": pipeline.defaults.model_copy(update=no_retries),
+                "steps": {n: s.model_copy(update=no_retries) for n, s in pipeline.steps.items()},
+            }
+        )
     try:
-        profile = resolve_profile(cluster or pipeline.cluster, user_profiles or {})
+        profile = resolve_profile(pipeline.cluster, user_profiles or {})
     except (KeyError, ValueError) as exc:
         raise ProblemsFound([Problem(("cluster",), str(exc.args[0]))]) from None
     return _Planner(pipeline, spec_file, profile).plan()

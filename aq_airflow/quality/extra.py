@@ -4,6 +4,7 @@ raw `sql` (an escape hatch returning one boolean) and Great Expectations expecta
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -65,6 +66,8 @@ def expectation_class(name: str):
 
 def gx_outcomes(specs: list[dict], dataframe, sensitive: set[str]) -> list[Outcome]:
     """Run Great Expectations Core expectations on the data; the result details go in the row."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting from a task
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in task logs
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")

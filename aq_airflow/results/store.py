@@ -122,17 +122,20 @@ class ResultsStore:
         finally:
             conn.close()
 
-    def read(self, table: str, dag_id: str, step: str | None, last: int) -> tuple[list[str], list[tuple]]:
-        """The newest rows of a pipeline (and step) for ``aq-airflow results``."""
+    def read(
+        self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """The newest rows of a pipeline (a step, a run) for ``aq-airflow results``."""
         p = self.placeholder
         columns = ["logical_date", "run_id", "step", "name", "kind", "outcome", "severity"]
         columns += ["value"] if table == METRICS_TABLE else ["failing_rows"]
         columns += ["message"]
         query = f"SELECT {', '.join(columns)} FROM {self._table(table)} WHERE dag_id = {p}"  # noqa: S608
         params: list[Any] = [dag_id]
-        if step:
-            query += f" AND step = {p}"
-            params.append(step)
+        for column, value in (("step", step), ("run_id", run_id)):
+            if value:
+                query += f" AND {column} = {p}"
+                params.append(value)
         query += f" ORDER BY created_at DESC, step, name LIMIT {int(last)}"
         conn = self.connect()
         try:
