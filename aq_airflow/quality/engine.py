@@ -65,13 +65,25 @@ def _dataframe(cursor: Any, dataset: Dataset):
 
 
 def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
+    """Column names and type names: known for Parquet outputs, from information_schema for tables."""
     if dataset.columns is not None:
         return dataset.columns
     from sqlglot import exp
 
-    probe = exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).limit(0)
-    cursor.execute(probe.sql(dialect=dataset.dialect))
-    return [(d[0], str(d[1])) for d in cursor.description]
+    relation = dataset.relation
+    if not isinstance(relation, exp.Table):
+        raise ValueError("`schema` checks on a query need the step's output schema")
+    conditions = [exp.func("LOWER", exp.column("table_name")).eq(exp.Literal.string(relation.name.lower()))]
+    if relation.db:
+        conditions.append(exp.func("LOWER", exp.column("table_schema")).eq(exp.Literal.string(relation.db.lower())))
+    query = (
+        exp.select("column_name", "data_type")
+        .from_(exp.to_table("information_schema.columns"))
+        .where(exp.and_(*conditions))
+        .order_by("ordinal_position")
+    )
+    cursor.execute(query.sql(dialect=dataset.dialect))
+    return [(str(name), str(kind)) for name, kind in cursor.fetchall()]
 
 
 def run_checks(dataset: Dataset, checks: list[dict], sensitive: set[str], now: datetime.datetime) -> list[Outcome]:

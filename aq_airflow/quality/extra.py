@@ -14,7 +14,8 @@ _FAMILIES = {
     "int": r"^(u?int\d*|integer|bigint|smallint|tinyint|hugeint|long|short|byte)$",
     "float": r"^(float\d*|double( precision)?|real|halffloat)$",
     "decimal": r"^(decimal|numeric|number)(\(.*\))?\d*$",
-    "string": r"^(string|large_string|utf8|large_utf8|text|varchar|character varying|char|character|nvarchar)(\(.*\))?$",
+    "string": r"^(string|large_string|utf8|large_utf8|text|varchar|character varying|char|character|nvarchar)"
+    r"(\(.*\))?$",
     "bool": r"^(bool|boolean)$",
     "date": r"^date(32|64)?(\[.*\])?$",
     "timestamp": r"^(timestamp|datetime)(.*)$",
@@ -26,6 +27,12 @@ def type_family(name: str) -> str:
     return next((family for family, pattern in _FAMILIES.items() if re.match(pattern, text)), text)
 
 
+def compatible(expected: str, actual: str) -> bool:
+    """Same type family; Snowflake stores every integer as NUMBER, which an `int` matches."""
+    wanted, have = type_family(expected), type_family(actual)
+    return wanted == have or (wanted == "int" and actual.strip().lower().startswith("number"))
+
+
 def schema_outcome(spec: dict, observed: list[tuple[str, str]]) -> Outcome:
     """Expected columns and types against what the data has (schema drift between runs)."""
     base = {"name": spec["name"], "kind": "schema", "severity": spec.get("severity", "error")}
@@ -35,7 +42,7 @@ def schema_outcome(spec: dict, observed: list[tuple[str, str]]) -> Outcome:
         actual = have.get(column.lower())
         if actual is None:
             problems.append(f"column `{column}` is missing")
-        elif type_family(actual) != type_family(expected):
+        elif not compatible(expected, actual):
             problems.append(f"column `{column}` is {actual}, expected {expected}")
     message = "; ".join(problems) or f"all {len(spec['schema'])} expected columns present with their types"
     return Outcome(**base, outcome=FAILED if problems else PASSED, message=message,
