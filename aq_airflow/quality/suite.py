@@ -26,6 +26,7 @@ class Compiled:
     kind: str
     measures: dict[str, str] = field(default_factory=dict)  # role -> alias in the fused query
     failing: exp.Expression | None = None  # row-level condition, for samples
+    where: exp.Expression | None = None
     sample_columns: list[exp.Column] = field(default_factory=list)
     error: str | None = None  # the check could not be compiled
 
@@ -56,9 +57,19 @@ class Suite:
     def sample_query(self, compiled: Compiled, sensitive: set[str]) -> str | None:
         """A few failing rows of a row-level check, without the columns marked sensitive."""
         columns = [c for c in compiled.sample_columns if c.name.lower() not in sensitive]
-        if compiled.failing is None or not columns:
+        if not columns or len(columns) < len(compiled.sample_columns) and compiled.kind == "unique":
             return None
-        select = exp.select(*columns).from_(exp.alias_(self.relation, "aq_source")).where(compiled.failing)
+        source = exp.alias_(self.relation, "aq_source")
+        if compiled.kind == "unique":  # the duplicated keys, with how often each appears
+            rows = exp.func("COUNT", exp.Star())
+            select = exp.select(*columns, exp.alias_(rows.copy(), "duplicates", quoted=True)).from_(source)
+            if compiled.where is not None:
+                select = select.where(compiled.where)
+            select = select.group_by(*[c.copy() for c in columns]).having(rows > exp.Literal.number(1))
+            return select.limit(SAMPLE_LIMIT).sql(dialect=self.dialect)
+        if compiled.failing is None:
+            return None
+        select = exp.select(*columns).from_(source).where(compiled.failing)
         return select.limit(SAMPLE_LIMIT).sql(dialect=self.dialect)
 
     def _where(self, spec: dict) -> exp.Expression | None:
@@ -100,6 +111,7 @@ class Suite:
             distinct = exp.Count(this=exp.Distinct(expressions=[when(where, c.copy()) for c in cols]))
             compiled.measures["distinct"] = self.measure(distinct)
             compiled.sample_columns = cols
+            compiled.where = where
         elif kind == "between":
             col = column(spec["column"], d)
             low, high = spec["between"]
