@@ -83,7 +83,7 @@ EXPECTED_METRICS = {"rows": 4, "amounts": 3, "mean": 25 / 3, "low": -5, "high": 
 def check_everything(dataset: Dataset, table_ref: str) -> None:
     checks = [dict(c, sql=c["sql"].format(table=table_ref)) if "sql" in c else c for c in CHECKS]
     outcomes = {o.name: o for o in run_checks(dataset, checks, {"email"}, NOW)}
-    got = {name: (o.outcome, o.failing_rows if EXPECTED[name][1] is not None else None) for name, o in outcomes.items()}
+    got = {n: (o.outcome, o.failing_rows if EXPECTED[n][1] is not None else None) for n, o in outcomes.items()}
     assert got == EXPECTED, {n: outcomes[n].message for n in got if got[n] != EXPECTED[n]}
     sample = outcomes["amount_not_null"].sample
     assert sample and all("email" not in {k.lower() for k in row} for row in sample)  # sensitive: never sampled
@@ -192,7 +192,7 @@ def test_fused_query_text_is_pinned_per_dialect():
 def test_user_expressions_must_be_one_expression(text):
     suite = Suite(table("t", "duckdb"), "duckdb")
     compiled = suite.add_check({"name": "e", "expression": text})
-    assert compiled.error or suite.query() is not None and "DROP" not in suite.query()
+    assert compiled.error or (suite.query() is not None and "DROP" not in suite.query())
 
 
 def test_history_bounds():

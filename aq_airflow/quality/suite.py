@@ -57,7 +57,8 @@ class Suite:
     def sample_query(self, compiled: Compiled, sensitive: set[str]) -> str | None:
         """A few failing rows of a row-level check, without the columns marked sensitive."""
         columns = [c for c in compiled.sample_columns if c.name.lower() not in sensitive]
-        if not columns or len(columns) < len(compiled.sample_columns) and compiled.kind == "unique":
+        hidden = len(columns) < len(compiled.sample_columns)
+        if not columns or (hidden and compiled.kind == "unique"):  # a partial key would mislead
             return None
         source = exp.alias_(self.relation, "aq_source")
         if compiled.kind == "unique":  # the duplicated keys, with how often each appears

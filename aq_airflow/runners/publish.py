@@ -143,12 +143,13 @@ def _snowflake(hook, files, schema, target, mode, keys) -> None:
         _run(
             cursor, [s for s in (_schema_sql(target, "snowflake"), create_table_sql(target, schema, "snowflake")) if s]
         )
-        cursor.execute("BEGIN TRANSACTION")
         frame = pq.read_table(files).to_pandas()
         frame.columns = [c.upper() for c in frame.columns]
         parts = table_name(target, "snowflake")
+        # the staging table is loaded first; only the target's change is the transaction
         write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,
                      auto_create_table=True, table_type="temporary", overwrite=True)  # fmt: skip
+        cursor.execute("BEGIN TRANSACTION")
         staged = exp.Table(this=exp.to_identifier(stage, quoted=True),
                            db=exp.to_identifier(parts.db, quoted=True) if parts.db else None)  # fmt: skip
         _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "snowflake"))
