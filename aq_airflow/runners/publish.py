@@ -121,8 +121,7 @@ def _postgres(hook, files, schema, target, mode, keys) -> None:
                 for index in range(parquet.num_row_groups):
                     buffer = io.BytesIO()
                     pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
-                    buffer.seek(0)
-                    cursor.copy_expert(copy, buffer)
+                    _copy(cursor, copy, buffer)
             staged = exp.Table(this=stage)
             _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "postgres"))
         conn.commit()
@@ -131,6 +130,16 @@ def _postgres(hook, files, schema, target, mode, keys) -> None:
         raise
     finally:
         conn.close()
+
+
+def _copy(cursor, statement: str, buffer: io.BytesIO) -> None:
+    """COPY ... FROM STDIN with psycopg2 (``copy_expert``) or psycopg 3 (``copy``)."""
+    if hasattr(cursor, "copy_expert"):
+        buffer.seek(0)
+        cursor.copy_expert(statement, buffer)
+    else:
+        with cursor.copy(statement) as copy:
+            copy.write(buffer.getvalue())
 
 
 def _snowflake(hook, files, schema, target, mode, keys) -> None:

@@ -1,0 +1,274 @@
+"""`make bench` (quality): the fused check/metric evaluation against the alternatives.
+
+A table of N rows (default 10M) in DuckDB and as Parquet, 12 checks and 6 metrics:
+- our fused evaluation vs one hand-written DuckDB query computing the same aggregates (goal <= 1.5x);
+- vs Great Expectations Core running the equivalent expectations on the same data (goal >= 10x);
+- vs common-sql's SQLColumnCheckOperator + SQLTableCheckOperator on the same DuckDB table (goal >= 3x);
+- publish of 1M rows vs DbApiHook.insert_rows on DuckDB and PostgreSQL (report).
+All in one process; each figure a ratio against a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="aq-bench-home-"))
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+logging.disable(logging.WARNING)
+
+import duckdb  # noqa: E402
+
+from aq_airflow.quality.engine import Dataset, run_checks, run_metrics  # noqa: E402
+from aq_airflow.quality.evaluate import check_outcome, metric_outcome  # noqa: E402
+from aq_airflow.quality.suite import Suite, row_values  # noqa: E402
+
+CHECKS = [
+    {"name": "c0_not_null", "not_null": "c0"},
+    {"name": "c1_not_null", "not_null": "c1"},
+    {"name": "c0_unique", "unique": "c0"},
+    {"name": "c1_range", "column": "c1", "between": [0, 1]},
+    {"name": "c2_range", "column": "c2", "between": [0, 1]},
+    {"name": "cat_values", "accepted_values": {"column": "cat", "values": ["a", "b", "c"]}},
+    {"name": "rows", "row_count": {"min": 1000}},
+    {"name": "fresh", "freshness": {"column": "ts", "max_age": "2d"}},
+    {"name": "sum_below_2", "expression": "c1 + c2 < 2"},
+    {"name": "c3_positive", "expression": "c3 >= 0", "mostly": 0.99},
+    {"name": "c4_c5_not_null", "not_null": ["c4", "c5"]},
+    {"name": "c6_range", "column": "c6", "between": [0, 1]},
+]
+METRICS = [
+    {"name": "count", "count": "*"},
+    {"name": "mean_c1", "mean": "c1"},
+    {"name": "min_c2", "min": "c2"},
+    {"name": "max_c3", "max": "c3"},
+    {"name": "std_c4", "stddev": "c4"},
+    {"name": "nulls_c5", "null_fraction": "c5"},
+]
+HAND_WRITTEN = """
+SELECT count(*) - count(c0), count(*) - count(c1), count(c0) - count(DISTINCT c0),
+       count(*) FILTER (WHERE c1 < 0 OR c1 > 1), count(*) FILTER (WHERE c2 < 0 OR c2 > 1),
+       count(*) FILTER (WHERE cat NOT IN ('a', 'b', 'c')), count(*), max(ts),
+       count(*) FILTER (WHERE NOT coalesce(c1 + c2 < 2, false)), count(*) FILTER (WHERE NOT coalesce(c3 >= 0, false)),
+       count(*) FILTER (WHERE c4 IS NULL OR c5 IS NULL), count(*) FILTER (WHERE c6 < 0 OR c6 > 1),
+       avg(c1), min(c2), max(c3), stddev_samp(c4), count(*) FILTER (WHERE c5 IS NULL)::DOUBLE / count(*)
+FROM t
+"""
+NOW = datetime.datetime(2026, 3, 2, tzinfo=datetime.timezone.utc)
+
+
+def timed(fn, rounds=3):
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2], result
+
+
+def make_data(work: Path, rows: int) -> Path:
+    path = work / "bench.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        randoms = ", ".join(f"random() AS c{i}" for i in range(1, 7))
+        conn.execute(f"""
+            CREATE TABLE t AS SELECT range AS c0, {randoms}, ['a', 'b', 'c'][1 + (range % 3)::INT] AS cat,
+                   TIMESTAMP '2026-03-01' - to_minutes((range % 1000)::BIGINT) AS ts
+            FROM range({rows})""")  # noqa: S608 - benchmark data of our own
+        conn.execute(f"COPY t TO '{work / 'bench.parquet'}' (FORMAT parquet)")
+    return path
+
+
+def fused_all(dataset: Dataset):
+    """All 12 checks and 6 metrics in one query: the fused engine, one scan."""
+    suite = Suite(dataset.relation, dataset.dialect)
+    checks = [suite.add_check(c) for c in CHECKS]
+    metrics = [suite.add_metric(m) for m in METRICS]
+    conn = dataset.connect()
+    try:
+        cursor = conn.execute(suite.query())
+        values = row_values(cursor, cursor.fetchone())
+    finally:
+        conn.close()
+    outcomes = [check_outcome(c, values, NOW) for c in checks] + [metric_outcome(m, values, []) for m in metrics]
+    assert all(o.outcome == "passed" for o in outcomes), [o.message for o in outcomes if o.outcome != "passed"]
+    return outcomes
+
+
+def as_tasks(dataset: Dataset):
+    """As a DAG runs them: the checks task and the metrics task, one scan each."""
+    return run_checks(dataset, CHECKS, set(), NOW) + run_metrics(dataset, METRICS, lambda spec: [])
+
+
+def gx_equivalent(frame):
+    from aq_airflow.quality.extra import gx_outcomes
+
+    kw = {
+        "expect_column_values_to_not_be_null": [{"column": c} for c in ("c0", "c1", "c4", "c5")],
+        "expect_column_values_to_be_unique": [{"column": "c0"}],
+        "expect_column_values_to_be_between": [{"column": c, "min_value": 0, "max_value": 1} for c in ("c1", "c2", "c6")],
+        "expect_column_values_to_be_in_set": [{"column": "cat", "value_set": ["a", "b", "c"]}],
+        "expect_table_row_count_to_be_between": [{"min_value": 1000}],
+        "expect_column_max_to_be_between": [{"column": "ts", "min_value": "2026-02-28"}, {"column": "c3"}],
+        "expect_column_values_to_be_between#2": [{"column": "c3", "min_value": 0, "mostly": 0.99}],
+        "expect_column_mean_to_be_between": [{"column": "c1"}],
+        "expect_column_min_to_be_between": [{"column": "c2"}],
+        "expect_column_stdev_to_be_between": [{"column": "c4"}],
+    }  # fmt: skip
+    specs = [
+        {"name": f"{name}_{i}", "expect": name.split("#")[0], "kwargs": kwargs}
+        for name, many in kw.items()
+        for i, kwargs in enumerate(many)
+    ]
+    outcomes = gx_outcomes(specs, frame, set())
+    assert all(o.outcome != "error" for o in outcomes), [o.message for o in outcomes if o.outcome == "error"]
+    return outcomes
+
+
+def common_sql(conn_id: str):
+    from airflow.providers.common.sql.operators.sql import SQLColumnCheckOperator, SQLTableCheckOperator
+
+    column = SQLColumnCheckOperator(
+        task_id="columns",
+        conn_id=conn_id,
+        table="t",
+        column_mapping={
+            "c0": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+            "c1": {"null_check": {"equal_to": 0}, "min": {"geq_to": 0}, "max": {"leq_to": 1}},
+            "c2": {"min": {"geq_to": 0}, "max": {"leq_to": 1}},
+            "c4": {"null_check": {"equal_to": 0}},
+            "c5": {"null_check": {"equal_to": 0}},
+            "c6": {"min": {"geq_to": 0}, "max": {"leq_to": 1}},
+        },
+    )
+    table = SQLTableCheckOperator(
+        task_id="table",
+        conn_id=conn_id,
+        table="t",
+        checks={
+            "rows": {"check_statement": "COUNT(*) >= 1000"},
+            "cat_values": {"check_statement": "SUM(CASE WHEN cat NOT IN ('a', 'b', 'c') THEN 1 ELSE 0 END) = 0"},
+            "fresh": {"check_statement": "MAX(ts) >= TIMESTAMP '2026-02-28'"},
+            "sum_below_2": {"check_statement": "SUM(CASE WHEN c1 + c2 < 2 THEN 0 ELSE 1 END) = 0"},
+            "c3_positive": {"check_statement": "SUM(CASE WHEN c3 >= 0 THEN 0 ELSE 1 END) <= 0.01 * COUNT(*)"},
+        },
+    )
+    column.execute(context={})
+    table.execute(context={})
+
+
+def publish_vs_insert_rows(work: Path, rows: int, postgres_dsn: str | None) -> list[tuple]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+    from aq_airflow.runners.publish import publish
+
+    data = pa.table({"id": pa.array(range(rows), pa.int64()), "score": [i / rows for i in range(rows)],
+                     "label": [f"row{i % 97}" for i in range(rows)]})  # fmt: skip
+    pq.write_table(data, work / "publish.parquet")
+    files = [str(work / "publish.parquet")]
+    results = []
+    targets = [("duckdb", DuckDBHook, json.dumps({"conn_type": "duckdb", "host": str(work / "pub.duckdb")}))]
+    if postgres_dsn:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        targets.append(("postgres", PostgresHook, postgres_dsn.replace("postgresql://", "postgres://")))
+    tuples = [tuple(r.values()) for r in data.to_pylist()]
+    # insert_rows into DuckDB runs at ~1,300 rows/s here: it gets a 20k-row sample, compared by rows/s
+    samples = {"duckdb": min(rows, 20_000), "postgres": rows}
+    for name, hook_class, conn in targets:
+        os.environ[f"AIRFLOW_CONN_BENCH_{name.upper()}"] = conn
+        hook = hook_class(**{hook_class.conn_name_attr: f"bench_{name}"})
+        ours, _ = timed(lambda hook=hook: publish(hook, files, "aq_bench_pub.ours", "replace", []), rounds=1)
+        hook.run("CREATE SCHEMA IF NOT EXISTS aq_bench_pub")
+        hook.run("DROP TABLE IF EXISTS aq_bench_pub.baseline")
+        hook.run("CREATE TABLE aq_bench_pub.baseline (id BIGINT, score DOUBLE PRECISION, label TEXT)")
+        sample = tuples[: samples[name]]
+        baseline, _ = timed(lambda hook=hook, sample=sample: hook.insert_rows("aq_bench_pub.baseline", sample,
+                                                               target_fields=["id", "score", "label"],
+                                                               commit_every=10000), rounds=1)  # fmt: skip
+        hook.run("DROP SCHEMA aq_bench_pub CASCADE")
+        ours_rate, base_rate = rows / ours, len(sample) / baseline
+        results += [
+            (f"publish, {name} (rows/s)", ours_rate, f"{rows:,} rows in {ours:.2f}s"),
+            (f"DbApiHook.insert_rows, {name} (rows/s)", base_rate, f"{len(sample):,} rows in {baseline:.2f}s"),
+            (f"publish / insert_rows throughput, {name}", ours_rate / base_rate, "report"),
+        ]
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--publish-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("AQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aq-bench-quality-"))
+    try:
+        db = make_data(work, args.rows)
+        table = Dataset.warehouse({"table": "t"}, lambda: duckdb.connect(str(db), read_only=True), "duckdb")
+        files = [str(work / "bench.parquet")]
+        schema = [["c0", "int64"]]
+        parquet = Dataset.parquet(files, schema, "t")
+        hand, _ = timed(lambda: duckdb.connect(str(db), read_only=True).execute(HAND_WRITTEN).fetchall())
+        hand_parquet, _ = timed(
+            lambda: (
+                duckdb.connect().execute(HAND_WRITTEN.replace("FROM t", f"FROM read_parquet('{files[0]}')")).fetchall()
+            )
+        )
+        fused, _ = timed(lambda: fused_all(table))
+        fused_parquet, _ = timed(lambda: fused_all(parquet))
+        tasks, _ = timed(lambda: as_tasks(table))
+        os.environ["AIRFLOW_CONN_BENCH_Q"] = json.dumps({"conn_type": "duckdb", "host": str(db)})
+        common, _ = timed(lambda: common_sql("bench_q"))
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(files[0]).to_pandas()
+        gx, _ = timed(lambda: gx_equivalent(frame), rounds=1)
+        del frame
+        try:
+            import psycopg2
+
+            psycopg2.connect(args.postgres, connect_timeout=3).close()
+            dsn = args.postgres
+        except Exception:
+            dsn = None
+        publishing = publish_vs_insert_rows(work, args.publish_rows, dsn)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [
+        ("fused: 12 checks + 6 metrics, one query (DuckDB table)", fused, ""),
+        ("hand-written single query (DuckDB table)", hand, ""),
+        ("fused / hand-written (goal <= 1.5x)", fused / hand, ""),
+        ("fused over Parquet / hand-written over Parquet", fused_parquet / hand_parquet, f"{fused_parquet:.3f}s vs {hand_parquet:.3f}s"),
+        ("as a DAG runs them: checks task + metrics task", tasks, "two scans"),
+        ("Great Expectations Core (pandas), equivalent suite", gx, "data already in memory"),
+        ("GX / fused speed-up (goal >= 10x)", gx / fused, ""),
+        ("common-sql column + table check operators", common, ""),
+        ("common-sql / fused speed-up (goal >= 3x)", common / fused, ""),
+        *publishing,
+    ]  # fmt: skip
+    print(f"\nQuality benchmark: {args.rows:,} rows, 12 checks + 6 metrics; median of 3 (GX: 1 run)\n")
+    print(f"{'measure':58} {'value':>11}  note")
+    for name, value, note in rows:
+        print(f"{name:58} {value:11.3f}  {note}")
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "quality.json").write_text(json.dumps([list(r) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
