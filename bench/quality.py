@@ -83,7 +83,7 @@ def make_data(work: Path, rows: int) -> Path:
         conn.execute(f"""
             CREATE TABLE t AS SELECT range AS c0, {randoms}, ['a', 'b', 'c'][1 + (range % 3)::INT] AS cat,
                    TIMESTAMP '2026-03-01' - to_minutes((range % 1000)::BIGINT) AS ts
-            FROM range({rows})""")  # noqa: S608 - benchmark data of our own
+            FROM range({rows})""")
         conn.execute(f"COPY t TO '{work / 'bench.parquet'}' (FORMAT parquet)")
     return path
 
@@ -115,7 +115,9 @@ def gx_equivalent(frame):
     kw = {
         "expect_column_values_to_not_be_null": [{"column": c} for c in ("c0", "c1", "c4", "c5")],
         "expect_column_values_to_be_unique": [{"column": "c0"}],
-        "expect_column_values_to_be_between": [{"column": c, "min_value": 0, "max_value": 1} for c in ("c1", "c2", "c6")],
+        "expect_column_values_to_be_between": [
+            {"column": c, "min_value": 0, "max_value": 1} for c in ("c1", "c2", "c6")
+        ],
         "expect_column_values_to_be_in_set": [{"column": "cat", "value_set": ["a", "b", "c"]}],
         "expect_table_row_count_to_be_between": [{"min_value": 1000}],
         "expect_column_max_to_be_between": [{"column": "ts", "min_value": "2026-02-28"}, {"column": "c3"}],
@@ -237,7 +239,6 @@ def main() -> int:
 
         frame = pq.read_table(files[0]).to_pandas()
         gx, _ = timed(lambda: gx_equivalent(frame), rounds=1)
-        del frame
         try:
             import psycopg2
 
@@ -252,7 +253,8 @@ def main() -> int:
         ("fused: 12 checks + 6 metrics, one query (DuckDB table)", fused, ""),
         ("hand-written single query (DuckDB table)", hand, ""),
         ("fused / hand-written (goal <= 1.5x)", fused / hand, ""),
-        ("fused over Parquet / hand-written over Parquet", fused_parquet / hand_parquet, f"{fused_parquet:.3f}s vs {hand_parquet:.3f}s"),
+        ("fused over Parquet / hand-written over Parquet", fused_parquet / hand_parquet,
+         f"{fused_parquet:.3f}s vs {hand_parquet:.3f}s"),
         ("as a DAG runs them: checks task + metrics task", tasks, "two scans"),
         ("Great Expectations Core (pandas), equivalent suite", gx, "data already in memory"),
         ("GX / fused speed-up (goal >= 10x)", gx / fused, ""),

@@ -164,3 +164,27 @@ def test_published_table_is_an_asset_event_for_the_next_pipeline(run_dag, qualit
             .where(AssetModel.name == asset.name)
         ).all()
     assert [e.source_run_id for e in events if e.source_dag_id == "q_asset"] == [dag_run.run_id]
+
+
+def test_check_results_become_openlineage_assertion_facets(run_dag, quality_steps, warehouse, monkeypatch):
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    monkeypatch.setenv("AQ_TEST_IDS", "1,2,2,4")
+    dag, dag_run, _ = run_dag("q_lineage", spec("q_lineage"))
+    task = dag.get_task("orders.checks")
+    with create_session() as session:
+        ti = next(t for t in dag_run.get_task_instances(session=session) if t.task_id == "orders.checks")
+    context = {"ti": ti, "run_id": dag_run.run_id, "logical_date": dag_run.logical_date, "dag_run": dag_run,
+               "data_interval_end": None, "params": {}}  # fmt: skip
+    task.render_template_fields(context)
+    with pytest.raises(Exception, match="1 check\\(s\\) failed"):
+        task.execute(context)
+    lineage = ExtractorManager().extract_metadata(dag_run, task, TaskInstanceState.FAILED, ti)
+    (dataset,) = lineage.inputs
+    facet = dataset.facets["dataQualityAssertions"]
+    assert {(a.assertion, a.success, a.column) for a in facet.assertions} == {
+        ("unique", False, "id"),
+        ("expression", False, None),
+    }

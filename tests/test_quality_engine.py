@@ -77,7 +77,8 @@ METRICS = [
     {"name": "custom", "expression": "max(amount) - min(amount)"},
 ]
 EXPECTED_METRICS = {"rows": 4, "amounts": 3, "mean": 25 / 3, "low": -5, "high": 20, "total": 25,
-                    "spread": 12.583057392117917, "nulls": 0.25, "ids": 3, "median": 10, "eur_total": 5, "custom": 25}  # fmt: skip
+                    "spread": 12.583057392117917, "nulls": 0.25, "ids": 3, "median": 10, "eur_total": 5,
+                    "custom": 25}  # fmt: skip
 
 
 def check_everything(dataset: Dataset, table_ref: str) -> None:

@@ -12,7 +12,7 @@ import datetime
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.providers.common.sql.operators.sql import BaseSQLOperator
+from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckResult
 from airflow.sdk import BaseHook, BaseOperator
 
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
@@ -138,12 +138,47 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
             outcomes = unreadable(self.checks, "check", f"{type(error).__name__}: {error}", "error")
         common = self.common_row(context)
         self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
-        self.check_results = {o.name: {"success": o.outcome == PASSED, "result": o.observed} for o in outcomes}
+        self.check_results = [self._lineage_result(o) for o in outcomes]
         blocking = _report(self.log, "check", outcomes)
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
             raise AirflowException(f"step `{self.step}`: {len(blocking)} check(s) failed:\n{listing}")
         return {"checks": len(outcomes), "passed": sum(o.outcome == PASSED for o in outcomes)}
+
+    def _lineage_dataset(self) -> tuple[str, str]:
+        """(namespace, name) of the data the checks read, for OpenLineage."""
+        if "table" in self.source:
+            return f"{self.get_db_hook().conn_type}://{self.conn_id}", self.source["table"]
+        return "file", f"{self.step}:{self.source.get('artifact', 'query')}"
+
+    def _lineage_result(self, outcome: Outcome) -> SQLCheckResult:
+        spec = next(c for c in self.checks if c["name"] == outcome.name)
+        value = spec.get(outcome.kind)
+        column = (
+            spec.get("column")
+            or (value if outcome.kind in ("not_null", "unique") and isinstance(value, str) else None)
+            or (value.get("column") if isinstance(value, dict) else None)
+        )
+        return SQLCheckResult(
+            name=outcome.name,
+            check_type=outcome.kind,
+            success=outcome.outcome == PASSED,
+            severity="error" if outcome.severity == "error" else "warn",
+            column=column,
+            table=self._lineage_dataset()[1],
+            expected=None if outcome.expected is None else str(outcome.expected),
+            actual=None if outcome.observed is None else str(outcome.observed),
+            description=spec.get("description") or outcome.message,
+        )
+
+    def get_openlineage_facets_on_start(self):
+        """The dataset the checks assert on; common-sql attaches ``check_results`` to it as a
+        ``DataQualityAssertionsDatasetFacet`` when the task completes."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+
+        namespace, name = self._lineage_dataset()
+        return OperatorLineage(inputs=[Dataset(namespace=namespace, name=name)])
 
 
 class AqMetricOperator(_QualityTask, BaseOperator):
