@@ -17,6 +17,7 @@ import sqlglot
 from sqlglot import exp
 
 from aq_airflow.quality.sql import table as table_name
+from aq_airflow.runners.sql import transaction
 
 CHECKS_TABLE = "aq_check_results"
 METRICS_TABLE = "aq_metric_results"
@@ -65,30 +66,10 @@ class ResultsStore:
             statements.append(create.sql(dialect=self.dialect))
         return statements
 
-    def _transaction(self, work: Callable[[Any], None]) -> None:
-        conn = self.connect()
-        try:
-            cursor = conn if self.dialect == "duckdb" else conn.cursor()
-            if self.dialect in ("duckdb", "snowflake"):
-                cursor.execute("BEGIN TRANSACTION")
-            work(cursor)
-            conn.commit()
-        except Exception:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-
     def ensure_tables(self) -> None:
-        conn = self.connect()
-        try:
-            cursor = conn if self.dialect == "duckdb" else conn.cursor()
+        with transaction(self.connect(), self.dialect, begin=False) as cursor:
             for statement in self._ddl():
                 cursor.execute(statement)
-            if self.dialect != "duckdb":
-                conn.commit()
-        finally:
-            conn.close()
 
     def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
         """Replace the task's rows (those matching ``key``) with ``rows``, atomically."""
@@ -99,12 +80,10 @@ class ResultsStore:
         insert = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - names are ours
         values = [tuple(row.get(n) for n in names) for row in rows]
 
-        def work(cursor: Any) -> None:
+        with transaction(self.connect(), self.dialect) as cursor:
             cursor.execute(f"DELETE FROM {target} WHERE {where}", tuple(key[k] for k in KEY))  # noqa: S608
             if values:
                 cursor.executemany(insert, values)
-
-        self._transaction(work)
 
     def metric_history(self, dag_id: str, step: str, name: str, run_id: str, limit: int) -> list[float]:
         """Earlier values of a metric, newest first, from runs other than this one."""

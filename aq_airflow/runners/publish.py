@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from aq_airflow.quality.sql import column, parquet_relation
 from aq_airflow.quality.sql import table as table_name
-from aq_airflow.runners.sql import dialect_of
+from aq_airflow.runners.sql import dialect_of, transaction
 
 
 def _sql_type(kind: pa.DataType) -> str:
@@ -90,46 +90,27 @@ def _run(cursor, statements: list[str]) -> None:
 
 
 def _duckdb(hook, files, schema, target, mode, keys) -> None:
-    conn = hook.get_conn()
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        _run(conn, [s for s in (_schema_sql(target, "duckdb"), create_table_sql(target, schema, "duckdb")) if s])
-        _run(conn, _load_statements(target, parquet_relation(files), schema.names, mode, keys, "duckdb"))
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+    with transaction(hook.get_conn(), "duckdb") as cursor:
+        _run(cursor, [s for s in (_schema_sql(target, "duckdb"), create_table_sql(target, schema, "duckdb")) if s])
+        _run(cursor, _load_statements(target, parquet_relation(files), schema.names, mode, keys, "duckdb"))
 
 
 def _postgres(hook, files, schema, target, mode, keys) -> None:
-    stage = exp.to_identifier("aq_publish_stage", quoted=True)
+    stage = exp.to_identifier("aq_publish_stage", quoted=True).sql(dialect="postgres")
     names = ", ".join(column(n, "postgres").sql(dialect="postgres") for n in schema.names)
-    conn = hook.get_conn()
-    try:
-        with conn.cursor() as cursor:
-            _run(
-                cursor,
-                [s for s in (_schema_sql(target, "postgres"), create_table_sql(target, schema, "postgres")) if s],
-            )
-            like = table_name(target, "postgres").sql(dialect="postgres")
-            cursor.execute(f"CREATE TEMPORARY TABLE {stage.sql(dialect='postgres')} (LIKE {like}) ON COMMIT DROP")
-            copy = f"COPY {stage.sql(dialect='postgres')} ({names}) FROM STDIN WITH (FORMAT csv)"
-            for path in files:
-                parquet = pq.ParquetFile(path)
-                for index in range(parquet.num_row_groups):
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
-                    _copy(cursor, copy, buffer)
-            staged = exp.Table(this=stage)
-            _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "postgres"))
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+    with transaction(hook.get_conn(), "postgres") as cursor:
+        _run(cursor, [s for s in (_schema_sql(target, "postgres"), create_table_sql(target, schema, "postgres")) if s])
+        like = table_name(target, "postgres").sql(dialect="postgres")
+        cursor.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {like}) ON COMMIT DROP")
+        copy = f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv)"
+        for path in files:
+            parquet = pq.ParquetFile(path)
+            for index in range(parquet.num_row_groups):  # a row group of CSV at a time
+                buffer = io.BytesIO()
+                pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
+                _copy(cursor, copy, buffer)
+        staged = exp.Table(this=exp.to_identifier("aq_publish_stage", quoted=True))
+        _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "postgres"))
 
 
 def _copy(cursor, statement: str, buffer: io.BytesIO) -> None:
@@ -147,14 +128,13 @@ def _snowflake(hook, files, schema, target, mode, keys) -> None:
 
     conn = hook.get_conn()
     stage = "AQ_PUBLISH_STAGE"
-    try:
-        cursor = conn.cursor()
+    parts = table_name(target, "snowflake")
+    with transaction(conn, "snowflake", begin=False) as cursor:
         _run(
             cursor, [s for s in (_schema_sql(target, "snowflake"), create_table_sql(target, schema, "snowflake")) if s]
         )
         frame = pq.read_table(files).to_pandas()
         frame.columns = [c.upper() for c in frame.columns]
-        parts = table_name(target, "snowflake")
         # the staging table is loaded first; only the target's change is the transaction
         write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,
                      auto_create_table=True, table_type="temporary", overwrite=True)  # fmt: skip
@@ -162,9 +142,3 @@ def _snowflake(hook, files, schema, target, mode, keys) -> None:
         staged = exp.Table(this=exp.to_identifier(stage, quoted=True),
                            db=exp.to_identifier(parts.db, quoted=True) if parts.db else None)  # fmt: skip
         _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "snowflake"))
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()

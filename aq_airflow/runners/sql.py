@@ -5,6 +5,7 @@ server-side cursor otherwise (PostgreSQL and other DB-API drivers)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 from sqlglot import exp
@@ -92,3 +93,24 @@ def export_query(hook, sql: str, output: Location) -> dict:
     manifest = {**manifest, "attempt": attempt, "uri": output.uri, "dialect": dialect}
     output.commit(manifest)
     return manifest
+
+
+@contextmanager
+def transaction(conn, dialect: str | None, begin: bool = True) -> Iterator:
+    """A cursor whose statements commit together or not at all; the connection is closed after.
+
+    DuckDB and Snowflake connections autocommit, so the transaction is opened explicitly
+    (``begin=False`` lets a caller run set-up statements before opening it); PostgreSQL drivers
+    open one implicitly.
+    """
+    try:
+        cursor = conn if dialect == "duckdb" else conn.cursor()
+        if begin and dialect in ("duckdb", "snowflake"):
+            cursor.execute("BEGIN TRANSACTION")
+        yield cursor
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
