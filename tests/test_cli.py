@@ -103,3 +103,54 @@ def test_dagbag_preflight_lists_dags_and_invalid_specs(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.split(" ")[0] in ("ok", "INVALID")]
     assert [line.split()[:2] for line in lines] == [["INVALID", "bad"], ["ok", "ok"]]
     assert "2 DAG(s), 1 invalid spec(s), 0 import error(s)" in result.stdout
+
+
+RUN_SPEC = """
+pipeline: cli_run
+cluster: gke
+artifacts: s3://never-reached/aq
+defaults: {image: "ghcr.io/acme/x:1", retries: 3, retry_delay: 10m}
+steps:
+  numbers:
+    sql: SELECT range AS n FROM range(25)
+    checks: [{name: enough, row_count: {min: "{{ params.min_rows }}"}}]
+  doubled:
+    python: cli_steps:double
+    inputs: [numbers]
+params: {min_rows: 10}
+"""
+
+
+def test_run_executes_a_production_spec_locally_and_summarizes(tmp_path):
+    """`aq-airflow run` as users run it: a GKE/S3 spec runs here (local steps, local artifacts,
+    no retries), prints each task and the results read back from the DuckDB warehouse."""
+    (tmp_path / "cli_steps.py").write_text(
+        "import pyarrow.compute as pc\n\n"
+        "def double(numbers):\n"
+        "    if numbers.num_rows < 20:\n        raise ValueError('too few numbers')\n"
+        "    return numbers.set_column(0, 'n', pc.multiply(numbers.column('n'), 2))\n"
+    )
+    spec = write(tmp_path, "cli_run.aq.yaml", RUN_SPEC)
+    work = tmp_path / "work"
+    result = run("run", str(spec), "--date", "2026-03-01", "--workdir", str(work))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "cli_run: success" in out
+    assert "[ 3/3] ok      doubled.run" in out
+    assert f"table: 25 rows, {work}/artifacts/cli_run/" in out
+    assert "enough                  row_count        passed" in out  # read back from the warehouse
+    failed = run("run", str(spec), "--date", "2026-03-01", "--workdir", str(work), "--param", "min_rows=100")
+    assert failed.returncode == 1
+    assert "numbers.checks failed:" in failed.stderr
+    assert "enough: 25 rows; expected between 100.0 and inf" in failed.stderr
+    assert "doubled.run                  upstream_failed" in failed.stdout
+
+
+def test_run_reports_an_invalid_spec_without_running(tmp_path):
+    spec = write(tmp_path, "bad.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n    retries: soon\n")
+    result = run("run", str(spec), "--workdir", str(tmp_path / "work"))
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"{spec}:4:14: steps.a.retries: Input should be a valid integer, unable to parse string as an integer"
+    )
