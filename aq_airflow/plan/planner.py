@@ -12,6 +12,7 @@ those with at least one ``severity: error`` check or metric. Warnings never bloc
 
 from __future__ import annotations
 
+import graphlib
 import json
 import os
 
@@ -275,8 +276,6 @@ class _Planner:
         self.gates[name] = tuple(gates)
 
     def plan(self) -> DagPlan:
-        import graphlib
-
         graph = {n: {*s.input_map.values(), *s.depends_on} for n, s in self.pipeline.steps.items()}
         for name in graphlib.TopologicalSorter(graph).static_order():
             self.plan_step(name, self.pipeline.steps[name])

@@ -9,8 +9,6 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-DIALECTS = ("duckdb", "postgres", "snowflake")
-
 
 class QualitySQLError(ValueError):
     """A user expression that is not one SQL expression in the warehouse's dialect."""

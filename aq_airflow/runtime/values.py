@@ -15,8 +15,6 @@ import pyarrow as pa
 
 from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, iter_row_groups, open_dataset, write_batches
 
-OBJECT_FILE = "object.pkl"
-
 
 def _wants(annotation: Any) -> str:
     text = annotation if isinstance(annotation, str) else repr(annotation)
