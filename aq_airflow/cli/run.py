@@ -70,7 +70,7 @@ def _connection(uri: str | None, workdir: Path) -> str:
     return json.dumps({"conn_type": "duckdb", "host": str(workdir / "warehouse.duckdb")})
 
 
-def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, conn_id: str) -> Path:
+def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, conn_id: str, verbose: bool) -> Path:
     dags = home / "dags"
     dags.mkdir(parents=True)
     shutil.copy(spec, dags / spec.name)
@@ -85,7 +85,9 @@ def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, c
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AQ_LOG_LEVEL", "WARNING"),
+            # the progress lines, the summary and each failure's error say what happened; Airflow's own
+            # logs (task tracebacks, scheduling-loop warnings) come with --verbose
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "CRITICAL",
             "AQ_ARTIFACTS": str(workdir / "artifacts"),
             "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
             conn_var: _connection(warehouse_uri, workdir),
@@ -97,7 +99,9 @@ def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, c
     return dags
 
 
-def run_pipeline(spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path) -> int:
+def run_pipeline(
+    spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path, verbose: bool = False
+) -> int:
     from aq_airflow.plan import compile_spec
     from aq_airflow.spec import SpecError
 
@@ -113,7 +117,7 @@ def run_pipeline(spec: Path, date: str | None, params: dict, warehouse_uri: str 
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:
-        dags = _prepare(spec, workdir, home, warehouse_uri, _warehouse_of(plan))
+        dags = _prepare(spec, workdir, home, warehouse_uri, _warehouse_of(plan), verbose)
         return _run(plan, dags, date, params, workdir, warehouse_uri)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -130,11 +134,7 @@ def _warehouse_of(plan) -> str:
 
 def _run(plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None) -> int:
     dag_id = plan.dag_id
-    import logging
-
     import pendulum
-
-    logging.getLogger("airflow").setLevel(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
