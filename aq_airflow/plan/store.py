@@ -23,37 +23,31 @@ _MARKERS = {cls.__name__: cls for cls in (Seconds, AssetRef, CallbackRef)}
 
 
 def _encode(value: Any) -> Any:
+    """``json.dumps`` hook for what JSON has no form for (the C encoder walks the rest)."""
     if isinstance(value, datetime.datetime):
         return {"$": "datetime", "iso": value.isoformat()}
     if dataclasses.is_dataclass(value):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return {"$": type(value).__name__, **fields} if type(value).__name__ in _MARKERS else fields
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    return value
+    raise TypeError(f"a plan holds no {type(value).__name__}")
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        kind = value.get("$")
-        if kind == "datetime":
-            return datetime.datetime.fromisoformat(value["iso"])
-        if kind in _MARKERS:
-            return _MARKERS[kind](**{k: v for k, v in value.items() if k != "$"})
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+def _decode(value: dict) -> Any:
+    """``json.loads`` hook: marker objects back from their tagged dicts."""
+    kind = value.get("$")
+    if kind == "datetime":
+        return datetime.datetime.fromisoformat(value["iso"])
+    if kind in _MARKERS:
+        return _MARKERS[kind](**{k: v for k, v in value.items() if k != "$"})
     return value
 
 
 def plan_to_json(plan: DagPlan) -> str:
-    return json.dumps(_encode(plan))
+    return json.dumps(plan, default=_encode)
 
 
 def plan_from_json(text: str) -> DagPlan:
-    data = _decode(json.loads(text))
+    data = json.loads(text, object_hook=_decode)
     data["tasks"] = tuple(TaskPlan(**{**t, "upstream": tuple(t["upstream"])}) for t in data["tasks"])
     data["groups"] = tuple(GroupPlan(**g) for g in data["groups"])
     data["tags"] = tuple(data["tags"])
