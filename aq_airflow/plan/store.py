@@ -20,25 +20,29 @@ from aq_airflow import __version__
 from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
 
 _MARKERS = {cls.__name__: cls for cls in (Seconds, AssetRef, CallbackRef)}
+# marks an encoded value; a user param dict using this key would decode to a marker (a timedelta,
+# an Asset or a callback reference; nothing is imported or run at parse time)
+_TAG = "__aq_plan_value__"
+_FORMAT = "2"  # part of every key: entries written in another format are never read
 
 
 def _encode(value: Any) -> Any:
     """``json.dumps`` hook for what JSON has no form for (the C encoder walks the rest)."""
     if isinstance(value, datetime.datetime):
-        return {"$": "datetime", "iso": value.isoformat()}
+        return {_TAG: "datetime", "iso": value.isoformat()}
     if dataclasses.is_dataclass(value):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return {"$": type(value).__name__, **fields} if type(value).__name__ in _MARKERS else fields
+        return {_TAG: type(value).__name__, **fields} if type(value).__name__ in _MARKERS else fields
     raise TypeError(f"a plan holds no {type(value).__name__}")
 
 
 def _decode(value: dict) -> Any:
     """``json.loads`` hook: marker objects back from their tagged dicts."""
-    kind = value.get("$")
+    kind = value.get(_TAG)
     if kind == "datetime":
         return datetime.datetime.fromisoformat(value["iso"])
     if kind in _MARKERS:
-        return _MARKERS[kind](**{k: v for k, v in value.items() if k != "$"})
+        return _MARKERS[kind](**{k: v for k, v in value.items() if k != _TAG})
     return value
 
 
@@ -67,7 +71,7 @@ class PlanStore:
         self.folder = folder or default_folder()
 
     def _path(self, *key: str) -> str:
-        digest = hashlib.sha256("\0".join((__version__, *key)).encode()).hexdigest()
+        digest = hashlib.sha256("\0".join((__version__, _FORMAT, *key)).encode()).hexdigest()
         return os.path.join(self.folder, f"{digest}.json")
 
     def get(self, *key: str) -> DagPlan | None:
