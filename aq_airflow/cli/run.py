@@ -31,16 +31,35 @@ class Progress:
     finished: dict[str, tuple[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
-    tty: bool = sys.stdout.isatty()
+    tty: bool = field(default_factory=sys.stdout.isatty)
+
+    def __post_init__(self) -> None:
+        self.bar = None
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), transient=True)  # fmt: skip
+            self.bar_task = self.bar.add_task("starting Airflow", total=self.total)
+            self.bar.start()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
     def _line(self, text: str) -> None:
-        done = len(self.finished)
-        prefix = f"[{done:>2}/{self.total}]"
-        print(f"{prefix} {text}", flush=True)
+        line = f"[{len(self.finished):>2}/{self.total}] {text}"
+        if self.bar is not None:
+            self.bar.console.print(line, highlight=False)
+        else:
+            print(line, flush=True)
 
     def on_start(self, context) -> None:
         task_id = context["ti"].task_id
         self.started[task_id] = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(self.bar_task, description=f"running {task_id}")
         self._line(f"start   {task_id}")
 
     def on_success(self, context) -> None:
@@ -59,6 +78,8 @@ class Progress:
         task_id = context["ti"].task_id
         seconds = time.monotonic() - self.started.get(task_id, time.monotonic())
         self.finished[task_id] = (state, seconds)
+        if self.bar is not None:
+            self.bar.advance(self.bar_task)
         mark = "ok     " if state == "success" else "FAILED "
         self._line(f"{mark} {task_id} ({seconds:.1f}s)")
 
@@ -154,7 +175,10 @@ def _run(plan, dags: Path, date: str | None, params: dict, workdir: Path, wareho
     logical_date = pendulum.parse(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
     started = time.monotonic()
-    dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
+    try:
+        dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
+    finally:
+        progress.close()
     return _summary(dag, dag_run, progress, time.monotonic() - started, workdir, warehouse_uri, plan)
 
 
