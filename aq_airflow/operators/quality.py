@@ -44,8 +44,7 @@ class _QualityTask:
         return store
 
     def artifact(self) -> tuple[Location, dict]:
-        root = local.artifacts_root(self.artifacts)
-        location = Location.of(f"{root.rstrip('/')}/{self.source['artifact']}")
+        location = Location.of(local.artifact_uri(self.artifacts, self.source["artifact"]))
         return location, location.read_manifest(self.step)
 
     def dataset(self, hook) -> Dataset:

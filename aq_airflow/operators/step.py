@@ -52,7 +52,7 @@ class AqPodStepOperator(KubernetesPodOperator):
         checks; taking it from there needs no XCom sidecar (an extra image to pull) and no
         ``pods/exec`` permission.
         """
-        command_step = self.cmds[1:3] != ["-m", "aq_airflow.runtime"]
+        command_step = not local.runs_runtime(self.cmds)
         output = Location.of(self.render_template(self.output_uri, context))
         attempt = clear(output) if command_step else None
         super().execute(context)
@@ -91,11 +91,10 @@ class AqLocalStepOperator(BaseOperator):
         self.resource_asks = resource_asks
 
     def execute(self, context: Any) -> Any:
-        root = local.artifacts_root(self.artifacts)
         env = {**self.env_vars}
         for key in [k for k in env if k == "AQ_OUTPUT" or k.startswith("AQ_INPUT_")]:
-            env[key] = f"{root.rstrip('/')}/{env[key]}"
-        env["AQ_ARTIFACTS"] = root
+            env[key] = local.artifact_uri(self.artifacts, env[key])
+        env["AQ_ARTIFACTS"] = local.artifacts_root(self.artifacts)
         for ref in self.secret_env:
             if ref["name"] not in os.environ:
                 raise AirflowException(
@@ -111,7 +110,7 @@ class AqLocalStepOperator(BaseOperator):
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", self.step
             )
         output = Location.of(env["AQ_OUTPUT"])
-        is_runtime = self.cmds[1:3] == ["-m", "aq_airflow.runtime"]
+        is_runtime = local.runs_runtime(self.cmds)
         attempt = None if is_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
         pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
@@ -164,8 +163,7 @@ class AqSqlStepOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         hook = BaseHook.get_connection(self.conn_id).get_hook()
         sql = self.sql or sql_runner.select_all(self.table, sql_runner.dialect_of(hook))
-        root = local.artifacts_root(self.artifacts)
-        output = Location.of(f"{root.rstrip('/')}/{self.output_path}")
+        output = Location.of(local.artifact_uri(self.artifacts, self.output_path))
         self.log.info("step `%s`: exporting the result of\n%s\nto %s", self.step, sql, output.uri)
         try:
             manifest = sql_runner.export_query(hook, sql, output)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlglot import exp
+
 from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, check_outcome, metric_outcome
 from aq_airflow.quality.sql import parquet_relation, query_relation, table
@@ -58,7 +60,6 @@ def _samples(cursor: Any, suite: Suite, compiled: Compiled, sensitive: set[str])
 
 def _dataframe(cursor: Any, dataset: Dataset):
     import pandas as pd
-    from sqlglot import exp
 
     cursor.execute(exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).sql(dialect=dataset.dialect))
     return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
@@ -68,8 +69,6 @@ def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
     """Column names and type names: known for Parquet outputs, from information_schema for tables."""
     if dataset.columns is not None:
         return dataset.columns
-    from sqlglot import exp
-
     relation = dataset.relation
     if not isinstance(relation, exp.Table):
         raise ValueError("`schema` checks on a query need the step's output schema")
@@ -94,8 +93,6 @@ def run_checks(dataset: Dataset, checks: list[dict], sensitive: set[str], now: d
     try:
         cursor = _cursor(conn, dataset.dialect)
         for name, relation in dataset.views.items():
-            from sqlglot import exp
-
             view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
                               expression=exp.select("*").from_(relation))  # fmt: skip
             cursor.execute(view.sql(dialect=dataset.dialect))

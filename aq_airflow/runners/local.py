@@ -21,6 +21,16 @@ def artifacts_root(artifacts: str | None) -> str:
     return root if "://" in root else os.path.abspath(root)
 
 
+def artifact_uri(artifacts: str | None, relative: str) -> str:
+    """A step's output location: the store root (see :func:`artifacts_root`) plus its relative path."""
+    return f"{artifacts_root(artifacts).rstrip('/')}/{relative}"
+
+
+def runs_runtime(cmds: list[str]) -> bool:
+    """Whether a step's command is the aq runtime (which commits its own output)."""
+    return cmds[1:3] == ["-m", "aq_airflow.runtime"]
+
+
 def local_command(cmds: list[str]) -> list[str]:
     """The pod's ``python`` is this worker's interpreter here."""
     return [sys.executable, *cmds[1:]] if cmds and cmds[0] == "python" else list(cmds)

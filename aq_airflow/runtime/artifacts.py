@@ -10,6 +10,7 @@ step never leaves a half output that a later step reads as whole.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -30,8 +31,6 @@ class MissingArtifact(Exception):
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and path of a URI or a plain local path."""
     if "://" not in uri:
-        import os
-
         uri = os.path.abspath(uri)
     return pafs.FileSystem.from_uri(uri)
 
