@@ -4,15 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo schema clean
+.PHONY: install lock test lint bench demo schema clean
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# The versions CI passed with (requirements.lock), then this checkout on top, editable.
+$(STAMP): setup.cfg setup.py pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e ".[airflow,dev]"
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e ".[airflow,dev,test]"
 	touch $(STAMP)
+
+# Refresh the lock from setup.cfg's ranges (users get the ranges; CI and make install the lock).
+lock: install
+	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --python-version 3.11 \
+		--upgrade -q -o requirements.lock
 
 test: install
 	$(BIN)/python -m pytest -q

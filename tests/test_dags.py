@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 
 import kubernetes_validate
 import pytest
@@ -88,6 +89,31 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
     assert dag.get_task("train.run").execution_timeout.total_seconds() == 7200
     assert dag.get_task("features.run").retries == 2
     assert dag.params["min_rows"] == 1000
+
+
+def test_quality_and_publish_tasks_take_the_steps_task_settings():
+    """retries, retry_delay, timeout and pool (defaults, then the step) reach every task of a step."""
+    text = """
+        pipeline: settings
+        warehouse: wh
+        cluster: local
+        defaults: {retries: 3, retry_delay: 30s, pool: warehouse}
+        steps:
+          rows:
+            sql: SELECT 1 AS id
+            timeout: 5m
+            retries: 1
+            checks: [{name: ids, not_null: id}]
+            metrics: [{name: n, count: "*"}]
+            publish: {table: out.rows}
+    """
+    dag = build_dag(compile_text(SpecFile("settings.aq.yaml", textwrap.dedent(text))))
+    for task_id in ("rows.run", "rows.checks", "rows.metrics", "rows.publish"):
+        task = dag.get_task(task_id)
+        assert task.retries == 1, task_id
+        assert task.retry_delay.total_seconds() == 30, task_id
+        assert task.execution_timeout.total_seconds() == 300, task_id
+        assert task.pool == "warehouse", task_id
 
 
 def test_error_metric_gates_nothing_downstream_but_fails_its_task(bag):

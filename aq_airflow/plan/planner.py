@@ -243,7 +243,13 @@ class _Planner:
         after_run = (run,) if run else start
         gates = list(after_run)
         source = self.quality_source(name, step)
-        common = {"conn_id": self.pipeline.warehouse, "step": name, "artifacts": self.pipeline.artifacts}
+        # quality and publish tasks take the step's retries, retry_delay, timeout and pool, as `run` does
+        common = {
+            "conn_id": self.pipeline.warehouse,
+            "step": name,
+            "artifacts": self.pipeline.artifacts,
+            **self.task_settings(step),
+        }
         image = _merged(self.pipeline, step, "image") if step.kind in ("python", "command") else None
         recorded = {
             "source": source,
