@@ -10,10 +10,7 @@ from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 def store_for(conn_id: str, schema: str | None) -> ResultsStore:
     from airflow.sdk import BaseHook
 
-    from aq_airflow.runners.sql import dialect_of
-
-    hook = BaseHook.get_connection(conn_id).get_hook()
-    return ResultsStore(hook.get_conn, dialect_of(hook), schema, hook.placeholder)
+    return ResultsStore.of(BaseHook.get_connection(conn_id).get_hook(), schema)
 
 
 def print_results(store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None) -> int:

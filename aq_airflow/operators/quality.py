@@ -9,6 +9,7 @@ leave the task green.
 from __future__ import annotations
 
 import datetime
+from functools import partial
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -20,7 +21,7 @@ from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
 from aq_airflow.runners import local
 from aq_airflow.runners.publish import publish
-from aq_airflow.runners.sql import dialect_of
+from aq_airflow.runners.sql import connect, dialect_of, is_infrastructure_error
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 
 
@@ -39,7 +40,7 @@ class _QualityTask:
         return BaseHook.get_connection(self.conn_id).get_hook()
 
     def results(self, hook) -> ResultsStore:
-        store = ResultsStore(hook.get_conn, dialect_of(hook), self.results_schema, hook.placeholder)
+        store = ResultsStore.of(hook, self.results_schema)
         store.ensure_tables()
         return store
 
@@ -50,7 +51,7 @@ class _QualityTask:
     def dataset(self, hook) -> Dataset:
         """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
         if "table" in self.source or "query" in self.source:
-            dataset = Dataset.warehouse(self.source, hook.get_conn, dialect_of(hook))
+            dataset = Dataset.warehouse(self.source, partial(connect, hook), dialect_of(hook))
             if "artifact" in self.source:  # a sql step's output schema, for `schema` checks
                 dataset.columns = [tuple(c) for c in self.artifact()[1].get("schema", [])]
             return dataset
@@ -131,9 +132,12 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
             # as of their own date), or now when the run has none
             as_of = context.get("data_interval_end") or _now()
             outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, as_of)
-        except (MissingArtifact, OSError) as error:
+        except MissingArtifact as error:
             outcomes = unreadable(self.checks, "check", f"could not read the data: {error}", "error")
-        except Exception as error:  # the warehouse rejected the fused query: every check errors
+        except Exception as error:
+            if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
+                raise
+            # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
             outcomes = unreadable(self.checks, "check", f"{type(error).__name__}: {error}", "error")
         common = self.common_row(context)
         self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
@@ -219,9 +223,11 @@ class AqMetricOperator(_QualityTask, BaseOperator):
 
         try:
             outcomes = run_metrics(self.dataset(hook), self.metrics, history)
-        except (MissingArtifact, OSError) as error:
+        except MissingArtifact as error:
             outcomes = unreadable(self.metrics, "metric", f"could not read the data: {error}", "warning")
         except Exception as error:
+            if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
+                raise
             outcomes = unreadable(self.metrics, "metric", f"{type(error).__name__}: {error}", "warning")
         common = self.common_row(context)
         store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])

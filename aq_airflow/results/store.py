@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
 from aq_airflow.quality.sql import table as table_name
-from aq_airflow.runners.sql import transaction
+from aq_airflow.runners.sql import connect, dialect_of, transaction
 
 CHECKS_TABLE = "aq_check_results"
 METRICS_TABLE = "aq_metric_results"
@@ -50,6 +51,11 @@ class ResultsStore:
         self.dialect = dialect
         self.schema = schema
         self.placeholder = placeholder
+
+    @classmethod
+    def of(cls, hook, schema: str | None) -> ResultsStore:
+        """The results tables in the warehouse of a DbApiHook (in ``schema``, or its default)."""
+        return cls(partial(connect, hook), dialect_of(hook), schema, hook.placeholder)
 
     def _table(self, name: str) -> str:
         return table_name(f"{self.schema}.{name}" if self.schema else name, self.dialect).sql(dialect=self.dialect)

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from aq_airflow.quality.sql import column, parquet_relation
 from aq_airflow.quality.sql import table as table_name
-from aq_airflow.runners.sql import dialect_of, transaction
+from aq_airflow.runners.sql import connect, dialect_of, transaction
 
 
 def _sql_type(kind: pa.DataType) -> str:
@@ -90,7 +90,7 @@ def _run(cursor, statements: list[str]) -> None:
 
 
 def _duckdb(hook, files, schema, target, mode, keys) -> None:
-    with transaction(hook.get_conn(), "duckdb") as cursor:
+    with transaction(connect(hook), "duckdb") as cursor:
         _run(cursor, [s for s in (_schema_sql(target, "duckdb"), create_table_sql(target, schema, "duckdb")) if s])
         _run(cursor, _load_statements(target, parquet_relation(files), schema.names, mode, keys, "duckdb"))
 
@@ -98,7 +98,7 @@ def _duckdb(hook, files, schema, target, mode, keys) -> None:
 def _postgres(hook, files, schema, target, mode, keys) -> None:
     stage = exp.to_identifier("aq_publish_stage", quoted=True).sql(dialect="postgres")
     names = ", ".join(column(n, "postgres").sql(dialect="postgres") for n in schema.names)
-    with transaction(hook.get_conn(), "postgres") as cursor:
+    with transaction(connect(hook), "postgres") as cursor:
         _run(cursor, [s for s in (_schema_sql(target, "postgres"), create_table_sql(target, schema, "postgres")) if s])
         like = table_name(target, "postgres").sql(dialect="postgres")
         cursor.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {like}) ON COMMIT DROP")
@@ -126,7 +126,7 @@ def _copy(cursor, statement: str, buffer: io.BytesIO) -> None:
 def _snowflake(hook, files, schema, target, mode, keys) -> None:
     from snowflake.connector.pandas_tools import write_pandas
 
-    conn = hook.get_conn()
+    conn = connect(hook)
     stage = "AQ_PUBLISH_STAGE"
     parts = table_name(target, "snowflake")
     with transaction(conn, "snowflake", begin=False) as cursor:

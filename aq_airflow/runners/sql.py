@@ -4,6 +4,9 @@ server-side cursor otherwise (PostgreSQL and other DB-API drivers)."""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,12 +16,55 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, write_batches
 
+log = logging.getLogger(__name__)
+# how long a task waits for a file-backed DuckDB's lock before it fails (and Airflow retries it)
+DUCKDB_LOCK_WAIT_SECONDS = 600.0
+# PEP 249's classes for failures of the database's operation rather than of the query or data:
+# a lost connection, a lock, a timeout, a full disk. Every driver names them so.
+_INFRASTRUCTURE_ERRORS = frozenset({"OperationalError", "InterfaceError"})
+
 DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "postgresql": "postgres", "snowflake": "snowflake"}
 
 
 def dialect_of(hook) -> str | None:
     """The sqlglot dialect of a DbApiHook's connection type (None: generic SQL)."""
     return DIALECTS.get(getattr(hook, "conn_type", None) or getattr(hook, "conn_name_attr", "").split("_")[0])
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Whether ``error`` says the warehouse or the store could not be used (so the task should fail
+    and retry), rather than that the query or the data is wrong (a check outcome)."""
+    if isinstance(error, OSError | TimeoutError):
+        return True
+    return any(kind.__name__ in _INFRASTRUCTURE_ERRORS for kind in type(error).__mro__)
+
+
+def _is_lock_conflict(error: BaseException) -> bool:
+    return type(error).__name__ == "IOException" and "Could not set lock" in str(error)
+
+
+def connect(hook, wait: float | None = None):
+    """A new DB-API connection from ``hook``.
+
+    A file-backed DuckDB admits one process at a time: a step's checks and metrics tasks, or two
+    runs of a pipeline, conflict on its file lock whenever an executor runs them in parallel.
+    Connections are short-lived (opened per statement set, closed after), so a conflicting task
+    waits for the lock with jittered exponential backoff instead of failing. Other warehouses
+    take concurrent connections and are connected to at once.
+    """
+    if dialect_of(hook) != "duckdb":
+        return hook.get_conn()
+    deadline = time.monotonic() + (DUCKDB_LOCK_WAIT_SECONDS if wait is None else wait)
+    delay = 0.05
+    while True:
+        try:
+            return hook.get_conn()
+        except Exception as error:
+            if not _is_lock_conflict(error) or time.monotonic() + delay > deadline:
+                raise
+            log.debug("DuckDB file is locked by another task; retrying in %.2fs", delay)
+            time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
+            delay = min(delay * 2, 2.0)
 
 
 def select_all(table: str, dialect: str | None) -> str:
@@ -82,7 +128,7 @@ def _dbapi_batches(conn, sql: str) -> tuple[pa.Schema, Iterator]:
 def export_query(hook, sql: str, output: Location) -> dict:
     """Run ``sql`` through ``hook`` and commit its result as the step's table output."""
     dialect = dialect_of(hook)
-    conn = hook.get_conn()
+    conn = connect(hook)
     try:
         reader = {"duckdb": _duckdb_batches, "snowflake": _snowflake_batches}.get(dialect or "", _dbapi_batches)
         attempt = output.begin()
