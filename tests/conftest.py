@@ -168,3 +168,84 @@ def postgres_dsn() -> str:
             )
         pytest.skip(f"no PostgreSQL at {POSTGRES_DSN}: {error}")
     return POSTGRES_DSN
+
+
+class ProductionInstall:
+    """What a platform engineer installs: the wheel and sdist built from a clean copy of the
+    repo, and a fresh venv with ``wheel[airflow,test]`` pinned by ``requirements.lock``."""
+
+    def __init__(self, wheel: Path, sdist: Path, venv: Path):
+        self.wheel = wheel
+        self.sdist = sdist
+        self.venv = venv
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    @property
+    def python(self) -> Path:
+        return self.bin / "python"
+
+    def __repr__(self) -> str:
+        return f"ProductionInstall(wheel={self.wheel}, sdist={self.sdist}, venv={self.venv})"
+
+
+def _uv() -> str:
+    import sys
+
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(found).exists():
+        pytest.fail("uv is needed to build the production venv (pip install uv, or make install)")
+    return found
+
+
+def clean_copy(target: Path) -> Path:
+    """The repo's tracked and untracked-but-not-ignored files, copied to ``target`` (no .venv,
+    build/ or egg-info: what a fresh clone plus uncommitted work would hold)."""
+    import subprocess
+
+    listing = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listing.split("\0")):
+        source = REPO / name
+        if not source.is_file():  # deleted in the working tree, not yet in the index
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target / name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def production_venv(tmp_path_factory) -> ProductionInstall:
+    """The wheel (not the editable checkout) installed with ``[airflow,test]`` into a fresh venv."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("production")
+    source = clean_copy(root / "src")
+    dist = root / "dist"
+    # sdist first, then the wheel built from the sdist: the wheel proves the sdist is complete
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,) = dist.glob("aq_airflow-*.whl")
+    (sdist,) = dist.glob("aq_airflow-*.tar.gz")
+    env_dir = root / "venv"
+    uv = _uv()
+    python = str(Path(sys.executable).resolve())
+    subprocess.run([uv, "venv", "-q", "--python", python, str(env_dir)], check=True, timeout=300)
+    installed = subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(env_dir / "bin" / "python"),
+         f"{wheel}[airflow,test]", "-c", str(source / "requirements.lock")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    return ProductionInstall(wheel, sdist, env_dir)
