@@ -43,7 +43,7 @@ demo: install
 	$(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
 
 schema: install
-	$(BIN)/aq-airflow init example_dags
+	$(BIN)/aq-airflow init example_dags --shards 1
 
 clean:
 	rm -rf $(VENV) .demo bench/out build dist *.egg-info

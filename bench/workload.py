@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from aq_airflow.cli.main import LOADER_SOURCE
+from aq_airflow.cli.main import loader_files
 from aq_airflow.codegen import render_dag
 from aq_airflow.plan import AssetRef, Seconds, compile_spec
 
@@ -106,7 +106,8 @@ def write_workload(root: Path, pipelines: int) -> dict[str, Path]:
     folders = {kind: root / kind for kind in ("aq", "compiled", "dag_factory")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    (folders["aq"] / "aq_dags.py").write_text(LOADER_SOURCE)
+    for name, source in loader_files(1).items():
+        (folders["aq"] / name).write_text(source)
     (folders["dag_factory"] / "dag_factory_dags.py").write_text(
         "from dagfactory import load_yaml_dags\n\nload_yaml_dags(globals(), dags_folder=__file__.rsplit('/', 1)[0])\n"
     )

@@ -81,16 +81,23 @@ def test_schema_is_the_models_schema():
     assert json.loads(result.stdout) == json.loads(json.dumps(json_schema()))
 
 
-def test_init_writes_a_two_line_loader_and_the_schema(tmp_path):
+def test_init_writes_loader_shards_and_the_schema(tmp_path):
     folder = tmp_path / "dags"
-    result = run("init", str(folder))
+    folder.mkdir()
+    (folder / "aq_dags.py").write_text('"""Builds every *.aq.yaml (written by `aq-airflow init`)."""\n')  # v1's loader
+    result = run("init", str(folder), "--shards", "4")
     assert result.returncode == 0, result.stderr
-    code = [line for line in (folder / "aq_dags.py").read_text().splitlines() if line and not line.startswith('"""')]
-    assert code == ["from aq_airflow.build import load_dags", "load_dags(globals())"]
+    assert sorted(p.name for p in folder.glob("*.py")) == [f"aq_dags_{i}.py" for i in range(4)]  # v1's is gone
+    code = [line for line in (folder / "aq_dags_2.py").read_text().splitlines() if line and line[0].isalpha()]
+    assert code == ["Builds the *.aq.yaml pipelines under this folder whose path hashes into this shard. Airflow",
+                    "parses the shards in parallel; a new spec is picked up by its shard at the next parse.",
+                    "from aq_airflow.build import load_dags", "load_dags(globals(), shard=(2, 4))"]  # fmt: skip
     assert json.loads((folder / "aq-airflow.schema.json").read_text())["title"] == "aq-airflow pipeline spec"
-    (folder / "aq_dags.py").write_text("# mine\n")
-    run("init", str(folder))
-    assert (folder / "aq_dags.py").read_text() == "# mine\n"  # never overwritten without --force
+    run("init", str(folder), "--shards", "2")  # fewer shards: the extra loaders go
+    assert sorted(p.name for p in folder.glob("*.py")) == ["aq_dags_0.py", "aq_dags_1.py"]
+    (folder / "aq_dags_0.py").write_text("# mine\n")
+    run("init", str(folder), "--shards", "2")
+    assert (folder / "aq_dags_0.py").read_text() == "# mine\n"  # a file of ours is never overwritten without --force
 
 
 def test_dagbag_preflight_lists_dags_and_invalid_specs(tmp_path):

@@ -132,3 +132,29 @@ def test_stored_plans_round_trip(name):
 
     plan = compile_spec(EXAMPLES / f"{name}.aq.yaml")
     assert plan_from_json(plan_to_json(plan)) == plan
+
+
+def test_init_shards_split_the_folder_and_every_spec_loads_exactly_once(tmp_path):
+    """The loader files `aq-airflow init` writes partition the specs: DagBag over the folder finds
+    every pipeline once, each from the shard its path hashes into, and a new spec needs no step."""
+    import subprocess
+    import sys
+
+    from aq_airflow.build.loader import shard_of
+
+    folder = tmp_path / "dags"
+    subprocess.run([sys.executable, "-m", "aq_airflow.cli", "init", str(folder), "--shards", "4"], check=True)
+    (folder / "team").mkdir()
+    names = [f"p{i:02d}" for i in range(24)]
+    for name in names[:20]:
+        write(folder if name < "p10" else folder / "team", f"{name}.aq.yaml", GOOD.format(name=name))
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    assert sorted(bag.dags) == names[:20]
+    for dag_id, dag in bag.dags.items():
+        relative = ("" if dag_id < "p10" else "team/") + f"{dag_id}.aq.yaml"
+        assert dag.fileloc == str(folder / f"aq_dags_{shard_of(relative, 4)}.py")
+    assert len({dag.fileloc for dag in bag.dags.values()}) > 1  # really spread over several files
+    for name in names[20:]:  # added later: picked up at the next parse
+        write(folder, f"{name}.aq.yaml", GOOD.format(name=name))
+    assert sorted(DagBag(dag_folder=str(folder)).dags) == names

@@ -5,6 +5,11 @@ Parse-time rules (Airflow kills slow files, and one bad file must not hide the o
 no network, connections, Variables or warehouse; plans cached by content hash; when the
 parsing context names a dag_id (a worker running one task), only that DAG is built; a broken
 spec becomes a placeholder DAG carrying its errors.
+
+A dags folder holds several loader files (``aq-airflow init`` writes them), each building the
+specs whose path hashes into its shard: Airflow parses the shards in parallel processes, each
+stays far below the parse timeout however many specs the folder holds, and a new spec is
+picked up by its shard at the next parse with nothing to register.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zlib
 from typing import Any
 
 from airflow.sdk import DAG, get_parsing_context
@@ -32,6 +38,12 @@ def declared_dag_id(spec_file: SpecFile) -> str:
     return match.group(1) if match else spec_file.default_dag_id
 
 
+def shard_of(relative_path: str, shards: int) -> int:
+    """The shard a spec belongs to: a stable hash of its path relative to the dags folder (so it
+    never moves between parses, processes or machines)."""
+    return zlib.crc32(relative_path.replace(os.sep, "/").encode()) % shards
+
+
 def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool) -> DAG:
     try:
         if isinstance(profiles, SpecError):
@@ -47,11 +59,16 @@ def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: 
 
 
 def load_dags(
-    namespace: dict, folder: str | None = None, cache_folder: str | None = None, local_run: bool = False
+    namespace: dict,
+    folder: str | None = None,
+    cache_folder: str | None = None,
+    local_run: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> list[DAG]:
     """Build the DAGs of every spec under ``folder`` (default: the calling file's folder) into
     ``namespace`` (the loader file's ``globals()``). Plans are cached on disk in
     ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``).
+    ``shard=(index, count)`` builds only the specs of that shard (see :func:`shard_of`).
     ``local_run`` runs every spec on this machine (``aq-airflow run``): local profile, local
     artifacts, no retries."""
     folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
@@ -64,6 +81,8 @@ def load_dags(
     built: list[DAG] = []
     seen: dict[str, str] = {}
     for path in spec_paths(folder):
+        if shard and shard_of(os.path.relpath(path, folder), shard[1]) != shard[0]:
+            continue
         spec_file = SpecFile.read(path)
         dag_id = declared_dag_id(spec_file)
         if wanted and dag_id != wanted:

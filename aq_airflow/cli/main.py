@@ -14,12 +14,19 @@ from collections.abc import Sequence
 
 from aq_airflow.spec import SpecError, SpecIssue, spec_paths
 
-LOADER_FILE = "aq_dags.py"
-LOADER_SOURCE = '''"""Builds every *.aq.yaml pipeline under this folder (written by `aq-airflow init`)."""
+LOADER_MARK = "(written by `aq-airflow init`)"
+LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_MARK}.
+
+Builds the *.aq.yaml pipelines under this folder whose path hashes into this shard. Airflow
+parses the shards in parallel; a new spec is picked up by its shard at the next parse.
+"""
 from aq_airflow.build import load_dags
 
-load_dags(globals())
+load_dags(globals(), shard=({{index}}, {{shards}}))
 '''
+# 10,000 specs in 32 shards keep every file Airflow parses far below its 30 s timeout; an
+# empty shard costs a folder listing (operators are imported only when a DAG is built).
+DEFAULT_SHARDS = 32
 SCHEMA_FILE = "aq-airflow.schema.json"
 
 
@@ -89,22 +96,47 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def loader_files(shards: int) -> dict[str, str]:
+    """The loader shards ``init`` writes: file name -> source."""
+    width = len(str(shards - 1))
+    return {f"aq_dags_{i:0{width}d}.py": LOADER_SHARD.format(index=i, shards=shards) for i in range(shards)}
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from aq_airflow.spec import json_schema
 
+    if args.shards < 1:
+        print("--shards must be at least 1", file=sys.stderr)
+        return 2
     os.makedirs(args.dags_folder, exist_ok=True)
-    loader = os.path.join(args.dags_folder, LOADER_FILE)
-    if os.path.exists(loader) and not args.force:
-        print(f"{loader} exists; leaving it as it is (use --force to rewrite it)", file=sys.stderr)
-    else:
-        with open(loader, "w", encoding="utf-8") as handle:
-            handle.write(LOADER_SOURCE)
-        print(f"wrote {loader}", file=sys.stderr)
+    wanted = loader_files(args.shards)
+    for name in sorted(os.listdir(args.dags_folder)):  # loaders of an earlier init (another shard count)
+        path = os.path.join(args.dags_folder, name)
+        if name.startswith("aq_dags") and name.endswith(".py") and name not in wanted and _written_by_init(path):
+            os.remove(path)
+            print(f"removed {path} (an earlier aq-airflow loader)", file=sys.stderr)
+    kept = 0
+    for name, source in wanted.items():
+        path = os.path.join(args.dags_folder, name)
+        if os.path.exists(path) and not args.force and not _written_by_init(path):
+            print(f"{path} exists and is not an aq-airflow loader; leaving it (use --force)", file=sys.stderr)
+            kept += 1
+            continue
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    print(f"wrote {len(wanted) - kept} loader file(s) aq_dags_*.py into {args.dags_folder}", file=sys.stderr)
     schema = os.path.join(args.dags_folder, SCHEMA_FILE)
     with open(schema, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
     print(f"wrote {schema} (point editors at it: # yaml-language-server: $schema={SCHEMA_FILE})", file=sys.stderr)
     return 0
+
+
+def _written_by_init(path: str) -> bool:
+    """Whether a file is a loader this command wrote (now or in an earlier version)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        head = handle.read(400)
+    return "written by `aq-airflow init`" in head
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -152,9 +184,12 @@ def parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON schema of the spec")
     schema.add_argument("--out", help="write it to this file instead")
     schema.set_defaults(func=cmd_schema)
-    init = sub.add_parser("init", help="write the loader file and the JSON schema into a dags folder")
+    init = sub.add_parser("init", help="write the loader files and the JSON schema into a dags folder")
     init.add_argument("dags_folder")
-    init.add_argument("--force", action="store_true", help="rewrite an existing loader file")
+    init.add_argument(
+        "--shards", type=int, default=DEFAULT_SHARDS, help=f"loader files to spread the specs over ({DEFAULT_SHARDS})"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files of the same names that are not ours")
     init.set_defaults(func=cmd_init)
     run = sub.add_parser("run", help="run one pipeline end to end on this machine (local runner, DuckDB)")
     run.add_argument("spec")

@@ -1,17 +1,29 @@
-"""The Airflow operators aq-airflow DAGs are made of; the plan names them by class name."""
+"""The Airflow operators aq-airflow DAGs are made of; the plan names them by class name.
 
-from aq_airflow.operators.callbacks import ImportedCallback
-from aq_airflow.operators.invalid import AqInvalidSpecOperator
-from aq_airflow.operators.quality import AqCheckOperator, AqMetricOperator, AqPublishOperator
-from aq_airflow.operators.step import AqLocalStepOperator, AqPodStepOperator, AqSqlStepOperator
+Each class is imported when first named: a loader shard imports only the operator modules its
+DAGs use, and a worker running one task does not pay for the warehouse and Kubernetes clients
+of the others.
+"""
 
-__all__ = [
-    "AqCheckOperator",
-    "AqInvalidSpecOperator",
-    "AqLocalStepOperator",
-    "AqMetricOperator",
-    "AqPodStepOperator",
-    "AqPublishOperator",
-    "AqSqlStepOperator",
-    "ImportedCallback",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULES = {
+    "AqCheckOperator": "quality",
+    "AqMetricOperator": "quality",
+    "AqPublishOperator": "quality",
+    "AqInvalidSpecOperator": "invalid",
+    "AqLocalStepOperator": "step",
+    "AqPodStepOperator": "step",
+    "AqSqlStepOperator": "step",
+    "ImportedCallback": "callbacks",
+}
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
