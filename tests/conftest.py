@@ -40,12 +40,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture
 def dags_folder(tmp_path: Path) -> Path:
-    """An empty dags folder with the two-line loader in it."""
-    from aq_airflow.cli.main import LOADER_FILE, LOADER_SOURCE
+    """An empty dags folder with a one-shard loader in it (what `aq-airflow init --shards 1` writes)."""
+    from aq_airflow.cli.main import loader_files
 
     folder = tmp_path / "dags"
     folder.mkdir()
-    (folder / LOADER_FILE).write_text(LOADER_SOURCE)
+    for name, source in loader_files(1).items():
+        (folder / name).write_text(source)
     return folder
 
 
