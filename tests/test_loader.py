@@ -158,3 +158,13 @@ def test_init_shards_split_the_folder_and_every_spec_loads_exactly_once(tmp_path
     for name in names[20:]:  # added later: picked up at the next parse
         write(folder, f"{name}.aq.yaml", GOOD.format(name=name))
     assert sorted(DagBag(dag_folder=str(folder)).dags) == names
+
+
+def test_the_dag_docs_show_the_spec_and_its_path(dags_folder):
+    """The UI's Code tab shows the loader shard; the DAG's docs carry the YAML it came from."""
+    (dags_folder / "team").mkdir()
+    text = GOOD.format(name="documented").lstrip() + "# a note with ``` fences ```` inside\n"
+    write(dags_folder / "team", "documented.aq.yaml", text)
+    (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags_0.py")})
+    assert "Compiled by aq-airflow from `team/documented.aq.yaml`:" in dag.doc_md
+    assert f"`````yaml\n{text.rstrip()}\n`````\n" in dag.doc_md  # a fence longer than any in the spec

@@ -44,11 +44,11 @@ def shard_of(relative_path: str, shards: int) -> int:
     return zlib.crc32(relative_path.replace(os.sep, "/").encode()) % shards
 
 
-def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool) -> DAG:
+def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool, folder: str) -> DAG:
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles, store, local_run))
+        return build_dag(compile_text(spec_file, profiles, store, local_run, root=folder))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
         return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
@@ -91,7 +91,7 @@ def load_dags(
             log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
             continue
         seen[dag_id] = path
-        dag = _build_one(spec_file, profiles, store, local_run)
+        dag = _build_one(spec_file, profiles, store, local_run, folder)
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

@@ -30,19 +30,21 @@ DEFAULT_SHARDS = 32
 SCHEMA_FILE = "aq-airflow.schema.json"
 
 
-def _spec_files(paths: Sequence[str]) -> list[str]:
-    files: list[str] = []
+def _spec_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(spec file, the dags folder it belongs to): a folder given is a dags folder, whose
+    profiles and paths hold for the specs in its subfolders too, as they do for the loader."""
+    files: list[tuple[str, str | None]] = []
     for path in paths:
-        files += spec_paths(path) if os.path.isdir(path) else [path]
+        files += [(spec, path) for spec in spec_paths(path)] if os.path.isdir(path) else [(path, None)]
     return files
 
 
-def _compile(path: str):
+def _compile(path: str, dags_folder: str | None):
     """Plan one spec file, or the issues that stop it (unreadable files included)."""
     from aq_airflow.plan import compile_spec
 
     try:
-        return compile_spec(path), []
+        return compile_spec(path, dags_folder), []
     except SpecError as error:
         return None, error.issues
     except OSError as error:
@@ -51,7 +53,7 @@ def _compile(path: str):
 
 def cmd_validate(args: argparse.Namespace) -> int:
     files = _spec_files(args.paths)
-    issues = [issue for path in files for issue in _compile(path)[1]]
+    issues = [issue for path, folder in files for issue in _compile(path, folder)[1]]
     if args.format == "json":
         print(json.dumps({"files": len(files), "errors": [i.as_dict() for i in issues]}, indent=2))
     else:
@@ -70,8 +72,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     failed = False
-    for path in _spec_files(args.paths):
-        plan, issues = _compile(path)
+    for path, folder in _spec_files(args.paths):
+        plan, issues = _compile(path, folder)
         if plan is None:
             failed = True
             for issue in issues:

@@ -32,18 +32,22 @@ def compile_text(
     profiles: tuple[str, dict[str, ProfileSpec]] = ("", {}),
     store: PlanStore | None = None,
     local_run: bool = False,
+    root: str | None = None,
 ) -> DagPlan:
     """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues).
 
+    ``root`` is the dags folder the spec sits in: the DAG's docs name the spec by its path
+    there (by its file name without one), so a compiled file and the live DAG say the same.
     Plans are cached in memory, and in ``store`` when given, by the spec's and the profiles'
     content hashes. ``local_run`` plans for ``aq-airflow run`` (see :func:`plan_pipeline`).
     """
-    key = (spec_file.path, spec_file.sha256, profiles[0], "local-run" if local_run else "")
+    source = os.path.relpath(spec_file.path, root) if root else os.path.basename(spec_file.path)
+    key = (spec_file.path, spec_file.sha256, profiles[0], "local-run" if local_run else "", source)
     plan = _PLANS.get(key) or (store.get(*key) if store else None)
     if plan is None:
         pipeline = parse_spec(spec_file)
         try:
-            plan = plan_pipeline(pipeline, spec_file, profiles[1], local_run)
+            plan = plan_pipeline(pipeline, spec_file, profiles[1], local_run, source)
         except ProblemsFound as found:
             raise spec_file.error(found.problems) from None
         if store:
@@ -52,8 +56,8 @@ def compile_text(
     return plan
 
 
-def compile_spec(path: str | os.PathLike, profiles_folder: str | None = None) -> DagPlan:
-    """Read, validate and plan the spec at ``path``, with the profiles next to it (or in
-    ``profiles_folder``)."""
-    folder = profiles_folder or os.path.dirname(os.path.abspath(path))
-    return compile_text(SpecFile.read(path), profiles_near(folder))
+def compile_spec(path: str | os.PathLike, dags_folder: str | None = None) -> DagPlan:
+    """Read, validate and plan the spec at ``path`` as the loader would in ``dags_folder`` (by
+    default the spec's own folder): with the profiles there, named by its path there."""
+    folder = dags_folder or os.path.dirname(os.path.abspath(path))
+    return compile_text(SpecFile.read(path), profiles_near(folder), root=folder)

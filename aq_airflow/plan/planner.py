@@ -15,6 +15,7 @@ from __future__ import annotations
 import graphlib
 import json
 import os
+import re
 
 from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
 from aq_airflow.plan.profiles import Profile, resolve_profile
@@ -48,9 +49,10 @@ def _merged(pipeline: Pipeline, step: Step, key: str):
 
 
 class _Planner:
-    def __init__(self, pipeline: Pipeline, spec_file: SpecFile, profile: Profile):
+    def __init__(self, pipeline: Pipeline, spec_file: SpecFile, profile: Profile, source: str):
         self.pipeline = pipeline
         self.spec_file = spec_file
+        self.source = source
         self.profile = profile
         self.dag_id = pipeline.pipeline or spec_file.default_dag_id
         self.problems: list[Problem] = []
@@ -289,15 +291,14 @@ class _Planner:
             raise ProblemsFound(self.problems)
         pipeline = self.pipeline
         schedule = pipeline.schedule
-        source = os.path.basename(self.spec_file.path)
         order = {name: i for i, name in enumerate(pipeline.steps)}
         tasks = sorted(self.tasks, key=lambda t: (order[t.group], self.tasks.index(t)))
         return DagPlan(
             dag_id=self.dag_id,
-            source=source,
+            source=self.source,
             spec_sha256=self.spec_file.sha256,
             description=pipeline.description,
-            doc_md=f"{pipeline.description or ''}\n\nCompiled by aq-airflow from `{source}`.".strip(),
+            doc_md=spec_doc(pipeline.description, self.source, self.spec_file.text),
             schedule=schedule if isinstance(schedule, str) else None,
             schedule_assets=tuple(AssetRef(t) for t in schedule.after)
             if schedule and not isinstance(schedule, str)
@@ -316,13 +317,27 @@ class _Planner:
         )
 
 
+def spec_doc(description: str | None, source: str, text: str) -> str:
+    """The DAG's docs: its description, then the YAML it was compiled from, with its path.
+
+    Airflow's Code tab shows the file that defined the DAG (a loader shard), and must keep doing
+    so for Airflow to track the file; the docs are where the UI shows the spec itself.
+    """
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)  # a fence no line of the spec can close
+    header = f"{description}\n\n" if description else ""
+    return f"{header}Compiled by aq-airflow from `{source}`:\n\n{fence}yaml\n{text.rstrip()}\n{fence}\n"
+
+
 def plan_pipeline(
     pipeline: Pipeline,
     spec_file: SpecFile,
     user_profiles: dict[str, ProfileSpec] | None = None,
     local_run: bool = False,
+    source: str | None = None,
 ) -> DagPlan:
     """Plan one validated pipeline; raises :class:`ProblemsFound` with located problems.
+    ``source`` names the spec in the DAG's docs (default: its file name).
 
     ``local_run`` is the laptop run of a production spec (``aq-airflow run``): steps on the
     ``local`` profile, outputs in the local artifact folder, no retries.
@@ -340,4 +355,4 @@ def plan_pipeline(
         profile = resolve_profile(pipeline.cluster, user_profiles or {})
     except (KeyError, ValueError) as exc:
         raise ProblemsFound([Problem(("cluster",), str(exc.args[0]))]) from None
-    return _Planner(pipeline, spec_file, profile).plan()
+    return _Planner(pipeline, spec_file, profile, source or os.path.basename(spec_file.path)).plan()
