@@ -107,14 +107,15 @@ def test_steps(tmp_path, monkeypatch):
     return folder
 
 
-def test_a_step_that_raises_fails_its_task_and_blocks_downstream(run_dag, duckdb_warehouse, test_steps, capsys):
+def test_a_step_that_raises_fails_its_task_and_blocks_downstream(run_dag, duckdb_warehouse, test_steps, capsys, caplog):
     _, dag_run, states = run_dag("raises", FAILING.format(name="raises"))
     assert dag_run.state == "failed"
     assert states == {"numbers.run": "success", "boom.run": "failed", "after.run": "upstream_failed"}
     logged = capsys.readouterr()
-    text = logged.out + logged.err
+    text = logged.out + logged.err + caplog.text
     assert "step `boom`: `steps_for_tests:explode` raised an exception" in text
-    assert "ValueError: bad numbers: 10" in text
+    assert "step `boom` failed: the step's process exited with code 1: ValueError: bad numbers: 10" in text
+    assert text.count(", in explode") == 1  # the user's traceback is in the log once, not again in the error
 
 
 def test_a_bad_query_fails_with_the_driver_message(run_dag, duckdb_warehouse, capsys):

@@ -89,6 +89,8 @@ def test_failing_error_check_blocks_publish_and_downstream(run_dag, quality_step
     assert "check `ids_unique` (unique): FAILED - 1 of 4 rows are duplicates; expected at most 0" in (
         logged.out + logged.err
     )
+    assert "check `amounts_positive` (expression): FAILED" in logged.out + logged.err
+    assert "WARNING check" not in logged.out + logged.err  # the level says it once
     with pytest.raises(duckdb.CatalogException):  # nothing was published
         rows(warehouse, "SELECT * FROM analytics.orders")
 

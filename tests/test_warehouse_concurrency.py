@@ -138,3 +138,21 @@ def test_parallel_quality_tasks_share_the_warehouse_without_lock_failures(tmp_pa
     with duckdb.connect(str(path), read_only=True) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT run_id) FROM aq_check_results").fetchone() == (80, 4)
     print(f"4 processes x 20 result writes: {time.monotonic() - started:.1f}s")
+
+
+def test_a_rejected_query_is_recorded_under_each_checks_own_kind(run_dag, tmp_path, monkeypatch):
+    """A query error (a missing column) is about the spec and the data, so it is recorded, with
+    each check's and metric's own kind; the task fails for the error-severity check."""
+    path = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA raw; CREATE TABLE raw.orders AS SELECT 1 AS id")
+    monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(path)}))
+    text = LOCKED.replace("not_null: id", "not_null: no_such_column").replace('count: "*"', "mean: no_such_column")
+    _, _, states = run_dag("q_rejected", text.format(name="q_rejected"))
+    assert states == {"orders.checks": "failed", "orders.metrics": "success"}  # metrics default to warnings
+    with duckdb.connect(str(path), read_only=True) as conn:
+        checks = conn.execute("SELECT name, kind, outcome, message FROM aq_check_results").fetchall()
+        metrics = conn.execute("SELECT name, kind, outcome FROM aq_metric_results").fetchall()
+    assert [c[:3] for c in checks] == [("ids_present", "not_null", "error")]
+    assert "BinderException" in checks[0][3] and "no_such_column" in checks[0][3]
+    assert metrics == [("rows", "mean", "error")]

@@ -71,7 +71,9 @@ class Progress:
 
     def on_failure(self, context) -> None:
         error = context.get("exception")
-        self.errors[context["ti"].task_id] = str(error) if error else "failed"
+        # Airflow's task log is hidden here: a failed step's last output lines say what happened
+        output = "\n".join(getattr(error, "output", []))
+        self.errors[context["ti"].task_id] = f"{output}\n{error}".strip() if error else "failed"
         self._end(context, "failed")
 
     def _end(self, context, state: str) -> None:

@@ -85,7 +85,7 @@ def _report(log, what: str, outcomes: list[Outcome]) -> list[Outcome]:
         if outcome.outcome == PASSED:
             log.info(line)
         elif outcome.severity == "warning":
-            log.warning("WARNING %s", line)
+            log.warning(line)
         else:
             log.error(line)
         if outcome.sample:
@@ -133,12 +133,12 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
             as_of = context.get("data_interval_end") or _now()
             outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, as_of)
         except MissingArtifact as error:
-            outcomes = unreadable(self.checks, "check", f"could not read the data: {error}", "error")
+            outcomes = unreadable(self.checks, f"could not read the data: {error}")
         except Exception as error:
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
             # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
-            outcomes = unreadable(self.checks, "check", f"{type(error).__name__}: {error}", "error")
+            outcomes = unreadable(self.checks, f"{type(error).__name__}: {error}")
         common = self.common_row(context)
         self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
         self.check_results = [self._lineage_result(o) for o in outcomes]
@@ -224,11 +224,11 @@ class AqMetricOperator(_QualityTask, BaseOperator):
         try:
             outcomes = run_metrics(self.dataset(hook), self.metrics, history)
         except MissingArtifact as error:
-            outcomes = unreadable(self.metrics, "metric", f"could not read the data: {error}", "warning")
+            outcomes = unreadable(self.metrics, f"could not read the data: {error}", metrics=True)
         except Exception as error:
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
-            outcomes = unreadable(self.metrics, "metric", f"{type(error).__name__}: {error}", "warning")
+            outcomes = unreadable(self.metrics, f"{type(error).__name__}: {error}", metrics=True)
         common = self.common_row(context)
         store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])
         blocking = _report(self.log, "metric", outcomes)

@@ -10,6 +10,7 @@ from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import BaseHook, BaseOperator
 
+from aq_airflow.operators.errors import StepFailed
 from aq_airflow.runners import kubernetes, local
 from aq_airflow.runners import sql as sql_runner
 from aq_airflow.runners.local import LocalProcess
@@ -102,10 +103,10 @@ class AqLocalStepOperator(BaseOperator):
                     f"pod); on the local runner export it in the worker's environment"
                 )
             env[ref["name"]] = os.environ[ref["name"]]
-        asks = self.resource_asks["limits"]
-        note = ", ".join(f"{k}={v}" for k, v in sorted(asks.items()))
-        self.log.info("local runner: resource asks (%s) are not enforced on this worker", note)
-        if any("gpu" in k for k in asks):
+        if self.resource_asks:  # what the spec asked (profile defaults are no ask)
+            note = ", ".join(f"{k}={v}" for k, v in sorted(self.resource_asks.items()))
+            self.log.debug("local runner: resource asks (%s) are not enforced on this worker", note)
+        if self.resource_asks.get("gpu"):
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", self.step
             )
@@ -123,7 +124,7 @@ class AqLocalStepOperator(BaseOperator):
             try:
                 self._process.run()
             except local.ProcessFailed as failure:
-                raise AirflowException(f"step `{self.step}` failed: {failure}") from None
+                raise StepFailed(f"step `{self.step}` failed: {failure}", failure.tail) from None
         if is_runtime:
             return output.read_manifest(self.step)
         return commit_files(output, attempt, {"step": self.step})

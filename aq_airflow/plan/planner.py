@@ -108,6 +108,11 @@ class _Planner:
         env["AQ_CONTEXT"] = CONTEXT_TEMPLATE
         return env, secrets
 
+    def asked_resources(self, step: Step) -> dict:
+        """The resources the spec asks for a step (its own over `defaults:`), nothing filled in."""
+        ask = _merged(self.pipeline, step, "resources")
+        return ask.model_dump(exclude_none=True, mode="json") if ask else {}
+
     def resources(self, name: str, step: Step) -> dict:
         ask = _merged(self.pipeline, step, "resources")
         cpu = (ask and ask.cpu) or self.profile.default_cpu
@@ -190,7 +195,7 @@ class _Planner:
                 "env_vars": env,
                 "secret_env": secrets,
                 "artifacts": self.pipeline.artifacts,
-                "resource_asks": self.resources(name, step),
+                "resource_asks": self.asked_resources(step),
                 **self.task_settings(step),
             }
             return self.add(name, "run", "AqLocalStepOperator", kwargs, start)

@@ -14,7 +14,7 @@ from sqlglot import exp
 from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, check_outcome, metric_outcome
 from aq_airflow.quality.sql import parquet_relation, query_relation, table
-from aq_airflow.quality.suite import Compiled, Suite, row_values
+from aq_airflow.quality.suite import Compiled, Suite, check_kind, metric_kind, row_values
 
 
 @dataclass
@@ -132,9 +132,9 @@ def run_metrics(dataset: Dataset, metrics: list[dict], history: Callable[[dict],
     return [metric_outcome(item, values, history(item.spec) if not item.error else []) for item in compiled]
 
 
-def unreadable(specs: list[dict], kind: str, message: str, default_severity: str) -> list[Outcome]:
-    """Every check or metric as an error, when the data itself could not be read."""
-    return [
-        Outcome(name=s["name"], kind=kind, outcome=ERROR, severity=s.get("severity", default_severity), message=message)
-        for s in specs
-    ]
+def unreadable(specs: list[dict], message: str, metrics: bool = False) -> list[Outcome]:
+    """Every check (or metric) as an error, when the data could not be read or the warehouse
+    rejected the query; each keeps its own kind and severity."""
+    kind_of, default_severity = (metric_kind, "warning") if metrics else (check_kind, "error")
+    return [Outcome(name=s["name"], kind=kind_of(s), outcome=ERROR, severity=s.get("severity", default_severity),
+                    message=message) for s in specs]  # fmt: skip

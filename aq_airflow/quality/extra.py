@@ -74,10 +74,12 @@ def expectation_class(name: str):
 def gx_outcomes(specs: list[dict], dataframe, sensitive: set[str]) -> list[Outcome]:
     """Run Great Expectations Core expectations on the data; the result details go in the row."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting from a task
-    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in task logs
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    # no "Calculating Metrics" bars in task logs (tqdm's own switch is read once, when first imported)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = (
         context.data_sources.add_pandas("aq")
         .add_dataframe_asset("step_output")

@@ -15,7 +15,20 @@ from sqlglot import exp
 from aq_airflow.quality.sql import QualitySQLError, column, count_if, literal, user_expression, when
 
 FUSED_CHECKS = ("not_null", "unique", "between", "accepted_values", "row_count", "freshness", "expression")
+CHECK_KINDS = (*FUSED_CHECKS, "schema", "expect", "sql")
+METRIC_KINDS = ("count", "mean", "min", "max", "sum", "stddev", "null_fraction", "distinct_count", "quantile",
+                "expression")  # fmt: skip
 SAMPLE_LIMIT = 5
+
+
+def check_kind(spec: dict) -> str:
+    """The kind key of a check (``unique``, ``expect``, ...)."""
+    return next(k for k in CHECK_KINDS if spec.get(k) is not None)
+
+
+def metric_kind(spec: dict) -> str:
+    """The kind key of a metric (``mean``, ``quantile``, ...)."""
+    return next(k for k in METRIC_KINDS if spec.get(k) is not None)
 
 
 @dataclass
@@ -87,7 +100,7 @@ class Suite:
         compiled.sample_columns = columns
 
     def add_check(self, spec: dict) -> Compiled:
-        kind = next(k for k in (*FUSED_CHECKS, "schema", "expect", "sql") if spec.get(k) is not None)
+        kind = check_kind(spec)
         compiled = Compiled(spec, kind)
         if kind not in FUSED_CHECKS:
             return compiled
@@ -133,12 +146,7 @@ class Suite:
             compiled.measures["latest"] = self.measure(exp.func("MAX", when(where, col)))
 
     def add_metric(self, spec: dict) -> Compiled:
-        kind = next(
-            k
-            for k in ("count", "mean", "min", "max", "sum", "stddev", "null_fraction", "distinct_count",
-                      "quantile", "expression")
-            if spec.get(k) is not None
-        )  # fmt: skip
+        kind = metric_kind(spec)
         compiled = Compiled(spec, kind)
         try:
             compiled.measures["value"] = self.measure(self._metric(spec, kind))

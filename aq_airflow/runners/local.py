@@ -37,11 +37,15 @@ def local_command(cmds: list[str]) -> list[str]:
 
 
 class ProcessFailed(Exception):
+    """The step's process failed. The message is one line (its output is already in the task
+    log, line by line); ``tail`` keeps the last lines for callers that show no log."""
+
     def __init__(self, returncode: int, tail: list[str]):
         self.returncode = returncode
         self.tail = tail
         how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
-        super().__init__(f"the step's process {how}; its last output:\n" + "\n".join(tail))
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        super().__init__(f"the step's process {how}" + (f": {last}" if last else ""))
 
 
 class LocalProcess:

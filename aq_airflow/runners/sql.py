@@ -50,9 +50,12 @@ def connect(hook, wait: float | None = None):
     runs of a pipeline, conflict on its file lock whenever an executor runs them in parallel.
     Connections are short-lived (opened per statement set, closed after), so a conflicting task
     waits for the lock with jittered exponential backoff instead of failing. Other warehouses
-    take concurrent connections and are connected to at once.
+    take concurrent connections and are connected to at once (PostgreSQL without NOTICEs).
     """
-    if dialect_of(hook) != "duckdb":
+    dialect = dialect_of(hook)
+    if dialect == "postgres":
+        return _quiet_postgres(hook.get_conn())
+    if dialect != "duckdb":
         return hook.get_conn()
     deadline = time.monotonic() + (DUCKDB_LOCK_WAIT_SECONDS if wait is None else wait)
     delay = 0.05
@@ -65,6 +68,16 @@ def connect(hook, wait: float | None = None):
             log.debug("DuckDB file is locked by another task; retrying in %.2fs", delay)
             time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
             delay = min(delay * 2, 2.0)
+
+
+def _quiet_postgres(conn):
+    """PostgreSQL reports `IF NOT EXISTS` statements that had nothing to do as NOTICEs, which
+    the hook logs into every task; warnings and errors still come through."""
+    cursor = conn.cursor()
+    cursor.execute("SET client_min_messages TO warning")
+    cursor.close()
+    conn.commit()
+    return conn
 
 
 def select_all(table: str, dialect: str | None) -> str:
