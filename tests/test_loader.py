@@ -112,6 +112,23 @@ def test_a_fresh_parser_process_reads_unchanged_plans_from_disk(dags_folder, tmp
     assert again.task_ids == first.task_ids
 
 
+def test_a_changed_spec_is_replanned_alone(dags_folder, tmp_path, monkeypatch):
+    from aq_airflow.plan import compile as plan_compile
+
+    for name in ("one", "two", "three"):
+        write(dags_folder, f"{name}.aq.yaml", GOOD.format(name=name))
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    load_dags(namespace, cache_folder=str(tmp_path / "cache"))
+    write(dags_folder, "two.aq.yaml", GOOD.format(name="two") + "description: changed\n")
+    plan_compile._PLANS.clear()  # the next parse is a new process
+    parsed = []
+    real_parse = plan_compile.parse_spec
+    monkeypatch.setattr(plan_compile, "parse_spec", lambda f: parsed.append(f.path) or real_parse(f))
+    dags = {d.dag_id: d for d in load_dags(namespace, cache_folder=str(tmp_path / "cache"))}
+    assert parsed == [str(dags_folder / "two.aq.yaml")]
+    assert dags["two"].description == "changed" and set(dags) == {"one", "two", "three"}
+
+
 def test_a_corrupt_cache_entry_is_a_miss(dags_folder, tmp_path):
     from aq_airflow.plan import compile as plan_compile
 
