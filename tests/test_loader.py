@@ -47,6 +47,7 @@ def test_broken_specs_become_placeholders_and_do_not_hide_the_others(dags_folder
     expected = f"{dags_folder}/typo.aq.yaml:5:5: unknown key `input`; did you mean `inputs`?"
     assert typo.description == f"INVALID SPEC: {expected}"
     assert expected in typo.doc_md
+    assert "From the aq-airflow spec `typo.aq.yaml`:\n\n```yaml\npipeline: typo\n" in typo.doc_md  # the spec too
     assert bag.dags["syntax"].description.startswith(f"INVALID SPEC: {dags_folder}/syntax.aq.yaml:2:1: YAML syntax")
     assert "steps form a cycle" in bag.dags["cycle"].description
 
@@ -183,5 +184,5 @@ def test_the_dag_docs_show_the_spec_and_its_path(dags_folder):
     text = GOOD.format(name="documented").lstrip() + "# a note with ``` fences ```` inside\n"
     write(dags_folder / "team", "documented.aq.yaml", text)
     (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags_0.py")})
-    assert "Compiled by aq-airflow from `team/documented.aq.yaml`:" in dag.doc_md
+    assert "From the aq-airflow spec `team/documented.aq.yaml`:" in dag.doc_md
     assert f"`````yaml\n{text.rstrip()}\n`````\n" in dag.doc_md  # a fence longer than any in the spec

@@ -45,17 +45,20 @@ def shard_of(relative_path: str, shards: int) -> int:
 
 
 def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool, folder: str) -> DAG:
+    source = os.path.relpath(spec_file.path, folder)
     try:
         if isinstance(profiles, SpecError):
             raise profiles
         return build_dag(compile_text(spec_file, profiles, store, local_run, root=folder))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
-        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues])
+        return placeholder_dag(
+            safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues], source, spec_file.text
+        )
     except Exception as error:  # a bug of ours must not hide the folder's other pipelines
         log.exception("aq-airflow: could not build %s", spec_file.path)
         message = f"{spec_file.path}:1:1: internal error while building this pipeline: {error!r}"
-        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message])
+        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message], source, spec_file.text)
 
 
 def load_dags(

@@ -2,7 +2,7 @@
 
 from aq_airflow.plan.compile import compile_spec, compile_text
 from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
-from aq_airflow.plan.planner import plan_pipeline
+from aq_airflow.plan.planner import plan_pipeline, spec_doc
 from aq_airflow.plan.profiles import BUILTIN_PROFILES, Profile, resolve_profile
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "compile_text",
     "plan_pipeline",
     "resolve_profile",
+    "spec_doc",
 ]

@@ -331,7 +331,7 @@ def spec_doc(description: str | None, source: str, text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)  # a fence no line of the spec can close
     header = f"{description}\n\n" if description else ""
-    return f"{header}Compiled by aq-airflow from `{source}`:\n\n{fence}yaml\n{text.rstrip()}\n{fence}\n"
+    return f"{header}From the aq-airflow spec `{source}`:\n\n{fence}yaml\n{text.rstrip()}\n{fence}\n"
 
 
 def plan_pipeline(
