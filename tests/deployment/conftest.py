@@ -1,0 +1,95 @@
+"""Deployment stacks: the built wheel in a real Airflow (PostgreSQL metadata DB, separate
+processes), once per executor. Needs PostgreSQL (and Redis for Celery): skipped where they do
+not answer, failed instead under AQ_REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.deployment.stack import Stack, create_database, drop_database, redis_command, with_database
+
+SPECS = Path(__file__).parent / "specs"
+REDIS = os.environ.get("AQ_TEST_REDIS", "127.0.0.1:6379")
+EXECUTORS = ["LocalExecutor", "CeleryExecutor"]
+_WALL_TIMES: dict[str, float] = {}
+
+
+def _missing(what: str, error: Exception):
+    if os.environ.get("AQ_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required here (AQ_REQUIRE_SERVICES=1) but did not answer: {error}")
+    pytest.skip(f"no {what}: {error}")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> tuple[str, int]:
+    host, _, port = REDIS.partition(":")
+    address = (host, int(port or 6379))
+    try:
+        assert redis_command(*address, "PING") == "PONG"
+    except (OSError, AssertionError) as error:
+        _missing(f"Redis at {REDIS}", error)
+    return address
+
+
+def _seed_warehouse(path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA raw")
+        conn.execute(
+            "CREATE TABLE raw.orders AS SELECT i AS id, round(5 + i * 2.5, 2) AS amount, "
+            "DATE '2026-02-01' + (i % 20)::INTEGER AS placed_on FROM range(1, 21) t(i)"
+        )
+
+
+@pytest.fixture(scope="module", params=EXECUTORS)
+def stack(request, postgres_dsn, production_venv, tmp_path_factory):
+    """One running deployment per executor (the module's tests share it)."""
+    executor = request.param
+    redis = request.getfixturevalue("redis_server") if executor == "CeleryExecutor" else None
+    started = time.monotonic()
+    database = f"aq_deploy_{secrets.token_hex(4)}"
+    admin = with_database(postgres_dsn, "postgres")
+    create_database(admin, database)
+    root = tmp_path_factory.mktemp(f"deploy-{executor.lower()}")
+    deployment = None
+    try:
+        deployment = Stack(production_venv.venv, executor, root, with_database(postgres_dsn, database), redis)
+        _seed_warehouse(deployment.warehouse)
+        deployment.start([*SPECS.glob("*.aq.yaml"), SPECS / "deploy_steps.py"])
+        yield deployment
+    finally:
+        try:
+            if deployment is not None:
+                deployment.stop()
+        finally:
+            drop_database(admin, database)
+            _WALL_TIMES[executor] = elapsed = time.monotonic() - started
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                sys.__stderr__.write(f"\n[deployment] {executor}: stack up, tests and teardown took {elapsed:.0f}s\n")
+                sys.__stderr__.flush()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing deployment test carries the tails of the Airflow processes' logs."""
+    outcome = yield
+    report = outcome.get_result()
+    deployment = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(deployment, Stack):
+        report.sections.append(("Airflow process logs (tails)", deployment.tails(25)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _WALL_TIMES:
+        terminalreporter.write_sep("-", "deployment suites, wall time per executor")
+        for executor, seconds in _WALL_TIMES.items():
+            terminalreporter.write_line(f"{executor}: {seconds:.0f}s")
