@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/dag_processor.py
 
 # The main job on the embedded default: seed a DuckDB warehouse with the example project's
 # synthetic tables, then run the example pipeline end to end in a real (temporary) Airflow,
