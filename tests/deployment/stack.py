@@ -368,11 +368,13 @@ class Stack:
         content = self.api("GET", path, params={"full_content": True}, headers={"Accept": "application/json"})
         lines = []
         for event in content.get("content", []):
-            if isinstance(event, dict):
-                extra = {k: v for k, v in event.items() if k not in ("event", "timestamp", "level", "logger")}
-                lines.append(f"{event.get('level', '')} {event.get('event', '')} {json.dumps(extra) if extra else ''}")
-            else:
+            if not isinstance(event, dict):
                 lines.append(str(event))
+                continue
+            line = f"{event.get('level', '')} {event.get('event', '')}"
+            for error in event.get("error_detail") or []:  # the exception, without its frames
+                line += f"\n    {error.get('exc_type')}: {error.get('exc_value')}"
+            lines.append(line)
         return "\n".join(lines)
 
     def explain_run(self, dag_id: str, run_id: str) -> str:

@@ -4,6 +4,7 @@ Per executor (LocalExecutor, CeleryExecutor; see conftest.stack): the specs in `
 dropped into the dags folder next to the loader ``aq-airflow init`` wrote. ``deploy_quality``
 runs four times at once right after the stack is up (a green run, a run whose error-severity
 check fails, and two more green runs), then one task of the green run is cleared and re-run.
+``deploy_alerts`` follows the table ``deploy_quality`` publishes (asset-triggered runs).
 Results are read from the DuckDB warehouse file once the runs have ended.
 """
 
@@ -18,6 +19,7 @@ from tests.deployment.stack import timestamp, wait_for
 
 DAG = "deploy_quality"
 BROKEN = "deploy_broken"
+ALERTS = "deploy_alerts"  # scheduled after analytics.scored, which DAG publishes
 # run_id: (logical date, conf)
 RUNS = {
     "green": ("2026-03-01T00:00:00Z", {}),
@@ -35,7 +37,7 @@ def dags(stack) -> dict[str, dict]:
     """The DAGs as the API shows them, once the DAG processor has parsed the loader."""
     return wait_for(
         "the aq DAGs in the API",
-        lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN]),
+        lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS]),
         180,
         every=2,
         explain=lambda: f"import errors: {stack.import_errors()}\n{stack.tails()}",
@@ -46,6 +48,7 @@ def dags(stack) -> dict[str, dict]:
 def runs(stack, dags) -> dict[str, dict]:
     """All runs triggered at once (they overlap), then awaited: {run_id: final dag run}."""
     stack.unpause(DAG)
+    stack.unpause(ALERTS)
     for run_id, (logical_date, conf) in RUNS.items():
         triggered = stack.trigger(DAG, run_id, logical_date, conf)
         assert triggered["state"] in ("queued", "running"), triggered
@@ -192,3 +195,20 @@ def test_cleared_task_reruns_and_replaces_its_results(stack, runs):
     assert ti["try_number"] > first_try
     log = stack.task_log(DAG, "green", "scored.checks", ti["try_number"])
     assert logged(log, "info", "check `ids_unique` (unique): PASSED"), log[-3000:]
+
+
+def test_a_published_table_triggers_the_spec_that_follows_it(stack, runs):
+    """Publishing analytics.scored (an Airflow Asset) starts deploy_alerts; Airflow 3 gives
+    asset-triggered runs no logical date, and the steps must run all the same."""
+    assert runs["green"]["state"] == "success", stack.explain_run(DAG, "green")
+
+    def alert_runs_finished():
+        stack.check_alive()
+        listing = stack.api("GET", f"/dags/{ALERTS}/dagRuns", params={"limit": 50})["dag_runs"]
+        return listing if listing and all(r["state"] in ("success", "failed") for r in listing) else None
+
+    alert_runs = wait_for("the asset-triggered runs of deploy_alerts", alert_runs_finished, 240, every=2,
+                          explain=lambda: stack.tails())  # fmt: skip
+    assert {r["run_type"] for r in alert_runs} == {"asset_triggered"}
+    failed = [r["dag_run_id"] for r in alert_runs if r["state"] != "success"]
+    assert not failed, stack.explain_run(ALERTS, failed[0]) if failed else ""
