@@ -149,3 +149,25 @@ def test_inputs_arrive_as_the_annotation_asks(run_dag, duckdb_warehouse, test_st
 
         value = pickle.loads((output_dir(tmp_path, dag_run, name, "out") / result["files"][0]).read_bytes())
         assert value == {"batches": 1, "kind": "generator"}
+
+
+def test_the_step_context_renders_for_runs_without_a_logical_date():
+    """Asset-triggered runs have no `ds` or `logical_date` in Airflow's context; a step still gets
+    its context, dated by the run."""
+    import datetime
+    import json as jsonlib
+    import types
+
+    from aq_airflow.build import build_dag
+    from aq_airflow.plan import compile_text
+    from aq_airflow.spec import SpecFile
+
+    dag = build_dag(compile_text(SpecFile("ctx.aq.yaml", "steps:\n  a:\n    python: m:f\n")))
+    task = dag.get_task("a.run")
+    run_after = datetime.datetime(2026, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    context = {"run_id": "asset_triggered__x", "params": {"k": 1}, "dag_run": types.SimpleNamespace(run_after=run_after)}
+    rendered = jsonlib.loads(task.render_template(task.env_vars["AQ_CONTEXT"], context))
+    assert rendered == {"run_id": "asset_triggered__x", "ds": "2026-03-04", "logical_date": str(run_after),
+                        "params": {"k": 1}}  # fmt: skip
+    dated = {**context, "logical_date": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc), "ds": "2026-01-02"}
+    assert jsonlib.loads(task.render_template(task.env_vars["AQ_CONTEXT"], dated))["ds"] == "2026-01-02"

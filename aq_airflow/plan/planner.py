@@ -25,10 +25,13 @@ from aq_airflow.spec.types import duration_seconds
 
 RUNTIME_CMD = ["python", "-m", "aq_airflow.runtime"]
 RUN_ID = "{{ run_id }}"
-# Airflow context values a step function may name as parameters (rendered by Airflow at run time)
+# Airflow context values a step function may name as parameters (rendered by Airflow at run time).
+# Runs without a logical date (asset-triggered, some manual runs) have no `ds` or `logical_date`
+# in Airflow's context: there both are the run's own date (`run_after`).
 CONTEXT_TEMPLATE = (
-    '{"run_id": {{ run_id | tojson }}, "ds": {{ ds | tojson }}, "logical_date": {{ logical_date | string | tojson }}, '
-    '"params": {{ dict(params) | tojson }}}'
+    "{% set when = logical_date if logical_date is defined and logical_date else dag_run.run_after %}"
+    '{"run_id": {{ run_id | tojson }}, "ds": {{ when.strftime("%Y-%m-%d") | tojson }}, '
+    '"logical_date": {{ when | string | tojson }}, "params": {{ dict(params) | tojson }}}'
 )
 
 POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
