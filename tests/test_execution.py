@@ -165,7 +165,8 @@ def test_the_step_context_renders_for_runs_without_a_logical_date():
     dag = build_dag(compile_text(SpecFile("ctx.aq.yaml", "steps:\n  a:\n    python: m:f\n")))
     task = dag.get_task("a.run")
     run_after = datetime.datetime(2026, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
-    context = {"run_id": "asset_triggered__x", "params": {"k": 1}, "dag_run": types.SimpleNamespace(run_after=run_after)}
+    dag_run = types.SimpleNamespace(run_after=run_after)
+    context = {"run_id": "asset_triggered__x", "params": {"k": 1}, "dag_run": dag_run}
     rendered = jsonlib.loads(task.render_template(task.env_vars["AQ_CONTEXT"], context))
     assert rendered == {"run_id": "asset_triggered__x", "ds": "2026-03-04", "logical_date": str(run_after),
                         "params": {"k": 1}}  # fmt: skip
