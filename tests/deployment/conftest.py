@@ -19,6 +19,7 @@ SPECS = Path(__file__).parent / "specs"
 REDIS = os.environ.get("AQ_TEST_REDIS", "127.0.0.1:6379")
 EXECUTORS = ["LocalExecutor", "CeleryExecutor"]
 _WALL_TIMES: dict[str, float] = {}
+FIGURES: dict[str, list[str]] = {}  # executor -> lines for the summary (timings are reported, never asserted)
 
 
 def _missing(what: str, error: Exception):
@@ -93,3 +94,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "deployment suites, wall time per executor")
         for executor, seconds in _WALL_TIMES.items():
             terminalreporter.write_line(f"{executor}: {seconds:.0f}s")
+            for line in FIGURES.get(executor, []):
+                terminalreporter.write_line(f"  {line}")

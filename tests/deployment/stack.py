@@ -285,6 +285,7 @@ class Stack:
         self.spawn("api-server", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(self.port))
         self.spawn("scheduler", "airflow", "scheduler")
         self.spawn("dag-processor", "airflow", "dag-processor")
+        self.dag_processor_started = time.monotonic()
         self.spawn("triggerer", "airflow", "triggerer")
         if self.executor == "CeleryExecutor":
             self.spawn("celery-worker", "airflow", "celery", "worker", "--concurrency", "4")

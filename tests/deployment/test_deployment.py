@@ -10,11 +10,13 @@ Results are read from the DuckDB warehouse file once the runs have ended.
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import duckdb
 import pytest
 
+from tests.deployment.conftest import FIGURES
 from tests.deployment.stack import timestamp, wait_for
 
 DAG = "deploy_quality"
@@ -35,13 +37,18 @@ GREEN_TASKS = {
 @pytest.fixture(scope="module")
 def dags(stack) -> dict[str, dict]:
     """The DAGs as the API shows them, once the DAG processor has parsed the loader."""
-    return wait_for(
+    visible = wait_for(
         "the aq DAGs in the API",
         lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS]),
         180,
-        every=2,
+        every=1,
         explain=lambda: f"import errors: {stack.import_errors()}\n{stack.tails()}",
     )
+    seconds = time.monotonic() - stack.dag_processor_started
+    FIGURES.setdefault(stack.executor, []).append(
+        f"DAGs visible in the API {seconds:.1f}s after the dag-processor started"
+    )
+    return visible
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +59,19 @@ def runs(stack, dags) -> dict[str, dict]:
     for run_id, (logical_date, conf) in RUNS.items():
         triggered = stack.trigger(DAG, run_id, logical_date, conf)
         assert triggered["state"] in ("queued", "running"), triggered
-    return {run_id: stack.wait_run(DAG, run_id, timeout=420) for run_id in RUNS}
+    finished = {run_id: stack.wait_run(DAG, run_id, timeout=420) for run_id in RUNS}
+    tasks = stack.task_instances(DAG, "green").values()
+    durations = [ti["duration"] for ti in tasks if ti.get("duration") is not None]
+    waits = [(timestamp(ti["start_date"]) - timestamp(ti["queued_when"])).total_seconds()
+             for ti in tasks if ti.get("queued_when") and ti.get("start_date")]  # fmt: skip
+    span = (max(timestamp(r["end_date"]) for r in finished.values())
+            - min(timestamp(r["start_date"]) for r in finished.values())).total_seconds()  # fmt: skip
+    FIGURES.setdefault(stack.executor, []).append(
+        f"green run: {len(durations)} tasks, task duration median {statistics.median(durations):.1f}s "
+        f"(max {max(durations):.1f}s), queued-to-start median {statistics.median(waits):.1f}s; "
+        f"4 overlapping runs took {span:.0f}s"
+    )
+    return finished
 
 
 def warehouse_rows(stack, sql: str, *params) -> list[tuple]:
