@@ -19,7 +19,11 @@ dag_ids are in `serialized_dag` (polled), and each file's parse time as Airflow 
 DAG, the "Last Duration" of its stats table; the first value seen for each file is kept, so a
 later re-parse does not overwrite a cold figure). Import errors come from `import_error` and must
 be none. The dag-processor (its process group) is stopped by PID when done, on failure, on
-timeout (`--timeout` per run, default 25 min) and on Ctrl-C.
+timeout (`--timeout` per run, default 25 min) and on Ctrl-C. The compiled baseline is the slow one
+(each .py file is a forked parse process importing the aq operator modules, ~1 s on 2 cores, so
+10,000 files take ~2 h): when it runs out of time, its pace so far gives a linear estimate and the
+ratios are printed against it (and, as a bound, against the time it ran). Results are written to
+bench/out/dag_processor_N.json; the exit status is 1 on import errors or an aq run not finishing.
 
 Part 2 - worker start-up, each figure the median of 5 fresh Python processes: importing
 airflow.sdk + the KubernetesPodOperator and common.sql operator modules (the base classes of the
@@ -457,7 +461,10 @@ def main() -> int:
         (out / f"dag_processor_{args.specs}.json").write_text(json.dumps(report, indent=2, default=str))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    ok = all(r["outcome"] == "ok" and not r["import_errors"] for r in report["runs"])
+    # the compiled baseline may run out of --timeout (10,000 files take ~2 h on 2 cores): its pace
+    # gives the estimate; anything else unfinished, or any import error, fails the run
+    baseline_timeout = lambda r: r["name"] == "compiled" and r["outcome"] == "timeout" and r["serialized"]  # noqa: E731
+    ok = all((r["outcome"] == "ok" or baseline_timeout(r)) and not r["import_errors"] for r in report["runs"])
     return 0 if ok else 1
 
 
