@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import MANIFEST, Location, MissingArtifact, write_batches
+from aq_airflow.runtime.step import StepFailed, call_arguments
 
 STEPS = """
 import os, signal
@@ -56,13 +58,14 @@ def run_step(python, workspace, function, output, inputs, args=None):
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(workspace),
-        "AQ_STEP": output,
-        "AQ_OUTPUT": str(workspace / "store" / output),
-        "AQ_CONTEXT": json.dumps({"run_id": "manual__1", "ds": "2026-03-01", "params": {}}),
-        **{f"AQ_INPUT_{k.upper()}": str(workspace / "store" / v) for k, v in inputs.items()},
+        contract.STEP: output,
+        contract.OUTPUT: str(workspace / "store" / output),
+        contract.CONTEXT: json.dumps({"run_id": "manual__1", "ds": "2026-03-01", "params": {}}),
+        contract.INPUTS: contract.encode_inputs(list(inputs), as_list=False),
+        **{contract.input_variable(k): str(workspace / "store" / v) for k, v in inputs.items()},
     }
     if args:
-        env["AQ_ARGS"] = json.dumps(args)
+        env[contract.ARGS] = json.dumps(args)
     return subprocess.run(
         [python, "-m", "aq_airflow.runtime", "--function", f"user_steps:{function}"],
         env=env,
@@ -140,3 +143,74 @@ def test_a_killed_step_leaves_no_output_that_reads_as_whole(python, workspace):
         Location.of(str(workspace / "store" / "retried")).read_manifest("retried")
     downstream = run_step(python, workspace, "double", "after", {"numbers": "retried"}, {"factor": 2})
     assert downstream.returncode == 1 and "no output of step `retried`" in downstream.stderr
+
+
+def stored(tmp_path, name: str, table: pa.Table) -> str:
+    location = Location.of(str(tmp_path / name))
+    attempt = location.begin()
+    location.commit(write_batches(location, attempt, table.schema, table.to_batches()))
+    return location.uri
+
+
+def step_env(tmp_path, inputs: dict[str, str], as_list: bool, **extra) -> dict[str, str]:
+    """What the planner and an operator put in a step's environment, for these inputs."""
+    table = pa.table({"n": [1, 2]})
+    env = {contract.INPUTS: contract.encode_inputs(list(inputs), as_list), **extra}
+    for name, producer in inputs.items():
+        env[contract.input_variable(name)] = stored(tmp_path, producer, table)
+    return env
+
+
+def test_list_inputs_bind_by_name_then_in_order(tmp_path):
+    def explode(rows, ds, lookup=None):
+        return rows, ds, lookup
+
+    env = step_env(tmp_path, {"orders": "orders"}, as_list=True, **{contract.CONTEXT: '{"ds": "2026-03-01"}'})
+    kwargs = call_arguments(explode, env, "explode")
+    assert set(kwargs) == {"rows", "ds"} and kwargs["rows"].num_rows == 2 and kwargs["ds"] == "2026-03-01"
+
+    def join(customers, rows):
+        return customers, rows
+
+    env = step_env(tmp_path, {"orders": "orders", "customers": "customers"}, as_list=True)
+    assert set(call_arguments(join, env, "join")) == {"customers", "rows"}  # customers by name, orders in order
+
+
+def test_mixed_case_input_names_arrive(tmp_path):
+    def score(myModel, Rows):  # users name parameters as they like
+        return myModel, Rows
+
+    env = step_env(tmp_path, {"myModel": "train", "Rows": "features"}, as_list=False)
+    assert set(call_arguments(score, env, "score")) == {"myModel", "Rows"}
+
+
+def test_an_input_matching_no_parameter_says_how_to_map_it(tmp_path):
+    def explode(rows):
+        return rows
+
+    env = step_env(tmp_path, {"orders": "orders"}, as_list=False)
+    with pytest.raises(StepFailed) as failure:
+        call_arguments(explode, env, "explode")
+    assert str(failure.value) == (
+        "step `explode`: input(s) `orders` match no parameter of `test_an_input_matching_no_parameter_says_how_to_"
+        "map_it.<locals>.explode(rows)`; its inputs are orders. Name the parameter each input goes to with the map "
+        "form, e.g. `inputs: {rows: orders}`"
+    )
+
+
+def test_decimals_reach_pandas_as_floats_and_arrow_keeps_them(tmp_path):
+    import decimal
+
+    import pandas as pd
+
+    from aq_airflow.runtime.values import read_input
+
+    price = pa.array([decimal.Decimal("9.50"), None], pa.decimal128(10, 2))
+    number = pa.array([1, 2], pa.decimal128(38, 0))  # Snowflake's integers
+    huge = pa.array([decimal.Decimal(10**30), 1], pa.decimal128(38, 0))
+    table = pa.table({"price": price, "qty": pa.array([3, 4], pa.int64()), "id": number, "huge": huge})
+    location = Location.of(stored(tmp_path, "prices", table))
+    frame = read_input(location, "prices", pd.DataFrame)
+    assert frame.dtypes.astype(str).to_dict() == {"price": "float64", "qty": "int64", "id": "int64", "huge": "float64"}
+    assert (frame["price"] * 1.19).round(3).tolist()[0] == 11.305
+    assert read_input(location, "prices", pa.Table).schema == table.schema  # Arrow keeps exact decimals

@@ -168,3 +168,15 @@ def test_json_schema_is_generated_from_the_models_and_published(tmp_path):
 def test_examples_point_editors_at_the_schema(path):
     first = path.read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=aq-airflow.schema.json"
+
+
+def test_inputs_differing_only_in_case_are_rejected():
+    from tests.helpers import issues_of
+
+    text = """
+        steps:
+          a: {sql: SELECT 1}
+          b: {python: m:f, inputs: {myModel: a, mymodel: a}}
+    """
+    (issue,) = issues_of(text)
+    assert "inputs `myModel`, `mymodel` differ only in case" in issue and issue.startswith("pipe.aq.yaml:3:")

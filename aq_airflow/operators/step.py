@@ -14,6 +14,7 @@ from aq_airflow.operators.errors import StepFailed
 from aq_airflow.runners import kubernetes, local
 from aq_airflow.runners import sql as sql_runner
 from aq_airflow.runners.local import LocalProcess
+from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
 
 
@@ -44,7 +45,7 @@ class AqPodStepOperator(KubernetesPodOperator):
             **kwargs,
         )
         self.step = step
-        self.output_uri = env_vars.get("AQ_OUTPUT")
+        self.output_uri = env_vars.get(contract.OUTPUT)
 
     def execute(self, context: Any) -> Any:
         """Run the pod, then return the step's manifest from the artifact store.
@@ -93,9 +94,9 @@ class AqLocalStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         env = {**self.env_vars}
-        for key in [k for k in env if k == "AQ_OUTPUT" or k.startswith("AQ_INPUT_")]:
+        for key in [k for k in env if contract.is_location(k)]:
             env[key] = local.artifact_uri(self.artifacts, env[key])
-        env["AQ_ARTIFACTS"] = local.artifacts_root(self.artifacts)
+        env[contract.ARTIFACTS] = local.artifacts_root(self.artifacts)
         for ref in self.secret_env:
             if ref["name"] not in os.environ:
                 raise AirflowException(
@@ -110,7 +111,7 @@ class AqLocalStepOperator(BaseOperator):
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", self.step
             )
-        output = Location.of(env["AQ_OUTPUT"])
+        output = Location.of(env[contract.OUTPUT])
         is_runtime = local.runs_runtime(self.cmds)
         attempt = None if is_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None

@@ -19,6 +19,7 @@ import re
 
 from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
 from aq_airflow.plan.profiles import Profile, resolve_profile
+from aq_airflow.runtime import contract
 from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.spec.profiles import ProfileSpec
 from aq_airflow.spec.types import duration_seconds
@@ -98,7 +99,7 @@ class _Planner:
 
     def environment(self, name: str, step: Step) -> tuple[dict[str, str], list[dict]]:
         """Plain env vars (Airflow-templated at run time) and Kubernetes Secret references."""
-        env: dict[str, str] = {"AQ_DAG_ID": self.dag_id, "AQ_RUN_ID": RUN_ID, "AQ_STEP": name}
+        env: dict[str, str] = {contract.DAG_ID: self.dag_id, contract.RUN_ID: RUN_ID, contract.STEP: name}
         secrets: list[dict] = []
         merged = {**(self.pipeline.defaults.env or {}), **(step.env or {})}
         for key, value in sorted(merged.items()):
@@ -107,8 +108,10 @@ class _Planner:
             else:
                 env[key] = json.dumps(value) if isinstance(value, bool) else str(value)
         if step.args:
-            env["AQ_ARGS"] = json.dumps(step.args, sort_keys=True)
-        env["AQ_CONTEXT"] = CONTEXT_TEMPLATE
+            env[contract.ARGS] = json.dumps(step.args, sort_keys=True)
+        env[contract.CONTEXT] = CONTEXT_TEMPLATE
+        if step.inputs:
+            env[contract.INPUTS] = contract.encode_inputs(list(step.input_map), isinstance(step.inputs, list))
         return env, secrets
 
     def asked_resources(self, step: Step) -> dict:
@@ -188,9 +191,9 @@ class _Planner:
             cmds, arguments = (["/bin/sh", "-c"], [command]) if isinstance(command, str) else (list(command), [])
         env, secrets = self.environment(name, step)
         if self.profile.runner == "local":
-            env["AQ_OUTPUT"] = self.relative_output(name)
+            env[contract.OUTPUT] = self.relative_output(name)
             for arg, producer in sorted(step.input_map.items()):
-                env[f"AQ_INPUT_{arg.upper()}"] = self.relative_output(producer)
+                env[contract.input_variable(arg)] = self.relative_output(producer)
             kwargs = {
                 "step": name,
                 "cmds": cmds,
@@ -208,10 +211,10 @@ class _Planner:
                 Problem(("steps", name), f"step `{name}` has no image: set `image:` on it or under `defaults:`")
             )
         if self.pipeline.artifacts:
-            env["AQ_ARTIFACTS"] = self.pipeline.artifacts
-            env["AQ_OUTPUT"] = self.output_uri(name)
+            env[contract.ARTIFACTS] = self.pipeline.artifacts
+            env[contract.OUTPUT] = self.output_uri(name)
             for arg, producer in sorted(step.input_map.items()):
-                env[f"AQ_INPUT_{arg.upper()}"] = self.output_uri(producer)
+                env[contract.input_variable(arg)] = self.output_uri(producer)
         profile = self.profile
         kwargs = {
             "step": name,

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from collections import deque
 
+from aq_airflow.runtime import contract
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ def artifacts_root(artifacts: str | None) -> str:
     """The artifact store root: the spec's URI, else ``$AQ_ARTIFACTS``, else a folder in
     ``$AIRFLOW_HOME``; a local path is made absolute (steps run in their own working folder)."""
     home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    root = artifacts or os.environ.get("AQ_ARTIFACTS") or os.path.join(home, "aq-artifacts")
+    root = artifacts or os.environ.get(contract.ARTIFACTS) or os.path.join(home, "aq-artifacts")
     return root if "://" in root else os.path.abspath(root)
 
 

@@ -1,8 +1,7 @@
 """Runs one ``python`` step: read its inputs, call the user's function, commit its output.
 
-Everything arrives through environment variables the compiler puts on the pod (or the local
-runner on the process): ``AQ_OUTPUT``, ``AQ_INPUT_<ARG>``, ``AQ_ARGS`` (JSON, Airflow-templated),
-``AQ_CONTEXT`` (JSON: ``ds``, ``run_id``, ``params``, ...).
+Everything arrives through the environment the compiler puts on the pod (or the local runner on
+the process); :mod:`aq_airflow.runtime.contract` names every variable.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 from aq_airflow.runtime.values import read_input, write_output
 
@@ -45,29 +45,52 @@ def _peak_rss_mib() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def _bind_inputs(function, parameters: dict, inputs: dict[str, str], as_list: bool, taken: set, step: str) -> dict:
+    """{parameter: input} for the step's inputs. By name first; a list input that names no
+    parameter then takes the next parameter that nothing else fills (not an `args:` entry or a
+    context value), in order; what is left goes to ``**kwargs`` or is an error."""
+    named = [p for p, spec in parameters.items() if spec.kind not in (spec.VAR_KEYWORD, spec.VAR_POSITIONAL)]
+    bound = {name: name for name in inputs if name in named}
+    rest = [name for name in inputs if name not in bound]
+    if as_list:
+        free = [p for p in named if p not in bound and p not in taken]
+        for parameter, name in zip(free, list(rest), strict=False):
+            bound[parameter] = name
+            rest.remove(name)
+    if rest and not any(spec.kind is spec.VAR_KEYWORD for spec in parameters.values()):
+        fix = ", ".join(f"{p}: {i}" for p, i in zip(named, inputs, strict=False)) or "..."
+        raise StepFailed(
+            f"step `{step}`: input(s) {', '.join(f'`{n}`' for n in rest)} match no parameter of "
+            f"`{function.__qualname__}({', '.join(named)})`; its inputs are {', '.join(inputs)}. "
+            f"Name the parameter each input goes to with the map form, e.g. `inputs: {{{fix}}}`"
+        )
+    bound.update({name: name for name in rest})  # into **kwargs
+    return bound
+
+
 def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     """Keyword arguments for ``function`` from inputs, spec args and Airflow context values."""
-    args = json.loads(env.get("AQ_ARGS") or "{}")
-    context = json.loads(env.get("AQ_CONTEXT") or "{}")
-    inputs = {k.removeprefix("AQ_INPUT_").lower(): v for k, v in env.items() if k.startswith("AQ_INPUT_")}
-    parameters = inspect.signature(function).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    unknown = sorted(set(inputs) - set(parameters)) if not takes_any else []
-    if unknown:
-        raise StepFailed(
-            f"step `{step}` has input(s) {', '.join(unknown)} but `{function.__qualname__}` has no such parameter"
-        )
+    args = json.loads(env.get(contract.ARGS) or "{}")
+    context = json.loads(env.get(contract.CONTEXT) or "{}")
+    inputs, as_list = contract.decode_inputs(env)
+    parameters = dict(inspect.signature(function).parameters)
+    bound = _bind_inputs(function, parameters, inputs, as_list, set(args) | set(context), step)
     kwargs: dict[str, Any] = {}
+    for parameter_name, input_name in bound.items():
+        parameter = parameters.get(parameter_name)
+        annotation = parameter.annotation if parameter is not None else None
+        try:
+            producer = inputs[input_name].rstrip("/").rsplit("/", 1)[-1]  # outputs live in a folder per step
+            kwargs[parameter_name] = read_input(Location.of(inputs[input_name]), producer, annotation)
+        except MissingArtifact as missing:
+            raise StepFailed(f"step `{step}`, input `{input_name}`: {missing}") from None
+    takes_any = False
     for name, parameter in parameters.items():
-        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+        if parameter.kind is parameter.VAR_KEYWORD:
+            takes_any = True
+        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL) or name in kwargs:
             continue
-        if name in inputs:
-            try:
-                producer = inputs[name].rstrip("/").rsplit("/", 1)[-1]  # outputs live in a folder per step
-                kwargs[name] = read_input(Location.of(inputs[name]), producer, parameter.annotation)
-            except MissingArtifact as missing:
-                raise StepFailed(f"step `{step}`, input `{name}`: {missing}") from None
-        elif name in args:
+        if name in args:
             kwargs[name] = args[name]
         elif name in context:
             kwargs[name] = context[name]
@@ -78,18 +101,15 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
             )
     if takes_any:
         kwargs.update({k: v for k, v in args.items() if k not in kwargs})
-        for name, uri in inputs.items():
-            if name not in kwargs:
-                kwargs[name] = read_input(Location.of(uri), name, None)
     return kwargs
 
 
 def run_step(function_path: str, env: dict[str, str]) -> dict:
     """Run the step; returns its committed manifest. Raises :class:`StepFailed`."""
-    step = env.get("AQ_STEP", "?")
-    output = env.get("AQ_OUTPUT")
+    step = env.get(contract.STEP, "?")
+    output = env.get(contract.OUTPUT)
     if not output:
-        raise StepFailed(f"step `{step}`: AQ_OUTPUT is not set; this command runs inside an aq-airflow task")
+        raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
     started = time.perf_counter()
     function = _import(function_path)
     kwargs = call_arguments(function, env, step)

@@ -51,11 +51,28 @@ def read_input(location: Location, producer: str, annotation: Any) -> Any:
         return pa.RecordBatchReader.from_batches(dataset.schema, batches) if wants == "reader" else batches
     table = dataset.to_table()
     if wants == "pandas":
-        return table.to_pandas()
+        return _decimals_as_numbers(table).to_pandas()
     if wants == "polars":
         import polars
 
         return polars.from_arrow(table)
+    return table
+
+
+def _decimals_as_numbers(table: pa.Table) -> pa.Table:
+    """DECIMAL columns as pandas numbers, as DuckDB's ``.df()`` and Snowflake's
+    ``fetch_pandas_all`` give them: scale 0 (Snowflake's NUMBER(38,0) integers) as int64 where
+    the values fit, the others as float64. pandas would otherwise hold ``decimal.Decimal``
+    objects, on which ``price * 1.19`` raises. Arrow tables keep exact decimals."""
+    for index, field in enumerate(table.schema):
+        if not pa.types.is_decimal(field.type):
+            continue
+        column = table.column(index)
+        try:
+            converted = column.cast(pa.int64()) if field.type.scale == 0 else column.cast(pa.float64())
+        except pa.ArrowInvalid:  # an integer beyond int64
+            converted = column.cast(pa.float64())
+        table = table.set_column(index, field.with_type(converted.type), converted)
     return table
 
 

@@ -277,6 +277,13 @@ class Step(StepSettings):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"check and metric names must be unique in a step; repeated: {', '.join(twice)}")
+        arguments = list(self.input_map)
+        clash = sorted({a for a in arguments if [b.upper() for b in arguments].count(a.upper()) > 1})
+        if clash:
+            raise ValueError(
+                f"inputs {', '.join(f'`{a}`' for a in clash)} differ only in case; a step's environment "
+                "(AQ_INPUT_<NAME>) cannot tell them apart: rename one"
+            )
         return self
 
     @property

@@ -1,0 +1,42 @@
+"""The environment contract between the task that starts a step and the step itself.
+
+The planner writes these variables, the operators resolve their locations (the local runner) or
+pass them on (a pod), and the runtime reads them: every name is defined here and only here.
+``command`` steps in any language read the same variables.
+"""
+
+from __future__ import annotations
+
+import json
+
+DAG_ID = "AQ_DAG_ID"
+RUN_ID = "AQ_RUN_ID"
+STEP = "AQ_STEP"
+ARTIFACTS = "AQ_ARTIFACTS"  # the artifact store root
+OUTPUT = "AQ_OUTPUT"  # where the step writes its output
+INPUT_PREFIX = "AQ_INPUT_"  # AQ_INPUT_<NAME>: where an input's producer wrote its output
+INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order, and their form
+ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
+CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
+
+
+def input_variable(name: str) -> str:
+    """The variable holding an input's location (environment names are upper case)."""
+    return INPUT_PREFIX + name.upper()
+
+
+def is_location(variable: str) -> bool:
+    """Whether a variable holds an artifact location (the local runner makes them absolute)."""
+    return variable == OUTPUT or variable.startswith(INPUT_PREFIX)
+
+
+def encode_inputs(names: list[str], as_list: bool) -> str:
+    """``AQ_INPUTS``: a list input (``inputs: [a, b]``) binds by name, then in order; a map
+    (``inputs: {arg: step}``) binds by name only."""
+    return json.dumps({"names": names, "form": "list" if as_list else "map"})
+
+
+def decode_inputs(env: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """The inputs (exact name -> location, in spec order) and whether they were written as a list."""
+    declared = json.loads(env.get(INPUTS) or '{"names": [], "form": "map"}')
+    return {name: env[input_variable(name)] for name in declared["names"]}, declared["form"] == "list"
