@@ -61,7 +61,7 @@ def test_output_is_byte_identical_on_every_run(path, tmp_path):
 # ---- adversarial spec text stays data -------------------------------------------------------
 
 ALLOWED_CALLS = {
-    "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback",
+    "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback", "float",
     "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
     "AqCheckOperator", "AqMetricOperator", "AqPublishOperator",
 }  # fmt: skip

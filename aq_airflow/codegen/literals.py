@@ -2,12 +2,13 @@
 
 Spec text only ever reaches generated code through ``repr`` of a ``str`` (an inert literal,
 whatever it contains); the only calls this emits are the constructors of the plan's marker
-types (``timedelta``, ``datetime``, ``Asset``, ``ImportedCallback``).
+types (``timedelta``, ``datetime``, ``Asset``, ``ImportedCallback``) and ``float("inf")``.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 from aq_airflow.plan import AssetRef, CallbackRef, Seconds
@@ -16,6 +17,8 @@ _WIDTH = 100
 
 
 def _scalar(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"  # repr gives `inf` / `nan`, which are no Python names
     if value is None or isinstance(value, bool | int | float | str):
         return repr(value)
     if isinstance(value, Seconds):
@@ -27,7 +30,10 @@ def _scalar(value: Any) -> str | None:
     if isinstance(value, datetime.datetime):
         if value.utcoffset() != datetime.timedelta(0):
             raise ValueError(f"dates are planned in UTC, got {value!r}")
-        fields = ", ".join(str(v) for v in (value.year, value.month, value.day, value.hour, value.minute))
+        parts = [value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond]
+        while len(parts) > 3 and parts[-1] == 0:  # datetime(2026, 1, 1) rather than trailing zeros
+            parts.pop()
+        fields = ", ".join(str(v) for v in parts)
         return f"datetime({fields}, tzinfo=timezone.utc)"
     return None
 
