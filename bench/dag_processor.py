@@ -382,12 +382,14 @@ def print_parse_table(rows: list[dict], specs: int, args) -> None:
         print(f"{labels[r['name']]:26} {seconds:>20} {ratio:>18} {max_file:>11} {r['files']:>6} "
               f"{len(r['import_errors']):>14}  {r['outcome']}")  # fmt: skip
     print(f"\ngoals: aq <= {GOAL_RATIO}x compiled; every file Airflow parses <= {GOAL_FILE_SECONDS:.0f} s cold\n")
-    print(f"{'where the time goes':26} {'median s/file':>14} {'sum s/file':>11} {'manager CPU s':>14}  slowest files")
+    head = f"{'where the time goes':26} {'median s/file':>14} {'sum s/file':>11} {'manager CPU s':>14}"
+    print(head + f" {'load 1-min':>11}  slowest files")
     for r in rows:
         cpu = f"{r['manager_cpu_seconds']:.1f}" if r.get("manager_cpu_seconds") is not None else "-"
         slow = ", ".join(f"{f} {s:.1f}s" for f, s in r["slowest_files"])
         median = r["median_file_seconds"] or 0
-        print(f"{labels[r['name']]:26} {median:>14.3f} {r['sum_file_seconds']:>11.1f} {cpu:>14}  {slow}")
+        load = f"{r['loadavg_before'][0]:.1f}-{r.get('loadavg_after', [0])[0]:.1f}"  # other work distorts
+        print(f"{labels[r['name']]:26} {median:>14.3f} {r['sum_file_seconds']:>11.1f} {cpu:>14} {load:>11}  {slow}")
     for r in rows:
         for file, last in r["import_errors"][:5]:
             print(f"IMPORT ERROR ({labels[r['name']]}): {file}: {' '.join(last)}")

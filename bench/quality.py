@@ -32,6 +32,7 @@ import duckdb  # noqa: E402
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics  # noqa: E402
 from aq_airflow.quality.evaluate import check_outcome, metric_outcome  # noqa: E402
 from aq_airflow.quality.suite import Suite, row_values  # noqa: E402
+from aq_airflow.runtime.artifacts import Location  # noqa: E402
 
 CHECKS = [
     {"name": "c0_not_null", "not_null": "c0"},
@@ -223,7 +224,8 @@ def main() -> int:
         table = Dataset.warehouse({"table": "t"}, lambda: duckdb.connect(str(db), read_only=True), "duckdb")
         files = [str(work / "bench.parquet")]
         schema = [["c0", "int64"]]
-        parquet = Dataset.parquet(files, schema, "t")
+        manifest = {"files": [os.path.basename(files[0])], "schema": schema}
+        parquet = Dataset.artifact(Location.of(str(work)), manifest, "t")
         hand, _ = timed(lambda: duckdb.connect(str(db), read_only=True).execute(HAND_WRITTEN).fetchall())
         hand_parquet, _ = timed(
             lambda: (

@@ -250,3 +250,32 @@ def production_venv(tmp_path_factory) -> ProductionInstall:
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return ProductionInstall(wheel, sdist, env_dir)
+
+
+@pytest.fixture(scope="session")
+def _moto_server():
+    """moto's S3 server on loopback: an object store the way pyarrow, boto3 and pods reach one."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_emulator(_moto_server, monkeypatch):
+    """An empty S3 (moto) for this test, reached through the standard variables every SDK reads:
+    the endpoint is all that makes it an emulator. Returns a function making buckets."""
+    import boto3
+
+    env = {"AWS_ENDPOINT_URL": _moto_server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST")).close()
+    client = boto3.client("s3", endpoint_url=_moto_server)
+    return lambda bucket: client.create_bucket(Bucket=bucket) and client

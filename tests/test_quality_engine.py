@@ -128,16 +128,23 @@ def test_duckdb(tmp_path):
     roundtrip_results(ResultsStore(connect, "duckdb", "aq", "?"))
 
 
-def test_parquet_through_duckdb(tmp_path):
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_parquet_through_duckdb(tmp_path, store, request):
+    """A step's committed Parquet output: by path on a local disk, as a pyarrow dataset on the
+    S3 emulator (no DuckDB extension involved)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from aq_airflow.runtime.artifacts import Location, write_batches
+
+    if store == "s3":
+        request.getfixturevalue("s3_emulator")("outputs")
     columns = list(zip(*ROWS, strict=True))
     data = pa.table({"id": pa.array(columns[0], pa.int64()), "amount": columns[1], "currency": columns[2],
                      "created_at": columns[3], "email": columns[4]})  # fmt: skip
-    pq.write_table(data, tmp_path / "part.parquet")
-    schema = [[f.name, str(f.type)] for f in data.schema]
-    check_everything(Dataset.parquet([str(tmp_path / "part.parquet")], schema, "orders"), '"orders"')
+    location = Location.of(str(tmp_path / "orders") if store == "local" else "s3://outputs/dag/run/orders")
+    attempt = location.begin()
+    location.commit(write_batches(location, attempt, data.schema, data.to_batches()))
+    check_everything(Dataset.artifact(location, location.read_manifest(), "orders"), '"orders"')
 
 
 def test_postgresql(postgres_dsn):

@@ -58,9 +58,7 @@ class _QualityTask:
         location, manifest = self.artifact()
         if manifest["kind"] != "table":
             raise MissingArtifact(f"step `{self.step}` produced a {manifest['kind']}, not a table to check")
-        if "://" in location.uri:
-            raise MissingArtifact(f"checks on {location.uri} need a local artifact store in this version")
-        return Dataset.parquet([location.join(f) for f in manifest["files"]], manifest["schema"], self.step)
+        return Dataset.artifact(location, manifest, self.step)
 
     def common_row(self, context: Any) -> dict:
         ti = context["ti"]
@@ -270,7 +268,7 @@ class AqPublishOperator(_QualityTask, BaseOperator):
         if manifest["kind"] != "table":
             raise AirflowException(f"step `{self.step}` produced a {manifest['kind']}; only tables can be published")
         files = [location.join(f) for f in manifest["files"]]
-        rows = publish(self.warehouse_hook(), files, self.table, self.mode, self.keys)
+        rows = publish(self.warehouse_hook(), files, self.table, self.mode, self.keys, location.fs)
         self.log.info("published %s rows of step `%s` into %s (%s)", rows, self.step, self.table, self.mode)
         return {"table": self.table, "mode": self.mode, "rows": rows}
 

@@ -15,6 +15,9 @@ from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, check_outcome, metric_outcome
 from aq_airflow.quality.sql import parquet_relation, query_relation, table
 from aq_airflow.quality.suite import Compiled, Suite, check_kind, metric_kind, row_values
+from aq_airflow.runtime.artifacts import Location, open_dataset
+
+ARTIFACT_VIEW = "aq_artifact"  # the name an object-store output is registered under in DuckDB
 
 
 @dataclass
@@ -28,11 +31,25 @@ class Dataset:
     views: dict[str, Any] = field(default_factory=dict)  # names the raw `sql:` checks may use
 
     @classmethod
-    def parquet(cls, paths: list[str], schema: list[list[str]], step: str) -> Dataset:
+    def artifact(cls, location: Location, manifest: dict, step: str) -> Dataset:
+        """A step's committed Parquet output, scanned by an in-memory DuckDB: by path on a local
+        disk, and as a pyarrow dataset on its own filesystem otherwise (S3, GCS, Azure), so no
+        DuckDB extension has to be downloaded at run time."""
         import duckdb
 
-        relation = parquet_relation(paths)
-        return cls(relation, duckdb.connect, "duckdb", [tuple(c) for c in schema], {step: relation})
+        columns = [tuple(c) for c in manifest["schema"]]
+        if location.is_local:
+            relation = parquet_relation([location.join(f) for f in manifest["files"]])
+            return cls(relation, duckdb.connect, "duckdb", columns, {step: relation})
+        data = open_dataset(location, manifest)
+
+        def connect():
+            conn = duckdb.connect()
+            conn.register(ARTIFACT_VIEW, data)
+            return conn
+
+        relation = exp.to_table(ARTIFACT_VIEW)
+        return cls(relation, connect, "duckdb", columns, {step: relation})
 
     @classmethod
     def warehouse(cls, source: dict, connect: Callable[[], Any], dialect: str | None) -> Dataset:

@@ -12,6 +12,8 @@ import io
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -72,15 +74,17 @@ def _load_statements(target: str, staged: exp.Expression, names: list[str], mode
     return statements
 
 
-def publish(hook, files: list[str], target: str, mode: str, keys: list[str]) -> int:
-    """Load ``files`` (one table's Parquet) into ``target``; returns the rows loaded."""
+def publish(hook, files: list[str], target: str, mode: str, keys: list[str], fs: pafs.FileSystem | None = None) -> int:
+    """Load ``files`` (one table's Parquet, on ``fs``: a local disk by default, or the artifact
+    store's S3, GCS or Azure filesystem) into ``target``; returns the rows loaded."""
+    fs = fs or pafs.LocalFileSystem()
     dialect = dialect_of(hook)
-    schema = pq.read_schema(files[0])
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    schema = pq.read_schema(files[0], filesystem=fs)
+    rows = sum(pq.ParquetFile(fs.open_input_file(f)).metadata.num_rows for f in files)
     loader = {"duckdb": _duckdb, "postgres": _postgres, "snowflake": _snowflake}.get(dialect or "")
     if loader is None:
         raise NotImplementedError(f"publish to a `{dialect}` warehouse is not built yet")
-    loader(hook, files, schema, target, mode, keys)
+    loader(hook, files, fs, schema, target, mode, keys)
     return rows
 
 
@@ -89,13 +93,19 @@ def _run(cursor, statements: list[str]) -> None:
         cursor.execute(statement)
 
 
-def _duckdb(hook, files, schema, target, mode, keys) -> None:
-    with transaction(connect(hook), "duckdb") as cursor:
+def _duckdb(hook, files, fs, schema, target, mode, keys) -> None:
+    conn = connect(hook)
+    if isinstance(fs, pafs.LocalFileSystem):
+        source = parquet_relation(files)
+    else:  # an object store: DuckDB scans the pyarrow dataset (no extension downloads)
+        conn.register("aq_publish_source", ds.dataset(files, filesystem=fs, format="parquet"))
+        source = exp.to_table("aq_publish_source")
+    with transaction(conn, "duckdb") as cursor:
         _run(cursor, [s for s in (_schema_sql(target, "duckdb"), create_table_sql(target, schema, "duckdb")) if s])
-        _run(cursor, _load_statements(target, parquet_relation(files), schema.names, mode, keys, "duckdb"))
+        _run(cursor, _load_statements(target, source, schema.names, mode, keys, "duckdb"))
 
 
-def _postgres(hook, files, schema, target, mode, keys) -> None:
+def _postgres(hook, files, fs, schema, target, mode, keys) -> None:
     stage = exp.to_identifier("aq_publish_stage", quoted=True).sql(dialect="postgres")
     names = ", ".join(column(n, "postgres").sql(dialect="postgres") for n in schema.names)
     with transaction(connect(hook), "postgres") as cursor:
@@ -104,7 +114,7 @@ def _postgres(hook, files, schema, target, mode, keys) -> None:
         cursor.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {like}) ON COMMIT DROP")
         copy = f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv)"
         for path in files:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(fs.open_input_file(path))
             for index in range(parquet.num_row_groups):  # a row group of CSV at a time
                 buffer = io.BytesIO()
                 pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
@@ -123,7 +133,7 @@ def _copy(cursor, statement: str, buffer: io.BytesIO) -> None:
             copy.write(buffer.getvalue())
 
 
-def _snowflake(hook, files, schema, target, mode, keys) -> None:
+def _snowflake(hook, files, fs, schema, target, mode, keys) -> None:
     from snowflake.connector.pandas_tools import write_pandas
 
     conn = connect(hook)
@@ -133,7 +143,7 @@ def _snowflake(hook, files, schema, target, mode, keys) -> None:
         _run(
             cursor, [s for s in (_schema_sql(target, "snowflake"), create_table_sql(target, schema, "snowflake")) if s]
         )
-        frame = pq.read_table(files).to_pandas()
+        frame = pq.read_table(files, filesystem=fs).to_pandas()
         frame.columns = [c.upper() for c in frame.columns]
         # the staging table is loaded first; only the target's change is the transaction
         write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,

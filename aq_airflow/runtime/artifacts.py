@@ -51,6 +51,11 @@ class Location:
     def join(self, name: str) -> str:
         return posixpath.join(self.path, name)
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the files are on this machine's disk (readable by path, e.g. by DuckDB)."""
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     def read_manifest(self, producer: str | None = None) -> dict:
         try:
             with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
