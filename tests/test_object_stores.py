@@ -50,3 +50,30 @@ def test_the_churn_production_spec_runs_on_s3_with_the_local_runner(run_dag, duc
     assert ("scores", "ids_present", "passed") in checks  # Great Expectations too
     scores = Location.of(f"s3://acme-ml/aq/churn_s3/{dag_run.run_id}/scores").read_manifest()
     assert published == scores["rows"] > 0  # merged on customer_id from the Parquet on S3
+
+
+def test_aq_airflow_run_puts_the_outputs_on_a_given_store(s3_emulator, tmp_path):
+    import subprocess
+    import sys
+
+    client = s3_emulator("laptop-runs")
+    (tmp_path / "s3_steps.py").write_text("def double(numbers):\n    return numbers.set_column(0, 'n', [[2, 4, 6]])\n")
+    spec = tmp_path / "s3_run.aq.yaml"
+    spec.write_text(
+        "steps:\n"
+        "  numbers: {sql: 'SELECT * FROM (VALUES (1), (2), (3)) t(n)'}\n"
+        "  doubled:\n"
+        "    python: s3_steps:double\n"
+        "    inputs: [numbers]\n"
+        "    checks: [{name: positive, column: n, between: [1, 10]}]\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aq_airflow.cli", "run", str(spec), "--date", "2026-03-01",
+         "--workdir", str(tmp_path / "work"), "--artifacts", "s3://laptop-runs/aq"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "artifacts: s3://laptop-runs/aq" in result.stdout
+    assert "positive                " in result.stdout and "passed" in result.stdout
+    keys = {o["Key"].split("/")[-2:][0] for o in client.list_objects_v2(Bucket="laptop-runs")["Contents"]}
+    assert {"numbers", "doubled"} <= keys

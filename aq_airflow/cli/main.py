@@ -156,7 +156,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    return run_pipeline(Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose)
+    return run_pipeline(
+        Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts
+    )
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -199,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], help="k=v, overrides a spec param (repeatable)")
     run.add_argument("--warehouse", help="Airflow connection URI or JSON for the warehouse (default: a DuckDB file)")
     run.add_argument("--workdir", default=".aq-run", help="artifacts and the DuckDB warehouse go here")
+    run.add_argument(
+        "--artifacts", help="where step outputs go: a folder, or s3://, gs://, abfs:// (default: WORKDIR/artifacts)"
+    )
     run.add_argument("--verbose", action="store_true", help="also show Airflow's own logs")
     run.set_defaults(func=cmd_run)
     results = sub.add_parser("results", help="print a pipeline's check and metric history from the warehouse")

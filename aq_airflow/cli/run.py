@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aq_airflow.runners.local import artifacts_root
+from aq_airflow.runtime import contract
+
 LOADER = """from aq_airflow.build import load_dags
 
 load_dags(globals(), local_run=True)
@@ -93,7 +96,9 @@ def _connection(uri: str | None, workdir: Path) -> str:
     return json.dumps({"conn_type": "duckdb", "host": str(workdir / "warehouse.duckdb")})
 
 
-def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, conn_id: str, verbose: bool) -> Path:
+def _prepare(
+    spec: Path, home: Path, warehouse_uri: str | None, conn_id: str, verbose: bool, artifacts: str, workdir: Path
+) -> Path:
     dags = home / "dags"
     dags.mkdir(parents=True)
     shutil.copy(spec, dags / spec.name)
@@ -111,7 +116,7 @@ def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, c
             # the progress lines, the summary and each failure's error say what happened; Airflow's own
             # logs (task tracebacks, scheduling-loop warnings) come with --verbose
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "CRITICAL",
-            "AQ_ARTIFACTS": str(workdir / "artifacts"),
+            contract.ARTIFACTS: artifacts,
             "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
             conn_var: _connection(warehouse_uri, workdir),
             # the spec's own Python package (module:function steps) sits next to it
@@ -123,8 +128,16 @@ def _prepare(spec: Path, workdir: Path, home: Path, warehouse_uri: str | None, c
 
 
 def run_pipeline(
-    spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path, verbose: bool = False
+    spec: Path,
+    date: str | None,
+    params: dict,
+    warehouse_uri: str | None,
+    workdir: Path,
+    verbose: bool = False,
+    artifacts: str | None = None,
 ) -> int:
+    """Run ``spec`` end to end here; step outputs go to ``artifacts`` (a folder or an s3://,
+    gs:// or abfs:// URI; default ``workdir/artifacts``)."""
     from aq_airflow.plan import compile_spec
     from aq_airflow.spec import SpecError
 
@@ -140,8 +153,9 @@ def run_pipeline(
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:
-        dags = _prepare(spec, workdir, home, warehouse_uri, _warehouse_of(plan), verbose)
-        return _run(plan, dags, date, params, workdir, warehouse_uri)
+        artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
+        dags = _prepare(spec, home, warehouse_uri, _warehouse_of(plan), verbose, artifacts, workdir)
+        return _run(plan, dags, date, params, workdir, warehouse_uri, artifacts)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -155,7 +169,9 @@ def _warehouse_of(plan) -> str:
     return next(iter(sorted(conn_ids)), "aq_warehouse")
 
 
-def _run(plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None) -> int:
+def _run(
+    plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None, artifacts: str
+) -> int:
     dag_id = plan.dag_id
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
@@ -181,10 +197,13 @@ def _run(plan, dags: Path, date: str | None, params: dict, workdir: Path, wareho
         dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
     finally:
         progress.close()
-    return _summary(dag, dag_run, progress, time.monotonic() - started, workdir, warehouse_uri, plan)
+    seconds = time.monotonic() - started
+    return _summary(dag, dag_run, progress, seconds, workdir, warehouse_uri, plan, artifacts)
 
 
-def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan) -> int:
+def _summary(
+    dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan, artifacts: str
+) -> int:
     conn_id, results_schema = _warehouse_of(plan), _results_schema_of(plan)
     from airflow.utils.session import create_session
 
@@ -202,7 +221,7 @@ def _summary(dag, dag_run, progress: Progress, seconds: float, workdir: Path, wa
                 rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
             print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
-    print(f"\nartifacts: {workdir / 'artifacts'}")
+    print(f"\nartifacts: {artifacts}")
     print(f"warehouse: {warehouse_uri or workdir / 'warehouse.duckdb'}")
     if any(t.task_id.endswith((".checks", ".metrics")) for t in dag.tasks):
         from aq_airflow.cli.results import print_results, store_for
