@@ -20,6 +20,7 @@ LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_M
 Builds the *.aq.yaml pipelines under this folder whose path hashes into this shard. Airflow
 parses the shards in parallel; a new spec is picked up by its shard at the next parse.
 """
+
 from aq_airflow.build import load_dags
 
 load_dags(globals(), shard=({{index}}, {{shards}}))
@@ -167,6 +168,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     return show(args.pipeline, args.warehouse, args.step, args.last, args.schema)
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.gc import main as gc_main
+
+    return gc_main(args.dags_folder, args.dry_run)
+
+
 def cmd_dagbag(args: argparse.Namespace) -> int:
     """Load a dags folder the way Airflow's DAG processor does and list what it finds."""
     from aq_airflow.cli.dagbag import show_dagbag
@@ -215,6 +222,10 @@ def parser() -> argparse.ArgumentParser:
     )
     results.add_argument("--schema", help="schema of the results tables (the spec's results_schema)")
     results.set_defaults(func=cmd_results)
+    gc = sub.add_parser("gc", help="delete run outputs older than each pipeline's artifacts_ttl")
+    gc.add_argument("dags_folder")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    gc.set_defaults(func=cmd_gc)
     dagbag = sub.add_parser("dagbag", help="load a dags folder as Airflow would; list DAGs and errors")
     dagbag.add_argument("dags_folder")
     dagbag.set_defaults(func=cmd_dagbag)

@@ -76,6 +76,8 @@ class DagPlan:
     on_failure: CallbackRef | None
     groups: tuple[GroupPlan, ...] = ()
     tasks: tuple[TaskPlan, ...] = field(default=())
+    artifacts: str | None = None  # the store root the spec names (None: the worker's local folder)
+    artifacts_ttl: Seconds | None = None  # how long run outputs are kept (`aq-airflow gc`)
 
     def dag_arguments(self) -> dict[str, Any]:
         """Keyword arguments of ``DAG(...)``, in a fixed order, leaving out what is unset so the

@@ -303,6 +303,7 @@ class _Planner:
         pipeline = self.pipeline
         schedule = pipeline.schedule
         order = {name: i for i, name in enumerate(pipeline.steps)}
+        ttl = pipeline.artifacts_ttl or self.profile.artifacts_ttl
         tasks = sorted(self.tasks, key=lambda t: (order[t.group], self.tasks.index(t)))
         return DagPlan(
             dag_id=self.dag_id,
@@ -325,6 +326,8 @@ class _Planner:
             on_failure=CallbackRef(pipeline.on_failure) if pipeline.on_failure else None,
             groups=tuple(GroupPlan(name, f"{step.kind} step") for name, step in pipeline.steps.items()),
             tasks=tuple(tasks),
+            artifacts=pipeline.artifacts,
+            artifacts_ttl=Seconds(duration_seconds(ttl)) if ttl else None,
         )
 
 

@@ -23,7 +23,7 @@ _MARKERS = {cls.__name__: cls for cls in (Seconds, AssetRef, CallbackRef)}
 # marks an encoded value; a user param dict using this key would decode to a marker (a timedelta,
 # an Asset or a callback reference; nothing is imported or run at parse time)
 _TAG = "__aq_plan_value__"
-_FORMAT = "2"  # part of every key: entries written in another format are never read
+_FORMAT = "3"  # part of every key: entries written in another format are never read
 
 
 def _encode(value: Any) -> Any:

@@ -325,6 +325,9 @@ class Pipeline(Model):
     params: dict[StepName, Any] = {}
     warehouse: ConnId = Field("aq_warehouse", description="Airflow connection id of the warehouse.")
     artifacts: str | None = Field(None, description="Artifact store URI; default: a local folder.")
+    artifacts_ttl: Duration | None = Field(
+        None, description="How long run outputs are kept; `aq-airflow gc` deletes older ones (default: the profile's)."
+    )
     cluster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] = Field(
         "local", description="Cluster profile: gke, eks, aks, nvidia, local, or one from aq-profiles.yaml."
     )

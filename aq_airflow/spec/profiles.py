@@ -21,7 +21,7 @@ from pydantic import Field
 from aq_airflow.spec.errors import SpecError, SpecIssue
 from aq_airflow.spec.load import SpecFile, validation_problems
 from aq_airflow.spec.models import Model
-from aq_airflow.spec.types import ByteQuantity, ConnId, CpuQuantity, KubeName
+from aq_airflow.spec.types import ByteQuantity, ConnId, CpuQuantity, Duration, KubeName
 from aq_airflow.spec.yamlpos import load_yaml
 
 PROFILES_FILE = "aq-profiles.yaml"
@@ -56,6 +56,7 @@ class ProfileSpec(Model):
     default_cpu: CpuQuantity | None = None
     default_memory: ByteQuantity | None = None
     run_as_user: Annotated[int, Field(ge=1)] | None = None
+    artifacts_ttl: Duration | None = Field(None, description="How long run outputs are kept (`aq-airflow gc`).")
 
 
 class ProfilesFile(Model):

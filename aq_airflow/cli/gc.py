@@ -1,0 +1,104 @@
+"""``aq-airflow gc``: delete run folders older than each pipeline's ``artifacts_ttl``.
+
+A run's outputs live under ``{artifacts}/{dag_id}/{run_id}/``. A folder goes when its newest file
+is older than the TTL and Airflow's metadata DB has no queued or running run of that id: a
+long run's early outputs are never taken from under its later steps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from aq_airflow.runners.local import artifacts_root
+from aq_airflow.runtime.artifacts import Location
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    run_id: str
+    location: Location
+    newest: datetime.datetime  # the newest file's modification time, UTC
+
+
+def _utc(moment: datetime.datetime) -> datetime.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def run_folders(root: str, dag_id: str) -> list[RunFolder]:
+    """The run folders of a pipeline in an artifact store, with their newest file's time."""
+    pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
+    try:
+        entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
+    except OSError:
+        return []
+    folders = []
+    for entry in entries:
+        if entry.type != pafs.FileType.Directory:
+            continue
+        location = Location.of(f"{pipeline.uri}/{entry.base_name}")
+        files = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
+        times = [_utc(f.mtime) for f in files if f.type == pafs.FileType.File and f.mtime]
+        folders.append(RunFolder(entry.base_name, location, max(times, default=_utc(entry.mtime or _epoch()))))
+    return sorted(folders, key=lambda f: f.newest)
+
+
+def _epoch() -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+
+
+def active_runs(dag_id: str) -> set[str]:
+    """Run ids of the pipeline that Airflow has queued or running."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    with create_session() as session:
+        query = session.query(DagRun.run_id).filter(
+            DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING])
+        )
+        return {run_id for (run_id,) in query}
+
+
+def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = None) -> int:
+    """Delete (or with ``dry_run`` list) the expired run folders of every spec under the folder."""
+    from aq_airflow.plan import compile_spec
+    from aq_airflow.spec import SpecError, spec_paths
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    removed = kept = 0
+    for path in spec_paths(dags_folder):
+        try:
+            plan = compile_spec(path, dags_folder)
+        except SpecError as error:
+            print(f"skipped {path}: invalid spec ({error.issues[0]})", file=sys.stderr)
+            continue
+        if plan.artifacts_ttl is None:
+            continue
+        cutoff = now - datetime.timedelta(seconds=plan.artifacts_ttl.value)
+        expired = [f for f in run_folders(artifacts_root(plan.artifacts), plan.dag_id) if f.newest < cutoff]
+        running = active_runs(plan.dag_id) if expired else set()
+        for folder in expired:
+            if folder.run_id in running:
+                kept += 1
+                print(f"kept    {folder.location.uri} (the run is still queued or running)")
+                continue
+            age = (now - folder.newest).days
+            print(f"{'would delete' if dry_run else 'deleted'} {folder.location.uri} ({age} days old)")
+            if not dry_run:
+                folder.location.fs.delete_dir(folder.location.path)
+            removed += 1
+    verb = "would be deleted" if dry_run else "deleted"
+    print(f"{removed} run folder(s) {verb}, {kept} kept while running", file=sys.stderr)
+    return 0
+
+
+def main(dags_folder: str, dry_run: bool) -> int:
+    if not os.path.isdir(dags_folder):
+        print(f"{dags_folder}: not a folder", file=sys.stderr)
+        return 2
+    return collect(dags_folder, dry_run)
