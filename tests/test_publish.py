@@ -83,3 +83,50 @@ def test_snowflake_fakesnow(tmp_path):
                 return [tuple(r) for r in cursor.fetchall()]
 
         exercise(hook, "analytics.scores", tmp_path, read)
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres", "snowflake"])
+def test_publish_from_the_s3_store_a_row_group_at_a_time(warehouse, tmp_path, s3_emulator, request):
+    """A step's output on S3 (several files, several row groups each) loads into every warehouse;
+    PostgreSQL and Snowflake stage it a row group at a time."""
+    import contextlib
+
+    from aq_airflow.runtime.artifacts import Location, write_batches
+
+    s3_emulator("outputs")
+    location = Location.of("s3://outputs/dag/run/scores")
+    attempt = location.begin()
+    table = pa.table({"id": list(range(50)), "score": [i / 50 for i in range(50)]})
+    manifest = write_batches(location, attempt, table.schema, table.to_batches(max_chunksize=7))
+    location.commit(manifest)
+    files = [location.join(f) for f in manifest["files"]]
+    schema = f"aq_s3_{uuid.uuid4().hex[:8]}"
+    patch = contextlib.nullcontext()
+    if warehouse == "duckdb":
+        import duckdb
+
+        path = str(tmp_path / "wh.duckdb")
+        connect = lambda: duckdb.connect(path)  # noqa: E731
+    elif warehouse == "postgres":
+        import psycopg2
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    else:
+        import fakesnow
+        import snowflake.connector
+
+        patch = fakesnow.patch()
+        connect = lambda: snowflake.connector.connect(database="db", schema=schema)  # noqa: E731
+    with patch:
+        assert publish(Hook(warehouse, connect), files, f"{schema}.scores", "append", [], location.fs) == 50
+        conn = connect()
+        try:
+            cursor = conn if warehouse == "duckdb" else conn.cursor()
+            cursor.execute(f"SELECT count(*), sum(id) FROM {schema}.scores")
+            assert tuple(cursor.fetchone()) == (50, sum(range(50)))
+            if warehouse == "postgres":
+                cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+                conn.commit()
+        finally:
+            conn.close()

@@ -9,6 +9,7 @@ group at a time) into a temporary staging table; Snowflake loads a staging table
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -113,12 +114,10 @@ def _postgres(hook, files, fs, schema, target, mode, keys) -> None:
         like = table_name(target, "postgres").sql(dialect="postgres")
         cursor.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {like}) ON COMMIT DROP")
         copy = f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv)"
-        for path in files:
-            parquet = pq.ParquetFile(fs.open_input_file(path))
-            for index in range(parquet.num_row_groups):  # a row group of CSV at a time
-                buffer = io.BytesIO()
-                pacsv.write_csv(parquet.read_row_group(index), buffer, pacsv.WriteOptions(include_header=False))
-                _copy(cursor, copy, buffer)
+        for group in _row_groups(files, fs, schema):  # a row group of CSV at a time
+            buffer = io.BytesIO()
+            pacsv.write_csv(group, buffer, pacsv.WriteOptions(include_header=False))
+            _copy(cursor, copy, buffer)
         staged = exp.Table(this=exp.to_identifier("aq_publish_stage", quoted=True))
         _run(cursor, _load_statements(target, staged, schema.names, mode, keys, "postgres"))
 
@@ -133,6 +132,18 @@ def _copy(cursor, statement: str, buffer: io.BytesIO) -> None:
             copy.write(buffer.getvalue())
 
 
+def _row_groups(files: list[str], fs: pafs.FileSystem, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The output's row groups one at a time (an empty table for an empty output)."""
+    empty = True
+    for path in files:
+        parquet = pq.ParquetFile(fs.open_input_file(path))
+        for index in range(parquet.num_row_groups):
+            empty = False
+            yield parquet.read_row_group(index)
+    if empty:
+        yield schema.empty_table()
+
+
 def _snowflake(hook, files, fs, schema, target, mode, keys) -> None:
     from snowflake.connector.pandas_tools import write_pandas
 
@@ -143,11 +154,13 @@ def _snowflake(hook, files, fs, schema, target, mode, keys) -> None:
         _run(
             cursor, [s for s in (_schema_sql(target, "snowflake"), create_table_sql(target, schema, "snowflake")) if s]
         )
-        frame = pq.read_table(files, filesystem=fs).to_pandas()
-        frame.columns = [c.upper() for c in frame.columns]
-        # the staging table is loaded first; only the target's change is the transaction
-        write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,
-                     auto_create_table=True, table_type="temporary", overwrite=True)  # fmt: skip
+        # the staging table is loaded first, a row group at a time (memory holds one, never the
+        # whole output); only the target's change is the transaction
+        for index, batch in enumerate(_row_groups(files, fs, schema)):
+            frame = batch.to_pandas()
+            frame.columns = [c.upper() for c in frame.columns]
+            write_pandas(conn, frame, stage, database=parts.catalog or None, schema=parts.db or None,
+                         auto_create_table=index == 0, table_type="temporary", overwrite=index == 0)  # fmt: skip
         cursor.execute("BEGIN TRANSACTION")
         staged = exp.Table(this=exp.to_identifier(stage, quoted=True),
                            db=exp.to_identifier(parts.db, quoted=True) if parts.db else None)  # fmt: skip
