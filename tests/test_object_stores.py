@@ -11,9 +11,26 @@ from aq_airflow.runtime.values import read_input
 from tests.conftest import EXAMPLES
 
 
-def test_the_store_commits_and_reads_on_s3(s3_emulator):
-    s3_emulator("store")
-    location = Location.of("s3://store/dag/run/step")
+@pytest.fixture(params=["s3", "gs"])
+def store(request):
+    """An object store on a local emulator: (scheme, make_bucket)."""
+    emulator = request.getfixturevalue({"s3": "s3_emulator", "gs": "gcs_emulator"}[request.param])
+    return request.param, emulator
+
+
+def committed_steps(root: str) -> set[str]:
+    """The steps with a committed output under a run folder of the store."""
+    import pyarrow.fs as pafs
+
+    base = Location.of(root)
+    files = base.fs.get_file_info(pafs.FileSelector(base.path, recursive=True))
+    return {f.path.split("/")[-2] for f in files if f.base_name == "_manifest.json"}
+
+
+def test_the_store_commits_and_reads(store):
+    scheme, bucket = store
+    bucket("store")
+    location = Location.of(f"{scheme}://store/dag/run/step")
     with pytest.raises(MissingArtifact):
         location.read_manifest("step")
     attempt = location.begin()
@@ -25,31 +42,36 @@ def test_the_store_commits_and_reads_on_s3(s3_emulator):
     assert read_input(location, "step", pa.Table).equals(table)
 
 
-def test_the_churn_production_spec_runs_on_s3_with_the_local_runner(run_dag, duckdb_warehouse, s3_emulator):
+def test_the_churn_production_spec_runs_on_the_store_with_the_local_runner(run_dag, duckdb_warehouse, store):
     """The example's own spec (GKE profile, s3:// artifacts) with `cluster: local`: steps as
-    processes writing to the S3 emulator, checks and metrics over the Parquet there, publish
+    processes writing to the emulated store, checks and metrics over the Parquet there, publish
     from it into the warehouse."""
     import duckdb
 
-    client = s3_emulator("acme-ml")
+    scheme, bucket = store
+    bucket("acme-ml")
+    name = f"churn_{scheme}"
     text = (EXAMPLES / "churn_scoring.aq.yaml").read_text()
-    text = text.replace("pipeline: churn_scoring", "pipeline: churn_s3").replace("cluster: gke", "cluster: local")
-    text = text.replace("retries: 2", "retries: 0")
-    assert "artifacts: s3://acme-ml/aq" in text
-    _, dag_run, states = run_dag("churn_s3", text, local=False)
+    text = text.replace("pipeline: churn_scoring", f"pipeline: {name}").replace("cluster: gke", "cluster: local")
+    text = text.replace("retries: 2", "retries: 0").replace("artifacts: s3://", f"artifacts: {scheme}://")
+    assert f"artifacts: {scheme}://acme-ml/aq" in text
+    _, dag_run, states = run_dag(name, text, local=False)
     assert set(states.values()) == {"success"}, states
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="acme-ml", Prefix="aq/churn_s3/")["Contents"]]
-    for step in ("customers", "features", "train", "scores", "report"):
-        assert f"aq/churn_s3/{dag_run.run_id}/{step}/_manifest.json" in keys
+    run_root = f"{scheme}://acme-ml/aq/{name}/{dag_run.run_id}"
+    assert committed_steps(run_root) == {"customers", "orders", "features", "train", "scores", "report"}
+    report = Location.of(f"{run_root}/report")
+    assert report.read_manifest()["files"] == ["report.md"]  # the command step wrote into the store
+    with report.fs.open_input_stream(report.join("report.md")) as handle:
+        assert handle.read().startswith(b"# Churn report")
     with duckdb.connect(str(duckdb_warehouse), read_only=True) as conn:
         checks = conn.execute(
-            "SELECT step, name, outcome FROM aq_check_results WHERE dag_id = 'churn_s3' ORDER BY step, name"
+            "SELECT step, name, outcome FROM aq_check_results WHERE dag_id = ? ORDER BY step, name", [name]
         ).fetchall()
         published = conn.execute("SELECT count(*) FROM analytics.churn_scores").fetchone()[0]
-    assert ("scores", "one_row_per_customer", "passed") in checks  # checked over the Parquet on S3
+    assert ("scores", "one_row_per_customer", "passed") in checks  # checked over the Parquet in the store
     assert ("scores", "ids_present", "passed") in checks  # Great Expectations too
-    scores = Location.of(f"s3://acme-ml/aq/churn_s3/{dag_run.run_id}/scores").read_manifest()
-    assert published == scores["rows"] > 0  # merged on customer_id from the Parquet on S3
+    scores = Location.of(f"{run_root}/scores").read_manifest()
+    assert published == scores["rows"] > 0  # merged on customer_id from the Parquet in the store
 
 
 def test_aq_airflow_run_puts_the_outputs_on_a_given_store(s3_emulator, tmp_path):

@@ -15,6 +15,7 @@ import posixpath
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -29,9 +30,20 @@ class MissingArtifact(Exception):
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and path of a URI or a plain local path."""
+    """The pyarrow filesystem and path of a URI or a plain local path.
+
+    Credentials and endpoints come from the standard variables of each cloud's SDKs, which
+    pyarrow reads itself (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...;
+    ``GOOGLE_APPLICATION_CREDENTIALS``; workload identity on a pod), except for
+    ``STORAGE_EMULATOR_HOST`` (the Google SDKs' GCS emulator endpoint), applied here.
+    """
     if "://" not in uri:
         uri = os.path.abspath(uri)
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if uri.startswith("gs://") and emulator:
+        endpoint = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
+        gcs = pafs.GcsFileSystem(anonymous=True, endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
+        return gcs, uri.removeprefix("gs://")
     return pafs.FileSystem.from_uri(uri)
 
 
