@@ -37,6 +37,33 @@ def exercise(hook, target, tmp_path, read):
     assert read() == [(7, 0.7)]  # a failed publish leaves the table as it was
 
 
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "snowflake"])
+def test_merge_on_a_composite_key_is_valid_sql(dialect):
+    """DuckDB rejected `(a, b) IN SELECT ...` (found by a first deployment)."""
+    import sqlglot
+
+    from aq_airflow.runners.publish import _load_statements
+
+    staged = sqlglot.exp.to_table("stage")
+    delete, _ = _load_statements("out.t", staged, ["id", "region", "v"], "merge", ["id", "region"], dialect)
+    assert " IN (SELECT " in delete
+    sqlglot.parse_one(delete, read=dialect)
+
+
+def test_duckdb_merges_on_a_composite_key(tmp_path):
+    import duckdb
+
+    path = str(tmp_path / "wh.duckdb")
+    hook = Hook("duckdb", lambda: duckdb.connect(path))
+    for name, ids in (("first", [1, 2]), ("second", [2, 3])):
+        file = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"id": ids, "region": ["eu"] * len(ids), "v": [name] * len(ids)}), file)
+        publish(hook, [str(file)], "out.t", "merge", ["id", "region"])
+    with duckdb.connect(path) as conn:
+        assert conn.execute("SELECT id, v FROM out.t ORDER BY id").fetchall() == [(1, "first"), (2, "second"),
+                                                                                  (3, "second")]  # fmt: skip
+
+
 def test_duckdb(tmp_path):
     import duckdb
 

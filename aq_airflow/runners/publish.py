@@ -66,9 +66,12 @@ def _load_statements(target: str, staged: exp.Expression, names: list[str], mode
         statements.append(exp.delete(table.copy()).sql(dialect=dialect))
     elif mode == "merge":
         key_cols = [column(k, dialect) for k in keys]
-        matched = exp.Tuple(expressions=[c.copy() for c in key_cols]) if len(key_cols) > 1 else key_cols[0].copy()
         staged_keys = exp.select(*[c.copy() for c in key_cols]).from_(staged.copy())
-        statements.append(exp.delete(table.copy(), where=matched.isin(query=staged_keys)).sql(dialect=dialect))
+        if len(key_cols) > 1:  # (a, b) IN (SELECT a, b ...): the subquery needs its own parentheses
+            matched = exp.In(this=exp.Tuple(expressions=[c.copy() for c in key_cols]), query=staged_keys.subquery())
+        else:
+            matched = key_cols[0].copy().isin(query=staged_keys)
+        statements.append(exp.delete(table.copy(), where=matched).sql(dialect=dialect))
     insert = exp.insert(exp.select(*[c.copy() for c in cols]).from_(staged.copy()),
                         exp.Schema(this=table.copy(), expressions=[c.this.copy() for c in cols]))  # fmt: skip
     statements.append(insert.sql(dialect=dialect))
