@@ -186,3 +186,22 @@ def test_the_dag_docs_show_the_spec_and_its_path(dags_folder):
     (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags_0.py")})
     assert "From the aq-airflow spec `team/documented.aq.yaml`:" in dag.doc_md
     assert f"`````yaml\n{text.rstrip()}\n`````\n" in dag.doc_md  # a fence longer than any in the spec
+
+
+def test_building_a_dag_leaves_the_run_time_libraries_unimported():
+    """Every parse (the dag-processor's, each worker's start-up) pays for what building imports:
+    pandas (pulled in by pyarrow.dataset), DuckDB and Great Expectations wait for execute()."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from aq_airflow.build import build_dag\n"
+        "from aq_airflow.plan import compile_spec\n"
+        f"for name in ('churn_scoring', 'fraud_training', 'image_embeddings'):\n"
+        f"    build_dag(compile_spec({str(EXAMPLES)!r} + '/' + name + '.aq.yaml'))\n"
+        "print(sorted(m for m in ('pandas', 'duckdb', 'great_expectations', 'pyarrow.dataset') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from sqlglot import exp
@@ -102,6 +101,8 @@ def _duckdb(hook, files, fs, schema, target, mode, keys) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         source = parquet_relation(files)
     else:  # an object store: DuckDB scans the pyarrow dataset (no extension downloads)
+        import pyarrow.dataset as ds  # imports pandas: only where an object store needs it
+
         conn.register("aq_publish_source", ds.dataset(files, filesystem=fs, format="parquet"))
         source = exp.to_table("aq_publish_source")
     with transaction(conn, "duckdb") as cursor:
