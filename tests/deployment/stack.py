@@ -74,28 +74,25 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def create_database(admin_dsn: str, name: str) -> None:
+def _admin(admin_dsn: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE cannot run in one)."""
     import psycopg2
 
     conn = psycopg2.connect(admin_dsn, connect_timeout=5)
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(statement)
     finally:
         conn.close()
+
+
+def create_database(admin_dsn: str, name: str) -> None:
+    _admin(admin_dsn, f'CREATE DATABASE "{name}"')
 
 
 def drop_database(admin_dsn: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    _admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _encode(*words: str) -> bytes:
