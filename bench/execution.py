@@ -3,6 +3,7 @@
 1. A 10M x 10 table passed from one step to the next through the artifact store (the runtime,
    as a pod runs it) vs pyarrow writing and reading the same Parquet directly. Both stream the
    same generated record batches; each side runs in its own process so its peak RSS is its own.
+   The same again (1M rows) on an S3 emulator (moto's server on loopback) for both sides.
 2. A `sql` step exporting 5M rows from DuckDB into the store vs DuckDB's own COPY ... TO parquet.
 3. `aq-airflow run` of the example pipeline: wall time and the share spent outside user code.
 """
@@ -46,21 +47,23 @@ def consume(table: "Iterator[pa.RecordBatch]"):
 
 BASELINE = """
 import sys, time, resource, json
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 sys.path.insert(0, sys.argv[1])
 from bench_steps import batches
-rows, path = int(sys.argv[2]), sys.argv[3]
+rows, uri = int(sys.argv[2]), sys.argv[3]
+fs, path = pafs.FileSystem.from_uri(uri)
 start = time.perf_counter()
 first = next(batches(rows, 1))
 writer = None
 for batch in batches(rows):
     if writer is None:
-        writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
+        writer = pq.ParquetWriter(path, batch.schema, compression="zstd", filesystem=fs)
     writer.write_batch(batch, row_group_size=131072)
 writer.close()
 total = 0.0
 count = 0
-for batch in pq.ParquetFile(path).iter_batches(batch_size=131072):
+for batch in pq.ParquetFile(fs.open_input_file(path)).iter_batches(batch_size=131072):
     count += batch.num_rows
     total += float(batch.column(1).to_numpy().sum())
 seconds = time.perf_counter() - start
@@ -79,42 +82,65 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def step_to_step(work: Path, rows: int) -> list[tuple]:
+def step_to_step(work: Path, rows: int, root: str, label: str = "") -> list[tuple]:
+    """The handoff through the store at ``root`` (a folder or an s3:// URI), and the baseline
+    writing and reading the same Parquet with pyarrow directly on the same filesystem."""
+    from aq_airflow.runtime import contract
+    from aq_airflow.runtime.artifacts import Location
+
     (work / "bench_steps.py").write_text(STEPS)
-    store = work / "store"
-    base = {"PYTHONPATH": str(work), "AQ_CONTEXT": "{}"}
+    base = {"PYTHONPATH": str(work), contract.CONTEXT: "{}"}
     # each side's own clock and peak RSS, as reported from inside its process (interpreter start excluded)
-    _, out = run(
-        [sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:produce"],
-        {**base, "AQ_STEP": "big", "AQ_OUTPUT": str(store / "big"), "AQ_ARGS": json.dumps({"rows": rows})},
-    )
+    producer_env = {contract.STEP: "big", contract.OUTPUT: f"{root}/big", contract.ARGS: json.dumps({"rows": rows})}
+    _, out = run([sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:produce"],
+                 {**base, **producer_env})  # fmt: skip
     producer = json.loads(out.strip().splitlines()[-1])
-    _, out = run(
-        [sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:consume"],
-        {**base, "AQ_STEP": "reader", "AQ_OUTPUT": str(store / "reader"), "AQ_INPUT_TABLE": str(store / "big")},
-    )
+    consumer_env = {contract.STEP: "reader", contract.OUTPUT: f"{root}/reader",
+                    contract.INPUTS: contract.encode_inputs(["table"], as_list=False),
+                    contract.input_variable("table"): f"{root}/big"}  # fmt: skip
+    _, out = run([sys.executable, "-m", "aq_airflow.runtime", "--function", "bench_steps:consume"],
+                 {**base, **consumer_env})  # fmt: skip
     consumer = json.loads(out.strip().splitlines()[-1])
     assert producer["rows"] == rows and consumer["kind"] == "object"
     produce, consume = producer["seconds"], consumer["seconds"]
     produce_peak, consume_peak = producer["peak_rss_mib"], consumer["peak_rss_mib"]
     arrow_peaks = f"{producer['peak_arrow_mib']:.0f} / {consumer['peak_arrow_mib']:.0f} MiB"
     (work / "baseline.py").write_text(BASELINE)
-    _, out = run([sys.executable, str(work / "baseline.py"), str(work), str(rows), str(work / "direct.parquet")])
+    _, out = run([sys.executable, str(work / "baseline.py"), str(work), str(rows), f"{root}/direct.parquet"])
     baseline = json.loads(out)
     assert baseline["rows"] == rows
-    size = sum(p.stat().st_size for p in (store / "big").glob("*.parquet"))
+    size = Location.of(f"{root}/big").read_manifest()["bytes"]
     ours = produce + consume
     table_mib = rows * COLUMNS * 8 / 2**20
     return [
-        ("step -> step via the store (write+read)", ours, f"{rows / ours / 1e6:.2f} M rows/s"),
-        ("pyarrow write+read directly (baseline)", baseline["seconds"],
+        (f"step -> step via the store{label} (write+read)", ours, f"{rows / ours / 1e6:.2f} M rows/s"),
+        (f"pyarrow write+read directly{label} (baseline)", baseline["seconds"],
          f"{rows / baseline['seconds'] / 1e6:.2f} M rows/s"),
-        ("throughput ratio (goal >= 0.8x)", baseline["seconds"] / ours, ""),
-        ("peak RSS producer / consumer (MiB)", produce_peak, f"{consume_peak:.0f} MiB consumer"),
-        ("peak Arrow memory producer / consumer", producer["peak_arrow_mib"], arrow_peaks),
-        ("peak RSS direct pyarrow (MiB)", baseline["peak_mib"], f"table in memory would be {table_mib:.0f} MiB"),
-        ("parquet bytes (MiB)", size / 2**20, ""),
+        (f"throughput ratio{label} (goal >= 0.8x)", baseline["seconds"] / ours, ""),
+        (f"peak RSS producer / consumer{label} (MiB)", produce_peak, f"{consume_peak:.0f} MiB consumer"),
+        (f"peak Arrow memory producer / consumer{label}", producer["peak_arrow_mib"], arrow_peaks),
+        (f"peak RSS direct pyarrow{label} (MiB)", baseline["peak_mib"], f"in memory: {table_mib:.0f} MiB"),
+        (f"parquet bytes{label} (MiB)", size / 2**20, ""),
     ]  # fmt: skip
+
+
+def step_to_step_s3(work: Path, rows: int) -> list[tuple]:
+    """The handoff on an S3 emulator: moto's server on loopback, reached through AWS_ENDPOINT_URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})  # fmt: skip
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="bench")
+        return step_to_step(work, rows, "s3://bench/aq", " on S3 emulator")
+    finally:
+        server.stop()
+        for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+            os.environ.pop(key, None)
 
 
 def sql_export(work: Path, rows: int) -> list[tuple]:
@@ -169,16 +195,20 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--sql-rows", type=int, default=5_000_000)
+    parser.add_argument("--s3-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aq-bench-exec-"))
     try:
-        rows = step_to_step(work, args.rows) + sql_export(work, args.sql_rows) + local_run(work)
+        rows = step_to_step(work, args.rows, str(work / "store"))
+        rows += step_to_step_s3(work, args.s3_rows)
+        rows += sql_export(work, args.sql_rows) + local_run(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nExecution benchmark: {args.rows:,} x {COLUMNS} step to step, {args.sql_rows:,} rows SQL export\n")
-    print(f"{'measure':44} {'value':>10}  note")
+    print(f"\nExecution benchmark: {args.rows:,} x {COLUMNS} step to step ({args.s3_rows:,} on the S3 emulator), "
+          f"{args.sql_rows:,} rows SQL export\n")  # fmt: skip
+    print(f"{'measure':56} {'value':>10}  note")
     for name, value, note in rows:
-        print(f"{name:44} {value:10.3f}  {note}")
+        print(f"{name:56} {value:10.3f}  {note}")
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "execution.json").write_text(json.dumps([list(r) for r in rows], indent=2))
