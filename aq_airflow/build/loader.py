@@ -44,12 +44,12 @@ def shard_of(relative_path: str, shards: int) -> int:
     return zlib.crc32(relative_path.replace(os.sep, "/").encode()) % shards
 
 
-def _build_one(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool, folder: str) -> DAG:
-    source = os.path.relpath(spec_file.path, folder)
+def _build_one(spec_file: SpecFile, source: str, profiles: Any, store: PlanStore, local_run: bool) -> DAG:
+    """``source`` is the spec's path in the dags folder."""
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles, store, local_run, root=folder))
+        return build_dag(compile_text(spec_file, profiles, store, local_run, source=source))
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
         return placeholder_dag(
@@ -86,7 +86,8 @@ def load_dags(
     for path in spec_paths(folder):
         # spec_paths joins onto `folder`, so slicing is the relative path (relpath costs ~5 µs a
         # spec, and every shard looks at every spec)
-        if shard and shard_of(path[len(folder) :].lstrip(os.sep), shard[1]) != shard[0]:
+        relative = path[len(folder) :].lstrip(os.sep)
+        if shard and shard_of(relative, shard[1]) != shard[0]:
             continue
         spec_file = SpecFile.read(path)
         dag_id = declared_dag_id(spec_file)
@@ -96,7 +97,7 @@ def load_dags(
             log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
             continue
         seen[dag_id] = path
-        dag = _build_one(spec_file, profiles, store, local_run, folder)
+        dag = _build_one(spec_file, relative, profiles, store, local_run)
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

@@ -32,16 +32,16 @@ def compile_text(
     profiles: tuple[str, dict[str, ProfileSpec]] = ("", {}),
     store: PlanStore | None = None,
     local_run: bool = False,
-    root: str | None = None,
+    source: str | None = None,
 ) -> DagPlan:
     """Validate and plan one spec; raises :class:`SpecError` (file:line:col issues).
 
-    ``root`` is the dags folder the spec sits in: the DAG's docs name the spec by its path
-    there (by its file name without one), so a compiled file and the live DAG say the same.
+    ``source`` is the spec's path in its dags folder (default: its file name): the DAG's docs
+    name the spec by it, so a compiled file and the live DAG say the same.
     Plans are cached in memory, and in ``store`` when given, by the spec's and the profiles'
     content hashes. ``local_run`` plans for ``aq-airflow run`` (see :func:`plan_pipeline`).
     """
-    source = os.path.relpath(spec_file.path, root) if root else os.path.basename(spec_file.path)
+    source = source or os.path.basename(spec_file.path)
     key = (spec_file.path, spec_file.sha256, profiles[0], "local-run" if local_run else "", source)
     plan = _PLANS.get(key) or (store.get(*key) if store else None)
     if plan is None:
@@ -60,4 +60,4 @@ def compile_spec(path: str | os.PathLike, dags_folder: str | None = None) -> Dag
     """Read, validate and plan the spec at ``path`` as the loader would in ``dags_folder`` (by
     default the spec's own folder): with the profiles there, named by its path there."""
     folder = dags_folder or os.path.dirname(os.path.abspath(path))
-    return compile_text(SpecFile.read(path), profiles_near(folder), root=folder)
+    return compile_text(SpecFile.read(path), profiles_near(folder), source=os.path.relpath(path, folder))

@@ -45,7 +45,9 @@ def _peak_rss_mib() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def _bind_inputs(function, parameters: dict, inputs: dict[str, str], as_list: bool, taken: set, step: str) -> dict:
+def _bind_inputs(
+    function, parameters: dict, inputs: dict[str, str], as_list: bool, taken: set, takes_any: bool, step: str
+) -> dict:
     """{parameter: input} for the step's inputs. By name first; a list input that names no
     parameter then takes the next parameter that nothing else fills (not an `args:` entry or a
     context value), in order; what is left goes to ``**kwargs`` or is an error."""
@@ -57,7 +59,7 @@ def _bind_inputs(function, parameters: dict, inputs: dict[str, str], as_list: bo
         for parameter, name in zip(free, list(rest), strict=False):
             bound[parameter] = name
             rest.remove(name)
-    if rest and not any(spec.kind is spec.VAR_KEYWORD for spec in parameters.values()):
+    if rest and not takes_any:
         fix = ", ".join(f"{p}: {i}" for p, i in zip(named, inputs, strict=False)) or "..."
         raise StepFailed(
             f"step `{step}`: input(s) {', '.join(f'`{n}`' for n in rest)} match no parameter of "
@@ -74,7 +76,8 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     context = json.loads(env.get(contract.CONTEXT) or "{}")
     inputs, as_list = contract.decode_inputs(env)
     parameters = dict(inspect.signature(function).parameters)
-    bound = _bind_inputs(function, parameters, inputs, as_list, set(args) | set(context), step)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    bound = _bind_inputs(function, parameters, inputs, as_list, set(args) | set(context), takes_any, step)
     kwargs: dict[str, Any] = {}
     for parameter_name, input_name in bound.items():
         parameter = parameters.get(parameter_name)
@@ -84,10 +87,7 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
             kwargs[parameter_name] = read_input(Location.of(inputs[input_name]), producer, annotation)
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`, input `{input_name}`: {missing}") from None
-    takes_any = False
     for name, parameter in parameters.items():
-        if parameter.kind is parameter.VAR_KEYWORD:
-            takes_any = True
         if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL) or name in kwargs:
             continue
         if name in args:
