@@ -334,3 +334,86 @@ def gcs_emulator(_fake_gcs_server, monkeypatch):
                 raise
 
     return bucket
+
+
+AZURITE = REPO / "tests" / "emulators" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def missing_service(reason: str):
+    """Skip a test whose service is missing here; under AQ_REQUIRE_SERVICES=1 (CI) fail it."""
+    if os.environ.get("AQ_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required here (AQ_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def _azurite(tmp_path_factory):
+    """Azurite's blob service (npm, installed by `make install` into tests/emulators) on a free
+    loopback port, in memory, in a temporary workspace."""
+    import re
+    import subprocess
+    import time
+
+    if not AZURITE.exists():
+        missing_service(f"Azurite is not installed ({AZURITE}): run `make install` (npm ci in tests/emulators)")
+    if not shutil.which("node"):
+        missing_service("Azurite needs Node.js, and `node` is not on PATH")
+    workspace = tmp_path_factory.mktemp("azurite")
+    log = workspace / "azurite.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", "0", "--silent", "--skipApiVersionCheck",
+             "--loose", "--inMemoryPersistence", "--disableTelemetry"],
+            cwd=workspace, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"listens on (http://127\.0\.0\.1:\d+)", log.read_text())):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Azurite did not start (exit {server.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield found.group(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def azure_emulator(_azurite, monkeypatch):
+    """An empty Azure Blob Storage (Azurite: a flat namespace) for this test, reached through the
+    Azure SDKs' AZURE_STORAGE_CONNECTION_STRING, whose BlobEndpoint is all that makes it an
+    emulator. Returns a function making containers (idempotent) that returns the filesystem."""
+    import pyarrow.fs as pafs
+
+    for variable in ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={_azurite}/{AZURITE_ACCOUNT};",
+    )
+    authority = _azurite.removeprefix("http://")
+    fs = pafs.AzureFileSystem(AZURITE_ACCOUNT, account_key=AZURITE_KEY, blob_storage_authority=authority,
+                              dfs_storage_authority=authority, blob_storage_scheme="http",
+                              dfs_storage_scheme="http")  # fmt: skip
+    for container in fs.get_file_info(pafs.FileSelector("")):  # what earlier tests left
+        fs.delete_dir(container.path)
+
+    def container(name: str) -> pafs.AzureFileSystem:
+        fs.create_dir(name)
+        return fs
+
+    return container
+
+
+@pytest.fixture(params=["s3", "gs", "abfs"])
+def object_store(request):
+    """Each object store on its local emulator: (scheme, make_bucket)."""
+    fixture = {"s3": "s3_emulator", "gs": "gcs_emulator", "abfs": "azure_emulator"}[request.param]
+    return request.param, request.getfixturevalue(fixture)

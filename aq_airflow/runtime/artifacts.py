@@ -9,6 +9,7 @@ step never leaves a half output that a later step reads as whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -35,16 +36,102 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     Credentials and endpoints come from the standard variables of each cloud's SDKs, which
     pyarrow reads itself (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...;
     ``GOOGLE_APPLICATION_CREDENTIALS``; workload identity on a pod), except for
-    ``STORAGE_EMULATOR_HOST`` (the Google SDKs' GCS emulator endpoint), applied here.
+    ``STORAGE_EMULATOR_HOST`` (the Google SDKs' GCS emulator endpoint) and Azure's
+    ``AZURE_STORAGE_*`` variables (see :func:`azure_filesystem`), applied here.
     """
     if "://" not in uri:
         uri = os.path.abspath(uri)
+    if uri.startswith(AZURE_SCHEMES):
+        return azure_filesystem(uri)
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if uri.startswith("gs://") and emulator:
         endpoint = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
         gcs = pafs.GcsFileSystem(anonymous=True, endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
         return gcs, uri.removeprefix("gs://")
     return pafs.FileSystem.from_uri(uri)
+
+
+AZURE_SCHEMES = ("abfs://", "abfss://", "az://")
+# Azurite's well-known development account (``UseDevelopmentStorage=true``), public by design
+AZURITE = {
+    "AccountName": "devstoreaccount1",
+    "AccountKey": "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    "BlobEndpoint": "http://127.0.0.1:10000/devstoreaccount1",
+}
+
+
+def azure_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's Azure filesystem for ``abfs[s]://container/path`` (or ``az://``, or
+    ``abfs://container@account.dfs.core.windows.net/path``), configured the way the Azure SDKs
+    and adlfs are: ``AZURE_STORAGE_CONNECTION_STRING`` (``AccountName``, ``AccountKey`` or
+    ``SharedAccessSignature``, ``BlobEndpoint`` for an emulator, ``EndpointSuffix`` for a
+    sovereign cloud, ``UseDevelopmentStorage=true`` for Azurite on its default port), else
+    ``AZURE_STORAGE_ACCOUNT_NAME`` with ``AZURE_STORAGE_ACCOUNT_KEY`` or
+    ``AZURE_STORAGE_SAS_TOKEN``. With neither key nor token, pyarrow's DefaultAzureCredential
+    authenticates: workload identity (``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``,
+    ``AZURE_FEDERATED_TOKEN_FILE``), a service principal, a managed identity, ..."""
+    parts = urlsplit(uri)
+    container, _, host = parts.netloc.rpartition("@") if "@" in parts.netloc else (parts.netloc, "", "")
+    settings = _azure_settings()
+    account = settings.get("AccountName")
+    if host:  # account.dfs.core.windows.net (or another cloud's suffix)
+        account, _, domain = host.partition(".")
+        if settings.get("AccountName", account) != account:
+            settings = {}  # the environment's credentials are another account's
+        service, _, suffix = domain.partition(".")
+        if service in ("blob", "dfs") and suffix and "BlobEndpoint" not in settings:
+            settings["EndpointSuffix"] = suffix
+    if not account:
+        raise ValueError(
+            f"{uri}: no storage account; set AZURE_STORAGE_ACCOUNT_NAME or AZURE_STORAGE_CONNECTION_STRING, "
+            "or write the URI as abfs://container@account.dfs.core.windows.net/path"
+        )
+    return _azure(account, tuple(sorted(settings.items()))), f"{container}{parts.path}".rstrip("/")
+
+
+def _azure_settings() -> dict[str, str]:
+    """The connection string's fields (``Key=value;...``), else the account variables'."""
+    text = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "")
+    fields = dict(field.split("=", 1) for field in text.split(";") if "=" in field)
+    if fields.pop("UseDevelopmentStorage", "").lower() == "true":
+        fields = {**AZURITE, **fields}
+    if not fields:
+        fields = {
+            "AccountName": os.environ.get("AZURE_STORAGE_ACCOUNT_NAME"),
+            "AccountKey": os.environ.get("AZURE_STORAGE_ACCOUNT_KEY"),
+            "SharedAccessSignature": os.environ.get("AZURE_STORAGE_SAS_TOKEN"),
+        }
+    return {key: value for key, value in fields.items() if value}
+
+
+@functools.lru_cache(maxsize=16)
+def _azure(account: str, settings: tuple[tuple[str, str], ...]) -> pafs.AzureFileSystem:
+    """One filesystem per configuration: it remembers whether the account has a hierarchical
+    namespace, which costs a request to find out."""
+    fields = dict(settings)
+    scheme = fields.get("DefaultEndpointsProtocol")
+    blob = dfs = None
+    if "BlobEndpoint" in fields:
+        endpoint = urlsplit(fields["BlobEndpoint"])
+        scheme = endpoint.scheme
+        if endpoint.path.strip("/") == account:  # path-style, as emulators serve it: host:port/account
+            blob = dfs = endpoint.netloc  # no Data Lake endpoint: a flat namespace
+        elif endpoint.netloc.startswith(f"{account}."):
+            blob = endpoint.netloc.removeprefix(account)
+            dfs = blob.replace(".blob.", ".dfs.", 1)
+        else:
+            raise ValueError(f"BlobEndpoint {fields['BlobEndpoint']}: neither {account}.<host> nor <host>/{account}")
+    elif "EndpointSuffix" in fields:
+        blob, dfs = f".blob.{fields['EndpointSuffix']}", f".dfs.{fields['EndpointSuffix']}"
+    options = {
+        "account_key": fields.get("AccountKey"),
+        "sas_token": fields.get("SharedAccessSignature", "").lstrip("?"),
+        "blob_storage_authority": blob,
+        "dfs_storage_authority": dfs,
+        "blob_storage_scheme": scheme,
+        "dfs_storage_scheme": scheme,
+    }
+    return pafs.AzureFileSystem(account, **{key: value for key, value in options.items() if value})
 
 
 @dataclass
@@ -93,7 +180,10 @@ class Location:
         temp = self.join(f".{MANIFEST}.{uuid.uuid4().hex[:8]}")
         with self.fs.open_output_stream(temp) as handle:
             handle.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
-        self.fs.move(temp, self.join(MANIFEST))
+        try:
+            self.fs.move(temp, self.join(MANIFEST))
+        except NotImplementedError:  # Azure without a hierarchical namespace (Azurite too): no rename
+            self.fs.copy_file(temp, self.join(MANIFEST))  # a server-side copy: whole or not at all
         keep = {MANIFEST, *manifest.get("files", [])}
         for info in self.fs.get_file_info(pafs.FileSelector(self.path)):
             if info.base_name not in keep:
