@@ -1,5 +1,6 @@
 """Retention: `aq-airflow gc` deletes run folders older than `artifacts_ttl`, never a run that
-Airflow still has queued or running, and `--dry-run` only lists."""
+Airflow still has queued or running, and `--dry-run` only lists; in a local folder and on the
+S3, GCS and Azure emulators."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import datetime
 import os
 import time
 
+import pyarrow.fs as pafs
 import pytest
 
-from aq_airflow.cli.gc import collect
+from aq_airflow.cli.gc import collect, run_folders
+from aq_airflow.runtime.artifacts import Location
 from tests.helpers import write
 
 SPEC = """
@@ -65,3 +68,42 @@ def test_gc_deletes_expired_runs_but_never_a_running_one(tmp_path, running_run, 
 
     collect(str(dags), dry_run=False)
     assert not old.exists() and fresh.exists() and running.exists()
+
+
+def store_run(root: str, run_id: str) -> str:
+    """A run folder in an object store with one committed step output; its URI."""
+    location = Location.of(f"{root}/kept_a_week/{run_id}/a")
+    location.begin()
+    location.commit({"kind": "none", "files": []})
+    return f"{root}/kept_a_week/{run_id}"
+
+
+def test_gc_on_each_object_store(object_store, running_run, tmp_path, capsys):
+    """The same on S3, GCS and Azure (a flat namespace) emulators: run folders are listed as the
+    store's prefixes, aged by their newest object, and deleted with everything under them."""
+    scheme, bucket = object_store
+    bucket("retention")
+    root = f"{scheme}://retention/aq"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    write(dags, "kept.aq.yaml", SPEC.format(artifacts=root))
+    old = store_run(root, "scheduled__old")
+    running = store_run(root, running_run)
+    written = max(folder.newest for folder in run_folders(root, "kept_a_week"))
+    time.sleep(2.1)  # the stores' times are whole seconds
+    fresh = store_run(root, "scheduled__fresh")
+    now = written + datetime.timedelta(days=7, seconds=1)  # old and running have expired, fresh has not
+
+    assert collect(str(dags), dry_run=True, now=now) == 0
+    listed = capsys.readouterr().out
+    assert f"would delete {old} (7 days old)" in listed and "fresh" not in listed
+    assert f"kept    {running} (the run is still queued or running)" in listed
+    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {"scheduled__old", "scheduled__fresh", running_run}
+
+    collect(str(dags), dry_run=False, now=now)
+    assert f"deleted {old}" in capsys.readouterr().out
+    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {"scheduled__fresh", running_run}
+    store = Location.of(root)
+    left = {i.path for i in store.fs.get_file_info(pafs.FileSelector(store.path, recursive=True))}
+    assert not {path for path in left if "scheduled__old" in path}, left  # nothing under it is left
+    assert Location.of(f"{fresh}/a").read_manifest() and Location.of(f"{running}/a").read_manifest()
