@@ -13,6 +13,7 @@ import pytest
 from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
 from aq_airflow.runners import sql as sql_runner
+from aq_airflow.warehouse import duckdb as duckdb_adapter
 
 HOLD_LOCK = "import duckdb, sys, time\nc = duckdb.connect(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep({})\n"
 
@@ -102,7 +103,7 @@ def test_a_locked_warehouse_fails_the_task_and_records_no_outcome(run_dag, tmp_p
     with duckdb.connect(str(path)) as conn:
         conn.execute("CREATE SCHEMA raw; CREATE TABLE raw.orders AS SELECT 1 AS id")
     monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(path)}))
-    monkeypatch.setattr(sql_runner, "DUCKDB_LOCK_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(duckdb_adapter, "LOCK_WAIT_SECONDS", 0.5)
     holder = hold_lock(path, 120)
     try:
         _, _, states = run_dag("q_locked", LOCKED.format(name="q_locked"))

@@ -11,14 +11,12 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from aq_airflow.quality.sql import table as table_name
-from aq_airflow.runners.sql import connect, dialect_of, transaction
+from aq_airflow.warehouse import Warehouse
 
 CHECKS_TABLE = "aq_check_results"
 METRICS_TABLE = "aq_metric_results"
@@ -44,49 +42,71 @@ def _json(value: Any) -> str | None:
 
 
 class ResultsStore:
-    """Reads and writes the results tables through a DB-API connection factory."""
+    """Reads and writes the results tables through a warehouse adapter.
 
-    def __init__(self, connect: Callable[[], Any], dialect: str | None, schema: str | None, placeholder: str):
-        self.connect = connect
-        self.dialect = dialect
+    ``ResultsStore(warehouse, schema)``; the earlier form ``ResultsStore(connect, dialect,
+    schema, placeholder)`` (a connection factory) still works.
+    """
+
+    def __init__(self, warehouse: Warehouse | Callable[[], Any], *args: Any):
+        if isinstance(warehouse, Warehouse):
+            (schema,) = args or (None,)
+        else:  # (connect, dialect, schema, placeholder)
+            dialect, schema, placeholder = args
+            warehouse = Warehouse.for_dialect(dialect, warehouse, placeholder)
+        self.warehouse = warehouse
         self.schema = schema
-        self.placeholder = placeholder
 
     @classmethod
     def of(cls, hook, schema: str | None) -> ResultsStore:
         """The results tables in the warehouse of a DbApiHook (in ``schema``, or its default)."""
-        return cls(partial(connect, hook), dialect_of(hook), schema, hook.placeholder)
+        return cls(Warehouse.of(hook), schema)
+
+    @property
+    def dialect(self) -> str | None:
+        return self.warehouse.dialect
+
+    @property
+    def placeholder(self) -> str:
+        return self.warehouse.placeholder
+
+    def connect(self) -> Any:
+        return self.warehouse.connect()
+
+    def _name(self, name: str) -> str:
+        return f"{self.schema}.{name}" if self.schema else name
 
     def _table(self, name: str) -> str:
-        return table_name(f"{self.schema}.{name}" if self.schema else name, self.dialect).sql(dialect=self.dialect)
+        return self.warehouse.quote_table(self._name(name))
 
     def _ddl(self) -> list[str]:
         statements = []
         if self.schema:
-            schema = exp.Create(this=table_name(self.schema, self.dialect), kind="SCHEMA", exists=True)
-            statements.append(schema.sql(dialect=self.dialect))
+            schema = exp.Create(this=self.warehouse.table(self.schema), kind="SCHEMA", exists=True)
+            statements.append(self.warehouse.render(schema))
         for name, columns in COLUMNS.items():
             body = ", ".join(f"{column} {kind}" for column, kind in columns)
             create = sqlglot.parse_one(f"CREATE TABLE IF NOT EXISTS t ({body})", read="duckdb")
-            create.find(exp.Table).replace(table_name(f"{self.schema}.{name}" if self.schema else name, self.dialect))
-            statements.append(create.sql(dialect=self.dialect))
+            create.find(exp.Table).replace(self.warehouse.table(self._name(name)))
+            statements.append(self.warehouse.render(create))
         return statements
 
     def ensure_tables(self) -> None:
-        with transaction(self.connect(), self.dialect, begin=False) as cursor:
+        with self.warehouse.transaction(begin=False) as cursor:
             for statement in self._ddl():
                 cursor.execute(statement)
 
     def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
         """Replace the task's rows (those matching ``key``) with ``rows``, atomically."""
         target = self._table(table)
+        p = self.placeholder
         names = [column for column, _ in COLUMNS[table]]
-        where = " AND ".join(f"{k} = {self.placeholder}" for k in KEY)
-        marks = ", ".join([self.placeholder] * len(names))
+        where = " AND ".join(f"{k} = {p}" for k in KEY)
+        marks = ", ".join([p] * len(names))
         insert = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - names are ours
         values = [tuple(row.get(n) for n in names) for row in rows]
 
-        with transaction(self.connect(), self.dialect) as cursor:
+        with self.warehouse.transaction() as cursor:
             cursor.execute(f"DELETE FROM {target} WHERE {where}", tuple(key[k] for k in KEY))  # noqa: S608
             if values:
                 cursor.executemany(insert, values)
@@ -99,13 +119,8 @@ class ResultsStore:
             f"WHERE dag_id = {p} AND step = {p} AND name = {p} AND run_id <> {p} AND value IS NOT NULL "
             f"AND outcome <> 'error' ORDER BY created_at DESC LIMIT {int(limit)}"
         )
-        conn = self.connect()
-        try:
-            cursor = conn if self.dialect == "duckdb" else conn.cursor()
-            cursor.execute(query, (dag_id, step, name, run_id))
-            return [float(row[0]) for row in cursor.fetchall()]
-        finally:
-            conn.close()
+        _, rows = self.warehouse.fetch_all(query, (dag_id, step, name, run_id))
+        return [float(row[0]) for row in rows]
 
     def read(
         self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
@@ -122,13 +137,8 @@ class ResultsStore:
                 query += f" AND {column} = {p}"
                 params.append(value)
         query += f" ORDER BY created_at DESC, step, name LIMIT {int(last)}"
-        conn = self.connect()
-        try:
-            cursor = conn if self.dialect == "duckdb" else conn.cursor()
-            cursor.execute(query, tuple(params))
-            return columns, cursor.fetchall()
-        finally:
-            conn.close()
+        _, rows = self.warehouse.fetch_all(query, params)
+        return columns, rows
 
 
 def utcnow() -> datetime.datetime:

@@ -1,0 +1,449 @@
+"""The warehouse adapter contract: everything aq-airflow does that depends on which database a
+DbApiHook reaches, in one class per dialect.
+
+``Warehouse`` implements the portable parts over PEP 249 (connections, transactions, Arrow
+batches from rows, statement generation through sqlglot); each dialect's module overrides only
+what differs, the way sqlglot's dialects do. ``Warehouse.of(hook)`` picks the adapter by the
+hook's connection type. Nothing here imports a driver, pandas or ``pyarrow.dataset`` at import
+time: those imports stay inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+log = logging.getLogger(__name__)
+
+# rows per Arrow batch read from a warehouse when the caller does not say
+BATCH_ROWS = 128 * 1024
+MODES = ("append", "replace", "merge")
+
+# PEP 249's classes for failures of the database's operation rather than of the query or data:
+# a lost connection, a lock, a timeout, a full disk. Every driver names them so.
+_INFRASTRUCTURE_CLASSES = frozenset({"OperationalError", "InterfaceError"})
+# SQLSTATE classes that say the same where a driver reports one (psycopg ``pgcode``/``sqlstate``,
+# Snowflake ``sqlstate``): connection exception, transaction rollback (serialization failure,
+# deadlock), insufficient resources, operator intervention (cancel, shutdown), system error
+_INFRASTRUCTURE_SQLSTATES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def normalize_identifier(name: str, dialect: str | None) -> str:
+    """The spelling a quoted reference must use to mean the unquoted ``name`` (Snowflake
+    upper-cases unquoted names, PostgreSQL and DuckDB lower-case or ignore case)."""
+    return normalize_identifiers(exp.to_identifier(name), dialect=dialect).name
+
+
+def table_expression(name: str, dialect: str | None) -> exp.Table:
+    """A (validated, dotted) table name, each part normalized for the dialect, then quoted."""
+    node = normalize_identifiers(exp.to_table(name, dialect=dialect), dialect=dialect)
+    for part in node.find_all(exp.Identifier):
+        part.set("quoted", True)
+    return node
+
+
+def column_expression(name: str, dialect: str | None) -> exp.Column:
+    """A column, normalized the way the dialect treats unquoted names, then quoted."""
+    node = normalize_identifiers(exp.column(name), dialect=dialect)
+    node.this.set("quoted", True)
+    return node
+
+
+def select_all(table: str, dialect: str | None) -> str:
+    """``SELECT * FROM table`` with each part of the name normalized and quoted for the dialect,
+    so quoting never changes which table is meant."""
+    return exp.select("*").from_(table_expression(table, dialect)).sql(dialect=dialect, identify=True)
+
+
+def sql_type(kind: pa.DataType) -> str:
+    """The portable SQL type (DuckDB's spelling, rendered per dialect by sqlglot) a published
+    table gets for an Arrow type."""
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    if pa.types.is_floating(kind):
+        return "DOUBLE"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_decimal(kind):
+        return f"DECIMAL({kind.precision}, {kind.scale})"
+    if pa.types.is_date(kind):
+        return "DATE"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
+    return "TEXT"
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Whether ``error`` says the warehouse or the store could not be used (so a task should
+    fail and retry), rather than that the query or the data is wrong (a check outcome), for
+    any warehouse: asks every adapter, each of which knows its own driver's errors."""
+    return any(adapter.is_infrastructure_error(error) for adapter in Warehouse.adapters())
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state if isinstance(state, str) and len(state) == 5 else None
+
+
+class _Connector:
+    """The part of a DbApiHook an adapter uses, around a bare connection factory."""
+
+    def __init__(self, connect: Callable[[], Any], conn_type: str | None = None):
+        self.get_conn = connect
+        self.conn_type = conn_type
+
+
+class Warehouse:
+    """A warehouse reached through a DbApiHook (or anything with ``get_conn()``).
+
+    Subclasses set ``dialect`` (sqlglot's name) and ``conn_types`` (the Airflow connection types
+    they serve, which registers them) and override what their database does differently.
+    """
+
+    #: sqlglot's name for the SQL this warehouse speaks (None: sqlglot's generic SQL)
+    dialect: ClassVar[str | None] = None
+    #: the Airflow connection types served by this adapter (``Warehouse.of`` chooses by them)
+    conn_types: ClassVar[tuple[str, ...]] = ()
+    #: the DB-API paramstyle's placeholder when the hook does not declare one
+    default_placeholder: ClassVar[str] = "%s"
+    #: connections autocommit, so a transaction is opened with an explicit BEGIN
+    explicit_begin: ClassVar[bool] = False
+    #: exception class names (in the driver's own modules) that are infrastructure failures
+    #: beyond PEP 249's OperationalError and InterfaceError
+    infrastructure_error_names: ClassVar[frozenset[str]] = frozenset()
+    #: the driver's top-level module, for ``infrastructure_error_names``
+    driver_module: ClassVar[str | None] = None
+
+    _registry: ClassVar[dict[str, type[Warehouse]]] = {}
+    _by_dialect: ClassVar[dict[str, type[Warehouse]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for conn_type in cls.conn_types:
+            Warehouse._registry[conn_type] = cls
+        if cls.conn_types and cls.dialect:
+            Warehouse._by_dialect[cls.dialect] = cls
+
+    def __init__(self, hook: Any, placeholder: str | None = None):
+        self.hook = hook
+        self._placeholder = placeholder
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dialect={self.dialect!r})"
+
+    # --- choosing an adapter -------------------------------------------------------------
+
+    @classmethod
+    def of(cls, hook: Any) -> Warehouse:
+        """The adapter for a DbApiHook, by its connection type; a generic DB-API adapter (with
+        the sqlglot dialect the hook's connection suggests) for databases without their own."""
+        if isinstance(hook, Warehouse):
+            return hook
+        conn_type = _conn_type(hook)
+        adapter = cls._registry.get(conn_type or "")
+        if adapter is not None:
+            return adapter(hook)
+        from aq_airflow.warehouse.generic import GenericWarehouse
+
+        return GenericWarehouse(hook, dialect=GenericWarehouse.dialect_for(hook, conn_type))
+
+    @classmethod
+    def for_dialect(
+        cls, dialect: str | None, connect: Callable[[], Any] | None = None, placeholder: str | None = None
+    ) -> Warehouse:
+        """The adapter for a sqlglot dialect over a bare connection factory (tests, the local
+        DuckDB over Parquet outputs, callers that hold no hook)."""
+        adapter = cls._by_dialect.get(dialect or "")
+        connector = _Connector(connect or _no_connection, adapter.conn_types[0] if adapter else None)
+        if adapter is not None:
+            return adapter(connector, placeholder=placeholder)
+        from aq_airflow.warehouse.generic import GenericWarehouse
+
+        return GenericWarehouse(connector, placeholder=placeholder, dialect=dialect)
+
+    @classmethod
+    def adapters(cls) -> list[type[Warehouse]]:
+        """Every registered adapter class, and the generic one."""
+        from aq_airflow.warehouse.generic import GenericWarehouse
+
+        return [*dict.fromkeys(cls._registry.values()), GenericWarehouse]
+
+    # --- identifiers and SQL text ----------------------------------------------------------
+
+    @property
+    def placeholder(self) -> str:
+        """The DB-API parameter marker of this warehouse's driver (``?``, ``%s``, ...)."""
+        if self._placeholder:
+            return self._placeholder
+        try:
+            declared = getattr(self.hook, "placeholder", None)  # a DbApiHook's (connection extras)
+        except Exception:  # a hook whose connection cannot be looked up here
+            declared = None
+        return declared if isinstance(declared, str) and declared else self.default_placeholder
+
+    def normalize_identifier(self, name: str) -> str:
+        return normalize_identifier(name, self.dialect)
+
+    def table(self, name: str) -> exp.Table:
+        return table_expression(name, self.dialect)
+
+    def column(self, name: str) -> exp.Column:
+        return column_expression(name, self.dialect)
+
+    def quote_table(self, name: str) -> str:
+        return self.table(name).sql(dialect=self.dialect)
+
+    def select_all(self, table: str) -> str:
+        return select_all(table, self.dialect)
+
+    def render(self, expression: exp.Expression) -> str:
+        return expression.sql(dialect=self.dialect)
+
+    # --- connections and transactions ----------------------------------------------------
+
+    def connect(self, wait: float | None = None) -> Any:
+        """A new DB-API connection. ``wait``: how long to wait for a warehouse that admits one
+        connection at a time (a file-backed DuckDB); ignored by the others."""
+        return self.hook.get_conn()
+
+    def cursor(self, conn: Any) -> Any:
+        """A cursor on ``conn`` that shares its transaction."""
+        return conn.cursor()
+
+    def begin(self, cursor: Any) -> None:
+        """Open a transaction (PEP 249 drivers open one implicitly; autocommit ones are told)."""
+        if self.explicit_begin:
+            cursor.execute("BEGIN TRANSACTION")
+
+    @contextmanager
+    def transaction(self, conn: Any = None, begin: bool = True) -> Iterator[Any]:
+        """A cursor whose statements commit together or not at all; the connection (a new one
+        unless given) is closed after. ``begin=False`` runs statements without opening a
+        transaction first (DDL, or set-up before calling :meth:`begin` explicitly)."""
+        conn = self.connect() if conn is None else conn
+        try:
+            cursor = self.cursor(conn)
+            if begin:
+                self.begin(cursor)
+            yield cursor
+            conn.commit()
+        except BaseException:
+            _rollback(conn)
+            raise
+        finally:
+            _close(conn)
+
+    @contextmanager
+    def session(self, conn: Any = None) -> Iterator[Any]:
+        """A cursor for reads; the connection (a new one unless given) is closed after."""
+        conn = self.connect() if conn is None else conn
+        try:
+            yield self.cursor(conn)
+        finally:
+            _close(conn)
+
+    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+        """(column names, rows) of a query with DB-API parameters (``self.placeholder`` marks)."""
+        with self.session() as cursor:
+            if parameters:
+                cursor.execute(sql, tuple(parameters))
+            else:
+                cursor.execute(sql)
+            return [d[0] for d in cursor.description or []], [tuple(r) for r in cursor.fetchall()]
+
+    # --- errors ----------------------------------------------------------------------------
+
+    @classmethod
+    def is_infrastructure_error(cls, error: BaseException) -> bool:
+        """Whether ``error`` says the warehouse could not be used (fail and retry the task)
+        rather than that the query or data is wrong: OS errors and timeouts, PEP 249's
+        OperationalError and InterfaceError, connection/resource/cancel SQLSTATEs, and the
+        adapter's own driver errors."""
+        if isinstance(error, OSError | TimeoutError):
+            return True
+        names = {kind.__name__ for kind in type(error).__mro__}
+        if names & _INFRASTRUCTURE_CLASSES:
+            return True
+        state = _sqlstate(error)
+        if state is not None and state[:2] in _INFRASTRUCTURE_SQLSTATES:
+            return True
+        if cls.infrastructure_error_names and cls.driver_module:
+            for kind in type(error).__mro__:
+                if (
+                    kind.__name__ in cls.infrastructure_error_names
+                    and kind.__module__.split(".")[0] == cls.driver_module
+                ):
+                    return True
+        return False
+
+    # --- reading Arrow -------------------------------------------------------------------
+
+    @contextmanager
+    def arrow_batches(
+        self, sql: str, batch_rows: int = BATCH_ROWS, conn: Any = None
+    ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
+        """``(schema, record batches)`` of a query, streamed: memory holds about one batch. The
+        batches are valid inside the ``with`` block; the connection (a new one unless given)
+        is closed after it."""
+        own = conn is None
+        conn = self.connect() if own else conn
+        try:
+            yield self.read_arrow(conn, sql, batch_rows)
+        finally:
+            if own:
+                _close(conn)
+
+    def read_arrow(self, conn: Any, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The batches of a query on an open connection; DB-API rows turned into Arrow here."""
+        cursor = self.cursor(conn)
+        cursor.execute(sql)
+        return self.batches_from_rows(cursor, batch_rows)
+
+    def arrow_type(self, column: Sequence[Any]) -> pa.DataType | None:
+        """The Arrow type of a DB-API ``description`` entry, or None to infer it from values."""
+        return None
+
+    def batches_from_rows(self, cursor: Any, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Record batches from an executed cursor's rows, ``batch_rows`` at a time. Types come
+        from the description where the adapter knows them, from the first batch's values
+        otherwise (a column null throughout the first batch is then typed null)."""
+        rows = cursor.fetchmany(batch_rows)
+        description = list(cursor.description or [])  # after the first fetch: named cursors
+        names = [d[0] for d in description]
+        known = [self.arrow_type(d) for d in description]
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in names]
+        first = [
+            pa.array(values, type=kind) if kind is not None else pa.array(values, from_pandas=False)
+            for values, kind in zip(columns, known, strict=True)
+        ]
+        schema = pa.schema([pa.field(n, a.type) for n, a in zip(names, first, strict=True)])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if not rows:
+                return
+            yield pa.RecordBatch.from_arrays(first, schema=schema)
+            while chunk := cursor.fetchmany(batch_rows):
+                arrays = [pa.array(list(v), type=f.type) for v, f in zip(zip(*chunk, strict=True), schema, strict=True)]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+        return schema, batches()
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def bulk_load(
+        self,
+        files: list[str],
+        fs: pafs.FileSystem | None,
+        schema: pa.Schema,
+        target: str,
+        mode: str,
+        keys: Sequence[str] = (),
+    ) -> None:
+        """Load Parquet ``files`` (on ``fs``: local by default, or an object store) with Arrow
+        ``schema`` into ``target`` (created when missing) by ``mode``: ``append``, ``replace``
+        (the table's rows become the files'), or ``merge`` (rows whose ``keys`` match are
+        replaced). The change to ``target`` is one transaction; memory holds about a row group."""
+        raise NotImplementedError(f"publish to a `{self.dialect or 'generic'}` warehouse is not built")
+
+    @staticmethod
+    def check_load(mode: str, keys: Sequence[str], schema: pa.Schema) -> None:
+        if mode not in MODES:
+            raise ValueError(f"publish mode `{mode}` is not one of {', '.join(MODES)}")
+        if mode == "merge" and not keys:
+            raise ValueError("a merge needs at least one key column")
+
+    def create_schema_sql(self, target: str) -> str | None:
+        """``CREATE SCHEMA IF NOT EXISTS`` for the schema part of a dotted target, if it has one."""
+        parts = target.split(".")
+        if len(parts) < 2:
+            return None
+        return self.render(exp.Create(this=self.table(".".join(parts[:-1])), kind="SCHEMA", exists=True))
+
+    def create_table_sql(self, target: str, schema: pa.Schema) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` with a column per Arrow field, types via :func:`sql_type`."""
+        columns = [
+            exp.ColumnDef(this=self.column(f.name).this, kind=exp.DataType.build(sql_type(f.type), dialect="duckdb"))
+            for f in schema
+        ]
+        create = exp.Create(this=exp.Schema(this=self.table(target), expressions=columns), kind="TABLE", exists=True)
+        return self.render(create)
+
+    def ddl_statements(self, target: str, schema: pa.Schema) -> list[str]:
+        return [s for s in (self.create_schema_sql(target), self.create_table_sql(target, schema)) if s]
+
+    def load_statements(
+        self, target: str, staged: exp.Expression, names: Sequence[str], mode: str, keys: Sequence[str]
+    ) -> list[str]:
+        """The statements that move staged rows (a table or relation) into the target."""
+        table = self.table(target)
+        cols = [self.column(n) for n in names]
+        statements = []
+        if mode == "replace":
+            statements.append(self.render(exp.delete(table.copy())))
+        elif mode == "merge":
+            key_cols = [self.column(k) for k in keys]
+            staged_keys = exp.select(*[c.copy() for c in key_cols]).from_(staged.copy())
+            if len(key_cols) > 1:  # (a, b) IN (SELECT a, b ...): the subquery needs its own parentheses
+                matched = exp.In(this=exp.Tuple(expressions=[c.copy() for c in key_cols]), query=staged_keys.subquery())
+            else:
+                matched = key_cols[0].copy().isin(query=staged_keys)
+            statements.append(self.render(exp.delete(table.copy(), where=matched)))
+        insert = exp.insert(
+            exp.select(*[c.copy() for c in cols]).from_(staged.copy()),
+            exp.Schema(this=table.copy(), expressions=[c.this.copy() for c in cols]),
+        )
+        statements.append(self.render(insert))
+        return statements
+
+
+def row_groups(files: list[str], fs: pafs.FileSystem, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The files' row groups one at a time (one empty table when there are none)."""
+    empty = True
+    for path in files:
+        with fs.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            for index in range(parquet.num_row_groups):
+                empty = False
+                yield parquet.read_row_group(index)
+    if empty:
+        yield schema.empty_table()
+
+
+def run(cursor: Any, statements: Sequence[str]) -> None:
+    for statement in statements:
+        cursor.execute(statement)
+
+
+def _conn_type(hook: Any) -> str | None:
+    conn_type = getattr(hook, "conn_type", None)
+    if isinstance(conn_type, str) and conn_type:
+        return conn_type
+    attr = getattr(hook, "conn_name_attr", None)  # duckdb_conn_id, postgres_conn_id, ...
+    return attr.rsplit("_conn_id", 1)[0] if isinstance(attr, str) and attr.endswith("_conn_id") else None
+
+
+def _no_connection() -> Any:
+    raise RuntimeError("this warehouse adapter was made for SQL text only and has no connection")
+
+
+def _rollback(conn: Any) -> None:
+    """Roll back, keeping the error that caused it (a rollback on a lost connection fails too)."""
+    try:
+        conn.rollback()
+    except Exception as error:
+        log.debug("rollback failed: %s", error)
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception as error:
+        log.debug("closing the connection failed: %s", error)
