@@ -4,13 +4,17 @@ KubernetesPodOperator tasks building the same pods."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from pathlib import Path
 
 import yaml
 
 from aq_airflow.cli.main import loader_files
 from aq_airflow.codegen import render_dag
+from aq_airflow.operators.registry import operator_arguments, operator_name
 from aq_airflow.plan import AssetRef, Seconds, compile_spec
+from aq_airflow.runners.kubernetes import pod_arguments
 
 STEPS = 10
 
@@ -48,10 +52,16 @@ def spec_text(index: int) -> str:
 
 
 def _dag_factory_value(value):
+    """A plan value as dag-factory YAML: plan objects and enums as ``__type__`` dicts."""
     if isinstance(value, Seconds):
         return value.value
     if isinstance(value, AssetRef):
         return {"__type__": "airflow.sdk.Asset", "name": value.name, "uri": value.uri}
+    if isinstance(value, enum.Enum):
+        return {"__type__": f"aq_airflow.plan.model.{type(value).__name__}", "__args__": [value.value]}
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: _dag_factory_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__type__": f"aq_airflow.plan.model.{type(value).__name__}", **fields}
     if isinstance(value, dict):
         return {k: _dag_factory_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -59,32 +69,34 @@ def _dag_factory_value(value):
     return value
 
 
-def _k8s(kind: str, **fields) -> dict:
-    return {"__type__": f"kubernetes.client.models.{kind}", **fields}
+def _k8s(value):
+    """A Kubernetes client model object as a dag-factory ``__type__`` dict."""
+    if isinstance(value, list):
+        return [_k8s(v) for v in value]
+    if not hasattr(value, "openapi_types"):
+        return value
+    fields = {name: _k8s(getattr(value, name)) for name in value.openapi_types if getattr(value, name) is not None}
+    return {"__type__": f"kubernetes.client.models.{type(value).__name__}", **fields}
 
 
 def dag_factory_config(plan) -> dict:
     """The same DAG as dag-factory YAML: KubernetesPodOperator for pods, the same operators elsewhere."""
     tasks = {}
     for task in plan.tasks:
-        kwargs = _dag_factory_value(dict(task.kwargs))
         name = task.task_id.replace(".", "_")
-        if task.operator == "AqPodStepOperator":
-            env = [_k8s("V1EnvVar", name=k, value=v) for k, v in kwargs.pop("env_vars").items()]
-            kwargs.pop("secret_env")
-            kwargs.pop("step")
-            kwargs.pop("node_affinity")
-            resources = kwargs.pop("container_resources")
+        arguments = operator_arguments(task)
+        operator = operator_name(task)
+        if operator == "AqPodStepOperator":
+            pod = {k: _k8s(v) for k, v in pod_arguments(arguments.pop("plan")).items() if v is not None}
             config = {
                 "operator": "airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator",
-                **kwargs,
-                "env_vars": env,
-                "container_resources": _k8s("V1ResourceRequirements", **resources),
-                "xcom_sidecar_container_security_context": kwargs["container_security_context"],
+                **_dag_factory_value(arguments),
+                **pod,
+                "xcom_sidecar_container_security_context": pod["container_security_context"],
                 "do_xcom_push": True,
             }
         else:
-            config = {"operator": f"aq_airflow.operators.{task.operator}", **kwargs}
+            config = {"operator": f"aq_airflow.operators.{operator}", **_dag_factory_value(arguments)}
         config["task_group_name"] = task.group
         config["dependencies"] = [u.replace(".", "_") for u in task.upstream]
         tasks[name] = config

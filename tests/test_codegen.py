@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import enum
 import shutil
 import string
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from aq_airflow.cli.main import main as cli
 from aq_airflow.codegen import render_dag
 from aq_airflow.plan import compile_spec, compile_text
+from aq_airflow.plan.model import PLAN_TYPES
 from aq_airflow.spec import SpecFile
 from tests.conftest import EXAMPLES, example_specs
 
@@ -60,12 +62,14 @@ def test_output_is_byte_identical_on_every_run(path, tmp_path):
 
 # ---- adversarial spec text stays data -------------------------------------------------------
 
+PLAN_ENUMS = {name for name, cls in PLAN_TYPES.items() if issubclass(cls, enum.Enum)}
 ALLOWED_CALLS = {
     "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback", "float",
     "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
     "AqCheckOperator", "AqMetricOperator", "AqPublishOperator",
+    *(set(PLAN_TYPES) - PLAN_ENUMS),
 }  # fmt: skip
-ALLOWED_IMPORTS = {"datetime", "airflow.sdk", "aq_airflow.operators"}
+ALLOWED_IMPORTS = {"datetime", "airflow.sdk", "aq_airflow.operators", "aq_airflow.plan.model"}
 
 EVIL = [
     '"); import os; os.system("x") #',
@@ -86,7 +90,10 @@ def assert_inert(source: str) -> None:
             raise AssertionError(f"unexpected import {ast.dump(node)}")
         if isinstance(node, ast.ImportFrom):
             assert node.module in ALLOWED_IMPORTS, node.module
-        assert not isinstance(node, ast.Lambda | ast.FunctionDef | ast.ClassDef | ast.Attribute)
+        if isinstance(node, ast.Attribute):  # only a member of a plan enum: `StepKind.PYTHON`
+            assert isinstance(node.value, ast.Name) and node.value.id in PLAN_ENUMS, ast.dump(node)
+            assert node.attr in PLAN_TYPES[node.value.id].__members__, node.attr
+        assert not isinstance(node, ast.Lambda | ast.FunctionDef | ast.ClassDef)
 
 
 def yaml_escape(char: str) -> str:

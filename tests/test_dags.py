@@ -84,7 +84,7 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
     assert {t.trigger_rule for t in dag.tasks} == {"all_success"}
     publish = dag.get_task("scores.publish")
     assert [o.name for o in publish.outlets] == ["analytics.churn_scores"]
-    assert (publish.mode, publish.keys) == ("merge", ["customer_id"])
+    assert (publish.plan.mode, publish.plan.keys) == ("merge", ("customer_id",))
     assert dag.get_task("customers.run").sql.startswith("SELECT * FROM raw.customers")
     assert dag.get_task("train.run").execution_timeout.total_seconds() == 7200
     assert dag.get_task("features.run").retries == 2
@@ -125,7 +125,7 @@ def test_error_metric_gates_nothing_downstream_but_fails_its_task(bag):
 def test_table_step_read_by_a_python_step_is_exported_first(bag):
     dag = bag.dags["fraud_training"]
     export = dag.get_task("labels.run")
-    assert (export.table, export.sql) == ("risk.chargebacks", None)
+    assert (export.plan.table, export.plan.sql) == ("risk.chargebacks", None)
     assert dag.get_task("dataset.run").upstream_task_ids == {"labels.run", "transactions.checks"}
     assert "labels.checks" not in dag.get_task("dataset.run").upstream_task_ids  # warning only
 
@@ -282,5 +282,5 @@ def test_local_profile_runs_steps_as_processes():
     dag = build_dag(compile_text(SpecFile("local.aq.yaml", text)))
     task = dag.get_task("a.run")
     assert type(task).__name__ == "AqLocalStepOperator"
-    assert task.resource_asks == {"gpu": 1}  # what the spec asked, no profile defaults filled in
-    assert task.env_vars["AQ_OUTPUT"] == "local/{{ run_id }}/a"
+    assert task.plan.resources.asked == {"gpu": 1}  # what the spec asked, no profile defaults filled in
+    assert task.plan.output.path("r1") == "local/r1/a"

@@ -8,10 +8,13 @@ import uuid
 
 import pytest
 
+from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
+from aq_airflow.plan.planner import compile_check, compile_metric
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics
 from aq_airflow.quality.sql import table
 from aq_airflow.quality.suite import Suite
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.spec.models import Check, Metric
 
 ROWS = [
     # id, amount, currency, created_at, email
@@ -81,8 +84,17 @@ EXPECTED_METRICS = {"rows": 4, "amounts": 3, "mean": 25 / 3, "low": -5, "high": 
                     "custom": 25}  # fmt: skip
 
 
+def checks_of(*specs: dict) -> tuple[CheckPlan, ...]:
+    """Checks as a spec writes them, compiled as the planner compiles them."""
+    return tuple(compile_check(Check.model_validate(s)) for s in specs)
+
+
+def metrics_of(*specs: dict) -> tuple[MetricPlan, ...]:
+    return tuple(compile_metric(Metric.model_validate(s)) for s in specs)
+
+
 def check_everything(dataset: Dataset, table_ref: str) -> None:
-    checks = [dict(c, sql=c["sql"].format(table=table_ref)) if "sql" in c else c for c in CHECKS]
+    checks = checks_of(*(dict(c, sql=c["sql"].format(table=table_ref)) if "sql" in c else c for c in CHECKS))
     outcomes = {o.name: o for o in run_checks(dataset, checks, {"email"}, NOW)}
     got = {n: (o.outcome, o.failing_rows if EXPECTED[n][1] is not None else None) for n, o in outcomes.items()}
     assert got == EXPECTED, {n: outcomes[n].message for n in got if got[n] != EXPECTED[n]}
@@ -90,7 +102,7 @@ def check_everything(dataset: Dataset, table_ref: str) -> None:
     assert sample and all("email" not in {k.lower() for k in row} for row in sample)  # sensitive: never sampled
     assert [{k.lower(): v for k, v in row.items()} for row in outcomes["amount_range"].sample] == [{"amount": -5.0}]
     assert outcomes["gx_between"].details["unexpected_count"] == 1
-    metrics = {o.name: o for o in run_metrics(dataset, METRICS, lambda spec: [])}
+    metrics = {o.name: o for o in run_metrics(dataset, metrics_of(*METRICS), lambda spec: [])}
     for name, value in EXPECTED_METRICS.items():
         assert metrics[name].value == pytest.approx(value), (name, metrics[name].message)
     assert metrics["mean"].outcome == "failed" and "above the maximum 5" in metrics["mean"].message
@@ -124,7 +136,9 @@ def test_duckdb(tmp_path):
                      "created_at TIMESTAMP, email VARCHAR)")  # fmt: skip
         conn.executemany("INSERT INTO shop.orders VALUES (?, ?, ?, ?, ?)", ROWS)
     connect = lambda: duckdb.connect(path)  # noqa: E731
-    check_everything(Dataset.warehouse({"table": "shop.orders"}, connect, "duckdb"), "shop.orders")
+    check_everything(
+        Dataset.warehouse(QualitySource(SourceKind.TABLE, table="shop.orders"), connect, "duckdb"), "shop.orders"
+    )
     roundtrip_results(ResultsStore(connect, "duckdb", "aq", "?"))
 
 
@@ -158,7 +172,10 @@ def test_postgresql(postgres_dsn):
         cursor.executemany(f"INSERT INTO {schema}.orders VALUES (%s, %s, %s, %s, %s)", ROWS)
     connect = lambda: psycopg2.connect(postgres_dsn)  # noqa: E731
     try:
-        check_everything(Dataset.warehouse({"table": f"{schema}.orders"}, connect, "postgres"), f"{schema}.orders")
+        check_everything(
+            Dataset.warehouse(QualitySource(SourceKind.TABLE, table=f"{schema}.orders"), connect, "postgres"),
+            f"{schema}.orders",
+        )
         roundtrip_results(ResultsStore(connect, "postgres", schema, "%s"))
     finally:
         with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
@@ -175,7 +192,9 @@ def test_snowflake_fakesnow():
             conn.cursor().execute("CREATE TABLE shop.orders (id int, amount double, currency varchar, "
                                   "created_at timestamp, email varchar)")  # fmt: skip
             conn.cursor().executemany("INSERT INTO shop.orders VALUES (%s, %s, %s, %s, %s)", ROWS)
-        check_everything(Dataset.warehouse({"table": "shop.orders"}, connect, "snowflake"), "shop.orders")
+        check_everything(
+            Dataset.warehouse(QualitySource(SourceKind.TABLE, table="shop.orders"), connect, "snowflake"), "shop.orders"
+        )
         roundtrip_results(ResultsStore(connect, "snowflake", "aq", "%s"))
 
 
@@ -190,16 +209,16 @@ def test_fused_query_text_is_pinned_per_dialect():
     }
     for dialect, sql in expected.items():
         suite = Suite(table("shop.orders", dialect), dialect)
-        suite.add_check({"name": "a", "not_null": "id"})
-        suite.add_check({"name": "b", "row_count": {"min": 1}})  # COUNT(*) is computed once
-        suite.add_metric({"name": "c", "quantile": {"column": "amount", "q": 0.9}})
+        suite.add_check(*checks_of({"name": "a", "not_null": "id"}))
+        suite.add_check(*checks_of({"name": "b", "row_count": {"min": 1}}))  # COUNT(*) is computed once
+        suite.add_metric(*metrics_of({"name": "c", "quantile": {"column": "amount", "q": 0.9}}))
         assert suite.query() == sql
 
 
 @pytest.mark.parametrize("text", ["1; DROP TABLE x", "(SELECT 1) FROM t", "a b c", "amount > 0 --"])
 def test_user_expressions_must_be_one_expression(text):
     suite = Suite(table("t", "duckdb"), "duckdb")
-    compiled = suite.add_check({"name": "e", "expression": text})
+    compiled = suite.add_check(*checks_of({"name": "e", "expression": text}))
     assert compiled.error or (suite.query() is not None and "DROP" not in suite.query())
 
 
@@ -207,15 +226,15 @@ def test_history_bounds():
     from aq_airflow.quality.evaluate import metric_outcome
     from aq_airflow.quality.suite import Compiled
 
-    spec = {"name": "rows", "count": "*", "history": {"window": 5, "max_zscore": 3}}
-    compiled = Compiled(spec, "count", {"value": "m0"})
+    (spec,) = metrics_of({"name": "rows", "count": "*", "history": {"window": 5, "max_zscore": 3}})
+    compiled = Compiled(spec, {"value": "m0"})
     history = [100.0, 101.0, 99.0, 100.0, 102.0]
     assert metric_outcome(compiled, {"m0": 100}, history).outcome == "passed"
     out = metric_outcome(compiled, {"m0": 10}, history)
     assert out.outcome == "failed" and "standard deviations" in out.message
     short = metric_outcome(compiled, {"m0": 10}, history[:2])
     assert short.outcome == "passed" and "not enough history" in short.message
-    change = Compiled({"name": "c", "sum": "x", "max_change": "20%"}, "sum", {"value": "m0"})
+    change = Compiled(*metrics_of({"name": "c", "sum": "x", "max_change": "20%"}), {"value": "m0"})
     assert metric_outcome(change, {"m0": 130}, [100.0]).outcome == "failed"
     assert metric_outcome(change, {"m0": 115}, [100.0]).outcome == "passed"
     assert "no previous run" in metric_outcome(change, {"m0": 115}, []).message

@@ -8,11 +8,12 @@ from typing import Any
 from airflow.sdk import DAG, Asset, TaskGroup
 
 from aq_airflow import operators
+from aq_airflow.operators.registry import operator_arguments, operator_name
 from aq_airflow.plan import AssetRef, CallbackRef, DagPlan, Seconds
 
 
 def materialize(value: Any) -> Any:
-    """The plan's marker values as the objects Airflow expects."""
+    """The plan's marker values as the objects Airflow expects (typed plans pass as they are)."""
     if isinstance(value, Seconds):
         return datetime.timedelta(seconds=value.value)
     if isinstance(value, AssetRef):
@@ -32,10 +33,10 @@ def build_dag(plan: DagPlan) -> DAG:
     groups = {g.group_id: TaskGroup(g.group_id, tooltip=g.tooltip, dag=dag) for g in plan.groups}
     tasks = {}
     for task in plan.tasks:
-        operator = getattr(operators, task.operator)
-        group = groups[task.group] if task.group else None
-        short_id = task.task_id.removeprefix(f"{task.group}.") if task.group else task.task_id
-        tasks[task.task_id] = operator(task_id=short_id, dag=dag, task_group=group, **materialize(task.kwargs))
+        operator = getattr(operators, operator_name(task))
+        short_id = task.task_id.removeprefix(f"{task.group}.")
+        arguments = materialize(operator_arguments(task))
+        tasks[task.task_id] = operator(task_id=short_id, dag=dag, task_group=groups[task.group], **arguments)
     for task in plan.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]

@@ -154,19 +154,10 @@ def run_pipeline(
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:
         artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
-        dags = _prepare(spec, home, warehouse_uri, _warehouse_of(plan), verbose, artifacts, workdir)
+        dags = _prepare(spec, home, warehouse_uri, plan.warehouse, verbose, artifacts, workdir)
         return _run(plan, dags, date, params, workdir, warehouse_uri, artifacts)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _results_schema_of(plan) -> str | None:
-    return next((t.kwargs.get("results_schema") for t in plan.tasks if "results_schema" in t.kwargs), None)
-
-
-def _warehouse_of(plan) -> str:
-    conn_ids = {t.kwargs["conn_id"] for t in plan.tasks if "conn_id" in t.kwargs}
-    return next(iter(sorted(conn_ids)), "aq_warehouse")
 
 
 def _run(
@@ -204,7 +195,7 @@ def _run(
 def _summary(
     dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan, artifacts: str
 ) -> int:
-    conn_id, results_schema = _warehouse_of(plan), _results_schema_of(plan)
+    conn_id, results_schema = plan.warehouse, plan.results_schema
     from airflow.utils.session import create_session
 
     print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")

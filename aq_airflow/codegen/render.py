@@ -12,7 +12,8 @@ from importlib import resources
 import jinja2
 
 from aq_airflow import __version__
-from aq_airflow.codegen.literals import py_literal
+from aq_airflow.codegen.literals import plan_types, py_literal
+from aq_airflow.operators.registry import operator_arguments, operator_name
 from aq_airflow.plan import DagPlan
 
 TEMPLATE = "dag.py.j2"
@@ -38,13 +39,26 @@ def _var(task_id: str) -> str:
 def render_dag(plan: DagPlan) -> str:
     """The Python source of a DAG file that builds the same DAG as the loader does."""
     tasks_by_group: dict[str, list[dict]] = {g.group_id: [] for g in plan.groups}
+    types: set[str] = set()
     for task in plan.tasks:
         short_id = task.task_id.removeprefix(f"{task.group}.")
-        tasks_by_group[task.group].append({"var": _var(task.task_id), "short_id": short_id, "plan": task})
+        arguments = operator_arguments(task)
+        types |= plan_types(arguments)
+        tasks_by_group[task.group].append(
+            {"var": _var(task.task_id), "short_id": short_id, "operator": operator_name(task), "arguments": arguments}
+        )
     edges = [(_var(up), _var(task.task_id)) for task in plan.tasks for up in task.upstream]
-    operators = sorted({task.operator for task in plan.tasks} | ({"ImportedCallback"} if plan.on_failure else set()))
+    operators = sorted({t["operator"] for ts in tasks_by_group.values() for t in ts})
+    operators += ["ImportedCallback"] if plan.on_failure else []
     return (
         _environment()
         .get_template(TEMPLATE)
-        .render(plan=plan, version=__version__, operators=operators, tasks_by_group=tasks_by_group, edges=edges)
+        .render(
+            plan=plan,
+            version=__version__,
+            operators=sorted(operators),
+            plan_types=sorted(types),
+            tasks_by_group=tasks_by_group,
+            edges=edges,
+        )
     )

@@ -16,6 +16,7 @@ from airflow.exceptions import AirflowException
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckResult
 from airflow.sdk import BaseHook, BaseOperator
 
+from aq_airflow.plan.model import MetricPlan, PublishPlan, QualityPlan, SourceKind
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
@@ -28,37 +29,32 @@ from aq_airflow.runtime.artifacts import Location, MissingArtifact
 class _QualityTask:
     """What checks, metrics and publish share: the warehouse, the data, the results store."""
 
-    conn_id: str
-    step: str
-    source: dict
-    artifacts: str | None
-    results_schema: str | None
-    spec_hash: str
-    image: str | None
+    plan: QualityPlan | PublishPlan
 
     def warehouse_hook(self):
-        return BaseHook.get_connection(self.conn_id).get_hook()
+        return BaseHook.get_connection(self.plan.warehouse).get_hook()
 
     def results(self, hook) -> ResultsStore:
-        store = ResultsStore.of(hook, self.results_schema)
+        store = ResultsStore.of(hook, self.plan.results_schema)
         store.ensure_tables()
         return store
 
-    def artifact(self) -> tuple[Location, dict]:
-        location = Location.of(local.artifact_uri(self.artifacts, self.source["artifact"]))
-        return location, location.read_manifest(self.step)
+    def artifact(self, context: Any) -> tuple[Location, dict]:
+        location = Location.of(local.artifact_uri(self.plan.artifacts, self.plan.source.artifact, context["run_id"]))
+        return location, location.read_manifest(self.plan.step)
 
-    def dataset(self, hook) -> Dataset:
+    def dataset(self, hook, context: Any) -> Dataset:
         """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
-        if "table" in self.source or "query" in self.source:
-            dataset = Dataset.warehouse(self.source, partial(connect, hook), dialect_of(hook))
-            if "artifact" in self.source:  # a sql step's output schema, for `schema` checks
-                dataset.columns = [tuple(c) for c in self.artifact()[1].get("schema", [])]
+        source = self.plan.source
+        if source.kind != SourceKind.ARTIFACT:
+            dataset = Dataset.warehouse(source, partial(connect, hook), dialect_of(hook))
+            if source.artifact is not None:  # a sql step's output schema, for `schema` checks
+                dataset.columns = [tuple(c) for c in self.artifact(context)[1].get("schema", [])]
             return dataset
-        location, manifest = self.artifact()
+        location, manifest = self.artifact(context)
         if manifest["kind"] != "table":
-            raise MissingArtifact(f"step `{self.step}` produced a {manifest['kind']}, not a table to check")
-        return Dataset.artifact(location, manifest, self.step)
+            raise MissingArtifact(f"step `{self.plan.step}` produced a {manifest['kind']}, not a table to check")
+        return Dataset.artifact(location, manifest, self.plan.step)
 
     def common_row(self, context: Any) -> dict:
         ti = context["ti"]
@@ -66,14 +62,21 @@ class _QualityTask:
         return {
             "dag_id": ti.dag_id,
             "run_id": ti.run_id,
-            "step": self.step,
+            "step": self.plan.step,
             "map_index": ti.map_index if ti.map_index is not None else -1,
             "try_number": ti.try_number,
-            "spec_hash": self.spec_hash,
-            "image": self.image,
+            "spec_hash": self.plan.spec_hash,
+            "image": self.plan.image,
             "logical_date": logical.astimezone(datetime.timezone.utc).replace(tzinfo=None),
             "created_at": utcnow(),
         }
+
+    def render_template_fields(self, context: Any, jinja_env=None) -> None:
+        """Airflow templates in checks and metrics (``"{{ params.min_rows }}"``) are rendered
+        into a new plan; the planned one stays as it was."""
+        super().render_template_fields(context, jinja_env)
+        if isinstance(self.plan, QualityPlan):
+            self.plan = self.plan.rendered(lambda value: self.render_template(value, context, jinja_env))
 
 
 def _report(log, what: str, outcomes: list[Outcome]) -> list[Outcome]:
@@ -98,78 +101,53 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
     ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage.
     """
 
-    template_fields = ("source", "checks")
-
-    def __init__(
-        self,
-        *,
-        step: str,
-        source: dict,
-        checks: list[dict],
-        artifacts: str | None,
-        sensitive: list[str],
-        results_schema: str | None,
-        spec_hash: str,
-        image: str | None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.step = step
-        self.source = source
-        self.checks = checks
-        self.artifacts = artifacts
-        self.sensitive = sensitive
-        self.results_schema = results_schema
-        self.spec_hash = spec_hash
-        self.image = image
+    def __init__(self, *, plan: QualityPlan, **kwargs: Any) -> None:
+        super().__init__(conn_id=plan.warehouse, **kwargs)
+        self.plan = plan
 
     def execute(self, context: Any) -> Any:
         hook = self.get_db_hook()
+        checks = self.plan.checks
         try:
             # freshness is judged at the end of the run's data interval (so backfills are judged
             # as of their own date), or now when the run has none
             as_of = context.get("data_interval_end") or _now()
-            outcomes = run_checks(self.dataset(hook), self.checks, {c.lower() for c in self.sensitive}, as_of)
+            outcomes = run_checks(self.dataset(hook, context), checks, set(self.plan.sensitive), as_of)
         except MissingArtifact as error:
-            outcomes = unreadable(self.checks, f"could not read the data: {error}")
+            outcomes = unreadable(checks, f"could not read the data: {error}")
         except Exception as error:
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
             # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
-            outcomes = unreadable(self.checks, f"{type(error).__name__}: {error}")
+            outcomes = unreadable(checks, f"{type(error).__name__}: {error}")
         common = self.common_row(context)
         self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
         self.check_results = [self._lineage_result(o) for o in outcomes]
         blocking = _report(self.log, "check", outcomes)
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
-            raise AirflowException(f"step `{self.step}`: {len(blocking)} check(s) failed:\n{listing}")
+            raise AirflowException(f"step `{self.plan.step}`: {len(blocking)} check(s) failed:\n{listing}")
         return {"checks": len(outcomes), "passed": sum(o.outcome == PASSED for o in outcomes)}
 
     def _lineage_dataset(self) -> tuple[str, str]:
         """(namespace, name) of the data the checks read, for OpenLineage."""
-        if "table" in self.source:
-            return f"{self.get_db_hook().conn_type}://{self.conn_id}", self.source["table"]
-        return "file", f"{self.step}:{self.source.get('artifact', 'query')}"
+        source = self.plan.source
+        if source.kind == SourceKind.TABLE:
+            return f"{self.get_db_hook().conn_type}://{self.plan.warehouse}", source.table
+        return "file", f"{self.plan.step}:{source.kind}"
 
     def _lineage_result(self, outcome: Outcome) -> SQLCheckResult:
-        spec = next(c for c in self.checks if c["name"] == outcome.name)
-        value = spec.get(outcome.kind)
-        column = (
-            spec.get("column")
-            or (value if outcome.kind in ("not_null", "unique") and isinstance(value, str) else None)
-            or (value.get("column") if isinstance(value, dict) else None)
-        )
+        spec = next(c for c in self.plan.checks if c.name == outcome.name)
         return SQLCheckResult(
             name=outcome.name,
             check_type=outcome.kind,
             success=outcome.outcome == PASSED,
             severity="error" if outcome.severity == "error" else "warn",
-            column=column,
+            column=spec.column,
             table=self._lineage_dataset()[1],
             expected=None if outcome.expected is None else str(outcome.expected),
             actual=None if outcome.observed is None else str(outcome.observed),
-            description=spec.get("description") or outcome.message,
+            description=spec.description or outcome.message,
         )
 
     def get_openlineage_facets_on_start(self):
@@ -185,54 +163,35 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
 class AqMetricOperator(_QualityTask, BaseOperator):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
-    template_fields = ("source", "metrics")
-
-    def __init__(
-        self,
-        *,
-        conn_id: str,
-        step: str,
-        source: dict,
-        metrics: list[dict],
-        artifacts: str | None,
-        results_schema: str | None,
-        spec_hash: str,
-        image: str | None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, plan: QualityPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id
-        self.step = step
-        self.source = source
-        self.metrics = metrics
-        self.artifacts = artifacts
-        self.results_schema = results_schema
-        self.spec_hash = spec_hash
-        self.image = image
+        self.plan = plan
 
     def execute(self, context: Any) -> Any:
         hook = self.warehouse_hook()
         store = self.results(hook)
         ti = context["ti"]
+        metrics = self.plan.metrics
 
-        def history(spec: dict) -> list[float]:
-            window = (spec.get("history") or {}).get("window", 1)
-            return store.metric_history(ti.dag_id, self.step, spec["name"], ti.run_id, window)
+        def history(spec: MetricPlan) -> list[float]:
+            if not spec.history_needed:
+                return []
+            return store.metric_history(ti.dag_id, self.plan.step, spec.name, ti.run_id, spec.history_needed)
 
         try:
-            outcomes = run_metrics(self.dataset(hook), self.metrics, history)
+            outcomes = run_metrics(self.dataset(hook, context), metrics, history)
         except MissingArtifact as error:
-            outcomes = unreadable(self.metrics, f"could not read the data: {error}", metrics=True)
+            outcomes = unreadable(metrics, f"could not read the data: {error}")
         except Exception as error:
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
-            outcomes = unreadable(self.metrics, f"{type(error).__name__}: {error}", metrics=True)
+            outcomes = unreadable(metrics, f"{type(error).__name__}: {error}")
         common = self.common_row(context)
         store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])
         blocking = _report(self.log, "metric", outcomes)
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
-            raise AirflowException(f"step `{self.step}`: {len(blocking)} metric(s) out of bounds:\n{listing}")
+            raise AirflowException(f"step `{self.plan.step}`: {len(blocking)} metric(s) out of bounds:\n{listing}")
         return {o.name: o.value for o in outcomes}
 
 
@@ -240,37 +199,19 @@ class AqPublishOperator(_QualityTask, BaseOperator):
     """Loads the step's output into a warehouse table (append, replace or merge) in one
     transaction; the table is the task's Asset outlet."""
 
-    template_fields = ("source",)
-
-    def __init__(
-        self,
-        *,
-        conn_id: str,
-        step: str,
-        source: dict,
-        table: str,
-        mode: str,
-        keys: list[str],
-        artifacts: str | None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, plan: PublishPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id
-        self.step = step
-        self.source = source
-        self.table = table
-        self.mode = mode
-        self.keys = keys
-        self.artifacts = artifacts
+        self.plan = plan
 
     def execute(self, context: Any) -> Any:
-        location, manifest = self.artifact()
+        plan = self.plan
+        location, manifest = self.artifact(context)
         if manifest["kind"] != "table":
-            raise AirflowException(f"step `{self.step}` produced a {manifest['kind']}; only tables can be published")
+            raise AirflowException(f"step `{plan.step}` produced a {manifest['kind']}; only tables can be published")
         files = [location.join(f) for f in manifest["files"]]
-        rows = publish(self.warehouse_hook(), files, self.table, self.mode, self.keys, location.fs)
-        self.log.info("published %s rows of step `%s` into %s (%s)", rows, self.step, self.table, self.mode)
-        return {"table": self.table, "mode": self.mode, "rows": rows}
+        rows = publish(self.warehouse_hook(), files, plan.table, plan.mode, list(plan.keys), location.fs)
+        self.log.info("published %s rows of step `%s` into %s (%s)", rows, plan.step, plan.table, plan.mode)
+        return {"table": plan.table, "mode": plan.mode, "rows": rows}
 
 
 def _now() -> datetime.datetime:

@@ -1,25 +1,62 @@
-"""The Plan: a pipeline as plain data (tasks, edges, operator arguments).
+"""The Plan: a pipeline as typed, runner-neutral data.
 
 Both backends read only this: ``build`` turns it into live DAG objects at parse time and
-``codegen`` renders it as Python source. Values that are not JSON-like are wrapped in the small
-marker types below, which each backend materializes in its own way.
+``codegen`` renders it as Python source. The Plan says *what* runs (a step's kind, command,
+resolved resources and placement, artifact references, compiled checks with their defaults and
+durations resolved), never which operator class runs it: ``aq_airflow.registry`` decides that.
+Every fact is decided once, in the planner; later layers read fields, they never re-derive them.
+
+Every class here is a frozen dataclass of plain values (str, int, float, bool, None, tuples,
+dicts of those, datetimes and the classes below), so a plan can be cached as JSON
+(``plan.store``) and written as Python literals (``codegen``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
-@dataclass(frozen=True)
+class StepKind(StrEnum):
+    """What computes a step's output (exactly one per step)."""
+
+    SQL = "sql"  # a query in the warehouse
+    TABLE = "table"  # an existing warehouse table: exported only when a python/command step reads it
+    PYTHON = "python"  # module:function called by the aq runtime in the step's image
+    COMMAND = "command"  # any container command; inputs and output locations in its environment
+
+
+class Runner(StrEnum):
+    """Where a python or command step runs (sql and table steps run in the warehouse)."""
+
+    KUBERNETES = "kubernetes"
+    LOCAL = "local"
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # fails the task and blocks what depends on the step
+    WARNING = "warning"  # recorded and logged; the task stays green
+
+
+class SourceKind(StrEnum):
+    """Where checks and metrics read a step's data."""
+
+    TABLE = "table"  # a warehouse table (pushdown)
+    QUERY = "query"  # a sql step's query (pushdown)
+    ARTIFACT = "artifact"  # the step's Parquet output in the artifact store (DuckDB over Parquet)
+
+
+@dataclass(frozen=True, slots=True)
 class Seconds:
     """A duration; a ``timedelta`` in the DAG."""
 
     value: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssetRef:
     """An Airflow Asset named after a warehouse table (publish outlets, ``schedule: {after}``)."""
 
@@ -30,31 +67,278 @@ class AssetRef:
         return f"aq://warehouse/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallbackRef:
     """A ``module:callable`` the DAG calls on failure; imported when called, never at parse time."""
 
     path: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """A step's output in the artifact store: ``{dag_id}/{run_id}/{step}`` under the store root.
+
+    The run id is known only at run time, so a reference holds the rest; ``map_index`` is the
+    item of a mapped step (None: the step is not mapped).
+    """
+
+    dag_id: str
+    step: str
+    map_index: int | None = None
+
+    def path(self, run_id: str) -> str:
+        """The output's folder relative to the store root for one run."""
+        item = "" if self.map_index is None else f"/{self.map_index}"
+        return f"{self.dag_id}/{run_id}/{self.step}{item}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """One input of a step: the argument it binds to and the output that feeds it."""
+
+    argument: str
+    artifact: ArtifactRef
+
+
+@dataclass(frozen=True, slots=True)
+class SecretEnv:
+    """An environment variable whose value comes from a Kubernetes Secret, by reference only."""
+
+    name: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """Airflow task settings a step gives every task of its group (run, checks, metrics, publish)."""
+
+    retries: int | None = None
+    retry_delay: Seconds | None = None
+    execution_timeout: Seconds | None = None
+    pool: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What a python or command step's container runs.
+
+    ``function`` (``module:function``) runs under the aq runtime, which reads inputs, calls it and
+    commits its output; ``argv`` is the user's own command, whose files the task commits after.
+    """
+
+    function: str | None = None
+    argv: tuple[str, ...] = ()
+
+    @property
+    def runs_runtime(self) -> bool:
+        return self.function is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeResources:
+    """Requests and limits with the profile's defaults filled in; ``asked`` is what the spec
+    itself asked (the local runner reports it; profile defaults are no ask)."""
+
+    requests: dict[str, str]
+    limits: dict[str, str]
+    asked: dict[str, Any]
+    gpu: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Which nodes a pod may run on: a node selector, required affinity labels (a label that
+    maps to several values), and tolerations."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    node_affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PodSettings:
+    """The cluster profile's settings for every pod of a pipeline."""
+
+    namespace: str
+    kubernetes_conn_id: str
+    service_account: str | None
+    image_pull_policy: str
+    run_as_user: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """The compute of one step: a warehouse query or export, or a process (a pod or a local one).
+
+    ``env`` holds the user's plain environment values; the runners add the aq contract's
+    variables (``runtime.contract``) from the typed fields.
+    """
+
+    step: str
+    kind: StepKind
+    output: ArtifactRef
+    artifacts: str | None  # the store root the spec names (None: the worker's local folder)
+    warehouse: str | None = None  # connection id (sql and table steps)
+    sql: str | None = None
+    table: str | None = None
+    runner: Runner | None = None  # python and command steps
+    command: Command | None = None
+    image: str | None = None
+    inputs: tuple[InputRef, ...] = ()
+    inputs_as_list: bool = False  # `inputs: [a, b]` (bind by name, then in order) vs a map
+    args: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretEnv, ...] = ()
+    resources: ComputeResources | None = None
+    placement: Placement | None = None
+    pod: PodSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySource:
+    """The data a step's checks and metrics read."""
+
+    kind: SourceKind
+    table: str | None = None
+    query: str | None = None
+    artifact: ArtifactRef | None = None  # a sql step's output names its columns for `schema` checks
+
+
+# Fields of checks and metrics that may hold Airflow templates (``"{{ params.min_rows }}"``).
+TEMPLATED_FIELDS = ("low", "high", "values", "where", "expression", "sql", "kwargs")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    """One check, compiled: its kind, severity and durations resolved; the kind's values in
+    typed fields (unused ones stay empty)."""
+
+    name: str
+    kind: str  # not_null, unique, between, accepted_values, row_count, freshness, expression, schema, expect, sql
+    severity: Severity
+    columns: tuple[str, ...] = ()  # not_null / unique: the columns; between, accepted_values, freshness: one
+    low: Any = None  # between / row_count lower bound
+    high: Any = None  # between / row_count upper bound
+    values: tuple[Any, ...] = ()  # accepted_values
+    max_age: Seconds | None = None  # freshness
+    max_age_text: str | None = None  # freshness, as written (for messages)
+    expression: str | None = None
+    sql: str | None = None
+    schema: dict[str, str] = field(default_factory=dict)
+    expect: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    where: str | None = None
+    mostly: float | None = None
+    description: str | None = None
+
+    @property
+    def column(self) -> str | None:
+        """The one column the check is about, if it is about one (lineage, samples)."""
+        if self.kind == "expect":
+            return self.kwargs.get("column")
+        return self.columns[0] if len(self.columns) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPlan:
+    """One metric, compiled: kind, severity and bounds resolved (``max_change`` as a fraction)."""
+
+    name: str
+    kind: str  # count, mean, min, max, sum, stddev, null_fraction, distinct_count, quantile, expression
+    severity: Severity
+    column: str | None = None  # "*" for `count: "*"`
+    q: float | None = None  # quantile
+    expression: str | None = None
+    where: str | None = None
+    bounds_min: float | None = None
+    bounds_max: float | None = None
+    history_window: int | None = None
+    max_zscore: float | None = None
+    max_change: float | None = None
+    description: str | None = None
+
+    @property
+    def history_needed(self) -> int:
+        """How many earlier values the bounds need (0: none)."""
+        return self.history_window or (1 if self.max_change is not None else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityPlan:
+    """A step's checks or its metrics (one task each), over one source, in one scan."""
+
+    step: str
+    warehouse: str
+    source: QualitySource
+    artifacts: str | None
+    results_schema: str | None
+    spec_hash: str
+    image: str | None = None  # the image that computed the data (recorded with each result)
+    checks: tuple[CheckPlan, ...] = ()
+    metrics: tuple[MetricPlan, ...] = ()
+    sensitive: tuple[str, ...] = ()  # columns never shown in failing-row samples (lower case)
+
+    def rendered(self, render) -> QualityPlan:
+        """This plan with ``render`` (Airflow's template rendering) applied to the fields of its
+        checks and metrics that may hold templates."""
+
+        def apply(item):
+            present = {f.name for f in dataclasses.fields(item)}
+            return dataclasses.replace(item, **{n: render(getattr(item, n)) for n in TEMPLATED_FIELDS if n in present})
+
+        return dataclasses.replace(
+            self,
+            checks=tuple(apply(c) for c in self.checks),
+            metrics=tuple(apply(m) for m in self.metrics),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPlan:
+    """Load a step's output (or watched table) into a warehouse table, after its error checks."""
+
+    step: str
+    warehouse: str
+    source: QualitySource
+    artifacts: str | None
+    table: str
+    mode: str  # append | replace | merge
+    keys: tuple[str, ...] = ()
+
+
+TaskBody = RunPlan | QualityPlan | PublishPlan
+
+
+class TaskRole(StrEnum):
+    """A task's job in its step's group; with the step kind and runner it picks the operator."""
+
+    RUN = "run"
+    CHECKS = "checks"
+    METRICS = "metrics"
+    PUBLISH = "publish"
+
+
+@dataclass(frozen=True, slots=True)
 class TaskPlan:
-    """One Airflow task. ``operator`` names a class in ``aq_airflow.operators``."""
+    """One Airflow task: its role in the step's group, what it does, and its settings."""
 
     task_id: str
-    group: str | None
-    operator: str
-    kwargs: dict[str, Any]
+    group: str
+    role: TaskRole
+    body: TaskBody
+    settings: TaskSettings = TaskSettings()
     upstream: tuple[str, ...] = ()
+    outlets: tuple[AssetRef, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupPlan:
     group_id: str
     tooltip: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DagPlan:
     """Everything needed to build one DAG, and nothing that needs Airflow to describe it."""
 
@@ -74,8 +358,10 @@ class DagPlan:
     dagrun_timeout: Seconds | None
     default_args: dict[str, Any]
     on_failure: CallbackRef | None
+    warehouse: str = "aq_warehouse"  # the connection id of sql steps, checks, metrics and publish
+    results_schema: str | None = None
     groups: tuple[GroupPlan, ...] = ()
-    tasks: tuple[TaskPlan, ...] = field(default=())
+    tasks: tuple[TaskPlan, ...] = ()
     artifacts: str | None = None  # the store root the spec names (None: the worker's local folder)
     artifacts_ttl: Seconds | None = None  # how long run outputs are kept (`aq-airflow gc`)
 
@@ -99,3 +385,14 @@ class DagPlan:
         }
         keep = {"dag_id", "schedule", "catchup"}
         return {k: v for k, v in arguments.items() if k in keep or v not in (None, {}, [])}
+
+
+# Every class a plan may hold, by name: the plan store's JSON tags and codegen's imports.
+PLAN_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        Seconds, AssetRef, CallbackRef, ArtifactRef, InputRef, SecretEnv, TaskSettings, Command, ComputeResources,
+        Placement, PodSettings, RunPlan, QualitySource, CheckPlan, MetricPlan, QualityPlan, PublishPlan, TaskPlan,
+        GroupPlan, DagPlan, StepKind, Runner, Severity, SourceKind, TaskRole,
+    )
+}  # fmt: skip

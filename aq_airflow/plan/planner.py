@@ -2,7 +2,8 @@
 
 Wiring of one step's task group (DESIGN.md section 1):
 
-- ``run``: computes the output (absent for a ``table`` step that no python/command step reads);
+- ``run``: computes the output (absent for a ``table`` step that no python/command step reads
+  and that is not published);
 - ``checks`` and ``metrics``: one task each, after ``run``;
 - ``publish``: after ``run`` and after the error-severity checks (and metrics) of the step.
 
@@ -12,36 +13,44 @@ those with at least one ``severity: error`` check or metric. Warnings never bloc
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import json
 import os
 import re
 
-from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
+from aq_airflow.plan.model import (
+    ArtifactRef,
+    AssetRef,
+    CallbackRef,
+    CheckPlan,
+    Command,
+    ComputeResources,
+    DagPlan,
+    GroupPlan,
+    InputRef,
+    MetricPlan,
+    Placement,
+    PodSettings,
+    PublishPlan,
+    QualityPlan,
+    QualitySource,
+    Runner,
+    RunPlan,
+    Seconds,
+    SecretEnv,
+    Severity,
+    SourceKind,
+    StepKind,
+    TaskPlan,
+    TaskRole,
+    TaskSettings,
+)
 from aq_airflow.plan.profiles import Profile, resolve_profile
-from aq_airflow.runtime import contract
 from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
+from aq_airflow.spec.models import Check, Metric
 from aq_airflow.spec.profiles import ProfileSpec
 from aq_airflow.spec.types import duration_seconds
-
-RUNTIME_CMD = ["python", "-m", "aq_airflow.runtime"]
-RUN_ID = "{{ run_id }}"
-# Airflow context values a step function may name as parameters (rendered by Airflow at run time).
-# Runs without a logical date (asset-triggered, some manual runs) have no `ds` or `logical_date`
-# in Airflow's context: there both are the run's own date (`run_after`).
-CONTEXT_TEMPLATE = (
-    "{% set when = logical_date if logical_date is defined and logical_date else dag_run.run_after %}"
-    '{"run_id": {{ run_id | tojson }}, "ds": {{ when.strftime("%Y-%m-%d") | tojson }}, '
-    '"logical_date": {{ when | string | tojson }}, "params": {{ dict(params) | tojson }}}'
-)
-
-POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY_CONTEXT = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def _merged(pipeline: Pipeline, step: Step, key: str):
@@ -52,6 +61,57 @@ def _merged(pipeline: Pipeline, step: Step, key: str):
     return value if value is not None else default
 
 
+def _seconds(duration: str | None) -> Seconds | None:
+    return Seconds(duration_seconds(duration)) if duration is not None else None
+
+
+def compile_check(check: Check) -> CheckPlan:
+    """A spec check as the engine reads it: kind, severity and durations resolved once."""
+    kind = check.kind
+    value = getattr(check, "schema_" if kind == "schema" else kind)
+    fields: dict = {}
+    if kind in ("not_null", "unique"):
+        fields["columns"] = tuple(value) if isinstance(value, list) else (value,)
+    elif kind == "between":
+        fields.update(columns=(check.column,), low=value[0], high=value[1])
+    elif kind == "accepted_values":
+        fields.update(columns=(value.column,), values=tuple(value.values))
+    elif kind == "row_count":
+        fields.update(low=value.min, high=value.max)
+    elif kind == "freshness":
+        fields.update(columns=(value.column,), max_age=_seconds(value.max_age), max_age_text=value.max_age)
+    elif kind in ("expression", "sql", "expect"):
+        fields[kind] = value
+        if kind == "expect":
+            fields["kwargs"] = dict(check.kwargs or {})
+    elif kind == "schema":
+        fields["schema"] = dict(value)
+    return CheckPlan(name=check.name, kind=kind, severity=Severity(check.severity), where=check.where,
+                     mostly=check.mostly, description=check.description, **fields)  # fmt: skip
+
+
+def compile_metric(metric: Metric) -> MetricPlan:
+    """A spec metric as the engine reads it: kind, severity and bounds resolved once."""
+    kind = metric.kind
+    value = getattr(metric, kind)
+    fields: dict = {}
+    if kind == "quantile":
+        fields.update(column=value.column, q=value.q)
+    elif kind == "expression":
+        fields["expression"] = value
+    else:
+        fields["column"] = value
+    if metric.bounds:
+        fields.update(bounds_min=metric.bounds.min, bounds_max=metric.bounds.max)
+    if metric.history:
+        fields.update(history_window=metric.history.window, max_zscore=metric.history.max_zscore)
+    change = metric.max_change
+    if change is not None:
+        fields["max_change"] = float(change.rstrip("%")) / 100 if isinstance(change, str) else float(change)
+    return MetricPlan(name=metric.name, kind=kind, severity=Severity(metric.severity), where=metric.where,
+                      description=metric.description, **fields)  # fmt: skip
+
+
 class _Planner:
     def __init__(self, pipeline: Pipeline, spec_file: SpecFile, profile: Profile, source: str):
         self.pipeline = pipeline
@@ -59,11 +119,15 @@ class _Planner:
         self.source = source
         self.profile = profile
         self.dag_id = pipeline.pipeline or spec_file.default_dag_id
+        self.warehouse = pipeline.warehouse
         self.problems: list[Problem] = []
         self.tasks: list[TaskPlan] = []
         self.gates: dict[str, tuple[str, ...]] = {}
         consumers = [s for s in pipeline.steps.values() if s.kind in ("python", "command")]
+        # table steps whose data leaves the warehouse: read by a python/command step, or published
+        # (publish loads a step's Parquet output)
         self.exported = {producer for s in consumers for producer in s.input_map.values()}
+        self.exported |= {name for name, s in pipeline.steps.items() if s.publish}
         if profile.runner == "kubernetes" and consumers and not pipeline.artifacts:
             self.problems.append(
                 Problem(
@@ -73,70 +137,49 @@ class _Planner:
                 )
             )
 
-    # -- paths ---------------------------------------------------------------------------------
-    def relative_output(self, step: str) -> str:
-        return f"{self.dag_id}/{RUN_ID}/{step}"
-
-    def output_uri(self, step: str) -> str:
-        return f"{self.pipeline.artifacts.rstrip('/')}/{self.relative_output(step)}"
+    def output(self, step: str) -> ArtifactRef:
+        return ArtifactRef(self.dag_id, step)
 
     # -- per-step settings ---------------------------------------------------------------------
-    def task_settings(self, step: Step) -> dict:
-        settings: dict = {}
-        retries = _merged(self.pipeline, step, "retries")
-        if retries is not None:
-            settings["retries"] = retries
-        delay = _merged(self.pipeline, step, "retry_delay")
-        if delay is not None:
-            settings["retry_delay"] = Seconds(duration_seconds(delay))
-        timeout = _merged(self.pipeline, step, "timeout")
-        if timeout is not None:
-            settings["execution_timeout"] = Seconds(duration_seconds(timeout))
-        pool = _merged(self.pipeline, step, "pool")
-        if pool is not None:
-            settings["pool"] = pool
-        return settings
+    def task_settings(self, step: Step) -> TaskSettings:
+        merged = functools.partial(_merged, self.pipeline, step)
+        return TaskSettings(
+            retries=merged("retries"),
+            retry_delay=_seconds(merged("retry_delay")),
+            execution_timeout=_seconds(merged("timeout")),
+            pool=merged("pool"),
+        )
 
-    def environment(self, name: str, step: Step) -> tuple[dict[str, str], list[dict]]:
-        """Plain env vars (Airflow-templated at run time) and Kubernetes Secret references."""
-        env: dict[str, str] = {contract.DAG_ID: self.dag_id, contract.RUN_ID: RUN_ID, contract.STEP: name}
-        secrets: list[dict] = []
+    def environment(self, step: Step) -> tuple[dict[str, str], tuple[SecretEnv, ...]]:
+        """Plain env values (Airflow-templated at run time) and Kubernetes Secret references."""
+        env: dict[str, str] = {}
+        secrets: list[SecretEnv] = []
         merged = {**(self.pipeline.defaults.env or {}), **(step.env or {})}
         for key, value in sorted(merged.items()):
             if isinstance(value, SecretRef):
-                secrets.append({"name": key, "secret": value.secret, "key": value.key})
+                secrets.append(SecretEnv(key, value.secret, value.key))
             else:
                 env[key] = json.dumps(value) if isinstance(value, bool) else str(value)
-        if step.args:
-            env[contract.ARGS] = json.dumps(step.args, sort_keys=True)
-        env[contract.CONTEXT] = CONTEXT_TEMPLATE
-        if step.inputs:
-            env[contract.INPUTS] = contract.encode_inputs(list(step.input_map), isinstance(step.inputs, list))
-        return env, secrets
+        return env, tuple(secrets)
 
-    def asked_resources(self, step: Step) -> dict:
-        """The resources the spec asks for a step (its own over `defaults:`), nothing filled in."""
-        ask = _merged(self.pipeline, step, "resources")
-        return ask.model_dump(exclude_none=True, mode="json") if ask else {}
-
-    def resources(self, name: str, step: Step) -> dict:
-        ask = _merged(self.pipeline, step, "resources")
+    def resources(self, ask: Resources | None) -> ComputeResources:
         cpu = (ask and ask.cpu) or self.profile.default_cpu
         memory = (ask and ask.memory) or self.profile.default_memory
         requests = {"cpu": cpu, "memory": memory}
         if ask and ask.ephemeral_storage:
             requests["ephemeral-storage"] = ask.ephemeral_storage
         limits = dict(requests)
-        if ask and ask.gpu:
-            limits[self.profile.gpu_resource] = str(ask.gpu)
-        return {"requests": requests, "limits": limits}
+        gpu = (ask and ask.gpu) or 0
+        if gpu:
+            limits[self.profile.gpu_resource] = str(gpu)
+        asked = ask.model_dump(exclude_none=True, mode="json") if ask else {}
+        return ComputeResources(requests=requests, limits=limits, asked=asked, gpu=gpu)
 
-    def placement(self, name: str, step: Step) -> dict:
+    def placement(self, name: str, ask: Resources | None) -> Placement:
         """Node selector, node affinity and tolerations for the step's GPU ask."""
-        ask = _merged(self.pipeline, step, "resources")
         selector = dict(self.profile.node_selector)
         tolerations = list(self.profile.tolerations)
-        affinity: dict[str, list[str]] = {}
+        affinity: dict[str, tuple[str, ...]] = {}
         if ask and ask.gpu:
             selector.update(self.profile.gpu_node_selector)
             tolerations.extend(self.profile.gpu_tolerations)
@@ -153,145 +196,119 @@ class _Planner:
                     labels = {}
                 for label, value in sorted(labels.items()):
                     if isinstance(value, list):
-                        affinity[label] = list(value)
+                        affinity[label] = tuple(value)
                     else:
                         selector[label] = value
-        return {"node_selector": selector, "node_affinity": affinity, "tolerations": tolerations}
+        return Placement(node_selector=selector, node_affinity=affinity, tolerations=tuple(tolerations))
+
+    def pod_settings(self) -> PodSettings:
+        profile = self.profile
+        return PodSettings(
+            namespace=profile.namespace,
+            kubernetes_conn_id=profile.kubernetes_conn_id,
+            service_account=profile.service_account,
+            image_pull_policy=profile.image_pull_policy,
+            run_as_user=profile.run_as_user,
+        )
 
     # -- tasks ---------------------------------------------------------------------------------
-    def add(self, step: str, role: str, operator: str, kwargs: dict, upstream: tuple[str, ...]) -> str:
+    def add(self, step: str, role: TaskRole, body, settings: TaskSettings, upstream: tuple[str, ...],
+            outlets: tuple[AssetRef, ...] = ()) -> str:  # fmt: skip
         task_id = f"{step}.{role}"
         implied = {u for t in self.tasks if t.task_id in upstream for u in t.upstream}
         direct = tuple(sorted(set(upstream) - implied))
-        self.tasks.append(TaskPlan(task_id, step, operator, kwargs, direct))
+        self.tasks.append(TaskPlan(task_id, step, role, body, settings, direct, outlets))
         return task_id
 
     def start(self, step: Step) -> tuple[str, ...]:
         producers = [*step.input_map.values(), *step.depends_on]
         return tuple(t for p in producers for t in self.gates[p])
 
-    def run_task(self, name: str, step: Step, start: tuple[str, ...]) -> str | None:
-        if step.kind == "table" and name not in self.exported:
-            return None
-        if step.kind in ("sql", "table"):
-            kwargs = {
-                "conn_id": self.pipeline.warehouse,
-                "sql": step.sql,
-                "table": step.table,
-                "step": name,
-                "artifacts": self.pipeline.artifacts,
-                "output": self.relative_output(name),
-                **self.task_settings(step),
-            }
-            return self.add(name, "run", "AqSqlStepOperator", kwargs, start)
-        if step.kind == "python":
-            cmds, arguments = list(RUNTIME_CMD), ["--function", step.python]
+    def run_plan(self, name: str, step: Step) -> RunPlan | None:
+        kind = StepKind(step.kind)
+        common = {"step": name, "kind": kind, "output": self.output(name), "artifacts": self.pipeline.artifacts}
+        if kind in (StepKind.SQL, StepKind.TABLE):
+            if kind == StepKind.TABLE and name not in self.exported:
+                return None
+            return RunPlan(**common, warehouse=self.warehouse, sql=step.sql, table=step.table)
+        if kind == StepKind.PYTHON:
+            command = Command(function=step.python)
         else:
-            command = step.command
-            cmds, arguments = (["/bin/sh", "-c"], [command]) if isinstance(command, str) else (list(command), [])
-        env, secrets = self.environment(name, step)
-        if self.profile.runner == "local":
-            env[contract.OUTPUT] = self.relative_output(name)
-            for arg, producer in sorted(step.input_map.items()):
-                env[contract.input_variable(arg)] = self.relative_output(producer)
-            kwargs = {
-                "step": name,
-                "cmds": cmds,
-                "arguments": arguments,
-                "env_vars": env,
-                "secret_env": secrets,
-                "artifacts": self.pipeline.artifacts,
-                "resource_asks": self.asked_resources(step),
-                **self.task_settings(step),
-            }
-            return self.add(name, "run", "AqLocalStepOperator", kwargs, start)
+            argv = ["/bin/sh", "-c", step.command] if isinstance(step.command, str) else step.command
+            command = Command(argv=tuple(argv))
+        runner = Runner(self.profile.runner)
         image = _merged(self.pipeline, step, "image")
-        if not image:
+        if runner == Runner.KUBERNETES and not image:
             self.problems.append(
                 Problem(("steps", name), f"step `{name}` has no image: set `image:` on it or under `defaults:`")
             )
-        if self.pipeline.artifacts:
-            env[contract.ARTIFACTS] = self.pipeline.artifacts
-            env[contract.OUTPUT] = self.output_uri(name)
-            for arg, producer in sorted(step.input_map.items()):
-                env[contract.input_variable(arg)] = self.output_uri(producer)
-        profile = self.profile
-        kwargs = {
-            "step": name,
-            "image": image or "",
-            "cmds": cmds,
-            "arguments": arguments,
-            "env_vars": env,
-            "secret_env": secrets,
-            "container_resources": self.resources(name, step),
-            **self.placement(name, step),
-            "namespace": profile.namespace,
-            "kubernetes_conn_id": profile.kubernetes_conn_id,
-            "service_account_name": profile.service_account,
-            "image_pull_policy": profile.image_pull_policy,
-            "labels": {"app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": name},
-            "security_context": {
-                **POD_SECURITY_CONTEXT,
-                "runAsUser": profile.run_as_user,
-                "runAsGroup": profile.run_as_user,
-                "fsGroup": profile.run_as_user,
-            },
-            "container_security_context": CONTAINER_SECURITY_CONTEXT,
-            **self.task_settings(step),
-        }
-        return self.add(name, "run", "AqPodStepOperator", kwargs, start)
+        ask = _merged(self.pipeline, step, "resources")
+        env, secrets = self.environment(step)
+        return RunPlan(
+            **common,
+            runner=runner,
+            command=command,
+            image=image,
+            inputs=tuple(InputRef(arg, self.output(producer)) for arg, producer in step.input_map.items()),
+            inputs_as_list=isinstance(step.inputs, list),
+            args=dict(step.args or {}),
+            env=env,
+            secrets=secrets,
+            resources=self.resources(ask),
+            placement=self.placement(name, ask) if runner == Runner.KUBERNETES else None,
+            pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
+        )
 
-    def quality_source(self, name: str, step: Step) -> dict:
+    def quality_source(self, name: str, step: Step) -> QualitySource:
         """Where checks read the data: the warehouse for table and sql steps (pushdown; a sql
         step's output also names its columns), the Parquet output otherwise."""
         if step.kind == "table":
-            return {"table": step.table}
+            return QualitySource(SourceKind.TABLE, table=step.table)
         if step.kind == "sql":
-            return {"query": step.sql, "artifact": self.relative_output(name)}
-        return {"artifact": self.relative_output(name)}
+            return QualitySource(SourceKind.QUERY, query=step.sql, artifact=self.output(name))
+        return QualitySource(SourceKind.ARTIFACT, artifact=self.output(name))
 
     def plan_step(self, name: str, step: Step) -> None:
         start = self.start(step)
-        run = self.run_task(name, step, start)
-        after_run = (run,) if run else start
+        settings = self.task_settings(step)  # every task of the step's group takes them
+        run = self.run_plan(name, step)
+        run_task = self.add(name, TaskRole.RUN, run, settings, start) if run else None
+        after_run = (run_task,) if run_task else start
         gates = list(after_run)
         source = self.quality_source(name, step)
-        # quality and publish tasks take the step's retries, retry_delay, timeout and pool, as `run` does
-        common = {
-            "conn_id": self.pipeline.warehouse,
+        quality = {
             "step": name,
-            "artifacts": self.pipeline.artifacts,
-            **self.task_settings(step),
-        }
-        image = _merged(self.pipeline, step, "image") if step.kind in ("python", "command") else None
-        recorded = {
+            "warehouse": self.warehouse,
             "source": source,
+            "artifacts": self.pipeline.artifacts,
             "results_schema": self.pipeline.results_schema,
             "spec_hash": self.spec_file.sha256[:16],
-            "image": image,
+            "image": run.image if run else None,
         }
         if step.checks:
-            checks = [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in step.checks]
-            kwargs = {**common, "checks": checks, "sensitive": list(step.sensitive), **recorded}
-            task = self.add(name, "checks", "AqCheckOperator", kwargs, after_run)
-            if any(c.severity == "error" for c in step.checks):
+            checks = tuple(compile_check(c) for c in step.checks)
+            sensitive = tuple(c.lower() for c in step.sensitive)
+            body = QualityPlan(**quality, checks=checks, sensitive=sensitive)
+            task = self.add(name, TaskRole.CHECKS, body, settings, after_run)
+            if any(c.severity == Severity.ERROR for c in checks):
                 gates.append(task)
         if step.metrics:
-            metrics = [m.model_dump(mode="json", exclude_none=True, by_alias=True) for m in step.metrics]
-            task = self.add(name, "metrics", "AqMetricOperator", {**common, "metrics": metrics, **recorded}, after_run)
-            if any(m.severity == "error" for m in step.metrics):
+            metrics = tuple(compile_metric(m) for m in step.metrics)
+            task = self.add(name, TaskRole.METRICS, QualityPlan(**quality, metrics=metrics), settings, after_run)
+            if any(m.severity == Severity.ERROR for m in metrics):
                 gates.append(task)
         if step.publish:
             publish = step.publish
-            kwargs = {
-                **common,
-                "source": {"artifact": self.relative_output(name)} if step.kind != "table" else source,
-                "table": publish.table,
-                "mode": publish.mode,
-                "keys": list(publish.keys or []),
-                "outlets": [AssetRef(publish.table)],
-            }
-            self.add(name, "publish", "AqPublishOperator", kwargs, tuple(gates))
+            body = PublishPlan(
+                step=name,
+                warehouse=self.warehouse,
+                source=QualitySource(SourceKind.ARTIFACT, artifact=self.output(name)),
+                artifacts=self.pipeline.artifacts,
+                table=publish.table,
+                mode=publish.mode,
+                keys=tuple(publish.keys or ()),
+            )
+            self.add(name, TaskRole.PUBLISH, body, settings, tuple(gates), (AssetRef(publish.table),))
         self.gates[name] = tuple(gates)
 
     def plan(self) -> DagPlan:
@@ -321,13 +338,15 @@ class _Planner:
             tags=tuple(dict.fromkeys(["aq", *pipeline.tags])),
             params=dict(pipeline.params),
             max_active_runs=pipeline.max_active_runs,
-            dagrun_timeout=Seconds(duration_seconds(pipeline.timeout)) if pipeline.timeout else None,
+            dagrun_timeout=_seconds(pipeline.timeout),
             default_args={"owner": pipeline.owner},
             on_failure=CallbackRef(pipeline.on_failure) if pipeline.on_failure else None,
+            warehouse=self.warehouse,
+            results_schema=pipeline.results_schema,
             groups=tuple(GroupPlan(name, f"{step.kind} step") for name, step in pipeline.steps.items()),
             tasks=tuple(tasks),
             artifacts=pipeline.artifacts,
-            artifacts_ttl=Seconds(duration_seconds(ttl)) if ttl else None,
+            artifacts_ttl=_seconds(ttl),
         )
 
 

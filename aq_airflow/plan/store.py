@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import hashlib
 import json
 import os
@@ -17,33 +18,54 @@ import tempfile
 from typing import Any
 
 from aq_airflow import __version__
-from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, GroupPlan, Seconds, TaskPlan
+from aq_airflow.plan.model import PLAN_TYPES, DagPlan
 
-_MARKERS = {cls.__name__: cls for cls in (Seconds, AssetRef, CallbackRef)}
-# marks an encoded value; a user param dict using this key would decode to a marker (a timedelta,
-# an Asset or a callback reference; nothing is imported or run at parse time)
+# marks an encoded value; a user param dict using this key would decode to a plan object (plain
+# data: nothing is imported or run at parse time)
 _TAG = "__aq_plan_value__"
-_FORMAT = "3"  # part of every key: entries written in another format are never read
+_FORMAT = "4"  # part of every key: entries written in another format are never read
 
 
 def _encode(value: Any) -> Any:
-    """``json.dumps`` hook for what JSON has no form for (the C encoder walks the rest)."""
+    """``json.dumps`` hook for what JSON has no form for (the C encoder walks the rest).
+
+    Plan objects keep their class name; their tuples (JSON has only lists) are marked too, so a
+    plan reads back equal to the one written.
+    """
     if isinstance(value, datetime.datetime):
         return {_TAG: "datetime", "iso": value.isoformat()}
-    if dataclasses.is_dataclass(value):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return {_TAG: type(value).__name__, **fields} if type(value).__name__ in _MARKERS else fields
+    if isinstance(value, enum.Enum):
+        return {_TAG: type(value).__name__, "value": value.value}
+    if dataclasses.is_dataclass(value) and type(value).__name__ in PLAN_TYPES:
+        fields = {f.name: _tuples(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {_TAG: type(value).__name__, **fields}
     raise TypeError(f"a plan holds no {type(value).__name__}")
 
 
+def _tuples(value: Any) -> Any:
+    """Tuples as tagged lists, at any depth; lists and dicts as they are."""
+    if isinstance(value, tuple):
+        return {_TAG: "tuple", "items": [_tuples(v) for v in value]}
+    if isinstance(value, list):
+        return [_tuples(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
 def _decode(value: dict) -> Any:
-    """``json.loads`` hook: marker objects back from their tagged dicts."""
+    """``json.loads`` hook: plan objects back from their tagged dicts."""
     kind = value.get(_TAG)
+    if kind is None:
+        return value
     if kind == "datetime":
         return datetime.datetime.fromisoformat(value["iso"])
-    if kind in _MARKERS:
-        return _MARKERS[kind](**{k: v for k, v in value.items() if k != _TAG})
-    return value
+    if kind == "tuple":
+        return tuple(value["items"])
+    cls = PLAN_TYPES[kind]
+    if issubclass(cls, enum.Enum):
+        return cls(value["value"])
+    return cls(**{k: v for k, v in value.items() if k != _TAG})
 
 
 def plan_to_json(plan: DagPlan) -> str:
@@ -51,12 +73,7 @@ def plan_to_json(plan: DagPlan) -> str:
 
 
 def plan_from_json(text: str) -> DagPlan:
-    data = json.loads(text, object_hook=_decode)
-    data["tasks"] = tuple(TaskPlan(**{**t, "upstream": tuple(t["upstream"])}) for t in data["tasks"])
-    data["groups"] = tuple(GroupPlan(**g) for g in data["groups"])
-    data["tags"] = tuple(data["tags"])
-    data["schedule_assets"] = tuple(data["schedule_assets"])
-    return DagPlan(**data)
+    return json.loads(text, object_hook=_decode)
 
 
 def default_folder() -> str:

@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlglot import exp
 
+from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.quality import extra
-from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, check_outcome, metric_outcome
+from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, base_fields, check_outcome, metric_outcome
 from aq_airflow.quality.sql import parquet_relation, query_relation, table
-from aq_airflow.quality.suite import Compiled, Suite, check_kind, metric_kind, row_values
+from aq_airflow.quality.suite import Compiled, Suite, row_values
 from aq_airflow.runtime.artifacts import Location, open_dataset
 
 ARTIFACT_VIEW = "aq_artifact"  # the name an object-store output is registered under in DuckDB
@@ -52,9 +53,10 @@ class Dataset:
         return cls(relation, connect, "duckdb", columns, {step: relation})
 
     @classmethod
-    def warehouse(cls, source: dict, connect: Callable[[], Any], dialect: str | None) -> Dataset:
-        relation = table(source["table"], dialect) if "table" in source else query_relation(source["query"], dialect)
-        return cls(relation, connect, dialect)
+    def warehouse(cls, source: QualitySource, connect: Callable[[], Any], dialect: str | None) -> Dataset:
+        if source.kind == SourceKind.TABLE:
+            return cls(table(source.table, dialect), connect, dialect)
+        return cls(query_relation(source.query, dialect), connect, dialect)
 
 
 def _cursor(conn: Any, dialect: str | None) -> Any:
@@ -102,7 +104,9 @@ def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
     return [(str(name), str(kind)) for name, kind in cursor.fetchall()]
 
 
-def run_checks(dataset: Dataset, checks: list[dict], sensitive: set[str], now: datetime.datetime) -> list[Outcome]:
+def run_checks(
+    dataset: Dataset, checks: tuple[CheckPlan, ...], sensitive: set[str], now: datetime.datetime
+) -> list[Outcome]:
     """Every check of a step, in spec order; aggregates in one scan."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_check(spec) for spec in checks]
@@ -118,26 +122,28 @@ def run_checks(dataset: Dataset, checks: list[dict], sensitive: set[str], now: d
         expectations = []
         for item in compiled:
             spec = item.spec
-            if item.kind == "schema":
-                outcomes[spec["name"]] = extra.schema_outcome(spec, _columns(cursor, dataset))
-            elif item.kind == "sql":
-                outcomes[spec["name"]] = extra.sql_outcome(spec, cursor)
-            elif item.kind == "expect":
+            if spec.kind == "schema":
+                outcomes[spec.name] = extra.schema_outcome(spec, _columns(cursor, dataset))
+            elif spec.kind == "sql":
+                outcomes[spec.name] = extra.sql_outcome(spec, cursor)
+            elif spec.kind == "expect":
                 expectations.append(spec)
             else:
                 outcome = check_outcome(item, values, now)
                 if outcome.outcome == FAILED:
                     outcome.sample = _samples(cursor, suite, item, sensitive)
-                outcomes[spec["name"]] = outcome
+                outcomes[spec.name] = outcome
         if expectations:
             for outcome in extra.gx_outcomes(expectations, _dataframe(cursor, dataset), sensitive):
                 outcomes[outcome.name] = outcome
     finally:
         conn.close()
-    return [outcomes[spec["name"]] for spec in checks]
+    return [outcomes[spec.name] for spec in checks]
 
 
-def run_metrics(dataset: Dataset, metrics: list[dict], history: Callable[[dict], list[float]]) -> list[Outcome]:
+def run_metrics(
+    dataset: Dataset, metrics: tuple[MetricPlan, ...], history: Callable[[MetricPlan], list[float]]
+) -> list[Outcome]:
     """Every metric of a step in one scan, then each against its bounds and history."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_metric(spec) for spec in metrics]
@@ -149,9 +155,7 @@ def run_metrics(dataset: Dataset, metrics: list[dict], history: Callable[[dict],
     return [metric_outcome(item, values, history(item.spec) if not item.error else []) for item in compiled]
 
 
-def unreadable(specs: list[dict], message: str, metrics: bool = False) -> list[Outcome]:
+def unreadable(specs: tuple[CheckPlan | MetricPlan, ...], message: str) -> list[Outcome]:
     """Every check (or metric) as an error, when the data could not be read or the warehouse
     rejected the query; each keeps its own kind and severity."""
-    kind_of, default_severity = (metric_kind, "warning") if metrics else (check_kind, "error")
-    return [Outcome(name=s["name"], kind=kind_of(s), outcome=ERROR, severity=s.get("severity", default_severity),
-                    message=message) for s in specs]  # fmt: skip
+    return [Outcome(**base_fields(s), outcome=ERROR, message=message) for s in specs]

@@ -9,8 +9,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from aq_airflow.plan.model import CheckPlan, MetricPlan
 from aq_airflow.quality.suite import Compiled
-from aq_airflow.spec.types import duration_seconds
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 MIN_HISTORY = 3
@@ -50,9 +50,15 @@ def _allowed(failing: int, rows: int, mostly: float | None) -> int:
     return math.floor(rows * (1 - mostly) + 1e-9) if mostly is not None else 0
 
 
+def base_fields(spec: CheckPlan | MetricPlan) -> dict[str, str]:
+    """The fields every outcome of a check or metric carries."""
+    return {"name": spec.name, "kind": spec.kind, "severity": str(spec.severity)}
+
+
 def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.datetime) -> Outcome:
-    spec, kind = compiled.spec, compiled.kind
-    base = {"name": spec["name"], "kind": kind, "severity": spec.get("severity", "error")}
+    spec: CheckPlan = compiled.spec
+    kind = spec.kind
+    base = base_fields(spec)
     if compiled.error:
         return Outcome(**base, outcome=ERROR, message=compiled.error)
     read = {role: values[alias] for role, alias in compiled.measures.items()}
@@ -60,10 +66,10 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
         if kind in ("not_null", "between", "accepted_values", "expression", "unique"):
             rows = int(read["rows"] or 0)
             failing = rows - int(read["distinct"] or 0) if kind == "unique" else int(read["failing"] or 0)
-            allowed = _allowed(failing, rows, spec.get("mostly"))
+            allowed = _allowed(failing, rows, spec.mostly)
             passed = failing <= allowed
             what = "duplicate rows" if kind == "unique" else "failing rows"
-            expected = f"at most {allowed} {what}" + (f" (mostly {spec['mostly']})" if spec.get("mostly") else "")
+            expected = f"at most {allowed} {what}" + (f" (mostly {spec.mostly})" if spec.mostly else "")
             message = (
                 f"{failing} of {rows} rows {'are duplicates' if kind == 'unique' else 'fail'}; expected {expected}"
             )
@@ -71,9 +77,8 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
                            expected=expected, failing_rows=failing, rows=rows)  # fmt: skip
         if kind == "row_count":
             rows = int(read["rows"] or 0)
-            low, high = spec["row_count"].get("min"), spec["row_count"].get("max")
-            low = None if low is None else _number(low, "row_count.min")
-            high = None if high is None else _number(high, "row_count.max")
+            low = None if spec.low is None else _number(spec.low, "row_count.min")
+            high = None if spec.high is None else _number(spec.high, "row_count.max")
             passed = (low is None or rows >= low) and (high is None or rows <= high)
             expected = {"min": low, "max": high}
             message = f"{rows} rows; expected between {low if low is not None else '-inf'} and {high or 'inf'}"
@@ -81,7 +86,7 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
                            expected=expected, rows=rows)  # fmt: skip
         if kind == "freshness":
             latest = read["latest"]
-            max_age = duration_seconds(spec["freshness"]["max_age"])
+            max_age = spec.max_age.value
             if latest is None:
                 return Outcome(**base, outcome=FAILED, message="no rows: nothing is fresh", expected=max_age)
             if isinstance(latest, str):
@@ -92,10 +97,10 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
                 latest = latest.replace(tzinfo=datetime.timezone.utc)
             age = (now - latest).total_seconds()
             passed = age <= max_age
-            message = f"newest {spec['freshness']['column']} is {latest.isoformat()}, {age / 3600:.1f} h old; " \
-                      f"expected at most {spec['freshness']['max_age']}"  # fmt: skip
+            message = f"newest {spec.column} is {latest.isoformat()}, {age / 3600:.1f} h old; " \
+                      f"expected at most {spec.max_age_text}"  # fmt: skip
             return Outcome(**base, outcome=PASSED if passed else FAILED, message=message, observed=latest.isoformat(),
-                           expected=spec["freshness"]["max_age"])  # fmt: skip
+                           expected=spec.max_age_text)  # fmt: skip
     except (ValueError, TypeError) as error:
         return Outcome(**base, outcome=ERROR, message=str(error))
     raise AssertionError(f"not a fused check kind: {kind}")
@@ -103,8 +108,8 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
 
 def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[float]) -> Outcome:
     """The metric's value and its bounds: static, z-score over history, or change from last run."""
-    spec = compiled.spec
-    base = {"name": spec["name"], "kind": compiled.kind, "severity": spec.get("severity", "warning")}
+    spec: MetricPlan = compiled.spec
+    base = base_fields(spec)
     if compiled.error:
         return Outcome(**base, outcome=ERROR, message=compiled.error)
     raw = values[compiled.measures["value"]]
@@ -112,16 +117,15 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
         return Outcome(**base, outcome=ERROR, message="the metric is NULL (no rows?)")
     value = float(raw)
     problems, expected = [], {}
-    bounds = spec.get("bounds") or {}
-    if bounds:
-        expected["bounds"] = bounds
-        if bounds.get("min") is not None and value < bounds["min"]:
-            problems.append(f"below the minimum {bounds['min']}")
-        if bounds.get("max") is not None and value > bounds["max"]:
-            problems.append(f"above the maximum {bounds['max']}")
+    if spec.bounds_min is not None or spec.bounds_max is not None:
+        expected["bounds"] = {k: v for k, v in (("min", spec.bounds_min), ("max", spec.bounds_max)) if v is not None}
+        if spec.bounds_min is not None and value < spec.bounds_min:
+            problems.append(f"below the minimum {spec.bounds_min}")
+        if spec.bounds_max is not None and value > spec.bounds_max:
+            problems.append(f"above the maximum {spec.bounds_max}")
     notes = []
-    if spec.get("history"):
-        window, limit = spec["history"]["window"], spec["history"]["max_zscore"]
+    if spec.history_window:
+        window, limit = spec.history_window, spec.max_zscore
         past = history[:window]
         expected["history"] = {"window": window, "max_zscore": limit, "runs": len(past)}
         if len(past) < MIN_HISTORY:
@@ -132,9 +136,8 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
             expected["history"].update(mean=mean, stddev=spread, zscore=z)
             if z > limit:
                 problems.append(f"{z:.2f} standard deviations from the mean {mean:.4g} of the last {len(past)} runs")
-    if spec.get("max_change") is not None:
-        change = spec["max_change"]
-        limit = float(change.rstrip("%")) / 100 if isinstance(change, str) else float(change)
+    if spec.max_change is not None:
+        limit = spec.max_change
         expected["max_change"] = limit
         if not history:
             notes.append("no previous run to compare with")
@@ -145,7 +148,7 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
             if moved > limit:
                 problems.append(f"changed {moved:.1%} from the previous run's {previous:.4g} (at most {limit:.0%})")
     outcome = FAILED if problems else PASSED
-    message = f"{spec['name']} = {value:.6g}" + (": " + "; ".join(problems) if problems else "")
+    message = f"{spec.name} = {value:.6g}" + (": " + "; ".join(problems) if problems else "")
     if notes:
         message += " (" + "; ".join(notes) + ")"
     return Outcome(**base, outcome=outcome, message=message, value=value, observed=value, expected=expected)

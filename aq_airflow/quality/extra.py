@@ -8,7 +8,8 @@ import os
 import re
 from typing import Any
 
-from aq_airflow.quality.evaluate import ERROR, FAILED, PASSED, Outcome
+from aq_airflow.plan.model import CheckPlan
+from aq_airflow.quality.evaluate import ERROR, FAILED, PASSED, Outcome, base_fields
 
 _FAMILIES = {
     "int": r"^(u?int\d*|integer|bigint|smallint|tinyint|hugeint|long|short|byte)$",
@@ -33,26 +34,26 @@ def compatible(expected: str, actual: str) -> bool:
     return wanted == have or (wanted == "int" and actual.strip().lower().startswith("number"))
 
 
-def schema_outcome(spec: dict, observed: list[tuple[str, str]]) -> Outcome:
+def schema_outcome(spec: CheckPlan, observed: list[tuple[str, str]]) -> Outcome:
     """Expected columns and types against what the data has (schema drift between runs)."""
-    base = {"name": spec["name"], "kind": "schema", "severity": spec.get("severity", "error")}
+    base = base_fields(spec)
     have = {name.lower(): kind for name, kind in observed}
     problems = []
-    for column, expected in spec["schema"].items():
+    for column, expected in spec.schema.items():
         actual = have.get(column.lower())
         if actual is None:
             problems.append(f"column `{column}` is missing")
         elif not compatible(expected, actual):
             problems.append(f"column `{column}` is {actual}, expected {expected}")
-    message = "; ".join(problems) or f"all {len(spec['schema'])} expected columns present with their types"
+    message = "; ".join(problems) or f"all {len(spec.schema)} expected columns present with their types"
     return Outcome(**base, outcome=FAILED if problems else PASSED, message=message,
-                   observed=dict(observed), expected=spec["schema"])  # fmt: skip
+                   observed=dict(observed), expected=dict(spec.schema))  # fmt: skip
 
 
-def sql_outcome(spec: dict, cursor: Any) -> Outcome:
-    base = {"name": spec["name"], "kind": "sql", "severity": spec.get("severity", "error")}
+def sql_outcome(spec: CheckPlan, cursor: Any) -> Outcome:
+    base = base_fields(spec)
     try:
-        cursor.execute(spec["sql"])
+        cursor.execute(spec.sql)
         rows = cursor.fetchall()
     except Exception as error:
         return Outcome(**base, outcome=ERROR, message=f"the query failed: {type(error).__name__}: {error}")
@@ -71,7 +72,7 @@ def expectation_class(name: str):
     return getattr(gx.expectations, camel, None)
 
 
-def gx_outcomes(specs: list[dict], dataframe, sensitive: set[str]) -> list[Outcome]:
+def gx_outcomes(specs: list[CheckPlan], dataframe, sensitive: set[str]) -> list[Outcome]:
     """Run Great Expectations Core expectations on the data; the result details go in the row."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting from a task
     import great_expectations as gx
@@ -88,29 +89,29 @@ def gx_outcomes(specs: list[dict], dataframe, sensitive: set[str]) -> list[Outco
     )
     outcomes = []
     for spec in specs:
-        base = {"name": spec["name"], "kind": "expect", "severity": spec.get("severity", "error")}
-        kind = expectation_class(spec["expect"])
+        base = base_fields(spec)
+        kind = expectation_class(spec.expect)
         if kind is None:
-            outcomes.append(Outcome(**base, outcome=ERROR, message=f"Great Expectations has no `{spec['expect']}`"))
+            outcomes.append(Outcome(**base, outcome=ERROR, message=f"Great Expectations has no `{spec.expect}`"))
             continue
         try:
-            result = batch.validate(kind(**(spec.get("kwargs") or {})))
+            result = batch.validate(kind(**spec.kwargs))
         except Exception as error:
             outcomes.append(Outcome(**base, outcome=ERROR, message=f"{type(error).__name__}: {error}"))
             continue
         details = json.loads(json.dumps(result.result, default=str))
-        column = (spec.get("kwargs") or {}).get("column")
+        column = spec.column
         sample = details.pop("partial_unexpected_list", None)
         if column and column.lower() in sensitive:
             sample = None
             details.pop("partial_unexpected_counts", None)
             details.pop("partial_unexpected_index_list", None)
         failing = details.get("unexpected_count")
-        message = f"{spec['expect']}: {'passed' if result.success else 'failed'}"
+        message = f"{spec.expect}: {'passed' if result.success else 'failed'}"
         if failing is not None:
             message += f" ({failing} unexpected of {details.get('element_count')})"
         outcomes.append(Outcome(**base, outcome=PASSED if result.success else FAILED, message=message,
-                                observed=details.get("observed_value"), expected=spec.get("kwargs"),
+                                observed=details.get("observed_value"), expected=dict(spec.kwargs) or None,
                                 failing_rows=failing, rows=details.get("element_count"),
                                 sample=[{column or "value": v} for v in sample] if sample else None,
                                 details=details))  # fmt: skip

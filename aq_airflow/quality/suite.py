@@ -12,31 +12,18 @@ from typing import Any
 
 from sqlglot import exp
 
+from aq_airflow.plan.model import CheckPlan, MetricPlan
 from aq_airflow.quality.sql import QualitySQLError, column, count_if, literal, user_expression, when
 
 FUSED_CHECKS = ("not_null", "unique", "between", "accepted_values", "row_count", "freshness", "expression")
-CHECK_KINDS = (*FUSED_CHECKS, "schema", "expect", "sql")
-METRIC_KINDS = ("count", "mean", "min", "max", "sum", "stddev", "null_fraction", "distinct_count", "quantile",
-                "expression")  # fmt: skip
 SAMPLE_LIMIT = 5
-
-
-def check_kind(spec: dict) -> str:
-    """The kind key of a check (``unique``, ``expect``, ...)."""
-    return next(k for k in CHECK_KINDS if spec.get(k) is not None)
-
-
-def metric_kind(spec: dict) -> str:
-    """The kind key of a metric (``mean``, ``quantile``, ...)."""
-    return next(k for k in METRIC_KINDS if spec.get(k) is not None)
 
 
 @dataclass
 class Compiled:
-    """One check or metric: its spec, the aggregates it reads, and how to sample failing rows."""
+    """One check or metric: its plan, the aggregates it reads, and how to sample failing rows."""
 
-    spec: dict
-    kind: str
+    spec: CheckPlan | MetricPlan
     measures: dict[str, str] = field(default_factory=dict)  # role -> alias in the fused query
     failing: exp.Expression | None = None  # row-level condition, for samples
     where: exp.Expression | None = None
@@ -71,10 +58,11 @@ class Suite:
         """A few failing rows of a row-level check, without the columns marked sensitive."""
         columns = [c for c in compiled.sample_columns if c.name.lower() not in sensitive]
         hidden = len(columns) < len(compiled.sample_columns)
-        if not columns or (hidden and compiled.kind == "unique"):  # a partial key would mislead
+        kind = compiled.spec.kind
+        if not columns or (hidden and kind == "unique"):  # a partial key would mislead
             return None
         source = exp.alias_(self.relation, "aq_source")
-        if compiled.kind == "unique":  # the duplicated keys, with how often each appears
+        if kind == "unique":  # the duplicated keys, with how often each appears
             rows = exp.func("COUNT", exp.Star())
             select = exp.select(*columns, exp.alias_(rows.copy(), "duplicates", quoted=True)).from_(source)
             if compiled.where is not None:
@@ -86,8 +74,8 @@ class Suite:
         select = exp.select(*columns).from_(source).where(compiled.failing)
         return select.limit(SAMPLE_LIMIT).sql(dialect=self.dialect)
 
-    def _where(self, spec: dict) -> exp.Expression | None:
-        return user_expression(spec["where"], self.dialect, "where") if spec.get("where") else None
+    def _where(self, spec: CheckPlan | MetricPlan) -> exp.Expression | None:
+        return user_expression(spec.where, self.dialect, "where") if spec.where else None
 
     def _rows(self, where: exp.Expression | None) -> str:
         return self.measure(count_if(where) if where is not None else exp.func("COUNT", exp.Star()))
@@ -99,23 +87,21 @@ class Suite:
         compiled.failing = full
         compiled.sample_columns = columns
 
-    def add_check(self, spec: dict) -> Compiled:
-        kind = check_kind(spec)
-        compiled = Compiled(spec, kind)
-        if kind not in FUSED_CHECKS:
+    def add_check(self, spec: CheckPlan) -> Compiled:
+        compiled = Compiled(spec)
+        if spec.kind not in FUSED_CHECKS:
             return compiled
         try:
-            self._add_check(compiled, spec, kind)
+            self._add_check(compiled, spec)
         except QualitySQLError as error:
             compiled.error = str(error)
         return compiled
 
-    def _add_check(self, compiled: Compiled, spec: dict, kind: str) -> None:
-        d = self.dialect
+    def _add_check(self, compiled: Compiled, spec: CheckPlan) -> None:
+        d, kind = self.dialect, spec.kind
         where = self._where(spec)
         if kind in ("not_null", "unique"):
-            names = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
-            cols = [column(n, d) for n in names]
+            cols = [column(n, d) for n in spec.columns]
             if kind == "not_null":
                 self._failing(compiled, where, exp.or_(*(c.is_(exp.Null()) for c in cols)), cols)
                 return
@@ -127,52 +113,51 @@ class Suite:
             compiled.sample_columns = cols
             compiled.where = where
         elif kind == "between":
-            col = column(spec["column"], d)
-            low, high = spec["between"]
-            self._failing(compiled, where, exp.or_(col.copy() < literal(low), col.copy() > literal(high)), [col])
+            col = column(spec.column, d)
+            failing = exp.or_(col.copy() < literal(spec.low), col.copy() > literal(spec.high))
+            self._failing(compiled, where, failing, [col])
         elif kind == "accepted_values":
-            col = column(spec[kind]["column"], d)
-            allowed = [literal(v) for v in spec[kind]["values"]]
+            col = column(spec.column, d)
+            allowed = [literal(v) for v in spec.values]
             self._failing(compiled, where, exp.Not(this=col.copy().isin(*allowed)), [col])
         elif kind == "expression":
-            condition = user_expression(spec["expression"], d, "expression")
+            condition = user_expression(spec.expression, d, "expression")
             holds = exp.func("COALESCE", exp.paren(condition), exp.false())
             cols = list({c.name: column(c.name, d) for c in condition.find_all(exp.Column)}.values())
             self._failing(compiled, where, exp.Not(this=holds), cols)
         elif kind == "row_count":
             compiled.measures["rows"] = self._rows(where)
         elif kind == "freshness":
-            col = column(spec[kind]["column"], d)
+            col = column(spec.column, d)
             compiled.measures["latest"] = self.measure(exp.func("MAX", when(where, col)))
 
-    def add_metric(self, spec: dict) -> Compiled:
-        kind = metric_kind(spec)
-        compiled = Compiled(spec, kind)
+    def add_metric(self, spec: MetricPlan) -> Compiled:
+        compiled = Compiled(spec)
         try:
-            compiled.measures["value"] = self.measure(self._metric(spec, kind))
+            compiled.measures["value"] = self.measure(self._metric(spec))
         except QualitySQLError as error:
             compiled.error = str(error)
         return compiled
 
-    def _metric(self, spec: dict, kind: str) -> exp.Expression:
-        d = self.dialect
+    def _metric(self, spec: MetricPlan) -> exp.Expression:
+        d, kind = self.dialect, spec.kind
         where = self._where(spec)
         if kind == "expression":
             if where is not None:
                 raise QualitySQLError("`where` does not combine with an `expression` metric; filter inside it")
-            return user_expression(spec["expression"], d, "expression")
+            return user_expression(spec.expression, d, "expression")
         if kind == "count":
-            if spec["count"] == "*":
+            if spec.column == "*":
                 return count_if(where) if where is not None else exp.func("COUNT", exp.Star())
-            return exp.func("COUNT", when(where, column(spec["count"], d)))
+            return exp.func("COUNT", when(where, column(spec.column, d)))
         if kind == "quantile":
-            col = when(where, column(spec["quantile"]["column"], d))
+            col = when(where, column(spec.column, d))
             within = exp.WithinGroup(
-                this=exp.PercentileCont(this=exp.Literal.number(spec["quantile"]["q"])),
+                this=exp.PercentileCont(this=exp.Literal.number(spec.q)),
                 expression=exp.Order(expressions=[exp.Ordered(this=col)]),
             )
             return within
-        col = column(spec[kind], d)
+        col = column(spec.column, d)
         if kind == "null_fraction":
             rows = count_if(where) if where is not None else exp.func("COUNT", exp.Star())
             nulls = count_if(col.is_(exp.Null()) if where is None else exp.and_(where, col.is_(exp.Null())))

@@ -1,12 +1,25 @@
-"""The kubernetes runner: the plan's plain pod settings as Kubernetes client objects for the
-KubernetesPodOperator (resources, env with Secret references, node affinity)."""
+"""The kubernetes runner: a step's run plan as KubernetesPodOperator arguments (image, command,
+the contract's environment with Secret references, resources, placement, security context)."""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
+
+from aq_airflow.plan.model import RunPlan, SecretEnv
+from aq_airflow.runners.environment import RUN_ID_TEMPLATE, locations, step_environment
+from aq_airflow.runtime import contract
+
+POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 @cache
@@ -23,28 +36,64 @@ def _model(kind: type, **fields):
     return kind(**fields, local_vars_configuration=_model_configuration())
 
 
-def resource_requirements(resources: dict) -> k8s.V1ResourceRequirements:
-    return _model(k8s.V1ResourceRequirements, requests=dict(resources["requests"]), limits=dict(resources["limits"]))
+def command(run: RunPlan) -> tuple[list[str], list[str]]:
+    """The container's ``cmds`` and ``arguments``: the aq runtime calling the step's function,
+    or the user's own command."""
+    if run.command.runs_runtime:
+        argv = contract.runtime_argv("python", run.command.function)
+        return argv[:3], argv[3:]
+    return list(run.command.argv), []
 
 
-def env_vars(env: dict[str, str], secret_env: list[dict]) -> list[k8s.V1EnvVar]:
+def pod_arguments(run: RunPlan) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for a python or command step."""
+    cmds, arguments = command(run)
+    pod, placement, resources = run.pod, run.placement, run.resources
+    env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE)}
+    return {
+        "image": run.image or "",
+        "cmds": cmds,
+        "arguments": arguments,
+        "env_vars": env_vars(env, run.secrets),
+        "container_resources": _model(
+            k8s.V1ResourceRequirements, requests=dict(resources.requests), limits=dict(resources.limits)
+        ),
+        "node_selector": dict(placement.node_selector),
+        "affinity": node_affinity(placement.node_affinity),
+        "tolerations": [dict(t) for t in placement.tolerations],
+        "namespace": pod.namespace,
+        "kubernetes_conn_id": pod.kubernetes_conn_id,
+        "service_account_name": pod.service_account,
+        "image_pull_policy": pod.image_pull_policy,
+        "labels": {"app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": run.step},
+        "security_context": {
+            **POD_SECURITY_CONTEXT,
+            "runAsUser": pod.run_as_user,
+            "runAsGroup": pod.run_as_user,
+            "fsGroup": pod.run_as_user,
+        },
+        "container_security_context": CONTAINER_SECURITY_CONTEXT,
+    }
+
+
+def env_vars(env: dict[str, str], secrets: tuple[SecretEnv, ...]) -> list[k8s.V1EnvVar]:
     """Plain values as they are (Airflow renders their templates); secrets only by reference."""
     plain = [_model(k8s.V1EnvVar, name=name, value=value) for name, value in env.items()]
     secret = [
         _model(
             k8s.V1EnvVar,
-            name=ref["name"],
+            name=ref.name,
             value_from=_model(
                 k8s.V1EnvVarSource,
-                secret_key_ref=_model(k8s.V1SecretKeySelector, name=ref["secret"], key=ref["key"]),
+                secret_key_ref=_model(k8s.V1SecretKeySelector, name=ref.secret, key=ref.key),
             ),
         )
-        for ref in secret_env
+        for ref in secrets
     ]
     return plain + secret
 
 
-def node_affinity(required: dict[str, list[str]]) -> k8s.V1Affinity | None:
+def node_affinity(required: dict[str, tuple[str, ...]]) -> k8s.V1Affinity | None:
     """A required node-affinity term with one ``In`` expression per label (all must match)."""
     if not required:
         return None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import deque
 
+from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
 
 log = logging.getLogger(__name__)
@@ -23,19 +24,18 @@ def artifacts_root(artifacts: str | None) -> str:
     return root if "://" in root else os.path.abspath(root)
 
 
-def artifact_uri(artifacts: str | None, relative: str) -> str:
-    """A step's output location: the store root (see :func:`artifacts_root`) plus its relative path."""
-    return f"{artifacts_root(artifacts).rstrip('/')}/{relative}"
+def artifact_uri(artifacts: str | None, ref: ArtifactRef, run_id: str) -> str:
+    """An output's location for one run: the store root (see :func:`artifacts_root`) plus its path."""
+    return f"{artifacts_root(artifacts).rstrip('/')}/{ref.path(run_id)}"
 
 
-def runs_runtime(cmds: list[str]) -> bool:
-    """Whether a step's command is the aq runtime (which commits its own output)."""
-    return cmds[1:3] == ["-m", "aq_airflow.runtime"]
-
-
-def local_command(cmds: list[str]) -> list[str]:
-    """The pod's ``python`` is this worker's interpreter here."""
-    return [sys.executable, *cmds[1:]] if cmds and cmds[0] == "python" else list(cmds)
+def command(run: RunPlan) -> list[str]:
+    """The process's argv: this worker's interpreter running the aq runtime, or the user's command
+    (where a pod's ``python`` is this worker's interpreter too)."""
+    if run.command.runs_runtime:
+        return contract.runtime_argv(sys.executable, run.command.function)
+    argv = list(run.command.argv)
+    return [sys.executable, *argv[1:]] if argv[0] == "python" else argv
 
 
 class ProcessFailed(Exception):

@@ -1,7 +1,7 @@
 """The environment contract between the task that starts a step and the step itself.
 
-The planner writes these variables, the operators resolve their locations (the local runner) or
-pass them on (a pod), and the runtime reads them: every name is defined here and only here.
+The runners write these variables (``runners.environment``) and the runtime reads them: every
+name, and the runtime's own command line, is defined here and only here.
 ``command`` steps in any language read the same variables.
 """
 
@@ -18,6 +18,13 @@ INPUT_PREFIX = "AQ_INPUT_"  # AQ_INPUT_<NAME>: where an input's producer wrote i
 INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order, and their form
 ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
 CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
+
+FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
+
+
+def runtime_argv(python: str, function: str) -> list[str]:
+    """The command that runs a python step's function under the aq runtime."""
+    return [python, "-m", "aq_airflow.runtime", FUNCTION_FLAG, function]
 
 
 def input_variable(name: str) -> str:

@@ -143,7 +143,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "--function":
+    if len(argv) != 2 or argv[0] != contract.FUNCTION_FLAG:
         print("usage: python -m aq_airflow.runtime --function package.module:function", file=sys.stderr)
         return 2
     try:

@@ -1,0 +1,50 @@
+"""Which operator runs a planned task, and with which arguments: one table for both backends.
+
+``build`` (live DAGs) and ``codegen`` (generated files) both ask here, so a task is the same
+operator with the same arguments whichever backend made it. The choice is keyed by the task's
+role and, for a step's compute, by its step kind and runner (the Plan never names a class).
+This module imports no Airflow: codegen uses it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aq_airflow.plan.model import PublishPlan, QualityPlan, Runner, RunPlan, StepKind, TaskPlan, TaskRole
+
+_RUN_OPERATORS: dict[tuple[StepKind, Runner | None], str] = {
+    (StepKind.SQL, None): "AqSqlStepOperator",
+    (StepKind.TABLE, None): "AqSqlStepOperator",
+    (StepKind.PYTHON, Runner.KUBERNETES): "AqPodStepOperator",
+    (StepKind.COMMAND, Runner.KUBERNETES): "AqPodStepOperator",
+    (StepKind.PYTHON, Runner.LOCAL): "AqLocalStepOperator",
+    (StepKind.COMMAND, Runner.LOCAL): "AqLocalStepOperator",
+}
+_QUALITY_OPERATORS = {
+    TaskRole.CHECKS: "AqCheckOperator",
+    TaskRole.METRICS: "AqMetricOperator",
+    TaskRole.PUBLISH: "AqPublishOperator",
+}
+
+
+def operator_name(task: TaskPlan) -> str:
+    """The class in ``aq_airflow.operators`` that runs ``task``."""
+    body = task.body
+    if isinstance(body, RunPlan):
+        return _RUN_OPERATORS[body.kind, body.runner]
+    assert isinstance(body, QualityPlan | PublishPlan), body
+    return _QUALITY_OPERATORS[task.role]
+
+
+def operator_arguments(task: TaskPlan) -> dict[str, Any]:
+    """The operator's keyword arguments besides ``task_id``: the task's plan, then the Airflow
+    task settings that are set (unset ones keep Airflow's defaults), then its outlets."""
+    settings = task.settings
+    arguments: dict[str, Any] = {"plan": task.body}
+    for name in ("retries", "retry_delay", "execution_timeout", "pool"):
+        value = getattr(settings, name)
+        if value is not None:
+            arguments[name] = value
+    if task.outlets:
+        arguments["outlets"] = list(task.outlets)
+    return arguments
