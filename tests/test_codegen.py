@@ -48,6 +48,12 @@ def test_compiled_dag_equals_live_dag(both_bags, path):
     live, compiled = both_bags
     dag_id = path.name.removesuffix(".aq.yaml")
     assert serialized(compiled.dags[dag_id]) == serialized(live.dags[dag_id])
+    # the typed plan each operator was given (what it runs from; serialization sees only some of it)
+    plans = {
+        dag: {t.task_id: t.plan for t in bag.dags[dag_id].tasks}
+        for dag, bag in (("live", live), ("compiled", compiled))
+    }
+    assert plans["compiled"] == plans["live"] and all(plans["live"].values())
 
 
 @pytest.mark.parametrize("path", example_specs(), ids=lambda p: p.name)

@@ -221,7 +221,7 @@ class CheckPlan:
     low: Any = None  # between / row_count lower bound
     high: Any = None  # between / row_count upper bound
     values: tuple[Any, ...] = ()  # accepted_values
-    max_age: Seconds | None = None  # freshness
+    max_age: int | None = None  # freshness, in seconds
     max_age_text: str | None = None  # freshness, as written (for messages)
     expression: str | None = None
     sql: str | None = None

@@ -79,7 +79,7 @@ def compile_check(check: Check) -> CheckPlan:
     elif kind == "row_count":
         fields.update(low=value.min, high=value.max)
     elif kind == "freshness":
-        fields.update(columns=(value.column,), max_age=_seconds(value.max_age), max_age_text=value.max_age)
+        fields.update(columns=(value.column,), max_age=duration_seconds(value.max_age), max_age_text=value.max_age)
     elif kind in ("expression", "sql", "expect"):
         fields[kind] = value
         if kind == "expect":

@@ -86,7 +86,7 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
                            expected=expected, rows=rows)  # fmt: skip
         if kind == "freshness":
             latest = read["latest"]
-            max_age = spec.max_age.value
+            max_age = spec.max_age
             if latest is None:
                 return Outcome(**base, outcome=FAILED, message="no rows: nothing is fresh", expected=max_age)
             if isinstance(latest, str):
