@@ -353,12 +353,20 @@ class Warehouse:
         replaced). The change to ``target`` is one transaction; memory holds about a row group."""
         raise NotImplementedError(f"publish to a `{self.dialect or 'generic'}` warehouse is not built")
 
-    @staticmethod
-    def check_load(mode: str, keys: Sequence[str], schema: pa.Schema) -> None:
+    def check_load(self, mode: str, keys: Sequence[str], schema: pa.Schema) -> list[str]:
+        """Validate a load before it touches the warehouse; returns the merge keys as the
+        output's own column names (a key is matched the way the warehouse matches names)."""
         if mode not in MODES:
             raise ValueError(f"publish mode `{mode}` is not one of {', '.join(MODES)}")
-        if mode == "merge" and not keys:
+        if mode != "merge":
+            return []
+        if not keys:
             raise ValueError("a merge needs at least one key column")
+        names = {self.normalize_identifier(n): n for n in schema.names}
+        missing = [k for k in keys if self.normalize_identifier(k) not in names]
+        if missing:
+            raise ValueError(f"merge key(s) {', '.join(missing)} are not columns of the output")
+        return [names[self.normalize_identifier(k)] for k in keys]
 
     def create_schema_sql(self, target: str) -> str | None:
         """``CREATE SCHEMA IF NOT EXISTS`` for the schema part of a dotted target, if it has one."""
@@ -367,12 +375,14 @@ class Warehouse:
             return None
         return self.render(exp.Create(this=self.table(".".join(parts[:-1])), kind="SCHEMA", exists=True))
 
+    def column_type(self, kind: pa.DataType) -> exp.DataType:
+        """The column type a published table gets for an Arrow type (:func:`sql_type`, read as
+        DuckDB means it: TIMESTAMP is without a time zone, which Snowflake must be told)."""
+        return exp.DataType.build(sql_type(kind), dialect="duckdb")
+
     def create_table_sql(self, target: str, schema: pa.Schema) -> str:
         """``CREATE TABLE IF NOT EXISTS`` with a column per Arrow field, types via :func:`sql_type`."""
-        columns = [
-            exp.ColumnDef(this=self.column(f.name).this, kind=exp.DataType.build(sql_type(f.type), dialect="duckdb"))
-            for f in schema
-        ]
+        columns = [exp.ColumnDef(this=self.column(f.name).this, kind=self.column_type(f.type)) for f in schema]
         create = exp.Create(this=exp.Schema(this=self.table(target), expressions=columns), kind="TABLE", exists=True)
         return self.render(create)
 

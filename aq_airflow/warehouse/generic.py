@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, row_groups, run
+from aq_airflow.warehouse.base import Warehouse, row_groups, run, sql_type
 
 # Airflow connection types whose sqlglot dialect has another name (or that have one at all)
 _CONN_TYPE_DIALECTS = {
@@ -55,8 +56,13 @@ class GenericWarehouse(Warehouse):
             return None
         return name
 
+    def column_type(self, kind: pa.DataType) -> exp.DataType:
+        """Types read in sqlglot's generic SQL (TIMESTAMP as such, where DuckDB's reading would
+        name it TIMESTAMPNTZ in dialects without that spelling)."""
+        return exp.DataType.build(sql_type(kind))
+
     def bulk_load(self, files, fs, schema, target, mode, keys=()) -> None:
-        self.check_load(mode, keys, schema)
+        columns = self.check_load(mode, keys, schema)
         fs = fs or pafs.LocalFileSystem()
         with self.transaction() as cursor:
             run(cursor, self.ddl_statements(target, schema))
@@ -65,7 +71,7 @@ class GenericWarehouse(Warehouse):
             elif mode == "merge":
                 delete = self.delete_by_key_sql(target, keys)
                 for group in row_groups(files, fs, schema):
-                    rows = {tuple(r) for r in zip(*(group.column(k).to_pylist() for k in keys), strict=True)}
+                    rows = {tuple(r) for r in zip(*(group.column(c).to_pylist() for c in columns), strict=True)}
                     if rows:
                         cursor.executemany(delete, sorted(rows, key=repr))
             insert = self.insert_sql(target, schema.names)

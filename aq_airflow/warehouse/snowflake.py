@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, run, sql_type
+from aq_airflow.warehouse.base import Warehouse, run
 
 STAGE_TABLE = "AQ_PUBLISH_STAGE"  # the temporary table the staged files are copied into
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./-]+")  # a local path PUT can take as it is
@@ -142,8 +142,7 @@ class Snowflake(Warehouse):
         cast to its type (a transformation, so the table's columns need not match by name)."""
         columns = ", ".join(self.render(self.column(f.name).this) for f in schema)
         values = ", ".join(
-            f"$1:{self.render(exp.to_identifier(f.name, quoted=True))}::"
-            f"{self.render(exp.DataType.build(sql_type(f.type), dialect='duckdb'))}"
+            f"$1:{self.render(exp.to_identifier(f.name, quoted=True))}::{self.render(self.column_type(f.type))}"
             for f in schema
         )
         return (
