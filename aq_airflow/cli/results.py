@@ -38,8 +38,8 @@ def print_results(store: ResultsStore, dag_id: str, step: str | None, last: int,
 def show(dag_id: str, conn: str, step: str | None, last: int, schema: str | None) -> int:
     """Print the history, the warehouse named by a connection URI/JSON, or a DuckDB file path."""
     if os.path.exists(conn):
-        import json
+        from aq_airflow.warehouse import DuckDB
 
-        conn = json.dumps({"conn_type": "duckdb", "host": os.path.abspath(conn)})
+        conn = DuckDB.connection_json(conn)
     os.environ["AIRFLOW_CONN_AQ_RESULTS_CLI"] = conn
     return print_results(store_for("aq_results_cli", schema), dag_id, step, last)
