@@ -680,3 +680,11 @@ class _Keep:
 
 def _no_pandas(*args, **kwargs):
     raise AssertionError("publish must not load a DataFrame")
+
+
+def test_an_in_memory_duckdb_scans_registered_arrow_data(tmp_path):
+    """How a step's Parquet output is scanned where it has no warehouse table."""
+    wh = DuckDB.in_memory({"aq_artifact": pa.table({"id": [1, 2, 3]})})
+    assert wh.fetch_all("SELECT count(*), sum(id) FROM aq_artifact") == (["count_star()", "sum(id)"], [(3, 6)])
+    assert json.loads(DuckDB.connection_json(tmp_path / "w.duckdb")) == {
+        "conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}  # fmt: skip

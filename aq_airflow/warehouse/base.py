@@ -187,7 +187,8 @@ class Warehouse:
             declared = getattr(self.hook, "placeholder", None)  # a DbApiHook's (connection extras)
         except Exception:  # a hook whose connection cannot be looked up here
             declared = None
-        return declared if isinstance(declared, str) and declared else self.default_placeholder
+        self._placeholder = declared if isinstance(declared, str) and declared else self.default_placeholder
+        return self._placeholder
 
     def normalize_identifier(self, name: str) -> str:
         return normalize_identifier(name, self.dialect)
