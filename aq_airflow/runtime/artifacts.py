@@ -236,10 +236,12 @@ def schema_text(schema: pa.Schema) -> list[list[str]]:
 
 def iter_row_groups(location: Location, manifest: dict) -> Iterator[pa.RecordBatch]:
     """The committed table as record batches, one row group at a time: memory stays at a row
-    group or two whatever the table's size (a dataset scan pre-buffers far more)."""
+    group or two whatever the table's size (a dataset scan pre-buffers far more). Each row group
+    is pre-buffered (its column chunks fetched in a few coalesced reads): on an object store,
+    one request per column chunk instead made reading 6x slower (the S3 emulator, 10 columns)."""
     for name in manifest["files"]:
         with location.fs.open_input_file(location.join(name)) as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            parquet = pq.ParquetFile(handle, pre_buffer=True)
             for index in range(parquet.num_row_groups):
                 yield from parquet.read_row_group(index).to_batches()
 
