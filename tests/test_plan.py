@@ -241,3 +241,14 @@ def test_spec_plan_registry_and_codegen_import_no_airflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_rendering_reaches_the_query_and_every_templated_field(churn):
+    """Airflow renders a sql step's query and the check fields that may hold templates."""
+    customers = task(churn, "customers.checks").body
+    rendered = customers.rendered(lambda v: v.replace("{{ ds }}", "2026-03-01") if isinstance(v, str) else v)
+    assert rendered.source.query == "SELECT * FROM raw.customers WHERE signup_date < '2026-03-01'"
+    scores = task(churn, "scores.checks").body
+    rows = {c.name: c for c in scores.rendered(lambda v: "1000" if v == "{{ params.min_rows }}" else v).checks}
+    assert rows["enough_rows"].low == "1000"
+    assert {c.name: c.low for c in scores.checks}["enough_rows"] == "{{ params.min_rows }}"  # planned one unchanged

@@ -280,8 +280,8 @@ class QualityPlan:
     sensitive: tuple[str, ...] = ()  # columns never shown in failing-row samples (lower case)
 
     def rendered(self, render) -> QualityPlan:
-        """This plan with ``render`` (Airflow's template rendering) applied to the fields of its
-        checks and metrics that may hold templates."""
+        """This plan with ``render`` (Airflow's template rendering) applied to what may hold
+        templates: a sql step's query (``{{ ds }}``) and the fields of its checks and metrics."""
 
         def apply(item):
             present = {f.name for f in dataclasses.fields(item)}
@@ -289,6 +289,7 @@ class QualityPlan:
 
         return dataclasses.replace(
             self,
+            source=dataclasses.replace(self.source, query=render(self.source.query)),
             checks=tuple(apply(c) for c in self.checks),
             metrics=tuple(apply(m) for m in self.metrics),
         )
