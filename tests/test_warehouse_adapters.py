@@ -688,3 +688,19 @@ def test_an_in_memory_duckdb_scans_registered_arrow_data(tmp_path):
     assert wh.fetch_all("SELECT count(*), sum(id) FROM aq_artifact") == (["count_star()", "sum(id)"], [(3, 6)])
     assert json.loads(DuckDB.connection_json(tmp_path / "w.duckdb")) == {
         "conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}  # fmt: skip
+
+
+def test_results_tables_ddl_per_dialect():
+    ddl = {d: ResultsStore(Warehouse.for_dialect(d), "aq")._ddl() for d in ("duckdb", "postgres", "snowflake", None)}
+    assert ddl["snowflake"][0] == 'CREATE SCHEMA IF NOT EXISTS "AQ"'
+    assert ddl["snowflake"][2] == (
+        'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" (dag_id VARCHAR, run_id VARCHAR, step VARCHAR, '
+        "name VARCHAR, kind VARCHAR, outcome VARCHAR, severity VARCHAR, message VARCHAR, value DOUBLE, "
+        "expected VARCHAR, map_index INT, try_number INT, spec_hash VARCHAR, image VARCHAR, "
+        "logical_date TIMESTAMPNTZ, created_at TIMESTAMPNTZ)"
+    )
+    assert ddl["postgres"][2].startswith('CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" (dag_id TEXT, ')
+    tail = "value DOUBLE PRECISION, expected TEXT, map_index INT, try_number INT, spec_hash TEXT, image TEXT, "
+    assert ddl["postgres"][2].endswith(tail + "logical_date TIMESTAMP, created_at TIMESTAMP)")
+    assert ddl["duckdb"][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP)")
+    assert ddl[None][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP)")  # not Snowflake's NTZ spelling

@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from aq_airflow.warehouse import Warehouse
@@ -85,10 +84,9 @@ class ResultsStore:
             schema = exp.Create(this=self.warehouse.table(self.schema), kind="SCHEMA", exists=True)
             statements.append(self.warehouse.render(schema))
         for name, columns in COLUMNS.items():
-            body = ", ".join(f"{column} {kind}" for column, kind in columns)
-            create = sqlglot.parse_one(f"CREATE TABLE IF NOT EXISTS t ({body})", read="duckdb")
-            create.find(exp.Table).replace(self.warehouse.table(self._name(name)))
-            statements.append(self.warehouse.render(create))
+            defs = [exp.ColumnDef(this=exp.to_identifier(c), kind=self.warehouse.portable_type(k)) for c, k in columns]
+            table = exp.Schema(this=self.warehouse.table(self._name(name)), expressions=defs)
+            statements.append(self.warehouse.render(exp.Create(this=table, kind="TABLE", exists=True)))
         return statements
 
     def ensure_tables(self) -> None:

@@ -376,10 +376,14 @@ class Warehouse:
             return None
         return self.render(exp.Create(this=self.table(".".join(parts[:-1])), kind="SCHEMA", exists=True))
 
+    def portable_type(self, name: str) -> exp.DataType:
+        """A SQL type written portably (``VARCHAR``, ``BIGINT``, ``TIMESTAMP``, ...) and read as
+        DuckDB means it: TIMESTAMP is without a time zone, which Snowflake must be told."""
+        return exp.DataType.build(name, dialect="duckdb")
+
     def column_type(self, kind: pa.DataType) -> exp.DataType:
-        """The column type a published table gets for an Arrow type (:func:`sql_type`, read as
-        DuckDB means it: TIMESTAMP is without a time zone, which Snowflake must be told)."""
-        return exp.DataType.build(sql_type(kind), dialect="duckdb")
+        """The column type a published table gets for an Arrow type (:func:`sql_type`)."""
+        return self.portable_type(sql_type(kind))
 
     def create_table_sql(self, target: str, schema: pa.Schema) -> str:
         """``CREATE TABLE IF NOT EXISTS`` with a column per Arrow field, types via :func:`sql_type`."""

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, row_groups, run, sql_type
+from aq_airflow.warehouse.base import Warehouse, row_groups, run
 
 # Airflow connection types whose sqlglot dialect has another name (or that have one at all)
 _CONN_TYPE_DIALECTS = {
@@ -56,10 +55,10 @@ class GenericWarehouse(Warehouse):
             return None
         return name
 
-    def column_type(self, kind: pa.DataType) -> exp.DataType:
+    def portable_type(self, name: str) -> exp.DataType:
         """Types read in sqlglot's generic SQL (TIMESTAMP as such, where DuckDB's reading would
         name it TIMESTAMPNTZ in dialects without that spelling)."""
-        return exp.DataType.build(sql_type(kind))
+        return exp.DataType.build(name)
 
     def bulk_load(self, files, fs, schema, target, mode, keys=()) -> None:
         columns = self.check_load(mode, keys, schema)
