@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from aq_airflow.cli.results import print_results, store_for
+from aq_airflow.warehouse import Warehouse
 
 PIPELINE = """
 pipeline: {name}
@@ -98,7 +99,7 @@ def test_failing_error_check_blocks_publish_and_downstream(run_dag, quality_step
 def test_learned_bounds_fire_after_a_seeded_history(run_dag, quality_steps, warehouse, monkeypatch):
     from aq_airflow.results import METRICS_TABLE, ResultsStore
 
-    store = ResultsStore(lambda: duckdb.connect(str(warehouse)), "duckdb", None, "?")
+    store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: duckdb.connect(str(warehouse))))
     store.ensure_tables()
     for run, value in enumerate([15.0, 16.0, 14.0, 15.5, 15.0]):
         key = {"dag_id": "q_hist", "run_id": f"old{run}", "step": "orders", "map_index": -1}

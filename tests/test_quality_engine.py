@@ -11,10 +11,10 @@ import pytest
 from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.plan.planner import compile_check, compile_metric
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics
-from aq_airflow.quality.sql import table
 from aq_airflow.quality.suite import Suite
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.spec.models import Check, Metric
+from aq_airflow.warehouse import Warehouse, table_expression
 
 ROWS = [
     # id, amount, currency, created_at, email
@@ -93,6 +93,11 @@ def metrics_of(*specs: dict) -> tuple[MetricPlan, ...]:
     return tuple(compile_metric(Metric.model_validate(s)) for s in specs)
 
 
+def in_warehouse(warehouse: Warehouse, name: str) -> Dataset:
+    """A warehouse table as checks read it (pushdown)."""
+    return Dataset.warehouse_data(QualitySource(SourceKind.TABLE, table=name), warehouse)
+
+
 def check_everything(dataset: Dataset, table_ref: str) -> None:
     checks = checks_of(*(dict(c, sql=c["sql"].format(table=table_ref)) if "sql" in c else c for c in CHECKS))
     outcomes = {o.name: o for o in run_checks(dataset, checks, {"email"}, NOW)}
@@ -136,10 +141,8 @@ def test_duckdb(tmp_path):
                      "created_at TIMESTAMP, email VARCHAR)")  # fmt: skip
         conn.executemany("INSERT INTO shop.orders VALUES (?, ?, ?, ?, ?)", ROWS)
     connect = lambda: duckdb.connect(path)  # noqa: E731
-    check_everything(
-        Dataset.warehouse(QualitySource(SourceKind.TABLE, table="shop.orders"), connect, "duckdb"), "shop.orders"
-    )
-    roundtrip_results(ResultsStore(connect, "duckdb", "aq", "?"))
+    check_everything(in_warehouse(Warehouse.for_dialect("duckdb", connect), "shop.orders"), "shop.orders")
+    roundtrip_results(ResultsStore(Warehouse.for_dialect("duckdb", connect), "aq"))
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
@@ -173,10 +176,9 @@ def test_postgresql(postgres_dsn):
     connect = lambda: psycopg2.connect(postgres_dsn)  # noqa: E731
     try:
         check_everything(
-            Dataset.warehouse(QualitySource(SourceKind.TABLE, table=f"{schema}.orders"), connect, "postgres"),
-            f"{schema}.orders",
+            in_warehouse(Warehouse.for_dialect("postgres", connect), f"{schema}.orders"), f"{schema}.orders"
         )
-        roundtrip_results(ResultsStore(connect, "postgres", schema, "%s"))
+        roundtrip_results(ResultsStore(Warehouse.for_dialect("postgres", connect), schema))
     finally:
         with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -192,10 +194,8 @@ def test_snowflake_fakesnow():
             conn.cursor().execute("CREATE TABLE shop.orders (id int, amount double, currency varchar, "
                                   "created_at timestamp, email varchar)")  # fmt: skip
             conn.cursor().executemany("INSERT INTO shop.orders VALUES (%s, %s, %s, %s, %s)", ROWS)
-        check_everything(
-            Dataset.warehouse(QualitySource(SourceKind.TABLE, table="shop.orders"), connect, "snowflake"), "shop.orders"
-        )
-        roundtrip_results(ResultsStore(connect, "snowflake", "aq", "%s"))
+        check_everything(in_warehouse(Warehouse.for_dialect("snowflake", connect), "shop.orders"), "shop.orders")
+        roundtrip_results(ResultsStore(Warehouse.for_dialect("snowflake", connect), "aq"))
 
 
 def test_fused_query_text_is_pinned_per_dialect():
@@ -208,7 +208,7 @@ def test_fused_query_text_is_pinned_per_dialect():
         'PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY "AMOUNT") AS "m2" FROM "SHOP"."ORDERS" AS aq_source',
     }
     for dialect, sql in expected.items():
-        suite = Suite(table("shop.orders", dialect), dialect)
+        suite = Suite(table_expression("shop.orders", dialect), dialect)
         suite.add_check(*checks_of({"name": "a", "not_null": "id"}))
         suite.add_check(*checks_of({"name": "b", "row_count": {"min": 1}}))  # COUNT(*) is computed once
         suite.add_metric(*metrics_of({"name": "c", "quantile": {"column": "amount", "q": 0.9}}))
@@ -217,7 +217,7 @@ def test_fused_query_text_is_pinned_per_dialect():
 
 @pytest.mark.parametrize("text", ["1; DROP TABLE x", "(SELECT 1) FROM t", "a b c", "amount > 0 --"])
 def test_user_expressions_must_be_one_expression(text):
-    suite = Suite(table("t", "duckdb"), "duckdb")
+    suite = Suite(table_expression("t", "duckdb"), "duckdb")
     compiled = suite.add_check(*checks_of({"name": "e", "expression": text}))
     assert compiled.error or (suite.query() is not None and "DROP" not in suite.query())
 

@@ -27,7 +27,6 @@ from aq_airflow.warehouse import (
     Snowflake,
     Warehouse,
     is_infrastructure_error,
-    warehouse_for,
 )
 from aq_airflow.warehouse.duckdb import parquet_relation
 
@@ -102,7 +101,7 @@ def test_the_adapter_is_chosen_by_the_hooks_connection_type(backend):
                 "snowflake": (Snowflake, "snowflake", "%s")}[backend.name]  # fmt: skip
     wh = backend.warehouse
     assert (type(wh), wh.dialect, wh.placeholder) == expected
-    assert warehouse_for(wh.hook).dialect == wh.dialect and Warehouse.of(wh) is wh
+    assert Warehouse.of(wh.hook).dialect == wh.dialect and Warehouse.of(wh) is wh
 
 
 def test_connect_and_cursor(backend):

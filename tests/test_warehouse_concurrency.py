@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-from aq_airflow.runners import sql as sql_runner
+from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 from aq_airflow.warehouse import duckdb as duckdb_adapter
 
 HOLD_LOCK = "import duckdb, sys, time\nc = duckdb.connect(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep({})\n"
@@ -41,7 +41,7 @@ def test_a_duckdb_connection_waits_for_another_process_lock(duckdb_conn):
     try:
         with pytest.raises(duckdb.IOException, match="Could not set lock"):
             hook.get_conn()  # the conflict is real: the hook alone fails
-        conn = sql_runner.connect(hook)  # waits for the lock, then connects
+        conn = Warehouse.of(hook).connect()  # waits for the lock, then connects
         assert conn.execute("SELECT 42").fetchone() == (42,)
         conn.close()
     finally:
@@ -53,7 +53,7 @@ def test_a_lock_held_past_the_wait_raises_the_real_error(duckdb_conn):
     holder = hold_lock(duckdb_conn, 30)
     try:
         with pytest.raises(duckdb.IOException, match="Could not set lock"):
-            sql_runner.connect(DuckDBHook(duckdb_conn_id="wh"), wait=0.3)
+            Warehouse.of(DuckDBHook(duckdb_conn_id="wh")).connect(wait=0.3)
     finally:
         holder.kill()
         holder.wait()
@@ -70,19 +70,19 @@ def test_infrastructure_errors_are_told_from_query_errors(duckdb_conn, postgres_
     finally:
         holder.kill()
         holder.wait()
-    assert sql_runner.is_infrastructure_error(lock.value)
+    assert is_infrastructure_error(lock.value)
     with pytest.raises(duckdb.Error) as binder:
         duckdb.connect().execute("SELECT no_such_column FROM (SELECT 1 AS a)")
-    assert not sql_runner.is_infrastructure_error(binder.value)
+    assert not is_infrastructure_error(binder.value)
     with pytest.raises(psycopg2.Error) as refused:
         psycopg2.connect("postgresql://postgres@127.0.0.1:9/test", connect_timeout=2)
-    assert sql_runner.is_infrastructure_error(refused.value)
+    assert is_infrastructure_error(refused.value)
     conn = psycopg2.connect(postgres_dsn)
     with pytest.raises(psycopg2.Error) as undefined:
         conn.cursor().execute("SELECT no_such_column FROM (SELECT 1 AS a) t")
     conn.close()
-    assert not sql_runner.is_infrastructure_error(undefined.value)
-    assert sql_runner.is_infrastructure_error(FileNotFoundError("s3://bucket/x.parquet"))
+    assert not is_infrastructure_error(undefined.value)
+    assert is_infrastructure_error(FileNotFoundError("s3://bucket/x.parquet"))
 
 
 LOCKED = """

@@ -9,7 +9,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.runners.sql import select_all
+from aq_airflow.warehouse import select_all
 from tests.test_execution import manifest, output_dir
 
 PIPELINE = """

@@ -7,7 +7,6 @@ unless ``--warehouse`` names another. The DAG runs with ``dag.test()``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
+from aq_airflow.warehouse import DuckDB
 
 LOADER = """from aq_airflow.build import load_dags
 
@@ -91,9 +91,7 @@ class Progress:
 
 def _connection(uri: str | None, workdir: Path) -> str:
     """An Airflow connection (JSON) for the warehouse: the URI given, or a DuckDB file."""
-    if uri:
-        return uri
-    return json.dumps({"conn_type": "duckdb", "host": str(workdir / "warehouse.duckdb")})
+    return uri or DuckDB.connection_json(workdir / "warehouse.duckdb")
 
 
 def _prepare(

@@ -9,7 +9,6 @@ leave the task green.
 from __future__ import annotations
 
 import datetime
-from functools import partial
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -22,8 +21,8 @@ from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
 from aq_airflow.runners import local
 from aq_airflow.runners.publish import publish
-from aq_airflow.runners.sql import connect, dialect_of, is_infrastructure_error
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 
 
 class _QualityTask:
@@ -34,8 +33,8 @@ class _QualityTask:
     def warehouse_hook(self):
         return BaseHook.get_connection(self.plan.warehouse).get_hook()
 
-    def results(self, hook) -> ResultsStore:
-        store = ResultsStore.of(hook, self.plan.results_schema)
+    def results(self, warehouse: Warehouse) -> ResultsStore:
+        store = ResultsStore(warehouse, self.plan.results_schema)
         store.ensure_tables()
         return store
 
@@ -43,11 +42,11 @@ class _QualityTask:
         location = Location.of(local.artifact_uri(self.plan.artifacts, self.plan.source.artifact, context["run_id"]))
         return location, location.read_manifest(self.plan.step)
 
-    def dataset(self, hook, context: Any) -> Dataset:
+    def dataset(self, warehouse: Warehouse, context: Any) -> Dataset:
         """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
         source = self.plan.source
         if source.kind != SourceKind.ARTIFACT:
-            dataset = Dataset.warehouse(source, partial(connect, hook), dialect_of(hook))
+            dataset = Dataset.warehouse_data(source, warehouse)
             if source.artifact is not None:  # a sql step's output schema, for `schema` checks
                 dataset.columns = [tuple(c) for c in self.artifact(context)[1].get("schema", [])]
             return dataset
@@ -106,13 +105,13 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
         self.plan = plan
 
     def execute(self, context: Any) -> Any:
-        hook = self.get_db_hook()
+        warehouse = Warehouse.of(self.get_db_hook())
         checks = self.plan.checks
         try:
             # freshness is judged at the end of the run's data interval (so backfills are judged
             # as of their own date), or now when the run has none
             as_of = context.get("data_interval_end") or _now()
-            outcomes = run_checks(self.dataset(hook, context), checks, set(self.plan.sensitive), as_of)
+            outcomes = run_checks(self.dataset(warehouse, context), checks, set(self.plan.sensitive), as_of)
         except MissingArtifact as error:
             outcomes = unreadable(checks, f"could not read the data: {error}")
         except Exception as error:
@@ -121,7 +120,7 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
             # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
             outcomes = unreadable(checks, f"{type(error).__name__}: {error}")
         common = self.common_row(context)
-        self.results(hook).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
+        self.results(warehouse).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
         self.check_results = [self._lineage_result(o) for o in outcomes]
         blocking = _report(self.log, "check", outcomes)
         if blocking:
@@ -168,8 +167,8 @@ class AqMetricOperator(_QualityTask, BaseOperator):
         self.plan = plan
 
     def execute(self, context: Any) -> Any:
-        hook = self.warehouse_hook()
-        store = self.results(hook)
+        warehouse = Warehouse.of(self.warehouse_hook())
+        store = self.results(warehouse)
         ti = context["ti"]
         metrics = self.plan.metrics
 
@@ -179,7 +178,7 @@ class AqMetricOperator(_QualityTask, BaseOperator):
             return store.metric_history(ti.dag_id, self.plan.step, spec.name, ti.run_id, spec.history_needed)
 
         try:
-            outcomes = run_metrics(self.dataset(hook, context), metrics, history)
+            outcomes = run_metrics(self.dataset(warehouse, context), metrics, history)
         except MissingArtifact as error:
             outcomes = unreadable(metrics, f"could not read the data: {error}")
         except Exception as error:
@@ -209,7 +208,7 @@ class AqPublishOperator(_QualityTask, BaseOperator):
         if manifest["kind"] != "table":
             raise AirflowException(f"step `{plan.step}` produced a {manifest['kind']}; only tables can be published")
         files = [location.join(f) for f in manifest["files"]]
-        rows = publish(self.warehouse_hook(), files, plan.table, plan.mode, list(plan.keys), location.fs)
+        rows = publish(Warehouse.of(self.warehouse_hook()), files, plan.table, plan.mode, list(plan.keys), location.fs)
         self.log.info("published %s rows of step `%s` into %s (%s)", rows, plan.step, plan.table, plan.mode)
         return {"table": plan.table, "mode": plan.mode, "rows": rows}
 

@@ -13,10 +13,11 @@ from airflow.sdk import BaseHook, BaseOperator
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes, local
-from aq_airflow.runners import sql as sql_runner
 from aq_airflow.runners.local import LocalProcess
+from aq_airflow.runners.sql import export_query
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
+from aq_airflow.warehouse import Warehouse
 
 
 class AqPodStepOperator(KubernetesPodOperator):
@@ -114,12 +115,12 @@ class AqSqlStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         run = self.plan
-        hook = BaseHook.get_connection(run.warehouse).get_hook()
-        sql = self.sql or sql_runner.select_all(run.table, sql_runner.dialect_of(hook))
+        warehouse = Warehouse.of(BaseHook.get_connection(run.warehouse).get_hook())
+        sql = self.sql or warehouse.select_all(run.table)
         output = Location.of(local.artifact_uri(run.artifacts, run.output, context["run_id"]))
         self.log.info("step `%s`: exporting the result of\n%s\nto %s", run.step, sql, output.uri)
         try:
-            manifest = sql_runner.export_query(hook, sql, output)
+            manifest = export_query(warehouse, sql, output)
         except Exception as error:
             raise AirflowException(f"step `{run.step}`: the query failed: {type(error).__name__}: {error}") from None
         self.log.info("step `%s`: %s rows, %s bytes", run.step, manifest["rows"], manifest["bytes"])

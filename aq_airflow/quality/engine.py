@@ -14,53 +14,47 @@ from sqlglot import exp
 from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, base_fields, check_outcome, metric_outcome
-from aq_airflow.quality.sql import parquet_relation, query_relation, table
+from aq_airflow.quality.sql import query_relation
 from aq_airflow.quality.suite import Compiled, Suite, row_values
 from aq_airflow.runtime.artifacts import Location, open_dataset
+from aq_airflow.warehouse import DuckDB, Warehouse
+from aq_airflow.warehouse.duckdb import parquet_relation
 
 ARTIFACT_VIEW = "aq_artifact"  # the name an object-store output is registered under in DuckDB
 
 
 @dataclass
 class Dataset:
-    """What a suite scans: a relation, the DB-API connection that can read it, and its dialect."""
+    """What a suite scans: a relation and the warehouse (adapter) that can read it."""
 
     relation: Any
-    connect: Callable[[], Any]
-    dialect: str | None
+    warehouse: Warehouse
     columns: list[tuple[str, str]] | None = None  # (name, type) when known without a query
     views: dict[str, Any] = field(default_factory=dict)  # names the raw `sql:` checks may use
+
+    @property
+    def dialect(self) -> str | None:
+        return self.warehouse.dialect
 
     @classmethod
     def artifact(cls, location: Location, manifest: dict, step: str) -> Dataset:
         """A step's committed Parquet output, scanned by an in-memory DuckDB: by path on a local
         disk, and as a pyarrow dataset on its own filesystem otherwise (S3, GCS, Azure), so no
         DuckDB extension has to be downloaded at run time."""
-        import duckdb
-
         columns = [tuple(c) for c in manifest["schema"]]
         if location.is_local:
             relation = parquet_relation([location.join(f) for f in manifest["files"]])
-            return cls(relation, duckdb.connect, "duckdb", columns, {step: relation})
-        data = open_dataset(location, manifest)
-
-        def connect():
-            conn = duckdb.connect()
-            conn.register(ARTIFACT_VIEW, data)
-            return conn
-
+            return cls(relation, DuckDB.in_memory(), columns, {step: relation})
         relation = exp.to_table(ARTIFACT_VIEW)
-        return cls(relation, connect, "duckdb", columns, {step: relation})
+        warehouse = DuckDB.in_memory({ARTIFACT_VIEW: open_dataset(location, manifest)})
+        return cls(relation, warehouse, columns, {step: relation})
 
     @classmethod
-    def warehouse(cls, source: QualitySource, connect: Callable[[], Any], dialect: str | None) -> Dataset:
+    def warehouse_data(cls, source: QualitySource, warehouse: Warehouse) -> Dataset:
+        """A warehouse table, or a sql step's query as a subquery (pushdown)."""
         if source.kind == SourceKind.TABLE:
-            return cls(table(source.table, dialect), connect, dialect)
-        return cls(query_relation(source.query, dialect), connect, dialect)
-
-
-def _cursor(conn: Any, dialect: str | None) -> Any:
-    return conn if dialect == "duckdb" else conn.cursor()
+            return cls(warehouse.table(source.table), warehouse)
+        return cls(query_relation(source.query, warehouse.dialect), warehouse)
 
 
 def _fetch_one(cursor: Any, sql: str) -> dict[str, Any]:
@@ -110,9 +104,7 @@ def run_checks(
     """Every check of a step, in spec order; aggregates in one scan."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_check(spec) for spec in checks]
-    conn = dataset.connect()
-    try:
-        cursor = _cursor(conn, dataset.dialect)
+    with dataset.warehouse.session() as cursor:
         for name, relation in dataset.views.items():
             view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
                               expression=exp.select("*").from_(relation))  # fmt: skip
@@ -136,8 +128,6 @@ def run_checks(
         if expectations:
             for outcome in extra.gx_outcomes(expectations, _dataframe(cursor, dataset), sensitive):
                 outcomes[outcome.name] = outcome
-    finally:
-        conn.close()
     return [outcomes[spec.name] for spec in checks]
 
 
@@ -147,11 +137,8 @@ def run_metrics(
     """Every metric of a step in one scan, then each against its bounds and history."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_metric(spec) for spec in metrics]
-    conn = dataset.connect()
-    try:
-        values = _fetch_one(_cursor(conn, dataset.dialect), suite.query()) if suite.query() else {}
-    finally:
-        conn.close()
+    with dataset.warehouse.session() as cursor:
+        values = _fetch_one(cursor, suite.query()) if suite.query() else {}
     return [metric_outcome(item, values, history(item.spec) if not item.error else []) for item in compiled]
 
 

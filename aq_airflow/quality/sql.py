@@ -1,5 +1,6 @@
-"""SQL building blocks for checks and metrics: identifiers, literals, user expressions and the
-relation a suite scans, as sqlglot expressions rendered per dialect (never pasted text)."""
+"""SQL building blocks for checks and metrics: literals, user expressions and the relation a
+suite scans, as sqlglot expressions rendered per dialect (never pasted text). Identifiers come
+from the warehouse layer (``aq_airflow.warehouse.column_expression``)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,10 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 
 class QualitySQLError(ValueError):
     """A user expression that is not one SQL expression in the warehouse's dialect."""
-
-
-def column(name: str, dialect: str | None) -> exp.Column:
-    """A column, normalized the way the dialect treats unquoted names, then quoted."""
-    node = normalize_identifiers(exp.column(name), dialect=dialect)
-    node.this.set("quoted", True)
-    return node
-
-
-def table(name: str, dialect: str | None) -> exp.Table:
-    node = normalize_identifiers(exp.to_table(name, dialect=dialect), dialect=dialect)
-    for part in node.find_all(exp.Identifier):
-        part.set("quoted", True)
-    return node
 
 
 def literal(value: Any) -> exp.Expression:
@@ -50,11 +36,6 @@ def user_expression(text: str, dialect: str | None, what: str) -> exp.Expression
     if any(select.args.get(k) for k in ("from", "where", "group", "having", "limit")):
         raise QualitySQLError(f"{what} `{text}` must be a single SQL expression")
     return select.expressions[0]
-
-
-def parquet_relation(paths: list[str]) -> exp.Expression:
-    """DuckDB's ``read_parquet([...])`` over a step's committed files."""
-    return exp.func("read_parquet", exp.Array(expressions=[exp.Literal.string(p) for p in paths]))
 
 
 def query_relation(sql: str, dialect: str | None) -> exp.Expression:

@@ -13,7 +13,8 @@ from typing import Any
 from sqlglot import exp
 
 from aq_airflow.plan.model import CheckPlan, MetricPlan
-from aq_airflow.quality.sql import QualitySQLError, column, count_if, literal, user_expression, when
+from aq_airflow.quality.sql import QualitySQLError, count_if, literal, user_expression, when
+from aq_airflow.warehouse import column_expression as column
 
 FUSED_CHECKS = ("not_null", "unique", "between", "accepted_values", "row_count", "freshness", "expression")
 SAMPLE_LIMIT = 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlglot import exp
@@ -41,18 +41,10 @@ def _json(value: Any) -> str | None:
 
 
 class ResultsStore:
-    """Reads and writes the results tables through a warehouse adapter.
+    """Reads and writes the results tables (in ``schema``, or the connection's default) through
+    a warehouse adapter."""
 
-    ``ResultsStore(warehouse, schema)``; the earlier form ``ResultsStore(connect, dialect,
-    schema, placeholder)`` (a connection factory) still works.
-    """
-
-    def __init__(self, warehouse: Warehouse | Callable[[], Any], *args: Any):
-        if isinstance(warehouse, Warehouse):
-            (schema,) = args or (None,)
-        else:  # (connect, dialect, schema, placeholder)
-            dialect, schema, placeholder = args
-            warehouse = Warehouse.for_dialect(dialect, warehouse, placeholder)
+    def __init__(self, warehouse: Warehouse, schema: str | None = None):
         self.warehouse = warehouse
         self.schema = schema
 

@@ -1,6 +1,6 @@
 """Warehouse adapters: one class per dialect over an Airflow DbApiHook (see ``base.Warehouse``).
 
-``Warehouse.of(hook)`` (or ``warehouse_for(hook)``) chooses the adapter by the hook's connection
+``Warehouse.of(hook)`` chooses the adapter by the hook's connection
 type: DuckDB, PostgreSQL, Snowflake, or a generic PEP 249 adapter for the rest.
 """
 
@@ -19,12 +19,6 @@ from aq_airflow.warehouse.generic import GenericWarehouse
 from aq_airflow.warehouse.postgres import PostgreSQL
 from aq_airflow.warehouse.snowflake import Snowflake
 
-
-def warehouse_for(hook) -> Warehouse:
-    """The adapter for a DbApiHook (``Warehouse.of``)."""
-    return Warehouse.of(hook)
-
-
 __all__ = [
     "BATCH_ROWS",
     "DuckDB",
@@ -38,5 +32,4 @@ __all__ = [
     "select_all",
     "sql_type",
     "table_expression",
-    "warehouse_for",
 ]
