@@ -284,3 +284,22 @@ def test_local_profile_runs_steps_as_processes():
     assert type(task).__name__ == "AqLocalStepOperator"
     assert task.plan.resources.asked == {"gpu": 1}  # what the spec asked, no profile defaults filled in
     assert task.plan.output.path("r1") == "local/r1/a"
+
+
+def test_profile_pod_labels_reach_every_pod():
+    """AKS workload identity needs a label on the pod as well as the service account."""
+    from aq_airflow.spec import SpecError
+    from aq_airflow.spec.profiles import ProfileSpec, parse_profiles
+
+    labels = {"azure.workload.identity/use": "true"}
+    profiles = {"aks-wi": ProfileSpec(extends="aks", service_account="aq-runner", pod_labels=labels)}
+    text = "artifacts: abfs://c/x\ncluster: aks-wi\ndefaults: {image: i}\nsteps:\n  a:\n    python: m:f\n"
+    task = build_dag(compile_text(SpecFile("wi.aq.yaml", text), ("h", profiles))).get_task("a.run")
+    pod = pod_dict(task)
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert pod["metadata"]["labels"]["aq-airflow/step"] == "a"
+    assert pod["spec"]["serviceAccountName"] == "aq-runner"
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    bad = SpecFile("aq-profiles.yaml", "profiles:\n  x:\n    pod_labels: {'not a key!': v}\n")
+    with pytest.raises(SpecError, match=r"aq-profiles.yaml:3:"):
+        parse_profiles(bad)

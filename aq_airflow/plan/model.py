@@ -165,6 +165,7 @@ class PodSettings:
     service_account: str | None
     image_pull_policy: str
     run_as_user: int
+    labels: dict[str, str] = field(default_factory=dict)  # the profile's own pod labels
 
 
 @dataclass(frozen=True, slots=True)

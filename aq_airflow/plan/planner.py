@@ -209,6 +209,7 @@ class _Planner:
             service_account=profile.service_account,
             image_pull_policy=profile.image_pull_policy,
             run_as_user=profile.run_as_user,
+            labels=dict(profile.pod_labels),
         )
 
     # -- tasks ---------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Profile:
     default_cpu: str = "1"
     default_memory: str = "2Gi"
     run_as_user: int = 1000
+    pod_labels: dict[str, str] = field(default_factory=dict)
     artifacts_ttl: str | None = None  # a duration; None keeps outputs until deleted by hand
 
 

@@ -65,7 +65,7 @@ def pod_arguments(run: RunPlan) -> dict[str, Any]:
         "kubernetes_conn_id": pod.kubernetes_conn_id,
         "service_account_name": pod.service_account,
         "image_pull_policy": pod.image_pull_policy,
-        "labels": {"app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": run.step},
+        "labels": {**pod.labels, "app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": run.step},
         "security_context": {
             **POD_SECURITY_CONTEXT,
             "runAsUser": pod.run_as_user,

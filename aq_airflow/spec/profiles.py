@@ -26,6 +26,14 @@ from aq_airflow.spec.yamlpos import load_yaml
 
 PROFILES_FILE = "aq-profiles.yaml"
 ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+# Kubernetes label syntax: an optional DNS-subdomain prefix, then a name of at most 63 characters
+LabelKey = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    ),
+]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 
 
 class Toleration(Model):
@@ -56,6 +64,10 @@ class ProfileSpec(Model):
     default_cpu: CpuQuantity | None = None
     default_memory: ByteQuantity | None = None
     run_as_user: Annotated[int, Field(ge=1)] | None = None
+    pod_labels: dict[LabelKey, LabelValue] | None = Field(
+        None,
+        description='Labels on every pod, e.g. `{azure.workload.identity/use: "true"}` for AKS workload identity.',
+    )
     artifacts_ttl: Duration | None = Field(None, description="How long run outputs are kept (`aq-airflow gc`).")
 
 
