@@ -172,3 +172,21 @@ def test_the_step_context_renders_for_runs_without_a_logical_date():
                         "params": {"k": 1}}  # fmt: skip
     dated = {**context, "logical_date": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc), "ds": "2026-01-02"}
     assert jsonlib.loads(task.render_template(task.env_vars["AQ_CONTEXT"], dated))["ds"] == "2026-01-02"
+
+
+def test_a_local_command_is_templated_as_a_pod_command_is():
+    import datetime
+    import types
+
+    from aq_airflow.build import build_dag
+    from aq_airflow.plan import compile_text
+    from aq_airflow.spec import SpecFile
+
+    dag = build_dag(compile_text(SpecFile("tpl.aq.yaml", 'steps:\n  a:\n    command: "echo {{ ds }}"\n')))
+    task = dag.get_task("a.run")
+    when = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
+    dag_run = types.SimpleNamespace(run_after=when)
+    task.render_template_fields(
+        {"ds": "2026-03-01", "logical_date": when, "run_id": "r1", "params": {}, "dag_run": dag_run}
+    )
+    assert task.argv == ["/bin/sh", "-c", "echo 2026-03-01"]

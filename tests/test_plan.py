@@ -155,7 +155,9 @@ def test_quality_and_publish_tasks_take_the_step_settings():
 @pytest.mark.parametrize("path", example_specs(), ids=lambda p: p.name)
 def test_a_cached_plan_reads_back_equal(path):
     plan = compile_spec(path)
-    assert plan_from_json(plan_to_json(plan)) == plan
+    back = plan_from_json(plan_to_json(plan))
+    assert back == plan
+    assert py_literal(back) == py_literal(plan)  # the same types too (a StrEnum equals its string)
 
 
 # ---- any plan value survives the JSON cache and codegen unchanged ------------------------------
@@ -221,7 +223,8 @@ def test_any_plan_value_reads_back_equal_from_the_cache_and_from_generated_code(
     from aq_airflow.plan.model import TaskPlan, TaskSettings
 
     planned = TaskPlan("s.t", "s", TaskRole.RUN, value, TaskSettings(retries=1, retry_delay=Seconds(5)))
-    assert plan_from_json(plan_to_json(planned)) == planned
+    back = plan_from_json(plan_to_json(planned))
+    assert back == planned and py_literal(back) == py_literal(planned)
     assert eval(py_literal(value), dict(_NAMESPACE)) == value
 
 

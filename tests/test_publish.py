@@ -42,10 +42,11 @@ def test_merge_on_a_composite_key_is_valid_sql(dialect):
     """DuckDB rejected `(a, b) IN SELECT ...` (found by a first deployment)."""
     import sqlglot
 
-    from aq_airflow.runners.publish import _load_statements
+    from aq_airflow.warehouse import Warehouse
 
     staged = sqlglot.exp.to_table("stage")
-    delete, _ = _load_statements("out.t", staged, ["id", "region", "v"], "merge", ["id", "region"], dialect)
+    delete, _ = Warehouse.for_dialect(dialect).load_statements("out.t", staged, ["id", "region", "v"], "merge",
+                                                               ["id", "region"])  # fmt: skip
     assert " IN (SELECT " in delete
     sqlglot.parse_one(delete, read=dialect)
 

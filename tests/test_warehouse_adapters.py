@@ -491,7 +491,7 @@ def test_results_statements_use_the_adapters_placeholder_and_names(dialect, plac
         commit = rollback = close = lambda self: None
 
     store = ResultsStore(Warehouse.for_dialect(dialect, Recorder), "aq")
-    assert store.placeholder == placeholder and store.dialect == dialect
+    assert store.placeholder == placeholder and store.warehouse.dialect == dialect
     store.replace(CHECKS_TABLE, {"dag_id": "d", "run_id": "r", "step": "s", "map_index": -1}, [{"name": "c"}])
     executed = [e for e in executed if not e.startswith("SET client_min_messages")]  # PostgreSQL's connect
     begin = ["BEGIN TRANSACTION"] if dialect != "postgres" else []

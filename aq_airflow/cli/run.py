@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aq_airflow.plan.model import TaskRole
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
 from aq_airflow.warehouse import DuckDB
@@ -212,7 +213,7 @@ def _summary(
             print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
     print(f"\nartifacts: {artifacts}")
     print(f"warehouse: {warehouse_uri or workdir / 'warehouse.duckdb'}")
-    if any(t.task_id.endswith((".checks", ".metrics")) for t in dag.tasks):
+    if any(t.role in (TaskRole.CHECKS, TaskRole.METRICS) for t in plan.tasks):
         from aq_airflow.cli.results import print_results, store_for
 
         print(f"\ncheck and metric results of this run, read back from the warehouse ({conn_id}):")

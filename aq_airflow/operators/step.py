@@ -38,13 +38,12 @@ class AqPodStepOperator(KubernetesPodOperator):
         checks; taking it from there needs no XCom sidecar (an extra image to pull) and no
         ``pods/exec`` permission.
         """
-        output = Location.of(f"{self.plan.artifacts.rstrip('/')}/{self.plan.output.path(context['run_id'])}")
-        runtime = self.plan.command.runs_runtime
+        plan = self.plan
+        output = Location.of(plan.output.location(plan.artifacts, context["run_id"]))
+        runtime = plan.command.runs_runtime
         attempt = None if runtime else clear(output)
         super().execute(context)
-        manifest = (
-            output.read_manifest(self.plan.step) if runtime else commit_files(output, attempt, {"step": self.plan.step})
-        )
+        manifest = output.read_manifest(plan.step) if runtime else commit_files(output, attempt, {"step": plan.step})
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
         return manifest
@@ -53,11 +52,12 @@ class AqPodStepOperator(KubernetesPodOperator):
 class AqLocalStepOperator(BaseOperator):
     """A ``python`` or ``command`` step as a process on the Airflow worker (the ``local`` profile)."""
 
-    template_fields = ("env_vars",)
+    template_fields = ("argv", "env_vars")
 
     def __init__(self, *, plan: RunPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        self.argv = local.command(plan)  # Airflow-templated, as a pod's command is
         self.env_vars = environment.step_environment(plan)
 
     def execute(self, context: Any) -> Any:
@@ -85,7 +85,7 @@ class AqLocalStepOperator(BaseOperator):
         pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             self._process = LocalProcess(
-                local.command(run), env={**os.environ, **env, "PYTHONPATH": pythonpath}, cwd=workdir
+                local.executable(self.argv), env={**os.environ, **env, "PYTHONPATH": pythonpath}, cwd=workdir
             )
             try:
                 self._process.run()

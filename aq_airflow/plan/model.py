@@ -3,7 +3,8 @@
 Both backends read only this: ``build`` turns it into live DAG objects at parse time and
 ``codegen`` renders it as Python source. The Plan says *what* runs (a step's kind, command,
 resolved resources and placement, artifact references, compiled checks with their defaults and
-durations resolved), never which operator class runs it: ``aq_airflow.registry`` decides that.
+durations resolved), never which operator class runs it: ``aq_airflow.operators.registry``
+decides that.
 Every fact is decided once, in the planner; later layers read fields, they never re-derive them.
 
 Every class here is a frozen dataclass of plain values (str, int, float, bool, None, tuples,
@@ -90,6 +91,10 @@ class ArtifactRef:
         """The output's folder relative to the store root for one run."""
         item = "" if self.map_index is None else f"/{self.map_index}"
         return f"{self.dag_id}/{run_id}/{self.step}{item}"
+
+    def location(self, root: str, run_id: str) -> str:
+        """The output's folder (a path or URI) under the store ``root`` for one run."""
+        return f"{root.rstrip('/')}/{self.path(run_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +223,7 @@ class CheckPlan:
     name: str
     kind: str  # not_null, unique, between, accepted_values, row_count, freshness, expression, schema, expect, sql
     severity: Severity
-    columns: tuple[str, ...] = ()  # not_null / unique: the columns; between, accepted_values, freshness: one
+    columns: tuple[str, ...] = ()  # not_null / unique: the columns; between, accepted_values, freshness, expect: one
     low: Any = None  # between / row_count lower bound
     high: Any = None  # between / row_count upper bound
     values: tuple[Any, ...] = ()  # accepted_values
@@ -236,8 +241,6 @@ class CheckPlan:
     @property
     def column(self) -> str | None:
         """The one column the check is about, if it is about one (lineage, samples)."""
-        if self.kind == "expect":
-            return self.kwargs.get("column")
         return self.columns[0] if len(self.columns) == 1 else None
 
 

@@ -82,8 +82,10 @@ def compile_check(check: Check) -> CheckPlan:
         fields.update(columns=(value.column,), max_age=duration_seconds(value.max_age), max_age_text=value.max_age)
     elif kind in ("expression", "sql", "expect"):
         fields[kind] = value
-        if kind == "expect":
+        if kind == "expect":  # the expectation's column, if it names one (lineage, sample headers)
             fields["kwargs"] = dict(check.kwargs or {})
+            column = fields["kwargs"].get("column")
+            fields["columns"] = (column,) if isinstance(column, str) else ()
     elif kind == "schema":
         fields["schema"] = dict(value)
     return CheckPlan(name=check.name, kind=kind, severity=Severity(check.severity), where=check.where,

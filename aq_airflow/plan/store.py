@@ -43,7 +43,10 @@ def _encode(value: Any) -> Any:
 
 
 def _tuples(value: Any) -> Any:
-    """Tuples as tagged lists, at any depth; lists and dicts as they are."""
+    """Tuples as tagged lists and enums as tagged values (JSON would write them as lists and
+    plain strings), at any depth; lists and dicts as they are."""
+    if isinstance(value, enum.Enum):
+        return {_TAG: type(value).__name__, "value": value.value}
     if isinstance(value, tuple):
         return {_TAG: "tuple", "items": [_tuples(v) for v in value]}
     if isinstance(value, list):

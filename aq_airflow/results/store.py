@@ -54,15 +54,8 @@ class ResultsStore:
         return cls(Warehouse.of(hook), schema)
 
     @property
-    def dialect(self) -> str | None:
-        return self.warehouse.dialect
-
-    @property
     def placeholder(self) -> str:
         return self.warehouse.placeholder
-
-    def connect(self) -> Any:
-        return self.warehouse.connect()
 
     def _name(self, name: str) -> str:
         return f"{self.schema}.{name}" if self.schema else name

@@ -37,8 +37,7 @@ def step_environment(run: RunPlan) -> dict[str, str]:
 
 def locations(run: RunPlan, root: str, run_id: str) -> dict[str, str]:
     """The store root, the step's output location and one location per input, for one run."""
-    base = root.rstrip("/")
-    env = {contract.ARTIFACTS: root, contract.OUTPUT: f"{base}/{run.output.path(run_id)}"}
+    env = {contract.ARTIFACTS: root, contract.OUTPUT: run.output.location(root, run_id)}
     for ref in sorted(run.inputs, key=lambda i: i.argument):
-        env[contract.input_variable(ref.argument)] = f"{base}/{ref.artifact.path(run_id)}"
+        env[contract.input_variable(ref.argument)] = ref.artifact.location(root, run_id)
     return env

@@ -40,8 +40,7 @@ def command(run: RunPlan) -> tuple[list[str], list[str]]:
     """The container's ``cmds`` and ``arguments``: the aq runtime calling the step's function,
     or the user's own command."""
     if run.command.runs_runtime:
-        argv = contract.runtime_argv("python", run.command.function)
-        return argv[:3], argv[3:]
+        return contract.runtime_command("python"), contract.runtime_arguments(run.command.function)
     return list(run.command.argv), []
 
 

@@ -26,16 +26,20 @@ def artifacts_root(artifacts: str | None) -> str:
 
 def artifact_uri(artifacts: str | None, ref: ArtifactRef, run_id: str) -> str:
     """An output's location for one run: the store root (see :func:`artifacts_root`) plus its path."""
-    return f"{artifacts_root(artifacts).rstrip('/')}/{ref.path(run_id)}"
+    return ref.location(artifacts_root(artifacts), run_id)
 
 
 def command(run: RunPlan) -> list[str]:
-    """The process's argv: this worker's interpreter running the aq runtime, or the user's command
-    (where a pod's ``python`` is this worker's interpreter too)."""
+    """The step's argv as a pod would run it: the aq runtime calling its function, or the user's
+    command (Airflow renders templates in it before :func:`executable`)."""
     if run.command.runs_runtime:
-        return contract.runtime_argv(sys.executable, run.command.function)
-    argv = list(run.command.argv)
-    return [sys.executable, *argv[1:]] if argv[0] == "python" else argv
+        return contract.runtime_command("python") + contract.runtime_arguments(run.command.function)
+    return list(run.command.argv)
+
+
+def executable(argv: list[str]) -> list[str]:
+    """The argv to start here: a pod's ``python`` is this worker's interpreter."""
+    return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else list(argv)
 
 
 class ProcessFailed(Exception):

@@ -9,15 +9,15 @@ table. The table is created from the Arrow schema when missing.
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from sqlglot import exp
 
 from aq_airflow.warehouse import Warehouse
 
 
-def publish(hook, files: list[str], target: str, mode: str, keys: list[str], fs: pafs.FileSystem | None = None) -> int:
+def publish(
+    warehouse, files: list[str], target: str, mode: str, keys: list[str], fs: pafs.FileSystem | None = None
+) -> int:
     """Load ``files`` (one table's Parquet, on ``fs``: a local disk by default, or the artifact
     store's S3, GCS or Azure filesystem) into ``target``; returns the rows loaded."""
     fs = fs or pafs.LocalFileSystem()
@@ -26,16 +26,5 @@ def publish(hook, files: list[str], target: str, mode: str, keys: list[str], fs:
     for path in files:
         with fs.open_input_file(path) as handle:
             rows += pq.ParquetFile(handle).metadata.num_rows
-    Warehouse.of(hook).bulk_load(files, fs, schema, target, mode, keys)
+    Warehouse.of(warehouse).bulk_load(files, fs, schema, target, mode, keys)
     return rows
-
-
-def create_table_sql(target: str, schema: pa.Schema, dialect: str | None) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for an Arrow schema (``Warehouse.create_table_sql``)."""
-    return Warehouse.for_dialect(dialect).create_table_sql(target, schema)
-
-
-def _load_statements(target: str, staged: exp.Expression, names: list[str], mode: str, keys: list[str],
-                     dialect: str | None) -> list[str]:  # fmt: skip
-    """The statements that move staged rows into the target (``Warehouse.load_statements``)."""
-    return Warehouse.for_dialect(dialect).load_statements(target, staged, names, mode, keys)

@@ -22,19 +22,19 @@ CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 
 
-def runtime_argv(python: str, function: str) -> list[str]:
-    """The command that runs a python step's function under the aq runtime."""
-    return [python, "-m", "aq_airflow.runtime", FUNCTION_FLAG, function]
+def runtime_command(python: str) -> list[str]:
+    """The command of a python step: the aq runtime under ``python``."""
+    return [python, "-m", "aq_airflow.runtime"]
+
+
+def runtime_arguments(function: str) -> list[str]:
+    """The runtime's arguments: the step's ``module:function``."""
+    return [FUNCTION_FLAG, function]
 
 
 def input_variable(name: str) -> str:
     """The variable holding an input's location (environment names are upper case)."""
     return INPUT_PREFIX + name.upper()
-
-
-def is_location(variable: str) -> bool:
-    """Whether a variable holds an artifact location (the local runner makes them absolute)."""
-    return variable == OUTPUT or variable.startswith(INPUT_PREFIX)
 
 
 def encode_inputs(names: list[str], as_list: bool) -> str:

@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -119,14 +119,3 @@ class DuckDB(Warehouse):
 
         conn.register(PUBLISH_SOURCE, ds.dataset(files, filesystem=fs, format="parquet"))
         return exp.to_table(PUBLISH_SOURCE)
-
-
-def file_connector(path: str | os.PathLike, **config: Any) -> Callable[[], Any]:
-    """A connection factory for a DuckDB file (for :meth:`Warehouse.for_dialect`)."""
-
-    def connect() -> Any:
-        import duckdb
-
-        return duckdb.connect(str(path), **config)
-
-    return connect
