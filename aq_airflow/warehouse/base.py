@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from sqlglot import exp
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+from aq_airflow.runtime.artifacts import read_row_groups
 
 log = logging.getLogger(__name__)
 
@@ -420,16 +421,11 @@ class Warehouse:
 
 
 def row_groups(files: list[str], fs: pafs.FileSystem, schema: pa.Schema) -> Iterator[pa.Table]:
-    """The files' row groups one at a time (one empty table when there are none); each row group
-    is pre-buffered, as in ``runtime.artifacts.iter_row_groups`` (one request per column chunk on
-    an object store is several times slower)."""
+    """The files' row groups one at a time (one empty table when there are none)."""
     empty = True
-    for path in files:
-        with fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=True)  # a row group in a few coalesced reads
-            for index in range(parquet.num_row_groups):
-                empty = False
-                yield parquet.read_row_group(index)
+    for group in read_row_groups(fs, files):
+        empty = False
+        yield group
     if empty:
         yield schema.empty_table()
 
