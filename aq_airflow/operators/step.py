@@ -15,7 +15,6 @@ from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runners.sql import export_query
-from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
 from aq_airflow.warehouse import Warehouse
 
@@ -79,7 +78,7 @@ class AqLocalStepOperator(BaseOperator):
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", run.step
             )
-        output = Location.of(env[contract.OUTPUT])
+        output = Location.of(run.output.location(root, context["run_id"]))
         attempt = None if run.command.runs_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
         pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
