@@ -184,6 +184,19 @@ def test_mixed_case_input_names_arrive(tmp_path):
     assert set(call_arguments(score, env, "score")) == {"myModel", "Rows"}
 
 
+def test_an_input_binds_to_its_parameter_whatever_the_case_before_any_goes_by_order(tmp_path):
+    """`inputs: [Prices, qty]` into `total(q, prices)`: `Prices` is `prices`, and only `qty` is
+    left for `q` (by order it would have taken the wrong table)."""
+
+    def total(q, prices):
+        return q, prices
+
+    env = step_env(tmp_path, {"Prices": "prices_step", "qty": "qty_step"}, as_list=True)
+    env[contract.input_variable("Prices")] = stored(tmp_path, "prices_step", pa.table({"price": [9.5]}))
+    kwargs = call_arguments(total, env, "total")
+    assert kwargs["prices"].column_names == ["price"] and kwargs["q"].column_names == ["n"]
+
+
 def test_an_input_matching_no_parameter_says_how_to_map_it(tmp_path):
     def explode(rows):
         return rows
@@ -205,12 +218,13 @@ def test_decimals_reach_pandas_as_floats_and_arrow_keeps_them(tmp_path):
 
     from aq_airflow.runtime.values import read_input
 
-    price = pa.array([decimal.Decimal("9.50"), None], pa.decimal128(10, 2))
-    number = pa.array([1, 2], pa.decimal128(38, 0))  # Snowflake's integers
-    huge = pa.array([decimal.Decimal(10**30), 1], pa.decimal128(38, 0))
-    table = pa.table({"price": price, "qty": pa.array([3, 4], pa.int64()), "id": number, "huge": huge})
+    price = pa.array([decimal.Decimal("9.50"), None, decimal.Decimal("19.99")], pa.decimal128(10, 2))
+    number = pa.array([1, 2, 3], pa.decimal128(38, 0))  # Snowflake's integers
+    huge = pa.array([decimal.Decimal(10**30), 1, 2], pa.decimal128(38, 0))
+    table = pa.table({"price": price, "qty": pa.array([3, 4, 5], pa.int64()), "id": number, "huge": huge})
     location = Location.of(stored(tmp_path, "prices", table))
     frame = read_input(location, "prices", pd.DataFrame)
     assert frame.dtypes.astype(str).to_dict() == {"price": "float64", "qty": "int64", "id": "int64", "huge": "float64"}
     assert (frame["price"] * 1.19).round(3).tolist()[0] == 11.305
+    assert frame["price"].tolist()[2] == 19.99  # the nearest double, as DuckDB's .df() gives (not 19.990000000000002)
     assert read_input(location, "prices", pa.Table).schema == table.schema  # Arrow keeps exact decimals

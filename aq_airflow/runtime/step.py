@@ -48,12 +48,17 @@ def _peak_rss_mib() -> float:
 def _bind_inputs(
     function, parameters: dict, inputs: dict[str, str], as_list: bool, taken: set, takes_any: bool, step: str
 ) -> dict:
-    """{parameter: input} for the step's inputs. By name first; a list input that names no
-    parameter then takes the next parameter that nothing else fills (not an `args:` entry or a
-    context value), in order; what is left goes to ``**kwargs`` or is an error."""
+    """{parameter: input} for the step's inputs. By name first (exactly, then ignoring case when
+    one parameter matches); a list input that names no parameter then takes the next parameter
+    that nothing else fills (not an `args:` entry or a context value), in order; what is left
+    goes to ``**kwargs`` or is an error."""
     named = [p for p, spec in parameters.items() if spec.kind not in (spec.VAR_KEYWORD, spec.VAR_POSITIONAL)]
     bound = {name: name for name in inputs if name in named}
-    rest = [name for name in inputs if name not in bound]
+    for name in [n for n in inputs if n not in bound]:  # `Prices` into `prices`: by name, whatever the case
+        same = [p for p in named if p.lower() == name.lower() and p not in bound]
+        if len(same) == 1:
+            bound[same[0]] = name
+    rest = [name for name in inputs if name not in bound.values()]
     if as_list:
         free = [p for p in named if p not in bound and p not in taken]
         for parameter, name in zip(free, list(rest), strict=False):

@@ -69,7 +69,11 @@ def _decimals_as_numbers(table: pa.Table) -> pa.Table:
             continue
         column = table.column(index)
         try:
-            converted = column.cast(pa.int64()) if field.type.scale == 0 else column.cast(pa.float64())
+            # through text, which is correctly rounded (19.99 stays 19.99; Arrow's direct
+            # decimal -> double cast gives 19.990000000000002, unlike DuckDB and Snowflake)
+            converted = (
+                column.cast(pa.int64()) if field.type.scale == 0 else column.cast(pa.string()).cast(pa.float64())
+            )
         except pa.ArrowInvalid:  # an integer beyond int64
             converted = column.cast(pa.float64())
         table = table.set_column(index, field.with_type(converted.type), converted)
