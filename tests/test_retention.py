@@ -107,3 +107,23 @@ def test_gc_on_each_object_store(object_store, running_run, tmp_path, capsys):
     left = {i.path for i in store.fs.get_file_info(pafs.FileSelector(store.path, recursive=True))}
     assert not {path for path in left if "scheduled__old" in path}, left  # nothing under it is left
     assert Location.of(f"{fresh}/a").read_manifest() and Location.of(f"{running}/a").read_manifest()
+
+
+def test_gc_without_an_airflow_metadata_database_deletes_nothing_and_says_why(tmp_path):
+    """A laptop with no Airflow set up: gc cannot tell which runs are running, so it deletes
+    nothing, says so, and does not create a metadata database on the way."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    artifacts, dags, home = tmp_path / "artifacts", tmp_path / "dags", tmp_path / "home"
+    dags.mkdir()
+    write(dags, "kept.aq.yaml", SPEC.format(artifacts=artifacts))
+    old = run_folder(artifacts, "scheduled__old", days_old=10)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"AIRFLOW_HOME": str(home)}
+    gc = subprocess.run([Path(sys.executable).parent / "aq-airflow", "gc", str(dags)], env=env,
+                        capture_output=True, text=True)  # fmt: skip
+    assert gc.returncode == 2, gc.stderr
+    assert "there is no Airflow metadata database at" in gc.stderr and "deletes nothing" in gc.stderr
+    assert "Traceback" not in gc.stderr and old.exists()
+    assert not (home / "airflow.db").exists()

@@ -51,17 +51,41 @@ def _epoch() -> datetime.datetime:
     return datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
 
 
+class NoMetadataDatabase(Exception):
+    """Airflow's metadata DB cannot say which runs are active, so nothing may be deleted."""
+
+
 def active_runs(dag_id: str) -> set[str]:
-    """Run ids of the pipeline that Airflow has queued or running."""
+    """Run ids of the pipeline that Airflow has queued or running.
+
+    Raises :class:`NoMetadataDatabase` where there is no migrated metadata DB to ask (a laptop
+    without Airflow set up): without it a running run's outputs could be taken.
+    """
+    from airflow.configuration import conf
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = conf.get("database", "sql_alchemy_conn")
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        raise NoMetadataDatabase(f"there is no Airflow metadata database at {url.removeprefix('sqlite:///')}")
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
 
-    with create_session() as session:
-        query = session.query(DagRun.run_id).filter(
-            DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING])
-        )
-        return {run_id for (run_id,) in query}
+    try:
+        with create_session() as session:
+            query = session.query(DagRun.run_id).filter(
+                DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING])
+            )
+            return {run_id for (run_id,) in query}
+    except SQLAlchemyError as error:
+        raise NoMetadataDatabase(f"Airflow's metadata database cannot be read ({type(error).__name__})") from None
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} seconds"
 
 
 def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = None) -> int:
@@ -81,14 +105,23 @@ def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = Non
             continue
         cutoff = now - datetime.timedelta(seconds=plan.artifacts_ttl.value)
         expired = [f for f in run_folders(artifacts_root(plan.artifacts), plan.dag_id) if f.newest < cutoff]
-        running = active_runs(plan.dag_id) if expired else set()
+        try:
+            running = active_runs(plan.dag_id) if expired else set()
+        except NoMetadataDatabase as error:
+            print(
+                f"{error}: aq-airflow gc asks it which runs are still running, so it deletes nothing. Run it "
+                "where Airflow runs (the same AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). The outputs "
+                "of `aq-airflow run` live in its --workdir (or --artifacts): delete that folder instead.",
+                file=sys.stderr,
+            )
+            return 2
         for folder in expired:
             if folder.run_id in running:
                 kept += 1
                 print(f"kept    {folder.location.uri} (the run is still queued or running)")
                 continue
-            age = (now - folder.newest).days
-            print(f"{'would delete' if dry_run else 'deleted'} {folder.location.uri} ({age} days old)")
+            age = _age((now - folder.newest).total_seconds())
+            print(f"{'would delete' if dry_run else 'deleted'} {folder.location.uri} ({age} old)")
             if not dry_run:
                 folder.location.fs.delete_dir(folder.location.path)
             removed += 1
