@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import duckdb
@@ -102,7 +103,8 @@ def test_learned_bounds_fire_after_a_seeded_history(run_dag, quality_steps, ware
     store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: duckdb.connect(str(warehouse))))
     store.ensure_tables()
     for run, value in enumerate([15.0, 16.0, 14.0, 15.5, 15.0]):
-        key = {"dag_id": "q_hist", "run_id": f"old{run}", "step": "orders", "map_index": -1}
+        key = {"dag_id": "q_hist", "run_id": f"old{run}", "step": "orders", "map_index": -1,
+               "logical_date": datetime.datetime(2026, 2, 20 + run)}  # fmt: skip
         store.replace(METRICS_TABLE, key, [{**key, "name": "total", "kind": "sum", "value": value, "outcome": "passed",
                                             "severity": "error"}])  # fmt: skip
     monkeypatch.setenv("AQ_TEST_IDS", "1,2,3,40")  # total jumps from ~15 to 400

@@ -116,7 +116,8 @@ def check_everything(dataset: Dataset, table_ref: str) -> None:
 def roundtrip_results(store: ResultsStore) -> None:
     store.ensure_tables()
     store.ensure_tables()  # idempotent
-    key = {"dag_id": "d", "run_id": f"r{uuid.uuid4().hex[:6]}", "step": "s", "map_index": -1}
+    key = {"dag_id": "d", "run_id": f"r{uuid.uuid4().hex[:6]}", "step": "s", "map_index": -1,
+           "logical_date": datetime.datetime(2026, 2, 1)}  # fmt: skip
     first = [{**key, "name": n, "kind": "not_null", "outcome": "failed", "severity": "error"} for n in ("a", "b")]
     store.replace(CHECKS_TABLE, key, first)
     store.replace(CHECKS_TABLE, key, [{**row, "outcome": "passed"} for row in first])  # a retry
@@ -125,11 +126,11 @@ def roundtrip_results(store: ResultsStore) -> None:
         ("a", "passed"), ("b", "passed")]  # fmt: skip
     for run, value in enumerate([10.0, 11.0, 12.0]):
         when = datetime.datetime(2026, 1, 1) + datetime.timedelta(days=run)
-        metric_key = {**key, "run_id": f"hist{run}"}
+        metric_key = {**key, "run_id": f"hist{run}", "logical_date": when}
         row = {**metric_key, "name": "m", "kind": "count", "outcome": "passed", "severity": "warning",
                "value": value, "created_at": when}  # fmt: skip
         store.replace(METRICS_TABLE, metric_key, [row])
-    assert store.metric_history("d", "s", "m", "now", 2) == [12.0, 11.0]
+    assert store.metric_history("d", "s", "m", datetime.datetime(2026, 2, 1), 2) == [12.0, 11.0]
 
 
 def test_duckdb(tmp_path):
@@ -233,8 +234,8 @@ def test_history_bounds():
     out = metric_outcome(compiled, {"m0": 10}, history)
     assert out.outcome == "failed" and "standard deviations" in out.message
     short = metric_outcome(compiled, {"m0": 10}, history[:2])
-    assert short.outcome == "passed" and "not enough history" in short.message
+    assert short.outcome == "passed" and "learning: 2 of 5 values" in short.message
     change = Compiled(*metrics_of({"name": "c", "sum": "x", "max_change": "20%"}), {"value": "m0"})
     assert metric_outcome(change, {"m0": 130}, [100.0]).outcome == "failed"
     assert metric_outcome(change, {"m0": 115}, [100.0]).outcome == "passed"
-    assert "no previous run" in metric_outcome(change, {"m0": 115}, []).message
+    assert "no earlier date's passed value" in metric_outcome(change, {"m0": 115}, []).message

@@ -306,7 +306,7 @@ def test_the_results_store_round_trips_on_every_adapter(backend):
     store = ResultsStore(backend.warehouse, backend.schema)
     store.ensure_tables()
     store.ensure_tables()  # idempotent
-    key = {"dag_id": "d", "run_id": "r1", "step": "s", "map_index": -1}
+    key = {"dag_id": "d", "run_id": "r1", "step": "s", "map_index": -1, "logical_date": datetime.datetime(2026, 2, 1)}
     first = [{**key, "name": n, "kind": "not_null", "outcome": "failed", "severity": "error"} for n in ("a", "b")]
     store.replace(CHECKS_TABLE, key, first)
     store.replace(CHECKS_TABLE, key, [{**row, "outcome": "passed"} for row in first])  # a retry replaces
@@ -314,11 +314,11 @@ def test_the_results_store_round_trips_on_every_adapter(backend):
     assert sorted((r[columns.index("name")], r[columns.index("outcome")]) for r in rows) == [
         ("a", "passed"), ("b", "passed")]  # fmt: skip
     for run, value in enumerate([10.0, 11.0, 12.0]):
-        metric_key = {**key, "run_id": f"hist{run}"}
+        metric_key = {**key, "run_id": f"hist{run}", "logical_date": datetime.datetime(2026, 1, 1 + run)}
         row = {**metric_key, "name": "m", "kind": "count", "outcome": "passed", "severity": "warning",
                "value": value, "created_at": datetime.datetime(2026, 1, 1 + run)}  # fmt: skip
         store.replace(METRICS_TABLE, metric_key, [row])
-    assert store.metric_history("d", "s", "m", "now", 2) == [12.0, 11.0]
+    assert store.metric_history("d", "s", "m", datetime.datetime(2026, 2, 1), 2) == [12.0, 11.0]
 
 
 # --- infrastructure errors -----------------------------------------------------------------
@@ -464,7 +464,7 @@ def test_snowflake_stages_parquet_and_copies_it_into_a_temporary_table():
     )  # fmt: skip
 
 
-KEYED = "WHERE dag_id = {p} AND run_id = {p} AND step = {p} AND map_index = {p}"
+KEYED = "WHERE dag_id = {p} AND logical_date = {p} AND step = {p} AND map_index = {p}"
 
 
 @pytest.mark.parametrize(
@@ -492,7 +492,8 @@ def test_results_statements_use_the_adapters_placeholder_and_names(dialect, plac
 
     store = ResultsStore(Warehouse.for_dialect(dialect, Recorder), "aq")
     assert store.placeholder == placeholder and store.warehouse.dialect == dialect
-    store.replace(CHECKS_TABLE, {"dag_id": "d", "run_id": "r", "step": "s", "map_index": -1}, [{"name": "c"}])
+    key = {"dag_id": "d", "run_id": "r", "step": "s", "map_index": -1, "logical_date": datetime.datetime(2026, 1, 1)}
+    store.replace(CHECKS_TABLE, key, [{"name": "c"}])
     executed = [e for e in executed if not e.startswith("SET client_min_messages")]  # PostgreSQL's connect
     begin = ["BEGIN TRANSACTION"] if dialect != "postgres" else []
     assert executed[: len(begin) + 1] == [*begin, expected]

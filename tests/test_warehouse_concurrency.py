@@ -121,13 +121,14 @@ def test_parallel_quality_tasks_share_the_warehouse_without_lock_failures(tmp_pa
     LocalExecutor or Celery: every write lands, none fails on the lock."""
     path = tmp_path / "shared.duckdb"
     script = (
-        "import sys\n"
+        "import datetime, sys\n"
         "from airflow.providers.duckdb.hooks.duckdb import DuckDBHook\n"
         "from aq_airflow.results import CHECKS_TABLE, ResultsStore\n"
         "store = ResultsStore.of(DuckDBHook(duckdb_conn_id='wh'), None)\n"
         "for i in range(20):\n"
         "    store.ensure_tables()\n"
-        "    key = {'dag_id': 'p', 'run_id': sys.argv[1], 'step': 's', 'map_index': i}\n"
+        "    key = {'dag_id': 'p', 'run_id': sys.argv[1], 'step': 's', 'map_index': i,\n"
+        "           'logical_date': datetime.datetime(2026, 1, 1, int(sys.argv[1][3:]))}\n"
         "    store.replace(CHECKS_TABLE, key, [{**key, 'name': 'c', 'kind': 'unique', 'outcome': 'passed'}])\n"
     )
     env = {**__import__("os").environ, "AIRFLOW_CONN_WH": json.dumps({"conn_type": "duckdb", "host": str(path)})}

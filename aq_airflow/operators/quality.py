@@ -19,6 +19,7 @@ from aq_airflow.plan.model import MetricPlan, PublishPlan, QualityPlan, SourceKi
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
+from aq_airflow.results.store import naive_utc
 from aq_airflow.runners import local
 from aq_airflow.runners.publish import publish
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
@@ -56,8 +57,9 @@ class _QualityTask:
         return Dataset.artifact(location, manifest, self.plan.step)
 
     def common_row(self, context: Any) -> dict:
+        """The columns every row of this task shares; (dag_id, logical_date, step, map_index) is
+        the key a re-run of the date replaces (run_id and try_number say which run wrote it)."""
         ti = context["ti"]
-        logical = context.get("logical_date") or context["dag_run"].run_after  # None for some manual runs
         return {
             "dag_id": ti.dag_id,
             "run_id": ti.run_id,
@@ -66,7 +68,7 @@ class _QualityTask:
             "try_number": ti.try_number,
             "spec_hash": self.plan.spec_hash,
             "image": self.plan.image,
-            "logical_date": logical.astimezone(datetime.timezone.utc).replace(tzinfo=None),
+            "logical_date": naive_utc(run_date(context)),
             "created_at": utcnow(),
         }
 
@@ -108,10 +110,11 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
         warehouse = Warehouse.of(self.get_db_hook())
         checks = self.plan.checks
         try:
-            # freshness is judged at the end of the run's data interval (so backfills are judged
-            # as of their own date), or now when the run has none
-            as_of = context.get("data_interval_end") or _now()
-            outcomes = run_checks(self.dataset(warehouse, context), checks, set(self.plan.sensitive), as_of)
+            as_of = None
+            if any(c.kind == "freshness" for c in checks):
+                as_of, why = freshness_reference(context, _now())
+                self.log.info("freshness judged as of %s (%s)", as_of.isoformat(), why)
+            outcomes = run_checks(self.dataset(warehouse, context), checks, set(self.plan.sensitive), as_of or _now())
         except MissingArtifact as error:
             outcomes = unreadable(checks, f"could not read the data: {error}")
         except Exception as error:
@@ -169,13 +172,15 @@ class AqMetricOperator(_QualityTask, BaseOperator):
     def execute(self, context: Any) -> Any:
         warehouse = Warehouse.of(self.warehouse_hook())
         store = self.results(warehouse)
-        ti = context["ti"]
+        common = self.common_row(context)
         metrics = self.plan.metrics
 
         def history(spec: MetricPlan) -> list[float]:
+            """The latest passed value of each earlier logical date (never this date or a later one)."""
             if not spec.history_needed:
                 return []
-            return store.metric_history(ti.dag_id, self.plan.step, spec.name, ti.run_id, spec.history_needed)
+            return store.metric_history(common["dag_id"], self.plan.step, spec.name, common["logical_date"],
+                                        spec.history_needed, common["map_index"])  # fmt: skip
 
         try:
             outcomes = run_metrics(self.dataset(warehouse, context), metrics, history)
@@ -185,7 +190,7 @@ class AqMetricOperator(_QualityTask, BaseOperator):
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
             outcomes = unreadable(metrics, f"{type(error).__name__}: {error}")
-        common = self.common_row(context)
+        common["created_at"] = utcnow()
         store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])
         blocking = _report(self.log, "metric", outcomes)
         if blocking:
@@ -215,3 +220,61 @@ class AqPublishOperator(_QualityTask, BaseOperator):
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def run_date(context: Any) -> datetime.datetime:
+    """The run's date: its logical date, or when it has none (an asset-triggered run, some
+    manual ones) the moment it was due to run."""
+    return context.get("logical_date") or context["dag_run"].run_after
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _catching_up(context: Any, end: datetime.datetime, now: datetime.datetime) -> bool:
+    """Whether the schedule's next run after this one was already due: a catch-up run, or a
+    manual run of a past date. Cron and interval schedules only; any other says no (live)."""
+    dag = context.get("dag")
+    timetable = getattr(dag, "timetable", None)
+    expression, delta = getattr(timetable, "expression", None), getattr(timetable, "delta", None)
+    if isinstance(expression, str):
+        from croniter import croniter
+
+        zone = getattr(timetable, "timezone", None) or datetime.timezone.utc
+        if isinstance(zone, str):
+            import pendulum
+
+            zone = pendulum.timezone(zone)
+        following = croniter(expression, end.astimezone(zone)).get_next(datetime.datetime)
+    elif delta is not None:
+        following = end + delta
+    else:
+        return False
+    return _aware(following) <= now
+
+
+def freshness_reference(context: Any, now: datetime.datetime) -> tuple[datetime.datetime, str]:
+    """The moment a freshness check judges age from, and why.
+
+    A live run is judged against the later of its data interval end and the clock: the data must
+    be fresh now, and never older than the period the run is about. A backfill (Airflow's
+    ``backfill`` run type) and a run that is catching up (the schedule's next run was already due:
+    catchup, or a manual run of a past date, as ``aq-airflow run --date``) is judged as of its
+    own data interval end, so last month's backfill is judged as of last month, not failed
+    because a month passed since. Runs without a data interval use their date."""
+    dag_run = context.get("dag_run")
+    end = context.get("data_interval_end") or getattr(dag_run, "data_interval_end", None) or run_date(context)
+    end = _aware(end)
+    run_type = getattr(dag_run, "run_type", None)
+    if getattr(run_type, "value", run_type) == "backfill":
+        return end, "a backfill: as of its data interval end"
+    try:
+        behind = _catching_up(context, end, now)
+    except Exception:  # a timetable we cannot step: judged as live
+        behind = False
+    if behind:
+        return end, "a past date (a later scheduled run was already due): as of its data interval end"
+    if end > now:
+        return end, "a live run: its data interval end, which is later than now"
+    return now, "a live run: now, the later of now and its data interval end"

@@ -244,6 +244,18 @@ class CheckPlan:
         return self.columns[0] if len(self.columns) == 1 else None
 
 
+# Values a learned (z-score) bound needs before it applies, when the spec does not say
+# (`history: {min_history: N}`); the window, when smaller. The z-score of a new value against n
+# earlier ones uses their sample mean and standard deviation, and for normal noise it follows
+# Student's t with n - 1 degrees of freedom scaled by sqrt(1 + 1/n), not a normal: with 3 values
+# a perfectly ordinary day scores |z| > 3 one time in 8 (12.2%) and |z| > 4.85 one time in 19
+# (5.2%: the "4.85 sd" alarm on day 4). With 5 values |z| > 3 is 5.2%, with 7 it is 3.1%
+# (|z| > 4.85: 0.39%), with 10 1.9%, with 14 1.2% (0.27% if the mean and deviation were known).
+# 7 (a week of daily runs) is where the false-alarm rate has fallen fourfold from 3 values;
+# each value after it buys little. docs/architecture.md has the table.
+DEFAULT_MIN_HISTORY = 7
+
+
 @dataclass(frozen=True, slots=True)
 class MetricPlan:
     """One metric, compiled: kind, severity and bounds resolved (``max_change`` as a fraction)."""
@@ -257,15 +269,21 @@ class MetricPlan:
     where: str | None = None
     bounds_min: float | None = None
     bounds_max: float | None = None
-    history_window: int | None = None
+    history_window: int | None = None  # earlier logical dates learned from (one value each)
     max_zscore: float | None = None
+    min_history: int | None = None  # earlier dates needed before the learned bound applies
     max_change: float | None = None
     description: str | None = None
 
     @property
     def history_needed(self) -> int:
-        """How many earlier values the bounds need (0: none)."""
+        """How many earlier dates' values the bounds need (0: none)."""
         return self.history_window or (1 if self.max_change is not None else 0)
+
+    @property
+    def history_minimum(self) -> int:
+        """Earlier values needed before the z-score bound applies (see DEFAULT_MIN_HISTORY)."""
+        return self.min_history or min(DEFAULT_MIN_HISTORY, self.history_window or DEFAULT_MIN_HISTORY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import os
 import re
 
 from aq_airflow.plan.model import (
+    DEFAULT_MIN_HISTORY,
     ArtifactRef,
     AssetRef,
     CallbackRef,
@@ -106,7 +107,9 @@ def compile_metric(metric: Metric) -> MetricPlan:
     if metric.bounds:
         fields.update(bounds_min=metric.bounds.min, bounds_max=metric.bounds.max)
     if metric.history:
-        fields.update(history_window=metric.history.window, max_zscore=metric.history.max_zscore)
+        history = metric.history
+        minimum = history.min_history or min(DEFAULT_MIN_HISTORY, history.window)
+        fields.update(history_window=history.window, max_zscore=history.max_zscore, min_history=minimum)
     change = metric.max_change
     if change is not None:
         fields["max_change"] = float(change.rstrip("%")) / 100 if isinstance(change, str) else float(change)

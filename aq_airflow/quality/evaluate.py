@@ -13,7 +13,6 @@ from aq_airflow.plan.model import CheckPlan, MetricPlan
 from aq_airflow.quality.suite import Compiled
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
-MIN_HISTORY = 3
 
 
 @dataclass
@@ -85,29 +84,53 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
             return Outcome(**base, outcome=PASSED if passed else FAILED, message=message, observed=rows,
                            expected=expected, rows=rows)  # fmt: skip
         if kind == "freshness":
-            latest = read["latest"]
-            max_age = spec.max_age
-            if latest is None:
-                return Outcome(**base, outcome=FAILED, message="no rows: nothing is fresh", expected=max_age)
-            if isinstance(latest, str):
-                latest = datetime.datetime.fromisoformat(latest)
-            if not isinstance(latest, datetime.datetime):
-                latest = datetime.datetime.combine(latest, datetime.time())
-            if latest.tzinfo is None:
-                latest = latest.replace(tzinfo=datetime.timezone.utc)
-            age = (now - latest).total_seconds()
-            passed = age <= max_age
-            message = f"newest {spec.column} is {latest.isoformat()}, {age / 3600:.1f} h old; " \
-                      f"expected at most {spec.max_age_text}"  # fmt: skip
-            return Outcome(**base, outcome=PASSED if passed else FAILED, message=message, observed=latest.isoformat(),
-                           expected=spec.max_age_text)  # fmt: skip
+            return _freshness(spec, base, read["latest"], now)
     except (ValueError, TypeError) as error:
         return Outcome(**base, outcome=ERROR, message=str(error))
     raise AssertionError(f"not a fused check kind: {kind}")
 
 
+def _aware(moment: Any) -> datetime.datetime:
+    """A column's newest value as an aware datetime (naive values are UTC, dates midnight)."""
+    if isinstance(moment, str):
+        moment = datetime.datetime.fromisoformat(moment)
+    if not isinstance(moment, datetime.datetime):
+        moment = datetime.datetime.combine(moment, datetime.time())
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _freshness(spec: CheckPlan, base: dict, latest: Any, now: datetime.datetime) -> Outcome:
+    """The newest value's age as of ``now`` (the operator's reference: the later of the data
+    interval end and the clock for a live run, the data interval end for a backfill). Data newer
+    than the reference is fresh, 0 h old, and the message says so with both timestamps: an age
+    is never negative, so "-6520 h old" cannot pass, or appear, by accident."""
+    max_age = spec.max_age
+    if latest is None:
+        return Outcome(**base, outcome=FAILED, message="no rows: nothing is fresh", expected=spec.max_age_text)
+    latest = _aware(latest)
+    reference = _aware(now)
+    ahead = (latest - reference).total_seconds()
+    age = max(0.0, -ahead)
+    details = {"reference": reference.isoformat(), "age_seconds": age}
+    if ahead > 0:
+        details["ahead_seconds"] = ahead
+        message = (
+            f"newest {spec.column} is {latest.isoformat()}, {ahead / 3600:.1f} h after the reference "
+            f"{reference.isoformat()}: newer than the run's date, so 0 h old (fresh); "
+            f"expected at most {spec.max_age_text}"
+        )
+    else:
+        message = (
+            f"newest {spec.column} is {latest.isoformat()}, {age / 3600:.1f} h old as of {reference.isoformat()}; "
+            f"expected at most {spec.max_age_text}"
+        )
+    return Outcome(**base, outcome=PASSED if age <= max_age else FAILED, message=message,
+                   observed=latest.isoformat(), expected=spec.max_age_text, details=details)  # fmt: skip
+
+
 def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[float]) -> Outcome:
-    """The metric's value and its bounds: static, z-score over history, or change from last run."""
+    """The metric's value and its bounds: static, z-score over history, or change from the latest
+    earlier date's passed value."""
     spec: MetricPlan = compiled.spec
     base = base_fields(spec)
     if compiled.error:
@@ -124,29 +147,37 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
         if spec.bounds_max is not None and value > spec.bounds_max:
             problems.append(f"above the maximum {spec.bounds_max}")
     notes = []
+    # ``history``: the latest passed value of each earlier logical date, newest first (the
+    # results store's metric_history), so the judged date, later dates and failed values are
+    # never in it
     if spec.history_window:
-        window, limit = spec.history_window, spec.max_zscore
+        window, limit, minimum = spec.history_window, spec.max_zscore, spec.history_minimum
         past = history[:window]
-        expected["history"] = {"window": window, "max_zscore": limit, "runs": len(past)}
-        if len(past) < MIN_HISTORY:
-            notes.append(f"not enough history for a learned bound ({len(past)} of at least {MIN_HISTORY} runs)")
+        expected["history"] = {"window": window, "max_zscore": limit, "min_history": minimum, "values": len(past)}
+        if len(past) < minimum:
+            notes.append(f"learning: {len(past)} of {minimum} values")
         else:
             mean, spread = statistics.fmean(past), statistics.stdev(past)
             z = 0.0 if value == mean else (math.inf if spread == 0 else abs(value - mean) / spread)
             expected["history"].update(mean=mean, stddev=spread, zscore=z)
             if z > limit:
-                problems.append(f"{z:.2f} standard deviations from the mean {mean:.4g} of the last {len(past)} runs")
+                problems.append(
+                    f"{z:.2f} standard deviations from the mean {mean:.4g} of the {len(past)} earlier dates"
+                )
     if spec.max_change is not None:
         limit = spec.max_change
         expected["max_change"] = limit
         if not history:
-            notes.append("no previous run to compare with")
+            notes.append("no earlier date's passed value to compare with")
         else:
             previous = history[0]
             moved = 0.0 if value == previous else (math.inf if previous == 0 else abs(value - previous) / abs(previous))
             expected["previous"] = previous
             if moved > limit:
-                problems.append(f"changed {moved:.1%} from the previous run's {previous:.4g} (at most {limit:.0%})")
+                problems.append(
+                    f"changed {moved:.1%} from {previous:.4g}, the latest earlier date's passed value "
+                    f"(at most {limit:.0%})"
+                )
     outcome = FAILED if problems else PASSED
     message = f"{spec.name} = {value:.6g}" + (": " + "; ".join(problems) if problems else "")
     if notes:

@@ -1,9 +1,15 @@
 """The results tables in the team's warehouse: ``aq_check_results`` and ``aq_metric_results``.
 
-Created on first use; one row per (dag_id, run_id, step, name, map_index). A task's rows are
-replaced as a set in one transaction (delete, then insert), so a retry or re-run replaces its
-rows, never duplicates them, and readers never see half a set. Metric history for learned
-bounds is read from the same table.
+Created on first use. A task's rows are keyed by (dag_id, logical_date, step, map_index), not
+by run id: a retry, a cleared task or a whole new run of the same date (``aq-airflow run --date``,
+a backfill re-run) replaces that date's rows as a set in one transaction (delete, then insert),
+so a date never holds two verdicts and readers never see half a set. ``run_id`` and
+``try_number`` stay columns, saying which run and try wrote the rows. Tables made by earlier
+versions (keyed by run id, same columns) need no migration: the key is only what the DELETE
+matches, and a date's old duplicates go with its next write.
+
+Metric history for learned bounds is read from the same table: the latest row of each earlier
+logical date, kept only if it passed (see :meth:`ResultsStore.metric_history`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from aq_airflow.warehouse import Warehouse
 
 CHECKS_TABLE = "aq_check_results"
 METRICS_TABLE = "aq_metric_results"
-KEY = ("dag_id", "run_id", "step", "map_index")
+# what a task's rows are replaced by: one set per date, whichever run (or try) wrote it last
+KEY = ("dag_id", "logical_date", "step", "map_index")
 
 _COMMON = [
     ("dag_id", "VARCHAR"), ("run_id", "VARCHAR"), ("step", "VARCHAR"), ("name", "VARCHAR"), ("kind", "VARCHAR"),
@@ -38,6 +45,10 @@ COLUMNS = {
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def _value(value: Any) -> Any:
+    return naive_utc(value) if isinstance(value, datetime.datetime) else value
 
 
 class ResultsStore:
@@ -80,29 +91,46 @@ class ResultsStore:
                 cursor.execute(statement)
 
     def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
-        """Replace the task's rows (those matching ``key``) with ``rows``, atomically."""
+        """Replace the rows of ``key``'s (dag_id, logical_date, step, map_index) with ``rows``,
+        atomically: whichever run or try wrote them before, the date keeps one set."""
+        missing = [k for k in KEY if key.get(k) is None]
+        if missing:
+            raise ValueError(f"a results key needs {', '.join(KEY)}; missing: {', '.join(missing)}")
+        key = {**key, "logical_date": naive_utc(key["logical_date"])}
         target = self._table(table)
         p = self.placeholder
         names = [column for column, _ in COLUMNS[table]]
         where = " AND ".join(f"{k} = {p}" for k in KEY)
         marks = ", ".join([p] * len(names))
         insert = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - names are ours
-        values = [tuple(row.get(n) for n in names) for row in rows]
+        values = [tuple(_value(row.get(n)) for n in names) for row in rows]
 
         with self.warehouse.transaction() as cursor:
             cursor.execute(f"DELETE FROM {target} WHERE {where}", tuple(key[k] for k in KEY))  # noqa: S608
             if values:
                 cursor.executemany(insert, values)
 
-    def metric_history(self, dag_id: str, step: str, name: str, run_id: str, limit: int) -> list[float]:
-        """Earlier values of a metric, newest first, from runs other than this one."""
+    def metric_history(
+        self, dag_id: str, step: str, name: str, before: datetime.datetime, limit: int, map_index: int = -1
+    ) -> list[float]:
+        """What a learned bound learns from, newest first: for each logical date strictly before
+        ``before`` (never the date being judged, never a later one: a backfill learns only from
+        its past), the date's latest row (its current verdict, whichever run wrote it), and only
+        if that row passed (a failed value never teaches the bound its own drift). At most
+        ``limit`` values, one per date."""
         p = self.placeholder
-        query = (
-            f"SELECT value FROM {self._table(METRICS_TABLE)} "  # noqa: S608 - names are ours
-            f"WHERE dag_id = {p} AND step = {p} AND name = {p} AND run_id <> {p} AND value IS NOT NULL "
-            f"AND outcome <> 'error' ORDER BY created_at DESC LIMIT {int(limit)}"
+        latest = (
+            f"SELECT value, outcome, logical_date, ROW_NUMBER() OVER (PARTITION BY logical_date "  # noqa: S608
+            f"ORDER BY created_at DESC NULLS LAST, try_number DESC NULLS LAST) AS aq_rank "
+            f"FROM {self._table(METRICS_TABLE)} "
+            f"WHERE dag_id = {p} AND step = {p} AND name = {p} AND map_index = {p} AND logical_date < {p}"
         )
-        _, rows = self.warehouse.fetch_all(query, (dag_id, step, name, run_id))
+        query = (
+            f"SELECT value FROM ({latest}) aq_latest "  # noqa: S608 - names are ours
+            f"WHERE aq_rank = 1 AND outcome = 'passed' AND value IS NOT NULL "
+            f"ORDER BY logical_date DESC LIMIT {int(limit)}"
+        )
+        _, rows = self.warehouse.fetch_all(query, (dag_id, step, name, map_index, naive_utc(before)))
         return [float(row[0]) for row in rows]
 
     def read(
@@ -124,9 +152,17 @@ class ResultsStore:
         return columns, rows
 
 
+def naive_utc(moment: datetime.datetime) -> datetime.datetime:
+    """Naive UTC, the form every warehouse's TIMESTAMP takes as a parameter (and the results
+    tables' timestamps are written in)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
 def utcnow() -> datetime.datetime:
-    """Naive UTC, the form every warehouse's TIMESTAMP takes as a parameter."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    """Now, as naive UTC."""
+    return naive_utc(datetime.datetime.now(datetime.timezone.utc))
 
 
 def result_row(outcome, common: dict) -> dict:

@@ -168,8 +168,22 @@ class Bounds(Model):
 
 
 class History(Model):
-    window: Annotated[int, Field(ge=2, le=1000)]
+    """A learned bound: the value's z-score against the latest passed value of each of the
+    `window` earlier logical dates."""
+
+    window: Annotated[int, Field(ge=2, le=1000, description="How many earlier dates to learn from.")]
     max_zscore: Annotated[float, Field(gt=0)]
+    min_history: Annotated[int, Field(ge=2, le=1000)] | None = Field(
+        None,
+        description="Earlier dates needed before the bound applies (until then the metric passes, "
+        "learning); default 7, or the window when smaller.",
+    )
+
+    @model_validator(mode="after")
+    def _min_within_window(self) -> History:
+        if self.min_history is not None and self.min_history > self.window:
+            raise ValueError(f"`min_history` ({self.min_history}) cannot exceed `window` ({self.window})")
+        return self
 
 
 def _check_change(value: str | float) -> str | float:
