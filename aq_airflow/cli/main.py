@@ -53,9 +53,23 @@ def _compile(path: str, dags_folder: str | None):
         return None, [SpecIssue(path, 1, 1, f"cannot read the file: {error.strerror}")]
 
 
+def _deep_check(path: str, dags_folder: str | None, notes: set[str]) -> list[SpecIssue]:
+    """The spec's issues; for one that plans, what only validate checks: its SQL parsed with
+    sqlglot and its `expect:` checks looked up in Great Expectations (slow imports the loader
+    never pays for)."""
+    from aq_airflow.spec import SpecFile
+    from aq_airflow.spec.deep import deep_issues
+
+    plan, issues = _compile(path, dags_folder)
+    return issues if plan is None else deep_issues(SpecFile.read(path), notes)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     files = _spec_files(args.paths)
-    issues = [issue for path, folder in files for issue in _compile(path, folder)[1]]
+    notes: set[str] = set()
+    issues = [issue for path, folder in files for issue in _deep_check(path, folder, notes)]
+    for note in sorted(notes):
+        print(f"note: {note}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps({"files": len(files), "errors": [i.as_dict() for i in issues]}, indent=2))
     else:

@@ -126,6 +126,31 @@ def _prepare(
     return dags
 
 
+def undeclared_params(spec: Path, declared: dict, given: dict) -> list[str]:
+    """One located line per ``--param`` key the spec's ``params:`` does not declare (Airflow
+    would take it into the run's conf and no template would ever read it)."""
+    from aq_airflow.spec import Problem, SpecFile
+
+    unknown = [key for key in given if key not in declared]
+    if not unknown:
+        return []
+    import difflib
+
+    spec_file = SpecFile.read(spec)
+    names = ", ".join(sorted(declared))
+    lines = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(declared), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        message = (
+            f"--param {key}: `params:` declares no `{key}`; declared: {names}{hint}"
+            if declared
+            else f"--param {key}: this spec declares no params; add `{key}` under `params:` to take it"
+        )
+        lines.append(str(spec_file.issue(Problem(("params",), message, at_key=True))))
+    return lines
+
+
 def run_pipeline(
     spec: Path,
     date: str | None,
@@ -148,6 +173,10 @@ def run_pipeline(
     except OSError as error:
         print(f"{spec}:1:1: cannot read the file: {error.strerror}", file=sys.stderr)
         return 1
+    undeclared = undeclared_params(spec, plan.params, params)
+    if undeclared:
+        print("\n".join(undeclared), file=sys.stderr)
+        return 2
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))

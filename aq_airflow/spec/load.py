@@ -21,6 +21,7 @@ import yaml
 from aq_airflow.spec import models
 from aq_airflow.spec import types as spec_types
 from aq_airflow.spec.errors import SpecError, SpecIssue
+from aq_airflow.spec.secrets import secret_values
 from aq_airflow.spec.yamlpos import compose, load_yaml, locate
 
 SPEC_SUFFIXES = (".aq.yaml", ".aq.yml")
@@ -237,11 +238,13 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
         raise SpecError([SpecIssue(spec_file.path, 1, 1, f"YAML syntax: {exc}")]) from None
     if not isinstance(data, dict):
         raise SpecError([SpecIssue(spec_file.path, 1, 1, "a spec is a mapping with at least `steps:`")])
+    # credentials pasted as values, anywhere: reported with the model's own errors
+    secrets = [Problem(path, message) for path, message in secret_values(data)]
     try:
         pipeline = models.Pipeline.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise spec_file.error(validation_problems(data, exc)) from None
-    problems = reference_problems(pipeline)
+        raise spec_file.error(secrets + validation_problems(data, exc)) from None
+    problems = secrets + reference_problems(pipeline)
     if problems:
         raise spec_file.error(problems)
     return pipeline

@@ -11,12 +11,14 @@ import datetime
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from aq_airflow.spec.secrets import is_credential_name
 from aq_airflow.spec.types import (
     ByteQuantity,
     CallablePath,
     Column,
+    CommandText,
     ConnId,
     CpuQuantity,
     CronOrPreset,
@@ -25,15 +27,22 @@ from aq_airflow.spec.types import (
     EnvName,
     GpuType,
     KubeName,
+    RetryDelay,
+    SqlCondition,
+    SqlExpression,
+    SqlQuery,
     StepName,
     TableName,
+    Text,
+    Timeout,
 )
 
 Severity = Literal["error", "warning"]
 Scalar = str | int | float | bool
 
-# Literal values under these names are credentials; they must come from a secret reference.
-_CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+# The monitoring tables (aq_airflow.results.store): a publish into them would replace or corrupt
+# every pipeline's check and metric history.
+RESULTS_TABLES = ("aq_check_results", "aq_metric_results")
 
 
 class Model(BaseModel):
@@ -75,9 +84,25 @@ class SecretRef(Model):
 EnvValue = Scalar | SecretRef
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _ordered(low: Any, high: Any, what: str) -> None:
+    """``low <= high`` when both are numbers (templates such as "{{ params.x }}" are known only
+    at run time)."""
+    if _is_number(low) and _is_number(high) and low > high:
+        raise ValueError(f"{what} is reversed: the minimum ({low:g}) is above the maximum ({high:g}); swap them")
+
+
 class RowCount(Model):
     min: int | str | None = None
     max: int | str | None = None
+
+    @model_validator(mode="after")
+    def _in_order(self) -> RowCount:
+        _ordered(self.min, self.max, "`row_count`")
+        return self
 
 
 class AcceptedValues(Model):
@@ -122,14 +147,14 @@ class Check(Model):
     accepted_values: AcceptedValues | None = None
     row_count: RowCount | None = None
     freshness: Freshness | None = None
-    expression: str | None = Field(None, description="A boolean SQL expression that must hold for every row.")
-    schema_: dict[Column, str] | None = Field(None, alias="schema", description="Expected columns and types.")
+    expression: SqlExpression | None = Field(None, description="A boolean SQL expression that must hold for every row.")
+    schema_: dict[Column, Text] | None = Field(None, alias="schema", description="Expected columns and types.")
     expect: Annotated[str, Field(pattern=r"^expect_[a-z0-9_]+$")] | None = Field(
         None, description="A Great Expectations expectation, e.g. `expect_column_values_to_not_be_null`."
     )
     kwargs: dict[str, Any] | None = None
-    sql: str | None = Field(None, description="Escape hatch: a query returning one boolean.")
-    where: str | None = None
+    sql: SqlQuery | None = Field(None, description="Escape hatch: a query returning one boolean.")
+    where: SqlCondition | None = None
     severity: Severity = "error"
     mostly: Annotated[float, Field(gt=0, le=1)] | None = None
     description: str | None = None
@@ -142,6 +167,13 @@ class Check(Model):
         if self.kwargs is not None and kind != "expect":
             raise ValueError(f"check `{self.name}`: `kwargs` goes with `expect:` only")
         return self
+
+    @field_validator("between")
+    @classmethod
+    def _between_in_order(cls, value: tuple[Scalar, Scalar] | None) -> tuple[Scalar, Scalar] | None:
+        if value is not None:
+            _ordered(value[0], value[1], "`between`")
+        return value
 
     @property
     def kind(self) -> str:
@@ -165,6 +197,11 @@ METRIC_KINDS = (
 class Bounds(Model):
     min: float | None = None
     max: float | None = None
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Bounds:
+        _ordered(self.min, self.max, "`bounds`")
+        return self
 
 
 class History(Model):
@@ -205,8 +242,8 @@ class Metric(Model):
     null_fraction: Column | None = None
     distinct_count: Column | None = None
     quantile: Quantile | None = None
-    expression: str | None = Field(None, description="Any aggregate SQL expression.")
-    where: str | None = None
+    expression: SqlExpression | None = Field(None, description="Any aggregate SQL expression.")
+    where: SqlCondition | None = None
     bounds: Bounds | None = None
     history: History | None = None
     max_change: str | Annotated[float, Field(gt=0)] | None = None
@@ -230,9 +267,23 @@ class Metric(Model):
 class Publish(Model):
     """Load the step's output into a warehouse table once its error checks passed."""
 
-    table: TableName
+    table: TableName = Field(
+        description="`table`, `schema.table` or `db.schema.table`; not aq_check_results or aq_metric_results."
+    )
     mode: Literal["append", "replace", "merge"] = "append"
     keys: list[Column] | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _not_the_results_tables(cls, table: str) -> str:
+        """In any schema: the connection's default schema (where the results go when
+        `results_schema` is unset) and other pipelines' `results_schema` are not known here."""
+        if table.rsplit(".", 1)[-1].lower() in RESULTS_TABLES:
+            raise ValueError(
+                f"`{table}` is where aq-airflow records check and metric results; publishing into it would "
+                "replace or corrupt every pipeline's history (in any schema): choose another table name"
+            )
+        return table
 
     @model_validator(mode="after")
     def _merge_needs_keys(self) -> Publish:
@@ -243,7 +294,7 @@ class Publish(Model):
 
 def _no_literal_credentials(env: dict[str, EnvValue] | None) -> dict[str, EnvValue] | None:
     for name, value in (env or {}).items():
-        if _CREDENTIAL_NAME.search(name) and not isinstance(value, SecretRef):
+        if not isinstance(value, SecretRef) and is_credential_name(name, value):
             raise ValueError(
                 f"`{name}` looks like a credential: reference a Kubernetes Secret instead, "
                 f"`{name}: {{secret: my-secret, key: {name.lower()}}}`"
@@ -251,16 +302,22 @@ def _no_literal_credentials(env: dict[str, EnvValue] | None) -> dict[str, EnvVal
     return env
 
 
+def _names_a_program(argv: list[str]) -> list[str]:
+    if not argv[0].strip():
+        raise ValueError("the first item is blank: it names the program to run")
+    return argv
+
+
 class StepSettings(Model):
     """Settings that `defaults` may give every step."""
 
-    image: str | None = None
+    image: Text | None = None
     resources: Resources | None = None
     env: dict[EnvName, EnvValue] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] | None = None
-    retry_delay: Duration | None = None
-    timeout: Duration | None = None
-    pool: str | None = None
+    retry_delay: RetryDelay | None = None
+    timeout: Timeout | None = None
+    pool: Text | None = None
 
     _env = field_validator("env")(_no_literal_credentials)
 
@@ -268,9 +325,9 @@ class StepSettings(Model):
 class Step(StepSettings):
     """One unit of work: exactly one of `sql`, `python`, `command`, `table`."""
 
-    sql: str | None = None
+    sql: SqlQuery | None = None
     python: CallablePath | None = None
-    command: str | Annotated[list[str], Field(min_length=1)] | None = None
+    command: CommandText | Annotated[list[str], Field(min_length=1), AfterValidator(_names_a_program)] | None = None
     table: TableName | None = None
     inputs: list[StepName] | dict[StepName, StepName] | None = None
     depends_on: list[StepName] = []
@@ -338,7 +395,7 @@ class Pipeline(Model):
     tags: list[Annotated[str, Field(max_length=100)]] = []
     params: dict[StepName, Any] = {}
     warehouse: ConnId = Field("aq_warehouse", description="Airflow connection id of the warehouse.")
-    artifacts: str | None = Field(None, description="Artifact store URI; default: a local folder.")
+    artifacts: Text | None = Field(None, description="Artifact store URI; default: a local folder.")
     artifacts_ttl: Duration | None = Field(
         None, description="How long run outputs are kept; `aq-airflow gc` deletes older ones (default: the profile's)."
     )
@@ -349,7 +406,7 @@ class Pipeline(Model):
     steps: Annotated[dict[StepName, Step], Field(min_length=1)]
     on_failure: CallablePath | None = Field(None, description="`module:callable` run when a task fails.")
     max_active_runs: Annotated[int, Field(ge=1)] | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     results_schema: Column | None = Field(
         None, description="Warehouse schema of aq_check_results / aq_metric_results; default: the connection's."
     )
@@ -361,3 +418,11 @@ class Pipeline(Model):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         return value
+
+    @field_validator("end_date")
+    @classmethod
+    def _ends_after_start(cls, end: datetime.datetime | None, info: ValidationInfo) -> datetime.datetime | None:
+        start = info.data.get("start_date")
+        if end is not None and start is not None and end < start:
+            raise ValueError("`end_date` is before `start_date`: no run could ever be scheduled; swap them")
+        return end

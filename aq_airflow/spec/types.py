@@ -61,8 +61,13 @@ GpuType = Annotated[
     Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="A portable GPU type such as `t4`, `l4`, `a100-80gb`."),
 ]
 
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_DURATION = re.compile(r"^([0-9]+)(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Bounds: Airflow keeps retry delays and timeouts as timedeltas and adds them to "now", so a
+# delay of 10**10 days overflows (OverflowError) when the DAG is built; a year is more than any
+# task needs. Retention and freshness ages may be longer, but stay far from timedelta's limit.
+TASK_DURATION_MAX = "365d"
+DURATION_MAX = "3650d"
 
 
 def duration_seconds(text: str) -> int:
@@ -73,17 +78,38 @@ def duration_seconds(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _check_duration(value: str) -> str:
-    if not _DURATION.match(value):
-        raise ValueError(f"`{value}` is not a duration: write a whole number and a unit, like 30s, 5m, 2h or 1d")
-    return value
+def _bounded_duration(longest: str, what: str, shortest: int = 0):
+    limit = duration_seconds(longest)
+
+    def check(value: str) -> str:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"`{value}` is not a duration: write a whole number and a unit, like 30s, 5m, 2h or 1d")
+        if len(match.group(1)) > 12 or duration_seconds(value) > limit:
+            raise ValueError(f"`{value}` is too long: {what} is at most {longest}")
+        if duration_seconds(value) < shortest:
+            raise ValueError(f"`{value}` is too short: {what} is at least {shortest}s")
+        return value
+
+    return check
 
 
-Duration = Annotated[
-    str,
-    AfterValidator(_check_duration),
-    Field(description="A duration: a whole number and a unit s, m, h or d (`30s`, `5m`, `2h`, `1d`)."),
-]
+def _duration_type(longest: str, what: str, shortest: int = 0) -> Any:
+    low = f"at least {shortest}s, " if shortest else ""
+    return Annotated[
+        str,
+        AfterValidator(_bounded_duration(longest, what, shortest)),
+        Field(
+            description="A duration: a whole number and a unit s, m, h or d (`30s`, `5m`, `2h`, `1d`); "
+            f"{low}at most {longest}."
+        ),
+    ]
+
+
+Duration = _duration_type(DURATION_MAX, "a duration")
+RetryDelay = _duration_type(TASK_DURATION_MAX, "a retry delay")
+# 0 would not mean "stop at once": Airflow reads a zero timedelta as no timeout at all
+Timeout = _duration_type(TASK_DURATION_MAX, "a timeout", shortest=1)
 
 
 def _to_text(value: Any) -> Any:
@@ -146,3 +172,25 @@ CronOrPreset = Annotated[
     AfterValidator(_check_schedule),
     Field(description='A cron expression (`"0 6 * * *"`) or a preset (`@daily`).'),
 ]
+
+
+def _not_blank(what: str):
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must not be blank: write {what}")
+        return value
+
+    return check
+
+
+def _text(what: str) -> Any:
+    """Text that must say something: an empty ``sql: ''`` or ``command: ''`` fails at run time
+    (or worse, runs nothing and succeeds), so it is a validation error."""
+    return Annotated[str, AfterValidator(_not_blank(what)), Field(json_schema_extra={"pattern": r"\S"})]
+
+
+SqlQuery = _text("an SQL query")
+SqlExpression = _text("an SQL expression")
+SqlCondition = _text("an SQL condition")
+CommandText = _text("the command to run")
+Text = _text("a value")
