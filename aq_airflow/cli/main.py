@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from aq_airflow.cli.results import show
 
-    return show(args.pipeline, args.warehouse, args.step, args.last, args.schema)
+    return show(args.pipeline, args.warehouse, args.step, args.last, args.schema, args.format)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -221,7 +221,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("spec")
     run.add_argument("--date", help="logical date, YYYY-MM-DD (default: today)")
     run.add_argument("--param", action="append", default=[], help="k=v, overrides a spec param (repeatable)")
-    run.add_argument("--warehouse", help="Airflow connection URI or JSON for the warehouse (default: a DuckDB file)")
+    run.add_argument(
+        "--warehouse", help="a DuckDB file, or an Airflow connection URI/JSON (default: WORKDIR/warehouse.duckdb)"
+    )
     run.add_argument("--workdir", default=".aq-run", help="artifacts and the DuckDB warehouse go here")
     run.add_argument(
         "--artifacts", help="where step outputs go: a folder, or s3://, gs://, abfs:// (default: WORKDIR/artifacts)"
@@ -229,13 +231,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="also show Airflow's own logs")
     run.set_defaults(func=cmd_run)
     results = sub.add_parser("results", help="print a pipeline's check and metric history from the warehouse")
-    results.add_argument("pipeline", help="the dag_id")
+    results.add_argument(
+        "pipeline", metavar="SPEC|PIPELINE",
+        help="a spec file (its pipeline, warehouse connection and results_schema are read from it), or a dag_id",
+    )  # fmt: skip
     results.add_argument("--step")
     results.add_argument("--last", type=int, default=20, help="rows per table (default 20)")
     results.add_argument(
-        "--warehouse", default=".aq-run/warehouse.duckdb", help="a DuckDB file, or an Airflow connection URI/JSON"
+        "--warehouse",
+        help="a DuckDB file, or an Airflow connection URI/JSON (default: a spec's connection if Airflow defines "
+        "it, else .aq-run/warehouse.duckdb, where `aq-airflow run` keeps its warehouse)",
     )
-    results.add_argument("--schema", help="schema of the results tables (the spec's results_schema)")
+    results.add_argument("--schema", help="schema of the results tables (default: a spec's results_schema)")
+    results.add_argument("--format", choices=("text", "json"), default="text", help="a table, or one JSON document")
     results.set_defaults(func=cmd_results)
     gc = sub.add_parser("gc", help="delete run outputs older than each pipeline's artifacts_ttl")
     gc.add_argument("dags_folder")

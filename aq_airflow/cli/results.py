@@ -1,45 +1,266 @@
-"""``aq-airflow results``: the check and metric history of a pipeline, from the warehouse."""
+"""``aq-airflow results``: the check and metric history of a pipeline, from the warehouse.
+
+``aq-airflow results SPEC`` reads the spec's pipeline id, warehouse connection and
+``results_schema``; ``aq-airflow results PIPELINE`` takes the dag_id and the flags. ``aq-airflow
+run`` prints a run's results through the same code (:func:`report`, over ``ResultsStore.read``).
+
+stdout carries the results only (a table, or one JSON document with ``--format json``); logs and
+messages go to stderr. Exit codes: 0 results shown; 1 nothing recorded yet (no results tables,
+or no rows for the pipeline or step); 2 the warehouse could not be reached or read, or the
+arguments name none (a missing DuckDB file, an invalid spec, a connection Airflow cannot make).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import decimal
+import json
 import os
+import shutil
+import sys
+from typing import Any, TextIO
 
+from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.warehouse import is_infrastructure_error
+
+SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
+# where `aq-airflow run` keeps its DuckDB warehouse (under its default --workdir)
+LOCAL_WAREHOUSE = os.path.join(".aq-run", "warehouse.duckdb")
+CLI_CONN_ID = "aq_results_cli"  # the connection a --warehouse value is read through
+TABLES = ((CHECKS_TABLE, "checks"), (METRICS_TABLE, "metrics"))
+# the table format's narrowest columns (wider when a value is longer: nothing is ever cut)
+_WIDTHS = {"logical_date": 19, "run_id": 24, "step": 12, "name": 22, "kind": 15, "outcome": 7, "severity": 8,
+           "value": 10, "failing_rows": 7}  # fmt: skip
+_HEADERS = {"failing_rows": "failing"}
+_MESSAGE_WIDTH = 40  # the narrowest the wrapped message column gets
+
+
+class CannotRead(Exception):
+    """The warehouse could not be reached, or its results tables not read (not: nothing yet)."""
 
 
 def store_for(conn_id: str, schema: str | None) -> ResultsStore:
+    """The results tables of an Airflow connection's warehouse; CannotRead when Airflow cannot
+    make its hook (an undefined connection, an unknown type)."""
     from airflow.sdk import BaseHook
 
-    return ResultsStore.of(BaseHook.get_connection(conn_id).get_hook(), schema)
+    try:
+        return ResultsStore.of(BaseHook.get_connection(conn_id).get_hook(), schema)
+    except Exception as error:
+        raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
 
 
-def print_results(store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None) -> int:
-    shown = 0
-    for table, title in ((CHECKS_TABLE, "checks"), (METRICS_TABLE, "metrics")):
+def _missing_table(error: BaseException) -> bool:
+    """Whether the warehouse says the table (or its schema) does not exist."""
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if state in ("42P01", "3F000", "42S02", "42704"):  # undefined table / schema (PostgreSQL, ODBC, DB2)
+        return True
+    if getattr(error, "errno", None) == 2003:  # Snowflake: does not exist or not authorized
+        return True
+    text = str(error).lower()
+    return type(error).__name__ == "CatalogException" or any(
+        phrase in text for phrase in ("does not exist", "no such table", "doesn't exist")
+    )
+
+
+def read_results(
+    store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None
+) -> dict[str, tuple[list[str], list[tuple]] | None]:
+    """Each results table's newest rows (``ResultsStore.read``), None for a table not there yet;
+    CannotRead when the warehouse cannot be reached or the tables cannot be read."""
+    found: dict[str, tuple[list[str], list[tuple]] | None] = {}
+    for table, _ in TABLES:
         try:
-            columns, rows = store.read(table, dag_id, step, last, run_id)
-        except Exception as error:  # no table yet: nothing recorded
-            print(f"{title}: nothing recorded ({type(error).__name__})")
+            found[table] = store.read(table, dag_id, step, last, run_id)
+        except Exception as error:
+            if is_infrastructure_error(error):
+                raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
+            if not _missing_table(error):
+                raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
+            found[table] = None
+    return found
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, every character kept (its own line
+    breaks too); long words are split, never dropped."""
+    import textwrap
+
+    lines: list[str] = []
+    for line in text.splitlines() or [""]:
+        if len(line) <= width:
+            lines.append(line)
+        else:
+            lines += textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False) or [""]
+    return lines
+
+
+def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
+    """Columns as wide as their widest value; the message, when last, wrapped to the terminal."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    wrapped = columns[-1] == "message"
+    fixed = columns[:-1] if wrapped else columns
+    widths = [max(_WIDTHS.get(c, 0), len(_HEADERS.get(c, c)), *(len(r[i]) for r in cells)) for i, c in enumerate(fixed)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(_MESSAGE_WIDTH, shutil.get_terminal_size((160, 24)).columns - indent - 1)
+    header = "  ".join(_HEADERS.get(c, c).ljust(w) for c, w in zip(fixed, widths, strict=False))
+    print((header + ("  message" if wrapped else "")).rstrip(), file=out)
+    for row in cells:
+        line = "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=False))
+        if not wrapped:
+            print(line.rstrip(), file=out)
             continue
-        print(f"\n{title} ({table}), newest first")
-        widths = {"logical_date": 19, "run_id": 24, "step": 12, "name": 22, "kind": 15, "outcome": 7, "severity": 8,
-                  "value": 10, "failing_rows": 7, "message": 60}  # fmt: skip
-        print("  ".join(c[: widths[c]].ljust(widths[c]) for c in columns))
-        for row in rows:
-            cells = []
-            for column, value in zip(columns, row, strict=True):
-                text = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
-                cells.append(text[: widths[column]].ljust(widths[column]))
-            print("  ".join(cells).rstrip())
-        shown += len(rows)
-    return 0 if shown else 1
+        first, *more = _wrap(row[-1], room)
+        print(f"{line}  {first}".rstrip(), file=out)
+        for part in more:
+            print((" " * indent + part).rstrip(), file=out)
 
 
-def show(dag_id: str, conn: str, step: str | None, last: int, schema: str | None) -> int:
-    """Print the history, the warehouse named by a connection URI/JSON, or a DuckDB file path."""
-    if os.path.exists(conn):
-        from aq_airflow.warehouse import DuckDB
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
 
-        conn = DuckDB.connection_json(conn)
-    os.environ["AIRFLOW_CONN_AQ_RESULTS_CLI"] = conn
-    return print_results(store_for("aq_results_cli", schema), dag_id, step, last)
+
+def print_results(
+    store: ResultsStore,
+    dag_id: str,
+    step: str | None,
+    last: int,
+    run_id: str | None = None,
+    fmt: str = "text",
+    out: TextIO | None = None,
+) -> int:
+    """Print the newest results of a pipeline (a step, a run) to ``out`` (stdout); messages to
+    stderr. Returns the exit code: SHOWN, NOTHING_RECORDED or CANNOT_READ."""
+    out = out or sys.stdout
+    try:
+        found = read_results(store, dag_id, step, last, run_id)
+    except CannotRead as error:
+        print(error, file=sys.stderr)
+        return CANNOT_READ
+    shown = sum(len(table[1]) for table in found.values() if table)
+    if fmt == "json":
+        document: dict[str, Any] = {"pipeline": dag_id, "step": step, "run_id": run_id,
+                                    "results_schema": store.schema, "recorded": bool(shown)}  # fmt: skip
+        for table, title in TABLES:
+            columns, rows = found[table] or ([], [])
+            document[title] = [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        print(json.dumps(document, indent=2), file=out)
+        return SHOWN if shown else NOTHING_RECORDED
+    for table, title in TABLES:
+        if found[table] is None:
+            where = f"schema {store.schema}" if store.schema else "the connection's default schema; --schema?"
+            print(f"{title}: nothing recorded yet (no {table} table in {where})", file=out)
+            continue
+        columns, rows = found[table]
+        if not rows:
+            scope = f"{dag_id}" + (f", step {step}" if step else "") + (f", run {run_id}" if run_id else "")
+            print(f"{title}: nothing recorded yet for {scope}", file=out)
+            continue
+        print(f"\n{title} ({table}), newest first", file=out)
+        _print_table(columns, rows, out)
+    return SHOWN if shown else NOTHING_RECORDED
+
+
+def report(
+    conn_id: str,
+    schema: str | None,
+    dag_id: str,
+    step: str | None,
+    last: int,
+    run_id: str | None = None,
+    fmt: str = "text",
+    out: TextIO | None = None,
+) -> int:
+    """The results of a pipeline in the warehouse of an Airflow connection: what ``aq-airflow
+    results`` prints, and what ``aq-airflow run`` prints after a run."""
+    try:
+        store = store_for(conn_id, schema)
+    except CannotRead as error:
+        print(error, file=sys.stderr)
+        return CANNOT_READ
+    return print_results(store, dag_id, step, last, run_id, fmt, out)
+
+
+def _is_spec(target: str) -> bool:
+    return target.endswith((".yaml", ".yml")) or os.path.isfile(target)
+
+
+def _airflow_has(conn_id: str) -> bool:
+    """Whether Airflow here defines the connection (an AIRFLOW_CONN_* variable, a secrets
+    backend, the metadata database); its password is masked in the output from then on."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:
+        return False
+    also_mask(conn.password)
+    return True
+
+
+def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[str, str, str | None, str]:
+    """(dag_id, connection id, results schema, where, for the reader) of a SPEC or PIPELINE
+    argument; a --warehouse value becomes the CLI's own connection."""
+    if _is_spec(target):
+        from aq_airflow.plan import compile_spec
+        from aq_airflow.spec import SpecError
+
+        try:
+            plan = compile_spec(target)
+        except SpecError as error:
+            raise WarehouseError(str(error)) from None
+        except OSError as error:
+            raise WarehouseError(f"{target}: cannot read the spec: {error.strerror}") from None
+        dag_id, schema = plan.dag_id, schema or plan.results_schema
+        if warehouse is None:
+            if _airflow_has(plan.warehouse):
+                return dag_id, plan.warehouse, schema, f"the connection `{plan.warehouse}`"
+            if not os.path.isfile(LOCAL_WAREHOUSE):
+                raise WarehouseError(
+                    f"the spec's warehouse connection `{plan.warehouse}` is not defined here, and there is no "
+                    f"local run's warehouse at {LOCAL_WAREHOUSE}: pass --warehouse FILE|URI"
+                )
+            warehouse = LOCAL_WAREHOUSE
+    else:
+        dag_id = target
+        if warehouse is None and not os.path.isfile(LOCAL_WAREHOUSE):
+            raise WarehouseError(
+                f"no such warehouse file: {LOCAL_WAREHOUSE} (where `aq-airflow run` keeps its warehouse): "
+                "pass --warehouse FILE|URI, or the spec file"
+            )
+        warehouse = warehouse or LOCAL_WAREHOUSE
+    os.environ["AIRFLOW_CONN_" + CLI_CONN_ID.upper()] = connection(warehouse, must_exist=True)
+    return dag_id, CLI_CONN_ID, schema, display(warehouse) or warehouse
+
+
+def show(target: str, warehouse: str | None, step: str | None, last: int, schema: str | None,
+         fmt: str = "text") -> int:  # fmt: skip
+    """``aq-airflow results``: print the history of a spec's pipeline or of a dag_id."""
+    if "airflow" not in sys.modules:  # Airflow's own INFO lines are no results
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    with masked_output(warehouse):
+        out = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):  # whatever else prints (Airflow's logs) goes to stderr
+            try:
+                dag_id, conn_id, schema, where = _resolve(target, warehouse, schema)
+            except WarehouseError as error:
+                print(error, file=sys.stderr)
+                return CANNOT_READ
+            print(f"results of {dag_id} from {where}" + (f" (schema {schema})" if schema else ""), file=sys.stderr)
+            return report(conn_id, schema, dag_id, step, last, None, fmt, out)

@@ -91,8 +91,11 @@ class Progress:
 
 
 def _connection(uri: str | None, workdir: Path) -> str:
-    """An Airflow connection (JSON) for the warehouse: the URI given, or a DuckDB file."""
-    return uri or DuckDB.connection_json(workdir / "warehouse.duckdb")
+    """An Airflow connection (URI or JSON) for the warehouse: the ``--warehouse`` value (a URI,
+    JSON, or a DuckDB file path), or a DuckDB file in the workdir."""
+    from aq_airflow.cli.connection import connection
+
+    return connection(uri, must_exist=False) if uri else DuckDB.connection_json(workdir / "warehouse.duckdb")
 
 
 def _prepare(
@@ -117,11 +120,11 @@ def _prepare(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "CRITICAL",
             contract.ARTIFACTS: artifacts,
             "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
-            conn_var: _connection(warehouse_uri, workdir),
             # the spec's own Python package (module:function steps) sits next to it
             "PYTHONPATH": os.pathsep.join(p for p in (str(spec.parent.resolve()), os.environ.get("PYTHONPATH")) if p),
         }
     )
+    os.environ[conn_var] = _connection(warehouse_uri, workdir)  # reads a URI with Airflow: after its set-up
     sys.path.insert(0, str(spec.parent.resolve()))
     return dags
 
@@ -161,10 +164,46 @@ def run_pipeline(
     artifacts: str | None = None,
 ) -> int:
     """Run ``spec`` end to end here; step outputs go to ``artifacts`` (a folder or an s3://,
-    gs:// or abfs:// URI; default ``workdir/artifacts``)."""
+    gs:// or abfs:// URI; default ``workdir/artifacts``). Nothing printed holds the password of
+    ``warehouse_uri`` (see ``cli.connection.masked_output``)."""
+    from aq_airflow.cli.connection import masked_output
+
+    with masked_output(warehouse_uri):
+        return _run_pipeline(spec, date, params, warehouse_uri, workdir, verbose, artifacts)
+
+
+def _logical_date(text: str):
+    """The run's logical date from ``--date`` (YYYY-MM-DD, or a full ISO timestamp), or None."""
+    import re
+
+    import pendulum
+
+    if not re.match(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
+        return None
+    try:
+        parsed = pendulum.parse(text.strip())
+    except Exception:  # pendulum's ParserError, ValueError for a day the month has not
+        return None
+    return parsed if isinstance(parsed, pendulum.DateTime) else None
+
+
+def _run_pipeline(
+    spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path, verbose: bool,
+    artifacts: str | None,
+) -> int:  # fmt: skip
+    from aq_airflow.cli.connection import WarehouseError, is_path
     from aq_airflow.plan import compile_spec
     from aq_airflow.spec import SpecError
 
+    if date is not None and _logical_date(date) is None:
+        print(f"--date {date}: not a date: use YYYY-MM-DD", file=sys.stderr)
+        return 2
+    try:  # a DuckDB file's folder now; a URI once Airflow is set up for the run (in _prepare)
+        if warehouse_uri and is_path(warehouse_uri):
+            _connection(warehouse_uri, workdir)
+    except WarehouseError as error:
+        print(error, file=sys.stderr)
+        return 2
     try:
         plan = compile_spec(spec)
     except SpecError as error:
@@ -184,6 +223,9 @@ def run_pipeline(
         artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
         dags = _prepare(spec, home, warehouse_uri, plan.warehouse, verbose, artifacts, workdir)
         return _run(plan, dags, date, params, workdir, warehouse_uri, artifacts)
+    except WarehouseError as error:
+        print(error, file=sys.stderr)
+        return 2
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -209,7 +251,7 @@ def _run(
         task.on_execute_callback = [progress.on_start]
         task.on_success_callback = [progress.on_success]
         task.on_failure_callback = [progress.on_failure]
-    logical_date = pendulum.parse(date) if date else pendulum.now("UTC").start_of("day")
+    logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
     started = time.monotonic()
     try:
@@ -226,6 +268,8 @@ def _summary(
     conn_id, results_schema = plan.warehouse, plan.results_schema
     from airflow.utils.session import create_session
 
+    from aq_airflow.cli.connection import display
+
     print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
     print(f"{'task':28} {'state':16} {'seconds':>8}  output")
     with create_session() as session:
@@ -241,12 +285,12 @@ def _summary(
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
             print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
     print(f"\nartifacts: {artifacts}")
-    print(f"warehouse: {warehouse_uri or workdir / 'warehouse.duckdb'}")
+    print(f"warehouse: {display(warehouse_uri) or workdir / 'warehouse.duckdb'}")
     if any(t.role in (TaskRole.CHECKS, TaskRole.METRICS) for t in plan.tasks):
-        from aq_airflow.cli.results import print_results, store_for
+        from aq_airflow.cli.results import report
 
         print(f"\ncheck and metric results of this run, read back from the warehouse ({conn_id}):")
-        print_results(store_for(conn_id, results_schema), dag.dag_id, None, 100, dag_run.run_id)
+        report(conn_id, results_schema, dag.dag_id, None, 100, dag_run.run_id)
     if dag_run.state != "success":
         for task_id, error in progress.errors.items():
             print(f"\n{task_id} failed:\n{error}", file=sys.stderr)

@@ -1,11 +1,17 @@
 """Runs a step's checks or metrics: the fused aggregate query over the data where it lives (the
 warehouse for `table` and `sql` steps, DuckDB over the Parquet output otherwise), samples of
-failing rows, and the checks evaluated beside the scan."""
+failing rows, and the checks evaluated beside the scan.
+
+Every query runs in a read-only transaction where the warehouse has one. A fused query the
+warehouse rejects is run again check by check, so one bad check errors alone; infrastructure
+errors (``is_infrastructure_error``) propagate, to fail the task without recording anything."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +21,12 @@ from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKi
 from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, base_fields, check_outcome, metric_outcome
 from aq_airflow.quality.sql import query_relation
-from aq_airflow.quality.suite import Compiled, Suite, row_values
+from aq_airflow.quality.suite import Compiled, Suite
 from aq_airflow.runtime.artifacts import Location, open_dataset
-from aq_airflow.warehouse import DuckDB, Warehouse
+from aq_airflow.warehouse import DuckDB, Warehouse, is_infrastructure_error
 from aq_airflow.warehouse.duckdb import parquet_relation
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_VIEW = "aq_artifact"  # the name an object-store output is registered under in DuckDB
 
@@ -57,28 +65,128 @@ class Dataset:
         return cls(query_relation(source.query, warehouse.dialect), warehouse)
 
 
-def _fetch_one(cursor: Any, sql: str) -> dict[str, Any]:
-    cursor.execute(sql)
-    return row_values(cursor, cursor.fetchone())
+class Reader:
+    """The queries of one suite on one connection, inside a read-only transaction where the
+    warehouse has one (DuckDB, PostgreSQL; Snowflake has none): the SQL users write (`where:`,
+    expressions, raw `sql:` checks) reads and never writes. A query the warehouse rejects ends
+    its transaction (rolled back: PostgreSQL refuses every later statement of an aborted one)
+    and the next query opens another, so one bad check never poisons the queries after it."""
+
+    def __init__(self, warehouse: Warehouse, conn: Any):
+        self.warehouse = warehouse
+        self.conn = conn
+        self.cursor = warehouse.cursor(conn)
+        self._open = False
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """(column names, rows) of one statement."""
+        if not self._open:
+            self._open = self.warehouse.begin_read_only(self.conn, self.cursor)
+        try:
+            self.cursor.execute(sql)
+            names = [d[0] for d in self.cursor.description or []]
+            rows = [tuple(r) for r in self.cursor.fetchall()]
+        except BaseException:
+            self._open = False
+            self.warehouse.end_read_only(self.conn, self.cursor)
+            raise
+        return names, rows
+
+    def one(self, sql: str) -> dict[str, Any]:
+        """The single row of an aggregate query, by lower-cased column name."""
+        names, rows = self.fetch(sql)
+        return {name.lower(): value for name, value in zip(names, rows[0], strict=True)}
+
+    def end(self) -> None:
+        if self._open:
+            self._open = False
+            self.warehouse.end_read_only(self.conn, self.cursor)
 
 
-def _samples(cursor: Any, suite: Suite, compiled: Compiled, sensitive: set[str]) -> list[dict] | None:
+@contextmanager
+def _reading(dataset: Dataset) -> Iterator[Reader]:
+    """A reader on a new connection; the views raw `sql:` checks may name (a step's Parquet
+    output in the in-memory DuckDB) are made first, outside the read-only transaction."""
+    warehouse = dataset.warehouse
+    conn = warehouse.connect()
+    with warehouse.session(conn) as cursor:  # closes the connection after
+        for name, relation in dataset.views.items():
+            view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
+                              expression=exp.select("*").from_(relation))  # fmt: skip
+            cursor.execute(view.sql(dialect=dataset.dialect))
+        reader = Reader(warehouse, conn)
+        try:
+            yield reader
+        finally:
+            reader.end()
+
+
+def failed_query(spec: CheckPlan | MetricPlan, error: BaseException) -> Outcome:
+    """The error outcome of a check or metric whose own query the warehouse rejected."""
+    return Outcome(**base_fields(spec), outcome=ERROR, message=f"{type(error).__name__}: {error}")
+
+
+def _verdict(error: BaseException) -> None:
+    """Re-raise an infrastructure error (a lost connection, a lock, a timeout): it is no verdict
+    on the data, so the task fails (and retries) and records nothing."""
+    if is_infrastructure_error(error):
+        raise error
+
+
+def _fused(
+    reader: Reader, suite: Suite, compiled: list[Compiled], add: Callable[[Suite, Any], Compiled]
+) -> list[tuple[Compiled, dict[str, Any] | Outcome]]:
+    """Each item's values from the one fused scan. When the warehouse rejects that query (a
+    literal its column cannot take, a missing column), each item runs alone, one query each, so
+    only the items the warehouse rejects get an error outcome, each with its own message, and
+    the others their real outcome; the fast path stays one scan when nothing fails."""
+    query = suite.query()
+    if query is None:
+        return [(item, {}) for item in compiled]
+    try:
+        values = reader.one(query)
+        return [(item, values) for item in compiled]
+    except Exception as error:
+        _verdict(error)
+        log.info("the fused query failed (%s: %s); running each check or metric alone", type(error).__name__, error)
+    isolated: list[tuple[Compiled, dict[str, Any] | Outcome]] = []
+    for item in compiled:
+        if item.error or not item.measures:
+            isolated.append((item, {}))
+            continue
+        alone = Suite(suite.relation, suite.dialect)
+        single = add(alone, item.spec)
+        try:
+            isolated.append((single, reader.one(alone.query())))
+        except Exception as error:
+            _verdict(error)
+            isolated.append((single, failed_query(item.spec, error)))
+    return isolated
+
+
+def _samples(reader: Reader, suite: Suite, compiled: Compiled, sensitive: set[str]) -> list[dict] | None:
     query = suite.sample_query(compiled, sensitive)
     if query is None:
         return None
-    cursor.execute(query)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    try:
+        names, rows = reader.fetch(query)
+    except Exception as error:  # the verdict stands without its sample
+        _verdict(error)
+        log.warning("no failing-row sample for `%s`: %s: %s", compiled.spec.name, type(error).__name__, error)
+        return None
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def _dataframe(cursor: Any, dataset: Dataset):
+def _dataframe(reader: Reader, dataset: Dataset):
     import pandas as pd
 
-    cursor.execute(exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).sql(dialect=dataset.dialect))
-    return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    names, rows = reader.fetch(
+        exp.select("*").from_(exp.alias_(dataset.relation, "aq_source")).sql(dialect=dataset.dialect)
+    )
+    return pd.DataFrame(rows, columns=names)
 
 
-def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
+def _columns(reader: Reader, dataset: Dataset) -> list[tuple[str, str]]:
     """Column names and type names: known for Parquet outputs, from information_schema for tables."""
     if dataset.columns is not None:
         return dataset.columns
@@ -94,52 +202,69 @@ def _columns(cursor: Any, dataset: Dataset) -> list[tuple[str, str]]:
         .where(exp.and_(*conditions))
         .order_by("ordinal_position")
     )
-    cursor.execute(query.sql(dialect=dataset.dialect))
-    return [(str(name), str(kind)) for name, kind in cursor.fetchall()]
+    _, rows = reader.fetch(query.sql(dialect=dataset.dialect))
+    return [(str(name), str(kind)) for name, kind in rows]
+
+
+def _schema_outcome(reader: Reader, dataset: Dataset, spec: CheckPlan) -> Outcome:
+    try:
+        return extra.schema_outcome(spec, _columns(reader, dataset))
+    except Exception as error:
+        _verdict(error)
+        return failed_query(spec, error)
 
 
 def run_checks(
     dataset: Dataset, checks: tuple[CheckPlan, ...], sensitive: set[str], now: datetime.datetime
 ) -> list[Outcome]:
-    """Every check of a step, in spec order; aggregates in one scan."""
+    """Every check of a step, in spec order; aggregates in one scan, in a read-only transaction."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_check(spec) for spec in checks]
-    with dataset.warehouse.session() as cursor:
-        for name, relation in dataset.views.items():
-            view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
-                              expression=exp.select("*").from_(relation))  # fmt: skip
-            cursor.execute(view.sql(dialect=dataset.dialect))
-        values = _fetch_one(cursor, suite.query()) if suite.query() else {}
-        outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, Outcome] = {}
+    with _reading(dataset) as reader:
         expectations = []
-        for item in compiled:
+        for item, values in _fused(reader, suite, compiled, Suite.add_check):
             spec = item.spec
             if spec.kind == "schema":
-                outcomes[spec.name] = extra.schema_outcome(spec, _columns(cursor, dataset))
+                outcomes[spec.name] = _schema_outcome(reader, dataset, spec)
             elif spec.kind == "sql":
-                outcomes[spec.name] = extra.sql_outcome(spec, cursor)
+                outcomes[spec.name] = extra.sql_outcome(spec, reader.fetch, dataset.dialect)
             elif spec.kind == "expect":
                 expectations.append(spec)
+            elif isinstance(values, Outcome):
+                outcomes[spec.name] = values
             else:
                 outcome = check_outcome(item, values, now)
                 if outcome.outcome == FAILED:
-                    outcome.sample = _samples(cursor, suite, item, sensitive)
+                    outcome.sample = _samples(reader, suite, item, sensitive)
                 outcomes[spec.name] = outcome
         if expectations:
-            for outcome in extra.gx_outcomes(expectations, _dataframe(cursor, dataset), sensitive):
-                outcomes[outcome.name] = outcome
+            try:
+                frame = _dataframe(reader, dataset)
+            except Exception as error:
+                _verdict(error)
+                for spec in expectations:
+                    outcomes[spec.name] = failed_query(spec, error)
+            else:
+                for outcome in extra.gx_outcomes(expectations, frame, sensitive):
+                    outcomes[outcome.name] = outcome
     return [outcomes[spec.name] for spec in checks]
 
 
 def run_metrics(
     dataset: Dataset, metrics: tuple[MetricPlan, ...], history: Callable[[MetricPlan], list[float]]
 ) -> list[Outcome]:
-    """Every metric of a step in one scan, then each against its bounds and history."""
+    """Every metric of a step in one scan (in a read-only transaction), then each against its
+    bounds and history."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_metric(spec) for spec in metrics]
-    with dataset.warehouse.session() as cursor:
-        values = _fetch_one(cursor, suite.query()) if suite.query() else {}
-    return [metric_outcome(item, values, history(item.spec) if not item.error else []) for item in compiled]
+    with _reading(dataset) as reader:
+        fused = _fused(reader, suite, compiled, Suite.add_metric)
+    return [
+        values if isinstance(values, Outcome)
+        else metric_outcome(item, values, history(item.spec) if not item.error else [])
+        for item, values in fused
+    ]  # fmt: skip
 
 
 def unreadable(specs: tuple[CheckPlan | MetricPlan, ...], message: str) -> list[Outcome]:

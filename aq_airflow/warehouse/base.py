@@ -85,8 +85,13 @@ def sql_type(kind: pa.DataType) -> str:
 def is_infrastructure_error(error: BaseException) -> bool:
     """Whether ``error`` says the warehouse or the store could not be used (so a task should
     fail and retry), rather than that the query or the data is wrong (a check outcome), for
-    any warehouse: asks every adapter, each of which knows its own driver's errors."""
-    return any(adapter.is_infrastructure_error(error) for adapter in Warehouse.adapters())
+    any warehouse: asks every adapter, each of which knows its own driver's errors. A statement
+    the warehouse refused by rule (a write in a read-only transaction) is never one, whatever
+    class the driver gives it."""
+    adapters = Warehouse.adapters()
+    if any(adapter.refused_statement(error) for adapter in adapters):
+        return False
+    return any(adapter.is_infrastructure_error(error) for adapter in adapters)
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -117,6 +122,9 @@ class Warehouse:
     default_placeholder: ClassVar[str] = "%s"
     #: connections autocommit, so a transaction is opened with an explicit BEGIN
     explicit_begin: ClassVar[bool] = False
+    #: the statement opening a read-only transaction, in which the SQL users write runs (None:
+    #: the warehouse has none; the connection's own rights are then the only limit)
+    read_only_begin: ClassVar[str | None] = None
     #: exception class names (in the driver's own modules) that are infrastructure failures
     #: beyond PEP 249's OperationalError and InterfaceError
     infrastructure_error_names: ClassVar[frozenset[str]] = frozenset()
@@ -252,6 +260,19 @@ class Warehouse:
         finally:
             _close(conn)
 
+    def begin_read_only(self, conn: Any, cursor: Any) -> bool:
+        """Open a read-only transaction on ``conn`` for the statements that follow on ``cursor``
+        (before any other statement of a transaction); False where the warehouse has none."""
+        if self.read_only_begin is None:
+            return False
+        cursor.execute(self.read_only_begin)
+        return True
+
+    def end_read_only(self, conn: Any, cursor: Any) -> None:
+        """End a read-only transaction: rolled back (it wrote nothing, and one a statement
+        failed in is aborted and must be); a failed rollback keeps the error that caused it."""
+        _rollback(conn)
+
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
         """(column names, rows) of a query with DB-API parameters (``self.placeholder`` marks)."""
         with self.session() as cursor:
@@ -269,6 +290,8 @@ class Warehouse:
         rather than that the query or data is wrong: OS errors and timeouts, PEP 249's
         OperationalError and InterfaceError, connection/resource/cancel SQLSTATEs, and the
         adapter's own driver errors."""
+        if cls.refused_statement(error):
+            return False
         if isinstance(error, OSError | TimeoutError):
             return True
         names = {kind.__name__ for kind in type(error).__mro__}
@@ -284,6 +307,13 @@ class Warehouse:
                     and kind.__module__.split(".")[0] == cls.driver_module
                 ):
                     return True
+        return False
+
+    @classmethod
+    def refused_statement(cls, error: BaseException) -> bool:
+        """Whether ``error`` is the warehouse refusing one statement by rule (a write inside a
+        read-only transaction), which a driver may raise under an infrastructure class: a
+        verdict on the SQL, never a reason to retry."""
         return False
 
     # --- reading Arrow -------------------------------------------------------------------

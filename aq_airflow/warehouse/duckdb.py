@@ -45,6 +45,7 @@ class DuckDB(Warehouse):
     conn_types = ("duckdb",)
     default_placeholder = "?"
     explicit_begin = True
+    read_only_begin = "BEGIN TRANSACTION READ ONLY"
     driver_module = "duckdb"
     # a query interrupted (a task's timeout or kill) says nothing about the data
     infrastructure_error_names = frozenset({"InterruptException"})
@@ -68,6 +69,16 @@ class DuckDB(Warehouse):
             return conn
 
         return cls.for_dialect("duckdb", connect)  # type: ignore[return-value]
+
+    @classmethod
+    def refused_statement(cls, error: BaseException) -> bool:
+        """DuckDB raises a write in a read-only transaction as a TransactionException, which
+        derives from OperationalError: it is the statement's fault, not the database's."""
+        return (
+            type(error).__name__ == "TransactionException"
+            and type(error).__module__.split(".")[0] in ("duckdb", "_duckdb")
+            and "read-only mode" in str(error)
+        )
 
     def connect(self, wait: float | None = None) -> Any:
         """A file-backed DuckDB admits one process at a time: a step's checks and metrics tasks,

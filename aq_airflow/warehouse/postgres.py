@@ -49,6 +49,22 @@ class PostgreSQL(Warehouse):
     dialect = "postgres"
     conn_types = ("postgres", "postgresql")
     default_placeholder = "%s"
+    read_only_begin = "SET TRANSACTION READ ONLY"
+
+    def begin_read_only(self, conn: Any, cursor: Any) -> bool:
+        """``SET TRANSACTION READ ONLY`` as the first statement of the transaction psycopg opens
+        implicitly; ``BEGIN READ ONLY`` on a connection in autocommit mode, which opens none."""
+        cursor.execute("BEGIN READ ONLY" if getattr(conn, "autocommit", False) else self.read_only_begin)
+        return True
+
+    def end_read_only(self, conn: Any, cursor: Any) -> None:
+        if getattr(conn, "autocommit", False):  # the driver knows of no transaction to roll back
+            try:
+                cursor.execute("ROLLBACK")
+            except Exception:  # a lost connection: the error that caused it is what matters
+                return
+            return
+        super().end_read_only(conn, cursor)
 
     def connect(self, wait: float | None = None) -> Any:
         """PostgreSQL reports `IF NOT EXISTS` statements that had nothing to do as NOTICEs, which

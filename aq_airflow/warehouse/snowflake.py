@@ -48,6 +48,10 @@ class Snowflake(Warehouse):
     conn_types = ("snowflake",)
     default_placeholder = "%s"  # the connector's default paramstyle (pyformat)
     explicit_begin = True
+    # Snowflake has no read-only transaction (BEGIN takes no READ ONLY, and DDL commits on its
+    # own anyway): the SQL users write is still parsed to one SELECT, and the connection's role
+    # is what bounds it (give it SELECT on the data, write rights on the results schema only)
+    read_only_begin = None
     driver_module = "snowflake"
     # the connector's HTTP failures derive from its Error, not from OperationalError
     infrastructure_error_names = frozenset({
