@@ -68,7 +68,9 @@ def user_expression(text: str, dialect: str | None, what: str) -> exp.Expression
     if len(statements) != 1 or not isinstance(statements[0], exp.Select) or len(statements[0].expressions) != 1:
         raise QualitySQLError(f"{what} `{text}` must be a single SQL expression")
     select = statements[0]
-    if any(select.args.get(k) for k in ("from", "where", "group", "having", "limit", "into", "locks", "with")):
+    # nothing but the one expression: no FROM, WHERE, GROUP BY, INTO, ... (by what is set, not a
+    # list of clause names, which change between sqlglot versions: `from` became `from_`)
+    if any(value for key, value in select.args.items() if key != "expressions"):
         raise QualitySQLError(f"{what} `{text}` must be a single SQL expression")
     if (writes := _writes(select)) is not None:
         raise QualitySQLError(f"{what} `{text}` may only read; it contains {_statement_name(writes)}")

@@ -510,3 +510,13 @@ def test_results_when_the_warehouse_refuses_connections_is_not_nothing_recorded(
     assert shown.returncode == 2
     assert "cannot connect to the warehouse: OperationalError" in shown.stderr
     assert "nothing recorded" not in shown.stdout + shown.stderr and shown.stdout == ""
+
+
+@pytest.mark.parametrize("text", ["sum(x) FROM t", "x FROM t WHERE y", "x GROUP BY x", "x ORDER BY x", "x LIMIT 1"])
+def test_an_expression_cannot_smuggle_in_a_clause(text):
+    """`expression: "sum(x) FROM t"` must not run as `sum(x)` with the FROM silently dropped."""
+    from aq_airflow.quality.sql import QualitySQLError, user_expression
+
+    with pytest.raises(QualitySQLError, match="must be a single SQL expression"):
+        user_expression(text, "duckdb", "expression")
+    assert user_expression("sum(x) > 0", "duckdb", "expression").sql() == "SUM(x) > 0"
