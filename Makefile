@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EMULATORS := tests/emulators
 EMULATORS_STAMP := $(EMULATORS)/node_modules/.installed
 
-.PHONY: install lock test lint bench demo schema clean
+.PHONY: install lock test lint bench fuzz demo schema clean
 
 install: $(STAMP) $(EMULATORS_STAMP)
 
@@ -45,6 +45,14 @@ bench: install
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/dag_processor.py
+
+# The fuzz campaign (minutes; not part of `make test`, which runs a 300-spec smoke run of it):
+# mutated and generated specs through validate, compile and the loader; a summary table, exit 1
+# on any uncaught exception, traceback or unlocated error. FUZZ_SPECS=N FUZZ_SEED=S to vary it.
+FUZZ_SPECS ?= 10000
+FUZZ_SEED ?= 20260301
+fuzz: install
+	$(BIN)/python bench/fuzz.py --specs $(FUZZ_SPECS) --seed $(FUZZ_SEED)
 
 # The main job on the embedded default: seed a DuckDB warehouse with the example project's
 # synthetic tables, then run the example pipeline end to end in a real (temporary) Airflow,

@@ -67,11 +67,13 @@ def test_invalid_profiles_file_marks_every_spec_of_the_folder(dags_folder):
     assert "aq-profiles.yaml:4:5: unknown key `namspace`; did you mean `namespace`?" in dag.description
 
 
-def test_duplicate_dag_ids_keep_the_first_spec(dags_folder, caplog):
+def test_duplicate_dag_ids_keep_the_first_spec_and_show_the_second_as_a_placeholder(dags_folder, caplog):
     write(dags_folder, "a.aq.yaml", GOOD.format(name="same"))
     write(dags_folder, "b.aq.yaml", GOOD.format(name="same"))
-    dags = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
-    assert [d.dag_id for d in dags] == ["same"]
+    first, second = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
+    assert first.dag_id == "same" and INVALID_TAG not in first.tags
+    assert second.dag_id.startswith("same__duplicate_") and second.tags == {INVALID_TAG}
+    assert f"b.aq.yaml:1:11: dag_id `same` is already the dag_id of {dags_folder}/a.aq.yaml" in second.description
     assert "already used by" in caplog.text
 
 

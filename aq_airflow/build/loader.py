@@ -16,49 +16,81 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import zlib
 from typing import Any
 
 from airflow.sdk import DAG, get_parsing_context
 
 from aq_airflow.build.dag import build_dag
-from aq_airflow.build.placeholder import placeholder_dag, safe_dag_id
+from aq_airflow.build.placeholder import placeholder_dag
 from aq_airflow.plan.compile import compile_text, profiles_near
 from aq_airflow.plan.store import PlanStore
-from aq_airflow.spec import SpecError, SpecFile, spec_paths
+from aq_airflow.spec import SpecError, SpecFile, SpecIssue, spec_paths
+from aq_airflow.spec.errors import printable
+from aq_airflow.spec.load import file_dag_id, placeholder_dag_id
+from aq_airflow.spec.types import DAG_ID_MAX_LENGTH, is_dag_id
 
 log = logging.getLogger(__name__)
-_PIPELINE_KEY = re.compile(r"^pipeline:[ \t]*['\"]?([A-Za-z0-9_.-]+)['\"]?[ \t]*(#.*)?$", re.M)
+DUPLICATE_MARK = "__duplicate_"
+INVALID_PREFIX = "aq_invalid__"
 
 
-def declared_dag_id(spec_file: SpecFile) -> str:
-    """The dag_id a spec declares (``pipeline:``) or its file name gives, without validating it."""
-    match = _PIPELINE_KEY.search(spec_file.text)
-    return match.group(1) if match else spec_file.default_dag_id
+def declared_dag_id(spec_file: SpecFile | None, relative_path: str) -> str:
+    """The dag_id a spec declares (``pipeline:``) or its file name gives, without validating the
+    spec (``spec_file`` is None when it cannot be read); a derived ``aq_invalid__...`` id (stable:
+    from its path in the dags folder) when neither is a valid dag_id."""
+    if spec_file is not None:
+        return spec_file.declared_dag_id or placeholder_dag_id(relative_path)
+    return file_dag_id(relative_path) if is_dag_id(file_dag_id(relative_path)) else placeholder_dag_id(relative_path)
+
+
+def duplicate_dag_id(dag_id: str, relative_path: str, attempt: int = 0) -> str:
+    """The id a second spec with an existing dag_id is shown under: ``<id>__duplicate_<hash>``,
+    stable for its path (the hash) and valid (cut to Airflow's 250 characters); ``attempt`` > 0
+    when even that id is taken."""
+    digest = zlib.crc32(relative_path.replace(os.sep, "/").encode("utf-8", "surrogateescape"))
+    tail = f"{DUPLICATE_MARK}{digest:08x}" + (f"_{attempt}" if attempt else "")
+    return dag_id[: DAG_ID_MAX_LENGTH - len(tail)] + tail
 
 
 def shard_of(relative_path: str, shards: int) -> int:
     """The shard a spec belongs to: a stable hash of its path relative to the dags folder (so it
     never moves between parses, processes or machines)."""
-    return zlib.crc32(relative_path.replace(os.sep, "/").encode()) % shards
+    return zlib.crc32(relative_path.replace(os.sep, "/").encode("utf-8", "surrogateescape")) % shards
 
 
-def _build_one(spec_file: SpecFile, source: str, profiles: Any, store: PlanStore, local_run: bool) -> DAG:
-    """``source`` is the spec's path in the dags folder."""
+def _plan_or_errors(spec_file: SpecFile, profiles: Any, store: PlanStore, local_run: bool, source: str):
+    """(plan, []) or (None, the ``file:line:col`` errors)."""
     try:
         if isinstance(profiles, SpecError):
             raise profiles
-        return build_dag(compile_text(spec_file, profiles, store, local_run, source=source))
+        return compile_text(spec_file, profiles, store, local_run, source=source), []
     except SpecError as error:
         log.error("aq-airflow: invalid spec %s\n%s", spec_file.path, error)
-        return placeholder_dag(
-            safe_dag_id(declared_dag_id(spec_file)), [str(i) for i in error.issues], source, spec_file.text
-        )
+        return None, [str(i) for i in error.issues]
     except Exception as error:  # a bug of ours must not hide the folder's other pipelines
-        log.exception("aq-airflow: could not build %s", spec_file.path)
-        message = f"{spec_file.path}:1:1: internal error while building this pipeline: {error!r}"
-        return placeholder_dag(safe_dag_id(declared_dag_id(spec_file)), [message], source, spec_file.text)
+        log.exception("aq-airflow: could not plan %s", spec_file.path)
+        return None, [str(SpecIssue(spec_file.path, 1, 1, f"internal error while planning this pipeline: {error!r}"))]
+
+
+def _build(plan: Any, dag_id: str, errors: list[str], path: str, source: str, text: str) -> DAG:
+    """The DAG of a plan, or the placeholder carrying ``errors``."""
+    if plan is not None:
+        try:
+            return build_dag(plan)
+        except Exception as error:  # a bug of ours must not hide the folder's other pipelines
+            log.exception("aq-airflow: could not build %s", path)
+            errors = [str(SpecIssue(path, 1, 1, f"internal error while building this pipeline: {error!r}"))]
+    return placeholder_dag(dag_id, errors, source, text)
+
+
+def _wanted_here(wanted: str, dag_id: str, spec_file: SpecFile | None) -> bool:
+    """Whether a spec may build the DAG the parsing context names. Cheap and never wrong the
+    other way: a spec is skipped only when neither its declared id nor its text can be that
+    DAG's; placeholders under derived ids (duplicates, invalid names) build the whole shard."""
+    if dag_id == wanted or DUPLICATE_MARK in wanted or wanted.startswith(INVALID_PREFIX):
+        return True
+    return spec_file is not None and wanted in spec_file.text
 
 
 def load_dags(
@@ -73,7 +105,14 @@ def load_dags(
     ``cache_folder`` (default: ``$AQ_AIRFLOW_CACHE`` or ``$AIRFLOW_HOME/aq-airflow-cache``).
     ``shard=(index, count)`` builds only the specs of that shard (see :func:`shard_of`).
     ``local_run`` runs every spec on this machine (``aq-airflow run``): local profile, local
-    artifacts, no retries."""
+    artifacts, no retries.
+
+    Every spec path gives exactly one DAG, whatever is wrong with it: an unreadable or
+    non-UTF-8 file, an invalid spec or file name becomes a placeholder (tag ``aq:invalid``). Two
+    specs of one dag_id cannot both be DAGs: the first (in path order) keeps the id, the next
+    becomes a placeholder ``<id>__duplicate_<hash>`` whose error names both files. Only the specs
+    of this shard are seen (reading every file in every shard would cost each shard the whole
+    folder), so a duplicate in another shard is found by ``aq-airflow validate DAGS_FOLDER``."""
     folder = folder or os.path.dirname(os.path.abspath(namespace["__file__"]))
     store = PlanStore(cache_folder)
     wanted = get_parsing_context().dag_id
@@ -89,15 +128,31 @@ def load_dags(
         relative = path[len(folder) :].lstrip(os.sep)
         if shard and shard_of(relative, shard[1]) != shard[0]:
             continue
-        spec_file = SpecFile.read(path)
-        dag_id = declared_dag_id(spec_file)
-        if wanted and dag_id != wanted:
+        try:
+            spec_file: SpecFile | None = SpecFile.read(path)
+        except SpecError as error:  # unreadable, a folder, not UTF-8, too large
+            log.error("aq-airflow: unreadable spec %s\n%s", path, error)
+            spec_file, plan, errors = None, None, [str(i) for i in error.issues]
+        dag_id = declared_dag_id(spec_file, relative)
+        if wanted and not _wanted_here(wanted, dag_id, spec_file):
             continue
+        if spec_file is not None:
+            plan, errors = _plan_or_errors(spec_file, profiles, store, local_run, relative)
+        dag_id = plan.dag_id if plan is not None else dag_id
         if dag_id in seen:
-            log.error("aq-airflow: %s declares dag_id %s, already used by %s; skipped", path, dag_id, seen[dag_id])
-            continue
-        seen[dag_id] = path
-        dag = _build_one(spec_file, relative, profiles, store, local_run)
+            first, attempt = seen[dag_id], 0
+            while (shown := duplicate_dag_id(dag_id, relative, attempt)) in seen:
+                attempt += 1  # a spec that declares this very id: never two DAGs of one id
+            message = (
+                f"dag_id `{dag_id}` is already the dag_id of {first}, so this spec is shown as `{shown}`: "
+                "give one of them another `pipeline:` (or file name)"
+            )
+            log.error("aq-airflow: %s declares dag_id %s, already used by %s", path, dag_id, first)
+            issue = spec_file.dag_id_issue(message) if spec_file else SpecIssue(path, 1, 1, message)
+            errors = [str(issue), *errors]
+            plan, dag_id = None, shown
+        dag = _build(plan, dag_id, errors, path, printable(relative), spec_file.text if spec_file else "")
+        seen[dag.dag_id] = path
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)
     return built

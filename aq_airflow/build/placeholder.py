@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from airflow.sdk import DAG
 
 from aq_airflow.operators import AqInvalidSpecOperator
@@ -27,8 +25,3 @@ def placeholder_dag(dag_id: str, errors: list[str], source: str, text: str) -> D
     )
     AqInvalidSpecOperator(task_id="invalid_spec", errors=errors, dag=dag)
     return dag
-
-
-def safe_dag_id(text: str) -> str:
-    """A valid dag_id made from any text (a file name), for specs too broken to name their DAG."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:250] or "aq_invalid_spec"

@@ -7,12 +7,16 @@ CI without an Airflow installation or metadata database.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from aq_airflow.spec import SpecError, SpecIssue, spec_paths
+from aq_airflow.spec import SpecError, SpecFile, SpecIssue, spec_paths
 
 LOADER_MARK = "(written by `aq-airflow init`)"
 LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_MARK}.
@@ -34,53 +38,122 @@ SCHEMA_FILE = "aq-airflow.schema.json"
 
 def _spec_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
     """(spec file, the dags folder it belongs to): a folder given is a dags folder, whose
-    profiles and paths hold for the specs in its subfolders too, as they do for the loader."""
+    profiles and paths hold for the specs in its subfolders too, as they do for the loader.
+    A file given twice (itself and in its folder) is checked once."""
     files: list[tuple[str, str | None]] = []
     for path in paths:
         files += [(spec, path) for spec in spec_paths(path)] if os.path.isdir(path) else [(path, None)]
-    return files
+    seen: set[str] = set()
+    return [(f, d) for f, d in files if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
 
 
-def _compile(path: str, dags_folder: str | None):
-    """Plan one spec file, or the issues that stop it (unreadable files included)."""
-    from aq_airflow.plan import compile_spec
+@dataclass
+class _Compiled:
+    """One spec as validate and compile see it: its plan, or the issues that stop it."""
 
+    path: str
+    plan: Any = None
+    issues: list[SpecIssue] = field(default_factory=list)
+    spec_file: SpecFile | None = None
+
+
+def _compile(path: str, dags_folder: str | None) -> _Compiled:
+    """Plan one spec file as the loader would in ``dags_folder`` (by default the spec's own
+    folder), or the located issues that stop it: unreadable files and limits included; a bug of
+    ours is an issue too, never a traceback."""
+    from aq_airflow.plan.compile import compile_text, profiles_near
+
+    folder = dags_folder or os.path.dirname(os.path.abspath(path))
+    result = _Compiled(path)
     try:
-        return compile_spec(path, dags_folder), []
+        result.spec_file = SpecFile.read(path)
+        result.plan = compile_text(result.spec_file, profiles_near(folder), source=os.path.relpath(path, folder))
     except SpecError as error:
-        return None, error.issues
-    except OSError as error:
-        return None, [SpecIssue(path, 1, 1, f"cannot read the file: {error.strerror}")]
+        result.issues = error.issues
+    except Exception as error:  # a bug of ours: a located issue, not a traceback
+        message = f"internal error while checking this spec (please report it): {error!r}"
+        result.issues = [SpecIssue(path, 1, 1, message)]
+    return result
 
 
-def _deep_check(path: str, dags_folder: str | None, notes: set[str]) -> list[SpecIssue]:
-    """The spec's issues; for one that plans, what only validate checks: its SQL parsed with
-    sqlglot and its `expect:` checks looked up in Great Expectations (slow imports the loader
-    never pays for)."""
-    from aq_airflow.spec import SpecFile
+def _duplicates(compiled: list[_Compiled]) -> None:
+    """Adds to each spec whose dag_id another spec of ``compiled`` has an issue naming the others
+    (at each one's ``pipeline:``, or 1:1 when its file name gives the id). The dag_id is the
+    plan's, or for a spec that does not validate the one it declares (its placeholder DAG takes
+    that id in Airflow)."""
+    by_id: dict[str, list[_Compiled]] = {}
+    for spec in compiled:
+        dag_id = spec.plan.dag_id if spec.plan is not None else spec.spec_file and spec.spec_file.declared_dag_id
+        if dag_id:
+            by_id.setdefault(dag_id, []).append(spec)
+    for dag_id, specs in by_id.items():
+        if len(specs) < 2:
+            continue
+        places = [spec.spec_file.dag_id_issue("") for spec in specs]
+        for spec, place in zip(specs, places, strict=True):
+            others = ", ".join(f"{p.file}:{p.line}:{p.col}" for p in places if p is not place)
+            message = (
+                f"dag_id `{dag_id}` is also the dag_id of {others}: Airflow shows one DAG per dag_id; "
+                "give each pipeline its own `pipeline:` (or file name)"
+            )
+            spec.issues = sorted([*spec.issues, SpecIssue(place.file, place.line, place.col, message)],
+                                 key=lambda i: (i.line, i.col))  # fmt: skip
+
+
+def _check(paths: Sequence[str]) -> list[_Compiled]:
+    compiled = [_compile(path, folder) for path, folder in _spec_files(paths)]
+    _duplicates(compiled)
+    return compiled
+
+
+def _deep_check(compiled: list[_Compiled]) -> None:
+    """What only validate checks, on each spec that plans: its SQL parsed with sqlglot and its
+    `expect:` checks looked up in Great Expectations (slow imports the loader never pays for)."""
     from aq_airflow.spec.deep import deep_issues
 
-    plan, issues = _compile(path, dags_folder)
-    return issues if plan is None else deep_issues(SpecFile.read(path), notes)
+    notes: set[str] = set()
+    for spec in compiled:
+        if spec.plan is not None and spec.spec_file is not None:
+            spec.issues += deep_issues(spec.spec_file, notes)
+    for note in sorted(notes):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    files = _spec_files(args.paths)
-    notes: set[str] = set()
-    issues = [issue for path, folder in files for issue in _deep_check(path, folder, notes)]
-    for note in sorted(notes):
-        print(f"note: {note}", file=sys.stderr)
+    compiled = _check(args.paths)
+    _deep_check(compiled)
+    issues = [issue for spec in compiled for issue in spec.issues]
     if args.format == "json":
-        print(json.dumps({"files": len(files), "errors": [i.as_dict() for i in issues]}, indent=2))
+        print(json.dumps({"files": len(compiled), "errors": [i.as_dict() for i in issues]}, indent=2))
     else:
         for issue in issues:
             print(issue)
         bad = len({i.file for i in issues})
-        print(f"{len(files)} spec(s) checked, {len(issues)} error(s) in {bad} file(s)", file=sys.stderr)
-    if not files:
+        print(f"{len(compiled)} spec(s) checked, {len(issues)} error(s) in {bad} file(s)", file=sys.stderr)
+    if not compiled:
         print("no *.aq.yaml files found in " + " ".join(args.paths), file=sys.stderr)
         return 1
     return 1 if issues else 0
+
+
+def _write_file(target: str, text: str) -> None:
+    """Write ``text`` to ``target`` whole or not at all: a temporary file in the same folder
+    (hidden, not ``.py``: Airflow never parses it), renamed over the target."""
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=os.path.dirname(target) or ".", prefix=f".{os.path.basename(target)}.",
+        suffix=".tmp", delete=False,
+    )  # fmt: skip
+    try:
+        with handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)  # what open() would have given it
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -88,17 +161,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     failed = False
-    for path, folder in _spec_files(args.paths):
-        plan, issues = _compile(path, folder)
-        if plan is None:
-            failed = True
-            for issue in issues:
-                print(issue)
-            continue
-        target = os.path.join(args.out, f"{plan.dag_id}.py")
-        with open(target, "w", encoding="utf-8") as handle:
-            handle.write(render_dag(plan))
-        print(f"{path} -> {target}", file=sys.stderr)
+    for spec in _check(args.paths):
+        if spec.plan is not None and not spec.issues:
+            target = os.path.join(args.out, f"{spec.plan.dag_id}.py")
+            try:
+                source = render_dag(spec.plan)
+            except Exception as error:  # a bug of ours: a located issue, not a traceback
+                message = f"internal error while generating its DAG file (please report it): {error!r}"
+                spec.issues = [SpecIssue(spec.path, 1, 1, message)]
+            else:
+                _write_file(target, source)
+                print(f"{spec.path} -> {target}", file=sys.stderr)
+                continue
+        failed = True
+        for issue in spec.issues:  # a duplicate dag_id among them: neither file is written
+            print(issue)
     return 1 if failed else 0
 
 

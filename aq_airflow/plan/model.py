@@ -88,7 +88,14 @@ class ArtifactRef:
     map_index: int | None = None
 
     def path(self, run_id: str) -> str:
-        """The output's folder relative to the store root for one run."""
+        """The output's folder relative to the store root for one run.
+
+        The dag_id and step follow the spec's rules (never ``.``, ``..`` or a ``/``); the run id
+        comes from Airflow, whose default pattern admits ``.`` (and ``..`` under
+        ``allow_double_dot_in_ids``), so one that is not a single plain path segment is refused
+        rather than let a run write into another run's or pipeline's folder."""
+        if run_id in ("", ".", "..") or any(c in run_id for c in "/\\\0"):
+            raise ValueError(f"run id {run_id!r} cannot name an artifact folder: it is not one plain path segment")
         item = "" if self.map_index is None else f"/{self.map_index}"
         return f"{self.dag_id}/{run_id}/{self.step}{item}"
 

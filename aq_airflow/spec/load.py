@@ -11,6 +11,9 @@ import difflib
 import graphlib
 import hashlib
 import os
+import re
+import stat
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,20 +23,98 @@ import yaml
 
 from aq_airflow.spec import models
 from aq_airflow.spec import types as spec_types
-from aq_airflow.spec.errors import SpecError, SpecIssue
+from aq_airflow.spec.errors import SpecError, SpecIssue, printable
 from aq_airflow.spec.secrets import secret_values
-from aq_airflow.spec.yamlpos import compose, load_yaml, locate
+from aq_airflow.spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
 
 SPEC_SUFFIXES = (".aq.yaml", ".aq.yml")
+# Steps in one pipeline (each is up to four Airflow tasks); more is a sign to split it.
+MAX_STEPS = 1000
 
 
 def spec_paths(folder: str) -> list[str]:
-    """Every spec file under ``folder``, sorted; hidden and dunder folders skipped."""
+    """Every spec path under ``folder``, sorted; hidden and dunder folders skipped.
+
+    Folders named ``*.aq.yaml`` are listed too (and still searched): reading one is an error
+    that names it, where skipping it would hide a mistake."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
-        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(SPEC_SUFFIXES)]
+        names = [f for f in files if f.endswith(SPEC_SUFFIXES)] + [d for d in dirs if d.endswith(SPEC_SUFFIXES)]
+        found += [os.path.join(root, name) for name in sorted(names)]
     return found
+
+
+def file_dag_id(path: str) -> str:
+    """The dag_id a spec's file name gives: the name without its ``.aq.yaml`` suffix (it may not
+    be a valid dag_id; see :func:`file_name_problem`)."""
+    name = os.path.basename(path)
+    for suffix in SPEC_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0]
+
+
+def file_name_problem(path: str) -> str | None:
+    """Why the file name of a spec without ``pipeline:`` gives no valid dag_id, or None."""
+    dag_id = file_dag_id(path)
+    if spec_types.is_dag_id(dag_id):
+        return None
+    name = os.path.basename(path)
+    why = "nothing" if not dag_id else f"`{dag_id}`, which is not one"
+    return (
+        f"the file name `{name}` gives the dag_id {why}: a dag_id has letters, digits, `_`, `.` and `-`, "
+        f"does not start with `.` or `-`, has no `..` and at most {spec_types.DAG_ID_MAX_LENGTH} characters; "
+        "rename the file, or set `pipeline:` to the dag_id"
+    )
+
+
+def placeholder_dag_id(path: str) -> str:
+    """A valid dag_id for a spec whose file name gives none (``my pipe.aq.yaml``, ``.aq.yaml``),
+    so its errors still show in the UI: ``aq_invalid__`` and the name's letters, or a hash of
+    ``path`` (its path in the dags folder, for an id stable across machines) when it has none."""
+    words = re.sub(r"[^A-Za-z0-9_-]+", "_", file_dag_id(path)).strip("_-")
+    tail = words or f"{zlib.crc32(path.replace(os.sep, '/').encode('utf-8', 'surrogateescape')):08x}"
+    return f"aq_invalid__{tail}"[: spec_types.DAG_ID_MAX_LENGTH]
+
+
+_PIPELINE_KEY = re.compile(r"^pipeline:[ \t]*(['\"]?)([A-Za-z0-9_.-]+)\1[ \t]*(#.*)?$", re.M)
+
+
+def _read_problem(path: str, error: OSError) -> str:
+    """What a user reads for a spec path that cannot be read, and how to fix it."""
+    if isinstance(error, FileNotFoundError) and os.path.islink(path):
+        target = os.readlink(path)
+        return (
+            f"cannot read the file: it is a symbolic link to `{target}`, which does not exist; fix or remove the link"
+        )
+    if isinstance(error, IsADirectoryError):
+        return "this is a folder, not a spec file; rename it so its name does not end in .aq.yaml"
+    if isinstance(error, PermissionError):
+        return (
+            f"cannot read the file: {error.strerror}; make it readable by the user Airflow runs as "
+            "(for example `chmod a+r`)"
+        )
+    return f"cannot read the file: {error.strerror or error}"
+
+
+def _decode(path: str, raw: bytes) -> str:
+    """The file's text; a located error (with the bad byte's line, column and offset) when it is
+    not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            message = "the file is UTF-16 text; aq-airflow reads specs as UTF-8: save it as UTF-8"
+            raise SpecError([SpecIssue(path, 1, 1, message)]) from None
+        start = raw.rfind(b"\n", 0, error.start) + 1
+        line = raw.count(b"\n", 0, error.start) + 1
+        col = len(raw[start : error.start].decode("utf-8")) + 1
+        message = (
+            f"the file is not UTF-8 text: byte 0x{raw[error.start]:02x} (offset {error.start} in the file) "
+            "cannot be decoded; save the file as UTF-8"
+        )
+        raise SpecError([SpecIssue(path, line, col, message)]) from None
 
 
 @dataclass(frozen=True)
@@ -66,28 +147,77 @@ class SpecFile:
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> SpecFile:
-        with open(path, encoding="utf-8") as handle:
-            return cls(str(path), handle.read())
+        """Read a spec file; raises :class:`SpecError` (never ``OSError`` or a decoding error)
+        for a path that is no readable UTF-8 file within :data:`MAX_SPEC_BYTES`: a broken link,
+        a folder, a FIFO or device (opened without blocking, never read), no permission, too
+        large, not UTF-8."""
+        path = str(path)
+        if printable(path) != path:  # bytes that are not UTF-8 in its name (kept as surrogates)
+            message = "the file's path is not UTF-8 text (the bytes shown as \ufffd); rename it"
+            raise SpecError([SpecIssue(path, 1, 1, message)])
+        try:
+            # O_NONBLOCK: opening a FIFO named like a spec must not hang the dag-processor
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            raise SpecError([SpecIssue(path, 1, 1, _read_problem(path, error))]) from None
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(descriptor)
+            if stat.S_ISDIR(info.st_mode):
+                raise SpecError([SpecIssue(path, 1, 1, _read_problem(path, IsADirectoryError()))])
+            message = "this is not a regular file (a pipe, socket or device); a spec is a plain text file"
+            raise SpecError([SpecIssue(path, 1, 1, message)])
+        with open(descriptor, "rb") as handle:
+            try:
+                raw = handle.read(MAX_SPEC_BYTES + 1)
+            except OSError as error:
+                raise SpecError([SpecIssue(path, 1, 1, _read_problem(path, error))]) from None
+        if len(raw) > MAX_SPEC_BYTES:
+            message = (
+                f"the file is {max(info.st_size, len(raw)):,} bytes, more than the limit of {MAX_SPEC_BYTES:,}; "
+                "a spec describes a pipeline, not its data: move large values into a file the step reads, "
+                "or split the pipeline"
+            )
+            raise SpecError([SpecIssue(path, 1, 1, message)])
+        return cls(path, _decode(path, raw))
 
     @property
     def default_dag_id(self) -> str:
-        """The file name without its ``.aq.yaml`` suffix."""
-        name = os.path.basename(self.path)
-        for suffix in SPEC_SUFFIXES:
-            if name.endswith(suffix):
-                return name[: -len(suffix)]
-        return os.path.splitext(name)[0]
+        """The file name without its ``.aq.yaml`` suffix (a valid dag_id only when
+        :func:`file_name_problem` finds none)."""
+        return file_dag_id(self.path)
+
+    @property
+    def declared_dag_id(self) -> str | None:
+        """The dag_id the spec declares (a top-level ``pipeline:`` line) or its file name gives,
+        found without parsing the YAML; None when neither is a valid dag_id. The loader and
+        ``validate`` use it for specs that do not validate, to name their placeholder and to
+        find duplicate dag_ids."""
+        match = _PIPELINE_KEY.search(self.text)
+        if match and spec_types.is_dag_id(match.group(2)):
+            return match.group(2)
+        return self.default_dag_id if spec_types.is_dag_id(self.default_dag_id) else None
 
     @cached_property
     def _tree(self) -> yaml.Node | None:
         try:
             return compose(self.text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeEncodeError):
             return None
 
     def issue(self, problem: Problem) -> SpecIssue:
         line, col = locate(self._tree, problem.path, want_key=problem.at_key)
         return SpecIssue(self.path, line, col, problem.message)
+
+    def dag_id_issue(self, message: str) -> SpecIssue:
+        """``message`` about the spec's dag_id, at its ``pipeline:`` value, or at 1:1 when the
+        file name gives the id."""
+        tree = self._tree
+        if isinstance(tree, yaml.MappingNode) and any(
+            isinstance(key, yaml.ScalarNode) and key.value == "pipeline" for key, _ in tree.value
+        ):
+            return self.issue(Problem(("pipeline",), message))
+        return SpecIssue(self.path, 1, 1, message)
 
     def error(self, problems: list[Problem]) -> SpecError:
         return SpecError([self.issue(p) for p in problems])
@@ -223,27 +353,34 @@ def reference_problems(pipeline: models.Pipeline) -> list[Problem]:
 def parse_spec(spec_file: SpecFile) -> models.Pipeline:
     """Validate a spec file; raises :class:`SpecError` listing every problem with its position."""
     try:
-        data = load_yaml(spec_file.text)
+        data, tree = load_yaml_node(spec_file.text)
+    except YAMLSpecError as exc:  # well-formed, but beyond a limit or not a spec's kind of value
+        mark = exc.problem_mark
+        raise SpecError([SpecIssue(spec_file.path, mark.line + 1, mark.column + 1, exc.problem)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         raise SpecError([SpecIssue(spec_file.path, line, col, f"YAML syntax: {reason}")]) from None
-    except yaml.reader.ReaderError as exc:
-        before = spec_file.text[: exc.position]
-        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-        message = f"YAML syntax: character {exc.character!r} is not allowed in YAML; remove it or write it escaped"
-        raise SpecError([SpecIssue(spec_file.path, line, col, message)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([SpecIssue(spec_file.path, 1, 1, f"YAML syntax: {exc}")]) from None
     if not isinstance(data, dict):
         raise SpecError([SpecIssue(spec_file.path, 1, 1, "a spec is a mapping with at least `steps:`")])
+    spec_file.__dict__["_tree"] = tree  # the positions of any error below, without composing again
+    steps = data.get("steps")
+    if isinstance(steps, dict) and len(steps) > MAX_STEPS:
+        message = f"{len(steps):,} steps, more than the limit of {MAX_STEPS:,} in one pipeline; split it into pipelines"
+        raise spec_file.error([Problem(("steps",), message, at_key=True)])
+    name_problem = file_name_problem(spec_file.path) if data.get("pipeline") is None else None
+    name_issues = [SpecIssue(spec_file.path, 1, 1, name_problem)] if name_problem else []
     # credentials pasted as values, anywhere: reported with the model's own errors
     secrets = [Problem(path, message) for path, message in secret_values(data)]
     try:
         pipeline = models.Pipeline.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise spec_file.error(secrets + validation_problems(data, exc)) from None
+        raise SpecError(name_issues + spec_file.error(secrets + validation_problems(data, exc)).issues) from None
+    if name_issues:
+        raise SpecError(name_issues + spec_file.error(secrets).issues)
     problems = secrets + reference_problems(pipeline)
     if problems:
         raise spec_file.error(problems)

@@ -32,14 +32,27 @@ TableName = Annotated[
         description="`table`, `schema.table` or `db.schema.table`.",
     ),
 ]
+# The one rule for a dag_id, whether `pipeline:` declares it or the file name gives it: what
+# Airflow accepts (letters, digits, `_`, `.`, `-`; at most 250; no `..`, Airflow's path-traversal
+# rule), ASCII only, and not starting with `.` or `-`, so that it is always one plain path segment
+# (artifact folders are `{artifacts}/{dag_id}/...`).
+DAG_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.?$"
+DAG_ID_MAX_LENGTH = 250
 DagId = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-        max_length=250,
-        description="A dag_id: letters, digits, `_`, `.` and `-`.",
+        pattern=DAG_ID_PATTERN,
+        max_length=DAG_ID_MAX_LENGTH,
+        description="A dag_id: letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, no `..`.",
     ),
 ]
+
+
+def is_dag_id(text: str) -> bool:
+    """Whether ``text`` follows the dag_id rule (:data:`DagId`)."""
+    return len(text) <= DAG_ID_MAX_LENGTH and re.fullmatch(DAG_ID_PATTERN, text) is not None
+
+
 ConnId = Annotated[
     str,
     Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=250, description="An Airflow connection id."),
