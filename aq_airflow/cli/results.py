@@ -223,10 +223,8 @@ def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[st
 
         try:
             plan = compile_spec(target)
-        except SpecError as error:
+        except SpecError as error:  # unreadable files too
             raise WarehouseError(str(error)) from None
-        except OSError as error:
-            raise WarehouseError(f"{target}: cannot read the spec: {error.strerror}") from None
         dag_id, schema = plan.dag_id, schema or plan.results_schema
         if warehouse is None:
             if _airflow_has(plan.warehouse):

@@ -206,11 +206,8 @@ def _run_pipeline(
         return 2
     try:
         plan = compile_spec(spec)
-    except SpecError as error:
+    except SpecError as error:  # unreadable files too
         print(error, file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"{spec}:1:1: cannot read the file: {error.strerror}", file=sys.stderr)
         return 1
     undeclared = undeclared_params(spec, plan.params, params)
     if undeclared:

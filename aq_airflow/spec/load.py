@@ -350,8 +350,10 @@ def reference_problems(pipeline: models.Pipeline) -> list[Problem]:
     return problems
 
 
-def parse_spec(spec_file: SpecFile) -> models.Pipeline:
-    """Validate a spec file; raises :class:`SpecError` listing every problem with its position."""
+def load_document(spec_file: SpecFile) -> Any:
+    """The YAML of a spec (or profiles) file, read within the limits; raises :class:`SpecError`
+    at the position of bad syntax or of what crossed a limit. Keeps the node tree for the
+    positions of later errors."""
     try:
         data, tree = load_yaml_node(spec_file.text)
     except YAMLSpecError as exc:  # well-formed, but beyond a limit or not a spec's kind of value
@@ -364,9 +366,15 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
         raise SpecError([SpecIssue(spec_file.path, line, col, f"YAML syntax: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([SpecIssue(spec_file.path, 1, 1, f"YAML syntax: {exc}")]) from None
+    spec_file.__dict__["_tree"] = tree  # the positions of any error below, without composing again
+    return data
+
+
+def parse_spec(spec_file: SpecFile) -> models.Pipeline:
+    """Validate a spec file; raises :class:`SpecError` listing every problem with its position."""
+    data = load_document(spec_file)
     if not isinstance(data, dict):
         raise SpecError([SpecIssue(spec_file.path, 1, 1, "a spec is a mapping with at least `steps:`")])
-    spec_file.__dict__["_tree"] = tree  # the positions of any error below, without composing again
     steps = data.get("steps")
     if isinstance(steps, dict) and len(steps) > MAX_STEPS:
         message = f"{len(steps):,} steps, more than the limit of {MAX_STEPS:,} in one pipeline; split it into pipelines"

@@ -15,14 +15,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import pydantic
-import yaml
 from pydantic import Field
 
-from aq_airflow.spec.errors import SpecError, SpecIssue
-from aq_airflow.spec.load import SpecFile, validation_problems
+from aq_airflow.spec.load import SpecFile, load_document, validation_problems
 from aq_airflow.spec.models import Model
 from aq_airflow.spec.types import ByteQuantity, ConnId, CpuQuantity, Duration, KubeName
-from aq_airflow.spec.yamlpos import load_yaml
 
 PROFILES_FILE = "aq-profiles.yaml"
 ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -77,12 +74,7 @@ class ProfilesFile(Model):
 
 def parse_profiles(spec_file: SpecFile) -> dict[str, ProfileSpec]:
     """Validate a profiles file; raises :class:`SpecError` with positions."""
-    try:
-        data = load_yaml(spec_file.text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SpecError([SpecIssue(spec_file.path, line, col, f"YAML syntax: {exc.problem}")]) from None
+    data = load_document(spec_file)
     try:
         return dict(ProfilesFile.model_validate(data).profiles)
     except pydantic.ValidationError as exc:

@@ -326,11 +326,6 @@ def load_yaml_node(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML text (see :func:`load_yaml_node`)."""
-    return load_yaml_node(text)[0]
-
-
 def compose(text: str) -> yaml.Node | None:
     """The node tree of the text, for positions only (aliases stay shared nodes: composing is
     linear in the text, whatever the aliases would expand to)."""
