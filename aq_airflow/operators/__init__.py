@@ -12,6 +12,7 @@ from typing import Any
 
 _MODULES = {
     "AqCheckOperator": "quality",
+    "AqConditionOperator": "condition",
     "AqMetricOperator": "quality",
     "AqPublishOperator": "quality",
     "AqInvalidSpecOperator": "invalid",

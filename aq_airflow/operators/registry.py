@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aq_airflow.plan.model import PublishPlan, QualityPlan, Runner, RunPlan, StepKind, TaskPlan, TaskRole
+from aq_airflow.plan.model import PublishPlan, QualityPlan, Runner, RunPlan, StepKind, TaskPlan, TaskRole, WhenPlan
 
 _RUN_OPERATORS: dict[tuple[StepKind, Runner | None], str] = {
     (StepKind.SQL, None): "AqSqlStepOperator",
@@ -32,6 +32,8 @@ def operator_name(task: TaskPlan) -> str:
     body = task.body
     if isinstance(body, RunPlan):
         return _RUN_OPERATORS[body.kind, body.runner]
+    if isinstance(body, WhenPlan):
+        return "AqConditionOperator"
     assert isinstance(body, QualityPlan | PublishPlan), body
     return _QUALITY_OPERATORS[task.role]
 

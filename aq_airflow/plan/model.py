@@ -337,12 +337,47 @@ class PublishPlan:
     keys: tuple[str, ...] = ()
 
 
-TaskBody = RunPlan | QualityPlan | PublishPlan
+@dataclass(frozen=True, slots=True)
+class ConditionPlan:
+    """A `when:` condition, compiled: references resolved to (step, name), one node of a tree.
+
+    ``kind``: ``param`` (``name`` is the param), ``metric`` / ``check`` (``step`` and ``name``),
+    ``all`` / ``any`` / ``not`` (``terms``). ``op``: ``truthy``, ``equals``, ``above``, ``below``,
+    ``at_least``, ``at_most`` or ``passed`` (a check; ``value`` says true or false). The operand
+    is ``value`` (a literal), ``value_param`` (a param) or ``champion`` (the metric's value on
+    the latest earlier date on which the step's condition held).
+    """
+
+    kind: str
+    name: str | None = None
+    step: str | None = None
+    op: str | None = None
+    value: Any = None
+    value_param: str | None = None
+    champion: bool = False
+    terms: tuple[ConditionPlan, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WhenPlan:
+    """The condition task of a step: evaluated before its ``run`` from params and this run's
+    results rows; false skips the step (and, through trigger rules, what needs it)."""
+
+    step: str
+    condition: ConditionPlan
+    warehouse: str
+    results_schema: str | None
+    spec_hash: str
+    reads_results: bool = False  # the condition reads metrics or checks (the warehouse)
+
+
+TaskBody = RunPlan | QualityPlan | PublishPlan | WhenPlan
 
 
 class TaskRole(StrEnum):
     """A task's job in its step's group; with the step kind and runner it picks the operator."""
 
+    WHEN = "when"
     RUN = "run"
     CHECKS = "checks"
     METRICS = "metrics"
@@ -423,6 +458,6 @@ PLAN_TYPES: dict[str, type] = {
     for cls in (
         Seconds, AssetRef, CallbackRef, ArtifactRef, InputRef, SecretEnv, TaskSettings, Command, ComputeResources,
         Placement, PodSettings, RunPlan, QualitySource, CheckPlan, MetricPlan, QualityPlan, PublishPlan, TaskPlan,
-        GroupPlan, DagPlan, StepKind, Runner, Severity, SourceKind, TaskRole,
+        GroupPlan, DagPlan, StepKind, Runner, Severity, SourceKind, TaskRole, ConditionPlan, WhenPlan,
     )
 }  # fmt: skip

@@ -19,6 +19,7 @@ import json
 import os
 import re
 
+from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
     DEFAULT_MIN_HISTORY,
     ArtifactRef,
@@ -46,9 +47,11 @@ from aq_airflow.plan.model import (
     TaskPlan,
     TaskRole,
     TaskSettings,
+    WhenPlan,
 )
 from aq_airflow.plan.profiles import Profile, resolve_profile
 from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
+from aq_airflow.spec.conditions import referenced_steps
 from aq_airflow.spec.models import Check, Metric
 from aq_airflow.spec.profiles import ProfileSpec
 from aq_airflow.spec.types import duration_seconds
@@ -274,9 +277,20 @@ class _Planner:
             return QualitySource(SourceKind.QUERY, query=step.sql, artifact=self.output(name))
         return QualitySource(SourceKind.ARTIFACT, artifact=self.output(name))
 
+    def when_task(self, name: str, step: Step, start: tuple[str, ...], settings: TaskSettings) -> tuple[str, ...]:
+        """The step's condition task (after its producers and the quality tasks it reads); the
+        step's tasks start after it. Without `when:`, ``start`` as it is."""
+        if step.when is None:
+            return start
+        condition = compile_condition(step.when)
+        body = WhenPlan(name, condition, self.warehouse, self.pipeline.results_schema, self.spec_file.sha256[:16],
+                        reads_results(condition))  # fmt: skip
+        return (self.add(name, TaskRole.WHEN, body, settings, (*start, *sorted(results_tasks(condition)))),)
+
     def plan_step(self, name: str, step: Step) -> None:
         start = self.start(step)
         settings = self.task_settings(step)  # every task of the step's group takes them
+        start = self.when_task(name, step, start, settings)
         run = self.run_plan(name, step)
         run_task = self.add(name, TaskRole.RUN, run, settings, start) if run else None
         after_run = (run_task,) if run_task else start
@@ -319,6 +333,8 @@ class _Planner:
 
     def plan(self) -> DagPlan:
         graph = {n: {*s.input_map.values(), *s.depends_on} for n, s in self.pipeline.steps.items()}
+        for n, s in self.pipeline.steps.items():  # a `when:` reads its referenced steps' results
+            graph[n] |= referenced_steps(s.when) if s.when is not None else set()
         for name in graphlib.TopologicalSorter(graph).static_order():
             self.plan_step(name, self.pipeline.steps[name])
         if self.problems:

@@ -133,6 +133,46 @@ class ResultsStore:
         _, rows = self.warehouse.fetch_all(query, (dag_id, step, name, map_index, naive_utc(before)))
         return [float(row[0]) for row in rows]
 
+    def run_result(
+        self, table: str, dag_id: str, run_id: str, step: str, name: str, logical_date: datetime.datetime,
+        map_index: int = -1,
+    ) -> tuple[Any, str] | None:  # fmt: skip
+        """(value or None, outcome) of one check or metric as a run recorded it for its date
+        (`when:` conditions read this run's results); None when the run recorded none."""
+        p = self.placeholder
+        value = "value" if table == METRICS_TABLE else "NULL"
+        query = (
+            f"SELECT {value}, outcome FROM {self._table(table)} WHERE dag_id = {p} AND run_id = {p} "  # noqa: S608
+            f"AND step = {p} AND name = {p} AND map_index = {p} AND logical_date = {p} "
+            f"ORDER BY created_at DESC NULLS LAST, try_number DESC NULLS LAST LIMIT 1"
+        )
+        _, rows = self.warehouse.fetch_all(query, (dag_id, run_id, step, name, map_index, naive_utc(logical_date)))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def champion(
+        self, dag_id: str, when_step: str, metric_step: str, name: str, before: datetime.datetime,
+        map_index: int = -1,
+    ) -> tuple[datetime.datetime, Any] | None:  # fmt: skip
+        """(date, value) of metric ``metric_step.name`` on the latest logical date before
+        ``before`` on which the condition recorded as step ``when_step`` held (`{recorded:
+        champion}`); None when no earlier date's condition held."""
+        p = self.placeholder
+        held = (
+            f"SELECT logical_date FROM {self._table(CHECKS_TABLE)} WHERE dag_id = {p} AND step = {p} "  # noqa: S608
+            f"AND name = 'when' AND kind = 'when' AND outcome = 'passed' AND map_index = {p} AND logical_date < {p} "
+            f"ORDER BY logical_date DESC LIMIT 1"
+        )
+        _, dates = self.warehouse.fetch_all(held, (dag_id, when_step, map_index, naive_utc(before)))
+        if not dates:
+            return None
+        query = (
+            f"SELECT value FROM {self._table(METRICS_TABLE)} WHERE dag_id = {p} AND step = {p} "  # noqa: S608
+            f"AND name = {p} AND map_index = {p} AND logical_date = {p} "
+            f"ORDER BY created_at DESC NULLS LAST, try_number DESC NULLS LAST LIMIT 1"
+        )
+        _, rows = self.warehouse.fetch_all(query, (dag_id, metric_step, name, map_index, dates[0][0]))
+        return dates[0][0], (rows[0][0] if rows else None)
+
     def read(
         self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
     ) -> tuple[list[str], list[tuple]]:

@@ -23,6 +23,7 @@ import yaml
 
 from aq_airflow.spec import models
 from aq_airflow.spec import types as spec_types
+from aq_airflow.spec.conditions import condition_problems, referenced_steps
 from aq_airflow.spec.errors import SpecError, SpecIssue, printable
 from aq_airflow.spec.secrets import secret_values
 from aq_airflow.spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
@@ -342,6 +343,9 @@ def reference_problems(pipeline: models.Pipeline) -> list[Problem]:
                 problems.append(Problem(path, f"`{other}` is not a step of this pipeline{hint}"))
             else:
                 graph[name].add(other)
+        if step.when is not None:  # `when:` references: located under `when:`; their steps run first
+            problems += [Problem(path, message) for path, message in condition_problems(pipeline, name, step.when)]
+            graph[name] |= referenced_steps(step.when) & set(pipeline.steps) - {name}
     try:
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as cycle:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from aq_airflow.spec.conditions import Condition
 from aq_airflow.spec.secrets import is_credential_name
 from aq_airflow.spec.types import (
     ByteQuantity,
@@ -336,6 +337,9 @@ class Step(StepSettings):
     metrics: list[Metric] = []
     publish: Publish | None = None
     sensitive: list[Column] = Field([], description="Columns never shown in failing-row samples.")
+    when: Condition | None = Field(
+        None, description="Run the step only if this holds (params, this run's metrics and checks); else skip it."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
