@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, TaskGroup
 
 from aq_airflow import operators
-from aq_airflow.operators.registry import operator_arguments, operator_name
+from aq_airflow.operators.registry import operator_arguments, operator_expansion, operator_name
 from aq_airflow.plan import AssetRef, CallbackRef, DagPlan, Seconds
 
 
@@ -36,6 +36,11 @@ def build_dag(plan: DagPlan) -> DAG:
         operator = getattr(operators, operator_name(task))
         short_id = task.task_id.removeprefix(f"{task.group}.")
         arguments = materialize(operator_arguments(task))
+        expansion = operator_expansion(task)
+        if expansion:  # a `foreach:` step's task: one instance per item of its items task's list
+            partial = operator.partial(task_id=short_id, dag=dag, task_group=groups[task.group], **arguments)
+            tasks[task.task_id] = partial.expand(**{k: tasks[over].output for k, over in expansion.items()})
+            continue
         tasks[task.task_id] = operator(task_id=short_id, dag=dag, task_group=groups[task.group], **arguments)
     for task in plan.tasks:
         for upstream in task.upstream:

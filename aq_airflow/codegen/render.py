@@ -13,7 +13,7 @@ import jinja2
 
 from aq_airflow import __version__
 from aq_airflow.codegen.literals import plan_types, py_literal
-from aq_airflow.operators.registry import operator_arguments, operator_name
+from aq_airflow.operators.registry import operator_arguments, operator_expansion, operator_name
 from aq_airflow.plan import DagPlan
 
 TEMPLATE = "dag.py.j2"
@@ -44,9 +44,11 @@ def render_dag(plan: DagPlan) -> str:
         short_id = task.task_id.removeprefix(f"{task.group}.")
         arguments = operator_arguments(task)
         types |= plan_types(arguments)
+        expand = {k: _var(over) for k, over in operator_expansion(task).items()}  # a `foreach:` step's task
         tasks_by_group[task.group].append(
-            {"var": _var(task.task_id), "short_id": short_id, "operator": operator_name(task), "arguments": arguments}
-        )
+            {"var": _var(task.task_id), "short_id": short_id, "operator": operator_name(task), "arguments": arguments,
+             "expand": expand}
+        )  # fmt: skip
     edges = [(_var(up), _var(task.task_id)) for task in plan.tasks for up in task.upstream]
     operators = sorted({t["operator"] for ts in tasks_by_group.values() for t in ts})
     operators += ["ImportedCallback"] if plan.on_failure else []

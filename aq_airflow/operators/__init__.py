@@ -16,6 +16,7 @@ _MODULES = {
     "AqMetricOperator": "quality",
     "AqPublishOperator": "quality",
     "AqInvalidSpecOperator": "invalid",
+    "AqItemsOperator": "foreach",
     "AqLocalStepOperator": "step",
     "AqPodStepOperator": "step",
     "AqSqlStepOperator": "step",

@@ -23,6 +23,7 @@ from aq_airflow.results.store import naive_utc
 from aq_airflow.runners import local
 from aq_airflow.runners.publish import publish
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.items import item_label
 from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 
 
@@ -40,7 +41,10 @@ class _QualityTask:
         return store
 
     def artifact(self, context: Any) -> tuple[Location, dict]:
-        location = Location.of(local.artifact_uri(self.plan.artifacts, self.plan.source.artifact, context["run_id"]))
+        ref = self.plan.source.artifact
+        if ref.each:  # a `foreach:` step's checks and metrics: this instance's item
+            ref = ref.item(context["ti"].map_index)
+        location = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
         return location, location.read_manifest(self.plan.step)
 
     def dataset(self, warehouse: Warehouse, context: Any) -> Dataset:
@@ -102,9 +106,10 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
     ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage.
     """
 
-    def __init__(self, *, plan: QualityPlan, **kwargs: Any) -> None:
+    def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(conn_id=plan.warehouse, **kwargs)
         self.plan = plan
+        self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
         warehouse = Warehouse.of(self.get_db_hook())
@@ -165,9 +170,10 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
 class AqMetricOperator(_QualityTask, BaseOperator):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
-    def __init__(self, *, plan: QualityPlan, **kwargs: Any) -> None:
+    def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
         warehouse = Warehouse.of(self.warehouse_hook())

@@ -30,6 +30,8 @@ _QUALITY_OPERATORS = {
 def operator_name(task: TaskPlan) -> str:
     """The class in ``aq_airflow.operators`` that runs ``task``."""
     body = task.body
+    if task.role == TaskRole.ITEMS:  # a `foreach:` step's item list
+        return "AqItemsOperator"
     if isinstance(body, RunPlan):
         return _RUN_OPERATORS[body.kind, body.runner]
     if isinstance(body, WhenPlan):
@@ -49,4 +51,25 @@ def operator_arguments(task: TaskPlan) -> dict[str, Any]:
             arguments[name] = value
     if task.outlets:
         arguments["outlets"] = list(task.outlets)
+    arguments.update(mapped_arguments(task))
     return arguments
+
+
+# A mapped task's label in the grid: its item, as the operator shows it (``item_label``).
+ITEM_LABEL_TEMPLATE = "{{ task.item_label }}"
+
+
+def mapped_arguments(task: TaskPlan) -> dict[str, Any]:
+    """A mapped task's arguments to ``partial()``: its grid label and how many items run at once."""
+    if task.expand is None:
+        return {}
+    arguments: dict[str, Any] = {"map_index_template": ITEM_LABEL_TEMPLATE}
+    if task.expand.max_parallel is not None:
+        arguments["max_active_tis_per_dagrun"] = task.expand.max_parallel
+    return arguments
+
+
+def operator_expansion(task: TaskPlan) -> dict[str, str]:
+    """A mapped task's ``expand()`` arguments: keyword -> the task id whose output (the item
+    list) it expands over; empty for a task that is not mapped."""
+    return {"item": task.expand.over} if task.expand is not None else {}

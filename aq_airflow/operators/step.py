@@ -16,6 +16,7 @@ from aq_airflow.runners import environment, kubernetes, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runners.sql import export_query
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
+from aq_airflow.runtime.items import item_label
 from aq_airflow.warehouse import Warehouse
 
 
@@ -26,9 +27,11 @@ class AqPodStepOperator(KubernetesPodOperator):
     KubernetesPodOperator the Kubernetes objects it expects.
     """
 
-    def __init__(self, *, plan: RunPlan, **kwargs: Any) -> None:
-        super().__init__(**kubernetes.pod_arguments(plan), do_xcom_push=False, **kwargs)
+    def __init__(self, *, plan: RunPlan, item: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kubernetes.pod_arguments(plan, item), do_xcom_push=False, **kwargs)
         self.plan = plan
+        self.item = item  # a `foreach:` step's item (expanded: one task instance per item)
+        self.item_label = item_label(item)
 
     def execute(self, context: Any) -> Any:
         """Run the pod, then return the step's manifest from the artifact store.
@@ -38,7 +41,8 @@ class AqPodStepOperator(KubernetesPodOperator):
         ``pods/exec`` permission.
         """
         plan = self.plan
-        output = Location.of(plan.output.location(plan.artifacts, context["run_id"]))
+        output_ref = environment.output_ref(plan, context["ti"].map_index)
+        output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
         runtime = plan.command.runs_runtime
         attempt = None if runtime else clear(output)
         super().execute(context)
@@ -53,16 +57,20 @@ class AqLocalStepOperator(BaseOperator):
 
     template_fields = ("argv", "env_vars")
 
-    def __init__(self, *, plan: RunPlan, **kwargs: Any) -> None:
+    def __init__(self, *, plan: RunPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        self.item = item  # a `foreach:` step's item (expanded: one task instance per item)
+        self.item_label = item_label(item)
         self.argv = local.command(plan)  # Airflow-templated, as a pod's command is
         self.env_vars = environment.step_environment(plan)
 
     def execute(self, context: Any) -> Any:
         run = self.plan
         root = local.artifacts_root(run.artifacts)
-        env = {**self.env_vars, **environment.locations(run, root, context["run_id"])}
+        map_index = context["ti"].map_index
+        env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
+        env.update(environment.item_environment(run, self.item, map_index))  # never templated
         for ref in run.secrets:
             if ref.name not in os.environ:
                 raise AirflowException(
@@ -78,7 +86,7 @@ class AqLocalStepOperator(BaseOperator):
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", run.step
             )
-        output = Location.of(run.output.location(root, context["run_id"]))
+        output = Location.of(environment.output_ref(run, map_index).location(root, context["run_id"]))
         attempt = None if run.command.runs_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
         pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)

@@ -86,6 +86,12 @@ class ArtifactRef:
     dag_id: str
     step: str
     map_index: int | None = None
+    each: bool = False  # a mapped step's output, one per item: `item(map_index)` names one
+
+    def item(self, map_index: int | str) -> ArtifactRef:
+        """One item's output of a mapped step (``map_index`` may be an Airflow template in a
+        pod's environment, rendered per item)."""
+        return dataclasses.replace(self, map_index=map_index, each=False)
 
     def path(self, run_id: str) -> str:
         """The output's folder relative to the store root for one run.
@@ -110,6 +116,7 @@ class InputRef:
 
     argument: str
     artifact: ArtifactRef
+    gather: bool = False  # fan-in: every item's output of a mapped producer, in item order
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,43 @@ class RunPlan:
     resources: ComputeResources | None = None
     placement: Placement | None = None
     pod: PodSettings | None = None
+    foreach: Foreach | None = None  # a mapped step: the item arrives as `item` / AQ_ITEM
+
+
+@dataclass(frozen=True, slots=True)
+class Foreach:
+    """Where a mapped step's items come from (exactly one of ``items``, ``param``, ``step``).
+
+    ``step`` names a mapped step (the same items: a map -> map chain) or a step whose output
+    holds them (a list object; a table: one item per row as a dict, or per distinct ``column``
+    value)."""
+
+    items: tuple[Any, ...] | None = None
+    param: str | None = None
+    step: str | None = None
+    step_mapped: bool = False  # `step` is itself mapped: its items, not its output
+    column: str | None = None
+    max_parallel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsPlan:
+    """A mapped step's item list, resolved at run time: recorded beside the items' outputs
+    (``_items.json`` in the step's folder) and returned for Airflow to expand over."""
+
+    step: str
+    foreach: Foreach
+    output: ArtifactRef  # the mapped step's folder
+    artifacts: str | None
+    source: ArtifactRef | None = None  # `foreach: {step: s}`: s's output, or s's items when mapped
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """A mapped task: one instance per item of the ``over`` task's list."""
+
+    over: str  # the task id of the step's items task
+    max_parallel: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +426,7 @@ class TaskRole(StrEnum):
     CHECKS = "checks"
     METRICS = "metrics"
     PUBLISH = "publish"
+    ITEMS = "items"  # a `foreach:` step's item list
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +440,7 @@ class TaskPlan:
     settings: TaskSettings = TaskSettings()
     upstream: tuple[str, ...] = ()
     outlets: tuple[AssetRef, ...] = ()
+    expand: Expansion | None = None  # mapped over a `foreach:` step's items
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,3 +507,4 @@ PLAN_TYPES: dict[str, type] = {
         GroupPlan, DagPlan, StepKind, Runner, Severity, SourceKind, TaskRole, ConditionPlan, WhenPlan,
     )
 }  # fmt: skip
+PLAN_TYPES.update({cls.__name__: cls for cls in (Foreach, ItemsPlan, Expansion)})  # `foreach:` steps

@@ -13,6 +13,7 @@ those with at least one ``severity: error`` check or metric. Warnings never bloc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import graphlib
 import json
@@ -29,8 +30,11 @@ from aq_airflow.plan.model import (
     Command,
     ComputeResources,
     DagPlan,
+    Expansion,
+    Foreach,
     GroupPlan,
     InputRef,
+    ItemsPlan,
     MetricPlan,
     Placement,
     PodSettings,
@@ -52,6 +56,7 @@ from aq_airflow.plan.model import (
 from aq_airflow.plan.profiles import Profile, resolve_profile
 from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.spec.conditions import referenced_steps
+from aq_airflow.spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
 from aq_airflow.spec.models import Check, Metric
 from aq_airflow.spec.profiles import ProfileSpec
 from aq_airflow.spec.types import duration_seconds
@@ -136,6 +141,7 @@ class _Planner:
         # (publish loads a step's Parquet output)
         self.exported = {producer for s in consumers for producer in s.input_map.values()}
         self.exported |= {name for name, s in pipeline.steps.items() if s.publish}
+        self.mapped = {name for name, s in pipeline.steps.items() if s.foreach is not None}  # `foreach:` steps
         if profile.runner == "kubernetes" and consumers and not pipeline.artifacts:
             self.problems.append(
                 Problem(
@@ -146,7 +152,7 @@ class _Planner:
             )
 
     def output(self, step: str) -> ArtifactRef:
-        return ArtifactRef(self.dag_id, step)
+        return ArtifactRef(self.dag_id, step, each=step in self.mapped)
 
     # -- per-step settings ---------------------------------------------------------------------
     def task_settings(self, step: Step) -> TaskSettings:
@@ -258,7 +264,7 @@ class _Planner:
             runner=runner,
             command=command,
             image=image,
-            inputs=tuple(InputRef(arg, self.output(producer)) for arg, producer in step.input_map.items()),
+            inputs=self.inputs(name, step),
             inputs_as_list=isinstance(step.inputs, list),
             args=dict(step.args or {}),
             env=env,
@@ -266,7 +272,110 @@ class _Planner:
             resources=self.resources(ask),
             placement=self.placement(name, ask) if runner == Runner.KUBERNETES else None,
             pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
+            foreach=self.foreach(name, step),
         )
+
+    # -- foreach: mapped steps ---------------------------------------------------------------------
+    def same_items(self, name: str, producer: str, seen: frozenset = frozenset()) -> bool:
+        """Whether step ``name`` runs over the same items as the mapped ``producer``: it maps over
+        the producer's items (``{step: producer}``, or a step that does, transitively), or both
+        have the same literal list or param."""
+        mine, theirs = self.pipeline.steps[name].foreach, self.pipeline.steps[producer].foreach
+        if (name, producer) in seen:  # a loop of `foreach: {step: ...}` references
+            return False
+        seen = seen | {(name, producer)}
+        if isinstance(mine, ForeachStep) and mine.column is None and mine.step in self.mapped:
+            return mine.step == producer or self.same_items(mine.step, producer, seen)
+        if isinstance(theirs, ForeachStep) and theirs.step in self.mapped:
+            return self.same_items(name, theirs.step, seen)
+        return mine == theirs and not isinstance(mine, ForeachStep)
+
+    def inputs(self, name: str, step: Step) -> tuple[InputRef, ...]:
+        """Inputs; one from a mapped step is that item's output in a mapped step over the same
+        items (map -> map), or every item's output (a fan-in) in a step that is not mapped."""
+        refs = []
+        for arg, producer in step.input_map.items():
+            ref = InputRef(arg, self.output(producer))
+            if producer in self.mapped and name not in self.mapped:
+                ref = InputRef(arg, ref.artifact, gather=True)
+            elif producer in self.mapped and not self.same_items(name, producer):
+                self.problems.append(
+                    Problem(
+                        ("steps", name, "foreach"),
+                        f"input `{arg}` comes from `{producer}`, which runs per item over other items: each item "
+                        f"of `{name}` would need one of them. Write `foreach: {{step: {producer}}}` to run over "
+                        f"the same items, or read all of them in a step without `foreach:` (a fan-in)",
+                    )
+                )
+            refs.append(ref)
+        return tuple(refs)
+
+    def foreach(self, name: str, step: Step) -> Foreach | None:
+        """The step's items, checked here: a literal list or param default within Airflow's
+        max_map_length, an upstream step it waits for, no nesting."""
+        spec = step.foreach
+        if spec is None:
+            return None
+        at = ("steps", name, "foreach")
+
+        def problem(where: tuple, message: str) -> None:
+            self.problems.append(Problem(where, message))
+
+        if step.publish:
+            problem(("steps", name, "publish"), f"`{name}` runs per item: publish from a step that reads all its items "
+                    "(one without `foreach:` that takes it as an input)")  # fmt: skip
+        if isinstance(spec, ForeachParam):
+            params, param = self.pipeline.params, spec.param
+            if param not in params:
+                known = ", ".join(f"`{p}`" for p in params) or "none"
+                problem((*at, "param"), f"`{param}` is not a param of this pipeline (params: {known}); declare it "
+                        "under `params:` with a list default")  # fmt: skip
+            elif not isinstance(params[param], list):
+                problem((*at, "param"), f"param `{param}` is a {type(params[param]).__name__}, not a list: "
+                        "`foreach:` runs the step once per item of a list")  # fmt: skip
+            elif len(params[param]) > MAX_MAP_LENGTH:
+                problem((*at, "param"), _too_many(len(params[param])))
+            return Foreach(param=param, max_parallel=step.max_parallel)
+        if isinstance(spec, ForeachStep):
+            other = spec.step
+            if other not in self.pipeline.steps or other == name:
+                problem((*at, "step"), f"`{other}` is not another step of this pipeline")
+            elif other not in {*step.input_map.values(), *step.depends_on}:
+                problem((*at, "step"), f"`{name}` runs over the items of `{other}`: list it in `inputs:` or "
+                        "`depends_on:` so that it runs first")  # fmt: skip
+            elif other in self.mapped and spec.column is not None:
+                problem((*at, "column"), f"`{other}` runs per item: a foreach over a column of each of its items "
+                        "would nest mapping, which is not supported")  # fmt: skip
+            elif other not in self.mapped and self.pipeline.steps[other].kind == "table":
+                problem((*at, "step"), f"`{other}` is a table step: read it with a `sql:` step and run over that "
+                        "step's rows")  # fmt: skip
+            return Foreach(step=other, step_mapped=other in self.mapped, column=spec.column,
+                           max_parallel=step.max_parallel)  # fmt: skip
+        return Foreach(items=tuple(spec), max_parallel=step.max_parallel)
+
+    def items_task(self, name: str, run: RunPlan | None, start: tuple[str, ...], settings: TaskSettings) -> tuple:
+        """A mapped step's items task (its list, resolved at run time); the step's tasks start
+        after it and expand over its list. Without `foreach:`, ``start`` as it is."""
+        foreach = run.foreach if run is not None else None
+        if foreach is None:
+            return start
+        source = None
+        if foreach.step and foreach.step in self.pipeline.steps:
+            source = ArtifactRef(self.dag_id, foreach.step, each=foreach.step_mapped)
+            start = (*start, *self.gates.get(foreach.step, ()))
+        body = ItemsPlan(name, foreach, ArtifactRef(self.dag_id, name, each=True), self.pipeline.artifacts, source)
+        return (self.add(name, TaskRole.ITEMS, body, settings, tuple(dict.fromkeys(start))),)
+
+    def map_tasks(self, name: str, step: Step) -> None:
+        """A mapped step's run, checks and metrics: one instance per item of its items task."""
+        if name not in self.mapped:
+            return
+        over = f"{name}.{TaskRole.ITEMS}"
+        expansion = Expansion(over, step.max_parallel)
+        roles = (TaskRole.RUN, TaskRole.CHECKS, TaskRole.METRICS)
+        self.tasks = [
+            dataclasses.replace(t, expand=expansion) if t.group == name and t.role in roles else t for t in self.tasks
+        ]
 
     def quality_source(self, name: str, step: Step) -> QualitySource:
         """Where checks read the data: the warehouse for table and sql steps (pushdown; a sql
@@ -292,6 +401,7 @@ class _Planner:
         settings = self.task_settings(step)  # every task of the step's group takes them
         start = self.when_task(name, step, start, settings)
         run = self.run_plan(name, step)
+        start = self.items_task(name, run, start, settings)
         run_task = self.add(name, TaskRole.RUN, run, settings, start) if run else None
         after_run = (run_task,) if run_task else start
         gates = list(after_run)
@@ -329,6 +439,7 @@ class _Planner:
                 keys=tuple(publish.keys or ()),
             )
             self.add(name, TaskRole.PUBLISH, body, settings, tuple(gates), (AssetRef(publish.table),))
+        self.map_tasks(name, step)
         self.gates[name] = tuple(gates)
 
     def plan(self) -> DagPlan:
@@ -370,6 +481,13 @@ class _Planner:
             artifacts=pipeline.artifacts,
             artifacts_ttl=_seconds(ttl),
         )
+
+
+def _too_many(count: int) -> str:
+    return (
+        f"{count} items: Airflow maps at most {MAX_MAP_LENGTH} per task (`[core] max_map_length`); a longer list "
+        "fails the step's items task. Split the list, or run one item per batch of items"
+    )
 
 
 def spec_doc(description: str | None, source: str, text: str) -> str:

@@ -8,11 +8,13 @@ renders before the step starts.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from aq_airflow.plan.model import RunPlan
+from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
+MAP_INDEX_TEMPLATE = "{{ ti.map_index }}"  # a mapped pod's item, rendered per instance
 # Airflow context values a step function may name as parameters (rendered by Airflow at run time).
 # Runs without a logical date (asset-triggered, some manual runs) have no `ds` or `logical_date`
 # in Airflow's context: there both are the run's own date (`run_after`).
@@ -32,12 +34,29 @@ def step_environment(run: RunPlan) -> dict[str, str]:
     env[contract.CONTEXT] = CONTEXT_TEMPLATE
     if run.inputs:
         env[contract.INPUTS] = contract.encode_inputs([i.argument for i in run.inputs], run.inputs_as_list)
+        gathered = [i.argument for i in run.inputs if i.gather]  # fan-ins from mapped steps
+        env[contract.INPUTS] = contract.encode_gathered(env[contract.INPUTS], gathered)
     return env
 
 
-def locations(run: RunPlan, root: str, run_id: str) -> dict[str, str]:
-    """The store root, the step's output location and one location per input, for one run."""
-    env = {contract.ARTIFACTS: root, contract.OUTPUT: run.output.location(root, run_id)}
+def item_environment(run: RunPlan, item: Any, map_index: int | str | None) -> dict[str, str]:
+    """A `foreach:` step's item (JSON) and map index; nothing for a step that is not mapped."""
+    if run.foreach is None:
+        return {}
+    return {contract.ITEM: json.dumps(item, sort_keys=True, default=str), contract.MAP_INDEX: str(map_index)}
+
+
+def output_ref(run: RunPlan, map_index: int | str | None) -> ArtifactRef:
+    """Where this task instance writes: the step's output, or its item's for a mapped step."""
+    return run.output.item(map_index) if run.foreach is not None else run.output
+
+
+def locations(run: RunPlan, root: str, run_id: str, map_index: int | str | None = None) -> dict[str, str]:
+    """The store root, the step's output location and one location per input, for one run
+    (and, in a mapped step, one item: an input from a step mapped over the same items is that
+    item's output; a fan-in's is the producer's folder of items)."""
+    env = {contract.ARTIFACTS: root, contract.OUTPUT: output_ref(run, map_index).location(root, run_id)}
     for ref in sorted(run.inputs, key=lambda i: i.argument):
-        env[contract.input_variable(ref.argument)] = ref.artifact.location(root, run_id)
+        artifact = ref.artifact.item(map_index) if ref.artifact.each and not ref.gather else ref.artifact
+        env[contract.input_variable(ref.argument)] = artifact.location(root, run_id)
     return env

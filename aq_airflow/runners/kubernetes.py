@@ -10,7 +10,13 @@ from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 from aq_airflow.plan.model import RunPlan, SecretEnv
-from aq_airflow.runners.environment import RUN_ID_TEMPLATE, locations, step_environment
+from aq_airflow.runners.environment import (
+    MAP_INDEX_TEMPLATE,
+    RUN_ID_TEMPLATE,
+    item_environment,
+    locations,
+    step_environment,
+)
 from aq_airflow.runtime import contract
 
 POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -44,11 +50,14 @@ def command(run: RunPlan) -> tuple[list[str], list[str]]:
     return list(run.command.argv), []
 
 
-def pod_arguments(run: RunPlan) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments for a python or command step."""
+def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for a python or command step (and one item of
+    a `foreach:` step: its locations hold the map index as a template, rendered per instance)."""
     cmds, arguments = command(run)
     pod, placement, resources = run.pod, run.placement, run.resources
-    env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE)}
+    map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
+    env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
+    env.update(item_environment(run, item, map_index))
     return {
         "image": run.image or "",
         "cmds": cmds,

@@ -18,6 +18,8 @@ INPUT_PREFIX = "AQ_INPUT_"  # AQ_INPUT_<NAME>: where an input's producer wrote i
 INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order, and their form
 ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
 CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
+ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function gets it as `item`)
+MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its output is under `{step}/{index}/`)
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 
@@ -41,6 +43,17 @@ def encode_inputs(names: list[str], as_list: bool) -> str:
     """``AQ_INPUTS``: a list input (``inputs: [a, b]``) binds by name, then in order; a map
     (``inputs: {arg: step}``) binds by name only."""
     return json.dumps({"names": names, "form": "list" if as_list else "map"})
+
+
+def encode_gathered(inputs: str, gathered: list[str]) -> str:
+    """``AQ_INPUTS`` with the inputs that are fan-ins (every item's output of a mapped step: its
+    ``AQ_INPUT_<NAME>`` is the step's folder, with ``_items.json`` and ``0/``, ``1/``, ...)."""
+    return json.dumps({**json.loads(inputs), "gather": gathered}) if gathered else inputs
+
+
+def decode_gathered(env: dict[str, str]) -> set[str]:
+    """The names of the inputs that are fan-ins (see :func:`encode_gathered`)."""
+    return set(json.loads(env.get(INPUTS) or "{}").get("gather", ()))
 
 
 def decode_inputs(env: dict[str, str]) -> tuple[dict[str, str], bool]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.items import gather
 from aq_airflow.runtime.values import read_input, write_output
 
 
@@ -80,6 +81,9 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     args = json.loads(env.get(contract.ARGS) or "{}")
     context = json.loads(env.get(contract.CONTEXT) or "{}")
     inputs, as_list = contract.decode_inputs(env)
+    gathered = contract.decode_gathered(env)
+    if contract.ITEM in env:  # a `foreach:` step: the item is the parameter `item`
+        context["item"] = json.loads(env[contract.ITEM])
     parameters = dict(inspect.signature(function).parameters)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     bound = _bind_inputs(function, parameters, inputs, as_list, set(args) | set(context), takes_any, step)
@@ -88,8 +92,10 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
         parameter = parameters.get(parameter_name)
         annotation = parameter.annotation if parameter is not None else None
         try:
-            producer = inputs[input_name].rstrip("/").rsplit("/", 1)[-1]  # outputs live in a folder per step
-            kwargs[parameter_name] = read_input(Location.of(inputs[input_name]), producer, annotation)
+            parts = inputs[input_name].rstrip("/").rsplit("/", 2)  # a folder per step (and per item: `{step}/{i}`)
+            producer = parts[-2] if parts[-1].isdigit() else parts[-1]
+            read = gather if input_name in gathered else read_input
+            kwargs[parameter_name] = read(Location.of(inputs[input_name]), producer, annotation)
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`, input `{input_name}`: {missing}") from None
     for name, parameter in parameters.items():

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.spec.conditions import Condition
+from aq_airflow.spec.foreach import MAX_MAP_LENGTH, Foreach
 from aq_airflow.spec.secrets import is_credential_name
 from aq_airflow.spec.types import (
     ByteQuantity,
@@ -332,6 +333,12 @@ class Step(StepSettings):
     table: TableName | None = None
     inputs: list[StepName] | dict[StepName, StepName] | None = None
     depends_on: list[StepName] = []
+    foreach: Foreach | None = Field(
+        None, description="Run the step once per item: a list, `{param: name}` or `{step: name}` (see README)."
+    )
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_MAP_LENGTH)] | None = Field(
+        None, description="How many of a `foreach:` step's items run at once (default: as many as slots allow)."
+    )
     args: dict[StepName, Any] | None = None
     checks: list[Check] = []
     metrics: list[Metric] = []
@@ -359,6 +366,14 @@ class Step(StepSettings):
                 f"inputs {', '.join(f'`{a}`' for a in clash)} differ only in case; a step's environment "
                 "(AQ_INPUT_<NAME>) cannot tell them apart: rename one"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _foreach_fits(self) -> Step:
+        if self.foreach is not None and self.kind not in ("python", "command"):
+            raise ValueError(f"`foreach` runs a python or command step per item; a `{self.kind}` step cannot")
+        if self.max_parallel is not None and self.foreach is None:
+            raise ValueError("`max_parallel` limits a `foreach:` step's items: add `foreach:` or remove it")
         return self
 
     @property

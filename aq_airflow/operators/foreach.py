@@ -1,0 +1,84 @@
+"""A `foreach:` step's items task: its item list for this run, resolved before any item runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.exceptions import AirflowException
+from airflow.sdk import BaseOperator
+
+from aq_airflow.plan.model import ItemsPlan
+from aq_airflow.runners import local
+from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.items import read_items, write_items
+from aq_airflow.runtime.values import read_input
+
+DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's `[core] max_map_length` default
+
+
+def max_map_length() -> int:
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
+
+
+class AqItemsOperator(BaseOperator):
+    """Resolves a mapped step's items (a literal list, a param, an upstream step's output or
+    items), records them as ``_items.json`` in the step's folder (fan-ins read them there) and
+    returns them: the step's run, checks and metrics expand over this task's output."""
+
+    def __init__(self, *, plan: ItemsPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def execute(self, context: Any) -> list:
+        plan = self.plan
+        items = self.resolve(context)
+        limit = max_map_length()
+        if len(items) > limit:
+            raise AirflowException(
+                f"step `{plan.step}`: {len(items)} items, more than Airflow maps per task ([core] max_map_length = "
+                f"{limit}); split the list, or raise max_map_length in airflow.cfg"
+            )
+        items = json.loads(json.dumps(items, default=str))  # what AQ_ITEM and the grid show: JSON values
+        root = local.artifacts_root(plan.artifacts)
+        write_items(Location.of(plan.output.location(root, context["run_id"])), items)
+        self.log.info("step `%s`: %d item(s)", plan.step, len(items))
+        return items
+
+    def resolve(self, context: Any) -> list:
+        foreach, step = self.plan.foreach, self.plan.step
+        if foreach.items is not None:
+            return list(foreach.items)
+        if foreach.param is not None:
+            value = context["params"][foreach.param]
+            if not isinstance(value, list | tuple):
+                raise AirflowException(
+                    f"step `{step}`: `foreach: {{param: {foreach.param}}}` needs a list; the param is a "
+                    f"{type(value).__name__}: {value!r:.200}"
+                )
+            return list(value)
+        root = local.artifacts_root(self.plan.artifacts)
+        location = Location.of(self.plan.source.location(root, context["run_id"]))
+        try:
+            if foreach.step_mapped:  # a map -> map chain: the same items as the mapped step
+                return read_items(location, foreach.step)
+            value = read_input(location, foreach.step, None)
+        except MissingArtifact as missing:
+            raise AirflowException(f"step `{step}`: {missing}") from None
+        if hasattr(value, "to_pylist") and hasattr(value, "column_names"):  # a table
+            if foreach.column is None:
+                return value.to_pylist()  # one item per row, as a dict
+            if foreach.column not in value.column_names:
+                raise AirflowException(
+                    f"step `{step}`: `foreach: {{step: {foreach.step}, column: {foreach.column}}}`: the output has "
+                    f"no column `{foreach.column}` (columns: {', '.join(value.column_names)})"
+                )
+            return list(dict.fromkeys(value.column(foreach.column).to_pylist()))  # distinct, in order
+        if isinstance(value, list | tuple):
+            return list(value)
+        raise AirflowException(
+            f"step `{step}`: `foreach: {{step: {foreach.step}}}` needs a list or a table; `{foreach.step}` returned "
+            f"a {type(value).__name__}"
+        )

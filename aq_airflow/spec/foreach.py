@@ -1,0 +1,41 @@
+"""``foreach:``: a step run once per item (an Airflow mapped task per item).
+
+The items come from a literal list, a DAG param (``{param: name}``, a list at run time), or an
+upstream step (``{step: name}``): a mapped step's own items (a map -> map chain, per item), or a
+step's output (a list object; a table gives one item per row, as a dict, or with ``column:`` one
+per distinct value of that column, in order of first appearance).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aq_airflow.spec.types import Column, StepName
+
+# Airflow's `[core] max_map_length` default: a mapped task of more items fails when its item
+# list is pushed. Literal lists and param defaults are checked against it before run time.
+MAX_MAP_LENGTH = 1024
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ForeachParam(_Model):
+    """The items are the value of a DAG param (its default in `params:`, or the run's conf)."""
+
+    param: StepName
+
+
+class ForeachStep(_Model):
+    """The items come from an upstream step: a mapped step's items, or a step's output."""
+
+    step: StepName
+    column: Column | None = Field(
+        None, description="A table output gives one item per distinct value of this column (else one per row)."
+    )
+
+
+Foreach = Annotated[list[Any], Field(min_length=1, max_length=MAX_MAP_LENGTH)] | ForeachParam | ForeachStep

@@ -1,0 +1,300 @@
+"""`foreach:` steps: one Airflow mapped task per item, per-item checks, map -> map chains and
+fan-in, on the local runner (dag.test), in compiled files and on pods."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from aq_airflow.build import build_dag
+from aq_airflow.codegen import render_dag
+from aq_airflow.operators.registry import operator_arguments, operator_expansion
+from aq_airflow.plan import compile_text
+from aq_airflow.runtime.artifacts import MANIFEST
+from tests.helpers import issues_of, spec_file
+
+FUNCTIONS = """
+import json
+import os
+
+import pyarrow as pa
+
+
+def per_region(item, ds):
+    rows = {"eu": 2, "us": 3, "apac": 1}.get(item, 1)
+    return pa.table({"region": [item] * rows, "n": list(range(rows)), "ds": [ds] * rows})
+
+
+def double(per_region, item):
+    assert set(per_region.column("region").to_pylist()) == {item}, (item, per_region)
+    return per_region.append_column("n2", pa.array([n * 2 for n in per_region.column("n").to_pylist()]))
+
+
+def together(double):
+    return double
+
+
+def as_list(double: list):
+    return {"count": len(double), "rows": [t.num_rows for t in double]}
+
+
+def square(item):
+    return item["x"] ** 2
+
+
+def total(square):
+    return sum(square)
+"""
+
+SPEC = """
+pipeline: {name}
+params: {{regions: [eu, us]}}
+steps:
+  per_region:
+    python: fe_funcs:per_region
+    foreach: {{param: regions}}
+    max_parallel: 2
+    checks:
+      - {{name: has_two_rows, row_count: {{min: 2}}}}
+    metrics:
+      - {{name: rows, count: "*"}}
+  double:
+    python: fe_funcs:double
+    inputs: [per_region]
+    foreach: {{step: per_region}}
+  together:
+    python: fe_funcs:together
+    inputs: [double]
+  listed:
+    python: fe_funcs:as_list
+    inputs: [double]
+  echo:
+    command: 'printf "%s|%s" "$AQ_ITEM" "$AQ_MAP_INDEX" > "$AQ_OUTPUT/item.txt"'
+    foreach: [a, {{x: 1}}, 3]
+"""
+
+
+@pytest.fixture
+def fe_funcs(tmp_path, monkeypatch):
+    (tmp_path / "fe_funcs.py").write_text(FUNCTIONS)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ['PYTHONPATH']}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    path = tmp_path / "results.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(path)}))
+    return path
+
+
+def folder(tmp_path, dag_run, dag_id, step):
+    return tmp_path / "artifacts" / dag_id / dag_run.run_id / step
+
+
+def table_of(path):
+    manifest = json.loads((path / MANIFEST).read_text())
+    return pq.read_table([str(path / f) for f in manifest["files"]][0])
+
+
+def tis(dag_run):
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances(session=session)}
+
+
+def plan_of(text, name="pipe"):
+    return compile_text(spec_file(text, f"{name}.aq.yaml"))
+
+
+# ---- end to end on the local runner ---------------------------------------------------------
+
+
+def test_foreach_param_runs_per_item_with_checks_chain_and_fan_in(run_dag, fe_funcs, warehouse, tmp_path):
+    _, dag_run, _ = run_dag("fe_e2e", SPEC.format(name="fe_e2e"), conf={"regions": ["eu", "us", "apac"]})
+    instances = tis(dag_run)
+    assert dag_run.state == "failed"  # apac has one row: its error check fails, blocking the fan-in
+    runs = {i: ti for (task, i), ti in instances.items() if task == "per_region.run"}
+    assert sorted(runs) == [0, 1, 2] and {ti.state for ti in runs.values()} == {"success"}
+    assert [runs[i].rendered_map_index for i in range(3)] == ["eu", "us", "apac"]  # labels in the grid
+    checks = {i: ti.state for (task, i), ti in instances.items() if task == "per_region.checks"}
+    assert checks == {0: "success", 1: "success", 2: "failed"}
+    assert instances["together.run", -1].state == "upstream_failed"
+    # each item's output under its map index; the item list beside them
+    base = folder(tmp_path, dag_run, "fe_e2e", "per_region")
+    assert json.loads((base / "_items.json").read_text()) == {"items": ["eu", "us", "apac"]}
+    assert table_of(base / "1").column("region").to_pylist() == ["us"] * 3
+    # per-item result rows carry the map index
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        checks_rows = conn.execute(
+            "SELECT map_index, outcome FROM aq_check_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
+        ).fetchall()
+        metric_rows = conn.execute(
+            "SELECT map_index, value FROM aq_metric_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
+        ).fetchall()
+    assert checks_rows == [(0, "passed"), (1, "passed"), (2, "failed")]
+    assert metric_rows == [(0, 2.0), (1, 3.0), (2, 1.0)]
+
+
+def test_map_to_map_chain_and_fan_in_table_with_item_column(run_dag, fe_funcs, warehouse, tmp_path):
+    _, dag_run, states = run_dag("fe_fanin", SPEC.format(name="fe_fanin"))
+    assert dag_run.state == "success", states
+    instances = tis(dag_run)
+    assert {i for (task, i) in instances if task == "double.run"} == {0, 1}
+    assert [instances["double.run", i].rendered_map_index for i in (0, 1)] == ["eu", "us"]
+    # the fan-in: one table, items in order, with an `item` column first
+    together = table_of(folder(tmp_path, dag_run, "fe_fanin", "together"))
+    assert together.column_names[0] == "item"
+    assert together.column("item").to_pylist() == ["eu", "eu", "us", "us", "us"]
+    assert together.column("n2").to_pylist() == [0, 2, 0, 2, 4]
+    # annotated `list`: the list of the items' outputs
+    listed = folder(tmp_path, dag_run, "fe_fanin", "listed")
+    manifest = json.loads((listed / MANIFEST).read_text())
+    import pickle
+
+    value = pickle.loads((listed / manifest["files"][0]).read_bytes())
+    assert value == {"count": 2, "rows": [2, 3]}
+
+
+def test_command_step_gets_the_item_as_json(run_dag, fe_funcs, warehouse, tmp_path):
+    _, dag_run, states = run_dag("fe_cmd", SPEC.format(name="fe_cmd"))
+    assert dag_run.state == "success", states
+    base = folder(tmp_path, dag_run, "fe_cmd", "echo")
+    texts = [(base / str(i) / "item.txt").read_text() for i in range(3)]
+    assert texts == ['"a"|0', '{"x": 1}|1', "3|2"]
+    labels = [tis(dag_run)["echo.run", i].rendered_map_index for i in range(3)]
+    assert labels == ["a", '{"x":1}', "3"]
+
+
+def test_foreach_over_a_step_output_list_and_rows(run_dag, fe_funcs, warehouse, tmp_path):
+    (tmp_path / "fe_more.py").write_text(
+        "import pyarrow as pa\n\n"
+        "def points():\n    return pa.table({'x': [1, 2, 3], 'k': ['a', 'b', 'a']})\n\n"
+        "def keys(item):\n    return item\n\n"
+    )
+    text = """
+    pipeline: fe_rows
+    steps:
+      points:
+        python: fe_more:points
+      square:
+        python: fe_funcs:square
+        foreach: {step: points}
+        depends_on: [points]
+      total:
+        python: fe_funcs:total
+        inputs: [square]
+      keys:
+        python: fe_more:keys
+        foreach: {step: points, column: k}
+        depends_on: [points]
+    """
+    _, dag_run, states = run_dag("fe_rows", textwrap.dedent(text))
+    assert dag_run.state == "success", states
+    import pickle
+
+    def value(step):
+        path = folder(tmp_path, dag_run, "fe_rows", step)
+        manifest = json.loads((path / MANIFEST).read_text())
+        return pickle.loads((path / manifest["files"][0]).read_bytes())
+
+    assert value("total") == 14
+    keys = folder(tmp_path, dag_run, "fe_rows", "keys")
+    assert json.loads((keys / "_items.json").read_text()) == {"items": ["a", "b"]}
+
+
+# ---- the plan, compiled files, Airflow mapping -------------------------------------------------
+
+
+def test_mapped_tasks_expand_over_the_items_task_with_labels_and_max_parallel():
+    plan = plan_of(SPEC.format(name="fe_plan"), "fe_plan")
+    tasks = {t.task_id: t for t in plan.tasks}
+    run = tasks["per_region.run"]
+    assert operator_expansion(run) == {"item": "per_region.items"}
+    arguments = operator_arguments(run)
+    assert arguments["map_index_template"] == "{{ task.item_label }}"
+    assert arguments["max_active_tis_per_dagrun"] == 2
+    assert operator_expansion(tasks["per_region.checks"]) == {"item": "per_region.items"}
+    assert operator_expansion(tasks["together.run"]) == {}
+    assert tasks["together.run"].body.inputs[0].gather
+    assert not tasks["double.run"].body.inputs[0].gather  # map -> map: per item
+    dag = build_dag(plan)
+    mapped = dag.get_task("per_region.run")
+    assert type(mapped).__name__ == "MappedOperator"
+    assert mapped.partial_kwargs["max_active_tis_per_dagrun"] == 2
+    assert dag.get_task("per_region.items").task_id in mapped.upstream_task_ids
+
+
+def test_compiled_foreach_file_is_the_live_dag(tmp_path):
+    from tests.test_codegen import serialized
+
+    text = SPEC.format(name="fe_codegen")
+    plan = plan_of(text, "fe_codegen")
+    source = render_dag(plan)
+    namespace: dict = {}
+    exec(compile(source, "fe_codegen.py", "exec"), namespace)  # noqa: S102 - our own generated file
+    compiled, live = namespace["dag"], build_dag(plan)
+    assert serialized(compiled) == serialized(live)
+    plans = [{t.task_id: t.partial_kwargs.get("plan", getattr(t, "plan", None)) if hasattr(t, "partial_kwargs")
+              else t.plan for t in d.tasks} for d in (compiled, live)]  # fmt: skip
+    assert plans[0] == plans[1] and all(plans[1].values())
+
+
+# ---- validate: located errors -----------------------------------------------------------------
+
+BASE = """
+pipeline: pipe
+params: {{regions: [eu], one: eu}}
+steps:
+  a:
+    python: m:f
+    foreach: [1, 2]
+  b:
+    python: m:g
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("    foreach: {param: nope}", "pipe.aq.yaml:9:14: `nope` is not a param of this pipeline"),
+        ("    foreach: {param: one}", "pipe.aq.yaml:9:14: param `one` is a str, not a list"),
+        ("    foreach: {step: zz}\n    depends_on: [a]", "pipe.aq.yaml:9:14: `zz` is not another step"),
+        ("    foreach: {step: a}", "pipe.aq.yaml:9:14: `b` runs over the items of `a`: list it in `inputs:`"),
+        ("    foreach: {step: a, column: c}\n    depends_on: [a]", "pipe.aq.yaml:9:14: `a` runs per item: a foreach"),
+        (
+            "    foreach: [x, y]\n    inputs: [a]",
+            "pipe.aq.yaml:9:5: input `a` comes from `a`, which runs per item over",
+        ),
+        ('    foreach: "eu"', "pipe.aq.yaml:9:14:"),
+        ("    foreach: []", "pipe.aq.yaml:9:14:"),
+        ("    max_parallel: 2", "pipe.aq.yaml:8:5: `max_parallel` limits a `foreach:` step's items"),
+        ("    foreach: [1]\n    publish: {table: t}", "pipe.aq.yaml:10:5: `b` runs per item: publish from a step"),
+    ],
+)
+def test_foreach_mistakes_are_located(extra, expected):
+    issues = issues_of(BASE.format(extra=extra))
+    assert len(issues) == 1, issues
+    where, _, message = expected.partition(": ")
+    line = where.rsplit(":", 1)[0]  # the line of `foreach:` (the column: the key or the value it is about)
+    assert issues[0].startswith(line + ":") and message in issues[0], issues
+
+
+def test_lists_past_max_map_length_are_refused_before_run_time():
+    items = ", ".join(str(i) for i in range(1025))
+    (issue,) = issues_of(BASE.format(extra=f"    foreach: [{items}]"))
+    assert issue.startswith("pipe.aq.yaml:9:14:"), issue
+    (issue,) = issues_of(BASE.format(extra="    foreach: {param: big}").replace("one: eu", f"big: [{items}]"))
+    assert "1025 items: Airflow maps at most 1024 per task (`[core] max_map_length`)" in issue
+
+
+def test_a_sql_step_cannot_be_mapped():
+    (issue,) = issues_of("steps:\n  a:\n    sql: SELECT 1\n    foreach: [1]\n")
+    assert "`foreach` runs a python or command step per item; a `sql` step cannot" in issue
