@@ -75,7 +75,7 @@ def cond_steps(tmp_path, monkeypatch):
         "    return pa.table({'score': [auc, auc], 'run': [os.environ['AQ_TEST_AUC']] * 2})\n\n"
         "def double_scores(scores):\n    return scores\n"
     )
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{__import__('os').environ['PYTHONPATH']}")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}")
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_a_metric_threshold_and_the_champion_decide_what_is_published(run_dag, c
     assert [v[1] for v in verdicts] == ["passed", "skipped", "skipped", "passed", "skipped"]
     logged = capsys.readouterr()
     text = logged.out + logged.err
-    assert "metric evaluate.auc = 0.72 > champion 0.75 (recorded 2026-03-04 00:00:00): does not hold" in text
+    assert "metric evaluate.auc = 0.72 > champion 0.75 (recorded 2026-03-04): does not hold" in text
     assert "no champion recorded before this date: holds" in text
 
 
@@ -217,6 +217,26 @@ def test_a_skipped_publish_skips_the_step_that_reads_it(run_dag, cond_steps, war
     assert states["publish_model.run"] == states["publish_model.publish"] == states["report.run"] == "skipped"
     assert states["evaluate.metrics"] == states["evaluate.checks"] == "success"
     assert dag_run.state == "success"
+
+
+def test_aq_airflow_run_shows_the_skip_and_succeeds(cond_steps, tmp_path):
+    """The same behaviour through `aq-airflow run`: a false flag skips, the run exits 0."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "c_cli.aq.yaml"
+    spec.write_text(FLAG.format(name="c_cli"))
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "aq_airflow.cli", "run", str(spec), "--workdir", str(work)]
+    result = subprocess.run([*command, "--param", "publish_enabled=false"], capture_output=True, text=True,
+                            timeout=300, env={**__import__("os").environ})  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "c_cli: success" in out
+    assert "skipped gated.when" in out
+    for task in ("gated.when", "gated.run", "needs_both.run"):
+        assert any(line.split()[:2] == [task, "skipped"] for line in out.splitlines()), out
+    assert any(line.split()[:2] == ["after_source.run", "success"] for line in out.splitlines()), out
 
 
 # ---- compiled files == live DAGs --------------------------------------------------------------

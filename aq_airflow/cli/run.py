@@ -73,6 +73,9 @@ class Progress:
             self.outputs[ti.task_id] = value
         self._end(context, "success")
 
+    def on_skipped(self, context) -> None:
+        self._end(context, "skipped")
+
     def on_failure(self, context) -> None:
         error = context.get("exception")
         # Airflow's task log is hidden here: a failed step's last output lines say what happened
@@ -86,7 +89,7 @@ class Progress:
         self.finished[task_id] = (state, seconds)
         if self.bar is not None:
             self.bar.advance(self.bar_task)
-        mark = "ok     " if state == "success" else "FAILED "
+        mark = {"success": "ok     ", "skipped": "skipped"}.get(state, "FAILED ")
         self._line(f"{mark} {task_id} ({seconds:.1f}s)")
 
 
@@ -248,6 +251,7 @@ def _run(
         task.on_execute_callback = [progress.on_start]
         task.on_success_callback = [progress.on_success]
         task.on_failure_callback = [progress.on_failure]
+        task.on_skipped_callback = [progress.on_skipped]  # a `when:` that does not hold
     logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
     started = time.monotonic()

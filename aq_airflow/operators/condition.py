@@ -133,7 +133,7 @@ def evaluate(node: ConditionPlan, ctx: ConditionContext, lines: list[str], depth
         if right is None:
             lines.append(f"{pad}{label} = {left!r}; the champion of {date} has no recorded value: does not hold")
             return False
-        shown = f"champion {right!r} (recorded {date})"
+        shown = f"champion {right!r} (recorded {_day(date)})"
     elif node.value_param is not None:
         right = ctx.param(node.value_param)
         shown = f"param {node.value_param} = {right!r}"
@@ -146,6 +146,12 @@ def evaluate(node: ConditionPlan, ctx: ConditionContext, lines: list[str], depth
         held = _COMPARE[node.op](_number(left, label), _number(right, shown))
     lines.append(f"{pad}{label} = {left!r} {_WORDS[node.op]} {shown}: {_verdict(held)}")
     return held
+
+
+def _day(moment) -> str:
+    """A logical date as written: the day alone at midnight."""
+    text = str(moment)
+    return text.removesuffix(" 00:00:00")
 
 
 def _verdict(held: bool) -> str:
