@@ -16,6 +16,7 @@ from aq_airflow.codegen import render_dag
 from aq_airflow.operators.registry import operator_arguments, operator_expansion
 from aq_airflow.plan import compile_text
 from aq_airflow.runtime.artifacts import MANIFEST
+from tests import test_kubernetes
 from tests.helpers import issues_of, spec_file
 
 FUNCTIONS = """
@@ -99,7 +100,7 @@ def folder(tmp_path, dag_run, dag_id, step):
 
 def table_of(path):
     manifest = json.loads((path / MANIFEST).read_text())
-    return pq.read_table([str(path / f) for f in manifest["files"]][0])
+    return pq.read_table(str(path / manifest["files"][0]))
 
 
 def tis(dag_run):
@@ -238,7 +239,7 @@ def test_compiled_foreach_file_is_the_live_dag(tmp_path):
     plan = plan_of(text, "fe_codegen")
     source = render_dag(plan)
     namespace: dict = {}
-    exec(compile(source, "fe_codegen.py", "exec"), namespace)  # noqa: S102 - our own generated file
+    exec(compile(source, "fe_codegen.py", "exec"), namespace)  # our own generated file
     compiled, live = namespace["dag"], build_dag(plan)
     assert serialized(compiled) == serialized(live)
     plans = [{t.task_id: t.partial_kwargs.get("plan", getattr(t, "plan", None)) if hasattr(t, "partial_kwargs")
@@ -298,3 +299,69 @@ def test_lists_past_max_map_length_are_refused_before_run_time():
 def test_a_sql_step_cannot_be_mapped():
     (issue,) = issues_of("steps:\n  a:\n    sql: SELECT 1\n    foreach: [1]\n")
     assert "`foreach` runs a python or command step per item; a `sql` step cannot" in issue
+
+
+# ---- pods: the real KubernetesPodOperator against the loopback API server ----------------------
+
+cluster = test_kubernetes.cluster  # the loopback API server and kubelet (a module fixture)
+
+POD_SPEC = """
+pipeline: {name}
+artifacts: {artifacts}
+cluster: eks
+defaults:
+  image: ghcr.io/acme/steps:1
+  env:
+    API_TOKEN: {{secret: api, key: token}}
+steps:
+  numbers:
+    python: k8s_steps:numbers
+  doubled:
+    python: k8s_steps:double
+    inputs: [numbers]
+    foreach: [eu, us]
+    max_parallel: 1
+    resources: {{gpu: 1, gpu_type: a10g, memory: 4Gi}}
+    args: {{factor: 3}}
+"""
+
+
+def test_a_mapped_gpu_step_runs_one_pod_per_item_with_its_placement(run_dag, cluster, tmp_path):
+    import kubernetes_validate
+
+    text = POD_SPEC.format(name="fe_k8s", artifacts=tmp_path / "artifacts")
+    _, dag_run, states = run_dag("fe_k8s", text, local=False)
+    assert dag_run.state == "success", (states, cluster.requests)
+    base = folder(tmp_path, dag_run, "fe_k8s", "doubled")
+    for index in (0, 1):
+        assert table_of(base / str(index)).column("n").to_pylist() == [v * 3 for v in range(100)]
+    created = [p for p in cluster.created if p["metadata"]["labels"]["dag_id"] == "fe_k8s"]
+    pods = [p for p in created if p["metadata"]["labels"]["aq-airflow/step"] == "doubled"]
+    assert len(pods) == 2
+    for pod in pods:
+        kubernetes_validate.validate(pod, kubernetes_validate.utils.latest_version(), strict=True)
+        spec_ = pod["spec"]
+        assert spec_["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert spec_["containers"][0]["resources"]["limits"]["memory"] == "4Gi"
+        assert spec_["nodeSelector"] == {"karpenter.k8s.aws/instance-gpu-name": "a10g"}
+        assert spec_["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    envs = sorted(({e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]} for p in pods),
+                  key=lambda env: env["AQ_MAP_INDEX"])  # fmt: skip
+    assert [(env["AQ_ITEM"], env["AQ_MAP_INDEX"]) for env in envs] == [('"eu"', "0"), ('"us"', "1")]
+    assert [env["AQ_OUTPUT"].rsplit("/", 2)[-2:] for env in envs] == [["doubled", "0"], ["doubled", "1"]]
+    labels = [tis(dag_run)["doubled.run", i].rendered_map_index for i in (0, 1)]
+    assert labels == ["eu", "us"]
+
+
+@pytest.mark.parametrize("item", ["{{ ds }}", {"q": "{% if x %}"}, "a {% endraw %} b", "plain"])
+def test_a_pod_gets_its_item_as_written_whatever_it_holds(item):
+    import jinja2
+
+    from aq_airflow.runners import kubernetes
+
+    plan = plan_of(POD_SPEC.format(name="fe_raw", artifacts="s3://b/a"), "fe_raw")
+    run = next(t.body for t in plan.tasks if t.task_id == "doubled.run")
+    env = {e.name: e.value for e in kubernetes.pod_arguments(run, item)["env_vars"] if e.value is not None}
+    rendered = jinja2.Environment().from_string(env["AQ_ITEM"]).render(ds="2026-01-01")
+    assert json.loads(rendered) == item
+    assert env["AQ_MAP_INDEX"] == "{{ ti.map_index }}" and env["AQ_OUTPUT"].endswith("/doubled/{{ ti.map_index }}")

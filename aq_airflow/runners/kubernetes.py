@@ -57,7 +57,7 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     pod, placement, resources = run.pod, run.placement, run.resources
     map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
-    env.update(item_environment(run, item, map_index))
+    env.update({k: _untemplated(v) for k, v in item_environment(run, item, map_index).items()})
     return {
         "image": run.image or "",
         "cmds": cmds,
@@ -82,6 +82,15 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
         },
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
     }
+
+
+def _untemplated(value: str) -> str:
+    """A value KubernetesPodOperator must pass as it is (it renders ``env_vars``): an item holding
+    ``{{`` inside a Jinja raw block. The map index template is the only template a mapped pod's
+    item variables hold."""
+    if value == MAP_INDEX_TEMPLATE or not any(mark in value for mark in ("{{", "{%", "{#")):
+        return value
+    return "{% raw %}" + value.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
 
 
 def env_vars(env: dict[str, str], secrets: tuple[SecretEnv, ...]) -> list[k8s.V1EnvVar]:
