@@ -239,6 +239,23 @@ def test_aq_airflow_run_shows_the_skip_and_succeeds(cond_steps, tmp_path):
     assert any(line.split()[:2] == ["after_source.run", "success"] for line in out.splitlines()), out
 
 
+def test_the_champion_challenger_example_promotes_the_first_model_then_judges(run_dag, duckdb_warehouse, capsys):
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / "churn_champion.aq.yaml").read_text().replace("pipeline: churn_champion", "pipeline: c_example")
+    _, dag_run, states = run_dag("c_example", text, date="2026-03-02")
+    assert set(states.values()) == {"success"}, states
+    assert rows(duckdb_warehouse, "SELECT version FROM ml.churn_champions") == [("2026-03-02",)]
+    (auc,) = rows(duckdb_warehouse, "SELECT auc FROM ml.churn_champions")[0]
+    assert 0.5 < auc <= 1
+    _, dag_run, states = run_dag("c_example", text, date="2026-03-09", conf={"min_auc": 1.0})
+    assert states["promote.when"] == states["promote.run"] == states["promote.publish"] == "skipped"
+    assert dag_run.state == "success" and "failed" not in states.values()
+    assert rows(duckdb_warehouse, "SELECT count(*) FROM ml.churn_champions") == [(1,)]
+    logged = capsys.readouterr()
+    assert "(recorded 2026-03-02)" in logged.out + logged.err
+
+
 # ---- compiled files == live DAGs --------------------------------------------------------------
 def test_compiled_conditions_equal_the_live_dag(tmp_path):
     from airflow.dag_processing.dagbag import DagBag

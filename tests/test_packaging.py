@@ -145,7 +145,7 @@ def test_examples_load_through_dagbag_with_the_installed_wheel(production_venv, 
     expected = {
         re.search(r"^pipeline:\s*(\S+)", spec.read_text(), re.M).group(1) for spec in EXAMPLES.glob("*.aq.yaml")
     }
-    assert expected == {"churn_scoring", "churn_alerts", "fraud_training", "image_embeddings"}
+    assert expected == {"churn_scoring", "churn_alerts", "churn_champion", "fraud_training", "image_embeddings"}
     assert expected <= set(bag["dags"]), bag["dags"]
     assert not [dag_id for dag_id, tags in bag["dags"].items() if "aq:invalid" in tags], bag["dags"]
 
