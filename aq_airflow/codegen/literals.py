@@ -44,6 +44,20 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+def _docstring_char(char: str) -> str:
+    if char == "\n" or (char.isascii() and char.isprintable() and char not in '\\"'):
+        return char
+    if char in '\\"':
+        return "\\" + char
+    return char.encode("unicode_escape").decode("ascii")  # \xNN, \uNNNN: nothing unprintable
+
+
+def docstring(text: str) -> str:
+    """A triple-quoted docstring of ``text`` that no text can close early: every quote and
+    backslash is escaped, every character that is not printable ASCII written as an escape."""
+    return '"""' + "".join(_docstring_char(c) for c in text) + '"""'
+
+
 def _set_fields(value: Any) -> Iterator[tuple[str, Any]]:
     """A plan object's fields that differ from their defaults (the constructor fills in the rest)."""
     for f in dataclasses.fields(value):

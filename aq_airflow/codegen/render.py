@@ -12,7 +12,7 @@ from importlib import resources
 import jinja2
 
 from aq_airflow import __version__
-from aq_airflow.codegen.literals import plan_types, py_literal
+from aq_airflow.codegen.literals import docstring, plan_types, py_literal
 from aq_airflow.operators.registry import operator_arguments, operator_expansion, operator_name
 from aq_airflow.plan import DagPlan
 
@@ -36,6 +36,16 @@ def _var(task_id: str) -> str:
     return task_id.replace(".", "__")
 
 
+def _header(plan: DagPlan) -> str:
+    """The module docstring. It names the spec's path, which any file name may be, so it goes
+    through :func:`docstring`, never pasted into the source as it is."""
+    return docstring(
+        f"{plan.dag_id}: compiled by aq-airflow {__version__} from {plan.source}.\n\n"
+        "Generated code: edit the spec and run `aq-airflow compile` again instead of editing this file.\n"
+        f"spec sha256: {plan.spec_sha256}\n"
+    )
+
+
 def render_dag(plan: DagPlan) -> str:
     """The Python source of a DAG file that builds the same DAG as the loader does."""
     tasks_by_group: dict[str, list[dict]] = {g.group_id: [] for g in plan.groups}
@@ -56,6 +66,7 @@ def render_dag(plan: DagPlan) -> str:
         _environment()
         .get_template(TEMPLATE)
         .render(
+            header=_header(plan),
             plan=plan,
             version=__version__,
             operators=sorted(operators),

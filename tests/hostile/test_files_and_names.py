@@ -462,3 +462,24 @@ def test_compile_never_leaves_a_partial_file(tmp_path, capsys, monkeypatch):
                      "MemoryError()"]  # fmt: skip
     assert (out / "kept.py").read_text() == before
     assert sorted(p.name for p in out.iterdir()) == ["kept.py"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['a""";__import__("os").system("touch PWNED");"""', "ends with a backslash \\", "line\nbreak", "quote\"'\\x00"],
+)
+def test_a_spec_file_name_never_becomes_code_in_a_compiled_file(tmp_path, name):
+    """The compiled file's docstring names the spec's path: a file name that closes the
+    docstring must stay text (found by a hostile tester: `compile` wrote it raw)."""
+    import ast
+
+    from aq_airflow.cli.main import main as cli
+    from tests.test_codegen import assert_inert
+
+    spec = tmp_path / f"{name}.aq.yaml"
+    spec.write_text("pipeline: innocent_looking\nsteps:\n  a: {sql: SELECT 1}\n")
+    assert cli(["compile", str(spec), "--out", str(tmp_path / "out")]) == 0
+    source = (tmp_path / "out" / "innocent_looking.py").read_text()
+    assert_inert(source)
+    assert name in ast.get_docstring(ast.parse(source))
+    assert not (tmp_path / "PWNED").exists()
