@@ -12,6 +12,7 @@ from airflow.sdk import BaseHook, BaseOperator
 
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
+from aq_airflow.quality.sql import QualitySQLError, user_query
 from aq_airflow.runners import environment, kubernetes, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runners.sql import export_query
@@ -123,7 +124,12 @@ class AqSqlStepOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         run = self.plan
         warehouse = Warehouse.of(BaseHook.get_connection(run.warehouse).get_hook())
-        sql = self.sql or warehouse.select_all(run.table)
+        try:  # one SELECT that only reads, as sqlglot renders it (a second statement cannot ride along)
+            sql = (
+                user_query(self.sql, warehouse.dialect, "a `sql` step") if self.sql else warehouse.select_all(run.table)
+            )
+        except QualitySQLError as error:
+            raise AirflowException(f"step `{run.step}`: {error}") from None
         output = Location.of(local.artifact_uri(run.artifacts, run.output, context["run_id"]))
         self.log.info("step `%s`: exporting the result of\n%s\nto %s", run.step, sql, output.uri)
         try:

@@ -520,3 +520,28 @@ def test_an_expression_cannot_smuggle_in_a_clause(text):
     with pytest.raises(QualitySQLError, match="must be a single SQL expression"):
         user_expression(text, "duckdb", "expression")
     assert user_expression("sum(x) > 0", "duckdb", "expression").sql() == "SUM(x) > 0"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM wh.victim RETURNING id",
+        "SELECT 1 AS x; DROP TABLE wh.victim",
+        "CREATE TABLE wh.pwned AS SELECT 1 AS x",
+        "COPY (SELECT 42) TO 'copied.csv'",
+        "ATTACH 'attached.duckdb' AS other",
+    ],
+)
+def test_a_sql_step_cannot_write_to_the_warehouse(run_dag, duckdb_warehouse, sql):
+    """A `sql:` step runs exactly one SELECT at run time too, not only in `validate` (a hostile
+    tester wiped the results tables with `DELETE ... RETURNING` in a step)."""
+    import duckdb
+
+    with duckdb.connect(str(duckdb_warehouse)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS wh; CREATE OR REPLACE TABLE wh.victim AS SELECT 1 AS id")
+    spec = f"pipeline: writer\nstart_date: 2026-01-01\nsteps:\n  s:\n    sql: {json.dumps(sql)}\n"
+    states = run_dag("writer", spec)[2]
+    assert states["s.run"] == "failed"
+    with duckdb.connect(str(duckdb_warehouse)) as conn:
+        assert conn.execute("SELECT count(*) FROM wh.victim").fetchone() == (1,)
+        assert not conn.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'pwned'").fetchall()
