@@ -365,3 +365,33 @@ def test_a_pod_gets_its_item_as_written_whatever_it_holds(item):
     rendered = jinja2.Environment().from_string(env["AQ_ITEM"]).render(ds="2026-01-01")
     assert json.loads(rendered) == item
     assert env["AQ_MAP_INDEX"] == "{{ ti.map_index }}" and env["AQ_OUTPUT"].endswith("/doubled/{{ ti.map_index }}")
+
+
+def test_aq_airflow_run_shows_each_item(tmp_path):
+    from tests.test_cli import run
+
+    (tmp_path / "fe_cli.py").write_text(
+        "import pyarrow as pa\n\n"
+        "def per_region(item):\n    return pa.table({'region': [item], 'n': [len(item)]})\n\n"
+        "def together(per_region):\n    return per_region\n"
+    )
+    text = """
+    pipeline: fe_cli
+    params: {regions: [eu, us]}
+    steps:
+      per_region:
+        python: fe_cli:per_region
+        foreach: {param: regions}
+        checks: [{name: one_row, row_count: {min: 1, max: 1}}]
+      together:
+        python: fe_cli:together
+        inputs: [per_region]
+    """
+    spec = tmp_path / "fe_cli.aq.yaml"
+    spec.write_text(textwrap.dedent(text))
+    result = run("run", str(spec), "--workdir", str(tmp_path / "work"), "--param", 'regions=["eu", "apac"]')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for name in ("per_region.run[eu]", "per_region.run[apac]", "per_region.checks[apac]"):
+        assert any(line.startswith(name + " ") and "success" in line for line in lines), result.stdout
+    assert any(line.startswith("together.run ") and "table: 2 rows" in line for line in lines), result.stdout

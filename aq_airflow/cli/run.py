@@ -60,7 +60,11 @@ class Progress:
             print(line, flush=True)
 
     def on_start(self, context) -> None:
-        task_id = context["ti"].task_id
+        task_id = instance_name(context["ti"])
+        if (context["ti"].map_index or 0) > 0:  # a `foreach:` step's further item: one more to run
+            self.total += 1
+            if self.bar is not None:
+                self.bar.update(self.bar_task, total=self.total)
         self.started[task_id] = time.monotonic()
         if self.bar is not None:
             self.bar.update(self.bar_task, description=f"running {task_id}")
@@ -68,9 +72,9 @@ class Progress:
 
     def on_success(self, context) -> None:
         ti = context["ti"]
-        value = ti.xcom_pull(task_ids=ti.task_id, key="return_value")
+        value = ti.xcom_pull(task_ids=ti.task_id, key="return_value", map_indexes=ti.map_index)
         if isinstance(value, dict) and "kind" in value:
-            self.outputs[ti.task_id] = value
+            self.outputs[instance_name(ti)] = value
         self._end(context, "success")
 
     def on_skipped(self, context) -> None:
@@ -80,17 +84,25 @@ class Progress:
         error = context.get("exception")
         # Airflow's task log is hidden here: a failed step's last output lines say what happened
         output = "\n".join(getattr(error, "output", []))
-        self.errors[context["ti"].task_id] = f"{output}\n{error}".strip() if error else "failed"
+        self.errors[instance_name(context["ti"])] = f"{output}\n{error}".strip() if error else "failed"
         self._end(context, "failed")
 
     def _end(self, context, state: str) -> None:
-        task_id = context["ti"].task_id
+        task_id = instance_name(context["ti"])
         seconds = time.monotonic() - self.started.get(task_id, time.monotonic())
         self.finished[task_id] = (state, seconds)
         if self.bar is not None:
             self.bar.advance(self.bar_task)
         mark = {"success": "ok     ", "skipped": "skipped"}.get(state, "FAILED ")
         self._line(f"{mark} {task_id} ({seconds:.1f}s)")
+
+
+def instance_name(ti, label: str | None = None) -> str:
+    """A task instance as the run shows it: its task id, and for one item of a `foreach:` step
+    the item's map index (or its label, once Airflow rendered it) in brackets."""
+    if ti.map_index is None or ti.map_index < 0:
+        return ti.task_id
+    return f"{ti.task_id}[{label or ti.map_index}]"
 
 
 def _connection(uri: str | None, workdir: Path) -> str:
@@ -274,17 +286,19 @@ def _summary(
     print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
     print(f"{'task':28} {'state':16} {'seconds':>8}  output")
     with create_session() as session:
-        tis = {ti.task_id: ti for ti in dag_run.get_task_instances(session=session)}
-        for task in dag.tasks:
-            ti = tis.get(task.task_id)
+        tis: dict[str, list] = {}
+        for ti in sorted(dag_run.get_task_instances(session=session), key=lambda ti: ti.map_index):
+            tis.setdefault(ti.task_id, []).append(ti)  # a `foreach:` step's task: one per item
+        for task, ti in [(t, ti) for t in dag.tasks for ti in tis.get(t.task_id) or [None]]:
             state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti and ti.state else "not run"
             duration = f"{ti.duration:.1f}" if ti and ti.duration else ""
-            manifest = progress.outputs.get(task.task_id)
+            manifest = progress.outputs.get(instance_name(ti)) if ti else None
+            name = instance_name(ti, ti.rendered_map_index) if ti else task.task_id
             output = ""
             if manifest:
                 rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
-            print(f"{task.task_id:28} {state:16} {duration:>8}  {output}")
+            print(f"{name:28} {state:16} {duration:>8}  {output}")
     print(f"\nartifacts: {artifacts}")
     print(f"warehouse: {display(warehouse_uri) or workdir / 'warehouse.duckdb'}")
     if any(t.role in (TaskRole.CHECKS, TaskRole.METRICS) for t in plan.tasks):
