@@ -150,6 +150,26 @@ def test_bad_references_are_errors_at_the_when_lines(tmp_path):
     ]
 
 
+def test_a_condition_cannot_read_a_mapped_steps_metrics(tmp_path):
+    text = (
+        "steps:\n  per_region:\n    python: m:f\n    foreach: [eu, us]\n"
+        "    metrics: [{name: auc, mean: score}]\n"
+        "  promote:\n    python: m:g\n    depends_on: [per_region]\n"
+        "    when: {metric: per_region.auc, above: 0.5}\n"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(SpecFile("c_mapped.aq.yaml", text))
+    (issue,) = error.value.issues
+    assert (issue.line, issue.col) == (9, 20)
+    assert "step `per_region` runs per item (`foreach:`)" in issue.message
+
+
+def test_a_mapped_step_can_have_a_condition():
+    text = "params: {go: true}\nsteps:\n  each:\n    python: m:f\n    foreach: [eu, us]\n    when: {param: go}\n"
+    tasks = {t.task_id: t for t in compile_text(SpecFile("c_map.aq.yaml", text)).tasks}
+    assert tasks["each.when"].expand is None and tasks["each.items"].upstream == ("each.when",)
+
+
 @pytest.mark.parametrize(
     ("when", "message"),
     [

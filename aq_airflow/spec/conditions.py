@@ -148,6 +148,15 @@ def condition_problems(pipeline, name: str, condition: Condition) -> list[tuple[
             if step_name == name:
                 problems.append((where, f"step `{name}`'s `when:` cannot read its own {key}s: they run after it"))
                 continue
+            if getattr(step, "foreach", None) is not None:
+                problems.append(
+                    (
+                        where,
+                        f"step `{step_name}` runs per item (`foreach:`): its {key}s are one per item, not one "
+                        f"value; read them in a step without `foreach:` that takes `{step_name}` as an input",
+                    )
+                )
+                continue
             names = [m.name for m in (step.metrics if key == "metric" else step.checks)]
             if item not in names:
                 close = difflib.get_close_matches(item, names, n=1)
