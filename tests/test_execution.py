@@ -118,12 +118,20 @@ def test_a_step_that_raises_fails_its_task_and_blocks_downstream(run_dag, duckdb
     assert text.count(", in explode") == 1  # the user's traceback is in the log once, not again in the error
 
 
-def test_a_bad_query_fails_with_the_driver_message(run_dag, duckdb_warehouse, capsys):
+def test_a_bad_query_fails_with_a_message_naming_the_step(run_dag, duckdb_warehouse, capsys):
     text = "pipeline: bad_sql\nsteps:\n  q:\n    sql: SELEC 1\n"
     _, _, states = run_dag("bad_sql", text)
     assert states == {"q.run": "failed"}
     logged = capsys.readouterr()
-    assert "step `q`: the query failed: ParserException" in logged.out + logged.err
+    assert "step `q`: a `sql` step `SELEC 1` is not valid SQL" in logged.out + logged.err
+
+
+def test_a_query_the_warehouse_rejects_fails_with_the_driver_message(run_dag, duckdb_warehouse, capsys):
+    text = "pipeline: bad_table\nsteps:\n  q:\n    sql: SELECT * FROM no_such_table\n"
+    _, _, states = run_dag("bad_table", text)
+    assert states == {"q.run": "failed"}
+    logged = capsys.readouterr()
+    assert "step `q`: the query failed: CatalogException" in logged.out + logged.err
 
 
 @pytest.mark.parametrize(
