@@ -127,3 +127,20 @@ def test_gc_without_an_airflow_metadata_database_deletes_nothing_and_says_why(tm
     assert "there is no Airflow metadata database at" in gc.stderr and "deletes nothing" in gc.stderr
     assert "Traceback" not in gc.stderr and old.exists()
     assert not (home / "airflow.db").exists()
+
+
+def test_gc_never_deletes_a_folder_no_step_wrote(tmp_path, running_run, capsys):
+    """`artifacts:` pointed at a folder holding other files: only run folders go (a hostile
+    tester's `thesis/` under `{artifacts}/{dag_id}/` was deleted as an expired run)."""
+    artifacts, dags = tmp_path / "artifacts", tmp_path / "dags"
+    dags.mkdir()
+    write(dags, "kept.aq.yaml", SPEC.format(artifacts=artifacts))
+    thesis = artifacts / "kept_a_week" / "thesis"
+    thesis.mkdir(parents=True)
+    (thesis / "chapter1.tex").write_text("years of work")
+    stamp = time.time() - 2000 * 86400
+    os.utime(thesis / "chapter1.tex", (stamp, stamp))
+    old = run_folder(artifacts, "scheduled__old", days_old=10)
+    collect(str(dags), dry_run=False)
+    assert (thesis / "chapter1.tex").exists() and not old.exists()
+    assert "thesis" not in capsys.readouterr().out

@@ -1,8 +1,10 @@
 """``aq-airflow gc``: delete run folders older than each pipeline's ``artifacts_ttl``.
 
-A run's outputs live under ``{artifacts}/{dag_id}/{run_id}/``. A folder goes when its newest file
-is older than the TTL and Airflow's metadata DB has no queued or running run of that id: a
-long run's early outputs are never taken from under its later steps.
+A run's outputs live under ``{artifacts}/{dag_id}/{run_id}/``. Only folders a step wrote (a
+manifest or a table part in them) are run folders; anything else under the root is left alone.
+A run folder goes when its newest file is older than the TTL and Airflow's metadata DB has no
+queued or running run of that id: a long run's early outputs are never taken from under its
+later steps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from aq_airflow.runners.local import artifacts_root
-from aq_airflow.runtime.artifacts import Location
+from aq_airflow.runtime.artifacts import MANIFEST, Location
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,16 @@ def run_folders(root: str, dag_id: str) -> list[RunFolder]:
             continue
         location = Location.of(f"{pipeline.uri}/{entry.base_name}")
         files = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
+        if not any(_written_by_a_step(f.base_name) for f in files if f.type == pafs.FileType.File):
+            continue  # not a run folder (someone else's files under the store root): never touched
         times = [_utc(f.mtime) for f in files if f.type == pafs.FileType.File and f.mtime]
         folders.append(RunFolder(entry.base_name, location, max(times, default=_utc(entry.mtime or _epoch()))))
     return sorted(folders, key=lambda f: f.newest)
+
+
+def _written_by_a_step(name: str) -> bool:
+    """A step's commit marker, or a table part of a step's (possibly killed) attempt."""
+    return name == MANIFEST or (name.startswith("part-") and name.endswith(".parquet"))
 
 
 def _epoch() -> datetime.datetime:
