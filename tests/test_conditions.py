@@ -105,11 +105,70 @@ def test_the_condition_is_a_task_before_the_run_reading_the_metric_tasks():
     assert check == ConditionPlan(kind="check", step="evaluate", name="enough_rows", op="passed", value=True)
 
 
+def test_a_condition_survives_the_plan_cache():
+    from aq_airflow.plan.store import plan_from_json, plan_to_json
+
+    plan = compile_text(SpecFile("c_cache.aq.yaml", CHAMPION.format(name="c_cache")))
+    assert plan_from_json(plan_to_json(plan)) == plan
+
+
 def test_a_param_only_condition_needs_no_warehouse():
     plan = compile_text(SpecFile("c_flag.aq.yaml", FLAG.format(name="c_flag")))
     when = next(t for t in plan.tasks if t.task_id == "gated.when")
     assert when.upstream == ("source.run",) and not when.body.reads_results
     assert when.body.condition == ConditionPlan(kind="param", name="publish_enabled", op="truthy")
+
+
+class _Store:
+    """This run's results as the condition reads them: {(step, name): (value, outcome)}."""
+
+    def __init__(self, results, champion=None):
+        self.results, self._champion = results, champion
+
+    def run_result(self, table, dag_id, run_id, step, name, logical_date, map_index=-1):
+        return self.results.get((step, name))
+
+    def champion(self, *args):
+        return self._champion
+
+
+def _judge(when: str, params: dict, store: _Store) -> tuple[bool, list[str]]:
+    import datetime
+    import types
+
+    from aq_airflow.operators.condition import ConditionContext, evaluate
+    from aq_airflow.plan.conditions import compile_condition
+    from aq_airflow.spec.conditions import Condition
+
+    plan = WhenPlan("s", compile_condition(Condition.model_validate(when)), "wh", None, "h")
+    ti = types.SimpleNamespace(dag_id="d", run_id="r", map_index=-1)
+    context = {"ti": ti, "logical_date": datetime.datetime(2026, 3, 1)}
+    lines: list[str] = []
+    return evaluate(plan.condition, ConditionContext(plan, params, context, lambda: store), lines), lines
+
+
+@pytest.mark.parametrize(
+    ("when", "params", "results", "held"),
+    [
+        ({"any": [{"param": "a"}, {"param": "b", "equals": "eu"}]}, {"a": "false", "b": "eu"}, {}, True),
+        ({"any": [{"param": "a"}, {"param": "b", "equals": "eu"}]}, {"a": 0, "b": "us"}, {}, False),
+        ({"not": {"check": "x.c", "passed": False}}, {}, {("x", "c"): (None, "passed")}, True),
+        ({"check": "x.c", "passed": False}, {}, {("x", "c"): (None, "failed")}, True),
+        ({"check": "x.c"}, {}, {}, False),  # not recorded by this run
+        ({"metric": "x.m", "below": {"param": "cap"}}, {"cap": 2}, {("x", "m"): (1.5, "passed")}, True),
+        ({"metric": "x.m", "at_most": 1}, {}, {("x", "m"): (None, "error")}, False),  # no value
+        ({"metric": "x.m", "above": {"recorded": "champion"}}, {}, {("x", "m"): (0.8, "passed")}, True),
+    ],
+)
+def test_conditions_are_judged_from_params_and_results(when, params, results, held):
+    assert _judge(when, params, _Store(results))[0] is held
+
+
+def test_a_non_number_in_a_numeric_comparison_fails_rather_than_skips():
+    from airflow.exceptions import AirflowException
+
+    with pytest.raises(AirflowException, match="not a number"):
+        _judge({"param": "p", "above": 1}, {"p": "lots"}, _Store({}))
 
 
 # ---- validation -------------------------------------------------------------------------------
