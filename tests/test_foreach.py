@@ -276,7 +276,7 @@ steps:
         ),
         ('    foreach: "eu"', "pipe.aq.yaml:9:14:"),
         ("    foreach: []", "pipe.aq.yaml:9:14:"),
-        ("    max_parallel: 2", "pipe.aq.yaml:8:5: `max_parallel` limits a `foreach:` step's items"),
+        ("    max_parallel: 2", "pipe.aq.yaml:9:19: `max_parallel` limits a `foreach:` step's items"),
         ("    foreach: [1]\n    publish: {table: t}", "pipe.aq.yaml:10:5: `b` runs per item: publish from a step"),
     ],
 )
@@ -298,6 +298,7 @@ def test_lists_past_max_map_length_are_refused_before_run_time():
 
 def test_a_sql_step_cannot_be_mapped():
     (issue,) = issues_of("steps:\n  a:\n    sql: SELECT 1\n    foreach: [1]\n")
+    assert issue.startswith("pipe.aq.yaml:4:14: ")
     assert "`foreach` runs a python or command step per item; a `sql` step cannot" in issue
 
 
@@ -395,3 +396,10 @@ def test_aq_airflow_run_shows_each_item(tmp_path):
     for name in ("per_region.run[eu]", "per_region.run[apac]", "per_region.checks[apac]"):
         assert any(line.startswith(name + " ") and "success" in line for line in lines), result.stdout
     assert any(line.startswith("together.run ") and "table: 2 rows" in line for line in lines), result.stdout
+
+
+def test_an_empty_list_skips_the_items_and_what_reads_them(run_dag, fe_funcs, warehouse, tmp_path):
+    _, dag_run, states = run_dag("fe_empty", SPEC.format(name="fe_empty"), conf={"regions": []})
+    assert states["per_region.items"] == "success"
+    assert states["per_region.run"] == "skipped" and states["together.run"] == "skipped", states
+    assert states["echo.run"] == "success"  # other steps run as usual

@@ -368,13 +368,22 @@ class Step(StepSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _foreach_fits(self) -> Step:
-        if self.foreach is not None and self.kind not in ("python", "command"):
-            raise ValueError(f"`foreach` runs a python or command step per item; a `{self.kind}` step cannot")
-        if self.max_parallel is not None and self.foreach is None:
+    @field_validator("foreach")
+    @classmethod
+    def _foreach_on_processes(cls, value: Any, info: ValidationInfo) -> Any:
+        """At the `foreach:` line: only python and command steps are mapped."""
+        kind = next((k for k in ("sql", "table") if info.data.get(k) is not None), None)
+        if value is not None and kind is not None:
+            raise ValueError(f"`foreach` runs a python or command step per item; a `{kind}` step cannot")
+        return value
+
+    @field_validator("max_parallel")
+    @classmethod
+    def _max_parallel_needs_foreach(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """At the `max_parallel:` line (a `foreach:` that failed validation is reported there)."""
+        if value is not None and "foreach" in info.data and info.data["foreach"] is None:
             raise ValueError("`max_parallel` limits a `foreach:` step's items: add `foreach:` or remove it")
-        return self
+        return value
 
     @property
     def kind(self) -> str:
