@@ -399,7 +399,47 @@ def test_aq_airflow_run_shows_each_item(tmp_path):
 
 
 def test_an_empty_list_skips_the_items_and_what_reads_them(run_dag, fe_funcs, warehouse, tmp_path):
-    _, dag_run, states = run_dag("fe_empty", SPEC.format(name="fe_empty"), conf={"regions": []})
+    _, _, states = run_dag("fe_empty", SPEC.format(name="fe_empty"), conf={"regions": []})
     assert states["per_region.items"] == "success"
     assert states["per_region.run"] == "skipped" and states["together.run"] == "skipped", states
     assert states["echo.run"] == "success"  # other steps run as usual
+
+
+def test_a_run_time_list_past_max_map_length_fails_the_items_task(run_dag, fe_funcs, warehouse, capsys):
+    regions = [f"r{i}" for i in range(1025)]
+    _, _, states = run_dag("fe_long", SPEC.format(name="fe_long"), conf={"regions": regions})
+    assert states["per_region.items"] == "failed", states
+    assert states["per_region.run"] == "upstream_failed"
+    logged = capsys.readouterr()
+    assert "1025 items, more than Airflow maps per task ([core] max_map_length = 1024)" in logged.out + logged.err
+
+
+def test_fan_in_follows_the_annotation(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    from aq_airflow.runtime.artifacts import Location
+    from aq_airflow.runtime.items import gather, write_items
+    from aq_airflow.runtime.values import write_output
+
+    def produce(step, items, outputs):
+        folder = Location.of(str(tmp_path / step))
+        write_items(folder, items)
+        for index, value in enumerate(outputs):
+            location = Location.of(str(tmp_path / step / str(index)))
+            attempt = location.begin()
+            location.commit({**write_output(location, attempt, value), "step": step})
+        return folder
+
+    tables = produce("t", [{"k": 1}, {"k": 2}], [pa.table({"v": [1, 2]}), pa.table({"v": [3]})])
+    arrow = gather(tables, "t", pa.Table)
+    assert arrow.column_names == ["item", "v"]
+    assert arrow.column("item").to_pylist() == ['{"k": 1}', '{"k": 1}', '{"k": 2}']
+    frame = gather(tables, "t", pd.DataFrame)
+    assert isinstance(frame, pd.DataFrame) and frame["v"].tolist() == [1, 2, 3]
+    listed = gather(tables, "t", list[pa.Table])
+    assert [t.num_rows for t in listed] == [2, 1]
+    numbers = produce("n", [1, 2.5], [pa.table({"v": [1]}), pa.table({"v": [2]})])
+    assert gather(numbers, "n", None).column("item").to_pylist() == [1.0, 2.5]
+    objects = produce("o", ["a", "b"], [{"model": 1}, None])
+    assert gather(objects, "o", None) == [{"model": 1}, None]
