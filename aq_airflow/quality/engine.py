@@ -52,7 +52,7 @@ class Dataset:
         columns = [tuple(c) for c in manifest["schema"]]
         if location.is_local:
             relation = parquet_relation([location.join(f) for f in manifest["files"]])
-            return cls(relation, DuckDB.in_memory(), columns, {step: relation})
+            return cls(relation, DuckDB.in_memory(readable=[location.path]), columns, {step: relation})
         relation = exp.to_table(ARTIFACT_VIEW)
         warehouse = DuckDB.in_memory({ARTIFACT_VIEW: open_dataset(location, manifest)})
         return cls(relation, warehouse, columns, {step: relation})

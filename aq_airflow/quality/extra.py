@@ -68,7 +68,11 @@ def sql_outcome(spec: CheckPlan, fetch: Callable[[str], tuple[list[str], list[tu
             raise
         return Outcome(**base, outcome=ERROR, message=f"the query failed: {type(error).__name__}: {error}")
     if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool | int):
-        return Outcome(**base, outcome=ERROR, message=f"the query must return one boolean; it returned {rows[:3]!r}")
+        # the shape, never the values: they could be anything the connection can read
+        shape = f"{len(rows)} row(s) of {len(rows[0]) if rows else 0} column(s)"
+        if len(rows) == 1 and len(rows[0]) == 1:
+            shape = f"one {type(rows[0][0]).__name__}"
+        return Outcome(**base, outcome=ERROR, message=f"the query must return one boolean; it returned {shape}")
     passed = bool(rows[0][0])
     return Outcome(**base, outcome=PASSED if passed else FAILED, message=f"the query returned {passed}",
                    observed=passed, expected=True)  # fmt: skip

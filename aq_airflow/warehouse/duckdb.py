@@ -56,9 +56,14 @@ class DuckDB(Warehouse):
         return json.dumps({"conn_type": "duckdb", "host": os.path.abspath(path)})
 
     @classmethod
-    def in_memory(cls, views: Mapping[str, Any] | None = None) -> DuckDB:
+    def in_memory(cls, views: Mapping[str, Any] | None = None, readable: Sequence[str] = ()) -> DuckDB:
         """An in-memory DuckDB, each connection with ``views`` (Arrow tables, datasets or
-        readers) registered under their names: how Parquet outputs are scanned."""
+        readers) registered under their names: how Parquet outputs are scanned.
+
+        It reads no file but those under the ``readable`` folders (the output's own): checks
+        and metrics are user SQL run on the worker, and ``read_text('/proc/self/environ')`` or
+        ``glob('/etc/*')`` would otherwise read the worker's files. The setting is locked.
+        """
 
         def connect() -> Any:
             import duckdb
@@ -66,6 +71,10 @@ class DuckDB(Warehouse):
             conn = duckdb.connect()
             for name, data in (views or {}).items():
                 conn.register(name, data)
+            folders = ", ".join("'" + folder.rstrip("/").replace("'", "''") + "/'" for folder in readable)
+            conn.execute(f"SET allowed_directories = [{folders}]")
+            conn.execute("SET enable_external_access = false")
+            conn.execute("SET lock_configuration = true")
             return conn
 
         return cls.for_dialect("duckdb", connect)  # type: ignore[return-value]

@@ -545,3 +545,38 @@ def test_a_sql_step_cannot_write_to_the_warehouse(run_dag, duckdb_warehouse, sql
     with duckdb.connect(str(duckdb_warehouse)) as conn:
         assert conn.execute("SELECT count(*) FROM wh.victim").fetchone() == (1,)
         assert not conn.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'pwned'").fetchall()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT string_agg(content, '') FROM read_text('/proc/self/environ')",
+        "SELECT count(*) > 0 FROM glob('/etc/*')",
+        "SELECT count(*) > 0 FROM read_csv('/etc/passwd')",
+    ],
+)
+def test_a_check_on_a_step_output_cannot_read_the_workers_files(tmp_path, sql):
+    """Checks on a python or command step's output run in DuckDB on the worker: it reads the
+    output's folder and nothing else, and a check's message never echoes the rows a query
+    returned (a hostile tester stored the worker's environment in aq_check_results)."""
+    import datetime
+
+    import pyarrow as pa
+
+    from aq_airflow.plan.model import CheckPlan, Severity
+    from aq_airflow.quality.engine import Dataset, run_checks
+    from aq_airflow.runtime.artifacts import Location, write_batches
+
+    location = Location.of(str(tmp_path / "out"))
+    table = pa.table({"x": [1, 2]})
+    location.commit(write_batches(location, location.begin(), table.schema, table.to_batches()))
+    dataset = Dataset.artifact(location, location.read_manifest(), "out")
+    checks = (
+        CheckPlan("peek", "sql", Severity.ERROR, sql=sql),
+        CheckPlan("echo", "sql", Severity.ERROR, sql="SELECT 'SECRET_VALUE' AS v"),
+        CheckPlan("fine", "not_null", Severity.ERROR, columns=("x",)),
+    )
+    outcomes = {o.name: o for o in run_checks(dataset, checks, set(), datetime.datetime.now(datetime.UTC))}
+    assert outcomes["peek"].outcome == "error" and "Permission" in outcomes["peek"].message
+    assert outcomes["echo"].outcome == "error" and "SECRET_VALUE" not in outcomes["echo"].message
+    assert outcomes["fine"].outcome == "passed"
