@@ -8,8 +8,9 @@ Secret, passed as ``{secret: name, key: k}``.
 Shapes are the ones secret scanners agree on and that innocent values never take: a URI with a
 password, ``password=...`` settings, cloud and SaaS key formats (AWS, GitHub, Slack, OpenAI and
 Anthropic ``sk-``, Stripe, Google, Hugging Face, Azure storage), bearer tokens, JWTs and PEM
-private key blocks. Hashes, UUIDs, URLs without a password and templated values
-(``{{ conn.x.password }}``, ``$PASSWORD``) are never flagged; the messages never repeat the value.
+private key blocks. Hashes, UUIDs, URLs without a password and templated values (``$PASSWORD``,
+``{{ var.value.x }}``) are never flagged; the messages never repeat the value. Templates that read
+an Airflow connection (``{{ conn.x.password }}``) are refused: they would print its credentials.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def secret_kind(text: str) -> str | None:
     return None
 
 
+# An Airflow template that reads a connection (`{{ conn.wh.password }}`, `conn.wh.get_uri()`)
+# would write its credentials into a query, an output or a results row in clear.
+_CONNECTION_TEMPLATE = re.compile(r"\{[{%][^}]*\bconn\b", re.IGNORECASE)
+
+
 def _strings(node: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
     if isinstance(node, str):
         yield path, node
@@ -110,6 +116,13 @@ def secret_values(data: Any) -> list[tuple[tuple, str]]:
     """
     found = []
     for path, text in _strings(data, ()):
+        if _CONNECTION_TEMPLATE.search(text):
+            where = ".".join(str(p) for p in path)
+            found.append((path, f"{where}: a template here may not read Airflow connections (`conn.`): it would "
+                                "write their credentials into queries, outputs and results; the warehouse "
+                                "connection is used by aq-airflow itself, and a step gets secrets as "
+                                "`{secret: name, key: k}` env values"))  # fmt: skip
+            continue
         if _env_entry(path) and is_credential_name(str(path[-1]), text):
             continue
         kind = secret_kind(text)

@@ -502,3 +502,22 @@ def test_a_run_param_for_a_spec_without_params_says_where_to_declare_it(tmp_path
     assert capsys.readouterr().err.splitlines() == [
         f"{path}:2:1: --param day: this spec declares no params; add `day` under `params:` to take it"
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["SELECT '{{ conn.aq_warehouse.password }}' AS p", "{{ conn.aq_warehouse.get_uri() }}", "{{conn['wh'].login}}"],
+)
+def test_a_template_reading_an_airflow_connection_is_refused(value):
+    """`{{ conn.x.password }}` in a query wrote the warehouse password into a results row (found by
+    a hostile tester); `{{ var.value.x }}` and `{{ ds }}` stay allowed."""
+    import json
+
+    from aq_airflow.spec import SpecError, SpecFile, parse_spec
+
+    allowed = json.dumps("SELECT '{{ var.value.x }}' AS v, '{{ ds }}' AS d")
+    text = f"steps:\n  a:\n    sql: {json.dumps(value)}\n  b:\n    sql: {allowed}\n"
+    with pytest.raises(SpecError) as error:
+        parse_spec(SpecFile("t.aq.yaml", text))
+    (issue,) = error.value.issues
+    assert (issue.line, issue.col) == (3, 10) and "may not read Airflow connections" in issue.message
