@@ -268,7 +268,7 @@ def test_paths_and_innocent_values_are_not_mistaken_for_credentials():
               AWS_WEB_IDENTITY_TOKEN_FILE: /var/run/secrets/eks.amazonaws.com/serviceaccount/token
               API_URL: https://api.example.com/v1?user=bob
               DATABASE_URL: postgresql://reporting@db.internal:5432/prod
-              TEMPLATED_URL: "postgresql://admin:{{ conn.db.password }}@db.internal/prod"
+              TEMPLATED_URL: "postgresql://admin:{{ var.value.db_password }}@db.internal/prod"
               EXPANDED_URL: "https://bob:${API_PASSWORD}@api.example.com/"
               MAX_TOKENS: 512
               TOKENIZERS_PARALLELISM: "false"
