@@ -72,11 +72,13 @@ def file_name_problem(path: str) -> str | None:
 
 def placeholder_dag_id(path: str) -> str:
     """A valid dag_id for a spec whose file name gives none (``my pipe.aq.yaml``, ``.aq.yaml``),
-    so its errors still show in the UI: ``aq_invalid__`` and the name's letters, or a hash of
-    ``path`` (its path in the dags folder, for an id stable across machines) when it has none."""
+    so its errors still show in the UI: ``aq_invalid__``, the name's letters and a hash of
+    ``path`` (its path in the dags folder: stable across machines, and two names with the same
+    letters, ``my pipe`` and ``my+pipe``, never share an id)."""
     words = re.sub(r"[^A-Za-z0-9_-]+", "_", file_dag_id(path)).strip("_-")
-    tail = words or f"{zlib.crc32(path.replace(os.sep, '/').encode('utf-8', 'surrogateescape')):08x}"
-    return f"aq_invalid__{tail}"[: spec_types.DAG_ID_MAX_LENGTH]
+    digest = f"{zlib.crc32(path.replace(os.sep, '/').encode('utf-8', 'surrogateescape')):08x}"
+    tail = f"{words[: spec_types.DAG_ID_MAX_LENGTH - 21]}_{digest}" if words else digest
+    return f"aq_invalid__{tail}"
 
 
 _PIPELINE_KEY = re.compile(r"^pipeline:[ \t]*(['\"]?)([A-Za-z0-9_.-]+)\1[ \t]*(#.*)?$", re.M)

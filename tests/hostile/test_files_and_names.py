@@ -192,7 +192,7 @@ def test_a_file_name_that_is_not_utf8_is_a_located_error_and_hides_no_other_dag(
     expected = (
         f"{dags_folder}/caf\ufffd.aq.yaml:1:1: the file's path is not UTF-8 text (the bytes shown as \ufffd); rename it"
     )
-    dag = placeholder(bag, "aq_invalid__caf")
+    dag = placeholder(bag, f"aq_invalid__caf_{zlib.crc32(b'caf' + bytes([0xE9]) + b'.aq.yaml'):08x}")
     assert dag.description == f"INVALID SPEC: {expected}"
     assert "caf\ufffd.aq.yaml" in dag.doc_md
     code, lines, _ = cli_lines(capsys, "compile", str(dags_folder), "--out", str(dags_folder.parent / "out"))
@@ -255,12 +255,14 @@ def test_a_dotdot_file_name_is_a_placeholder_and_no_dag_writes_outside_the_artif
     write(dags_folder, "good.aq.yaml", GOOD.format(name="good"))
     write(dags_folder, "...aq.yaml", NAMELESS)
     write(dags_folder, "my pipe.aq.yaml", NAMELESS)
+    write(dags_folder, "my+pipe.aq.yaml", NAMELESS)  # the same letters: never the same placeholder id
     write(dags_folder, ".aq.yaml", NAMELESS)
     bag = dagbag(dags_folder)
     assert_loads(bag, "good")
     invalid = sorted(d for d in bag.dags if d != "good")
     nameless = [f"aq_invalid__{zlib.crc32(name):08x}" for name in (b"...aq.yaml", b".aq.yaml")]
-    assert invalid == sorted([*nameless, "aq_invalid__my_pipe"])
+    lettered = [f"aq_invalid__my_pipe_{zlib.crc32(name):08x}" for name in (b"my pipe.aq.yaml", b"my+pipe.aq.yaml")]
+    assert invalid == sorted([*nameless, *lettered])
     assert ".." not in bag.dags and "" not in bag.dags
     for dag_id in invalid:
         assert "rename the file, or set `pipeline:`" in placeholder(bag, dag_id).description
