@@ -317,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
         help="a spec file (its pipeline, warehouse connection and results_schema are read from it), or a dag_id",
     )  # fmt: skip
     results.add_argument("--step")
-    results.add_argument("--last", type=int, default=20, help="rows per table (default 20)")
+    results.add_argument("--last", type=_positive, default=20, help="rows per table (default 20)")
     results.add_argument(
         "--warehouse",
         help="a DuckDB file, or an Airflow connection URI/JSON (default: a spec's connection if Airflow defines "
@@ -334,6 +334,13 @@ def parser() -> argparse.ArgumentParser:
     dagbag.add_argument("dags_folder")
     dagbag.set_defaults(func=cmd_dagbag)
     return main
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse says what was wrong)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -187,6 +187,17 @@ def run_pipeline(
         return _run_pipeline(spec, date, params, warehouse_uri, workdir, verbose, artifacts)
 
 
+def _outside_dates(plan, when) -> str | None:
+    """Why the date is outside the pipeline's ``start_date``..``end_date``, or None."""
+    if when is None:
+        return None
+    if plan.start_date and when < plan.start_date:
+        return f"before the pipeline's start_date {plan.start_date.date()}"
+    if plan.end_date and when > plan.end_date:
+        return f"after the pipeline's end_date {plan.end_date.date()}"
+    return None
+
+
 def _logical_date(text: str):
     """The run's logical date from ``--date`` (YYYY-MM-DD, or a full ISO timestamp), or None."""
     import re
@@ -227,6 +238,10 @@ def _run_pipeline(
     undeclared = undeclared_params(spec, plan.params, params)
     if undeclared:
         print("\n".join(undeclared), file=sys.stderr)
+        return 2
+    outside = _outside_dates(plan, _logical_date(date) if date else None)
+    if outside:
+        print(f"--date {date}: {outside}; Airflow would run no task for it", file=sys.stderr)
         return 2
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

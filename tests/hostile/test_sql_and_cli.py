@@ -580,3 +580,23 @@ def test_a_check_on_a_step_output_cannot_read_the_workers_files(tmp_path, sql):
     assert outcomes["peek"].outcome == "error" and "Permission" in outcomes["peek"].message
     assert outcomes["echo"].outcome == "error" and "SECRET_VALUE" not in outcomes["echo"].message
     assert outcomes["fine"].outcome == "passed"
+
+
+def test_run_with_a_date_before_the_start_date_says_so_instead_of_a_green_nothing(tmp_path, capsys):
+    """It printed `success` with every task `not run` (found by a hostile tester)."""
+    from aq_airflow.cli.main import main
+
+    spec = tmp_path / "dated.aq.yaml"
+    spec.write_text("pipeline: dated\nstart_date: 2026-01-01\nend_date: 2026-12-31\nsteps:\n  a: {sql: SELECT 1}\n")
+    for date, why in (("1900-01-01", "before the pipeline's start_date 2026-01-01"),
+                      ("2027-06-01", "after the pipeline's end_date 2026-12-31")):  # fmt: skip
+        assert main(["run", str(spec), "--date", date, "--workdir", str(tmp_path / "w")]) == 2
+        assert f"--date {date}: {why}" in capsys.readouterr().err
+
+
+def test_results_with_a_negative_row_count_is_a_usage_error(capsys):
+    from aq_airflow.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["results", "x", "--last", "-1"])
+    assert exit_.value.code == 2 and "is not a positive whole number" in capsys.readouterr().err
