@@ -443,3 +443,35 @@ def test_fan_in_follows_the_annotation(tmp_path):
     assert gather(numbers, "n", None).column("item").to_pylist() == [1.0, 2.5]
     objects = produce("o", ["a", "b"], [{"model": 1}, None])
     assert gather(objects, "o", None) == [{"model": 1}, None]
+
+
+def test_a_generated_foreach_file_stays_inert_whatever_the_items():
+    import ast
+
+    from tests.test_codegen import ALLOWED_CALLS, EVIL, PLAN_ENUMS, yaml_escape
+
+    allowed = ALLOWED_CALLS | {"AqItemsOperator"}
+
+    items = ", ".join('"' + "".join(yaml_escape(c) for c in value) + '"' for value in EVIL)
+    text = f"steps:\n  a:\n    python: m:f\n    foreach: [{items}]\n  b:\n    python: m:g\n    inputs: [a]\n"
+    source = render_dag(plan_of(text))
+    variables = {t.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Assign) for t in node.targets}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value  # only Operator.partial(...).expand(item=<items task>.output)
+            if node.func.attr == "partial":
+                assert isinstance(owner, ast.Name) and owner.id in allowed, ast.dump(node)
+            else:
+                assert node.func.attr == "expand" and isinstance(owner, ast.Call), ast.dump(node)
+                assert owner.func.attr == "partial" and not node.args, ast.dump(node)
+                (keyword,) = node.keywords
+                assert keyword.arg == "item" and keyword.value.attr == "output"
+                assert keyword.value.value.id in variables
+        elif isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name) and node.func.id in allowed, ast.dump(node.func)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            assert node.value.id in PLAN_ENUMS or node.value.id in variables or node.attr == "partial"
+        assert not isinstance(node, ast.Import | ast.Lambda | ast.FunctionDef | ast.ClassDef)
+    namespace: dict = {}
+    exec(compile(source, "evil.py", "exec"), namespace)  # builds, and says the items as written
+    assert namespace["dag"].get_task("a.items").plan.foreach.items == tuple(EVIL)
