@@ -40,6 +40,7 @@ from aq_airflow.spec.types import (
 )
 
 Severity = Literal["error", "warning"]
+MAX_CHECKS_PER_STEP = 200
 Scalar = str | int | float | bool
 
 # The monitoring tables (aq_airflow.results.store): a publish into them would replace or corrupt
@@ -340,8 +341,10 @@ class Step(StepSettings):
         None, description="How many of a `foreach:` step's items run at once (default: as many as slots allow)."
     )
     args: dict[StepName, Any] | None = None
-    checks: list[Check] = []
-    metrics: list[Metric] = []
+    # bounded like the rest of a spec: each check is an aggregate of one fused query and a
+    # results row; thousands make a parse-time and warehouse cost no step needs
+    checks: Annotated[list[Check], Field(max_length=MAX_CHECKS_PER_STEP)] = []
+    metrics: Annotated[list[Metric], Field(max_length=MAX_CHECKS_PER_STEP)] = []
     publish: Publish | None = None
     sensitive: list[Column] = Field([], description="Columns never shown in failing-row samples.")
     when: Condition | None = Field(

@@ -299,3 +299,16 @@ def test_the_fuzz_campaign_stays_out_of_the_test_run():
     assert "bench/fuzz.py" in fuzz
     test = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "fuzz" not in test
+
+
+def test_thousands_of_checks_on_one_step_are_a_located_error():
+    """A 1 MiB spec of 29,000 `not_null` checks took 16 s to load and hid its shard's other DAGs
+    behind the parse timeout (found by a hostile tester): a step holds at most 200."""
+    from aq_airflow.spec import SpecError, SpecFile, parse_spec
+
+    lines = ["steps:", "  a:", "    sql: SELECT 1 AS x", "    checks:"]
+    lines += [f"      - {{name: c{i}, not_null: x}}" for i in range(201)]
+    with pytest.raises(SpecError) as error:
+        parse_spec(SpecFile("many.aq.yaml", "\n".join(lines) + "\n"))
+    (issue,) = error.value.issues
+    assert (issue.line, issue.col) == (5, 7) and "at most 200 items" in issue.message
