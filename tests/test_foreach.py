@@ -475,3 +475,11 @@ def test_a_generated_foreach_file_stays_inert_whatever_the_items():
     namespace: dict = {}
     exec(compile(source, "evil.py", "exec"), namespace)  # builds, and says the items as written
     assert namespace["dag"].get_task("a.items").plan.foreach.items == tuple(EVIL)
+
+
+def test_a_foreach_plan_survives_the_plan_cache():
+    from aq_airflow.plan.store import plan_from_json, plan_to_json
+
+    text = SPEC.format(name="fe_cache").replace("foreach: [a, {x: 1}, 3]", "foreach: [a, {x: [1, 2]}, [3]]")
+    plan = plan_of(text, "fe_cache")
+    assert plan_from_json(plan_to_json(plan)) == plan
