@@ -27,7 +27,7 @@ bench/out/dag_processor_N.json; the exit status is 1 on import errors or an aq r
 
 Part 2 - worker start-up, each figure the median of 5 fresh Python processes: importing
 airflow.sdk + the KubernetesPodOperator and common.sql operator modules (the base classes of the
-aq operators), then the extra time a worker spends to get its one DAG: import aq_airflow.build and
+aq operators), then the extra time a worker spends to get its one DAG: import aq_airflow.live_dags and
 run the loader shard holding the DAG with _AIRFLOW_PARSING_CONTEXT_DAG_ID set (plan cache filled,
 and empty), against running that DAG's compiled .py file. Files are loaded the way Airflow's
 DagBag loads them (SourceFileLoader, so __pycache__ is used as in a steady state).
@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aq_airflow.build.loader import shard_of  # noqa: E402  (imports Airflow: only for the shard hash)
+from aq_airflow.live_dags.loader import shard_of  # noqa: E402  (imports Airflow: only for the shard hash)
 from aq_airflow.cli.main import DEFAULT_SHARDS  # noqa: E402
 from bench.workload import spec_text  # noqa: E402
 
@@ -297,7 +297,7 @@ import airflow.providers.common.sql.operators.sql
 t1 = time.perf_counter()
 mode, path, dag_id = sys.argv[1:4]
 if mode == "aq":
-    import aq_airflow.build
+    import aq_airflow.live_dags
 t2 = time.perf_counter()
 loader = importlib.machinery.SourceFileLoader("probe_dag_file", path)  # as DagBag loads a file
 module = importlib.util.module_from_spec(importlib.util.spec_from_loader("probe_dag_file", loader))
@@ -400,7 +400,7 @@ def print_worker_table(report: dict) -> None:
           f"median of {report['rounds']} fresh processes; loader {report['loader']} holds "
           f"{report['specs_in_shard']} specs\n")  # fmt: skip
     print(f"base imports (airflow.sdk + cncf.kubernetes pod + common.sql operators): {report['base_imports']:.3f} s\n")
-    print(f"{'how the worker gets its DAG':30} {'import aq_airflow.build':>24} {'build / exec file':>18} "
+    print(f"{'how the worker gets its DAG':30} {'import aq_airflow.live_dags':>24} {'build / exec file':>18} "
           f"{'over base':>10}")  # fmt: skip
     for name, r in report["rows"].items():
         imp = f"{r['import_build']:.3f}" if name.startswith("aq") else "-"

@@ -471,9 +471,9 @@ class Campaign:
         from airflow.dag_processing.dagbag import DagBag
         from airflow.serialization.serialized_objects import DagSerialization
 
-        from aq_airflow.build import INVALID_TAG
+        from aq_airflow.live_dags import INVALID_TAG
         from aq_airflow.plan import compile as plan_compile
-        from aq_airflow.spec.errors import printable
+        from aq_airflow.pipeline_spec.errors import printable
 
         tally = self.tally
         folder, origins = self.write_batch(start, count)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: F401
 from dagfactory import load_yaml_dags
 
-from aq_airflow.build import load_dags
+from aq_airflow.live_dags import load_dags
 from aq_airflow.plan import compile as plan_compile
 from bench.workload import write_workload
 

@@ -4,6 +4,6 @@ Builds the *.aq.yaml pipelines under this folder whose path hashes into this sha
 parses the shards in parallel; a new spec is picked up by its shard at the next parse.
 """
 
-from aq_airflow.build import load_dags
+from aq_airflow.live_dags import load_dags
 
 load_dags(globals(), shard=(0, 1))

@@ -64,11 +64,11 @@ def airflow_db():
 
 
 RUN_LOADER = (
-    "import os\nfrom aq_airflow.build import load_dags\n\n"
+    "import os\nfrom aq_airflow.live_dags import load_dags\n\n"
     'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "local"), local_run=True)\n'
 )
 PROFILE_LOADER = (
-    "import os\nfrom aq_airflow.build import load_dags\n\n"
+    "import os\nfrom aq_airflow.live_dags import load_dags\n\n"
     'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "profiles"))\n'
 )
 

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from aq_airflow.plan import compile_text
-from aq_airflow.spec import SpecError, SpecFile
+from aq_airflow.pipeline_spec import SpecError, SpecFile
 
 
 def spec_file(text: str, name: str = "pipe.aq.yaml") -> SpecFile:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from aq_airflow.spec import json_schema
+from aq_airflow.pipeline_spec import json_schema
 from tests.conftest import EXAMPLES
 from tests.helpers import write
 
@@ -91,7 +91,7 @@ def test_init_writes_loader_shards_and_the_schema(tmp_path):
     code = [line for line in (folder / "aq_dags_2.py").read_text().splitlines() if line and line[0].isalpha()]
     assert code == ["Builds the *.aq.yaml pipelines under this folder whose path hashes into this shard. Airflow",
                     "parses the shards in parallel; a new spec is picked up by its shard at the next parse.",
-                    "from aq_airflow.build import load_dags", "load_dags(globals(), shard=(2, 4))"]  # fmt: skip
+                    "from aq_airflow.live_dags import load_dags", "load_dags(globals(), shard=(2, 4))"]  # fmt: skip
     assert json.loads((folder / "aq-airflow.schema.json").read_text())["title"] == "aq-airflow pipeline spec"
     run("init", str(folder), "--shards", "2")  # fewer shards: the extra loaders go
     assert sorted(p.name for p in folder.glob("*.py")) == ["aq_dags_0.py", "aq_dags_1.py"]

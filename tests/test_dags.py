@@ -10,9 +10,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from kubernetes.client import ApiClient
 
-from aq_airflow.build import INVALID_TAG, build_dag
+from aq_airflow.live_dags import INVALID_TAG, build_dag
 from aq_airflow.plan import BUILTIN_PROFILES, compile_text
-from aq_airflow.spec import SpecFile
+from aq_airflow.pipeline_spec import SpecFile
 from tests.conftest import EXAMPLES, example_specs
 
 K8S_VERSION = kubernetes_validate.utils.latest_version()
@@ -288,8 +288,8 @@ def test_local_profile_runs_steps_as_processes():
 
 def test_profile_pod_labels_reach_every_pod():
     """AKS workload identity needs a label on the pod as well as the service account."""
-    from aq_airflow.spec import SpecError
-    from aq_airflow.spec.profiles import ProfileSpec, parse_profiles
+    from aq_airflow.pipeline_spec import SpecError
+    from aq_airflow.pipeline_spec.profiles import ProfileSpec, parse_profiles
 
     labels = {"azure.workload.identity/use": "true"}
     profiles = {"aks-wi": ProfileSpec(extends="aks", service_account="aq-runner", pod_labels=labels)}

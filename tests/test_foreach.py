@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.build import build_dag
+from aq_airflow.live_dags import build_dag
 from aq_airflow.codegen import render_dag
 from aq_airflow.operators.registry import operator_arguments, operator_expansion
 from aq_airflow.plan import compile_text

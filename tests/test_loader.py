@@ -8,7 +8,7 @@ import shutil
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from aq_airflow.build import INVALID_TAG, load_dags
+from aq_airflow.live_dags import INVALID_TAG, load_dags
 from aq_airflow.operators.errors import InvalidSpec
 from tests.conftest import EXAMPLES
 from tests.helpers import write
@@ -160,7 +160,7 @@ def test_init_shards_split_the_folder_and_every_spec_loads_exactly_once(tmp_path
     import subprocess
     import sys
 
-    from aq_airflow.build.loader import shard_of
+    from aq_airflow.live_dags.loader import shard_of
 
     folder = tmp_path / "dags"
     subprocess.run([sys.executable, "-m", "aq_airflow.cli", "init", str(folder), "--shards", "4"], check=True)
@@ -198,7 +198,7 @@ def test_building_a_dag_leaves_the_run_time_libraries_unimported():
 
     code = (
         "import sys\n"
-        "from aq_airflow.build import build_dag\n"
+        "from aq_airflow.live_dags import build_dag\n"
         "from aq_airflow.plan import compile_spec\n"
         f"for name in ('churn_scoring', 'fraud_training', 'image_embeddings'):\n"
         f"    build_dag(compile_spec({str(EXAMPLES)!r} + '/' + name + '.aq.yaml'))\n"

@@ -34,7 +34,7 @@ def test_core_works_without_airflow(core_venv, tmp_path):
     probe = subprocess.run([python, "-c", "import airflow"], capture_output=True, text=True, cwd=tmp_path)
     assert probe.returncode != 0  # really no Airflow here
     code = (
-        "import sys, aq_airflow.spec, aq_airflow.runtime, aq_airflow.plan, aq_airflow.codegen;"
+        "import sys, aq_airflow.pipeline_spec, aq_airflow.runtime, aq_airflow.plan, aq_airflow.codegen;"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'airflow']"
     )
     subprocess.run([python, "-c", code], check=True, cwd=tmp_path)

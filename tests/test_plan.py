@@ -33,7 +33,7 @@ from aq_airflow.plan.model import (
     TaskRole,
 )
 from aq_airflow.plan.store import plan_from_json, plan_to_json
-from aq_airflow.spec import SpecFile
+from aq_airflow.pipeline_spec import SpecFile
 from tests.conftest import EXAMPLES, example_specs
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from aq_airflow.spec import SpecFile, json_schema, parse_spec
+from aq_airflow.pipeline_spec import SpecFile, json_schema, parse_spec
 from tests.conftest import EXAMPLES, example_specs
 from tests.helpers import issues_of
 

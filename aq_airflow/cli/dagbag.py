@@ -6,7 +6,7 @@ from __future__ import annotations
 def show_dagbag(folder: str) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
-    from aq_airflow.build import INVALID_TAG
+    from aq_airflow.live_dags import INVALID_TAG
 
     bag = DagBag(dag_folder=folder)
     invalid = 0

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aq_airflow.spec import SpecError, SpecFile, SpecIssue, spec_paths
+from aq_airflow.pipeline_spec import SpecError, SpecFile, SpecIssue, spec_paths
 
 LOADER_MARK = "(written by `aq-airflow init`)"
 LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_MARK}.
@@ -25,7 +25,7 @@ Builds the *.aq.yaml pipelines under this folder whose path hashes into this sha
 parses the shards in parallel; a new spec is picked up by its shard at the next parse.
 """
 
-from aq_airflow.build import load_dags
+from aq_airflow.live_dags import load_dags
 
 load_dags(globals(), shard=({{index}}, {{shards}}))
 '''
@@ -109,7 +109,7 @@ def _check(paths: Sequence[str]) -> list[_Compiled]:
 def _deep_check(compiled: list[_Compiled]) -> None:
     """What only validate checks, on each spec that plans: its SQL parsed with sqlglot and its
     `expect:` checks looked up in Great Expectations (slow imports the loader never pays for)."""
-    from aq_airflow.spec.deep import deep_issues
+    from aq_airflow.pipeline_spec.deep import deep_issues
 
     notes: set[str] = set()
     for spec in compiled:
@@ -184,7 +184,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from aq_airflow.spec import json_schema
+    from aq_airflow.pipeline_spec import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.out:
@@ -202,7 +202,7 @@ def loader_files(shards: int) -> dict[str, str]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from aq_airflow.spec import json_schema
+    from aq_airflow.pipeline_spec import json_schema
 
     if args.shards < 1:
         print("--shards must be at least 1", file=sys.stderr)

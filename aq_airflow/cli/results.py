@@ -219,7 +219,7 @@ def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[st
     argument; a --warehouse value becomes the CLI's own connection."""
     if _is_spec(target):
         from aq_airflow.plan import compile_spec
-        from aq_airflow.spec import SpecError
+        from aq_airflow.pipeline_spec import SpecError
 
         try:
             plan = compile_spec(target)

@@ -20,7 +20,7 @@ from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
 from aq_airflow.warehouse import DuckDB
 
-LOADER = """from aq_airflow.build import load_dags
+LOADER = """from aq_airflow.live_dags import load_dags
 
 load_dags(globals(), local_run=True)
 """
@@ -147,7 +147,7 @@ def _prepare(
 def undeclared_params(spec: Path, declared: dict, given: dict) -> list[str]:
     """One located line per ``--param`` key the spec's ``params:`` does not declare (Airflow
     would take it into the run's conf and no template would ever read it)."""
-    from aq_airflow.spec import Problem, SpecFile
+    from aq_airflow.pipeline_spec import Problem, SpecFile
 
     unknown = [key for key in given if key not in declared]
     if not unknown:
@@ -219,7 +219,7 @@ def _run_pipeline(
 ) -> int:  # fmt: skip
     from aq_airflow.cli.connection import WarehouseError, is_path
     from aq_airflow.plan import compile_spec
-    from aq_airflow.spec import SpecError
+    from aq_airflow.pipeline_spec import SpecError
 
     if date is not None and _logical_date(date) is None:
         print(f"--date {date}: not a date: use YYYY-MM-DD", file=sys.stderr)
@@ -265,7 +265,7 @@ def _run(
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from aq_airflow.build import INVALID_TAG
+    from aq_airflow.live_dags import INVALID_TAG
 
     db.initdb()
     bag = DagBag(dag_folder=str(dags))

@@ -1,6 +1,6 @@
 """Which operator runs a planned task, and with which arguments: one table for both backends.
 
-``build`` (live DAGs) and ``codegen`` (generated files) both ask here, so a task is the same
+``live_dags`` (live DAGs) and ``codegen`` (generated files) both ask here, so a task is the same
 operator with the same arguments whichever backend made it. The choice is keyed by the task's
 role and, for a step's compute, by its step kind and runner (the Plan never names a class).
 This module imports no Airflow: codegen uses it too.

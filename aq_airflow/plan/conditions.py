@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aq_airflow.plan.model import ConditionPlan
-from aq_airflow.spec.conditions import Condition, ParamOperand, RecordedOperand
+from aq_airflow.pipeline_spec.conditions import Condition, ParamOperand, RecordedOperand
 
 
 def compile_condition(condition: Condition) -> ConditionPlan:

@@ -1,6 +1,6 @@
 """The Plan: a pipeline as typed, runner-neutral data.
 
-Both backends read only this: ``build`` turns it into live DAG objects at parse time and
+Both backends read only this: ``live_dags`` turns it into live DAG objects at parse time and
 ``codegen`` renders it as Python source. The Plan says *what* runs (a step's kind, command,
 resolved resources and placement, artifact references, compiled checks with their defaults and
 durations resolved), never which operator class runs it: ``aq_airflow.operators.registry``

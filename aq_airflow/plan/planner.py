@@ -54,12 +54,12 @@ from aq_airflow.plan.model import (
     WhenPlan,
 )
 from aq_airflow.plan.profiles import Profile, resolve_profile
-from aq_airflow.spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
-from aq_airflow.spec.conditions import referenced_steps
-from aq_airflow.spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
-from aq_airflow.spec.models import Check, Metric
-from aq_airflow.spec.profiles import ProfileSpec
-from aq_airflow.spec.types import duration_seconds
+from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
+from aq_airflow.pipeline_spec.conditions import referenced_steps
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
+from aq_airflow.pipeline_spec.models import Check, Metric
+from aq_airflow.pipeline_spec.profiles import ProfileSpec
+from aq_airflow.pipeline_spec.types import duration_seconds
 
 
 def _merged(pipeline: Pipeline, step: Step, key: str):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from aq_airflow.spec.profiles import ProfileSpec
+from aq_airflow.pipeline_spec.profiles import ProfileSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
 _GPU_TAINT = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from aq_airflow.build import INVALID_TAG, load_dags
-from aq_airflow.spec import SpecError, SpecFile, parse_spec
-from aq_airflow.spec.yamlpos import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES
+from aq_airflow.live_dags import INVALID_TAG, load_dags
+from aq_airflow.pipeline_spec import SpecError, SpecFile, parse_spec
+from aq_airflow.pipeline_spec.yamlpos import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES
 from tests.helpers import write
 
 GOOD = "pipeline: {name}\nsteps:\n  a:\n    sql: SELECT 1 AS x\n"
@@ -90,7 +90,7 @@ LOADER_MEASURE = (
     PEAK
     + """
 import json, os, sys, time
-from aq_airflow.build import load_dags
+from aq_airflow.live_dags import load_dags
 warm, bomb = sys.argv[1:]
 load_dags({"__file__": os.path.join(warm, "aq_dags.py")})  # every import a parse needs, paid first
 before = peak()
@@ -304,7 +304,7 @@ def test_the_fuzz_campaign_stays_out_of_the_test_run():
 def test_thousands_of_checks_on_one_step_are_a_located_error():
     """A 1 MiB spec of 29,000 `not_null` checks took 16 s to load and hid its shard's other DAGs
     behind the parse timeout (found by a hostile tester): a step holds at most 200."""
-    from aq_airflow.spec import SpecError, SpecFile, parse_spec
+    from aq_airflow.pipeline_spec import SpecError, SpecFile, parse_spec
 
     lines = ["steps:", "  a:", "    sql: SELECT 1 AS x", "    checks:"]
     lines += [f"      - {{name: c{i}, not_null: x}}" for i in range(201)]

@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
-from aq_airflow.spec import SpecFile
-from aq_airflow.spec.deep import deep_issues
+from aq_airflow.pipeline_spec import SpecFile
+from aq_airflow.pipeline_spec.deep import deep_issues
 from tests.helpers import issues_of, write
 
 # -- durations ------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def test_the_longest_delays_and_timeouts_build_and_serialize_as_an_airflow_dag()
     """The bounds are ones Airflow takes: the DAG builds, serializes and its timedeltas survive."""
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from aq_airflow.build import build_dag
+    from aq_airflow.live_dags import build_dag
     from aq_airflow.plan import compile_text
     from tests.helpers import spec_file
 
@@ -162,7 +162,7 @@ def test_reading_the_results_tables_is_still_allowed():
 
 def test_the_reserved_names_are_the_results_store_tables():
     from aq_airflow.results.store import CHECKS_TABLE, METRICS_TABLE
-    from aq_airflow.spec.models import RESULTS_TABLES
+    from aq_airflow.pipeline_spec.models import RESULTS_TABLES
 
     assert set(RESULTS_TABLES) == {CHECKS_TABLE, METRICS_TABLE}
 
@@ -470,7 +470,7 @@ def test_the_dags_folder_loader_never_imports_great_expectations_nor_checks_sql(
     )
     code = (
         "import sys\n"
-        "from aq_airflow.build import load_dags\n"
+        "from aq_airflow.live_dags import load_dags\n"
         f"dags = load_dags({{'__file__': {str(dags_folder / 'aq_dags_0.py')!r}}})\n"
         "print([sorted(d.tags) for d in dags], 'great_expectations' in sys.modules)\n"
     )
@@ -513,7 +513,7 @@ def test_a_template_reading_an_airflow_connection_is_refused(value):
     a hostile tester); `{{ var.value.x }}` and `{{ ds }}` stay allowed."""
     import json
 
-    from aq_airflow.spec import SpecError, SpecFile, parse_spec
+    from aq_airflow.pipeline_spec import SpecError, SpecFile, parse_spec
 
     allowed = json.dumps("SELECT '{{ var.value.x }}' AS v, '{{ ds }}' AS d")
     text = f"steps:\n  a:\n    sql: {json.dumps(value)}\n  b:\n    sql: {allowed}\n"

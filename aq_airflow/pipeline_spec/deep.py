@@ -1,6 +1,6 @@
 """The checks only ``aq-airflow validate`` makes, on a spec that already validates and plans:
-its SQL parsed with sqlglot (:mod:`aq_airflow.spec.sql`) and its ``expect:`` checks looked up in
-Great Expectations (:mod:`aq_airflow.spec.expectations`).
+its SQL parsed with sqlglot (:mod:`aq_airflow.pipeline_spec.sql`) and its ``expect:`` checks looked up in
+Great Expectations (:mod:`aq_airflow.pipeline_spec.expectations`).
 
 They need the ``airflow`` extra's sqlglot and GX, and GX takes seconds to import, so the
 dags-folder loader never runs them; without those packages they are skipped with a note.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from aq_airflow.spec.errors import SpecIssue
-from aq_airflow.spec.load import Problem, SpecFile, parse_spec
+from aq_airflow.pipeline_spec.errors import SpecIssue
+from aq_airflow.pipeline_spec.load import Problem, SpecFile, parse_spec
 
 _EXTRA = "install aq-airflow[airflow] to check it"
 
@@ -25,14 +25,14 @@ def deep_issues(spec_file: SpecFile, notes: set[str] | None = None) -> list[Spec
     if importlib.util.find_spec("sqlglot") is None:
         notes.add(f"sqlglot is not installed: SQL was not parsed ({_EXTRA})")
     else:
-        from aq_airflow.spec.sql import sql_problems
+        from aq_airflow.pipeline_spec.sql import sql_problems
 
         problems += sql_problems(pipeline)
     if any(c.expect for s in pipeline.steps.values() for c in s.checks):
         if importlib.util.find_spec("great_expectations") is None:
             notes.add(f"great_expectations is not installed: `expect:` checks were not looked up ({_EXTRA})")
         else:
-            from aq_airflow.spec.expectations import expectation_problems
+            from aq_airflow.pipeline_spec.expectations import expectation_problems
 
             problems += expectation_problems(pipeline)
     return sorted((spec_file.issue(p) for p in problems), key=lambda i: (i.line, i.col, i.message))

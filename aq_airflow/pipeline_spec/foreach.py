@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aq_airflow.spec.types import Column, StepName
+from aq_airflow.pipeline_spec.types import Column, StepName
 
 # Airflow's `[core] max_map_length` default: a mapped task of more items fails when its item
 # list is pushed. Literal lists and param defaults are checked against it before run time.

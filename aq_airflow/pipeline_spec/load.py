@@ -21,12 +21,12 @@ from typing import Any
 import pydantic
 import yaml
 
-from aq_airflow.spec import models
-from aq_airflow.spec import types as spec_types
-from aq_airflow.spec.conditions import condition_problems, referenced_steps
-from aq_airflow.spec.errors import SpecError, SpecIssue, printable
-from aq_airflow.spec.secrets import secret_values
-from aq_airflow.spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
+from aq_airflow.pipeline_spec import models
+from aq_airflow.pipeline_spec import types as spec_types
+from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_steps
+from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
+from aq_airflow.pipeline_spec.secrets import secret_values
+from aq_airflow.pipeline_spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
 
 SPEC_SUFFIXES = (".aq.yaml", ".aq.yml")
 # Steps in one pipeline (each is up to four Airflow tasks); more is a sign to split it.

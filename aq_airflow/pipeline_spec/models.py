@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from aq_airflow.spec.conditions import Condition
-from aq_airflow.spec.foreach import MAX_MAP_LENGTH, Foreach
-from aq_airflow.spec.secrets import is_credential_name
-from aq_airflow.spec.types import (
+from aq_airflow.pipeline_spec.conditions import Condition
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach
+from aq_airflow.pipeline_spec.secrets import is_credential_name
+from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
     CallablePath,
     Column,

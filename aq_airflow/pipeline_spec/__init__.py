@@ -3,9 +3,9 @@
 Imports nothing of Airflow, so editors, CI and step images can validate specs cheaply.
 """
 
-from aq_airflow.spec.errors import SpecError, SpecIssue
-from aq_airflow.spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec, spec_paths
-from aq_airflow.spec.models import Check, Metric, Pipeline, Publish, Resources, SecretRef, Step
+from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue
+from aq_airflow.pipeline_spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec, spec_paths
+from aq_airflow.pipeline_spec.models import Check, Metric, Pipeline, Publish, Resources, SecretRef, Step
 
 
 def json_schema() -> dict:

@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
-from aq_airflow.spec.load import SpecFile, load_document, validation_problems
-from aq_airflow.spec.models import Model
-from aq_airflow.spec.types import ByteQuantity, ConnId, CpuQuantity, Duration, KubeName
+from aq_airflow.pipeline_spec.load import SpecFile, load_document, validation_problems
+from aq_airflow.pipeline_spec.models import Model
+from aq_airflow.pipeline_spec.types import ByteQuantity, ConnId, CpuQuantity, Duration, KubeName
 
 PROFILES_FILE = "aq-profiles.yaml"
 ProfileName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]

@@ -24,8 +24,8 @@ import logging
 import re
 from typing import Any
 
-from aq_airflow.spec.load import Problem
-from aq_airflow.spec.models import Pipeline
+from aq_airflow.pipeline_spec.load import Problem
+from aq_airflow.pipeline_spec.models import Pipeline
 
 WAREHOUSE_DIALECTS = ("duckdb", "postgres", "snowflake", "")  # "" is sqlglot's generic dialect
 ARTIFACT_DIALECTS = ("duckdb",)

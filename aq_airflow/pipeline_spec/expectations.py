@@ -17,8 +17,8 @@ import functools
 import os
 import re
 
-from aq_airflow.spec.load import Problem
-from aq_airflow.spec.models import Pipeline
+from aq_airflow.pipeline_spec.load import Problem
+from aq_airflow.pipeline_spec.models import Pipeline
 
 
 def _camel(name: str) -> str:

@@ -1,7 +1,0 @@
-"""The build layer: Plans become live Airflow DAGs; the dags-folder loader."""
-
-from aq_airflow.build.dag import build_dag
-from aq_airflow.build.loader import load_dags
-from aq_airflow.build.placeholder import INVALID_TAG, placeholder_dag
-
-__all__ = ["INVALID_TAG", "build_dag", "load_dags", "placeholder_dag"]
