@@ -52,8 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aq_airflow.live_dags.loader import shard_of  # noqa: E402  (imports Airflow: only for the shard hash)
 from aq_airflow.cli.main import DEFAULT_SHARDS  # noqa: E402
+from aq_airflow.live_dags.loader import shard_of  # noqa: E402  (imports Airflow: only for the shard hash)
 from bench.workload import spec_text  # noqa: E402
 
 BIN = Path(sys.executable).parent

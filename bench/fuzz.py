@@ -472,8 +472,8 @@ class Campaign:
         from airflow.serialization.serialized_objects import DagSerialization
 
         from aq_airflow.live_dags import INVALID_TAG
-        from aq_airflow.plan import compile as plan_compile
         from aq_airflow.pipeline_spec.errors import printable
+        from aq_airflow.plan import compile as plan_compile
 
         tally = self.tally
         folder, origins = self.write_batch(start, count)

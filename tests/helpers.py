@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from aq_airflow.plan import compile_text
 from aq_airflow.pipeline_spec import SpecError, SpecFile
+from aq_airflow.plan import compile_text
 
 
 def spec_file(text: str, name: str = "pipe.aq.yaml") -> SpecFile:

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from aq_airflow.cli.main import main as cli
 from aq_airflow.codegen import render_dag
-from aq_airflow.plan import compile_spec, compile_text
-from aq_airflow.plan.model import PLAN_TYPES
 from aq_airflow.pipeline_spec import SpecFile
 from aq_airflow.pipeline_spec.secrets import secret_kind
+from aq_airflow.plan import compile_spec, compile_text
+from aq_airflow.plan.model import PLAN_TYPES
 from tests.conftest import EXAMPLES, example_specs
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from aq_airflow.cli.main import loader_files
 from aq_airflow.cli.main import main as cli
-from aq_airflow.plan import compile_text
-from aq_airflow.plan.model import ConditionPlan, TaskRole, WhenPlan
 from aq_airflow.pipeline_spec import SpecError, SpecFile
 from aq_airflow.pipeline_spec.load import parse_spec
+from aq_airflow.plan import compile_text
+from aq_airflow.plan.model import ConditionPlan, TaskRole, WhenPlan
 
 FLAG = """
 pipeline: {name}
@@ -137,8 +137,8 @@ def _judge(when: str, params: dict, store: _Store) -> tuple[bool, list[str]]:
     import types
 
     from aq_airflow.operators.condition import ConditionContext, evaluate
-    from aq_airflow.plan.conditions import compile_condition
     from aq_airflow.pipeline_spec.conditions import Condition
+    from aq_airflow.plan.conditions import compile_condition
 
     plan = WhenPlan("s", compile_condition(Condition.model_validate(when)), "wh", None, "h")
     ti = types.SimpleNamespace(dag_id="d", run_id="r", map_index=-1)

@@ -11,8 +11,8 @@ from airflow.dag_processing.dagbag import DagBag
 from kubernetes.client import ApiClient
 
 from aq_airflow.live_dags import INVALID_TAG, build_dag
-from aq_airflow.plan import BUILTIN_PROFILES, compile_text
 from aq_airflow.pipeline_spec import SpecFile
+from aq_airflow.plan import BUILTIN_PROFILES, compile_text
 from tests.conftest import EXAMPLES, example_specs
 
 K8S_VERSION = kubernetes_validate.utils.latest_version()

@@ -167,8 +167,8 @@ def test_the_step_context_renders_for_runs_without_a_logical_date():
     import types
 
     from aq_airflow.live_dags import build_dag
-    from aq_airflow.plan import compile_text
     from aq_airflow.pipeline_spec import SpecFile
+    from aq_airflow.plan import compile_text
 
     dag = build_dag(compile_text(SpecFile("ctx.aq.yaml", "steps:\n  a:\n    python: m:f\n")))
     task = dag.get_task("a.run")
@@ -187,8 +187,8 @@ def test_a_local_command_is_templated_as_a_pod_command_is():
     import types
 
     from aq_airflow.live_dags import build_dag
-    from aq_airflow.plan import compile_text
     from aq_airflow.pipeline_spec import SpecFile
+    from aq_airflow.plan import compile_text
 
     dag = build_dag(compile_text(SpecFile("tpl.aq.yaml", 'steps:\n  a:\n    command: "echo {{ ds }}"\n')))
     task = dag.get_task("a.run")

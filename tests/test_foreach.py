@@ -11,8 +11,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.live_dags import build_dag
 from aq_airflow.codegen import render_dag
+from aq_airflow.live_dags import build_dag
 from aq_airflow.operators.registry import operator_arguments, operator_expansion
 from aq_airflow.plan import compile_text
 from aq_airflow.runtime.artifacts import MANIFEST

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from aq_airflow.codegen.literals import py_literal
 from aq_airflow.operators.registry import operator_arguments, operator_name
+from aq_airflow.pipeline_spec import SpecFile
 from aq_airflow.plan import compile_spec, compile_text
 from aq_airflow.plan.model import (
     PLAN_TYPES,
@@ -33,7 +34,6 @@ from aq_airflow.plan.model import (
     TaskRole,
 )
 from aq_airflow.plan.store import plan_from_json, plan_to_json
-from aq_airflow.pipeline_spec import SpecFile
 from tests.conftest import EXAMPLES, example_specs
 
 

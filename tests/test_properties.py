@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aq_airflow.live_dags import build_dag
-from aq_airflow.plan import Seconds, compile_text
 from aq_airflow.pipeline_spec import SpecError, SpecFile
+from aq_airflow.plan import Seconds, compile_text
 from tests.conftest import EXAMPLES
 
 BASES = [yaml.safe_load((EXAMPLES / name).read_text()) for name in ("churn_scoring.aq.yaml", "fraud_training.aq.yaml")]
@@ -111,7 +111,7 @@ _LITERAL_NAMESPACE = {"datetime": datetime.datetime, "timedelta": datetime.timed
 def test_generated_literals_evaluate_to_what_the_live_dag_gets(value):
     """compiled == live for every value: the source codegen writes evaluates to exactly what the
     live builder materializes (datetimes to the microsecond, durations, any unicode)."""
-    from aq_airflow.live_dags.dag import materialize
     from aq_airflow.codegen.literals import py_literal
+    from aq_airflow.live_dags.dag import materialize
 
     assert eval(py_literal(value), dict(_LITERAL_NAMESPACE)) == materialize(value)

@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
+from aq_airflow.pipeline_spec.models import Check, Metric
 from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.plan.planner import compile_check, compile_metric
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics
 from aq_airflow.quality.suite import Suite
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.pipeline_spec.models import Check, Metric
 from aq_airflow.warehouse import Warehouse, table_expression
 
 ROWS = [

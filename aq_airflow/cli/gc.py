@@ -99,8 +99,8 @@ def _age(seconds: float) -> str:
 
 def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = None) -> int:
     """Delete (or with ``dry_run`` list) the expired run folders of every spec under the folder."""
-    from aq_airflow.plan import compile_spec
     from aq_airflow.pipeline_spec import SpecError, spec_paths
+    from aq_airflow.plan import compile_spec
 
     now = now or datetime.datetime.now(datetime.timezone.utc)
     removed = kept = 0

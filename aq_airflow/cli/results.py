@@ -218,8 +218,8 @@ def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[st
     """(dag_id, connection id, results schema, where, for the reader) of a SPEC or PIPELINE
     argument; a --warehouse value becomes the CLI's own connection."""
     if _is_spec(target):
-        from aq_airflow.plan import compile_spec
         from aq_airflow.pipeline_spec import SpecError
+        from aq_airflow.plan import compile_spec
 
         try:
             plan = compile_spec(target)

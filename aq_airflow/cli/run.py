@@ -218,8 +218,8 @@ def _run_pipeline(
     artifacts: str | None,
 ) -> int:  # fmt: skip
     from aq_airflow.cli.connection import WarehouseError, is_path
-    from aq_airflow.plan import compile_spec
     from aq_airflow.pipeline_spec import SpecError
+    from aq_airflow.plan import compile_spec
 
     if date is not None and _logical_date(date) is None:
         print(f"--date {date}: not a date: use YYYY-MM-DD", file=sys.stderr)

@@ -23,12 +23,12 @@ from airflow.sdk import DAG, get_parsing_context
 
 from aq_airflow.live_dags.dag import build_dag
 from aq_airflow.live_dags.placeholder import placeholder_dag
-from aq_airflow.plan.compile import compile_text, profiles_near
-from aq_airflow.plan.store import PlanStore
 from aq_airflow.pipeline_spec import SpecError, SpecFile, SpecIssue, spec_paths
 from aq_airflow.pipeline_spec.errors import printable
 from aq_airflow.pipeline_spec.load import file_dag_id, placeholder_dag_id
 from aq_airflow.pipeline_spec.types import DAG_ID_MAX_LENGTH, is_dag_id
+from aq_airflow.plan.compile import compile_text, profiles_near
+from aq_airflow.plan.store import PlanStore
 
 log = logging.getLogger(__name__)
 DUPLICATE_MARK = "__duplicate_"

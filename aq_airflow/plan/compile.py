@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 
+from aq_airflow.pipeline_spec import ProblemsFound, SpecFile, parse_spec
+from aq_airflow.pipeline_spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
 from aq_airflow.plan.model import DagPlan
 from aq_airflow.plan.planner import plan_pipeline
 from aq_airflow.plan.store import PlanStore
-from aq_airflow.pipeline_spec import ProblemsFound, SpecFile, parse_spec
-from aq_airflow.pipeline_spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
 
 _PLANS: dict[tuple[str, ...], DagPlan] = {}
 _PROFILES: dict[str, dict[str, ProfileSpec]] = {}

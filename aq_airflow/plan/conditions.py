@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aq_airflow.plan.model import ConditionPlan
 from aq_airflow.pipeline_spec.conditions import Condition, ParamOperand, RecordedOperand
+from aq_airflow.plan.model import ConditionPlan
 
 
 def compile_condition(condition: Condition) -> ConditionPlan:

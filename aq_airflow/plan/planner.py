@@ -20,6 +20,12 @@ import json
 import os
 import re
 
+from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
+from aq_airflow.pipeline_spec.conditions import referenced_steps
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
+from aq_airflow.pipeline_spec.models import Check, Metric
+from aq_airflow.pipeline_spec.profiles import ProfileSpec
+from aq_airflow.pipeline_spec.types import duration_seconds
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
     DEFAULT_MIN_HISTORY,
@@ -54,12 +60,6 @@ from aq_airflow.plan.model import (
     WhenPlan,
 )
 from aq_airflow.plan.profiles import Profile, resolve_profile
-from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
-from aq_airflow.pipeline_spec.conditions import referenced_steps
-from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
-from aq_airflow.pipeline_spec.models import Check, Metric
-from aq_airflow.pipeline_spec.profiles import ProfileSpec
-from aq_airflow.pipeline_spec.types import duration_seconds
 
 
 def _merged(pipeline: Pipeline, step: Step, key: str):

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from aq_airflow.live_dags import INVALID_TAG, load_dags
 from aq_airflow.cli.main import main as cli
-from aq_airflow.plan import compile_text
-from aq_airflow.plan.model import ArtifactRef
+from aq_airflow.live_dags import INVALID_TAG, load_dags
 from aq_airflow.pipeline_spec import SpecError, SpecFile
 from aq_airflow.pipeline_spec.types import DAG_ID_PATTERN, DagId, StepName, is_dag_id
+from aq_airflow.plan import compile_text
+from aq_airflow.plan.model import ArtifactRef
 from tests.helpers import write
 
 GOOD = "pipeline: {name}\nsteps:\n  a:\n    sql: SELECT 1 AS x\n  b:\n    python: pkg.mod:fn\n    inputs: [a]\n"

@@ -345,8 +345,8 @@ def test_no_learned_alarm_before_the_minimum_history(run_dag, steps, results):
 
 
 def test_min_history_is_configurable_and_bounded_by_the_window():
-    from aq_airflow.plan.planner import compile_metric
     from aq_airflow.pipeline_spec.models import Metric
+    from aq_airflow.plan.planner import compile_metric
 
     def plan(history):
         return compile_metric(Metric.model_validate({"name": "m", "count": "*", "history": history}))

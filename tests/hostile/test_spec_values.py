@@ -161,8 +161,8 @@ def test_reading_the_results_tables_is_still_allowed():
 
 
 def test_the_reserved_names_are_the_results_store_tables():
-    from aq_airflow.results.store import CHECKS_TABLE, METRICS_TABLE
     from aq_airflow.pipeline_spec.models import RESULTS_TABLES
+    from aq_airflow.results.store import CHECKS_TABLE, METRICS_TABLE
 
     assert set(RESULTS_TABLES) == {CHECKS_TABLE, METRICS_TABLE}
 

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from aq_airflow.cli.main import main
+from aq_airflow.pipeline_spec.models import Check, Metric
 from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.plan.planner import compile_check, compile_metric
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics
-from aq_airflow.pipeline_spec.models import Check, Metric
 from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 
 CLI = [sys.executable, "-m", "aq_airflow.cli"]
