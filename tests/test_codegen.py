@@ -73,7 +73,7 @@ PLAN_ENUMS = {name for name, cls in PLAN_TYPES.items() if issubclass(cls, enum.E
 ALLOWED_CALLS = {
     "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback", "float",
     "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
-    "AqCheckOperator", "AqMetricOperator", "AqPublishOperator",
+    "AqCheckOperator", "AqMetricOperator", "AqPublishOperator", "AqItemsOperator", "AqConditionOperator",
     *(set(PLAN_TYPES) - PLAN_ENUMS),
 }  # fmt: skip
 ALLOWED_IMPORTS = {"datetime", "airflow.sdk", "aq_airflow.operators", "aq_airflow.plan.model"}

@@ -180,7 +180,7 @@ def test_a_killed_writer_leaves_no_output_on_the_store_that_reads_as_whole(objec
         path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
         env = {**os.environ, "PYTHONPATH": path, contract.STEP: "retried", contract.OUTPUT: f"{root}/retried",
                contract.CONTEXT: json.dumps({"run_id": "manual__1", "ds": "2026-03-01", "params": {}}),
-               contract.INPUTS: contract.encode_inputs(["numbers"], as_list=False),
+               contract.INPUTS: contract.encode_inputs({"numbers": "numbers"}, as_list=False),
                contract.input_variable("numbers"): numbers.uri}  # fmt: skip
         command = [sys.executable, "-m", "aq_airflow.runtime", "--function", f"killed_steps:{function}"]
         return subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)

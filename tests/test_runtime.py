@@ -61,7 +61,7 @@ def run_step(python, workspace, function, output, inputs, args=None):
         contract.STEP: output,
         contract.OUTPUT: str(workspace / "store" / output),
         contract.CONTEXT: json.dumps({"run_id": "manual__1", "ds": "2026-03-01", "params": {}}),
-        contract.INPUTS: contract.encode_inputs(list(inputs), as_list=False),
+        contract.INPUTS: contract.encode_inputs(dict(inputs), as_list=False),
         **{contract.input_variable(k): str(workspace / "store" / v) for k, v in inputs.items()},
     }
     if args:
@@ -155,7 +155,7 @@ def stored(tmp_path, name: str, table: pa.Table) -> str:
 def step_env(tmp_path, inputs: dict[str, str], as_list: bool, **extra) -> dict[str, str]:
     """What the planner and an operator put in a step's environment, for these inputs."""
     table = pa.table({"n": [1, 2]})
-    env = {contract.INPUTS: contract.encode_inputs(list(inputs), as_list), **extra}
+    env = {contract.INPUTS: contract.encode_inputs(dict(inputs), as_list), **extra}
     for name, producer in inputs.items():
         env[contract.input_variable(name)] = stored(tmp_path, producer, table)
     return env

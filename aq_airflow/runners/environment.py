@@ -33,9 +33,11 @@ def step_environment(run: RunPlan) -> dict[str, str]:
         env[contract.ARGS] = json.dumps(run.args, sort_keys=True)
     env[contract.CONTEXT] = CONTEXT_TEMPLATE
     if run.inputs:
-        env[contract.INPUTS] = contract.encode_inputs([i.argument for i in run.inputs], run.inputs_as_list)
-        gathered = [i.argument for i in run.inputs if i.gather]  # fan-ins from mapped steps
-        env[contract.INPUTS] = contract.encode_gathered(env[contract.INPUTS], gathered)
+        env[contract.INPUTS] = contract.encode_inputs(
+            {i.argument: i.artifact.step for i in run.inputs},
+            run.inputs_as_list,
+            gathered=[i.argument for i in run.inputs if i.gather],  # fan-ins from mapped steps
+        )
     return env
 
 

@@ -8,6 +8,7 @@ name, and the runtime's own command line, is defined here and only here.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 DAG_ID = "AQ_DAG_ID"
 RUN_ID = "AQ_RUN_ID"
@@ -39,24 +40,31 @@ def input_variable(name: str) -> str:
     return INPUT_PREFIX + name.upper()
 
 
-def encode_inputs(names: list[str], as_list: bool) -> str:
-    """``AQ_INPUTS``: a list input (``inputs: [a, b]``) binds by name, then in order; a map
-    (``inputs: {arg: step}``) binds by name only."""
-    return json.dumps({"names": names, "form": "list" if as_list else "map"})
+def encode_inputs(producers: dict[str, str], as_list: bool, gathered: list[str] = ()) -> str:
+    """``AQ_INPUTS``: the inputs' names in spec order, the step that produced each (named in the
+    runtime's errors), their form and which are fan-ins. A list input (``inputs: [a, b]``) binds
+    by name, then in order; a map (``inputs: {arg: step}``) binds by name only. A fan-in's
+    ``AQ_INPUT_<NAME>`` is the mapped step's folder, with ``_items.json`` and ``0/``, ``1/``, ..."""
+    declared = {"names": list(producers), "producers": producers, "form": "list" if as_list else "map"}
+    return json.dumps({**declared, "gather": list(gathered)} if gathered else declared)
 
 
-def encode_gathered(inputs: str, gathered: list[str]) -> str:
-    """``AQ_INPUTS`` with the inputs that are fan-ins (every item's output of a mapped step: its
-    ``AQ_INPUT_<NAME>`` is the step's folder, with ``_items.json`` and ``0/``, ``1/``, ...)."""
-    return json.dumps({**json.loads(inputs), "gather": gathered}) if gathered else inputs
+@dataclass(frozen=True)
+class DeclaredInputs:
+    """``AQ_INPUTS`` read back, with each input's location from its ``AQ_INPUT_<NAME>``."""
+
+    locations: dict[str, str]  # exact name -> location, in spec order
+    producers: dict[str, str]  # exact name -> the step whose output it is
+    as_list: bool
+    gathered: frozenset[str]
 
 
-def decode_gathered(env: dict[str, str]) -> set[str]:
-    """The names of the inputs that are fan-ins (see :func:`encode_gathered`)."""
-    return set(json.loads(env.get(INPUTS) or "{}").get("gather", ()))
-
-
-def decode_inputs(env: dict[str, str]) -> tuple[dict[str, str], bool]:
-    """The inputs (exact name -> location, in spec order) and whether they were written as a list."""
+def decode_inputs(env: dict[str, str]) -> DeclaredInputs:
+    """The step's inputs as :func:`encode_inputs` wrote them."""
     declared = json.loads(env.get(INPUTS) or '{"names": [], "form": "map"}')
-    return {name: env[input_variable(name)] for name in declared["names"]}, declared["form"] == "list"
+    return DeclaredInputs(
+        locations={name: env[input_variable(name)] for name in declared["names"]},
+        producers=declared.get("producers", {}),
+        as_list=declared["form"] == "list",
+        gathered=frozenset(declared.get("gather", ())),
+    )

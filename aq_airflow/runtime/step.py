@@ -80,21 +80,20 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     """Keyword arguments for ``function`` from inputs, spec args and Airflow context values."""
     args = json.loads(env.get(contract.ARGS) or "{}")
     context = json.loads(env.get(contract.CONTEXT) or "{}")
-    inputs, as_list = contract.decode_inputs(env)
-    gathered = contract.decode_gathered(env)
+    declared = contract.decode_inputs(env)
+    inputs = declared.locations
     if contract.ITEM in env:  # a `foreach:` step: the item is the parameter `item`
         context["item"] = json.loads(env[contract.ITEM])
     parameters = dict(inspect.signature(function).parameters)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    bound = _bind_inputs(function, parameters, inputs, as_list, set(args) | set(context), takes_any, step)
+    bound = _bind_inputs(function, parameters, inputs, declared.as_list, set(args) | set(context), takes_any, step)
     kwargs: dict[str, Any] = {}
     for parameter_name, input_name in bound.items():
         parameter = parameters.get(parameter_name)
         annotation = parameter.annotation if parameter is not None else None
         try:
-            parts = inputs[input_name].rstrip("/").rsplit("/", 2)  # a folder per step (and per item: `{step}/{i}`)
-            producer = parts[-2] if parts[-1].isdigit() else parts[-1]
-            read = gather if input_name in gathered else read_input
+            producer = declared.producers[input_name]
+            read = gather if input_name in declared.gathered else read_input
             kwargs[parameter_name] = read(Location.of(inputs[input_name]), producer, annotation)
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`, input `{input_name}`: {missing}") from None
