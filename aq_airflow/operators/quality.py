@@ -31,6 +31,9 @@ class _QualityTask:
     """What checks, metrics and publish share: the warehouse, the data, the results store."""
 
     plan: QualityPlan | PublishPlan
+    # Where this task's results are, kept in the serialized DAG: the quality pages of the UI
+    # plugin (which never parses DAG files) find a pipeline's results tables through them.
+    RESULTS_FIELDS = ("results_conn_id", "results_schema")
 
     def warehouse_hook(self):
         return BaseHook.get_connection(self.plan.warehouse).get_hook()
@@ -106,9 +109,12 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
     ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage.
     """
 
+    template_fields = (*BaseSQLOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
+
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(conn_id=plan.warehouse, **kwargs)
         self.plan = plan
+        self.results_conn_id, self.results_schema = plan.warehouse, plan.results_schema
         self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
@@ -170,9 +176,12 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
 class AqMetricOperator(_QualityTask, BaseOperator):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
+    template_fields = (*BaseOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
+
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        self.results_conn_id, self.results_schema = plan.warehouse, plan.results_schema
         self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
