@@ -22,7 +22,7 @@ def test_validate_accepts_the_examples():
     result = run("validate", str(EXAMPLES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "5 spec(s) checked, 0 error(s)" in result.stderr
+    assert "6 spec(s) checked, 0 error(s)" in result.stderr
 
 
 def test_validate_prints_one_line_per_error_and_fails(tmp_path):
@@ -59,7 +59,8 @@ def test_compile_writes_one_file_per_spec(tmp_path):
     result = run("compile", str(EXAMPLES), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path / "out")) == [
-        "churn_alerts.py", "churn_champion.py", "churn_scoring.py", "fraud_training.py", "image_embeddings.py"
+        "churn_alerts.py", "churn_champion.py", "churn_scoring.py", "fraud_training.py", "image_embeddings.py",
+        "region_training.py",
     ]  # fmt: skip
     first = (tmp_path / "out" / "churn_scoring.py").read_bytes()
     run("compile", str(EXAMPLES), "--out", str(tmp_path / "again"))

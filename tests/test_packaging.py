@@ -129,7 +129,8 @@ def test_examples_load_through_dagbag_with_the_installed_wheel(production_venv, 
     for spec in EXAMPLES.glob("*.aq.yaml"):
         shutil.copy(spec, dags)
     shutil.copy(EXAMPLES / "aq-profiles.yaml", dags)
-    shutil.copytree(EXAMPLES / "churn", dags / "churn", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("churn", "regions"):
+        shutil.copytree(EXAMPLES / package, dags / package, ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
         [production_venv.python, "-c", DAGBAG_PROBE, str(dags)],
         env=env,
@@ -145,7 +146,9 @@ def test_examples_load_through_dagbag_with_the_installed_wheel(production_venv, 
     expected = {
         re.search(r"^pipeline:\s*(\S+)", spec.read_text(), re.M).group(1) for spec in EXAMPLES.glob("*.aq.yaml")
     }
-    assert expected == {"churn_scoring", "churn_alerts", "churn_champion", "fraud_training", "image_embeddings"}
+    assert expected == {
+        "churn_scoring", "churn_alerts", "churn_champion", "fraud_training", "image_embeddings", "region_training"
+    }  # fmt: skip
     assert expected <= set(bag["dags"]), bag["dags"]
     assert not [dag_id for dag_id, tags in bag["dags"].items() if "aq:invalid" in tags], bag["dags"]
 
