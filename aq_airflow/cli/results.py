@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.results.history import ResultsHistory, is_missing_table
 from aq_airflow.warehouse import is_infrastructure_error
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -52,32 +53,23 @@ def store_for(conn_id: str, schema: str | None) -> ResultsStore:
         raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
 
 
-def _missing_table(error: BaseException) -> bool:
-    """Whether the warehouse says the table (or its schema) does not exist."""
-    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    if state in ("42P01", "3F000", "42S02", "42704"):  # undefined table / schema (PostgreSQL, ODBC, DB2)
-        return True
-    if getattr(error, "errno", None) == 2003:  # Snowflake: does not exist or not authorized
-        return True
-    text = str(error).lower()
-    return type(error).__name__ == "CatalogException" or any(
-        phrase in text for phrase in ("does not exist", "no such table", "doesn't exist")
-    )
+_missing_table = is_missing_table  # where it was defined before the read model
 
 
 def read_results(
     store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None
 ) -> dict[str, tuple[list[str], list[tuple]] | None]:
-    """Each results table's newest rows (``ResultsStore.read``), None for a table not there yet;
-    CannotRead when the warehouse cannot be reached or the tables cannot be read."""
+    """Each results table's newest rows (``ResultsHistory.newest_rows``), None for a table not
+    there yet; CannotRead when the warehouse cannot be reached or the tables cannot be read."""
     found: dict[str, tuple[list[str], list[tuple]] | None] = {}
+    history = ResultsHistory(store)
     for table, _ in TABLES:
         try:
-            found[table] = store.read(table, dag_id, step, last, run_id)
+            found[table] = history.newest_rows(table, dag_id, step, last, run_id)
         except Exception as error:
             if is_infrastructure_error(error):
                 raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
-            if not _missing_table(error):
+            if not is_missing_table(error):
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found

@@ -15,6 +15,7 @@ from airflow.exceptions import AirflowException
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckResult
 from airflow.sdk import BaseHook, BaseOperator
 
+from aq_airflow.operators.links import QualityLink
 from aq_airflow.plan.model import MetricPlan, PublishPlan, QualityPlan, SourceKind
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
@@ -110,6 +111,7 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
     """
 
     template_fields = (*BaseSQLOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
+    operator_extra_links = (QualityLink(),)  # the task instance's page in the quality UI
 
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(conn_id=plan.warehouse, **kwargs)
@@ -177,6 +179,7 @@ class AqMetricOperator(_QualityTask, BaseOperator):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
     template_fields = (*BaseOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
+    operator_extra_links = (QualityLink(),)  # the task instance's page in the quality UI
 
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

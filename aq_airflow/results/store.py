@@ -176,20 +176,11 @@ class ResultsStore:
     def read(
         self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
     ) -> tuple[list[str], list[tuple]]:
-        """The newest rows of a pipeline (a step, a run) for ``aq-airflow results``."""
-        p = self.placeholder
-        columns = ["logical_date", "run_id", "step", "name", "kind", "outcome", "severity"]
-        columns += ["value"] if table == METRICS_TABLE else ["failing_rows"]
-        columns += ["message"]
-        query = f"SELECT {', '.join(columns)} FROM {self._table(table)} WHERE dag_id = {p}"  # noqa: S608
-        params: list[Any] = [dag_id]
-        for column, value in (("step", step), ("run_id", run_id)):
-            if value:
-                query += f" AND {column} = {p}"
-                params.append(value)
-        query += f" ORDER BY created_at DESC, step, name LIMIT {int(last)}"
-        _, rows = self.warehouse.fetch_all(query, params)
-        return columns, rows
+        """The newest rows of a pipeline (a step, a run) for ``aq-airflow results``: read through
+        :class:`aq_airflow.results.history.ResultsHistory`, the read model the UI shares."""
+        from aq_airflow.results.history import ResultsHistory
+
+        return ResultsHistory(self).newest_rows(table, dag_id, step, last, run_id)
 
 
 def naive_utc(moment: datetime.datetime) -> datetime.datetime:
