@@ -403,10 +403,15 @@ class ResultsHistory:
             params.append(naive_utc(window.end))
         return " AND ".join(where), params
 
+    def _columns(self, columns: Sequence[str]) -> str:
+        """Our column names, quoted as the warehouse spells them (``sample`` is a Snowflake keyword)."""
+        return ", ".join(self.warehouse.render(self.warehouse.column(name)) for name in columns)
+
     def _latest(self, table: str, columns: Sequence[str], where: str) -> str:
         """Each (logical_date, step, map_index, name)'s latest row among ``where``'s."""
+        names = self._columns(columns)
         return (
-            f"SELECT {', '.join(columns)} FROM (SELECT {', '.join(columns)}, ROW_NUMBER() OVER ("  # noqa: S608
+            f"SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER ("  # noqa: S608
             f"PARTITION BY logical_date, step, map_index, name {_LATEST}) AS aq_rank "
             f"FROM {self._table(table)} WHERE {where}) aq_latest WHERE aq_rank = 1"
         )
@@ -418,7 +423,7 @@ class ResultsHistory:
         """The rows of series ``offset+1 .. offset+limit`` (series ordered by step, map_index,
         name; each its newest ``points`` dates), oldest date first; and the number of series."""
         where, params = self._filters(dag_id, window)
-        names = ", ".join(columns)
+        names = self._columns(columns)
         ranked = (
             f"SELECT {names}, DENSE_RANK() OVER (ORDER BY step, map_index, name) AS aq_series, "  # noqa: S608
             f"ROW_NUMBER() OVER (PARTITION BY step, map_index, name ORDER BY logical_date DESC) AS aq_point "
