@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EMULATORS := tests/emulators
 EMULATORS_STAMP := $(EMULATORS)/node_modules/.installed
 
-.PHONY: install lock test lint bench fuzz demo schema clean
+.PHONY: install lock test lint bench fuzz demo demo-ui schema clean
 
 install: $(STAMP) $(EMULATORS_STAMP)
 
@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/dag_processor.py
+	$(BIN)/python bench/foreach.py
 
 # The fuzz campaign (minutes; not part of `make test`, which runs a 300-spec smoke run of it):
 # mutated and generated specs through validate, compile and the loader; a summary table, exit 1
@@ -62,6 +63,16 @@ demo: install
 	$(BIN)/aq-airflow validate example_dags
 	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
 	$(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
+
+# The quality UI on the demo: the example pipeline for DEMO_UI_DAYS consecutive dates (dag.test in
+# a kept Airflow home, .demo/ui, SQLite; dates already run are skipped), results in
+# .demo/warehouse.duckdb, then `airflow api-server` with the aq plugin on 127.0.0.1 (8080 if free)
+# in the foreground. Prints the login and the pipeline's Quality page; opens nothing. Ctrl-C stops.
+DEMO_UI_DAYS ?= 10
+demo-ui: install
+	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
+	$(BIN)/python -m tests.ui.stack demo --spec $(DEMO_SPEC) --workdir .demo \
+		--days $(DEMO_UI_DAYS)
 
 schema: install
 	$(BIN)/aq-airflow init example_dags --shards 1
