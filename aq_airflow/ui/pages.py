@@ -1,0 +1,274 @@
+"""The quality pages: their data (read through :mod:`aq_airflow.results.history`, nothing else)
+and their HTML (Jinja templates shipped in the wheel as ``aq_airflow/templates/quality_*.html.j2``,
+autoescaped; charts are server-side SVG from :mod:`aq_airflow.ui.charts`). No request, session
+or auth here: ``app`` does that, and the benchmark times these functions alone too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from markupsafe import Markup
+
+from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
+from aq_airflow.results.history import (
+    DEFAULT_SERIES,
+    CheckResult,
+    CheckSeries,
+    MetricPoint,
+    MetricSeries,
+    Page,
+    ResultsHistory,
+    RunCheck,
+    RunMetric,
+    Summary,
+    Window,
+)
+from aq_airflow.ui import charts
+from aq_airflow.ui.pipelines import Pipeline
+
+PER_PAGE = DEFAULT_SERIES  # charts (and check strips) per pipeline page
+OVERVIEW_PER_PAGE = 50  # pipelines per overview page
+TASK_HISTORY_POINTS = 60  # dates of history in a task instance's metric charts
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    folder = resources.files("aq_airflow.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
+        autoescape=True,  # every value is escaped unless it is Markup (the SVG charts, escaped inside)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(day=charts.day, number=charts.number, label=lambda v: charts.LABELS.get(v, v))
+    env.globals.update(colours=charts.COLOURS, path=path)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def path(base: str, *parts: str, **query: Any) -> str:
+    """A link inside the app: ``base`` (the mount, e.g. ``/aq-quality``), the parts URL-quoted,
+    the query's non-empty values encoded."""
+    text = base.rstrip("/") + "/" + "/".join(quote(str(p), safe="") for p in parts)
+    params = {k: v for k, v in query.items() if v not in (None, "")}
+    return text + ("?" + urlencode(params) if params else "")
+
+
+def series_label(step: str, name: str, map_index: int) -> str:
+    return f"{step}.{name}" + ("" if map_index < 0 else f" [{map_index}]")
+
+
+# --- the pipeline page --------------------------------------------------------------------------
+
+
+@dataclass
+class PipelinePage:
+    pipeline: Pipeline
+    window: Window
+    page: int
+    steps: list[str]
+    checks: Page
+    metrics: Page
+    dates: list[datetime.datetime] = field(default_factory=list)  # the check strips' date axis
+
+    @property
+    def has_more(self) -> bool:
+        return self.checks.has_more or self.metrics.has_more
+
+    @property
+    def empty(self) -> bool:
+        return not self.checks.items and not self.metrics.items
+
+
+def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, page: int = 1) -> PipelinePage:
+    """A pipeline page's data: its steps, a page of checks and a page of metrics (three queries)."""
+    offset = (max(page, 1) - 1) * PER_PAGE
+    steps = sorted(set(pipeline.steps) | set(history.steps(pipeline.dag_id)))
+    checks = history.check_series(pipeline.dag_id, window, PER_PAGE, offset)
+    metrics = history.metric_series(pipeline.dag_id, window, PER_PAGE, offset)
+    dates = sorted({cell.logical_date for series in checks.items for cell in series.cells})
+    return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates)
+
+
+def render_pipeline(view: PipelinePage, base: str, query: dict[str, str | None]) -> str:
+    strips = [
+        (series, Markup(charts.check_strip(series, view.dates)))  # noqa: S704 - escaped inside
+        for series in view.checks.items
+    ]
+    metric_charts = [
+        (series, Markup(charts.metric_chart(series)))  # noqa: S704 - escaped inside
+        for series in view.metrics.items
+    ]
+    return render(
+        "quality_pipeline.html.j2",
+        base=base,
+        view=view,
+        pipeline=view.pipeline,
+        strips=strips,
+        metric_charts=metric_charts,
+        legend=Markup(charts.legend()),  # noqa: S704 - our constants
+        query=query,
+        series_label=series_label,
+        previous_page=path(base, "dags", view.pipeline.dag_id, **{**query, "page": view.page - 1})
+        if view.page > 1
+        else None,
+        next_page=path(base, "dags", view.pipeline.dag_id, **{**query, "page": view.page + 1})
+        if view.has_more
+        else None,
+    )
+
+
+# --- a task instance's page ---------------------------------------------------------------------
+
+
+@dataclass
+class TaskPage:
+    pipeline: Pipeline
+    run_id: str
+    task_id: str
+    logical_date: datetime.datetime
+    map_index: int | None
+    steps: list[str]
+    tables: tuple[str, ...]
+    checks: list[RunCheck]
+    metrics: list[RunMetric]
+    history: list[MetricSeries]
+
+    @property
+    def other_runs(self) -> list[str]:
+        """Runs other than this one that wrote the rows shown (a later run of the same date)."""
+        runs = {c.result.run_id for c in self.checks} | {m.point.run_id for m in self.metrics}
+        return sorted(r for r in runs if r and r != self.run_id)
+
+
+def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, ...]]:
+    """Which steps and tables a task instance's page shows: a checks task its step's checks, a
+    metrics task its metrics, a condition (``<step>.when``) its verdict, another task of a step
+    with checks or metrics both; nothing for other tasks."""
+    kind = pipeline.tasks.get(task_id)
+    step, _, suffix = task_id.rpartition(".")
+    if kind == "checks":
+        return [step], (CHECKS_TABLE,)
+    if kind == "metrics":
+        return [step], (METRICS_TABLE,)
+    if suffix == "when" and step:
+        return [task_id], (CHECKS_TABLE,)
+    if step in pipeline.steps:
+        return [step], (CHECKS_TABLE, METRICS_TABLE)
+    return [], ()
+
+
+def load_task(
+    history: ResultsHistory, pipeline: Pipeline, run_id: str, task_id: str, logical_date: datetime.datetime,
+    map_index: int | None,
+) -> TaskPage:  # fmt: skip
+    """One task instance's results on its run's date, failing-row samples included, and the recent
+    history of its metrics (one query per table, and one for the history)."""
+    steps, tables = task_scope(pipeline, task_id)
+    checks, metrics = history.run_results(
+        pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive, tables
+    ) if tables else ([], [])  # fmt: skip
+    recent: list[MetricSeries] = []
+    if METRICS_TABLE in tables and metrics:
+        window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
+        found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
+        recent = [s for s in found.items if map_index is None or s.map_index == map_index]
+    return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent)
+
+
+def render_task(view: TaskPage, base: str) -> str:
+    charts_by_key = {
+        series.key: Markup(charts.metric_chart(series, mark=view.logical_date))  # noqa: S704 - escaped inside
+        for series in view.history
+    }
+    return render("quality_task.html.j2", base=base, view=view, pipeline=view.pipeline, charts=charts_by_key,
+                  series_label=series_label)  # fmt: skip
+
+
+# --- the overview -------------------------------------------------------------------------------
+
+
+@dataclass
+class OverviewRow:
+    dag_id: str
+    summary: Summary | None = None
+    problem: str | None = None  # why its results could not be read
+
+
+def render_overview(rows: Sequence[OverviewRow], base: str, page: int, has_more: bool, total: int) -> str:
+    return render(
+        "quality_overview.html.j2",
+        base=base,
+        rows=rows,
+        page=page,
+        total=total,
+        previous_page=path(base, "", page=page - 1) if page > 1 else None,
+        next_page=path(base, "", page=page + 1) if has_more else None,
+    )
+
+
+def render_message(title: str, message: str, base: str, detail: str | None = None, dag_id: str | None = None) -> str:
+    """A page that only says something: an empty state, a 404, a warehouse that cannot be read."""
+    return render("quality_message.html.j2", base=base, title=title, message=message, detail=detail, dag_id=dag_id)
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def check_json(row: CheckResult) -> dict[str, Any]:
+    return {"logical_date": _iso(row.logical_date), "step": row.step, "map_index": row.map_index, "name": row.name,
+            "kind": row.kind, "severity": row.severity, "outcome": row.outcome, "verdict": row.verdict,
+            "failing_rows": row.failing_rows, "total_rows": row.total_rows, "message": row.message,
+            "run_id": row.run_id}  # fmt: skip
+
+
+def point_json(point: MetricPoint) -> dict[str, Any]:
+    return {"logical_date": _iso(point.logical_date), "value": point.value, "outcome": point.outcome,
+            "broken": point.broken, "message": point.message, "run_id": point.run_id,
+            "bounds": point.bounds.as_dict()}  # fmt: skip
+
+
+def series_json(series: MetricSeries) -> dict[str, Any]:
+    return {"step": series.step, "map_index": series.map_index, "name": series.name, "kind": series.kind,
+            "points": [point_json(p) for p in series.points]}  # fmt: skip
+
+
+def page_json(page: Page, items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"items": list(items), "offset": page.offset, "limit": page.limit, "total": page.total,
+            "has_more": page.has_more}  # fmt: skip
+
+
+def task_json(view: TaskPage) -> dict[str, Any]:
+    checks = []
+    for check in view.checks:
+        item = {**check_json(check.result), "try_number": check.try_number, "sample": None}
+        if check.sample is not None:
+            item["sample"] = {"columns": check.sample.columns, "rows": check.sample.rows,
+                              "hidden_columns": check.sample.hidden, "truncated": check.sample.truncated}  # fmt: skip
+        checks.append(item)
+    metrics = [{"step": m.step, "map_index": m.map_index, "name": m.name, "kind": m.kind, "try_number": m.try_number,
+                **point_json(m.point)} for m in view.metrics]  # fmt: skip
+    return {"dag_id": view.pipeline.dag_id, "run_id": view.run_id, "task_id": view.task_id,
+            "logical_date": _iso(view.logical_date), "map_index": view.map_index, "steps": view.steps,
+            "checks": checks, "metrics": metrics}  # fmt: skip
+
+
+def check_series_json(series: CheckSeries) -> dict[str, Any]:
+    return {"step": series.step, "map_index": series.map_index, "name": series.name, "kind": series.kind,
+            "cells": [check_json(c) for c in series.cells]}  # fmt: skip
