@@ -247,6 +247,30 @@ def test_compiled_foreach_file_is_the_live_dag(tmp_path):
     assert plans[0] == plans[1] and all(plans[1].values())
 
 
+def test_a_local_foreach_dag_builds_without_the_kubernetes_and_warehouse_modules(tmp_path):
+    """Each item is a task process that parses its DAG file: on the local runner that parse
+    imports neither the KubernetesPodOperator (and the Kubernetes clients) nor sqlglot and the
+    warehouse adapters (bench/foreach.py: 1.3 s of every item's task process before the split)."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "fe_light.aq.yaml"
+    spec.write_text("cluster: local\nsteps:\n  per:\n    python: fe_funcs:square\n    foreach: [{x: 1}, {x: 2}]\n")
+    code = (
+        "import sys\n"
+        "from aq_airflow.live_dags import build_dag\n"
+        "from aq_airflow.plan import compile_spec\n"
+        f"dag = build_dag(compile_spec({str(spec)!r}))\n"
+        "assert {type(t).__name__ for t in dag.tasks} == {'AqItemsOperator', 'MappedOperator'}, dag.tasks\n"
+        "heavy = ('kubernetes', 'kubernetes_asyncio', 'airflow.providers.cncf.kubernetes.operators.pod', 'sqlglot',\n"
+        "         'aq_airflow.warehouse', 'aq_airflow.runners.kubernetes')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 # ---- validate: located errors -----------------------------------------------------------------
 
 BASE = """

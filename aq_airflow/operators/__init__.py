@@ -18,8 +18,8 @@ _MODULES = {
     "AqInvalidSpecOperator": "invalid",
     "AqItemsOperator": "foreach",
     "AqLocalStepOperator": "step",
-    "AqPodStepOperator": "step",
-    "AqSqlStepOperator": "step",
+    "AqPodStepOperator": "pod",
+    "AqSqlStepOperator": "sql_step",
     "ImportedCallback": "callbacks",
 }
 __all__ = sorted(_MODULES)

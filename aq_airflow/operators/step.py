@@ -1,4 +1,10 @@
-"""Step operators: a step's compute, as a Kubernetes pod, a local process, or a warehouse query."""
+"""The step operator of the local runner: a ``python`` or ``command`` step as a process on the
+Airflow worker.
+
+It imports no Kubernetes, warehouse or SQL module (``pod.py`` and ``sql_step.py`` hold those
+operators): a local task process parses its DAG without them, once per task instance (each
+item of a ``foreach:`` step).
+"""
 
 from __future__ import annotations
 
@@ -7,50 +13,14 @@ import tempfile
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
-from aq_airflow.quality.sql import QualitySQLError, user_query
-from aq_airflow.runners import environment, kubernetes, local
+from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
-from aq_airflow.runners.sql import export_query
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
 from aq_airflow.runtime.items import item_label
-from aq_airflow.warehouse import Warehouse
-
-
-class AqPodStepOperator(KubernetesPodOperator):
-    """A ``python`` or ``command`` step in its own pod.
-
-    Takes the step's run plan (so live DAGs and generated files pass the same value) and hands
-    KubernetesPodOperator the Kubernetes objects it expects.
-    """
-
-    def __init__(self, *, plan: RunPlan, item: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kubernetes.pod_arguments(plan, item), do_xcom_push=False, **kwargs)
-        self.plan = plan
-        self.item = item  # a `foreach:` step's item (expanded: one task instance per item)
-        self.item_label = item_label(item)
-
-    def execute(self, context: Any) -> Any:
-        """Run the pod, then return the step's manifest from the artifact store.
-
-        The manifest is the step's commit marker, already in the store the worker reads for
-        checks; taking it from there needs no XCom sidecar (an extra image to pull) and no
-        ``pods/exec`` permission.
-        """
-        plan = self.plan
-        output_ref = environment.output_ref(plan, context["ti"].map_index)
-        output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
-        runtime = plan.command.runs_runtime
-        attempt = None if runtime else clear(output)
-        super().execute(context)
-        manifest = output.read_manifest(plan.step) if runtime else commit_files(output, attempt, {"step": plan.step})
-        # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
-        context["ti"].xcom_push(key="return_value", value=manifest)
-        return manifest
 
 
 class AqLocalStepOperator(BaseOperator):
@@ -107,34 +77,3 @@ class AqLocalStepOperator(BaseOperator):
         process = getattr(self, "_process", None)
         if process is not None:
             process.kill()
-
-
-class AqSqlStepOperator(BaseOperator):
-    """A ``sql`` step, or the export of a ``table`` step that a python step reads: the query's
-    result (or the whole table) into the artifact store."""
-
-    template_fields = ("sql",)
-    template_ext = ()
-
-    def __init__(self, *, plan: RunPlan, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan = plan
-        self.sql = plan.sql
-
-    def execute(self, context: Any) -> Any:
-        run = self.plan
-        warehouse = Warehouse.of(BaseHook.get_connection(run.warehouse).get_hook())
-        try:  # one SELECT that only reads, as sqlglot renders it (a second statement cannot ride along)
-            sql = (
-                user_query(self.sql, warehouse.dialect, "a `sql` step") if self.sql else warehouse.select_all(run.table)
-            )
-        except QualitySQLError as error:
-            raise AirflowException(f"step `{run.step}`: {error}") from None
-        output = Location.of(local.artifact_uri(run.artifacts, run.output, context["run_id"]))
-        self.log.info("step `%s`: exporting the result of\n%s\nto %s", run.step, sql, output.uri)
-        try:
-            manifest = export_query(warehouse, sql, output)
-        except Exception as error:
-            raise AirflowException(f"step `{run.step}`: the query failed: {type(error).__name__}: {error}") from None
-        self.log.info("step `%s`: %s rows, %s bytes", run.step, manifest["rows"], manifest["bytes"])
-        return manifest

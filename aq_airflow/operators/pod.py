@@ -1,0 +1,48 @@
+"""The step operator on Kubernetes: a ``python`` or ``command`` step in its own pod.
+
+Its own module: only DAGs with pod steps (and their workers) import the KubernetesPodOperator
+and the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+from aq_airflow.plan.model import RunPlan
+from aq_airflow.runners import environment, kubernetes
+from aq_airflow.runtime.artifacts import Location, clear, commit_files
+from aq_airflow.runtime.items import item_label
+
+
+class AqPodStepOperator(KubernetesPodOperator):
+    """A ``python`` or ``command`` step in its own pod.
+
+    Takes the step's run plan (so live DAGs and generated files pass the same value) and hands
+    KubernetesPodOperator the Kubernetes objects it expects.
+    """
+
+    def __init__(self, *, plan: RunPlan, item: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kubernetes.pod_arguments(plan, item), do_xcom_push=False, **kwargs)
+        self.plan = plan
+        self.item = item  # a `foreach:` step's item (expanded: one task instance per item)
+        self.item_label = item_label(item)
+
+    def execute(self, context: Any) -> Any:
+        """Run the pod, then return the step's manifest from the artifact store.
+
+        The manifest is the step's commit marker, already in the store the worker reads for
+        checks; taking it from there needs no XCom sidecar (an extra image to pull) and no
+        ``pods/exec`` permission.
+        """
+        plan = self.plan
+        output_ref = environment.output_ref(plan, context["ti"].map_index)
+        output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
+        runtime = plan.command.runs_runtime
+        attempt = None if runtime else clear(output)
+        super().execute(context)
+        manifest = output.read_manifest(plan.step) if runtime else commit_files(output, attempt, {"step": plan.step})
+        # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
+        context["ti"].xcom_push(key="return_value", value=manifest)
+        return manifest

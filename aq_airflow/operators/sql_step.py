@@ -1,0 +1,47 @@
+"""The step operator of ``sql`` steps (and of ``table`` steps a python step reads): the
+query's result, or the whole table, exported from the warehouse into the artifact store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowException
+from airflow.sdk import BaseHook, BaseOperator
+
+from aq_airflow.plan.model import RunPlan
+from aq_airflow.quality.sql import QualitySQLError, user_query
+from aq_airflow.runners import local
+from aq_airflow.runners.sql import export_query
+from aq_airflow.runtime.artifacts import Location
+from aq_airflow.warehouse import Warehouse
+
+
+class AqSqlStepOperator(BaseOperator):
+    """A ``sql`` step, or the export of a ``table`` step that a python step reads: the query's
+    result (or the whole table) into the artifact store."""
+
+    template_fields = ("sql",)
+    template_ext = ()
+
+    def __init__(self, *, plan: RunPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.sql = plan.sql
+
+    def execute(self, context: Any) -> Any:
+        run = self.plan
+        warehouse = Warehouse.of(BaseHook.get_connection(run.warehouse).get_hook())
+        try:  # one SELECT that only reads, as sqlglot renders it (a second statement cannot ride along)
+            sql = (
+                user_query(self.sql, warehouse.dialect, "a `sql` step") if self.sql else warehouse.select_all(run.table)
+            )
+        except QualitySQLError as error:
+            raise AirflowException(f"step `{run.step}`: {error}") from None
+        output = Location.of(local.artifact_uri(run.artifacts, run.output, context["run_id"]))
+        self.log.info("step `%s`: exporting the result of\n%s\nto %s", run.step, sql, output.uri)
+        try:
+            manifest = export_query(warehouse, sql, output)
+        except Exception as error:
+            raise AirflowException(f"step `{run.step}`: the query failed: {type(error).__name__}: {error}") from None
+        self.log.info("step `%s`: %s rows, %s bytes", run.step, manifest["rows"], manifest["bytes"])
+        return manifest
