@@ -163,8 +163,8 @@ def aq_dag_ids(session: Any, among: set[str] | None = None) -> list[str]:
 
 
 def run_date(dag_id: str, run_id: str, session: Any) -> datetime.datetime | None:
-    """The date a run's results are keyed by: its logical date, or when it has none (an
-    asset-triggered run) its run_after; None when Airflow has no such run."""
+    """The date a run's results are keyed by (naive UTC): its logical date, or when it has none
+    (an asset-triggered run) its run_after; None when Airflow has no such run."""
     from airflow.models.dagrun import DagRun
 
     found = session.execute(
@@ -172,7 +172,10 @@ def run_date(dag_id: str, run_id: str, session: Any) -> datetime.datetime | None
     ).first()
     if found is None:
         return None
-    return found[0] or found[1]
+    moment = found[0] or found[1]
+    if moment is not None and moment.tzinfo is not None:  # naive UTC, as the results tables hold dates
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def clear_cache() -> None:
