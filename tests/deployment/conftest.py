@@ -16,6 +16,10 @@ import pytest
 from tests.deployment.stack import Stack, create_database, drop_database, redis_command, with_database
 
 SPECS = Path(__file__).parent / "specs"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+# the control-flow examples, deployed under these dag_ids: {example: dag_id}
+DEPLOYED_EXAMPLES = {"churn_champion": "deploy_churn_champion", "region_training": "deploy_region_training"}
+EXAMPLE_PACKAGES = ("churn", "regions")  # their step code, beside the loader in the dags folder
 REDIS = os.environ.get("AQ_TEST_REDIS", "127.0.0.1:6379")
 EXECUTORS = ["LocalExecutor", "CeleryExecutor"]
 _WALL_TIMES: dict[str, float] = {}
@@ -50,6 +54,36 @@ def _seed_warehouse(path: Path) -> None:
         )
 
 
+def _seed_examples_warehouse(path: Path) -> None:
+    """The example project's tables (raw.customers, raw.orders), as the example tests seed them."""
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("seed_warehouse", EXAMPLES / "seed_warehouse.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    module.seed(str(path), customers=2000)
+
+
+def deployable_examples(folder: Path) -> list[Path]:
+    """The control-flow examples as a team without Kubernetes would deploy them: the same steps,
+    on the `local` profile (processes on the worker, artifacts in its folder), unscheduled (runs
+    only when a test triggers one), no retries, the warehouse connection `aq_examples` (their
+    tables: raw.orders here is another table than deploy_quality's) and a `deploy_` dag_id."""
+    import yaml
+
+    written = []
+    for name, dag_id in DEPLOYED_EXAMPLES.items():
+        spec = yaml.safe_load((EXAMPLES / f"{name}.aq.yaml").read_text())
+        spec.pop("artifacts", None)
+        spec.update(pipeline=dag_id, schedule=None, cluster="local", warehouse="aq_examples")
+        spec["tags"] = [*spec.get("tags", []), "deploy-test"]
+        spec.setdefault("defaults", {})["retries"] = 0
+        path = folder / f"{dag_id}.aq.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        written.append(path)
+    return written
+
+
 @pytest.fixture(scope="module", params=EXECUTORS)
 def stack(request, postgres_dsn, production_venv, tmp_path_factory):
     """One running deployment per executor (the module's tests share it)."""
@@ -64,7 +98,10 @@ def stack(request, postgres_dsn, production_venv, tmp_path_factory):
     try:
         deployment = Stack(production_venv.venv, executor, root, with_database(postgres_dsn, database), redis)
         _seed_warehouse(deployment.warehouse)
-        deployment.start([*SPECS.glob("*.aq.yaml"), SPECS / "deploy_steps.py"])
+        _seed_examples_warehouse(deployment.examples_warehouse)
+        examples = deployable_examples(root)
+        packages = [EXAMPLES / name for name in EXAMPLE_PACKAGES]
+        deployment.start([*SPECS.glob("*.aq.yaml"), SPECS / "deploy_steps.py", *examples, *packages])
         yield deployment
     finally:
         try:

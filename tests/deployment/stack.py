@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,6 +189,7 @@ class Stack:
         self.dags = root / "dags"
         self.logs = root / "process-logs"
         self.warehouse = root / "warehouse.duckdb"
+        self.examples_warehouse = root / "examples.duckdb"  # the example project's tables (aq_examples)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
@@ -222,8 +224,9 @@ class Stack:
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
-            # the warehouse every task uses
+            # the warehouse every task uses; the deployed example pipelines have their own
             AIRFLOW_CONN_AQ_WAREHOUSE=json.dumps({"conn_type": "duckdb", "host": str(self.warehouse)}),
+            AIRFLOW_CONN_AQ_EXAMPLES=json.dumps({"conn_type": "duckdb", "host": str(self.examples_warehouse)}),
         )
         self.redis = None
         if executor == "CeleryExecutor":
@@ -277,8 +280,11 @@ class Stack:
         (self.root / "passwords.json").write_text(json.dumps({USER: self.password}))
         init = self.run("aq-airflow", "init", str(self.dags))
         assert list(self.dags.glob("*.py")), f"aq-airflow init wrote no loader: {init.stderr}"
-        for spec in specs:
-            (self.dags / spec.name).write_bytes(spec.read_bytes())
+        for spec in specs:  # specs, and the files and packages their steps import
+            if spec.is_dir():
+                shutil.copytree(spec, self.dags / spec.name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (self.dags / spec.name).write_bytes(spec.read_bytes())
         self.spawn("api-server", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(self.port))
         self.spawn("scheduler", "airflow", "scheduler")
         self.spawn("dag-processor", "airflow", "dag-processor")

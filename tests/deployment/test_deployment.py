@@ -6,18 +6,24 @@ runs four times at once right after the stack is up (a green run, a run whose er
 check fails, and two more green runs), then one task of the green run is cleared and re-run.
 ``deploy_alerts`` follows the table ``deploy_quality`` publishes (asset-triggered runs).
 Results are read from the DuckDB warehouse file once the runs have ended.
+
+The control-flow examples run beside them (see conftest.deployable_examples): region_training
+(`foreach:` one mapped task per region, a fan-in picking the best) and churn_champion (`when:`),
+whose first run promotes its model and whose second, a week later with a lower AUC, is skipped.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 
 import duckdb
+import httpx
 import pytest
 
 from tests.deployment.conftest import FIGURES
-from tests.deployment.stack import timestamp, wait_for
+from tests.deployment.stack import TERMINAL, timestamp, wait_for
 
 DAG = "deploy_quality"
 BROKEN = "deploy_broken"
@@ -29,6 +35,15 @@ RUNS = {
     "twin_a": ("2026-03-03T00:00:00Z", {}),
     "twin_b": ("2026-03-04T00:00:00Z", {}),
 }
+CHAMPION = "deploy_churn_champion"  # example_dags/churn_champion.aq.yaml
+REGIONS = "deploy_region_training"  # example_dags/region_training.aq.yaml
+# run_id: logical date. The challenger's model (a week later: fewer recent orders) has a lower AUC
+EXAMPLE_RUNS = {
+    (REGIONS, "regions"): "2026-03-02T00:00:00Z",
+    (CHAMPION, "champion"): "2026-03-02T00:00:00Z",
+    (CHAMPION, "challenger"): "2026-03-09T00:00:00Z",
+}
+REGION_ITEMS = ["apac", "eu", "us"]  # the regions step's rows, in order: map indexes 0, 1, 2
 GREEN_TASKS = {
     "orders.run", "orders.checks", "scored.run", "scored.checks", "scored.metrics", "scored.publish", "summary.run",
 }  # fmt: skip
@@ -39,7 +54,7 @@ def dags(stack) -> dict[str, dict]:
     """The DAGs as the API shows them, once the DAG processor has parsed the loader."""
     visible = wait_for(
         "the aq DAGs in the API",
-        lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS]),
+        lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS, CHAMPION, REGIONS]),
         180,
         every=1,
         explain=lambda: f"import errors: {stack.import_errors()}\n{stack.tails()}",
@@ -51,8 +66,55 @@ def dags(stack) -> dict[str, dict]:
     return visible
 
 
+class ChallengerTrigger(threading.Thread):
+    """Triggers the challenger's run once the champion's `promote.when` has recorded its verdict
+    (the challenger is judged against it), while the test waits for the other runs."""
+
+    def __init__(self, stack, timeout: float = 420):
+        super().__init__(name="challenger-trigger", daemon=True)
+        self.stack, self.timeout = stack, timeout
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        stack = self.stack  # a client of its own: the test's client is busy in the test's thread
+        client = httpx.Client(base_url=stack.url, headers=dict(stack.client.headers), timeout=30)
+        try:
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                path = f"/api/v2/dags/{CHAMPION}/dagRuns/champion"
+                run = client.get(path).raise_for_status().json()
+                tis = client.get(f"{path}/taskInstances", params={"limit": 100}).raise_for_status().json()
+                verdict = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}.get("promote.when")
+                if verdict in ("success", "skipped", "failed", "upstream_failed") or run["state"] in TERMINAL:
+                    body = {"dag_run_id": "challenger", "logical_date": EXAMPLE_RUNS[CHAMPION, "challenger"]}
+                    client.post(f"/api/v2/dags/{CHAMPION}/dagRuns", json=body).raise_for_status()
+                    return
+                time.sleep(2)
+            raise TimeoutError(f"the champion's promote.when did not finish in {self.timeout:.0f}s")
+        except BaseException as error:  # reported by example_runs
+            self.error = error
+        finally:
+            client.close()
+
+
 @pytest.fixture(scope="module")
-def runs(stack, dags) -> dict[str, dict]:
+def examples_started(stack, dags):
+    """The examples' first runs, triggered before deploy_quality's so that they all overlap;
+    the challenger follows the champion's verdict. Yields (start time, the challenger's trigger)."""
+    started = time.monotonic()
+    for dag_id in (CHAMPION, REGIONS):
+        stack.unpause(dag_id)
+    for (dag_id, run_id), logical_date in EXAMPLE_RUNS.items():
+        if run_id != "challenger":
+            assert stack.trigger(dag_id, run_id, logical_date)["state"] in ("queued", "running")
+    challenger = ChallengerTrigger(stack)
+    challenger.start()
+    yield started, challenger
+    challenger.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def runs(stack, dags, examples_started) -> dict[str, dict]:
     """All runs triggered at once (they overlap), then awaited: {run_id: final dag run}."""
     stack.unpause(DAG)
     stack.unpause(ALERTS)
@@ -74,10 +136,42 @@ def runs(stack, dags) -> dict[str, dict]:
     return finished
 
 
-def warehouse_rows(stack, sql: str, *params) -> list[tuple]:
-    """Reads the warehouse file (only once the runs touching it have ended)."""
-    with duckdb.connect(str(stack.warehouse), read_only=True) as conn:
-        return conn.execute(sql, params).fetchall()
+@pytest.fixture(scope="module")
+def example_runs(stack, examples_started, runs) -> dict[tuple[str, str], dict]:
+    """The examples' runs, awaited: {(dag_id, run_id): final dag run}."""
+    started, challenger = examples_started
+    finished = {(dag_id, run_id): stack.wait_run(dag_id, run_id, timeout=420) for dag_id, run_id in EXAMPLE_RUNS
+                if run_id != "challenger"}  # fmt: skip
+    challenger.join(timeout=480)
+    assert not challenger.is_alive() and challenger.error is None, f"the challenger's trigger: {challenger.error!r}"
+    finished[CHAMPION, "challenger"] = stack.wait_run(CHAMPION, "challenger", timeout=420)
+    seconds = time.monotonic() - started
+    spans = {run_id: (timestamp(r["end_date"]) - timestamp(r["start_date"])).total_seconds()
+             for (_, run_id), r in finished.items() if r.get("start_date") and r.get("end_date")}  # fmt: skip
+    each = ", ".join(f"{run_id} {span:.0f}s" for run_id, span in spans.items())
+    FIGURES.setdefault(stack.executor, []).append(f"example runs: {each}; all done {seconds:.0f}s after the first")
+    return finished
+
+
+def warehouse_rows(stack, sql: str, *params, path=None, timeout: float = 60) -> list[tuple]:
+    """Reads a warehouse file (default: deploy_quality's) once the runs writing to it have
+    ended. Runs started by a publish (deploy_alerts) may still hold the file's lock for a moment:
+    a lock conflict is retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with duckdb.connect(str(path or stack.warehouse), read_only=True) as conn:
+                return conn.execute(sql, params).fetchall()
+        except duckdb.IOException as error:
+            if "lock" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def mapped_instances(stack, dag_id: str, run_id: str) -> dict[tuple[str, int], dict]:
+    """Every task instance of a run, mapped ones included: {(task_id, map_index): record}."""
+    listing = stack.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+    return {(ti["task_id"], ti["map_index"]): ti for ti in listing["task_instances"]}
 
 
 def overlap(a: dict, b: dict) -> bool:
@@ -231,3 +325,61 @@ def test_a_published_table_triggers_the_spec_that_follows_it(stack, runs):
     assert {r["run_type"] for r in alert_runs} == {"asset_triggered"}
     failed = [r["dag_run_id"] for r in alert_runs if r["state"] != "success"]
     assert not failed, stack.explain_run(ALERTS, failed[0]) if failed else ""
+
+
+def test_region_training_maps_one_task_per_region_and_the_fan_in_picks_the_best(stack, example_runs):
+    run = example_runs[REGIONS, "regions"]
+    assert run["state"] == "success", stack.explain_run(REGIONS, "regions")
+    instances = mapped_instances(stack, REGIONS, "regions")
+    for task_id in ("train.run", "evaluate.run", "evaluate.metrics"):
+        mapped = sorted((index, ti) for (task, index), ti in instances.items() if task == task_id)
+        assert [index for index, _ in mapped] == [0, 1, 2], (task_id, sorted(instances))
+        assert [ti["state"] for _, ti in mapped] == ["success"] * 3, (task_id, mapped)
+        assert [ti["rendered_map_index"] for _, ti in mapped] == REGION_ITEMS  # labelled by region in the grid
+    unmapped = {task: ti["state"] for (task, index), ti in instances.items() if index == -1}
+    assert set(unmapped.values()) == {"success"}, unmapped
+    assert {"regions.run", "features.run", "best.run", "best.checks", "best.metrics", "best.publish"} <= set(unmapped)
+    path = stack.examples_warehouse
+    per_item = warehouse_rows(
+        stack, "SELECT map_index, value, outcome FROM aq_metric_results "
+        "WHERE dag_id = ? AND step = 'evaluate' AND name = 'auc' ORDER BY map_index", REGIONS, path=path,
+    )  # fmt: skip
+    assert [(index, outcome) for index, _, outcome in per_item] == [(0, "passed"), (1, "passed"), (2, "passed")]
+    auc = {REGION_ITEMS[index]: value for index, value, _ in per_item}
+    board = warehouse_rows(stack, "SELECT region, is_best, auc, map_index, version FROM ml.region_models ORDER BY rank",
+                           path=path)  # fmt: skip
+    winner = max(auc, key=auc.get)
+    assert board[0][:3] == (winner, True, auc[winner]), (board, auc)
+    assert [region for region, *_ in board] == sorted(auc, key=auc.get, reverse=True)
+    assert [is_best for _, is_best, *_ in board] == [True, False, False]
+    assert all(REGION_ITEMS[index] == region and version == "2026-03-02" for region, _, _, index, version in board)
+    best = warehouse_rows(stack, "SELECT value, outcome FROM aq_metric_results WHERE dag_id = ? AND name = 'best_auc'",
+                          REGIONS, path=path)  # fmt: skip
+    assert best == [(auc[winner], "passed")]
+
+
+def test_champion_is_promoted_and_a_weaker_challenger_is_skipped(stack, example_runs):
+    for run_id in ("champion", "challenger"):
+        assert example_runs[CHAMPION, run_id]["state"] == "success", stack.explain_run(CHAMPION, run_id)
+    gated = {"promote.when", "promote.run", "promote.publish"}
+    champion = stack.states(CHAMPION, "champion")
+    assert set(champion.values()) == {"success"}, champion
+    challenger = stack.states(CHAMPION, "challenger")
+    assert {task: challenger[task] for task in gated} == dict.fromkeys(gated, "skipped"), challenger
+    assert {state for task, state in challenger.items() if task not in gated} == {"success"}, challenger
+    # the verdicts, recorded with the results; only the champion was published
+    path = stack.examples_warehouse
+    verdicts = warehouse_rows(
+        stack, "SELECT run_id, outcome FROM aq_check_results WHERE dag_id = ? AND step = 'promote.when' "
+        "ORDER BY run_id", CHAMPION, path=path,
+    )  # fmt: skip
+    assert verdicts == [("challenger", "skipped"), ("champion", "passed")]
+    auc = dict(warehouse_rows(stack, "SELECT run_id, value FROM aq_metric_results WHERE dag_id = ? AND name = 'auc'",
+                              CHAMPION, path=path))  # fmt: skip
+    assert auc["challenger"] <= auc["champion"], auc
+    assert warehouse_rows(stack, "SELECT version, auc FROM ml.churn_champions", path=path) == [
+        ("2026-03-02", auc["champion"])
+    ]
+    tis = stack.task_instances(CHAMPION, "challenger")
+    log = stack.task_log(CHAMPION, "challenger", "promote.when", tis["promote.when"]["try_number"])
+    assert "(recorded 2026-03-02)" in log and "does not hold" in log, log[-3000:]
