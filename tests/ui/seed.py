@@ -6,10 +6,11 @@ one day a run. What each day's runs find (the tests assert these, read back thro
 - every day: ``enough_orders`` passes; ``mean_amount`` sits near 50 inside its static bounds
   [10, 200]; ``order_count`` is about 40 (learning for 3 days, then judged against a band);
 - 2026-03-02 and 2026-03-06: a ``refunded`` order, so the warning ``known_status`` fails;
-- 2026-03-04: an order of 9999 (its customer an ``<img onerror>``): ``amount_in_range`` fails
-  (error severity, the run fails) with that row as its sample, and ``mean_amount`` leaves its
-  static bounds;
-- 2026-03-06: two orders without an id (one customer a ``<script>``): ``ids_not_null`` fails;
+- 2026-03-04: an order of 9999 whose customer is an ``<img onerror>``: ``amount_in_range`` fails
+  (error severity, the run fails) with that amount as its sample, ``mean_amount`` leaves its
+  static bounds, and the warning ``plain_customers`` fails with that customer as its sample;
+- 2026-03-06: two orders without an id (one customer a ``<script>``): ``ids_not_null`` fails,
+  and so does ``plain_customers`` (a warning);
 - 2026-03-08: 90 orders, far outside the learned band: ``order_count`` fails.
 
 ``raw.refunds`` has a few refunds on the last two days, for the second pipeline ``ui_refunds``.

@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -163,11 +164,15 @@ class QualityStack:
 
     # -- the api-server --
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Starts ``airflow api-server``; with ``wait``, returns once it answers."""
         log = self.logs / "api-server.log"
         command = [str(self.bin / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(self.port)]
         self.processes.append(Process("api-server", command, self.env, self.root, log))
+        if wait:
+            self.wait_healthy()
 
+    def wait_healthy(self, timeout: float = 180) -> None:
         def healthy():
             self.check_alive()
             return httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).status_code == 200
@@ -257,6 +262,7 @@ def demo(argv: Sequence[str]) -> int:
         "Ctrl-C stops the server.",
         flush=True,
     )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does
     try:
         while True:
             stack.check_alive()
