@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/execution.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/dag_processor.py
+	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/foreach.py
 
 # The fuzz campaign (minutes; not part of `make test`, which runs a 300-spec smoke run of it):

@@ -256,3 +256,21 @@ def test_bounds_and_samples_parse_what_rows_hold():
     assert [verdict(*pair) for pair in [("passed", "error"), ("failed", "warning"), ("failed", "error"),
             ("error", "warning"), ("skipped", None)]] == ["passed", "warning", "failed", "error", "other"]  # fmt: skip
     assert MAX_SERIES == 50
+
+
+def test_a_pages_reads_share_one_connection_and_can_leave_passed_messages_out(store):
+    seed(store)
+    opened = []
+    connect = store.warehouse.connect
+    store.warehouse.connect = lambda wait=None: opened.append(wait) or connect(wait)
+    history = ResultsHistory(store)
+    with history.reading():
+        history.steps("pipe")
+        page = history.check_series("pipe", messages=False)
+        metrics = history.metric_series("pipe", messages=False)
+    assert len(opened) == 1 and opened[0] == history.wait  # a file-backed DuckDB's lock: waited for briefly
+    cells = page.items[1].cells
+    assert cells[0].message is None and cells[4].message == "id_not_null failed"  # only what did not pass
+    assert metrics.items[0].points[8].message == "mean_amount = 20.0" and metrics.items[0].points[0].message is None
+    history.steps("pipe")  # outside the block: a connection of its own
+    assert len(opened) == 2

@@ -20,9 +20,11 @@ SELECT of at most 20 x 400 rows, whatever the number of metrics and dates in the
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,10 +87,23 @@ def _float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+try:  # 5x json's speed on the rows of a year of metrics; an Airflow dependency
+    from msgspec import DecodeError as _DecodeError
+    from msgspec.json import Decoder as _Decoder
+
+    _decode = _Decoder().decode
+except ImportError:  # pragma: no cover - without msgspec, the standard library
+    _decode, _DecodeError = json.loads, ValueError
+
+
 def _json(text: Any) -> Any:
     if text is None or not isinstance(text, str):
         return text
     try:
+        return _decode(text)
+    except (_DecodeError, ValueError):
+        pass
+    try:  # Python's json writes inf and NaN as Infinity and NaN (a z-score over a constant history)
         return json.loads(text)
     except ValueError:
         return None
@@ -143,7 +158,7 @@ class Bounds:
     max_change: float | None = None  # a fraction; previous: the latest earlier date's passed value
     previous: float | None = None
 
-    @property
+    @functools.cached_property
     def band(self) -> tuple[float, float] | None:
         """The learned band: mean ± max_zscore · stddev, narrowed to previous ± |previous| ·
         max_change where the metric has one; None while learning (or without history bounds)."""
@@ -159,6 +174,13 @@ class Bounds:
 
     @classmethod
     def parse(cls, expected: Any) -> Bounds:
+        """From a row's ``expected`` (JSON text; rows of a static bound repeat theirs: cached)."""
+        if isinstance(expected, str):
+            return _bounds_of(expected)
+        return cls._parse(expected)
+
+    @classmethod
+    def _parse(cls, expected: Any) -> Bounds:
         data = _json(expected)
         if not isinstance(data, dict):
             return cls()
@@ -182,6 +204,11 @@ class Bounds:
             "max_zscore": self.max_zscore, "max_change": self.max_change, "previous": self.previous,
             "band": list(band) if band else None,
         }  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounds_of(text: str) -> Bounds:
+    return Bounds._parse(text)
 
 
 @dataclass(frozen=True)
@@ -355,6 +382,7 @@ class ResultsHistory:
     def __init__(self, store: ResultsStore, wait: float = READ_WAIT_SECONDS):
         self.store = store
         self.wait = wait
+        self._session: Any = None  # the cursor of the current `reading()` block
 
     @property
     def warehouse(self):
@@ -365,21 +393,24 @@ class ResultsHistory:
 
     # --- the one way a query runs ---------------------------------------------------------
 
-    def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        """Rows of one SELECT, in a read-only transaction where the warehouse has one (rolled
-        back after); the connection is closed after."""
+    @contextmanager
+    def reading(self) -> Iterator[ResultsHistory]:
+        """One connection and one read-only transaction (where the warehouse has one) for the
+        reads inside the block: a page's queries see one snapshot and pay one connect (a DuckDB
+        file's open, a PostgreSQL handshake). Rolled back and closed after."""
+        if self._session is not None:  # already inside one
+            yield self
+            return
         warehouse = self.warehouse
         conn = warehouse.connect(wait=self.wait)
         try:
             cursor = warehouse.cursor(conn)
             read_only = warehouse.begin_read_only(conn, cursor)
+            self._session = cursor
             try:
-                if parameters:
-                    cursor.execute(sql, tuple(parameters))
-                else:
-                    cursor.execute(sql)
-                return [tuple(row) for row in cursor.fetchall()]
+                yield self
             finally:
+                self._session = None
                 if read_only:
                     warehouse.end_read_only(conn, cursor)
         finally:
@@ -387,6 +418,19 @@ class ResultsHistory:
                 conn.close()
             except Exception:  # noqa: S110 - closing a connection that already failed
                 pass
+
+    def fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of one SELECT, in a read-only transaction where the warehouse has one (the
+        block's, inside :meth:`reading`; else its own, rolled back and closed after)."""
+        if self._session is None:
+            with self.reading():
+                return self.fetch(sql, parameters)
+        cursor = self._session
+        if parameters:
+            cursor.execute(sql, tuple(parameters))
+        else:
+            cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
 
     def _filters(self, dag_id: str, window: Window | None) -> tuple[str, list[Any]]:
         p = self.store.placeholder
@@ -418,14 +462,19 @@ class ResultsHistory:
 
     def _series_rows(
         self, table: str, columns: Sequence[str], dag_id: str, window: Window | None, limit: int, offset: int,
-        points: int,
+        points: int, messages: bool = True,
     ) -> tuple[list[tuple], int | None]:  # fmt: skip
         """The rows of series ``offset+1 .. offset+limit`` (series ordered by step, map_index,
-        name; each its newest ``points`` dates), oldest date first; and the number of series."""
+        name; each its newest ``points`` dates), oldest date first; and the number of series.
+        ``messages=False``: the message of a passed row is left out (NULL), what charts need."""
         where, params = self._filters(dag_id, window)
         names = self._columns(columns)
+        selected = names
+        if not messages:
+            message = self._columns(["message"])
+            selected = names.replace(message, f"CASE WHEN outcome = 'passed' THEN NULL ELSE {message} END AS {message}")
         ranked = (
-            f"SELECT {names}, DENSE_RANK() OVER (ORDER BY step, map_index, name) AS aq_series, "  # noqa: S608
+            f"SELECT {selected}, DENSE_RANK() OVER (ORDER BY step, map_index, name) AS aq_series, "  # noqa: S608
             f"ROW_NUMBER() OVER (PARTITION BY step, map_index, name ORDER BY logical_date DESC) AS aq_point "
             f"FROM ({self._latest(table, columns, where)}) aq_dated"
         )
@@ -444,14 +493,14 @@ class ResultsHistory:
 
     def check_series(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None,
-        points: int = MAX_POINTS,
+        points: int = MAX_POINTS, messages: bool = True,
     ) -> Page:  # fmt: skip
         """A page of checks (``CheckSeries``: each check of each step and map index, by step,
         map index and name), each with its verdict on every date of the window (the newest
-        ``points``), oldest first."""
+        ``points``), oldest first. ``messages=False`` leaves passed rows' messages out."""
         limit, offset = _clamp(limit, DEFAULT_SERIES, MAX_SERIES), _offset(offset)
         rows, total = self._series_rows(CHECKS_TABLE, _CHECK_COLUMNS, dag_id, window, limit, offset,
-                                        _clamp(points, MAX_POINTS, MAX_POINTS))  # fmt: skip
+                                        _clamp(points, MAX_POINTS, MAX_POINTS), messages)  # fmt: skip
         series: dict[tuple, CheckSeries] = {}
         for row in rows:
             cell = CheckResult.of(row)
@@ -464,14 +513,14 @@ class ResultsHistory:
 
     def metric_series(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None,
-        points: int = MAX_POINTS,
+        points: int = MAX_POINTS, messages: bool = True,
     ) -> Page:  # fmt: skip
         """A page of metrics (``MetricSeries``: each metric of each step and map index, by step,
         map index and name), each with its value, outcome and bounds on every date of the window
-        (the newest ``points``), oldest first."""
+        (the newest ``points``), oldest first. ``messages=False`` leaves passed rows' messages out."""
         limit, offset = _clamp(limit, DEFAULT_SERIES, MAX_SERIES), _offset(offset)
         rows, total = self._series_rows(METRICS_TABLE, _METRIC_COLUMNS, dag_id, window, limit, offset,
-                                        _clamp(points, MAX_POINTS, MAX_POINTS))  # fmt: skip
+                                        _clamp(points, MAX_POINTS, MAX_POINTS), messages)  # fmt: skip
         series: dict[tuple, MetricSeries] = {}
         for row in rows:
             date, step, index, name, kind, severity, outcome, value, message, expected, run_id = row

@@ -95,9 +95,11 @@ class PipelinePage:
 def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, page: int = 1) -> PipelinePage:
     """A pipeline page's data: its steps, a page of checks and a page of metrics (three queries)."""
     offset = (max(page, 1) - 1) * PER_PAGE
-    steps = sorted(set(pipeline.steps) | set(history.steps(pipeline.dag_id)))
-    checks = history.check_series(pipeline.dag_id, window, PER_PAGE, offset)
-    metrics = history.metric_series(pipeline.dag_id, window, PER_PAGE, offset)
+    with history.reading():  # one connection, one snapshot
+        steps = sorted(set(pipeline.steps) | set(history.steps(pipeline.dag_id)))
+        # a passed row's message ("m = 1.2", "0 of 50 rows fail") is not drawn: left out of the read
+        checks = history.check_series(pipeline.dag_id, window, PER_PAGE, offset, messages=False)
+        metrics = history.metric_series(pipeline.dag_id, window, PER_PAGE, offset, messages=False)
     dates = sorted({cell.logical_date for series in checks.items for cell in series.cells})
     return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates)
 
@@ -177,14 +179,16 @@ def load_task(
     """One task instance's results on its run's date, failing-row samples included, and the recent
     history of its metrics (one query per table, and one for the history)."""
     steps, tables = task_scope(pipeline, task_id)
-    checks, metrics = history.run_results(
-        pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive, tables
-    ) if tables else ([], [])  # fmt: skip
+    if not tables:
+        return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, [], [], [])
     recent: list[MetricSeries] = []
-    if METRICS_TABLE in tables and metrics:
-        window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
-        found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
-        recent = [s for s in found.items if map_index is None or s.map_index == map_index]
+    with history.reading():  # one connection, one snapshot
+        checks, metrics = history.run_results(pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive,
+                                              tables)  # fmt: skip
+        if METRICS_TABLE in tables and metrics:
+            window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
+            found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
+            recent = [s for s in found.items if map_index is None or s.map_index == map_index]
     return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent)
 
 
