@@ -250,7 +250,8 @@ def test_compiled_foreach_file_is_the_live_dag(tmp_path):
 def test_a_local_foreach_dag_builds_without_the_kubernetes_and_warehouse_modules(tmp_path):
     """Each item is a task process that parses its DAG file: on the local runner that parse
     imports neither the KubernetesPodOperator (and the Kubernetes clients) nor sqlglot and the
-    warehouse adapters (bench/foreach.py: 1.3 s of every item's task process before the split)."""
+    warehouse adapters nor pyarrow (bench/foreach.py: 1.3 s, then 0.3 s more CPU, of every
+    item's task process)."""
     import subprocess
     import sys
 
@@ -263,12 +264,29 @@ def test_a_local_foreach_dag_builds_without_the_kubernetes_and_warehouse_modules
         f"dag = build_dag(compile_spec({str(spec)!r}))\n"
         "assert {type(t).__name__ for t in dag.tasks} == {'AqItemsOperator', 'MappedOperator'}, dag.tasks\n"
         "heavy = ('kubernetes', 'kubernetes_asyncio', 'airflow.providers.cncf.kubernetes.operators.pod', 'sqlglot',\n"
-        "         'aq_airflow.warehouse', 'aq_airflow.runners.kubernetes')\n"
+        "         'aq_airflow.warehouse', 'aq_airflow.runners.kubernetes', 'pyarrow')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_local_manifest_is_read_by_path_as_the_store_reads_it(tmp_path):
+    from aq_airflow.runtime.artifacts import Location, MissingArtifact
+    from aq_airflow.runtime.manifest import read_local_manifest
+
+    folder = Location.of(str(tmp_path / "out"))
+    folder.begin()
+    folder.commit({"kind": "object", "files": [], "step": "per"})
+    assert read_local_manifest(str(tmp_path / "out"), "per") == folder.read_manifest("per")
+    missing = Location.of(str(tmp_path / "nothing"))
+    with pytest.raises(MissingArtifact) as by_store:
+        missing.read_manifest("per")
+    with pytest.raises(MissingArtifact) as by_path:
+        read_local_manifest(str(tmp_path / "nothing"), "per")
+    assert str(by_path.value).split(" (")[0] == str(by_store.value).split(" (")[0]
+    assert "no output of step `per`" in str(by_path.value)
 
 
 # ---- validate: located errors -----------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""A `foreach:` step's items task: its item list for this run, resolved before any item runs."""
+"""A `foreach:` step's items task: its item list for this run, resolved before any item runs.
+
+The artifact store (pyarrow) is imported when the items task runs, not when the module is: every
+item's task process builds the whole DAG, this operator included, and runs one item.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,6 @@ from airflow.sdk import BaseOperator
 
 from aq_airflow.plan.model import ItemsPlan
 from aq_airflow.runners import local
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
-from aq_airflow.runtime.items import read_items, write_items
-from aq_airflow.runtime.values import read_input
 
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's `[core] max_map_length` default
 
@@ -42,6 +43,9 @@ class AqItemsOperator(BaseOperator):
                 f"{limit}); split the list, or raise max_map_length in airflow.cfg"
             )
         items = json.loads(json.dumps(items, default=str))  # what AQ_ITEM and the grid show: JSON values
+        from aq_airflow.runtime.artifacts import Location
+        from aq_airflow.runtime.items import write_items
+
         root = local.artifacts_root(plan.artifacts)
         write_items(Location.of(plan.output.location(root, context["run_id"])), items)
         self.log.info("step `%s`: %d item(s)", plan.step, len(items))
@@ -59,6 +63,10 @@ class AqItemsOperator(BaseOperator):
                     f"{type(value).__name__}: {value!r:.200}"
                 )
             return list(value)
+        from aq_airflow.runtime.artifacts import Location, MissingArtifact
+        from aq_airflow.runtime.items import read_items
+        from aq_airflow.runtime.values import read_input
+
         root = local.artifacts_root(self.plan.artifacts)
         location = Location.of(self.plan.source.location(root, context["run_id"]))
         try:

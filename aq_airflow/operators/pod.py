@@ -13,7 +13,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
 from aq_airflow.runtime.artifacts import Location, clear, commit_files
-from aq_airflow.runtime.items import item_label
+from aq_airflow.runtime.labels import item_label
 
 
 class AqPodStepOperator(KubernetesPodOperator):

@@ -2,8 +2,9 @@
 Airflow worker.
 
 It imports no Kubernetes, warehouse or SQL module (``pod.py`` and ``sql_step.py`` hold those
-operators): a local task process parses its DAG without them, once per task instance (each
-item of a ``foreach:`` step).
+operators), and no pyarrow until a command step's files are committed: a local task process
+parses its DAG once per task instance (each item of a ``foreach:`` step), and a python step's
+output on a local store is committed by the runtime and only its manifest is read back here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
-from aq_airflow.runtime.artifacts import Location, clear, commit_files
-from aq_airflow.runtime.items import item_label
+from aq_airflow.runtime.labels import item_label
+from aq_airflow.runtime.manifest import read_local_manifest
 
 
 class AqLocalStepOperator(BaseOperator):
@@ -57,8 +58,13 @@ class AqLocalStepOperator(BaseOperator):
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", run.step
             )
-        output = Location.of(environment.output_ref(run, map_index).location(root, context["run_id"]))
-        attempt = None if run.command.runs_runtime else clear(output)
+        uri = environment.output_ref(run, map_index).location(root, context["run_id"])
+        output = attempt = None
+        if "://" in uri or not run.command.runs_runtime:  # a local python step's manifest is read by path
+            from aq_airflow.runtime.artifacts import Location, clear
+
+            output = Location.of(uri)
+            attempt = None if run.command.runs_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
         pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
@@ -70,7 +76,9 @@ class AqLocalStepOperator(BaseOperator):
             except local.ProcessFailed as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
-            return output.read_manifest(run.step)
+            return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
+        from aq_airflow.runtime.artifacts import commit_files
+
         return commit_files(output, attempt, {"step": run.step})
 
     def on_kill(self) -> None:

@@ -22,12 +22,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-MANIFEST = "_manifest.json"
+# the manifest's name and the missing-output error live in runtime.manifest (no pyarrow); named here too
+from aq_airflow.runtime.manifest import MANIFEST, MissingArtifact, missing_output  # noqa: F401
+
 ROW_GROUP_ROWS = 128 * 1024
-
-
-class MissingArtifact(Exception):
-    """A step's output is not there (never written, or its writer died before committing)."""
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -160,11 +158,7 @@ class Location:
             with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
                 return json.loads(handle.read())
         except (FileNotFoundError, OSError) as error:
-            who = f"step `{producer}`" if producer else "the producing step"
-            raise MissingArtifact(
-                f"no output of {who} at {self.uri}: it has not run in this DAG run, or it failed before "
-                f"committing its output ({type(error).__name__})"
-            ) from None
+            raise missing_output(self.uri, producer, error) from None
 
     def begin(self) -> str:
         """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""

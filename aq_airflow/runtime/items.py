@@ -14,16 +14,9 @@ from typing import Any
 import pyarrow as pa
 
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.labels import LABEL_CHARS, item_label  # noqa: F401  (the grid label, without pyarrow)
 
 ITEMS_FILE = "_items.json"
-LABEL_CHARS = 100  # a grid label is short; the whole item is in the task's log and AQ_ITEM
-
-
-def item_label(item: Any) -> str:
-    """The item as the grid shows it: a string as it is, anything else as compact JSON,
-    cut to :data:`LABEL_CHARS`."""
-    text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
-    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
 def write_items(folder: Location, items: list) -> None:
