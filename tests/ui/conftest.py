@@ -172,11 +172,19 @@ class Session:
     watch: Watch
     url: str
 
-    def shot(self, name: str) -> Path:
-        """A full-page screenshot, saved and listed in the summary."""
+    def shot(self, name: str, height: int | None = None) -> Path:
+        """A full-page screenshot, saved and listed in the summary. ``height``: a taller window
+        for the shot, for a page in Airflow's UI whose external view (an iframe, as tall as the
+        window) would be cut off."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        size = self.page.viewport_size
+        if height:
+            self.page.set_viewport_size({"width": size["width"], "height": height})
+            self.page.wait_for_timeout(300)  # the UI lays the iframe out again
         self.page.screenshot(path=str(path), full_page=True)
+        if height:
+            self.page.set_viewport_size(size)
         _SAVED.append(path)
         return path
 
@@ -192,8 +200,10 @@ def log_in(page, url: str, user: str, password: str, next_path: str = "/") -> No
 
 
 @contextlib.contextmanager
-def browser_session(browser, stack: QualityStack, user: str, next_path: str = "/"):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def browser_session(browser, stack: QualityStack, user: str, next_path: str = "/", state: dict | None = None):
+    """A watched tab of ``user``: logged in through Airflow's login page, or with the cookies of
+    an earlier such login (``state``, Playwright's storage state)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, storage_state=state)
     watch = Watch(stack.url)
     context.on("request", watch.on_request)
     page = context.new_page()
@@ -202,15 +212,25 @@ def browser_session(browser, stack: QualityStack, user: str, next_path: str = "/
     page.on("dialog", watch.on_dialog)
     page.set_default_timeout(30_000)
     try:
-        log_in(page, stack.url, user, stack.passwords[user], next_path)
-        page.wait_for_load_state("networkidle")
-        watch.clear()  # the login page's own 401 probe (before anyone logged in) is Airflow's
+        if state is None:
+            log_in(page, stack.url, user, stack.passwords[user], next_path)
+            page.wait_for_load_state("load")
+            watch.clear()  # the login page's own 401 probe (before anyone logged in) is Airflow's
         yield Session(page, watch, stack.url)
     finally:
         context.close()
 
 
-@pytest.fixture
-def analyst_session(browser, quality_stack):
+@pytest.fixture(scope="session")
+def analyst_state(browser, quality_stack) -> dict:
+    """The analyst's cookies after one login through Airflow's login page (the first browser test
+    checks that login itself); later tabs start from them rather than log in again."""
     with browser_session(browser, quality_stack, ANALYST) as session:
+        assert session.page.context.cookies()[0]["name"] == "_token"
+        return session.page.context.storage_state()
+
+
+@pytest.fixture
+def analyst_session(browser, quality_stack, analyst_state):
+    with browser_session(browser, quality_stack, ANALYST, state=analyst_state) as session:
         yield session
