@@ -5,16 +5,17 @@ a local-run loader, a DuckDB warehouse. :meth:`QualityStack.run_history` runs th
 their dates with ``dag.test()`` (tests/ui/history.py, one process): the DAGs are serialized into
 the metadata DB, their runs and task instances recorded, the results tables written by the real
 checks and metrics tasks. Then :meth:`QualityStack.start` starts ``airflow api-server`` (the
-React UI, the REST API, and our provider's plugin, found through the installed package's
-``apache_airflow_provider`` entry point) on a free loopback port. No scheduler and no dag
+React UI, the REST API, and our plugin ``aq_quality``, found through the installed package's
+``airflow.plugins`` entry point) on a free loopback port. No scheduler and no dag
 processor: nothing is left to schedule, and the DAGs are already serialized.
 
 Auth is Airflow's simple auth manager (users and roles from ``[core] simple_auth_manager_users``,
-passwords from a file of ours), through tests/ui/auth_manager.py's subclass, which also denies
-the configured ``user:dag_id`` pairs.
+passwords from a file of ours); the tests use tests/ui/auth_manager.py's subclass, which also
+denies the configured ``user:dag_id`` pairs.
 
 Also ``make demo-ui`` (``python -m tests.ui.stack demo``): the example pipeline for ten dates
-into ``.demo``, then the api-server in the foreground with a login printed.
+into ``.demo``, then the api-server (the stock simple auth manager) in the foreground with a
+login printed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tests.deployment.stack import Process, free_port, tail, wait_for
 REPO = Path(__file__).resolve().parents[2]
 SPECS = Path(__file__).resolve().parent / "specs"
 AUTH_MANAGER = "tests.ui.auth_manager.DagDenyingAuthManager"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # what `aq-airflow run` writes: every spec of the folder on the local runner (processes, a local
 # artifact folder), whatever cluster it names
 LOADER = "from aq_airflow.live_dags import load_dags\n\nload_dags(globals(), local_run=True)\n"
@@ -61,6 +63,7 @@ class QualityStack:
         artifacts: Path | None = None,
         pythonpath: Sequence[Path] = (),
         bin_dir: Path | None = None,
+        auth_manager: str = AUTH_MANAGER,
     ):
         self.root = root.resolve()
         self.bin = bin_dir or Path(sys.executable).parent
@@ -94,7 +97,7 @@ class QualityStack:
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__FERNET_KEY=keys["fernet"],
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
-            AIRFLOW__CORE__AUTH_MANAGER=AUTH_MANAGER,
+            AIRFLOW__CORE__AUTH_MANAGER=auth_manager,
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{u}:{r}" for u, r in self.users.items()),
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.passwords_file),
@@ -238,7 +241,7 @@ def demo(argv: Sequence[str]) -> int:
     port = args.port or (8080 if _port_free(8080) else free_port())
     stack = QualityStack(
         workdir / "ui", users={DEMO_USER: "viewer"}, port=port, warehouse=workdir / "warehouse.duckdb",
-        artifacts=workdir / "artifacts", pythonpath=[spec.parent],
+        artifacts=workdir / "artifacts", pythonpath=[spec.parent], auth_manager=SIMPLE_AUTH_MANAGER,
     )  # fmt: skip
     from aq_airflow.plan import compile_spec
 
