@@ -19,6 +19,14 @@ from aq_airflow.pipeline_spec.types import Column, StepName
 MAX_MAP_LENGTH = 1024
 
 
+def too_many_items(count: int) -> str:
+    """The error of a literal list or param default longer than :data:`MAX_MAP_LENGTH`."""
+    return (
+        f"{count} items: Airflow maps at most {MAX_MAP_LENGTH} per task (`[core] max_map_length`); a longer list "
+        "fails the step's items task. Split the list, or run one item per batch of items"
+    )
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

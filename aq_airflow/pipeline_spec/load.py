@@ -25,6 +25,7 @@ from aq_airflow.pipeline_spec import models
 from aq_airflow.pipeline_spec import types as spec_types
 from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_steps
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
+from aq_airflow.pipeline_spec.foreach import too_many_items
 from aq_airflow.pipeline_spec.secrets import secret_values
 from aq_airflow.pipeline_spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
 
@@ -295,6 +296,8 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     if kind == "missing":
         return f"missing required key `{path[-1]}`", False
     message = error["msg"].removeprefix("Value error, ")
+    if kind == "too_long" and path and path[-1] == "foreach":  # a literal item list: why there is a limit
+        message = too_many_items(error["ctx"]["actual_length"])
     if kind == "string_pattern_mismatch":
         pattern = error["ctx"]["pattern"]
         message = (

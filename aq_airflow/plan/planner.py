@@ -22,7 +22,7 @@ import re
 
 from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.pipeline_spec.conditions import referenced_steps
-from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
 from aq_airflow.pipeline_spec.models import Check, Metric
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.pipeline_spec.types import duration_seconds
@@ -334,7 +334,7 @@ class _Planner:
                 problem((*at, "param"), f"param `{param}` is a {type(params[param]).__name__}, not a list: "
                         "`foreach:` runs the step once per item of a list")  # fmt: skip
             elif len(params[param]) > MAX_MAP_LENGTH:
-                problem((*at, "param"), _too_many(len(params[param])))
+                problem((*at, "param"), too_many_items(len(params[param])))
             return Foreach(param=param, max_parallel=step.max_parallel)
         if isinstance(spec, ForeachStep):
             other = spec.step
@@ -481,13 +481,6 @@ class _Planner:
             artifacts=pipeline.artifacts,
             artifacts_ttl=_seconds(ttl),
         )
-
-
-def _too_many(count: int) -> str:
-    return (
-        f"{count} items: Airflow maps at most {MAX_MAP_LENGTH} per task (`[core] max_map_length`); a longer list "
-        "fails the step's items task. Split the list, or run one item per batch of items"
-    )
 
 
 def spec_doc(description: str | None, source: str, text: str) -> str:
