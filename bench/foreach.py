@@ -157,7 +157,7 @@ def square_subprocess(item):
         contract.OUTPUT: output,
         contract.ITEM: json.dumps(item),
         contract.MAP_INDEX: str(map_index),
-        "PYTHONPATH": os.path.dirname(__file__),
+        "PYTHONPATH": os.pathsep.join(p for p in (os.path.dirname(__file__), os.environ.get("PYTHONPATH")) if p),
     }}
     argv = [sys.executable, *contract.runtime_command("python")[1:]]
     argv += contract.runtime_arguments("fe_bench_funcs:square")
@@ -253,6 +253,15 @@ def read_timings(path: Path, dag_id: str, run_id: str | None = None) -> list[dic
     return [r for r in rows if r["dag_id"] == dag_id and (run_id is None or r["run_id"] == run_id)]
 
 
+def settle(max_load: float | None, max_wait: float) -> float:
+    """Waits (up to ``max_wait`` s) for the machine's 1-minute load to fall to ``max_load`` before
+    a timed run (other work on the machine slows both sides, unevenly); returns the load."""
+    deadline = time.monotonic() + max_wait
+    while max_load is not None and os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -270,7 +279,7 @@ def figures(dag_id: str, wall: float, timings: list[dict], items: int, slots: in
         "overhead_per_item": (wall - work / slots) / items,
         "slots": slots,
         "tasks_timed": len(timings),
-        "load_1min": os.getloadavg()[0],  # the machine's load as the run ended (others' work included)
+        "load_end": os.getloadavg()[0],  # the machine's 1-minute load as the run ended (others' work included)
         **extra,
     }
 
@@ -288,7 +297,7 @@ def task_parse_ms(logs: Path, dag_id: str, run_id: str) -> list[float]:
 # -- max_map_length ---------------------------------------------------------------------------
 
 
-def validate_past_limit(work: Path) -> dict:
+def validate_past_limit(work: Path, pythonpath: str | None) -> dict:
     """What `aq-airflow validate` says for a literal list one past max_map_length."""
     folder = work / "validate"
     folder.mkdir()
@@ -298,7 +307,8 @@ def validate_past_limit(work: Path) -> dict:
             count=VALIDATE_ITEMS, items=", ".join(str(i) for i in range(VALIDATE_ITEMS))
         )
     )
-    done = subprocess.run([BIN / "aq-airflow", "validate", spec], capture_output=True, text=True, env=_env())
+    env = _env(**({"PYTHONPATH": pythonpath} if pythonpath else {}))
+    done = subprocess.run([BIN / "aq-airflow", "validate", spec], capture_output=True, text=True, env=env)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     first = next((line for line in lines if "too_many.aq.yaml:" in line), "")
     line_no = next((n for n, text in enumerate(spec.read_text().splitlines(), 1) if "foreach:" in text), None)
@@ -340,14 +350,15 @@ def child_dag_test(dag_id: str, conf: str | None) -> int:
     return 0
 
 
-def dag_test_mode(work: Path, items: int) -> dict:
+def dag_test_mode(work: Path, items: int, quiet, pythonpath: str | None) -> dict:
     home, dags = work / "dag-test-home", work / "dag-test-home" / "dags"
     (home / "config").mkdir(parents=True)
     (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
     write_files(dags, items)
     timings = home / "timings.jsonl"
+    path = os.pathsep.join(p for p in (pythonpath, str(dags)) if p)
     env = _env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(dags), AQ_ARTIFACTS=str(home / "artifacts"),
-               AQ_BENCH_TIMINGS=str(timings), PYTHONPATH=str(dags))  # fmt: skip
+               AQ_BENCH_TIMINGS=str(timings), PYTHONPATH=path)  # fmt: skip
     subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([BIN / "aq-airflow", "init", dags, "--shards", "1"], env=env, check=True, capture_output=True)
 
@@ -367,10 +378,11 @@ def dag_test_mode(work: Path, items: int) -> dict:
 
     rows = []
     for dag_id in (HAND, AQ, HAND_SUB):
+        load = quiet()
         result, text = run(dag_id)
         if result["state"] != "success":
             raise SystemExit(f"dag.test() of {dag_id}: {result}\n{text[-3000:]}")
-        rows.append(figures(dag_id, result["wall"], read_timings(timings, dag_id), items, slots=1))
+        rows.append(figures(dag_id, result["wall"], read_timings(timings, dag_id), items, slots=1, load_start=load))
         print(f"  {dag_id}: {result['wall']:.1f} s", file=sys.stderr, flush=True)
     limits = {}
     for dag_id, conf in ((AQ_LIMIT, {"items": list(range(LIMIT_ITEMS))}), (HAND_LIMIT, None)):
@@ -384,7 +396,7 @@ def dag_test_mode(work: Path, items: int) -> dict:
 # -- mode (b): a real scheduler ------------------------------------------------------------------
 
 
-def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float) -> dict:
+def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, quiet, pythonpath: str | None) -> dict:
     from tests.deployment.stack import Stack, create_database, drop_database, timestamp, wait_for, with_database
 
     admin = with_database(POSTGRES, "postgres")
@@ -397,6 +409,8 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float) -> 
         timings = root / "timings.jsonl"
         stack.env.update(AIRFLOW__CORE__PARALLELISM=str(parallelism), AQ_ARTIFACTS=str(root / "artifacts"),
                          AQ_BENCH_TIMINGS=str(timings))  # fmt: skip
+        if pythonpath:
+            stack.env["PYTHONPATH"] = pythonpath
         (stack.home / "config").mkdir(parents=True, exist_ok=True)
         (stack.home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
         print(f"scheduler: starting the stack (PostgreSQL database {database}) ...", file=sys.stderr, flush=True)
@@ -426,12 +440,14 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float) -> 
 
         rows = []
         for dag_id in (HAND, AQ, HAND_SUB):
+            load = quiet()
             final, wall = run(dag_id)
             if final["state"] != "success":
                 raise SystemExit(f"{dag_id}: {final['state']}\n{stack.explain_run(dag_id, final['dag_run_id'])}")
             timed = read_timings(timings, dag_id, final["dag_run_id"])
             parses = task_parse_ms(stack.home / "logs", dag_id, final["dag_run_id"])
-            rows.append(figures(dag_id, wall, timed, items, slots=parallelism, task_parse_ms_median=median(parses)))
+            rows.append(figures(dag_id, wall, timed, items, slots=parallelism, load_start=load,
+                                task_parse_ms_median=median(parses)))  # fmt: skip
         limits = {}
         for dag_id, conf in ((AQ_LIMIT, {"items": list(range(LIMIT_ITEMS))}), (HAND_LIMIT, None)):
             final, _ = run(dag_id, conf)
@@ -459,7 +475,7 @@ def print_mode(title: str, mode: dict, items: int) -> None:
     parse = "task_parse_ms_median" in rows[AQ]
     print("| DAG | wall s | wall / item ms | work / item ms (median) | work s (sum) | overhead / item ms "
           "| aq overhead / this |" + (" DAG parse per task process ms (median) |" if parse else "")
-          + " load (1 min) at end |")  # fmt: skip
+          + " load (1 min) start / end |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if parse else "") + "---:|")
     for dag_id in (AQ, HAND, HAND_SUB):
         r = rows[dag_id]
@@ -467,7 +483,7 @@ def print_mode(title: str, mode: dict, items: int) -> None:
         print(f"| {LABELS[dag_id]} | {r['wall']:.1f} | {1000 * r['wall'] / items:.1f} "
               f"| {1000 * r['work_per_item_median']:.1f} | {r['work']:.1f} | {1000 * r['overhead_per_item']:.1f} "
               f"| {ratio} |" + (f" {r['task_parse_ms_median']:.0f} |" if parse else "")
-              + f" {r['load_1min']:.1f} |")  # fmt: skip
+              + f" {r['load_start']:.1f} / {r['load_end']:.1f} |")  # fmt: skip
     print(f"\nwall aq / hand-written: {rows[AQ]['wall'] / rows[HAND]['wall']:.2f}x (trivial), "
           f"{rows[AQ]['wall'] / rows[HAND_SUB]['wall']:.2f}x (same work); "
           f"goal: aq overhead / item <= {GOAL}x the hand-written DAG's")  # fmt: skip
@@ -495,6 +511,10 @@ def main() -> int:
     parser.add_argument("--mode", choices=("all", "dag-test", "scheduler"), default="all")
     parser.add_argument("--parallelism", type=int, default=2, help="[core] parallelism of the scheduler mode")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run under the scheduler")
+    parser.add_argument("--max-load", type=float, help="before each timed run, wait for this 1-minute load")
+    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load at most")
+    parser.add_argument("--pythonpath", help="aq-airflow from this folder (e.g. a git worktree of an earlier "
+                        "commit, for a before/after) in every Airflow process and task")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, homes)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     parser.add_argument("--child-dag-test", help=argparse.SUPPRESS)
@@ -506,14 +526,19 @@ def main() -> int:
         parser.error("--items: 1 to 1,024 (Airflow's max_map_length)")
 
     started = time.monotonic()
+
+    def quiet() -> float:
+        return settle(args.max_load, args.max_wait)
+
     work = Path(tempfile.mkdtemp(prefix="aq-bench-foreach-"))
     report: dict = {"items": args.items}
     try:
-        report["validate"] = validate_past_limit(work)
+        report["validate"] = validate_past_limit(work, args.pythonpath)
         if args.mode in ("all", "dag-test"):
-            report["dag_test"] = dag_test_mode(work, args.items)
+            report["dag_test"] = dag_test_mode(work, args.items, quiet, args.pythonpath)
         if args.mode in ("all", "scheduler"):
-            report["scheduler"] = scheduler_mode(work, args.items, args.parallelism, args.timeout)
+            report["scheduler"] = scheduler_mode(work, args.items, args.parallelism, args.timeout, quiet,
+                                                 args.pythonpath)  # fmt: skip
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)
