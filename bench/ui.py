@@ -165,13 +165,19 @@ def airflow_app(pipelines: dict[str, tuple[str, str]], last: datetime.datetime):
     return app, token
 
 
-def timed(fn, rounds: int) -> tuple[float, object]:
+def timed(fn, rounds: int) -> tuple[tuple[float, float], object]:
+    """((median, best) seconds, the last result): the best run is the one the machine's other
+    work disturbed least, the median what a user would see on it."""
     result, times = None, []
     for _ in range(rounds):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    return (statistics.median(times), min(times)), result
+
+
+def ratio(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] / b[0], a[1] / b[1]
 
 
 def measure(
@@ -214,7 +220,7 @@ def measure(
         (f"{name}: pipeline page, 20 charts + 20 strips x {days} dates", first,
          f"{charts} charts, {strips} strips, {size / 1024:.0f} KiB HTML"),
         (f"{name}: plain SELECT of the same rows (baseline)", base, f"{shown:,} rows"),
-        (f"{name}: pipeline page / plain SELECT", first / base, "goal: page < 1 s"),
+        (f"{name}: pipeline page / plain SELECT", ratio(first, base), "goal: page < 1 s"),
         (f"{name}:   of which the 3 reads (read model)", read, "steps, checks page, metrics page"),
         (f"{name}:   of which rendering (SVG + HTML)", render, ""),
         (f"{name}: pipeline page, step + date filter", filtered, "s2 from 2025-07-01"),
@@ -227,7 +233,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=DAYS)
     parser.add_argument("--others", type=int, default=OTHERS, help="other pipelines in the same tables")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--postgres", default=os.environ.get("AQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     )
@@ -281,14 +287,16 @@ def main() -> int:
     print(textwrap.dedent(f"""
         UI benchmark: {rows} pipelines x {STEPS} steps x ({METRICS} metrics + {CHECKS} checks) x {args.days} dates
         ({rows * STEPS * METRICS * args.days:,} metric rows, {rows * STEPS * CHECKS * args.days:,} check rows per
-        warehouse; seeded in {seeded:.0f} s); each page through the Airflow API app with a JWT, median of {args.rounds}
+        warehouse; seeded in {seeded:.0f} s); each page through the Airflow API app with a JWT; {args.rounds} rounds
     """))  # fmt: skip
-    print(f"{'measure':62} {'value':>9}  note")
-    for name, value, note in results:
-        print(f"{name:62} {value:9.3f}  {note}")
+    print(f"{'measure (seconds, or a ratio)':62} {'median':>8} {'best':>8}  note")
+    for name, (median, best), note in results:
+        print(f"{name:62} {median:8.3f} {best:8.3f}  {note}")
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    (out / "ui.json").write_text(json.dumps([list(r) for r in results], indent=2))
+    (out / "ui.json").write_text(
+        json.dumps([[n, {"median": v[0], "best": v[1]}, note] for n, v, note in results], indent=2)
+    )
     return 0
 
 

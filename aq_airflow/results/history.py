@@ -466,26 +466,31 @@ class ResultsHistory:
     ) -> tuple[list[tuple], int | None]:  # fmt: skip
         """The rows of series ``offset+1 .. offset+limit`` (series ordered by step, map_index,
         name; each its newest ``points`` dates), oldest date first; and the number of series.
-        ``messages=False``: the message of a passed row is left out (NULL), what charts need."""
+        ``messages=False``: the message of a passed row is left out (NULL), what charts need.
+
+        One query: the page's series keys first (a grouping of the pipeline's rows, counted before
+        the LIMIT), then the latest row per date and the points cap over those series' rows only."""
         where, params = self._filters(dag_id, window)
         names = self._columns(columns)
         selected = names
         if not messages:
             message = self._columns(["message"])
             selected = names.replace(message, f"CASE WHEN outcome = 'passed' THEN NULL ELSE {message} END AS {message}")
-        ranked = (
-            f"SELECT {selected}, DENSE_RANK() OVER (ORDER BY step, map_index, name) AS aq_series, "  # noqa: S608
-            f"ROW_NUMBER() OVER (PARTITION BY step, map_index, name ORDER BY logical_date DESC) AS aq_point "
-            f"FROM ({self._latest(table, columns, where)}) aq_dated"
-        )
-        counted = f"SELECT {names}, aq_series, aq_point, MAX(aq_series) OVER () AS aq_total FROM ({ranked}) aq_ranked"  # noqa: S608
-        p = self.store.placeholder
+        source = self._table(table)
         query = (
-            f"SELECT {names}, aq_total FROM ({counted}) aq_counted "  # noqa: S608
-            f"WHERE aq_series > {p} AND aq_series <= {p} AND aq_point <= {p} "
-            f"ORDER BY aq_series, logical_date"
+            f"WITH aq_keys AS (SELECT step, map_index, name FROM {source} WHERE {where} "  # noqa: S608
+            f"GROUP BY step, map_index, name), "
+            f"aq_page AS (SELECT step AS aq_step, map_index AS aq_index, name AS aq_name, COUNT(*) OVER () AS aq_total "
+            f"FROM aq_keys ORDER BY step, map_index, name LIMIT {int(limit)} OFFSET {int(offset)}), "
+            f"aq_dated AS (SELECT {selected}, aq_total, ROW_NUMBER() OVER ("
+            f"PARTITION BY logical_date, step, map_index, name {_LATEST}) AS aq_rank FROM {source} "
+            f"JOIN aq_page ON step = aq_step AND map_index = aq_index AND name = aq_name WHERE {where}), "
+            f"aq_pointed AS (SELECT {names}, aq_total, ROW_NUMBER() OVER (PARTITION BY step, map_index, name "
+            f"ORDER BY logical_date DESC) AS aq_point FROM aq_dated WHERE aq_rank = 1) "
+            f"SELECT {names}, aq_total FROM aq_pointed WHERE aq_point <= {int(points)} "
+            f"ORDER BY step, map_index, name, logical_date"
         )
-        rows = self.fetch(query, [*params, offset, offset + limit, points])
+        rows = self.fetch(query, [*params, *params])
         total = int(rows[0][-1]) if rows else None
         return [row[:-1] for row in rows], total
 
