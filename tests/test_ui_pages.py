@@ -59,6 +59,12 @@ def test_the_pipeline_page_draws_strips_and_charts(quality_app):
     assert page.count('class="chart"') == 20 and 'class="point broken"' in page  # page 1: 20 of 26 metrics
     assert "2026-03-09: 120 (failed)" in page  # the broken point's tooltip
     assert "<polygon" in page and 'stroke-dasharray="5 3"' in page  # the learned band, the static bounds
+    day5 = "/aq-quality/dags/ui_pipe/runs/scheduled__2026-03-05T00%3A00%3A00%2B00%3A00/tasks/orders.checks?map_index=-1"
+    day9 = (
+        "/aq-quality/dags/ui_pipe/runs/scheduled__2026-03-09T00%3A00%3A00%2B00%3A00/tasks/orders.metrics?map_index=-1"
+    )
+    assert f'<a href="{day5}"><rect' in page and f'<a href="{day9}"><circle' in page  # to the failing rows
+    assert "Failing rows" in get(quality_app, day5).text and "mean_amount = 120.0" in get(quality_app, day9).text
     assert 'href="/aq-quality/dags/ui_pipe?page=2"' in page and "← previous" not in page
     second = get(quality_app, "/aq-quality/dags/ui_pipe", page=2).text
     assert second.count('class="chart"') == 6 and "next →" not in second and 'ui_pipe?page=1"' in second

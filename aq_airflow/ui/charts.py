@@ -18,9 +18,19 @@ from __future__ import annotations
 import datetime
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from aq_airflow.results.history import ERROR, FAILED, OTHER, PASSED, WARNING, CheckSeries, MetricPoint, MetricSeries
+from aq_airflow.results.history import (
+    ERROR,
+    FAILED,
+    OTHER,
+    PASSED,
+    WARNING,
+    CheckResult,
+    CheckSeries,
+    MetricPoint,
+    MetricSeries,
+)
 
 COLOURS = {PASSED: "#2e7d32", WARNING: "#f2a900", FAILED: "#c62828", ERROR: "#6a1b9a", OTHER: "#9e9e9e"}
 LABELS = {PASSED: "passed", WARNING: "failed (warning)", FAILED: "failed (error)", ERROR: "error", OTHER: "other"}
@@ -140,9 +150,10 @@ def _point_title(point: MetricPoint) -> str:
     return esc("\n".join(lines))
 
 
-def metric_chart(series: MetricSeries, start: datetime.datetime | None = None,
-                 end: datetime.datetime | None = None, mark: datetime.datetime | None = None) -> str:  # fmt: skip
-    """The SVG of one metric over its dates (``mark``: a date to ring, the task instance's)."""
+def metric_chart(series: MetricSeries, mark: datetime.datetime | None = None,
+                 link: Callable[[MetricPoint], str | None] | None = None) -> str:  # fmt: skip
+    """The SVG of one metric over its dates (``mark``: a date to ring, the task instance's;
+    ``link``: where a point that did not pass leads, its task instance's page)."""
     points = series.points
     label = f"{series.name} ({series.step}{'' if series.map_index < 0 else f' [{series.map_index}]'})"
     head = (
@@ -212,8 +223,10 @@ def metric_chart(series: MetricSeries, start: datetime.datetime | None = None,
         colour = BROKEN if p.broken else LINE
         radius = 3.6 if p.broken else 2.4
         css = "point broken" if p.broken else "point"
-        out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{radius}" fill="{colour}" class="{css}">'
-                   f"<title>{_point_title(p)}</title></circle>")  # fmt: skip
+        circle = (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{radius}" fill="{colour}" class="{css}">'
+                  f"<title>{_point_title(p)}</title></circle>")  # fmt: skip
+        target = link(p) if link is not None and p.broken else None
+        out.append(f'<a href="{esc(target)}">{circle}</a>' if target else circle)
         if ringed:
             out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="none" stroke="#000" stroke-width="1.2"/>')
     base = HEIGHT - BOTTOM
@@ -243,9 +256,12 @@ def _cell_title(cell) -> str:
     return esc("\n".join(parts))
 
 
-def check_strip(series: CheckSeries, dates: Sequence[datetime.datetime]) -> str:
+def check_strip(
+    series: CheckSeries, dates: Sequence[datetime.datetime], link: Callable[[CheckResult], str | None] | None = None
+) -> str:
     """The SVG strip of one check over ``dates`` (the page's date axis, oldest first): a cell per
-    date, blank where the check has no row; consecutive passed dates drawn as one cell."""
+    date, blank where the check has no row; consecutive passed dates drawn as one cell; a cell
+    that did not pass leads to ``link(cell)`` (its task instance's page) when given."""
     label = f"{series.name} ({series.step}{'' if series.map_index < 0 else f' [{series.map_index}]'})"
     width = WIDTH - LEFT - RIGHT
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="strip" viewBox="0 0 {width} {STRIP_HEIGHT}" '
@@ -276,10 +292,12 @@ def check_strip(series: CheckSeries, dates: Sequence[datetime.datetime]) -> str:
         if cell.verdict == PASSED:
             run.append((index, cell))
             continue
-        out.append(
+        rect = (
             f'<rect x="{index * slot:.2f}" y="0" width="{max(slot - 0.5, 0.8):.2f}" height="{STRIP_HEIGHT}" '
             f'fill="{COLOURS[cell.verdict]}" class="cell {cell.verdict}"><title>{_cell_title(cell)}</title></rect>'
         )
+        target = link(cell) if link is not None else None
+        out.append(f'<a href="{esc(target)}">{rect}</a>' if target else rect)
     flush()
     out.append("</svg>")
     return "".join(out)

@@ -104,13 +104,31 @@ def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, p
     return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates)
 
 
+def check_link(base: str, dag_id: str, cell: CheckResult) -> str | None:
+    """The task instance page of the run that recorded a check's verdict (a condition's verdict:
+    its ``when`` task)."""
+    if not cell.run_id:
+        return None
+    task_id = cell.step if cell.kind == "when" else f"{cell.step}.checks"
+    return path(base, "dags", dag_id, "runs", cell.run_id, "tasks", task_id, map_index=cell.map_index)
+
+
+def metric_link(base: str, dag_id: str, series: MetricSeries, point: MetricPoint) -> str | None:
+    if not point.run_id:
+        return None
+    return path(
+        base, "dags", dag_id, "runs", point.run_id, "tasks", f"{series.step}.metrics", map_index=series.map_index
+    )
+
+
 def render_pipeline(view: PipelinePage, base: str, query: dict[str, str | None]) -> str:
+    dag_id = view.pipeline.dag_id
     strips = [
-        (series, Markup(charts.check_strip(series, view.dates)))  # noqa: S704 - escaped inside
+        (series, Markup(charts.check_strip(series, view.dates, lambda c: check_link(base, dag_id, c))))  # noqa: S704
         for series in view.checks.items
     ]
     metric_charts = [
-        (series, Markup(charts.metric_chart(series)))  # noqa: S704 - escaped inside
+        (series, Markup(charts.metric_chart(series, link=lambda p, s=series: metric_link(base, dag_id, s, p))))  # noqa: S704
         for series in view.metrics.items
     ]
     return render(
