@@ -117,7 +117,7 @@ def test_unknown_pipelines_runs_and_tasks_are_404_pages(quality_app):
         page = get(quality_app, url, 404).text
         assert "Not found" in page and "<!doctype html>" in page
     answer = get(quality_app, "/aq-quality/api/dags/ui_plain/checks", 404)
-    assert answer.headers["content-type"].startswith("application/json") and "no aq-airflow pipeline" in answer.text
+    assert answer.headers["content-type"].startswith("application/json") and "is no aq-airflow pipeline" in answer.text
 
 
 def test_no_results_yet_is_an_empty_state(quality_app):

@@ -145,7 +145,8 @@ def _map_index(value: str | None) -> int | None:
 def _pipeline(dag_id: str, session: Any) -> Pipeline:
     found = pipelines.pipeline(dag_id, session)
     if found is None:
-        raise PageError(404, "Not found", f"There is no aq-airflow pipeline `{dag_id}` in this Airflow.")
+        raise PageError(404, "Not found", f"`{dag_id}` is no aq-airflow pipeline here (a DAG compiled from a "
+                        "*.aq.yaml spec): there are no checks or metrics to show.")  # fmt: skip
     return found
 
 
