@@ -202,6 +202,9 @@ def serialize(folder: Path) -> list[str]:
     return sorted(bag.dags)
 
 
+_built: QualityApp | None = None
+
+
 @dataclass
 class QualityApp:
     """The API app and how to call it as a user."""
@@ -226,7 +229,12 @@ class QualityApp:
 def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
     """The real API app (core) with the aq quality plugin, a per-DAG denying auth manager, users
     and their tokens; pipelines ui_pipe (results), ui_denied (denied to the outsider), ui_down (an
-    unreachable warehouse), ui_empty (no results tables), and ui_plain (not an aq pipeline)."""
+    unreachable warehouse), ui_empty (no results tables), and ui_plain (not an aq pipeline).
+    Built once a session: both test modules name this function as their fixture."""
+    global _built
+    if _built is not None:  # the other module's instance, alive (and its settings in force) until the end
+        yield _built
+        return
     root = tmp_path_factory.mktemp("quality-ui")
     warehouse, empty = root / "wh.duckdb", root / "empty.duckdb"
     seed_results(warehouse)
@@ -264,4 +272,8 @@ def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
         assert isinstance(manager, DenyingAuthManager)
         tokens = {user: manager.generate_jwt(SimpleAuthManagerUser(username=user, role=role))
                   for user, role in USERS.items()}  # fmt: skip
-        yield QualityApp(app, tokens, warehouse)
+        _built = QualityApp(app, tokens, warehouse)
+        try:
+            yield _built
+        finally:
+            _built = None
