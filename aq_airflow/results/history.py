@@ -468,8 +468,10 @@ class ResultsHistory:
         name; each its newest ``points`` dates), oldest date first; and the number of series.
         ``messages=False``: the message of a passed row is left out (NULL), what charts need.
 
-        One query: the page's series keys first (a grouping of the pipeline's rows, counted before
-        the LIMIT), then the latest row per date and the points cap over those series' rows only."""
+        One query: the page's series keys first (a grouping of the pipeline's rows, numbered and
+        counted), then the latest row per date and the points cap over those series' rows only,
+        partitioned by the key's number (an integer sort, not one of text under a collation);
+        rows come back unordered and are sorted here."""
         where, params = self._filters(dag_id, window)
         names = self._columns(columns)
         selected = names
@@ -477,22 +479,25 @@ class ResultsHistory:
             message = self._columns(["message"])
             selected = names.replace(message, f"CASE WHEN outcome = 'passed' THEN NULL ELSE {message} END AS {message}")
         source = self._table(table)
+        first, last = int(offset), int(offset) + int(limit)
         query = (
             f"WITH aq_keys AS (SELECT step, map_index, name FROM {source} WHERE {where} "  # noqa: S608
             f"GROUP BY step, map_index, name), "
-            f"aq_page AS (SELECT step AS aq_step, map_index AS aq_index, name AS aq_name, COUNT(*) OVER () AS aq_total "
-            f"FROM aq_keys ORDER BY step, map_index, name LIMIT {int(limit)} OFFSET {int(offset)}), "
-            f"aq_dated AS (SELECT {selected}, aq_total, ROW_NUMBER() OVER ("
-            f"PARTITION BY logical_date, step, map_index, name {_LATEST}) AS aq_rank FROM {source} "
+            f"aq_numbered AS (SELECT step AS aq_step, map_index AS aq_index, name AS aq_name, ROW_NUMBER() OVER ("
+            f"ORDER BY step, map_index, name) AS aq_key, COUNT(*) OVER () AS aq_total FROM aq_keys), "
+            f"aq_page AS (SELECT aq_step, aq_index, aq_name, aq_key, aq_total FROM aq_numbered "
+            f"WHERE aq_key > {first} AND aq_key <= {last}), "
+            f"aq_dated AS (SELECT {selected}, aq_key, aq_total, ROW_NUMBER() OVER ("
+            f"PARTITION BY aq_key, logical_date {_LATEST}) AS aq_rank FROM {source} "
             f"JOIN aq_page ON step = aq_step AND map_index = aq_index AND name = aq_name WHERE {where}), "
-            f"aq_pointed AS (SELECT {names}, aq_total, ROW_NUMBER() OVER (PARTITION BY step, map_index, name "
+            f"aq_pointed AS (SELECT {names}, aq_key, aq_total, ROW_NUMBER() OVER (PARTITION BY aq_key "
             f"ORDER BY logical_date DESC) AS aq_point FROM aq_dated WHERE aq_rank = 1) "
-            f"SELECT {names}, aq_total FROM aq_pointed WHERE aq_point <= {int(points)} "
-            f"ORDER BY step, map_index, name, logical_date"
+            f"SELECT {names}, aq_key, aq_total FROM aq_pointed WHERE aq_point <= {int(points)}"
         )
         rows = self.fetch(query, [*params, *params])
+        rows.sort(key=lambda row: (row[-2], row[0]))  # the series in key order, each oldest date first
         total = int(rows[0][-1]) if rows else None
-        return [row[:-1] for row in rows], total
+        return [row[:-2] for row in rows], total
 
     # --- the pipeline page ------------------------------------------------------------------
 
