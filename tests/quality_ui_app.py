@@ -74,6 +74,15 @@ SPECS = {
             table: raw.orders
             checks: [{name: ids, not_null: id}]
     """,
+    "ui_nofile": """
+        pipeline: ui_nofile
+        start_date: 2026-03-01
+        warehouse: ui_nofile_wh
+        steps:
+          orders:
+            table: raw.orders
+            checks: [{name: ids, not_null: id}]
+    """,
     "ui_empty": """
         pipeline: ui_empty
         start_date: 2026-03-01
@@ -249,6 +258,7 @@ def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
         "AIRFLOW__API_AUTH__JWT_SECRET": "quality-ui-test-secret-0123456789abcdef",
         "AIRFLOW_CONN_UI_WH": DuckDB.connection_json(warehouse),
         "AIRFLOW_CONN_UI_EMPTY_WH": DuckDB.connection_json(empty),
+        "AIRFLOW_CONN_UI_NOFILE_WH": DuckDB.connection_json(root / "nowhere.duckdb"),
         "AIRFLOW_CONN_UI_DOWN_WH": json.dumps(
             {"conn_type": "postgres", "host": "127.0.0.1", "port": 9, "login": "aq", "password": DOWN_PASSWORD}
         ),

@@ -38,7 +38,7 @@ def no_raw_markup(text: str) -> None:
 def test_the_overview_counts_each_pipelines_latest_date(quality_app):
     page = get(quality_app, "/aq-quality/").text
     rows = {row["dag_id"]: row for row in get(quality_app, "/aq-quality/api/overview").json()["items"]}
-    assert sorted(rows) == ["ui_denied", "ui_down", "ui_empty", "ui_pipe"]  # aq pipelines only: no ui_plain
+    assert sorted(rows) == ["ui_denied", "ui_down", "ui_empty", "ui_nofile", "ui_pipe"]  # aq pipelines: no ui_plain
     pipe = rows["ui_pipe"]["summary"]  # 2026-03-10: ids passed, the hostile check failed (warning), the metric passed
     assert (pipe["logical_date"], pipe["passed"], pipe["failed_warning"], pipe["failed_error"]) == (
         "2026-03-10T00:00:00", 2, 1, 0)  # fmt: skip
@@ -123,6 +123,9 @@ def test_unknown_pipelines_runs_and_tasks_are_404_pages(quality_app):
 def test_no_results_yet_is_an_empty_state(quality_app):
     page = get(quality_app, "/aq-quality/dags/ui_empty").text
     assert "No results recorded yet" in page and "connection `ui_empty_wh`" in page
+    nofile = get(quality_app, "/aq-quality/dags/ui_nofile").text
+    assert "the DuckDB file of connection `ui_nofile_wh` does not exist" in nofile
+    assert not (quality_app.warehouse.parent / "nowhere.duckdb").exists()  # a read never creates the file
     assert get(quality_app, "/aq-quality/api/dags/ui_empty/metrics").json() == {
         "items": [], "offset": 0, "limit": 20, "total": 0, "has_more": False, "recorded": False}  # fmt: skip
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections import defaultdict
 from typing import Annotated, Any
 
@@ -185,7 +186,13 @@ class Results:
         try:
             conn = BaseHook.get_connection(conn_id)
             self.secrets = _secrets(conn)
+            missing_file = conn.conn_type == "duckdb" and conn.host not in (None, "", ":memory:")
+            if missing_file and not os.path.exists(conn.host):  # connecting would create it
+                raise PageError(200, "No results yet", f"No results recorded yet: the DuckDB file of connection "
+                                f"`{conn_id}` does not exist.", dag_id=pipeline.dag_id)  # fmt: skip
             hook = conn.get_hook()
+        except PageError:
+            raise
         except Exception as error:
             raise PageError(503, "Results unavailable",
                             f"Airflow cannot make the warehouse connection `{conn_id}` here.",
