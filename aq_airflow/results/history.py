@@ -519,7 +519,7 @@ class ResultsHistory:
                 series[key] = CheckSeries(cell.step, cell.map_index, cell.name, cell.kind)
             series[key].cells.append(cell)
             series[key].kind = cell.kind
-        return Page(list(series.values()), offset, limit, total if rows else offset)
+        return Page(list(series.values()), offset, limit, total if rows else (0 if not offset else None))
 
     def metric_series(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None,
@@ -542,7 +542,7 @@ class ResultsHistory:
             series[key].points.append(
                 MetricPoint(_when(date), _float(value), outcome, severity, message, run_id, Bounds.parse(expected))
             )
-        return Page(list(series.values()), offset, limit, total if rows else offset)
+        return Page(list(series.values()), offset, limit, total if rows else (0 if not offset else None))
 
     def check_timeline(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None
@@ -557,7 +557,8 @@ class ResultsHistory:
         )
         rows = self.fetch(query, params)
         items = [CheckResult.of(row) for row in rows[:limit]]
-        total = offset + len(rows) if len(rows) <= limit else None
+        known = (rows or not offset) and len(rows) <= limit  # past the end the total is unknown
+        total = offset + len(rows) if known else None
         return Page(items, offset, limit, total)
 
     def steps(self, dag_id: str) -> list[str]:

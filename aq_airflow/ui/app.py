@@ -13,13 +13,16 @@ page (or JSON under ``/api``) without a traceback, and without the warehouse's c
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import logging
 import os
+import threading
 from collections import defaultdict
 from typing import Annotated, Any
 
 from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, Query, Request
@@ -45,6 +48,8 @@ MAX_PAGE = 10_000
 
 app = FastAPI(title="aq-airflow quality", docs_url=None, redoc_url=None, openapi_url=None)
 DagReadable = Depends(requires_access_dag("GET"))
+# a task's results (failing-row samples: data values) need what Airflow's own task-instance routes need
+TaskInstanceReadable = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
 
 
 class PageError(Exception):
@@ -124,7 +129,10 @@ def _moment(value: str | None, name: str) -> datetime.datetime | None:
     except ValueError:
         raise PageError(400, "Bad request", f"`{name}` is not a date (YYYY-MM-DD) or an ISO date and time") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the calendar in UTC
+            raise PageError(400, "Bad request", f"`{name}` is outside the calendar in UTC") from None
     return moment
 
 
@@ -155,6 +163,10 @@ def _secrets(conn: Any) -> list[str]:
     from aq_airflow.cli.connection import secrets_of
 
     found = [conn.password] if getattr(conn, "password", None) else []
+    host = getattr(conn, "host", None) or ""
+    if "@" in host:  # credentials typed into the host field: `user:password@host`
+        userinfo = host.rsplit("@", 1)[0]
+        found += [userinfo, userinfo.split(":", 1)[-1]]
     try:
         found += secrets_of(conn.get_uri())
     except Exception:  # noqa: S110 - a connection that makes no URI: its password is still masked
@@ -218,12 +230,42 @@ class Results:
                          _masked(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
 
     def read(self, what, *args, **kwargs):
+        """``what(history, ...)`` on a reader thread, waited for at most READ_TIMEOUT seconds,
+        with at most READS_PER_WAREHOUSE at once per connection: a warehouse that never answers
+        costs its readers a 504 or 503, never the api-server's threads or metadata sessions."""
+        gate = _gate(self.pipeline.conn_id)
+        if not gate.acquire(blocking=False):
+            raise PageError(503, "Warehouse busy", f"{READS_PER_WAREHOUSE} reads of connection "
+                            f"`{self.pipeline.conn_id}` are still waiting for the warehouse; try again later.",
+                            dag_id=self.pipeline.dag_id)  # fmt: skip
         try:
-            return what(self.history, *args, **kwargs)
+            future = _READERS.submit(what, self.history, *args, **kwargs)
+        except BaseException:
+            gate.release()
+            raise
+        future.add_done_callback(lambda _: gate.release())
+        try:
+            return future.result(timeout=READ_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            message = f"The warehouse (connection `{self.pipeline.conn_id}`) did not answer within {READ_TIMEOUT} s."
+            raise PageError(504, "Warehouse too slow", message, dag_id=self.pipeline.dag_id) from None
         except PageError:
             raise
         except Exception as error:
             raise self.failed(error) from None
+
+
+# Warehouse reads run here, bounded per connection, so that stuck ones cannot take every thread
+READ_TIMEOUT = 15  # seconds a page waits for the warehouse
+READS_PER_WAREHOUSE = 4
+_READERS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="aq-quality-read")
+_GATES: dict[str | None, threading.BoundedSemaphore] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(conn_id: str | None) -> threading.BoundedSemaphore:
+    with _GATES_LOCK:
+        return _GATES.setdefault(conn_id, threading.BoundedSemaphore(READS_PER_WAREHOUSE))
 
 
 def _query(**values: str | None) -> dict[str, str | None]:
@@ -231,6 +273,7 @@ def _query(**values: str | None) -> dict[str, str | None]:
 
 
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]  # a warehouse's OFFSET takes a 32-bit count everywhere
 
 
 # --- the overview -------------------------------------------------------------------------------
@@ -249,6 +292,7 @@ def _overview(user: Any, session: Any, page: int) -> tuple[list[pages.OverviewRo
             rows[dag_id].problem = "not found in the serialized DAGs"
             continue
         groups[(found.conn_id, found.schema)].append(found)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     for members in groups.values():  # one query per warehouse (and schema)
         try:
             results = Results(members[0])
@@ -287,6 +331,7 @@ def pipeline_page(
     end: str | None = None, page: Page = 1,
 ) -> Response:  # fmt: skip
     found = _pipeline(dag_id, session)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     window = _window(step, start, end)
     results = Results(found)
     try:
@@ -301,10 +346,11 @@ def pipeline_page(
 @app.get("/api/dags/{dag_id}/checks", dependencies=[DagReadable])
 def checks_json(
     dag_id: str, session: SessionDep, step: str | None = None, start: str | None = None, end: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 100, offset: Offset = 0,
 ) -> Response:  # fmt: skip
     """The checks' verdicts, latest row per (logical_date, step, map_index, name), newest first."""
     found = _pipeline(dag_id, session)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     window = _window(step, start, end)
     try:
         page = Results(found).read(ResultsHistory.check_timeline, dag_id, window, limit, offset)
@@ -319,11 +365,12 @@ def checks_json(
 @app.get("/api/dags/{dag_id}/metrics", dependencies=[DagReadable])
 def metrics_json(
     dag_id: str, session: SessionDep, step: str | None = None, start: str | None = None, end: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_SERIES)] = 20, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_SERIES)] = 20, offset: Offset = 0,
 ) -> Response:  # fmt: skip
     """The metrics as series (each step's metric, per map index: its points with parsed bounds);
     ``limit`` and ``offset`` count series."""
     found = _pipeline(dag_id, session)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     window = _window(step, start, end)
     try:
         page = Results(found).read(ResultsHistory.metric_series, dag_id, window, limit, offset)
@@ -345,6 +392,7 @@ def _task(dag_id: str, run_id: str, task_id: str, map_index: str | None, session
     date = pipelines.run_date(dag_id, run_id, session)
     if date is None:
         raise PageError(404, "Not found", f"The pipeline `{dag_id}` has no run `{run_id}`.", dag_id=dag_id)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     index = _map_index(map_index)
     _, tables = pages.task_scope(found, task_id)
     if not tables:
@@ -357,7 +405,8 @@ def _task(dag_id: str, run_id: str, task_id: str, map_index: str | None, session
         return error
 
 
-@app.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", response_class=HTMLResponse, dependencies=[DagReadable])
+@app.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", response_class=HTMLResponse,
+         dependencies=[TaskInstanceReadable])  # fmt: skip
 def task_page(
     request: Request, dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: str | None = None
 ) -> Response:
@@ -367,7 +416,7 @@ def task_page(
     return HTMLResponse(pages.render_task(view, _base(request)))
 
 
-@app.get("/api/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", dependencies=[DagReadable])
+@app.get("/api/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", dependencies=[TaskInstanceReadable])
 def task_json(dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: str | None = None) -> Response:
     view = _task(dag_id, run_id, task_id, map_index, session)
     if isinstance(view, PageError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import html
 import math
+import sys
 from collections.abc import Callable, Sequence
 
 from aq_airflow.results.history import (
@@ -76,8 +77,8 @@ def number(value: float | None) -> str:
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     """Round tick values covering [low, high]."""
     span = high - low
-    if span <= 0:
-        return [low]
+    if not math.isfinite(span) or span <= 0 or span / count < 1e-300:  # a level line, or values at a double's ends
+        return [low] if math.isfinite(low) else []
     raw = span / count
     step = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
@@ -182,13 +183,13 @@ def metric_chart(series: MetricSeries, mark: datetime.datetime | None = None,
             extent += list(p.bounds.band)
     extent = [v for v in extent if math.isfinite(v)]
     low, high = (min(extent), max(extent)) if extent else (0.0, 1.0)
-    if low == high:
+    if not high / 2 - low / 2 > 1e-300:  # a level line (or one too thin for a double to draw)
         low, high = low - (abs(low) * 0.1 or 1), high + (abs(high) * 0.1 or 1)
-    pad = (high - low) * 0.08
-    low, high = low - pad, high + pad
+    pad = (high / 2 - low / 2) * 0.16  # halves: values near a double's ends must not overflow
+    low, high = max(low - pad, -sys.float_info.max), min(high + pad, sys.float_info.max)
 
     def y(value: float) -> float:
-        return TOP + (high - value) / (high - low) * inner_h
+        return TOP + (high / 2 - value / 2) / (high / 2 - low / 2) * inner_h
 
     xs = [x(p.logical_date) for p in points]
     out = [head]

@@ -83,6 +83,12 @@ def _spec_facts(doc_md: str | None) -> tuple[dict[str, tuple[str, ...]], str | N
     return sensitive, pipeline.warehouse, pipeline.results_schema
 
 
+def _text(value: Any) -> str | None:
+    """A serialized field that should be a name: kept only when it is one (a hand-written DAG
+    may hold anything there, and one odd pipeline must not break the overview of all)."""
+    return value if isinstance(value, str) and value else None
+
+
 def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = None) -> Pipeline | None:
     """The pipeline a serialized DAG (``SerializedDagModel.data``) describes; None when the DAG
     is no aq pipeline (no checks or metrics tasks of ours, no ``aq`` tag)."""
@@ -102,7 +108,7 @@ def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = No
         if step not in steps:
             steps.append(step)
         if not located and "results_conn_id" in task:  # a mapped task has no operator attributes
-            conn_id, schema, located = task.get("results_conn_id"), task.get("results_schema"), True
+            conn_id, schema, located = _text(task.get("results_conn_id")), _text(task.get("results_schema")), True
     tags = dag.get("tags") or []
     if not quality and AQ_TAG not in tags:
         return None

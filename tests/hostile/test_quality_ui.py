@@ -361,3 +361,212 @@ def test_an_unreachable_warehouses_password_is_never_shown(quality_app, monkeypa
         answer = request(quality_app, url)
         assert answer.status_code in (200, 502, 503), (url, answer.status_code)
         assert not [s for s in secrets if s in answer.text], (url, answer.text[-600:])
+
+
+# --- found problems: these fail until the pages are fixed ------------------------------------------
+
+
+class SilentWarehouse:
+    """A TCP port that accepts connections and never answers: a hung database, a proxy whose
+    backend is gone, a firewall that lets the handshake through."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                continue
+
+    def close(self):
+        """Ends every connection: a read still waiting gets an error and its request ends."""
+        self.stopped.set()
+        self.thread.join(5)
+        for connection in self.accepted:
+            connection.close()
+        self.listener.close()
+
+
+def test_a_warehouse_that_never_answers_does_not_hold_the_request(quality_app, monkeypatch):
+    """Found: no connect or statement timeout. Each request to a pipeline whose warehouse
+    accepts TCP and never answers waits forever, holding a worker thread and a metadata DB
+    session; the overview waits for every reader of that pipeline. Against the real
+    ``airflow api-server`` (tests/ui/stack.py, one worker) 45 such requests by a viewer made
+    /api/v2/monitor/health, /auth/login and every other route time out until the warehouse
+    went away (the SQLAlchemy pool, 5 + 10, runs out after 15)."""
+    import threading
+
+    silent = SilentWarehouse()
+    monkeypatch.setenv("AIRFLOW_CONN_UI_DOWN_WH", json.dumps({"conn_type": "postgres", "host": "127.0.0.1",
+                       "port": silent.port, "login": "aq", "password": DOWN_PASSWORD}))  # fmt: skip
+    answers: dict = {}
+
+    def ask(url):
+        with quality_app.client(ANALYST) as client:
+            answers[url] = client.get(url)
+
+    urls = ["/aq-quality/dags/ui_down", "/aq-quality/api/overview"]
+    threads = [threading.Thread(target=ask, args=(url,), daemon=True) for url in urls]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    waiting = [url for url, thread in zip(urls, threads, strict=True) if thread.is_alive()]
+    silent.close()
+    for thread in threads:
+        thread.join(30)
+    assert not waiting, f"still waiting for the warehouse after 20 s: {waiting}"
+    assert answers["/aq-quality/dags/ui_down"].status_code in (503, 504)  # unreachable, or too slow
+
+
+def test_task_instance_results_need_the_task_instance_permission(quality_app, monkeypatch):
+    """Found: the task-instance routes depend on ``requires_access_dag("GET")`` alone. A user whom
+    the auth manager lets read a DAG but not its task instances, logs or XComs (FAB and Keycloak
+    can say so; here the outsider on every DAG) still reads each task's results and the failing
+    rows it recorded, which Airflow's own API refuses them."""
+    from urllib.parse import quote
+
+    manager = quality_ui_app.DenyingAuthManager
+    original = manager.is_authorized_dag
+
+    def dag_level_only(self, *, method, user, access_entity=None, details=None):
+        if user.get_name() == OUTSIDER and access_entity is not None:
+            return False
+        return original(self, method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(manager, "is_authorized_dag", dag_level_only)
+    run = quote(RUN4, safe="")
+    with quality_app.client(OUTSIDER) as client:
+        for entity in ("", "/logs/1"):  # Airflow's own API: the task instance and its logs refused
+            assert (
+                client.get(f"/api/v2/dags/ui_pipe/dagRuns/{run}/taskInstances/orders.checks{entity}").status_code == 403
+            )
+    assert request(quality_app, "/aq-quality/dags/ui_pipe", OUTSIDER).status_code == 200  # the DAG stays readable
+    for url in (f"/aq-quality/dags/ui_pipe/runs/{run}/tasks/orders.checks",
+                f"/aq-quality/api/dags/ui_pipe/runs/{run}/tasks/orders.checks"):  # fmt: skip
+        answer = request(quality_app, url, OUTSIDER)
+        assert answer.status_code == 403, (url, answer.status_code, answer.text[:200])
+
+
+@pytest.fixture
+def huge_metric(quality_app):
+    """Metric `zz_huge` of ui_pipe's step orders: the largest double on one date, 0 on the next
+    (a `max` over a column holding DBL_MAX as "no limit"); removed after the test."""
+    import duckdb
+
+    from aq_airflow.results import METRICS_TABLE, ResultsStore
+    from aq_airflow.warehouse import Warehouse
+
+    path = str(quality_app.warehouse)
+    store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: duckdb.connect(path)), "aq")
+    rows = [{"dag_id": "ui_pipe", "run_id": run_id(date), "step": "orders", "map_index": -1, "try_number": 1,
+             "logical_date": date, "created_at": date, "name": "zz_huge", "kind": "max", "severity": "warning",
+             "value": value, "outcome": "passed"}
+            for date, value in ((DATES[3], 1.7976931348623157e308), (DATES[4], 0.0))]  # fmt: skip
+    quality_ui_app.insert(store, METRICS_TABLE, rows)
+    try:
+        yield
+    finally:
+        with duckdb.connect(path) as connection:
+            connection.execute("DELETE FROM aq.aq_metric_results WHERE name = 'zz_huge'")
+
+
+def test_a_metric_near_the_largest_double_does_not_break_the_pages(quality_app, huge_metric):
+    """Found: the chart's axis overflows (charts._ticks: ``math.log10(inf)``, the span of
+    [0, 1.8e308] padded by 8 % is infinite): the whole pipeline page and the task instance page
+    are a 500; one value does it. A span that underflows (0 and 5e-324) is a ValueError."""
+    from aq_airflow.results.history import Bounds, MetricPoint, MetricSeries
+    from aq_airflow.ui import charts
+
+    broken = []
+    for url in ("/aq-quality/dags/ui_pipe", f"/aq-quality/dags/ui_pipe/runs/{RUN4}/tasks/orders.metrics"):
+        answer = request(quality_app, url)
+        if answer.status_code != 200:
+            broken.append((url, answer.status_code))
+    day = datetime.datetime(2026, 1, 1)
+    for values in ([1.7976931348623157e308, 0.0], [1e308, -1e308], [0.0, 5e-324]):
+        points = [MetricPoint(day + datetime.timedelta(days=i), v, "passed", None, None, None, Bounds())
+                  for i, v in enumerate(values)]  # fmt: skip
+        try:
+            charts.metric_chart(MetricSeries("s", -1, "m", None, points))
+        except Exception as error:  # each value that breaks the chart is listed
+            broken.append((values, repr(error)))
+    assert not broken, broken
+
+
+def test_an_offset_past_a_64_bit_integer_is_a_bad_request(quality_app):
+    """Found: ``offset`` has no upper bound; past 2**63-1 the warehouse refuses the query and the
+    client gets a 502 blaming the warehouse, with the driver's error (DuckDB:
+    ``ConversionException: ... INT128 ... INT64``)."""
+    for url in ("/aq-quality/api/dags/ui_pipe/checks", "/aq-quality/api/dags/ui_pipe/metrics"):
+        answer = request(quality_app, url, params={"offset": 2**64})
+        assert answer.status_code == 400, (url, answer.status_code, answer.text[:300])
+        assert "Conversion" not in answer.text and "INT64" not in answer.text
+
+
+def test_the_total_past_the_last_page_is_not_the_offset(quality_app):
+    """Found: past the last page ``total`` is the requested offset (checks: 20 rows, offset=25
+    says total 25; metrics: 26 series, offset=1000 says total 1000)."""
+    checks = request(quality_app, "/aq-quality/api/dags/ui_pipe/checks", params={"offset": 25}).json()
+    metrics = request(quality_app, "/aq-quality/api/dags/ui_pipe/metrics", params={"offset": 1000}).json()
+    assert checks["items"] == [] and checks["total"] in (None, 20), checks
+    assert metrics["items"] == [] and metrics["total"] in (None, 26), metrics
+
+
+def test_a_date_at_the_calendar_edge_with_a_zone_is_a_bad_request(quality_app):
+    """Found: ``end=9999-12-31T23:00:00-05:00`` (or ``start=0001-01-01T00:00:00+01:00``) parses,
+    then its conversion to UTC overflows (OverflowError): a 500 instead of a 400."""
+    for params in ({"end": "9999-12-31T23:00:00-05:00"}, {"start": "0001-01-01T00:00:00+01:00"}):
+        for url in ("/aq-quality/dags/ui_pipe", "/aq-quality/api/dags/ui_pipe/checks",
+                    "/aq-quality/api/dags/ui_pipe/metrics"):  # fmt: skip
+            answer = request(quality_app, url, params=params)
+            assert answer.status_code == 400, (url, params, answer.status_code)
+
+
+def test_credentials_typed_into_the_host_field_are_masked(quality_app, monkeypatch):
+    """Found: a connection whose credentials were typed into the host (``user:password@host``, no
+    password field) is shown to every reader of the pipeline: the driver's first line names the
+    host it could not resolve, on the pipeline page and in the overview."""
+    monkeypatch.setenv("AIRFLOW_CONN_UI_DOWN_WH", json.dumps({"conn_type": "postgres", "port": 9, "login": "aq",
+                       "host": "aq:HostPw-S3cret@127.0.0.1"}))  # fmt: skip
+    for url in ("/aq-quality/dags/ui_down", "/aq-quality/api/dags/ui_down/checks", "/aq-quality/"):
+        answer = request(quality_app, url)
+        assert "HostPw-S3cret" not in answer.text, (url, answer.text[-500:])
+
+
+def test_one_pipeline_with_an_odd_results_connection_does_not_break_the_overview(quality_app, monkeypatch):
+    """Found: a serialized checks task whose ``results_conn_id`` is not text (a list: a
+    hand-written DAG using AqCheckOperator, a template field given a list) makes the overview a
+    500 for everyone who may read that DAG (``groups[(conn_id, schema)]``: unhashable); the
+    pipeline's own page says it cannot make the connection (503), as it should."""
+    from aq_airflow.ui import pipelines
+
+    serialized = {"dag": {"tags": ["aq"], "tasks": [{"__var": {
+        "task_id": "orders.checks", "task_type": "AqCheckOperator", "_task_module": "aq_airflow.operators.quality",
+        "results_conn_id": ["ui_empty_wh"], "results_schema": "aq"}}]}}  # fmt: skip
+    odd = pipelines.from_serialized("ui_empty", serialized)
+    assert odd.conn_id is None  # not a name: left out (its page says it names no results connection)
+    real = pipelines.pipeline
+
+    def pipeline(dag_id, session):
+        return odd if dag_id == "ui_empty" else real(dag_id, session)
+
+    monkeypatch.setattr(pipelines, "pipeline", pipeline)
+    assert request(quality_app, "/aq-quality/dags/ui_empty").status_code == 503
+    for url in ("/aq-quality/", "/aq-quality/api/overview"):
+        answer = request(quality_app, url)
+        assert answer.status_code == 200, (url, answer.status_code)
