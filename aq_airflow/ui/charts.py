@@ -99,26 +99,23 @@ def _path(points: Sequence[tuple[float, float] | None]) -> str:
     level run is left out (a bound that stayed put for a year is one segment, not 365)."""
     parts: list[str] = []
     pen_down = False
+    last = len(points) - 1
     for i, point in enumerate(points):
         if point is None:
             pen_down = False
             continue
-        before = points[i - 1] if i > 0 else None
-        after = points[i + 1] if i + 1 < len(points) else None
-        if pen_down and before is not None and after is not None and _level(before, point) and _level(point, after):
-            continue
-        parts.append(f"{'L' if pen_down else 'M'}{_coordinate(point[0])},{_coordinate(point[1])}")
+        if pen_down and i < last:
+            before, after = points[i - 1], points[i + 1]
+            if (
+                before is not None
+                and after is not None
+                and abs(before[1] - point[1]) < 0.05
+                and abs(after[1] - point[1]) < 0.05
+            ):
+                continue
+        parts.append(f"{'L' if pen_down else 'M'}{point[0]:.1f},{point[1]:.1f}")
         pen_down = True
     return "".join(parts)
-
-
-def _level(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return abs(a[1] - b[1]) < 0.05
-
-
-def _coordinate(value: float) -> str:
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
 
 
 def _band_polygons(xs: list[float], bands: list[tuple[float, float] | None], y) -> list[str]:
@@ -132,8 +129,8 @@ def _band_polygons(xs: list[float], bands: list[tuple[float, float] | None], y) 
             if len(run) == 1:  # a lone date: a narrow rectangle, visible
                 x0, (low, high) = run[0]
                 run = [(x0 - 2, (low, high)), (x0 + 2, (low, high))]
-            upper = " ".join(f"{_coordinate(px)},{_coordinate(y(high))}" for px, (_, high) in run)
-            lower = " ".join(f"{_coordinate(px)},{_coordinate(y(low))}" for px, (low, _) in reversed(run))
+            upper = " ".join(f"{px:.1f},{y(high):.1f}" for px, (_, high) in run)
+            lower = " ".join(f"{px:.1f},{y(low):.1f}" for px, (low, _) in reversed(run))
             polygons.append(f"{upper} {lower}")
         run = []
     return polygons
