@@ -33,12 +33,8 @@ lock: install
 	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --python-version 3.11 \
 		--upgrade -q -o requirements.lock
 
-# The in-process quality UI suites count every DAG in their metadata DB: they run in a session of
-# their own (a fresh Airflow home), after the rest.
-UI_APP_TESTS := tests/test_ui_access.py tests/test_ui_pages.py tests/hostile/test_quality_ui.py
 test: install
-	$(BIN)/python -m pytest -q $(addprefix --ignore=,$(UI_APP_TESTS))
-	$(BIN)/python -m pytest -q $(UI_APP_TESTS)
+	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check aq_airflow tests bench example_dags

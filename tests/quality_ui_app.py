@@ -211,6 +211,22 @@ def serialize(folder: Path) -> list[str]:
     return sorted(bag.dags)
 
 
+def overview(client) -> tuple[dict[str, dict], str]:
+    """Every page of the overview as ``client``'s user sees it: the rows of this fixture's
+    pipelines (``ui_*``) from the JSON, and the HTML pages joined. Other tests of the session
+    serialize their DAGs into the same metadata DB, so ours may be on any page."""
+    rows: dict[str, dict] = {}
+    html: list[str] = []
+    page = 1
+    while True:
+        data = client.get("/aq-quality/api/overview", params={"page": page}).json()
+        rows.update({row["dag_id"]: row for row in data["items"] if row["dag_id"].startswith("ui_")})
+        html.append(client.get("/aq-quality/", params={"page": page}).text)
+        if not data["has_more"]:
+            return rows, "".join(html)
+        page += 1
+
+
 _built: QualityApp | None = None
 
 

@@ -37,6 +37,14 @@ class AqLocalStepOperator(BaseOperator):
         self.argv = local.command(plan)  # Airflow-templated, as a pod's command is
         self.env_vars = environment.step_environment(plan)
 
+    def render_template(self, content: Any, context: Any, jinja_env=None, seen_oids=None) -> Any:
+        """A string without Jinja markup is its own rendering. Airflow compiles every string of a
+        template field, and most of this operator's (the runtime's argv, the step's name) are plain:
+        compiling them was 7 ms of each `foreach:` item's task, once per item."""
+        if isinstance(content, str) and "{" not in content:
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)
+
     def execute(self, context: Any) -> Any:
         run = self.plan
         root = local.artifacts_root(run.artifacts)
