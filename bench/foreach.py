@@ -13,6 +13,9 @@ The DAGs (one dags folder, used by both modes):
   returns it (XCom).
 * `hand_foreach` (baseline, trivial): the same DAG by hand: an `items` @task returning the same
   list, a @task `square` calling the same function in the task process, `.expand(item=items())`.
+* `hand_foreach_labelled` (baseline, trivial, labelled): the same, with the item as its label in
+  the grid (`map_index_template`), as aq labels items. Airflow renders a label before
+  `execute()` and sends it in a call of its own (one more execution-API request per item).
 * `hand_foreach_subprocess` (baseline, same work): the same hand-written DAG, each item doing
   aq's per-item work by hand: the same `python -m aq_airflow.runtime` process with the same
   contract environment, the manifest read back and returned.
@@ -68,12 +71,15 @@ LOGICAL_DATE = "2026-03-01T00:00:00+00:00"
 RESULT_MARK = "AQ-BENCH-RESULT "
 
 AQ, HAND, HAND_SUB = "aq_foreach", "hand_foreach", "hand_foreach_subprocess"
+HAND_LABEL = "hand_foreach_labelled"
+TIMED = (HAND, HAND_LABEL, AQ, HAND_SUB)  # the order of the timed runs
 AQ_LIMIT, HAND_LIMIT = "aq_foreach_limit", "hand_foreach_limit"
 WARM_UP = "foreach_warmup"
-MAPPED = {AQ: "square.run", HAND: "square", HAND_SUB: "square"}
+MAPPED = {AQ: "square.run", HAND: "square", HAND_LABEL: "square", HAND_SUB: "square"}
 LABELS = {
     AQ: "aq `foreach:` (local runner: a runtime process per item, artifact + manifest)",
     HAND: "hand-written `expand()`, trivial (the function in the task process)",
+    HAND_LABEL: "hand-written `expand()`, trivial, items labelled in the grid as aq's are (`map_index_template`)",
     HAND_SUB: "hand-written `expand()`, same work (the same runtime process per item)",
 }
 
@@ -172,18 +178,26 @@ def square_subprocess(item):
         return json.load(manifest)
 
 
+@task(task_id="square", map_index_template="{{{{ task.op_kwargs['item'] }}}}")
+def square_labelled(item):
+    return fe_bench_funcs.square(item)
+
+
 @task(task_id="items")
 def too_many():
     return list(range({limit}))
 
 
 @task
-def warm_up():
-    return 0
+def warm_up_items():
+    return list(range({warm_up_items}))
 
 
 with DAG("hand_foreach", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     square.expand(item=items())
+
+with DAG("hand_foreach_labelled", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    square_labelled.expand(item=items())
 
 with DAG("hand_foreach_subprocess", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     square_subprocess.expand(item=items())
@@ -192,7 +206,7 @@ with DAG("hand_foreach_limit", schedule=None, start_date=datetime(2026, 1, 1), c
     square.expand(item=too_many())
 
 with DAG("{warm_up}", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
-    warm_up()
+    square.expand(item=warm_up_items())
 '''
 
 # Times every task's execute() in every Airflow process of the benchmark (dag.test() and the
@@ -248,7 +262,9 @@ def write_files(folder: Path, items: int) -> list[Path]:
     files = {
         "aq_foreach.aq.yaml": SPEC.format(count=items, items=", ".join(str(i) for i in range(items))),
         "aq_foreach_limit.aq.yaml": LIMIT_SPEC,
-        "hand_foreach.py": HAND_DAGS.format(count=items, limit=LIMIT_ITEMS, warm_up=WARM_UP),
+        "hand_foreach.py": HAND_DAGS.format(
+            count=items, limit=LIMIT_ITEMS, warm_up=WARM_UP, warm_up_items=min(items, 100)
+        ),
         "fe_bench_funcs.py": FUNCTIONS,
     }
     for name, text in files.items():
@@ -292,6 +308,30 @@ def figures(dag_id: str, wall: float, timings: list[dict], items: int, slots: in
         "load_end": os.getloadavg()[0],  # the machine's 1-minute load as the run ended (others' work included)
         **extra,
     }
+
+
+def mapped_instances(stack, dag_id: str, run_id: str) -> list[dict]:
+    """Every mapped task instance of the run, as the REST API lists them (pages of 100)."""
+    found: list[dict] = []
+    while True:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{MAPPED[dag_id]}/listMapped"
+        page = stack.api("GET", path, params={"limit": 100, "offset": len(found)})["task_instances"]
+        found += page
+        if len(page) < 100:
+            return found
+
+
+def phases(instances: list[dict], slots: int, wall: float, timestamp) -> dict:
+    """Where a slot's time per item goes under the scheduler, from the instances' own timestamps:
+    the slot's cycle per item (wall x slots / items), the instance's running -> ended (the task
+    process once Airflow marks it running: DAG parse, render, execute(), XCom), and the rest: the
+    slot's time outside a running instance (the executor taking the next instance, the supervisor
+    and the task process starting, the state reported, the scheduler queuing the next one)."""
+    runs = [(timestamp(ti["end_date"]) - timestamp(ti["start_date"])).total_seconds() for ti in instances
+            if ti.get("start_date") and ti.get("end_date")]  # fmt: skip
+    cycle, run = wall * slots / len(instances), median(runs) or 0.0
+    labelled = sum(1 for ti in instances if ti.get("rendered_map_index"))
+    return {"cycle": cycle, "running_to_ended": run, "outside_running": cycle - run, "labelled": labelled}
 
 
 def task_parse_ms(logs: Path, dag_id: str, run_id: str) -> list[float]:
@@ -348,7 +388,7 @@ def child_dag_test(dag_id: str, conf: str | None) -> int:
         raise SystemExit(f"import errors: {bag.import_errors}")
     dag = bag.dags[dag_id]
     # the first task run in a process starts Airflow's in-process execution API (10-20 s, once):
-    # a one-task DAG takes it, so the timed run holds per-item costs only
+    # the warm-up DAG takes it, so the timed run holds per-item costs only
     bag.dags[WARM_UP].test(logical_date=pendulum.parse(LOGICAL_DATE))
     start = time.perf_counter()
     dag_run = dag.test(logical_date=pendulum.parse(LOGICAL_DATE), run_conf=json.loads(conf) if conf else None)
@@ -390,7 +430,7 @@ def dag_test_mode(work: Path, items: int, quiet, pythonpath: str | None) -> dict
         return json.loads(found[-1][len(RESULT_MARK) :]), text
 
     rows = []
-    for dag_id in (HAND, AQ, HAND_SUB):
+    for dag_id in TIMED:
         load = quiet()
         result, text = run(dag_id)
         if result["state"] != "success":
@@ -428,7 +468,7 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, qui
         (stack.home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
         print(f"scheduler: starting the stack (PostgreSQL database {database}) ...", file=sys.stderr, flush=True)
         stack.start(write_files(work / "stack-files", items))
-        wanted = {AQ, HAND, HAND_SUB, AQ_LIMIT, HAND_LIMIT, WARM_UP}
+        wanted = {*TIMED, AQ_LIMIT, HAND_LIMIT, WARM_UP}
 
         def visible():
             stack.check_alive()
@@ -451,20 +491,22 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, qui
             print(f"  {dag_id}: {final['state']} after {wall:.1f} s", file=sys.stderr, flush=True)
             return final, wall
 
-        # the stack's first run pays for its start (the dag-processor's first parses, cold imports
-        # in the scheduler and api-server): a one-task DAG takes that, not the first timed DAG
+        # the stack's first mapped run pays for its start (the dag-processor's first parses, cold
+        # imports, a fresh database's first rows: at 100 items the first timed DAG took 94-104 s,
+        # the same DAG second 73 s): a 100-item warm-up DAG takes that, not the first timed DAG
         if run(WARM_UP)[0]["state"] != "success":
             raise SystemExit(f"{WARM_UP} did not succeed")
         rows = []
-        for dag_id in (HAND, AQ, HAND_SUB):
+        for dag_id in TIMED:
             load = quiet()
             final, wall = run(dag_id)
             if final["state"] != "success":
                 raise SystemExit(f"{dag_id}: {final['state']}\n{stack.explain_run(dag_id, final['dag_run_id'])}")
             timed = read_timings(timings, dag_id, final["dag_run_id"])
             parses = task_parse_ms(stack.home / "logs", dag_id, final["dag_run_id"])
+            split = phases(mapped_instances(stack, dag_id, final["dag_run_id"]), parallelism, wall, timestamp)
             rows.append(figures(dag_id, wall, timed, items, slots=parallelism, load_start=load,
-                                task_parse_ms_median=median(parses)))  # fmt: skip
+                                task_parse_ms_median=median(parses), phases=split))  # fmt: skip
         limits = {}
         for dag_id, conf in ((AQ_LIMIT, {"items": list(range(LIMIT_ITEMS))}), (HAND_LIMIT, None)):
             final, _ = run(dag_id, conf)
@@ -494,14 +536,24 @@ def print_mode(title: str, mode: dict, items: int) -> None:
           "| aq overhead / this |" + (" DAG parse per task process ms (median) |" if parse else "")
           + " load (1 min) start / end |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if parse else "") + "---:|")
-    for dag_id in (AQ, HAND, HAND_SUB):
+    for dag_id in (AQ, HAND, HAND_LABEL, HAND_SUB):
         r = rows[dag_id]
         ratio = "" if dag_id == AQ else f"{aq / r['overhead_per_item']:.2f}x"
         print(f"| {LABELS[dag_id]} | {r['wall']:.1f} | {1000 * r['wall'] / items:.1f} "
               f"| {1000 * r['work_per_item_median']:.1f} | {r['work']:.1f} | {1000 * r['overhead_per_item']:.1f} "
               f"| {ratio} |" + (f" {r['task_parse_ms_median']:.0f} |" if parse else "")
               + f" {r['load_start']:.1f} / {r['load_end']:.1f} |")  # fmt: skip
+    if "phases" in rows[AQ]:
+        print("\nA slot's time per item under the scheduler (medians of the mapped instances' timestamps):\n")
+        print("| DAG | slot cycle / item ms | running -> ended ms (median) | outside a running instance ms "
+              "| items with a label |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|")
+        for dag_id in (AQ, HAND, HAND_LABEL, HAND_SUB):
+            p = rows[dag_id]["phases"]
+            print(f"| {dag_id} | {1000 * p['cycle']:.0f} | {1000 * p['running_to_ended']:.0f} "
+                  f"| {1000 * p['outside_running']:.0f} | {p['labelled']} |")  # fmt: skip
     print(f"\nwall aq / hand-written: {rows[AQ]['wall'] / rows[HAND]['wall']:.2f}x (trivial), "
+          f"{rows[AQ]['wall'] / rows[HAND_LABEL]['wall']:.2f}x (trivial, labelled), "
           f"{rows[AQ]['wall'] / rows[HAND_SUB]['wall']:.2f}x (same work); "
           f"goal: aq overhead / item <= {GOAL}x the hand-written DAG's")  # fmt: skip
 
