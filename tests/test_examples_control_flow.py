@@ -35,6 +35,10 @@ def test_region_training_trains_one_model_per_region_and_publishes_the_best(tmp_
     for region in REGIONS:  # one task instance per region, labelled by it
         for task in ("train.run", "evaluate.run", "evaluate.metrics"):
             assert any(line.split()[:2] == [f"{task}[{region}]", "success"] for line in lines), result.stdout
+    # the printed results name an item's rows as Airflow names its instances: step[map_index]
+    for index in range(3):
+        assert any(f" evaluate[{index}] " in line and " auc " in line for line in lines), result.stdout
+    assert any(" best " in line and " best_auc " in line for line in lines), result.stdout  # not mapped
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as conn:
         per_item = conn.execute(
             "SELECT name, map_index, value, outcome FROM aq_metric_results "

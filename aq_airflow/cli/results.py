@@ -97,8 +97,25 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
+def _item_steps(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+    """The ``map_index`` column folded into the step, as Airflow names a mapped task instance:
+    ``train[2]`` for item 2 of a `foreach:` step, ``train`` for a step that is not mapped."""
+    if "map_index" not in columns:
+        return columns, rows
+    step, index = columns.index("step"), columns.index("map_index")
+    folded = []
+    for row in rows:
+        cells = list(row)
+        if cells[index] is not None and int(cells[index]) >= 0:
+            cells[step] = f"{cells[step]}[{int(cells[index])}]"
+        del cells[index]
+        folded.append(tuple(cells))
+    return [c for c in columns if c != "map_index"], folded
+
+
 def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
     """Columns as wide as their widest value; the message, when last, wrapped to the terminal."""
+    columns, rows = _item_steps(columns, rows)
     cells = [[_cell(v) for v in row] for row in rows]
     wrapped = columns[-1] == "message"
     fixed = columns[:-1] if wrapped else columns

@@ -719,11 +719,12 @@ class ResultsHistory:
         self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
     ) -> tuple[list[str], list[tuple]]:
         """The newest rows of a pipeline (a step, a run) as ``aq-airflow results`` prints them:
-        every row, newest written first (not one per date: the CLI shows what was written)."""
+        every row, newest written first (not one per date: the CLI shows what was written); a
+        `foreach:` step's rows carry their item's ``map_index`` (-1 for a step that is not mapped)."""
         if table not in (CHECKS_TABLE, METRICS_TABLE):
             raise ValueError(f"not a results table: {table}")
         p = self.store.placeholder
-        columns = ["logical_date", "run_id", "step", "name", "kind", "outcome", "severity"]
+        columns = ["logical_date", "run_id", "step", "map_index", "name", "kind", "outcome", "severity"]
         columns += ["value"] if table == METRICS_TABLE else ["failing_rows"]
         columns += ["message"]
         query = f"SELECT {', '.join(columns)} FROM {self._table(table)} WHERE dag_id = {p}"  # noqa: S608
@@ -732,7 +733,7 @@ class ResultsHistory:
             if value:
                 query += f" AND {column} = {p}"
                 params.append(value)
-        query += f" ORDER BY created_at DESC, step, name LIMIT {max(0, int(last))}"
+        query += f" ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
         return columns, self.fetch(query, params)
 
 
