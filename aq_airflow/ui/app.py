@@ -343,23 +343,31 @@ def pipeline_page(
     return HTMLResponse(pages.render_pipeline(view, _base(request), _query(step=step, start=start, end=end)))
 
 
+def _history_json(dag_id: str, session: Any, filters: tuple, read: Any, item_json: Any, limit: int, offset: int):
+    """One page of a pipeline's history as JSON (``read`` a ``ResultsHistory`` method over the
+    window of ``filters`` (step, start, end), each item through ``item_json``); a pipeline with
+    nothing recorded is an empty page, not an error."""
+    found = _pipeline(dag_id, session)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
+    window = _window(*filters)
+    try:
+        page = Results(found).read(read, dag_id, window, limit, offset)
+    except PageError as error:
+        if error.status != 200:
+            raise
+        return JSONResponse({"items": [], "offset": offset, "limit": limit, "total": 0, "has_more": False,
+                             "recorded": False})  # fmt: skip
+    return JSONResponse({**pages.page_json(page, map(item_json, page.items)), "recorded": True})
+
+
 @app.get("/api/dags/{dag_id}/checks", dependencies=[DagReadable])
 def checks_json(
     dag_id: str, session: SessionDep, step: str | None = None, start: str | None = None, end: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 100, offset: Offset = 0,
 ) -> Response:  # fmt: skip
     """The checks' verdicts, latest row per (logical_date, step, map_index, name), newest first."""
-    found = _pipeline(dag_id, session)
-    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
-    window = _window(step, start, end)
-    try:
-        page = Results(found).read(ResultsHistory.check_timeline, dag_id, window, limit, offset)
-    except PageError as error:
-        if error.status != 200:
-            raise
-        return JSONResponse({"items": [], "offset": offset, "limit": limit, "total": 0, "has_more": False,
-                             "recorded": False})  # fmt: skip
-    return JSONResponse({**pages.page_json(page, map(pages.check_json, page.items)), "recorded": True})
+    filters = (step, start, end)
+    return _history_json(dag_id, session, filters, ResultsHistory.check_timeline, pages.check_json, limit, offset)
 
 
 @app.get("/api/dags/{dag_id}/metrics", dependencies=[DagReadable])
@@ -369,17 +377,8 @@ def metrics_json(
 ) -> Response:  # fmt: skip
     """The metrics as series (each step's metric, per map index: its points with parsed bounds);
     ``limit`` and ``offset`` count series."""
-    found = _pipeline(dag_id, session)
-    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
-    window = _window(step, start, end)
-    try:
-        page = Results(found).read(ResultsHistory.metric_series, dag_id, window, limit, offset)
-    except PageError as error:
-        if error.status != 200:
-            raise
-        return JSONResponse({"items": [], "offset": offset, "limit": limit, "total": 0, "has_more": False,
-                             "recorded": False})  # fmt: skip
-    return JSONResponse({**pages.page_json(page, map(pages.series_json, page.items)), "recorded": True})
+    filters = (step, start, end)
+    return _history_json(dag_id, session, filters, ResultsHistory.metric_series, pages.series_json, limit, offset)
 
 
 # --- a task instance ------------------------------------------------------------------------------
