@@ -321,15 +321,20 @@ def mapped_instances(stack, dag_id: str, run_id: str) -> list[dict]:
             return found
 
 
-def phases(instances: list[dict], slots: int, wall: float, timestamp) -> dict:
-    """Where a slot's time per item goes under the scheduler, from the instances' own timestamps:
-    the slot's cycle per item (wall x slots / items), the instance's running -> ended (the task
-    process once Airflow marks it running: DAG parse, render, execute(), XCom), and the rest: the
-    slot's time outside a running instance (the executor taking the next instance, the supervisor
-    and the task process starting, the state reported, the scheduler queuing the next one)."""
-    runs = [(timestamp(ti["end_date"]) - timestamp(ti["start_date"])).total_seconds() for ti in instances
-            if ti.get("start_date") and ti.get("end_date")]  # fmt: skip
-    cycle, run = wall * slots / len(instances), median(runs) or 0.0
+def phases(instances: list[dict], slots: int, timestamp) -> dict:
+    """Where a slot's time per item goes under the scheduler, from the mapped instances' own
+    timestamps: the slot's cycle per item (from the first instance's start to the last one's end,
+    times the slots, per item), the mean running -> ended (the task process once Airflow marks it
+    running: DAG parse, render, execute(), XCom), and the rest: the slot's time outside a running
+    instance (the executor taking the next instance, the supervisor and the task process
+    starting, the state reported, the scheduler queuing the next one)."""
+    spans = [(timestamp(ti["start_date"]), timestamp(ti["end_date"])) for ti in instances
+             if ti.get("start_date") and ti.get("end_date")]  # fmt: skip
+    if not spans:
+        raise SystemExit("no mapped instance has a start and an end date")
+    window = (max(end for _, end in spans) - min(start for start, _ in spans)).total_seconds()
+    cycle = window * slots / len(spans)
+    run = statistics.fmean((end - start).total_seconds() for start, end in spans)
     labelled = sum(1 for ti in instances if ti.get("rendered_map_index"))
     return {"cycle": cycle, "running_to_ended": run, "outside_running": cycle - run, "labelled": labelled}
 
@@ -504,7 +509,7 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, qui
                 raise SystemExit(f"{dag_id}: {final['state']}\n{stack.explain_run(dag_id, final['dag_run_id'])}")
             timed = read_timings(timings, dag_id, final["dag_run_id"])
             parses = task_parse_ms(stack.home / "logs", dag_id, final["dag_run_id"])
-            split = phases(mapped_instances(stack, dag_id, final["dag_run_id"]), parallelism, wall, timestamp)
+            split = phases(mapped_instances(stack, dag_id, final["dag_run_id"]), parallelism, timestamp)
             rows.append(figures(dag_id, wall, timed, items, slots=parallelism, load_start=load,
                                 task_parse_ms_median=median(parses), phases=split))  # fmt: skip
         limits = {}
@@ -544,8 +549,8 @@ def print_mode(title: str, mode: dict, items: int) -> None:
               f"| {ratio} |" + (f" {r['task_parse_ms_median']:.0f} |" if parse else "")
               + f" {r['load_start']:.1f} / {r['load_end']:.1f} |")  # fmt: skip
     if "phases" in rows[AQ]:
-        print("\nA slot's time per item under the scheduler (medians of the mapped instances' timestamps):\n")
-        print("| DAG | slot cycle / item ms | running -> ended ms (median) | outside a running instance ms "
+        print("\nA slot's time per item under the scheduler (means, from the mapped instances' timestamps):\n")
+        print("| DAG | slot cycle / item ms | running -> ended ms | outside a running instance ms "
               "| items with a label |")  # fmt: skip
         print("|---|---:|---:|---:|---:|")
         for dag_id in (AQ, HAND, HAND_LABEL, HAND_SUB):

@@ -214,17 +214,25 @@ def serialize(folder: Path) -> list[str]:
 def overview(client) -> tuple[dict[str, dict], str]:
     """Every page of the overview as ``client``'s user sees it: the rows of this fixture's
     pipelines (``ui_*``) from the JSON, and the HTML pages joined. Other tests of the session
-    serialize their DAGs into the same metadata DB, so ours may be on any page."""
+    serialize their DAGs into the same metadata DB, so ours may be on any page. Every page must
+    answer 200, and ``ui_plain`` (a DAG, not an aq pipeline) is on none."""
     rows: dict[str, dict] = {}
     html: list[str] = []
+    listed: set[str] = set()
     page = 1
     while True:
-        data = client.get("/aq-quality/api/overview", params={"page": page}).json()
-        rows.update({row["dag_id"]: row for row in data["items"] if row["dag_id"].startswith("ui_")})
-        html.append(client.get("/aq-quality/", params={"page": page}).text)
-        if not data["has_more"]:
-            return rows, "".join(html)
+        data, text = (client.get(url, params={"page": page}) for url in ("/aq-quality/api/overview", "/aq-quality/"))
+        assert (data.status_code, text.status_code) == (200, 200), (page, data.text[:300], text.text[:300])
+        assert "<script" not in text.text.lower() and "Traceback" not in text.text
+        items = data.json()["items"]
+        listed |= {row["dag_id"] for row in items}
+        rows.update({row["dag_id"]: row for row in items if row["dag_id"].startswith("ui_")})
+        html.append(text.text)
+        if not data.json()["has_more"]:
+            break
         page += 1
+    assert "ui_plain" not in listed, listed
+    return rows, "".join(html)
 
 
 _built: QualityApp | None = None

@@ -98,8 +98,9 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _item_steps(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
-    """The ``map_index`` column folded into the step, as Airflow names a mapped task instance:
-    ``train[2]`` for item 2 of a `foreach:` step, ``train`` for a step that is not mapped."""
+    """The ``map_index`` column folded into the step: ``train[2]`` for the item of map index 2
+    of a `foreach:` step, ``train`` for a step that is not mapped (the rows hold the index, not
+    the label the grid shows)."""
     if "map_index" not in columns:
         return columns, rows
     step, index = columns.index("step"), columns.index("map_index")
