@@ -61,6 +61,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.machine import settle  # noqa: E402
+
 BIN = Path(sys.executable).parent
 VENV = BIN.parent
 GOAL = 1.1
@@ -277,15 +279,6 @@ def read_timings(path: Path, dag_id: str, run_id: str | None = None) -> list[dic
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["dag_id"] == dag_id and (run_id is None or r["run_id"] == run_id)]
-
-
-def settle(max_load: float | None, max_wait: float) -> float:
-    """Waits (up to ``max_wait`` s) for the machine's 1-minute load to fall to ``max_load`` before
-    a timed run (other work on the machine slows both sides, unevenly); returns the load."""
-    deadline = time.monotonic() + max_wait
-    while max_load is not None and os.getloadavg()[0] > max_load and time.monotonic() < deadline:
-        time.sleep(5)
-    return os.getloadavg()[0]
 
 
 def median(values: list[float]) -> float | None:

@@ -47,6 +47,7 @@ import pyarrow as pa  # noqa: E402
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore  # noqa: E402
 from aq_airflow.results.store import COLUMNS  # noqa: E402
 from aq_airflow.warehouse import DuckDB, Warehouse  # noqa: E402
+from bench.machine import settle  # noqa: E402
 
 STEPS, METRICS, CHECKS, DAYS, OTHERS = 3, 20, 10, 365, 4
 FIRST = datetime.datetime(2025, 1, 1)
@@ -174,15 +175,6 @@ def timed(fn, rounds: int) -> tuple[tuple[float, float], object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return (statistics.median(times), min(times)), result
-
-
-def settle(max_load: float | None, max_wait: float) -> float:
-    """Waits (up to ``max_wait`` s) for the machine's 1-minute load to fall to ``max_load``; the
-    load then (others' work included: the machine is shared)."""
-    deadline = time.monotonic() + max_wait
-    while max_load is not None and os.getloadavg()[0] > max_load and time.monotonic() < deadline:
-        time.sleep(5)
-    return os.getloadavg()[0]
 
 
 def ratio(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:

@@ -235,16 +235,15 @@ def _bounds_of(text: str) -> Bounds:
         except (_DecodeError, ValueError):  # Infinity, NaN, a value of another type: the slow way
             return Bounds._parse(text)
         static, history = found.bounds, found.history
-        finite = _float
         return Bounds(
-            minimum=finite(static.min) if static else None,
-            maximum=finite(static.max) if static else None,
-            mean=finite(history.mean) if history else None,
-            stddev=finite(history.stddev) if history else None,
-            max_zscore=finite(history.max_zscore) if history else None,
+            minimum=_float(static.min) if static else None,
+            maximum=_float(static.max) if static else None,
+            mean=_float(history.mean) if history else None,
+            stddev=_float(history.stddev) if history else None,
+            max_zscore=_float(history.max_zscore) if history else None,
             history_values=history.values if history else None,
-            max_change=finite(found.max_change),
-            previous=finite(found.previous),
+            max_change=_float(found.max_change),
+            previous=_float(found.previous),
         )
     return Bounds._parse(text)
 
