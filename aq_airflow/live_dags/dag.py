@@ -8,8 +8,19 @@ from typing import Any
 from airflow.sdk import DAG, Asset, TaskGroup
 
 from aq_airflow import operators
-from aq_airflow.operators.registry import operator_arguments, operator_expansion, operator_name
-from aq_airflow.plan import AssetRef, CallbackRef, DagPlan, Seconds
+from aq_airflow.operators.registry import AQ_OPERATORS, operator_arguments, operator_expansion, operator_import
+from aq_airflow.pipeline_spec.operator_classes import OperatorClassError, import_operator_class
+from aq_airflow.plan import AssetRef, CallbackRef, DagPlan, Seconds, TaskPlan
+
+
+class StepBuildError(Exception):
+    """A step whose task cannot be built, with where in the spec (``path``) and why: an
+    ``operator:`` class that does not import here (its provider missing on this machine)."""
+
+    def __init__(self, path: tuple, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(message)
 
 
 def materialize(value: Any) -> Any:
@@ -27,13 +38,25 @@ def materialize(value: Any) -> Any:
     return value
 
 
+def operator_class(task: TaskPlan) -> type:
+    """The class that runs ``task``: ours, or an ``operator:`` step's class, imported now (as
+    Airflow imports what a Python DAG file names)."""
+    module, name = operator_import(task)
+    if module == AQ_OPERATORS:
+        return getattr(operators, name)
+    try:
+        return import_operator_class(task.body.class_path)
+    except OperatorClassError as error:
+        raise StepBuildError(("steps", task.group, "operator"), str(error)) from None
+
+
 def build_dag(plan: DagPlan) -> DAG:
     """One DAG with a task group per step, wired as the plan says."""
     dag = DAG(**materialize(plan.dag_arguments()))
     groups = {g.group_id: TaskGroup(g.group_id, tooltip=g.tooltip, dag=dag) for g in plan.groups}
     tasks = {}
     for task in plan.tasks:
-        operator = getattr(operators, operator_name(task))
+        operator = operator_class(task)
         short_id = task.task_id.removeprefix(f"{task.group}.")
         arguments = materialize(operator_arguments(task))
         expansion = operator_expansion(task)

@@ -21,9 +21,9 @@ from typing import Any
 
 from airflow.sdk import DAG, get_parsing_context
 
-from aq_airflow.live_dags.dag import build_dag
+from aq_airflow.live_dags.dag import StepBuildError, build_dag
 from aq_airflow.live_dags.placeholder import placeholder_dag
-from aq_airflow.pipeline_spec import SpecError, SpecFile, SpecIssue, spec_paths
+from aq_airflow.pipeline_spec import Problem, SpecError, SpecFile, SpecIssue, spec_paths
 from aq_airflow.pipeline_spec.errors import printable
 from aq_airflow.pipeline_spec.load import file_dag_id, placeholder_dag_id
 from aq_airflow.pipeline_spec.types import DAG_ID_MAX_LENGTH, is_dag_id
@@ -73,15 +73,18 @@ def _plan_or_errors(spec_file: SpecFile, profiles: Any, store: PlanStore, local_
         return None, [str(SpecIssue(spec_file.path, 1, 1, f"internal error while planning this pipeline: {error!r}"))]
 
 
-def _build(plan: Any, dag_id: str, errors: list[str], path: str, source: str, text: str) -> DAG:
+def _build(plan: Any, dag_id: str, errors: list[str], spec_file: SpecFile | None, path: str, source: str) -> DAG:
     """The DAG of a plan, or the placeholder carrying ``errors``."""
-    if plan is not None:
+    if plan is not None and spec_file is not None:
         try:
             return build_dag(plan)
+        except StepBuildError as error:  # an `operator:` class that does not import here
+            log.error("aq-airflow: could not build %s: %s", path, error.message)
+            errors = [str(spec_file.issue(Problem(error.path, error.message)))]
         except Exception as error:  # a bug of ours must not hide the folder's other pipelines
             log.exception("aq-airflow: could not build %s", path)
             errors = [str(SpecIssue(path, 1, 1, f"internal error while building this pipeline: {error!r}"))]
-    return placeholder_dag(dag_id, errors, source, text)
+    return placeholder_dag(dag_id, errors, source, spec_file.text if spec_file else "")
 
 
 def _wanted_here(wanted: str, dag_id: str, spec_file: SpecFile | None) -> bool:
@@ -151,7 +154,7 @@ def load_dags(
             issue = spec_file.dag_id_issue(message) if spec_file else SpecIssue(path, 1, 1, message)
             errors = [str(issue), *errors]
             plan, dag_id = None, shown
-        dag = _build(plan, dag_id, errors, path, printable(relative), spec_file.text if spec_file else "")
+        dag = _build(plan, dag_id, errors, spec_file, path, printable(relative))
         seen[dag.dag_id] = path
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)

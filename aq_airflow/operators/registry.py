@@ -2,7 +2,9 @@
 
 ``live_dags`` (live DAGs) and ``codegen`` (generated files) both ask here, so a task is the same
 operator with the same arguments whichever backend made it. The choice is keyed by the task's
-role and, for a step's compute, by its step kind and runner (the Plan never names a class).
+role and, for a step's compute, by its step kind and runner (the Plan never names a class of
+ours). An ``operator:`` step is the exception: its plan names the user's class by its path, and
+its arguments are the spec's ``args`` (no ``plan=``).
 This module imports no Airflow: codegen uses it too.
 """
 
@@ -10,7 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aq_airflow.plan.model import PublishPlan, QualityPlan, Runner, RunPlan, StepKind, TaskPlan, TaskRole, WhenPlan
+from aq_airflow.plan.model import (
+    OperatorPlan,
+    PublishPlan,
+    QualityPlan,
+    Runner,
+    RunPlan,
+    StepKind,
+    TaskPlan,
+    TaskRole,
+    WhenPlan,
+)
+
+AQ_OPERATORS = "aq_airflow.operators"
 
 _RUN_OPERATORS: dict[tuple[StepKind, Runner | None], str] = {
     (StepKind.SQL, None): "AqSqlStepOperator",
@@ -27,11 +41,23 @@ _QUALITY_OPERATORS = {
 }
 
 
+def operator_import(task: TaskPlan) -> tuple[str, str]:
+    """Where the class that runs ``task`` comes from: (module, class name); ``AQ_OPERATORS``
+    for ours, the user's module for an ``operator:`` step."""
+    if isinstance(task.body, OperatorPlan):
+        module, _, name = task.body.class_path.rpartition(".")
+        return module, name
+    return AQ_OPERATORS, operator_name(task)
+
+
 def operator_name(task: TaskPlan) -> str:
-    """The class in ``aq_airflow.operators`` that runs ``task``."""
+    """The class in ``aq_airflow.operators`` that runs ``task``; for an ``operator:`` step, the
+    path of the user's class (see :func:`operator_import`)."""
     body = task.body
     if task.role == TaskRole.ITEMS:  # a `foreach:` step's item list
         return "AqItemsOperator"
+    if isinstance(body, OperatorPlan):
+        return body.class_path
     if isinstance(body, RunPlan):
         return _RUN_OPERATORS[body.kind, body.runner]
     if isinstance(body, WhenPlan):
@@ -41,10 +67,12 @@ def operator_name(task: TaskPlan) -> str:
 
 
 def operator_arguments(task: TaskPlan) -> dict[str, Any]:
-    """The operator's keyword arguments besides ``task_id``: the task's plan, then the Airflow
-    task settings that are set (unset ones keep Airflow's defaults), then its outlets."""
+    """The operator's keyword arguments besides ``task_id``: the task's plan (an ``operator:``
+    step's ``args`` instead), then the Airflow task settings that are set (unset ones keep
+    Airflow's defaults), then its outlets."""
     settings = task.settings
-    arguments: dict[str, Any] = {"plan": task.body}
+    body = task.body
+    arguments: dict[str, Any] = dict(body.args) if isinstance(body, OperatorPlan) else {"plan": body}
     for name in ("retries", "retry_delay", "execution_timeout", "pool"):
         value = getattr(settings, name)
         if value is not None:

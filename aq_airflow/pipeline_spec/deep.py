@@ -1,17 +1,24 @@
 """The checks only ``aq-airflow validate`` makes, on a spec that already validates and plans:
-its SQL parsed with sqlglot (:mod:`aq_airflow.pipeline_spec.sql`) and its ``expect:`` checks looked up in
-Great Expectations (:mod:`aq_airflow.pipeline_spec.expectations`).
+its SQL parsed with sqlglot (:mod:`aq_airflow.pipeline_spec.sql`), its ``expect:`` checks looked up in
+Great Expectations (:mod:`aq_airflow.pipeline_spec.expectations`) and its ``operator:`` classes
+imported and held against their ``args`` (:mod:`aq_airflow.pipeline_spec.operator_classes`).
 
-They need the ``airflow`` extra's sqlglot and GX, and GX takes seconds to import, so the
-dags-folder loader never runs them; without those packages they are skipped with a note.
+They need the ``airflow`` extra's sqlglot, GX and Airflow (with the providers the operators
+come from), and GX takes seconds to import, so the dags-folder loader never runs them; without
+sqlglot, GX or Airflow they are skipped with a note. A provider missing where Airflow is
+installed is an error: the DAG would not build there either.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 
 from aq_airflow.pipeline_spec.errors import SpecIssue
 from aq_airflow.pipeline_spec.load import Problem, SpecFile, parse_spec
+from aq_airflow.pipeline_spec.models import Pipeline
+from aq_airflow.pipeline_spec.operator_steps import BUILDER_ARGUMENTS
 
 _EXTRA = "install aq-airflow[airflow] to check it"
 
@@ -35,4 +42,35 @@ def deep_issues(spec_file: SpecFile, notes: set[str] | None = None) -> list[Spec
             from aq_airflow.pipeline_spec.expectations import expectation_problems
 
             problems += expectation_problems(pipeline)
+    if any(s.operator for s in pipeline.steps.values()):
+        if importlib.util.find_spec("airflow") is None:
+            notes.add(f"Airflow is not installed: `operator:` classes were not imported and checked ({_EXTRA})")
+        else:
+            problems += operator_problems(pipeline, os.path.dirname(os.path.abspath(spec_file.path)))
     return sorted((spec_file.issue(p) for p in problems), key=lambda i: (i.line, i.col, i.message))
+
+
+def operator_problems(pipeline: Pipeline, folder: str) -> list[Problem]:
+    """Each ``operator:`` class imported (with the spec's own folder importable, as under
+    ``aq-airflow run``) and its ``args`` held against its constructor: an import that fails at
+    the ``operator:`` line, an argument it does not take at that key, a required one missing at
+    the step."""
+    from aq_airflow.pipeline_spec.operator_classes import OperatorClassError, argument_problems, import_operator_class
+
+    problems: list[Problem] = []
+    sys.path.insert(0, folder)
+    try:
+        for name, step in pipeline.steps.items():
+            if step.operator is None:
+                continue
+            try:
+                cls = import_operator_class(step.operator)
+            except OperatorClassError as error:
+                problems.append(Problem(("steps", name, "operator"), str(error)))
+                continue
+            for argument, message in argument_problems(cls, step.args or {}, set(BUILDER_ARGUMENTS)):
+                where = ("steps", name, "args", argument) if argument else ("steps", name)
+                problems.append(Problem(where, message, at_key=True))
+    finally:
+        sys.path.remove(folder)
+    return problems

@@ -26,6 +26,7 @@ from aq_airflow.pipeline_spec import types as spec_types
 from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_steps
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
 from aq_airflow.pipeline_spec.foreach import too_many_items
+from aq_airflow.pipeline_spec.operator_steps import operator_step_problems
 from aq_airflow.pipeline_spec.secrets import secret_values
 from aq_airflow.pipeline_spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
 
@@ -399,6 +400,7 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
     if name_issues:
         raise SpecError(name_issues + spec_file.error(secrets).issues)
     problems = secrets + reference_problems(pipeline)
+    problems += [Problem(path, message, at_key) for path, message, at_key in operator_step_problems(pipeline)]
     if problems:
         raise spec_file.error(problems)
     return pipeline

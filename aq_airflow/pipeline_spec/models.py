@@ -29,6 +29,7 @@ from aq_airflow.pipeline_spec.types import (
     EnvName,
     GpuType,
     KubeName,
+    OperatorClass,
     RetryDelay,
     SqlCondition,
     SqlExpression,
@@ -326,12 +327,17 @@ class StepSettings(Model):
 
 
 class Step(StepSettings):
-    """One unit of work: exactly one of `sql`, `python`, `command`, `table`."""
+    """One unit of work: exactly one of `sql`, `python`, `command`, `table`, `operator`."""
 
     sql: SqlQuery | None = None
     python: CallablePath | None = None
     command: CommandText | Annotated[list[str], Field(min_length=1), AfterValidator(_names_a_program)] | None = None
     table: TableName | None = None
+    operator: OperatorClass | None = Field(
+        None,
+        description="Any Airflow operator or sensor class, `args:` its keyword arguments; no inputs or output "
+        "(see README).",
+    )
     inputs: list[StepName] | dict[StepName, StepName] | None = None
     depends_on: list[StepName] = []
     foreach: Foreach | None = Field(
@@ -353,7 +359,7 @@ class Step(StepSettings):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kind = _exactly_one(self, ("sql", "python", "command", "table"), "a step")
+        kind = _exactly_one(self, ("sql", "python", "command", "table", "operator"), "a step")
         if kind == "table" and self.inputs:
             raise ValueError("a `table` step reads an existing table; it takes no `inputs`")
         if kind in ("sql", "table") and (self.image or self.resources):
@@ -390,7 +396,7 @@ class Step(StepSettings):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("sql", "python", "command", "table") if getattr(self, k) is not None)
+        return next(k for k in ("sql", "python", "command", "table", "operator") if getattr(self, k) is not None)
 
     @property
     def input_map(self) -> dict[str, str]:

@@ -69,6 +69,14 @@ CallablePath = Annotated[
         description="`package.module:function`, importable inside the step's image.",
     ),
 ]
+OperatorClass = Annotated[
+    str,
+    Field(
+        pattern=rf"^{IDENT}(\.{IDENT})+$",
+        max_length=500,
+        description="`package.module.Class`: an Airflow operator or sensor class, importable where Airflow runs.",
+    ),
+]
 GpuType = Annotated[
     str,
     Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="A portable GPU type such as `t4`, `l4`, `a100-80gb`."),

@@ -415,7 +415,18 @@ class WhenPlan:
     reads_results: bool = False  # the condition reads metrics or checks (the warehouse)
 
 
-TaskBody = RunPlan | QualityPlan | PublishPlan | WhenPlan
+@dataclass(frozen=True, slots=True)
+class OperatorPlan:
+    """An ``operator:`` step: any Airflow operator or sensor class, by its dotted path
+    (``module.Class``, imported when the DAG is built), and its keyword arguments (plain data;
+    strings may be Airflow templates, which the operator renders as its own fields)."""
+
+    step: str
+    class_path: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+TaskBody = RunPlan | QualityPlan | PublishPlan | WhenPlan | OperatorPlan
 
 
 class TaskRole(StrEnum):
@@ -508,3 +519,4 @@ PLAN_TYPES: dict[str, type] = {
     )
 }  # fmt: skip
 PLAN_TYPES.update({cls.__name__: cls for cls in (Foreach, ItemsPlan, Expansion)})  # `foreach:` steps
+PLAN_TYPES[OperatorPlan.__name__] = OperatorPlan  # `operator:` steps

@@ -42,6 +42,7 @@ from aq_airflow.plan.model import (
     InputRef,
     ItemsPlan,
     MetricPlan,
+    OperatorPlan,
     Placement,
     PodSettings,
     PublishPlan,
@@ -400,6 +401,10 @@ class _Planner:
         start = self.start(step)
         settings = self.task_settings(step)  # every task of the step's group takes them
         start = self.when_task(name, step, start, settings)
+        if step.operator is not None:  # the user's operator: one task, no output, nothing to check
+            body = OperatorPlan(name, step.operator, dict(step.args or {}))
+            self.gates[name] = (self.add(name, TaskRole.RUN, body, settings, start),)
+            return
         run = self.run_plan(name, step)
         start = self.items_task(name, run, start, settings)
         run_task = self.add(name, TaskRole.RUN, run, settings, start) if run else None
