@@ -30,8 +30,15 @@ def serialized(dag) -> dict:
 
 
 def operator_plan(task):
-    """The plan an operator was given; a mapped (`foreach:`) task keeps it among its partial arguments."""
-    return task.partial_kwargs.get("plan") if hasattr(task, "partial_kwargs") else task.plan
+    """The plan an operator was given; a mapped (`foreach:`) task keeps it among its partial arguments.
+    An `operator:` step's task has no plan: its class (the serialized DAG holds its arguments)."""
+    if hasattr(task, "partial_kwargs"):
+        return task.partial_kwargs.get("plan")
+    return (
+        task.plan
+        if type(task).__module__.startswith("aq_airflow.")
+        else f"{type(task).__module__}.{type(task).__name__}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +86,11 @@ ALLOWED_CALLS = {
     "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback", "float",
     "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
     "AqCheckOperator", "AqMetricOperator", "AqPublishOperator", "AqItemsOperator", "AqConditionOperator",
+    "BashOperator",  # the spec's `operator:` step: the class it names, imported by its validated path
     *(set(PLAN_TYPES) - PLAN_ENUMS),
 }  # fmt: skip
 ALLOWED_IMPORTS = {"datetime", "airflow.sdk", "aq_airflow.operators", "aq_airflow.plan.model"}
+ALLOWED_IMPORTS.add("airflow.providers.standard.operators.bash")  # the `operator:` step's class
 
 EVIL = [
     '"); import os; os.system("x") #',
@@ -133,6 +142,10 @@ steps:
     inputs: [a]
     env: {{X: "{quoted}"}}
     args: {{y: "{quoted}"}}
+  c:
+    operator: airflow.providers.standard.operators.bash.BashOperator
+    args: {{bash_command: "{quoted}", env: {{X: "{quoted}"}}, doc_md: "{quoted}"}}
+    depends_on: [b]
 '''
     return text
 
@@ -143,6 +156,7 @@ def test_hostile_strings_come_out_as_literals(value):
     source = render_dag(plan)
     assert_inert(source)
     assert plan.description == value  # carried through unchanged, as data
+    assert next(t.body.args for t in plan.tasks if t.group == "c")["bash_command"] == value
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -73,8 +73,8 @@ def test_minimal_spec_parses_with_defaults():
         ),
         (
             "steps:\n  a:\n    python: m:f\n    sql: SELECT 1\n",
-            "pipe.aq.yaml:3:5: steps.a: a step needs exactly one of sql, python, command, table; found `sql` and "
-            "`python`",
+            "pipe.aq.yaml:3:5: steps.a: a step needs exactly one of sql, python, command, table, operator; "
+            "found `sql` and `python`",
         ),
         (
             "steps:\n  a:\n    python: m:f\n    env: {DB_PASSWORD: hunter2}\n",
