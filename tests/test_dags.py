@@ -130,6 +130,18 @@ def test_table_step_read_by_a_python_step_is_exported_first(bag):
     assert "labels.checks" not in dag.get_task("dataset.run").upstream_task_ids  # warning only
 
 
+def test_an_operator_step_is_the_class_it_names_in_the_order(bag):
+    from airflow.providers.standard.sensors.filesystem import FileSensor
+
+    dag = bag.dags["fraud_training"]
+    sensor = dag.get_task("chargebacks_landed.run")
+    assert type(sensor) is FileSensor
+    assert (sensor.fs_conn_id, sensor.filepath, sensor.mode) == ("chargeback_drop", "{{ ds }}/_SUCCESS", "reschedule")
+    assert (sensor.poke_interval, sensor.timeout, sensor.retries) == (600, 43200, 1)  # retries: from `defaults:`
+    assert dag.get_task("labels.run").upstream_task_ids == {"chargebacks_landed.run"}
+    assert sensor.upstream_task_ids == set()
+
+
 def test_asset_scheduled_pipeline_follows_the_publisher(bag):
     alerts = bag.dags["churn_alerts"]
     assets = alerts.timetable.asset_condition.objects
