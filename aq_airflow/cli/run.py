@@ -265,6 +265,7 @@ def _run(
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
+    from aq_airflow.cli.dagrun import dag_test
     from aq_airflow.live_dags import INVALID_TAG
 
     db.initdb()
@@ -281,24 +282,24 @@ def _run(
         task.on_skipped_callback = [progress.on_skipped]  # a `when:` that does not hold
     logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
-    started = time.monotonic()
     try:
-        dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
+        dag_run = dag_test(dag, logical_date, params)
     finally:
         progress.close()
-    seconds = time.monotonic() - started
-    return _summary(dag, dag_run, progress, seconds, workdir, warehouse_uri, plan, artifacts)
+    return _summary(dag, dag_run, progress, workdir, warehouse_uri, plan, artifacts)
 
 
-def _summary(
-    dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan, artifacts: str
-) -> int:
+def _summary(dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str | None, plan, artifacts: str) -> int:
     conn_id, results_schema = plan.warehouse, plan.results_schema
+    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     from aq_airflow.cli.connection import display
 
-    print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
+    with create_session() as session:
+        recorded = session.get(DagRun, dag_run.id)  # the run as Airflow's UI shows it: its times from the DB
+        seconds = (recorded.end_date - recorded.start_date).total_seconds()
+        print(f"\n{dag.dag_id}: {recorded.state} in {seconds:.1f}s, started {recorded.start_date:%Y-%m-%d %H:%M:%S} UTC\n")
     print(f"{'task':28} {'state':16} {'seconds':>8}  output")
     with create_session() as session:
         tis: dict[str, list] = {}
