@@ -299,7 +299,8 @@ def _summary(dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str
     with create_session() as session:
         recorded = session.get(DagRun, dag_run.id)  # the run as Airflow's UI shows it: its times from the DB
         seconds = (recorded.end_date - recorded.start_date).total_seconds()
-        print(f"\n{dag.dag_id}: {recorded.state} in {seconds:.1f}s, started {recorded.start_date:%Y-%m-%d %H:%M:%S} UTC\n")
+        started = f"{recorded.start_date:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"\n{dag.dag_id}: {recorded.state} in {seconds:.1f}s, started {started}\n")
     print(f"{'task':28} {'state':16} {'seconds':>8}  output")
     with create_session() as session:
         tis: dict[str, list] = {}
