@@ -249,10 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sep:
             print(f"--param {item}: write it as key=value", file=sys.stderr)
             return 2
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+        params[key] = value  # text: read as the spec declares the param (cli.params)
     return run_pipeline(
         Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts
     )

@@ -172,13 +172,14 @@ def undeclared_params(spec: Path, declared: dict, given: dict) -> list[str]:
 def run_pipeline(
     spec: Path,
     date: str | None,
-    params: dict,
+    params: dict[str, str],
     warehouse_uri: str | None,
     workdir: Path,
     verbose: bool = False,
     artifacts: str | None = None,
 ) -> int:
-    """Run ``spec`` end to end here; step outputs go to ``artifacts`` (a folder or an s3://,
+    """Run ``spec`` end to end here with ``params`` (the ``--param`` texts, read as the spec
+    declares each: ``cli.params``); step outputs go to ``artifacts`` (a folder or an s3://,
     gs:// or abfs:// URI; default ``workdir/artifacts``). Nothing printed holds the password of
     ``warehouse_uri`` (see ``cli.connection.masked_output``)."""
     from aq_airflow.cli.connection import masked_output
@@ -218,6 +219,7 @@ def _run_pipeline(
     artifacts: str | None,
 ) -> int:  # fmt: skip
     from aq_airflow.cli.connection import WarehouseError, is_path
+    from aq_airflow.cli.params import typed_params
     from aq_airflow.pipeline_spec import SpecError
     from aq_airflow.plan import compile_spec
 
@@ -238,6 +240,10 @@ def _run_pipeline(
     undeclared = undeclared_params(spec, plan.params, params)
     if undeclared:
         print("\n".join(undeclared), file=sys.stderr)
+        return 2
+    params, refused = typed_params(spec, plan.params, params)
+    if refused:
+        print("\n".join(refused), file=sys.stderr)
         return 2
     outside = _outside_dates(plan, _logical_date(date) if date else None)
     if outside:
