@@ -4,19 +4,7 @@ A spec declares a param by its default value (``params: {min_rows: 1000, segment
 so the default's type is the param's type: a value that does not fit is refused when the command
 is read, with the declaration's place, rather than failing (or passing as text) deep in the run.
 
-========== =========================================================================
-default    ``--param`` value
-========== =========================================================================
-true/false ``true``/``false``, ``yes``/``no``, ``1``/``0`` (any case)
-1000       a whole number
-0.5        a number (a whole one too)
-2026-01-01 a date, YYYY-MM-DD (a spec's dates are text: the value stays text)
-"eu"       the text as given (``name=123`` is the text "123")
-[a, b]     JSON (``["low","mid"]``) or comma-separated (``low,mid``; empty: no items), items
-           typed as the default's items are (``1,2`` for ``[10, 20]``)
-{k: v}     a JSON object
-null       JSON, else the text (nothing declares a type)
-========== =========================================================================
+What each type takes: :data:`HELP` (``aq-airflow run --help`` prints it).
 
 The spec's ``params:`` take plain defaults only (no Airflow ``Param`` schema), so there is no
 JSON schema to validate against beyond the type.
@@ -35,19 +23,25 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WHOLE = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
-# what a param of each kind is, in a refusal
-_WHAT = {
-    "boolean": "true or false (also yes/no, 1/0)",
-    "integer": "a whole number",
-    "number": "a number",
-    "date": "a date, YYYY-MM-DD",
-    "object": "an object, as JSON",
-}
-_ITEMS = {"boolean": "true/false values", "integer": "whole numbers", "number": "numbers", "date": "dates"}
+# what an item of a list of each kind is, and what a param of each kind is, in a refusal
 _ITEM = {"boolean": "true or false", "integer": "a whole number", "number": "a number", "date": "a date, YYYY-MM-DD",
-         "string": "text", "object": "an object or a list"}  # fmt: skip
+         "string": "text", "any": "text", "object": "an object or a list"}  # fmt: skip
+_WHAT = {**_ITEM, "boolean": "true or false (also yes/no, 1/0)", "object": "an object, as JSON"}
+_ITEMS = {"boolean": "true/false values", "integer": "whole numbers", "number": "numbers", "date": "dates"}
 _LIST_EXAMPLE = {"boolean": "true,false", "integer": "1,2", "number": "0.5,2", "date": "2026-01-01,2026-01-02"}
 MAX_SHOWN = 40  # characters of a default shown in a refusal
+HELP = """--param NAME=VALUE is read as the type of NAME's default in the spec's `params:`; a
+value that does not fit is refused (exit 2, nothing runs) with the param's declaration, file:line:col.
+  default      example                    takes
+  true         publish=no                 true/false, yes/no, 1/0 (any case)
+  1000         min_rows=5000              a whole number
+  0.5          ratio=0.75                 a number
+  2026-01-01   day=2026-03-01             a date, YYYY-MM-DD
+  eu           region=123                 text, as given (here the text "123")
+  [low, mid]   segments=low,mid           a list, comma-separated (nothing after `=`: no items)
+               segments='["low","mid"]'   or as JSON; items typed as the default's (sizes=1,2)
+  {k: v}       limits='{"eu": 5}'         an object, as JSON
+  ~ (null)     note='[1, 2]'              JSON if it reads as JSON, else the text"""
 
 
 class Refused(ValueError):
@@ -88,7 +82,7 @@ def what(default: Any) -> str:
     """What a param with this default takes, as a refusal says it."""
     declared = kind(default)
     if declared != "list":
-        return _WHAT.get(declared, "text")
+        return _WHAT[declared]
     items = item_kind(default)
     if items == "object":
         return "a list of objects, as JSON"
