@@ -41,7 +41,8 @@ def test_a_value_is_read_as_its_declared_type(default, text, value):
     ("default", "text", "detail"),
     [
         (True, "maybe", ""), (True, "", ""), (True, "2", ""), (True, "on", ""),
-        (1000, "ten", ""), (1000, "1.5", ""), (1000, "1e3", ""), (1000, "", ""), (1000, "1_000", ""),
+        (1000, "ten", ""), (1000, "0; DROP TABLE x", ""), (1000, "1.5", ""), (1000, "1e3", ""), (1000, "", ""),
+        (1000, "1_000", ""),
         (1000, "9" * 5000, "too many digits"),
         (0.5, "half", ""), (0.5, "nan", ""), (0.5, "inf", ""), (0.5, "1e999", "too large for a number"),
         (0.5, "0x10", ""),
