@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aq_airflow.cli.params import HELP as PARAMS_HELP
 from aq_airflow.pipeline_spec import SpecError, SpecFile, SpecIssue, spec_paths
 
 LOADER_MARK = "(written by `aq-airflow init`)"
@@ -249,10 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sep:
             print(f"--param {item}: write it as key=value", file=sys.stderr)
             return 2
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+        params[key] = value  # text: read as the spec declares the param (cli.params)
     return run_pipeline(
         Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts
     )
@@ -298,10 +296,16 @@ def parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite files of the same names that are not ours")
     init.set_defaults(func=cmd_init)
-    run = sub.add_parser("run", help="run one pipeline end to end on this machine (local runner, DuckDB)")
+    run = sub.add_parser(
+        "run", help="run one pipeline end to end on this machine (local runner, DuckDB)", epilog=PARAMS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     run.add_argument("spec")
     run.add_argument("--date", help="logical date, YYYY-MM-DD (default: today)")
-    run.add_argument("--param", action="append", default=[], help="k=v, overrides a spec param (repeatable)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="overrides a param the spec declares, read as its default's type (below; repeatable)",
+    )  # fmt: skip
     run.add_argument(
         "--warehouse", help="a DuckDB file, or an Airflow connection URI/JSON (default: WORKDIR/warehouse.duckdb)"
     )

@@ -172,13 +172,14 @@ def undeclared_params(spec: Path, declared: dict, given: dict) -> list[str]:
 def run_pipeline(
     spec: Path,
     date: str | None,
-    params: dict,
+    params: dict[str, str],
     warehouse_uri: str | None,
     workdir: Path,
     verbose: bool = False,
     artifacts: str | None = None,
 ) -> int:
-    """Run ``spec`` end to end here; step outputs go to ``artifacts`` (a folder or an s3://,
+    """Run ``spec`` end to end here with ``params`` (the ``--param`` texts, read as the spec
+    declares each: ``cli.params``); step outputs go to ``artifacts`` (a folder or an s3://,
     gs:// or abfs:// URI; default ``workdir/artifacts``). Nothing printed holds the password of
     ``warehouse_uri`` (see ``cli.connection.masked_output``)."""
     from aq_airflow.cli.connection import masked_output
@@ -218,6 +219,7 @@ def _run_pipeline(
     artifacts: str | None,
 ) -> int:  # fmt: skip
     from aq_airflow.cli.connection import WarehouseError, is_path
+    from aq_airflow.cli.params import typed_params
     from aq_airflow.pipeline_spec import SpecError
     from aq_airflow.plan import compile_spec
 
@@ -238,6 +240,10 @@ def _run_pipeline(
     undeclared = undeclared_params(spec, plan.params, params)
     if undeclared:
         print("\n".join(undeclared), file=sys.stderr)
+        return 2
+    params, refused = typed_params(spec, plan.params, params)
+    if refused:
+        print("\n".join(refused), file=sys.stderr)
         return 2
     outside = _outside_dates(plan, _logical_date(date) if date else None)
     if outside:
@@ -265,6 +271,7 @@ def _run(
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
+    from aq_airflow.cli.dagrun import dag_test
     from aq_airflow.live_dags import INVALID_TAG
 
     db.initdb()
@@ -281,24 +288,25 @@ def _run(
         task.on_skipped_callback = [progress.on_skipped]  # a `when:` that does not hold
     logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
-    started = time.monotonic()
     try:
-        dag_run = dag.test(logical_date=logical_date, run_conf=params or None)
+        dag_run = dag_test(dag, logical_date, params)
     finally:
         progress.close()
-    seconds = time.monotonic() - started
-    return _summary(dag, dag_run, progress, seconds, workdir, warehouse_uri, plan, artifacts)
+    return _summary(dag, dag_run, progress, workdir, warehouse_uri, plan, artifacts)
 
 
-def _summary(
-    dag, dag_run, progress: Progress, seconds: float, workdir: Path, warehouse_uri: str | None, plan, artifacts: str
-) -> int:
+def _summary(dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str | None, plan, artifacts: str) -> int:
     conn_id, results_schema = plan.warehouse, plan.results_schema
+    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     from aq_airflow.cli.connection import display
 
-    print(f"\n{dag.dag_id}: {dag_run.state} in {seconds:.1f}s\n")
+    with create_session() as session:
+        recorded = session.get(DagRun, dag_run.id)  # the run as Airflow's UI shows it: its times from the DB
+        seconds = (recorded.end_date - recorded.start_date).total_seconds()
+        started = f"{recorded.start_date:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"\n{dag.dag_id}: {recorded.state} in {seconds:.1f}s, started {started}\n")
     print(f"{'task':28} {'state':16} {'seconds':>8}  output")
     with create_session() as session:
         tis: dict[str, list] = {}

@@ -290,7 +290,7 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 HOSTILE_SPEC = """
 pipeline: hostile_run
 results_schema: aq_results
-params: {low: 0}
+params: {low: "0"}  # text: `--param low=...` of a number param is refused before the run
 steps:
   numbers:
     sql: SELECT range AS n, 'x' || range AS label FROM range(25)

@@ -3,9 +3,11 @@
     python -m tests.ui.history RUNS_JSON [--skip-done]
 
 ``RUNS_JSON`` is a list of ``[dag_id, date, conf-or-null]``. Each is ``dag.test()`` (what
-``airflow dags test DAG DATE`` runs) from the configured dags folder: the DAG is serialized into
-the metadata DB, the run and its task instances are recorded there, and the checks and metrics
-tasks write the warehouse's results tables, as a scheduled run would. One process for all runs
+``airflow dags test DAG DATE`` runs) from the configured dags folder, through
+``aq_airflow.cli.dagrun.dag_test`` as in ``aq-airflow run``, so the UI shows each run's real start
+and duration (not a start at its logical date): the DAG is serialized into the metadata DB, the
+run and its task instances are recorded there, and the checks and metrics tasks write the
+warehouse's results tables, as a scheduled run would. One process for all runs
 spares Airflow's start-up per date; each run gets the DAG from a fresh parse of the folder, as
 ``airflow dags test`` would (with one DAG object for all runs, a conf given to one run's
 ``dag.test(run_conf=...)`` was still in the params of the later runs without one: seen on Airflow
@@ -30,6 +32,8 @@ def main(argv: list[str]) -> int:
     from airflow.settings import DAGS_FOLDER
     from airflow.utils.session import create_session
 
+    from aq_airflow.cli.dagrun import dag_test
+
     runs = json.loads(argv[0])
     skip_done = "--skip-done" in argv[1:]
     for dag_id, date, conf in runs:
@@ -46,7 +50,7 @@ def main(argv: list[str]) -> int:
                     print(f"RESULT {dag_id} {date}: {done.state} (already run: {done.run_id})", flush=True)
                     continue
         started = time.monotonic()
-        run = dag.test(logical_date=logical_date, run_conf=conf)
+        run = dag_test(dag, logical_date, conf)  # recorded with its real start, as `aq-airflow run` does
         with create_session() as session:
             states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
         seconds = time.monotonic() - started

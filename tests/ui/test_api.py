@@ -36,6 +36,38 @@ def test_the_pipelines_ran_for_their_dates(quality_stack, run_ids):
     assert sorted(states) == [f"2026-03-0{d}" for d in range(1, 9)]
 
 
+def test_the_runs_show_their_real_start_and_duration(quality_stack):
+    """tests/ui/history.py runs each date in turn (``aq_airflow.cli.dagrun.dag_test``): a run
+    starts after it was asked for (``run_after``, the wall clock when dag.test() was called), not at
+    its logical date (Airflow's dag.test() alone records that: runs lasting months in the UI), so
+    the runs, one after another, do not overlap, and each holds its task instances' times."""
+    from datetime import datetime
+
+    def when(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    with quality_stack.client(ANALYST) as client:
+        runs = client.get("/api/v2/dags/ui_orders/dagRuns", params={"limit": 100}).json()["dag_runs"]
+        tis = {
+            run["dag_run_id"]: client.get(f"/api/v2/dags/ui_orders/dagRuns/{run['dag_run_id']}/taskInstances",
+                                          params={"limit": 100}).json()["task_instances"]
+            for run in runs
+        }  # fmt: skip
+    runs.sort(key=lambda run: run["logical_date"])
+    assert len(runs) == len(seed.DATES)
+    previous_end = None
+    for run in runs:
+        start, end = when(run["start_date"]), when(run["end_date"])
+        assert when(run["run_after"]) <= start <= end, run
+        assert run["duration"] == pytest.approx((end - start).total_seconds(), abs=0.01), run
+        assert previous_end is None or previous_end <= start, run  # one run after another
+        previous_end = end
+        ran = [ti for ti in tis[run["dag_run_id"]] if ti["start_date"]]
+        assert ran, run
+        assert start <= min(when(ti["start_date"]) for ti in ran), run
+        assert max(when(ti["end_date"]) for ti in ran) <= end, run
+
+
 def test_the_auth_manager_denies_one_dag_to_one_user(quality_stack):
     """tests/ui/auth_manager.py in the real server: Airflow's own API already hides ui_orders
     from the outsider, and anonymous requests are refused."""
