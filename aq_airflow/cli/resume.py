@@ -148,7 +148,7 @@ def _manifest(location: Location, step: str) -> dict:
 
 def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
     """Copy each reused output of ``resume.source`` into run ``run_id``'s folder, committed by
-    its manifest (which records where it came from)."""
+    its manifest (which records where it came from). Raises :class:`ResumeError`."""
     from aq_airflow.runtime.items import read_items, write_items
 
     outputs = _outputs(plan)
@@ -172,5 +172,8 @@ def _copy(source: Location, target: Location, step: str, run_id: str) -> None:
     manifest = _manifest(source, step)
     target.begin()
     for name in manifest["files"]:
-        target.fs.copy_file(source.join(name), target.join(name))
+        try:
+            target.fs.copy_file(source.join(name), target.join(name))
+        except OSError as error:  # a file the manifest names is gone, or the store refused the copy
+            raise ResumeError(f"step `{step}`: cannot copy {source.uri}/{name} from run {run_id}: {error}") from None
     target.commit({**manifest, "uri": target.uri, "reused_from": {"run_id": run_id, "uri": source.uri}})

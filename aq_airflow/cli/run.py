@@ -294,10 +294,14 @@ def _run(
     run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical_date, run_after=run_after)
     whole, notes = dag, {}
     if reuse is not None:
-        from aq_airflow.cli.resume import copy_outputs
+        from aq_airflow.cli.resume import ResumeError, copy_outputs
 
         print(reuse.describe())
-        copy_outputs(plan, reuse, artifacts, run_id)
+        try:
+            copy_outputs(plan, reuse, artifacts, run_id)
+        except ResumeError as error:
+            print(error, file=sys.stderr)
+            return 2
         dag = dag.partial_subset(task_ids=sorted(reuse.task_ids), include_upstream=False)
         reused = f"from run {reuse.source.run_id}"
         notes = {t.task_id: ("reused", reused) for t in plan.tasks if t.group in reuse.reused}

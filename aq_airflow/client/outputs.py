@@ -244,6 +244,12 @@ class StepOutput:
             raise self._missing(f"no committed output ({_cause(error)})") from None
         except ValueError as error:  # a manifest or item list that is not JSON
             raise self._missing(f"its manifest or item list is not valid JSON ({error})") from None
+        except ModuleNotFoundError as error:  # a pickled object of a class from the pipeline's own code
+            raise ModuleNotFoundError(
+                f"step `{self.step}` of run `{self.run.run_id}`: its object needs module `{error.name}` to unpickle; "
+                "put the pipeline's code on sys.path (the folder beside its spec), as its steps have it",
+                name=error.name,
+            ) from None
 
     def _missing(self, why: str) -> MissingOutput:
         index = "" if self.map_index is None else f" (item {self.map_index})"
