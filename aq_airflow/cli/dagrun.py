@@ -18,10 +18,14 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def dag_test(dag: Any, logical_date: datetime.datetime, conf: dict | None = None) -> Any:
-    """``dag.test(logical_date=..., run_conf=conf)``, its DagRun started now; returns the DagRun."""
+def dag_test(
+    dag: Any, logical_date: datetime.datetime, conf: dict | None = None, run_after: datetime.datetime | None = None
+) -> Any:
+    """``dag.test(logical_date=..., run_conf=conf, run_after=...)``, its DagRun started now;
+    returns the DagRun. ``run_after`` names the run (``dag.test`` takes no run id): a caller that
+    must know the run id before it starts passes it."""
     with _started_now(dag.dag_id):
-        return dag.test(logical_date=logical_date, run_conf=conf or None)
+        return dag.test(logical_date=logical_date, run_conf=conf or None, run_after=run_after)
 
 
 @contextlib.contextmanager

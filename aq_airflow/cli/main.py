@@ -252,8 +252,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
         params[key] = value  # text: read as the spec declares the param (cli.params)
     return run_pipeline(
-        Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts
-    )
+        Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts,
+        from_step=args.from_step, steps=args.steps,
+    )  # fmt: skip
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -314,6 +315,15 @@ def parser() -> argparse.ArgumentParser:
         "--artifacts", help="where step outputs go: a folder, or s3://, gs://, abfs:// (default: WORKDIR/artifacts)"
     )
     run.add_argument("--verbose", action="store_true", help="also show Airflow's own logs")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument(
+        "--from", dest="from_step", metavar="STEP",
+        help="run STEP and everything downstream of it in a new run, reusing the latest successful run's outputs "
+        "for everything upstream",
+    )  # fmt: skip
+    resume.add_argument(
+        "--steps", metavar="A,B", help="run exactly these steps in a new run, reusing everything upstream of them"
+    )
     run.set_defaults(func=cmd_run)
     results = sub.add_parser("results", help="print a pipeline's check and metric history from the warehouse")
     results.add_argument(

@@ -177,15 +177,19 @@ def run_pipeline(
     workdir: Path,
     verbose: bool = False,
     artifacts: str | None = None,
+    from_step: str | None = None,
+    steps: str | None = None,
 ) -> int:
     """Run ``spec`` end to end here with ``params`` (the ``--param`` texts, read as the spec
     declares each: ``cli.params``); step outputs go to ``artifacts`` (a folder or an s3://,
-    gs:// or abfs:// URI; default ``workdir/artifacts``). Nothing printed holds the password of
+    gs:// or abfs:// URI; default ``workdir/artifacts``). ``from_step`` / ``steps`` resume: run
+    that step and what follows it / those steps, reusing the latest successful run's outputs for
+    everything upstream (``cli.resume``). Nothing printed holds the password of
     ``warehouse_uri`` (see ``cli.connection.masked_output``)."""
     from aq_airflow.cli.connection import masked_output
 
     with masked_output(warehouse_uri):
-        return _run_pipeline(spec, date, params, warehouse_uri, workdir, verbose, artifacts)
+        return _run_pipeline(spec, date, params, warehouse_uri, workdir, verbose, artifacts, from_step, steps)
 
 
 def _outside_dates(plan, when) -> str | None:
@@ -216,7 +220,7 @@ def _logical_date(text: str):
 
 def _run_pipeline(
     spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path, verbose: bool,
-    artifacts: str | None,
+    artifacts: str | None, from_step: str | None = None, steps: str | None = None,
 ) -> int:  # fmt: skip
     from aq_airflow.cli.connection import WarehouseError, is_path
     from aq_airflow.cli.params import typed_params
@@ -250,12 +254,21 @@ def _run_pipeline(
         print(f"--date {date}: {outside}; Airflow would run no task for it", file=sys.stderr)
         return 2
     workdir = workdir.resolve()
+    artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
+    reuse = None
+    if from_step is not None or steps is not None:
+        from aq_airflow.cli.resume import ResumeError, prepare
+
+        try:
+            reuse = prepare(plan, artifacts, from_step, steps)
+        except ResumeError as error:
+            print(error, file=sys.stderr)
+            return 2
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
     try:
-        artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
         dags = _prepare(spec, home, warehouse_uri, plan.warehouse, verbose, artifacts, workdir)
-        return _run(plan, dags, date, params, workdir, warehouse_uri, artifacts)
+        return _run(plan, dags, date, params, workdir, warehouse_uri, artifacts, reuse)
     except WarehouseError as error:
         print(error, file=sys.stderr)
         return 2
@@ -264,12 +277,15 @@ def _run_pipeline(
 
 
 def _run(
-    plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None, artifacts: str
-) -> int:
+    plan, dags: Path, date: str | None, params: dict, workdir: Path, warehouse_uri: str | None, artifacts: str,
+    reuse=None,
+) -> int:  # fmt: skip
     dag_id = plan.dag_id
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
     from airflow.utils import db
+    from airflow.utils.types import DagRunType
 
     from aq_airflow.cli.dagrun import dag_test
     from aq_airflow.live_dags import INVALID_TAG
@@ -280,22 +296,66 @@ def _run(
     if dag is None or INVALID_TAG in dag.tags:
         print(dag.description if dag else f"the DAG {dag_id} did not load: {bag.import_errors}", file=sys.stderr)
         return 1
+    logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
+    run_after = pendulum.now("UTC")  # dag.test names the run after it: known before it starts
+    run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical_date, run_after=run_after)
+    whole, notes = dag, {}
+    if reuse is not None:
+        from aq_airflow.cli.resume import ResumeError, copy_outputs
+
+        print(reuse.describe())
+        try:
+            copy_outputs(plan, reuse, artifacts, run_id)
+        except ResumeError as error:
+            print(error, file=sys.stderr)
+            return 2
+        dag = dag.partial_subset(task_ids=sorted(reuse.task_ids), include_upstream=False)
+        reused = f"from run {reuse.source.run_id}"
+        notes = {t.task_id: ("reused", reused) for t in plan.tasks if t.group in reuse.reused}
     progress = Progress(total=len(dag.tasks))
     for task in dag.tasks:
         task.on_execute_callback = [progress.on_start]
         task.on_success_callback = [progress.on_success]
         task.on_failure_callback = [progress.on_failure]
         task.on_skipped_callback = [progress.on_skipped]  # a `when:` that does not hold
-    logical_date = _logical_date(date) if date else pendulum.now("UTC").start_of("day")
     print(f"running {dag_id} for {logical_date.date()} ({len(dag.tasks)} tasks) on the local runner")
+    began = pendulum.now("UTC")
     try:
-        dag_run = dag_test(dag, logical_date, params)
+        dag_run = dag_test(dag, logical_date, params, run_after=run_after)
     finally:
         progress.close()
-    return _summary(dag, dag_run, progress, workdir, warehouse_uri, plan, artifacts)
+    _record(plan, dag_run, artifacts, logical_date, began, reuse)
+    return _summary(whole, dag_run, progress, workdir, warehouse_uri, plan, artifacts, notes)
 
 
-def _summary(dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str | None, plan, artifacts: str) -> int:
+def _record(plan, dag_run, artifacts: str, logical_date, began, reuse) -> None:
+    """Leave the run record (``_run.json``) in the run's folder: how this run ended, which a
+    later ``--from`` reads (Airflow's metadata DB goes with the temporary home)."""
+    import pendulum
+
+    from aq_airflow.client.runs import write_record
+
+    state = getattr(dag_run.state, "value", dag_run.state)
+    steps = list(dict.fromkeys(task.group for task in plan.tasks))
+    record = {
+        "dag_id": plan.dag_id, "run_id": dag_run.run_id, "state": str(state), "logical_date": logical_date.isoformat(),
+        "spec_sha256": plan.spec_sha256, "started": began.isoformat(), "finished": pendulum.now("UTC").isoformat(),
+        "resumed_from": reuse.source.run_id if reuse else None, "reused": list(reuse.reused) if reuse else [],
+        "ran": list(reuse.run_steps) if reuse else steps,
+    }  # fmt: skip
+    try:
+        write_record(artifacts, plan.dag_id, dag_run.run_id, record)
+    except OSError as error:
+        print(f"could not write the run record into {artifacts} ({error}): `--from` cannot resume from this run",
+              file=sys.stderr)  # fmt: skip
+
+
+def _summary(
+    dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str | None, plan, artifacts: str,
+    notes: dict[str, tuple[str, str]] | None = None,
+) -> int:  # fmt: skip
+    """The run's table of tasks; ``notes`` gives the (state, output) of tasks that did not run
+    (a resumed run's reused steps)."""
     conn_id, results_schema = plan.warehouse, plan.results_schema
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -318,6 +378,8 @@ def _summary(dag, dag_run, progress: Progress, workdir: Path, warehouse_uri: str
             manifest = progress.outputs.get(instance_name(ti)) if ti else None
             name = instance_name(ti, ti.rendered_map_index) if ti else task.task_id
             output = ""
+            if ti is None and task.task_id in (notes or {}):
+                state, output = notes[task.task_id]
             if manifest:
                 rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
