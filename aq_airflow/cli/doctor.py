@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -152,7 +153,9 @@ def _probe_warehouse(conn: Any, timeout: float) -> tuple[str, str]:
     """Open a session through the warehouse adapter and run ``SELECT 1``."""
     from aq_airflow.warehouse import Warehouse
 
-    hook = conn.get_hook()
+    with warnings.catch_warnings():  # a metadata-DB connection's get_hook warns of Airflow's own internals
+        warnings.simplefilter("ignore", FutureWarning)
+        hook = conn.get_hook()
     if conn.conn_type == "duckdb":
         database = hook.get_database()
         if database == ":memory:":
@@ -233,14 +236,20 @@ def _check_artifacts(root: str, timeout: float) -> tuple[str, str]:
 
     from aq_airflow.runtime.artifacts import filesystem
 
-    def list_root() -> int:
+    def list_root() -> bool:
+        """Whether the bucket (container) is there, having listed the root in it."""
         fs, path = filesystem(root)
-        return len(fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
+        if fs.get_file_info(path.split("/")[0]).type == pafs.FileType.NotFound:
+            return False
+        fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        return True
 
     try:
-        _within(timeout, list_root)
+        found = _within(timeout, list_root)
     except Exception as error:
         return UNREACHABLE, f"object store: {error_line(error)}"
+    if not found:
+        return UNREACHABLE, "object store: its bucket does not exist, or these credentials cannot see it"
     return OK, "object store, listed"
 
 
