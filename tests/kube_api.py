@@ -108,8 +108,9 @@ class FakeKubernetes:
     async def version(self, request: web.Request) -> web.Response:
         self.requests.append("VERSION")
         return web.json_response({
-            "major": "1", "minor": "31", "gitVersion": "v1.31.0-aq-test", "gitCommit": "0" * 40, "gitTreeState": "clean",
-            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64",
+            "major": "1", "minor": "31", "gitVersion": "v1.31.0-aq-test", "gitCommit": "0" * 40,
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc",
+            "platform": "linux/amd64",
         })  # fmt: skip
 
     async def list_pods(self, request: web.Request) -> web.Response:
