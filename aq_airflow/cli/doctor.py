@@ -74,8 +74,8 @@ def _within(seconds: float, call: Callable[[], T]) -> T:
     return outcome["value"]
 
 
-def _key_place(spec_file: Any, key: str) -> str | None:
-    """``file:line:col (key: value)`` of a top-level key of the spec, None when the spec leaves
+def _key_place(spec_file: Any, key: str) -> tuple[str, str] | None:
+    """``file:line:col`` of a top-level key of the spec and its value, None when the spec leaves
     it out."""
     from yaml import MappingNode, ScalarNode
 
@@ -85,7 +85,7 @@ def _key_place(spec_file: Any, key: str) -> str | None:
     for key_node, value in tree.value if isinstance(tree, MappingNode) else ():
         if isinstance(key_node, ScalarNode) and key_node.value == key:
             mark = key_node.start_mark
-            return f"{spec_file.path}:{mark.line + 1}:{mark.column + 1} ({key}: {value.value})"
+            return f"{spec_file.path}:{mark.line + 1}:{mark.column + 1}", str(value.value)
     return None
 
 
@@ -118,11 +118,13 @@ def _collect(compiled: list[Any]) -> tuple[list[Any], dict[tuple[str, str], _Nam
             continue
         for conn_id, kind in sorted(_connections(spec.plan).items()):
             key = "warehouse" if kind == "warehouse" else "cluster"
-            where = _key_place(spec.spec_file, key) or f"{spec.path} (the default {key})"
+            found = _key_place(spec.spec_file, key)
+            where = f"{found[0]} ({key}: {found[1]})" if found else f"{spec.path} (the default {key})"
             named.setdefault((kind, conn_id), _Named(kind, conn_id)).places.append(where)
         root = artifacts_root(spec.plan.artifacts)
         item = named.setdefault(("artifacts", root), _Named("artifacts", root))
-        item.places.append((_key_place(spec.spec_file, "artifacts") or spec.path).split(" (")[0])
+        found = _key_place(spec.spec_file, "artifacts")
+        item.places.append(found[0] if found else spec.path)
         item.defaulted |= spec.plan.artifacts is None
     return issues, named
 
@@ -151,11 +153,15 @@ def _lookup(conn_id: str) -> Any:
 
 def _probe_warehouse(conn: Any, timeout: float) -> tuple[str, str]:
     """Open a session through the warehouse adapter and run ``SELECT 1``."""
+    from aq_airflow.cli.connection import error_line
     from aq_airflow.warehouse import Warehouse
 
-    with warnings.catch_warnings():  # a metadata-DB connection's get_hook warns of Airflow's own internals
-        warnings.simplefilter("ignore", FutureWarning)
-        hook = conn.get_hook()
+    try:
+        with warnings.catch_warnings():  # a metadata-DB connection's get_hook warns of Airflow's own internals
+            warnings.simplefilter("ignore", FutureWarning)
+            hook = conn.get_hook()
+    except Exception as error:  # an unknown type (its provider not installed), extras the hook refuses
+        return UNUSABLE, f"Airflow makes no hook of it: {error_line(error)}"
     if conn.conn_type == "duckdb":
         database = hook.get_database()
         if database == ":memory:":
@@ -195,7 +201,13 @@ def _probe_kubernetes(conn_id: str, timeout: float) -> tuple[str, str]:
 def _check_connection(named: _Named, timeout: float) -> tuple[str, str]:
     from aq_airflow.cli.connection import error_line
 
-    conn = _lookup(named.name)
+    try:
+        conn = _lookup(named.name)
+    except Exception as error:  # a variable that is no URI or JSON, a secrets backend refusing
+        return UNUSABLE, f"Airflow cannot read it: {error_line(error)}"
+    variable = f"AIRFLOW_CONN_{named.name.upper()}"
+    if conn is None and os.environ.get(variable):  # Airflow skips a variable it cannot read
+        return UNUSABLE, f"{variable} is set, but is no connection URI or JSON: {_unreadable(os.environ[variable])}"
     default_k8s = named.kind == "kubernetes" and named.name == "kubernetes_default"
     if conn is None and not default_k8s:
         return MISSING, (
@@ -212,6 +224,22 @@ def _check_connection(named: _Named, timeout: float) -> tuple[str, str]:
     except Exception as error:
         kind = getattr(conn, "conn_type", None) or named.kind
         return UNREACHABLE, f"{kind}: {error_line(error)}{fallback}"
+
+
+def _unreadable(value: str) -> str:
+    """Why Airflow cannot read an ``AIRFLOW_CONN_*`` value (its secrets masked)."""
+    from airflow.sdk import Connection
+
+    from aq_airflow.cli.connection import error_line, secrets_of
+
+    try:
+        if value.strip().startswith("{"):
+            Connection.from_json(value, conn_id="unread")
+        else:
+            Connection.from_uri(value, conn_id="unread")
+    except Exception as error:
+        return error_line(error, secrets_of(value))
+    return "Airflow's lookup skipped it"
 
 
 def _check_artifacts(root: str, timeout: float) -> tuple[str, str]:
@@ -270,7 +298,7 @@ def _line(state: str, subject: str, detail: str, verb: str, places: list[str]) -
 def diagnose(dags_folder: str, timeout: float = DEFAULT_TIMEOUT) -> int:
     """Check a dags folder's specs, connections and artifact roots; print one line each."""
     from aq_airflow.cli.connection import masked_output
-    from aq_airflow.cli.main import _check
+    from aq_airflow.cli.main import _check  # the specs as validate and the loader see them
 
     if not os.path.isdir(dags_folder):
         print(f"{dags_folder}: not a folder (give the dags folder, e.g. $AIRFLOW_HOME/dags)", file=sys.stderr)
