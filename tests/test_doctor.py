@@ -70,6 +70,7 @@ def test_doctor_reports_each_connection_and_root_without_printing_secrets(tmp_pa
     spec(folder, "closed", "closed_wh")
     spec(folder, "in_memory", "memory_wh")
     spec(folder, "garbled", "garbled_wh")
+    spec(folder, "echoed", "echoed_wh")
     write(folder, "broken.aq.yaml", "steps:\n  a:\n    sql: SELECT 1\n    retries: x\n")
     write(folder, "only_python.aq.yaml", "warehouse: never_used\nsteps:\n  a:\n    python: m:f\n")
     env = {
@@ -78,6 +79,8 @@ def test_doctor_reports_each_connection_and_root_without_printing_secrets(tmp_pa
         "AIRFLOW_CONN_CLOSED_WH": f"postgresql://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:1/test",
         "AIRFLOW_CONN_MEMORY_WH": f"duckdb://{duckdb_file}",  # the path lands in the schema: in-memory
         "AIRFLOW_CONN_GARBLED_WH": f'{{"conn_type": "postgres", "password": "{PASSWORD}"',  # no JSON
+        # no URI either, and Airflow's error echoes it whole
+        "AIRFLOW_CONN_ECHOED_WH": f"postgresql://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:1/test://echo://me",
         "AQ_ARTIFACTS": str(tmp_path / "artifacts"),
     }
     result = doctor(folder, env, "--timeout", "20")
@@ -89,6 +92,7 @@ def test_doctor_reports_each_connection_and_root_without_printing_secrets(tmp_pa
         f"{folder}/broken.aq.yaml:4:14": "INVALID",
         "warehouse closed_wh": "UNREACHABLE",
         "warehouse duck_wh": "ok",
+        "warehouse echoed_wh": "UNUSABLE",
         "warehouse garbled_wh": "UNUSABLE",
         "warehouse memory_wh": "UNUSABLE",
         "warehouse missing_wh": "MISSING",
@@ -102,7 +106,8 @@ def test_doctor_reports_each_connection_and_root_without_printing_secrets(tmp_pa
     assert "Connection refused" in next(line for line in text.splitlines() if "closed_wh" in line)
     assert "($AQ_ARTIFACTS): local folder, does not exist yet" in text
     assert "AIRFLOW_CONN_GARBLED_WH is set, but is no connection URI or JSON: JSONDecodeError" in text
-    assert "9 spec(s), 1 invalid; 3 ok, 1 missing, 3 unreachable or unusable" in result.stderr
+    assert "Invalid connection string: postgresql://postgres:***@127.0.0.1:1/test://echo://me" in text
+    assert "10 spec(s), 1 invalid; 3 ok, 1 missing, 4 unreachable or unusable" in result.stderr
 
 
 def test_doctor_exits_0_when_everything_answers_and_finds_metadata_db_connections(
