@@ -2,7 +2,8 @@
 KubernetesPodOperator.
 
 It serves what KPO calls for a pod task (DESIGN.md section 3): list pods by labelSelector, create
-a pod, read it (polling), stream its log (follow, timestamps), delete and patch it, list events.
+a pod, read it (polling), stream its log (follow, timestamps), delete and patch it, list events;
+and ``/version`` (what ``aq-airflow doctor`` asks).
 The kubelet runs each created pod's container command as a local process (``python`` is this
 interpreter), with the pod's env (Secret references resolved from ``secrets``), and reports its
 phase, exit code and output. Every created pod is kept in ``created`` for assertions.
@@ -80,6 +81,7 @@ class FakeKubernetes:
         app.router.add_patch(pods + "/{name}", self.patch_pod)
         app.router.add_get(pods + "/{name}/log", self.read_log)
         app.router.add_get("/api/v1/namespaces/{ns}/events", self.list_events)
+        app.router.add_get("/version/", self.version)
         runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -103,6 +105,14 @@ class FakeKubernetes:
         return path
 
     # -- API -----------------------------------------------------------------------------------
+    async def version(self, request: web.Request) -> web.Response:
+        self.requests.append("VERSION")
+        return web.json_response({
+            "major": "1", "minor": "31", "gitVersion": "v1.31.0-aq-test", "gitCommit": "0" * 40,
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc",
+            "platform": "linux/amd64",
+        })  # fmt: skip
+
     async def list_pods(self, request: web.Request) -> web.Response:
         self.requests.append(f"LIST {request.query_string}")
         namespace = request.match_info.get("ns")

@@ -85,11 +85,35 @@ def _secret_values(data: Any, top: bool = False) -> list[str]:
     return found
 
 
+def connection_secrets(conn: Any) -> list[str]:
+    """The secrets of an Airflow connection as looked up (not as typed on a command line): its
+    password, credentials typed into its host (``user:password@host``), and what
+    :func:`secrets_of` finds in its URI (secret-looking extras)."""
+    found = [conn.password] if getattr(conn, "password", None) else []
+    host = getattr(conn, "host", None) or ""
+    if "@" in host:
+        userinfo = host.rsplit("@", 1)[0]
+        found += [userinfo, userinfo.split(":", 1)[-1]]
+    try:
+        found += secrets_of(conn.get_uri())
+    except Exception:  # noqa: S110 - a connection that makes no URI: its password is still masked
+        pass
+    return [s for s in found if s]
+
+
 def mask(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every given secret and every URI password replaced by ``***``."""
     for secret in secrets:
         text = text.replace(secret, MASK)
     return _URI_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+
+
+def error_line(error: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An error as one printable line: its class and first line, secrets masked, at most 300
+    characters (drivers' messages may echo a URI or run to pages)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    text = mask(f"{type(error).__name__}: {first}" if first else type(error).__name__, secrets)
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def display(value: str | None) -> str | None:

@@ -276,6 +276,12 @@ def cmd_dagbag(args: argparse.Namespace) -> int:
     return show_dagbag(args.dags_folder)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.doctor import diagnose
+
+    return diagnose(args.dags_folder, args.timeout)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="aq-airflow", description="Declarative pipelines compiled to Airflow DAGs.")
     sub = main.add_subparsers(dest="command", required=True)
@@ -347,6 +353,10 @@ def parser() -> argparse.ArgumentParser:
     dagbag = sub.add_parser("dagbag", help="load a dags folder as Airflow would; list DAGs and errors")
     dagbag.add_argument("dags_folder")
     dagbag.set_defaults(func=cmd_dagbag)
+    doctor = sub.add_parser("doctor", help="check that the connections and artifact roots of a folder's specs answer")
+    doctor.add_argument("dags_folder")
+    doctor.add_argument("--timeout", type=_positive, default=10, help="seconds to wait for each answer (default 10)")
+    doctor.set_defaults(func=cmd_doctor)
     return main
 
 

@@ -160,27 +160,15 @@ def _pipeline(dag_id: str, session: Any) -> Pipeline:
 
 
 def _secrets(conn: Any) -> list[str]:
-    from aq_airflow.cli.connection import secrets_of
+    from aq_airflow.cli.connection import connection_secrets
 
-    found = [conn.password] if getattr(conn, "password", None) else []
-    host = getattr(conn, "host", None) or ""
-    if "@" in host:  # credentials typed into the host field: `user:password@host`
-        userinfo = host.rsplit("@", 1)[0]
-        found += [userinfo, userinfo.split(":", 1)[-1]]
-    try:
-        found += secrets_of(conn.get_uri())
-    except Exception:  # noqa: S110 - a connection that makes no URI: its password is still masked
-        pass
-    return [s for s in found if s]
+    return connection_secrets(conn)
 
 
 def _masked(error: BaseException, secrets: list[str]) -> str:
-    from aq_airflow.cli.connection import mask
+    from aq_airflow.cli.connection import error_line
 
-    first = (str(error).strip().splitlines() or [""])[0]
-    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    text = mask(text, secrets)
-    return text if len(text) <= 300 else text[:299] + "…"
+    return error_line(error, secrets)
 
 
 class Results:
