@@ -282,8 +282,9 @@ class QualityApp:
 @pytest.fixture(scope="session")
 def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
     """The real API app (core) with the aq quality plugin, a per-DAG denying auth manager, users
-    and their tokens; pipelines ui_pipe (results), ui_items (a `foreach:` step's), ui_denied (denied to the outsider), ui_down (an
-    unreachable warehouse), ui_empty (no results tables), and ui_plain (not an aq pipeline).
+    and their tokens; pipelines ui_pipe (results), ui_items (a `foreach:` step's), ui_denied
+    (denied to the outsider), ui_down (an unreachable warehouse), ui_empty (no results tables),
+    and ui_plain (not an aq pipeline).
     Built once a session: both test modules name this function as their fixture."""
     global _built
     if _built is not None:  # the other module's instance, alive (and its settings in force) until the end
