@@ -298,6 +298,8 @@ def test_a_pages_reads_share_one_connection_and_can_leave_passed_messages_out(st
     assert metrics.items[0].points[8].message == "mean_amount = 20.0" and metrics.items[0].points[0].message is None
     history.steps("pipe")  # outside the block: a connection of its own
     assert len(opened) == 2
+    ResultsHistory(store).check_timeline("pipe")  # a new reader looks the table's columns up: same connection
+    assert len(opened) == 3
 
 
 def _tables_of_earlier_versions(store: ResultsStore) -> list[str]:

@@ -450,6 +450,18 @@ def _offset(value: int | None) -> int:
     return max(0, int(value or 0))
 
 
+def _one_connection(method):
+    """A read whose queries (a table's columns, then its rows) share one connection and snapshot
+    (:meth:`ResultsHistory.reading`; inside a block already, that block's)."""
+
+    @functools.wraps(method)
+    def read(self: ResultsHistory, *args: Any, **kwargs: Any) -> Any:
+        with self.reading():
+            return method(self, *args, **kwargs)
+
+    return read
+
+
 class ResultsHistory:
     """Reads the results tables of one warehouse (a :class:`ResultsStore`: adapter and schema)."""
 
@@ -559,6 +571,7 @@ class ResultsHistory:
             f"FROM {self._table(table)} WHERE {where}) aq_latest WHERE aq_rank = 1"
         )
 
+    @_one_connection
     def _series_rows(
         self, table: str, columns: Sequence[str], dag_id: str, window: Window | None, limit: int, offset: int,
         points: int, messages: bool = True,
@@ -644,6 +657,7 @@ class ResultsHistory:
             )
         return Page(list(series.values()), offset, limit, total if rows else (0 if not offset else None))
 
+    @_one_connection
     def check_timeline(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None
     ) -> Page:
@@ -672,6 +686,7 @@ class ResultsHistory:
 
     # --- one run (a task instance's page) ------------------------------------------------------
 
+    @_one_connection
     def run_results(
         self, dag_id: str, logical_date: datetime.datetime, steps: Sequence[str] | None = None,
         map_index: int | None = None, sensitive: dict[str, Iterable[str]] | None = None,
@@ -777,6 +792,7 @@ class ResultsHistory:
 
     # --- aq-airflow results ---------------------------------------------------------------------
 
+    @_one_connection
     def newest_rows(
         self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None,
         sensitive: dict[str, Iterable[str]] | None = None,
@@ -802,12 +818,11 @@ class ResultsHistory:
         if run_id:
             where += f" AND run_id = {p}"
             params.append(run_id)
-        with self.reading():  # the table's columns and its rows: one connection
-            query = (
-                f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} "  # noqa: S608
-                f"ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
-            )
-            rows = self.fetch(query, params)
+        query = (
+            f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} "  # noqa: S608
+            f"ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
+        )
+        rows = self.fetch(query, params)
         if "sample" in columns:
             at, where = columns.index("sample"), columns.index("step")
             hidden = sensitive or {}
