@@ -33,6 +33,7 @@ DATES = [datetime.datetime(2026, 3, 1) + datetime.timedelta(days=i) for i in ran
 XSS_NAME = "<script>alert(1)</script>"
 XSS_TEXT = '"><img src=x onerror=alert(2)>'
 XSS_COLUMN = '"><img src=x onerror=alert(3)>'
+ITEMS = ["us", "eu"]  # ui_items' `foreach:` items
 
 SPECS = {
     "ui_pipe": """
@@ -64,6 +65,19 @@ SPECS = {
           orders:
             table: raw.orders
             checks: [{name: ids, not_null: id}]
+    """,
+    "ui_items": """
+        pipeline: ui_items
+        start_date: 2026-03-01
+        warehouse: ui_wh
+        results_schema: aq
+        steps:
+          regions:
+            command: [python, -c, "print(1)"]
+            image: python:3.12-slim
+            foreach: [us, eu]
+            checks: [{name: enough, row_count: {min: 1}}]
+            metrics: [{name: rows, count: "*"}]
     """,
     "ui_down": """
         pipeline: ui_down
@@ -141,7 +155,7 @@ def run_id(date: datetime.datetime) -> str:
 def seed_results(path: Path) -> None:
     """ui_pipe: 10 dates of its check `ids` (failing on day 5 with a sample), a hostile check
     (its name, message and sample are markup) and metric `mean_amount` (out of bounds on day 9);
-    ui_denied: one date."""
+    ui_denied: one date; ui_items: one date of each item's check and metric."""
     store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: __import__("duckdb").connect(str(path))), "aq")
     store.ensure_tables()
     checks, metrics = [], []
@@ -171,6 +185,13 @@ def seed_results(path: Path) -> None:
     checks.append({"dag_id": "ui_denied", "run_id": run_id(DATES[0]), "step": "orders", "map_index": -1,
                    "name": "ids", "kind": "not_null", "severity": "error", "outcome": "passed", "message": "secret",
                    "logical_date": DATES[0], "created_at": DATES[0]})  # fmt: skip
+    for index, label in enumerate(ITEMS):  # ui_items: a `foreach:` step's rows carry their item's label
+        common = {"dag_id": "ui_items", "run_id": run_id(DATES[0]), "step": "regions", "map_index": index,
+                  "item_label": label, "try_number": 1, "logical_date": DATES[0], "created_at": DATES[0]}  # fmt: skip
+        checks.append({**common, "name": "enough", "kind": "row_count", "severity": "error", "outcome": "passed",
+                       "message": f"{10 + index} rows"})  # fmt: skip
+        metrics.append({**common, "name": "rows", "kind": "count", "severity": "warning", "outcome": "passed",
+                        "value": 26500.0 + index})  # fmt: skip
     insert(store, CHECKS_TABLE, checks)
     insert(store, METRICS_TABLE, metrics)
 
@@ -201,11 +222,11 @@ def serialize(folder: Path) -> list[str]:
     assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, "dags-folder", None)
     with create_session() as session:
-        for date in DATES:
-            if session.query(DagRun).filter_by(dag_id="ui_pipe", run_id=run_id(date)).first():
+        for dag_id, date in [*(("ui_pipe", date) for date in DATES), ("ui_items", DATES[0])]:
+            if session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id(date)).first():
                 continue
             aware = date.replace(tzinfo=datetime.timezone.utc)
-            session.add(DagRun(dag_id="ui_pipe", run_id=run_id(date), logical_date=aware, run_after=aware,
+            session.add(DagRun(dag_id=dag_id, run_id=run_id(date), logical_date=aware, run_after=aware,
                                run_type=DagRunType.SCHEDULED, state=DagRunState.SUCCESS,
                                data_interval=(aware, aware + datetime.timedelta(days=1))))  # fmt: skip
     return sorted(bag.dags)
@@ -261,8 +282,9 @@ class QualityApp:
 @pytest.fixture(scope="session")
 def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
     """The real API app (core) with the aq quality plugin, a per-DAG denying auth manager, users
-    and their tokens; pipelines ui_pipe (results), ui_denied (denied to the outsider), ui_down (an
-    unreachable warehouse), ui_empty (no results tables), and ui_plain (not an aq pipeline).
+    and their tokens; pipelines ui_pipe (results), ui_items (a `foreach:` step's), ui_denied
+    (denied to the outsider), ui_down (an unreachable warehouse), ui_empty (no results tables),
+    and ui_plain (not an aq pipeline).
     Built once a session: both test modules name this function as their fixture."""
     global _built
     if _built is not None:  # the other module's instance, alive (and its settings in force) until the end

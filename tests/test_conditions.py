@@ -280,9 +280,10 @@ def test_a_metric_threshold_and_the_champion_decide_what_is_published(run_dag, c
     assert day("2026-03-05", 0.72) == "skipped"  # the champion is now 0.75
     published = rows(warehouse, "SELECT DISTINCT run FROM models.champion ORDER BY run")
     assert published == [("0.7",), ("0.75",)]
-    verdicts = rows(warehouse, "SELECT CAST(logical_date AS DATE)::VARCHAR, outcome FROM aq_check_results "
+    verdicts = rows(warehouse, "SELECT CAST(logical_date AS DATE)::VARCHAR, outcome, item_label FROM aq_check_results "
                                "WHERE dag_id = 'c_champ' AND step = 'publish_model.when' ORDER BY 1")  # fmt: skip
     assert [v[1] for v in verdicts] == ["passed", "skipped", "skipped", "passed", "skipped"]
+    assert {v[2] for v in verdicts} == {None}  # a condition task is never mapped
     logged = capsys.readouterr()
     text = logged.out + logged.err
     assert "metric evaluate.auc = 0.72 > champion 0.75 (recorded 2026-03-04): does not hold" in text

@@ -32,16 +32,18 @@ def test_region_training_trains_one_model_per_region_and_publishes_the_best(tmp_
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert "region_training: success" in result.stdout
-    for region in REGIONS:  # one task instance per region, labelled by it
+    # one name per item everywhere: the task (or step), its map index and its region
+    for index, region in enumerate(REGIONS):  # one task instance per region
         for task in ("train.run", "evaluate.run", "evaluate.metrics"):
-            assert any(line.split()[:2] == [f"{task}[{region}]", "success"] for line in lines), result.stdout
-    # the printed results name an item's rows as Airflow names its instances: step[map_index]
-    for index in range(3):
-        assert any(f" evaluate[{index}] " in line and " auc " in line for line in lines), result.stdout
+            name = f"{task}[{index}:{region}]"
+            assert any(line.split()[:2] == [name, "success"] for line in lines), result.stdout  # the summary
+            assert any(line.endswith(f"] start   {name}") for line in lines), result.stdout  # progress
+        # the printed results name the item's rows the same way
+        assert any(f" evaluate[{index}:{region}] " in line and " auc " in line for line in lines), result.stdout
     assert any(" best " in line and " best_auc " in line for line in lines), result.stdout  # not mapped
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as conn:
         per_item = conn.execute(
-            "SELECT name, map_index, value, outcome FROM aq_metric_results "
+            "SELECT name, map_index, value, outcome, item_label FROM aq_metric_results "
             "WHERE dag_id = 'region_training' AND step = 'evaluate' ORDER BY name, map_index"
         ).fetchall()
         best_auc = conn.execute(
@@ -54,9 +56,10 @@ def test_region_training_trains_one_model_per_region_and_publishes_the_best(tmp_
     assert [(name, index) for name, index, *_ in per_item] == [
         *(("accuracy", i) for i in range(3)), *(("auc", i) for i in range(3))
     ]  # fmt: skip
-    assert {outcome for *_, outcome in per_item} == {"passed"}
-    auc = {REGIONS[index]: value for name, index, value, _ in per_item if name == "auc"}
-    accuracy = {REGIONS[index]: value for name, index, value, _ in per_item if name == "accuracy"}
+    assert {outcome for *_, outcome, _ in per_item} == {"passed"}
+    assert [label for *_, label in per_item] == REGIONS * 2  # each row carries its item's label
+    auc = {REGIONS[index]: value for name, index, value, *_ in per_item if name == "auc"}
+    accuracy = {REGIONS[index]: value for name, index, value, *_ in per_item if name == "accuracy"}
     assert all(0.6 < value <= 1 for value in auc.values()), auc
     # the fan-in ranked every region; the best is the region whose item recorded the highest AUC
     winner = max(auc, key=auc.get)

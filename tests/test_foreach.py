@@ -131,16 +131,16 @@ def test_foreach_param_runs_per_item_with_checks_chain_and_fan_in(run_dag, fe_fu
     base = folder(tmp_path, dag_run, "fe_e2e", "per_region")
     assert json.loads((base / "_items.json").read_text()) == {"items": ["eu", "us", "apac"]}
     assert table_of(base / "1").column("region").to_pylist() == ["us"] * 3
-    # per-item result rows carry the map index
+    # per-item result rows carry the map index and the item's label (the grid's)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         checks_rows = conn.execute(
-            "SELECT map_index, outcome FROM aq_check_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
+            "SELECT map_index, item_label, outcome FROM aq_check_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
         ).fetchall()
         metric_rows = conn.execute(
-            "SELECT map_index, value FROM aq_metric_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
+            "SELECT map_index, item_label, value FROM aq_metric_results WHERE dag_id = 'fe_e2e' ORDER BY map_index"
         ).fetchall()
-    assert checks_rows == [(0, "passed"), (1, "passed"), (2, "failed")]
-    assert metric_rows == [(0, 2.0), (1, 3.0), (2, 1.0)]
+    assert checks_rows == [(0, "eu", "passed"), (1, "us", "passed"), (2, "apac", "failed")]
+    assert metric_rows == [(0, "eu", 2.0), (1, "us", 3.0), (2, "apac", 1.0)]
 
 
 def test_map_to_map_chain_and_fan_in_table_with_item_column(run_dag, fe_funcs, warehouse, tmp_path):
@@ -436,8 +436,12 @@ def test_aq_airflow_run_shows_each_item(tmp_path):
     result = run("run", str(spec), "--workdir", str(tmp_path / "work"), "--param", 'regions=["eu", "apac"]')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    for name in ("per_region.run[eu]", "per_region.run[apac]", "per_region.checks[apac]"):
-        assert any(line.startswith(name + " ") and "success" in line for line in lines), result.stdout
+    # one name per item everywhere: the task (or step), its map index and its item's label
+    for name in ("per_region.run[0:eu]", "per_region.run[1:apac]", "per_region.checks[1:apac]"):
+        assert any(line.startswith(name + " ") and "success" in line for line in lines), result.stdout  # summary
+        assert any(line.endswith(f"] start   {name}") for line in lines), result.stdout  # progress
+        assert any(f"] ok      {name} (" in line for line in lines), result.stdout
+    assert any(" per_region[1:apac] " in line and " one_row " in line for line in lines), result.stdout  # results
     assert any(line.startswith("together.run ") and "table: 2 rows" in line for line in lines), result.stdout
 
 

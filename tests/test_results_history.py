@@ -1,8 +1,9 @@
 """The read model of the results tables (``aq_airflow.results.history``), on each warehouse that
 holds them: DuckDB (a file), PostgreSQL (a real server) and Snowflake (fakesnow). Pages and
 filters, a date's latest row winning over its older duplicates, learned bands parsed from the
-rows, failing-row samples with a second guard on sensitive columns, the overview's counts, and
-reads that cannot write."""
+rows, failing-row samples with a second guard on sensitive columns, the overview's counts, reads
+that cannot write, and tables of earlier versions (without ``item_label``): read as they are,
+migrated by the first write."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import uuid
 
 import pytest
+from sqlglot import exp
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import (
@@ -23,7 +25,7 @@ from aq_airflow.results.history import (
     parse_sample,
     verdict,
 )
-from aq_airflow.results.store import COLUMNS
+from aq_airflow.results.store import COLUMNS, table_columns
 from aq_airflow.warehouse import Warehouse
 
 DAY = datetime.timedelta(days=1)
@@ -31,9 +33,9 @@ FIRST = datetime.datetime(2026, 1, 1)
 DATES = [FIRST + DAY * i for i in range(10)]
 
 
-def _insert(store: ResultsStore, table: str, rows: list[dict]) -> None:
+def _insert(store: ResultsStore, table: str, rows: list[dict], names: list[str] | None = None) -> None:
     """Rows as they are (no replace): older duplicates, as tables of earlier versions hold them."""
-    names = [column for column, _ in COLUMNS[table]]
+    names = names or [column for column, _ in COLUMNS[table]]
     marks = ", ".join([store.placeholder] * len(names))
     with store.warehouse.transaction() as cursor:
         cursor.executemany(
@@ -70,8 +72,9 @@ def seed(store: ResultsStore, dag_id: str = "pipe") -> None:
                       failing_rows=30 if failed else 0, total_rows=100, sample=sample),
             check_row(dag_id, date, "orders", "fresh", "failed" if i == 7 else "passed", severity="warning",
                       kind="freshness"),
-            check_row(dag_id, date, "regions", "enough", map_index=0),
-            check_row(dag_id, date, "regions", "enough", "error" if i == 9 else "passed", map_index=1),
+            check_row(dag_id, date, "regions", "enough", map_index=0, item_label="us"),
+            check_row(dag_id, date, "regions", "enough", "error" if i == 9 else "passed", map_index=1,
+                      item_label="eu"),
         ]  # fmt: skip
         history = {"window": 7, "max_zscore": 3, "min_history": 3, "values": min(i, 7)}
         if i >= 3:
@@ -230,6 +233,17 @@ def test_steps_and_the_cli_rows(store):
     assert columns[-2:] == ["value", "message"] and len(rows) == 3
     columns, rows = store.read(CHECKS_TABLE, "pipe", run_id="old", last=5)  # the store reads through it
     assert rows[0][columns.index("outcome")] == "failed" and rows[0][columns.index("map_index")] == -1
+    # a step's rows and its `when:` verdict's (recorded as `publish.when`)
+    columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="publish")
+    assert [(r[columns.index("step")], r[columns.index("outcome")]) for r in rows] == [("publish.when", "skipped")]
+    columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions", last=2)
+    assert [(r[columns.index("map_index")], r[columns.index("item_label")]) for r in rows] == [(0, "us"), (1, "eu")]
+    # a failed check's sample, parsed; the sensitive columns of its step dropped
+    columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="orders", last=100, sensitive={"orders": ["email"]})
+    sample = next(r[columns.index("sample")] for r in rows if r[columns.index("outcome")] == "failed" and
+                  r[columns.index("sample")] is not None)  # fmt: skip
+    assert (sample.columns, sample.hidden) == (["id", "amount"], ["email"])
+    assert len(sample.rows) == 20 and sample.truncated
     with pytest.raises(ValueError, match="not a results table"):
         history.newest_rows("dag_run", "pipe")
 
@@ -284,3 +298,60 @@ def test_a_pages_reads_share_one_connection_and_can_leave_passed_messages_out(st
     assert metrics.items[0].points[8].message == "mean_amount = 20.0" and metrics.items[0].points[0].message is None
     history.steps("pipe")  # outside the block: a connection of its own
     assert len(opened) == 2
+    ResultsHistory(store).check_timeline("pipe")  # a new reader looks the table's columns up: same connection
+    assert len(opened) == 3
+
+
+def _tables_of_earlier_versions(store: ResultsStore) -> list[str]:
+    """The results tables as versions before ``item_label`` made them; their column names."""
+    warehouse = store.warehouse
+    with warehouse.transaction(begin=False) as cursor:
+        cursor.execute(warehouse.render(exp.Create(this=warehouse.table(store.schema), kind="SCHEMA", exists=True)))
+        for table, columns in COLUMNS.items():
+            defs = [exp.ColumnDef(this=exp.to_identifier(c), kind=warehouse.portable_type(k)) for c, k in columns
+                    if c != "item_label"]  # fmt: skip
+            cursor.execute(warehouse.render(exp.Create(this=exp.Schema(this=warehouse.table(store._name(table)),
+                                                                       expressions=defs), kind="TABLE")))  # fmt: skip
+    return [c for c, _ in COLUMNS[CHECKS_TABLE] if c != "item_label"]
+
+
+def _columns_of(store: ResultsStore, table: str) -> set[str]:
+    with store.warehouse.session() as cursor:
+        return table_columns(cursor, store._table(table))
+
+
+def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_first_write(store):
+    """A table without ``item_label`` (an earlier version's) reads with the label NULL (the item
+    named by its map index alone), readers never alter it; the first write adds the column
+    (additive, idempotent: once, however many writes), and old and new rows read together."""
+    names = _tables_of_earlier_versions(store)
+    old = [check_row("pipe", DATES[0], "regions", "enough", map_index=i) for i in range(2)]
+    _insert(store, CHECKS_TABLE, old, names)
+    _insert(store, METRICS_TABLE, [metric_row("pipe", DATES[0], "regions", "rows", 5.0, map_index=1)],
+            [c for c, _ in COLUMNS[METRICS_TABLE] if c != "item_label"])  # fmt: skip
+    history = ResultsHistory(store)
+    with history.reading():
+        strips = history.check_series("pipe").items
+        charts = history.metric_series("pipe").items
+        timeline = history.check_timeline("pipe").items
+        checks, metrics = history.run_results("pipe", DATES[0])
+        columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions")
+    assert [(s.step_label, s.item_label) for s in strips] == [("regions[0]", None), ("regions[1]", None)]
+    assert [s.step_label for s in charts] == ["regions[1]"] and [r.step_label for r in timeline] == [
+        "regions[0]", "regions[1]"]  # fmt: skip
+    assert [c.result.step_label for c in checks] == ["regions[0]", "regions[1]"] and metrics[0].item_label is None
+    assert [r[columns.index("item_label")] for r in rows] == [None, None]
+    assert "item_label" not in _columns_of(store, CHECKS_TABLE)  # reading migrated nothing
+
+    store.ensure_tables()  # what every checks, metrics and `when:` task does before it writes
+    store.ensure_tables()  # idempotent
+    assert {"item_label"} <= _columns_of(store, CHECKS_TABLE) and {"item_label"} <= _columns_of(store, METRICS_TABLE)
+    key = {"dag_id": "pipe", "run_id": "new", "step": "regions", "map_index": 1, "logical_date": DATES[1]}
+    store.replace(CHECKS_TABLE, key, [{**key, "name": "enough", "kind": "row_count", "outcome": "passed",
+                                       "item_label": "eu", "created_at": DATES[1]}])  # fmt: skip
+    strips = history.check_series("pipe").items  # the same reader: it had not remembered the old columns
+    assert [(s.step_label, [c.item_label for c in s.cells]) for s in strips] == [
+        ("regions[0]", [None]), ("regions[1:eu]", [None, "eu"])]  # fmt: skip
+    columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions")
+    assert [(r[columns.index("map_index")], r[columns.index("item_label")]) for r in rows] == [
+        (1, "eu"), (0, None), (1, None)]  # fmt: skip

@@ -39,7 +39,7 @@ def test_the_overview_counts_each_pipelines_latest_date(quality_app):
     get(quality_app, "/aq-quality/")  # its headers
     with quality_app.client(ANALYST) as client:
         rows, page = overview(client)
-    assert sorted(rows) == ["ui_denied", "ui_down", "ui_empty", "ui_nofile", "ui_pipe"]  # aq pipelines: no ui_plain
+    assert sorted(rows) == ["ui_denied", "ui_down", "ui_empty", "ui_items", "ui_nofile", "ui_pipe"]  # not ui_plain
     pipe = rows["ui_pipe"]["summary"]  # 2026-03-10: ids passed, the hostile check failed (warning), the metric passed
     assert (pipe["logical_date"], pipe["passed"], pipe["failed_warning"], pipe["failed_error"]) == (
         "2026-03-10T00:00:00", 2, 1, 0)  # fmt: skip
@@ -104,6 +104,23 @@ def test_a_task_instance_page_shows_its_results_and_failing_rows(quality_app):
     assert "No checks or metrics recorded" in get(quality_app, url, map_index="3").text  # no such item
     data = get(quality_app, url.replace("/dags/", "/api/dags/"), map_index="{MAP_INDEX}").json()
     assert data["logical_date"] == "2026-03-05T00:00:00" and data["map_index"] is None and data["recorded"]
+
+
+def test_a_foreach_items_rows_are_named_by_their_item(quality_app):
+    """A mapped step's rows name their item as `aq-airflow run` and `results` do: the step, then
+    the map index and the item's label (``regions[1:eu]``), on the pipeline and task pages and
+    in the JSON."""
+    page = get(quality_app, "/aq-quality/dags/ui_items").text
+    assert "regions[0:us].enough" in page and "regions[1:eu].enough" in page  # the check strips
+    assert "regions[1:eu].rows" in page and 'aria-label="rows (regions[1:eu])"' in page  # a metric chart
+    url = f"/aq-quality/dags/ui_items/runs/{run_id(DATES[0])}/tasks/regions.checks"
+    task = get(quality_app, url, map_index="1").text
+    assert "<h1>regions.checks[1:eu]</h1>" in task and "<td>regions[1:eu].enough</td>" in task
+    assert "regions[0:us]" not in task  # the other item's rows are not this task instance's
+    data = get(quality_app, url.replace("/dags/", "/api/dags/"), map_index="1").json()
+    assert [(c["step"], c["map_index"], c["item_label"]) for c in data["checks"]] == [("regions", 1, "eu")]
+    series = get(quality_app, "/aq-quality/api/dags/ui_items/metrics").json()["items"]
+    assert [(s["map_index"], s["item_label"]) for s in series] == [(0, "us"), (1, "eu")]
 
 
 def test_unknown_pipelines_runs_and_tasks_are_404_pages(quality_app):

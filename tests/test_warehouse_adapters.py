@@ -20,6 +20,7 @@ import pytest
 from sqlglot import exp
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.results.store import COLUMNS
 from aq_airflow.warehouse import (
     DuckDB,
     GenericWarehouse,
@@ -697,10 +698,25 @@ def test_results_tables_ddl_per_dialect():
         'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" (dag_id VARCHAR, run_id VARCHAR, step VARCHAR, '
         "name VARCHAR, kind VARCHAR, outcome VARCHAR, severity VARCHAR, message VARCHAR, value DOUBLE, "
         "expected VARCHAR, map_index INT, try_number INT, spec_hash VARCHAR, image VARCHAR, "
-        "logical_date TIMESTAMPNTZ, created_at TIMESTAMPNTZ)"
+        "logical_date TIMESTAMPNTZ, created_at TIMESTAMPNTZ, item_label VARCHAR)"
     )
     assert ddl["postgres"][2].startswith('CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" (dag_id TEXT, ')
     tail = "value DOUBLE PRECISION, expected TEXT, map_index INT, try_number INT, spec_hash TEXT, image TEXT, "
-    assert ddl["postgres"][2].endswith(tail + "logical_date TIMESTAMP, created_at TIMESTAMP)")
-    assert ddl["duckdb"][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP)")
-    assert ddl[None][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP)")  # not Snowflake's NTZ spelling
+    assert ddl["postgres"][2].endswith(tail + "logical_date TIMESTAMP, created_at TIMESTAMP, item_label TEXT)")
+    assert ddl["duckdb"][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP, item_label TEXT)")
+    assert ddl[None][2].endswith("created_at TIMESTAMP, item_label VARCHAR)")  # not Snowflake's NTZ spelling
+
+
+def test_results_tables_of_earlier_versions_get_the_columns_added_since():
+    """The migration a first write runs on a table without ``item_label``: one additive ALTER,
+    IF NOT EXISTS where the dialect has it; nothing for a table that has every column."""
+    every = {c for c, _ in COLUMNS[CHECKS_TABLE]}
+    added = {d: ResultsStore(Warehouse.for_dialect(d), "aq")._migrations(CHECKS_TABLE, every - {"item_label"})
+             for d in ("duckdb", "postgres", "snowflake", None)}  # fmt: skip
+    assert added == {
+        "duckdb": ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS item_label TEXT'],
+        "postgres": ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS item_label TEXT'],
+        "snowflake": ['ALTER TABLE "AQ"."AQ_CHECK_RESULTS" ADD IF NOT EXISTS item_label VARCHAR'],
+        None: ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN item_label VARCHAR'],  # looked up first: no race guard
+    }
+    assert ResultsStore(Warehouse.for_dialect("duckdb"), "aq")._migrations(CHECKS_TABLE, every) == []

@@ -336,7 +336,7 @@ def parser() -> argparse.ArgumentParser:
         "pipeline", metavar="SPEC|PIPELINE",
         help="a spec file (its pipeline, warehouse connection and results_schema are read from it), or a dag_id",
     )  # fmt: skip
-    results.add_argument("--step")
+    results.add_argument("--step", help="one step's rows, its `when:` verdict's (STEP.when) included")
     results.add_argument("--last", type=_positive, default=20, help="rows per table (default 20)")
     results.add_argument(
         "--warehouse",

@@ -4,8 +4,10 @@
 ``results_schema``; ``aq-airflow results PIPELINE`` takes the dag_id and the flags. ``aq-airflow
 run`` prints a run's results through the same code (:func:`report`, over ``ResultsStore.read``).
 
-stdout carries the results only (a table, or one JSON document with ``--format json``); logs and
-messages go to stderr. Exit codes: 0 results shown; 1 nothing recorded yet (no results tables,
+stdout carries the results only (a table, a check's failing rows under its row, or one JSON
+document with ``--format json``); logs and messages go to stderr. A `foreach:` item is named as
+everywhere else, ``evaluate[2:us]`` (``runtime.labels.item_name``); numbers as users write them
+(:func:`number`). Exit codes: 0 results shown; 1 nothing recorded yet (no results tables,
 or no rows for the pipeline or step); 2 the warehouse could not be reached or read, or the
 arguments name none (a missing DuckDB file, an invalid spec, a connection Airflow cannot make).
 """
@@ -16,14 +18,17 @@ import contextlib
 import datetime
 import decimal
 import json
+import math
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.history import ResultsHistory, is_missing_table
+from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table
+from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import is_infrastructure_error
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -36,6 +41,11 @@ _WIDTHS = {"logical_date": 19, "run_id": 24, "step": 12, "name": 22, "kind": 15,
            "value": 10, "failing_rows": 7}  # fmt: skip
 _HEADERS = {"failing_rows": "failing"}
 _MESSAGE_WIDTH = 40  # the narrowest the wrapped message column gets
+# a check's failing rows under its row: a few rows and columns, long values cut (JSON has them all)
+SAMPLE_SHOWN_ROWS, SAMPLE_SHOWN_COLUMNS, SAMPLE_VALUE_CHARS = 5, 8, 24
+_DIGITS = 10  # significant digits of a float shown without an exponent
+_PLAIN = (1e-4, 1e15)  # magnitudes shown without an exponent
+Sensitive = dict[str, Sequence[str]]  # step -> columns never shown in a failing-row sample
 
 
 class CannotRead(Exception):
@@ -57,15 +67,16 @@ _missing_table = is_missing_table  # where it was defined before the read model
 
 
 def read_results(
-    store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None
-) -> dict[str, tuple[list[str], list[tuple]] | None]:
+    store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None,
+    sensitive: Sensitive | None = None,
+) -> dict[str, tuple[list[str], list[tuple]] | None]:  # fmt: skip
     """Each results table's newest rows (``ResultsHistory.newest_rows``), None for a table not
     there yet; CannotRead when the warehouse cannot be reached or the tables cannot be read."""
     found: dict[str, tuple[list[str], list[tuple]] | None] = {}
     history = ResultsHistory(store)
     for table, _ in TABLES:
         try:
-            found[table] = history.newest_rows(table, dag_id, step, last, run_id)
+            found[table] = history.newest_rows(table, dag_id, step, last, run_id, sensitive)
         except Exception as error:
             if is_infrastructure_error(error):
                 raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
@@ -75,11 +86,29 @@ def read_results(
     return found
 
 
+def number(value: int | float | decimal.Decimal) -> str:
+    """A number as users write it: integers (and whole floats) as integers (``26500``), other
+    floats to ten significant digits without an exponent (``0.8476``, ``1234567.5``); an
+    exponent only far from ordinary magnitudes (``1.5e-07``, ``2.1e+18``)."""
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude and not _PLAIN[0] <= magnitude < _PLAIN[1]:
+        return f"{value:.6g}"
+    if value.is_integer():
+        return str(int(value))
+    decimals = max(0, _DIGITS - 1 - math.floor(math.log10(magnitude)))
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+        return number(value)
     return str(value)
 
 
@@ -98,25 +127,56 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _item_steps(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
-    """The ``map_index`` column folded into the step: ``train[2]`` for the item of map index 2
-    of a `foreach:` step, ``train`` for a step that is not mapped (the rows hold the index, not
-    the label the grid shows)."""
+    """The ``map_index`` and ``item_label`` columns folded into the step, as every place names
+    an item (``runtime.labels.item_name``): ``train[2:us]`` for the item ``us`` at map index 2
+    of a `foreach:` step (``train[2]`` in rows of earlier versions, which hold no label),
+    ``train`` for a step that is not mapped."""
     if "map_index" not in columns:
         return columns, rows
     step, index = columns.index("step"), columns.index("map_index")
+    label = columns.index("item_label") if "item_label" in columns else None
     folded = []
     for row in rows:
         cells = list(row)
-        if cells[index] is not None and int(cells[index]) >= 0:
-            cells[step] = f"{cells[step]}[{int(cells[index])}]"
-        del cells[index]
-        folded.append(tuple(cells))
-    return [c for c in columns if c != "map_index"], folded
+        cells[step] = item_name(cells[step], cells[index], cells[label] if label is not None else None)
+        folded.append(tuple(c for i, c in enumerate(cells) if i not in (index, label)))
+    return [c for c in columns if c not in ("map_index", "item_label")], folded
+
+
+def _short(value: Any) -> str:
+    text = "NULL" if value is None else _cell(value)
+    text = " ".join(text.split())  # one line per failing row
+    return text if len(text) <= SAMPLE_VALUE_CHARS else text[: SAMPLE_VALUE_CHARS - 1] + "…"
+
+
+def _sample_lines(sample: Sample) -> list[str]:
+    """A check's failing rows, compact: at most :data:`SAMPLE_SHOWN_ROWS` rows of
+    :data:`SAMPLE_SHOWN_COLUMNS` columns, values cut to :data:`SAMPLE_VALUE_CHARS`."""
+    columns, rows = sample.columns[:SAMPLE_SHOWN_COLUMNS], sample.rows[:SAMPLE_SHOWN_ROWS]
+    notes = []
+    if len(rows) < len(sample.rows) or sample.truncated:
+        notes.append(f"first {len(rows)}")
+    if len(columns) < len(sample.columns):
+        notes.append(f"{len(sample.columns) - len(columns)} more columns")
+    if sample.hidden:
+        notes.append(f"hidden as sensitive: {', '.join(sample.hidden)}")
+    cells = [[_short(value) for value in row[: len(columns)]] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  failing rows (sample" + "".join(f"; {note}" for note in notes) + "):"]
+    for row in [list(columns), *cells]:
+        lines.append(("    " + "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True))).rstrip())
+    return lines
 
 
 def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
-    """Columns as wide as their widest value; the message, when last, wrapped to the terminal."""
+    """Columns as wide as their widest value; the message, when last, wrapped to the terminal;
+    a check's failing rows under its row."""
     columns, rows = _item_steps(columns, rows)
+    samples: list[Sample | None] = [None] * len(rows)
+    if "sample" in columns:
+        at = columns.index("sample")
+        samples = [row[at] for row in rows]
+        columns, rows = [c for c in columns if c != "sample"], [row[:at] + row[at + 1 :] for row in rows]
     cells = [[_cell(v) for v in row] for row in rows]
     wrapped = columns[-1] == "message"
     fixed = columns[:-1] if wrapped else columns
@@ -125,15 +185,17 @@ def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
     room = max(_MESSAGE_WIDTH, shutil.get_terminal_size((160, 24)).columns - indent - 1)
     header = "  ".join(_HEADERS.get(c, c).ljust(w) for c, w in zip(fixed, widths, strict=False))
     print((header + ("  message" if wrapped else "")).rstrip(), file=out)
-    for row in cells:
+    for row, sample in zip(cells, samples, strict=True):
         line = "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=False))
         if not wrapped:
             print(line.rstrip(), file=out)
-            continue
-        first, *more = _wrap(row[-1], room)
-        print(f"{line}  {first}".rstrip(), file=out)
-        for part in more:
-            print((" " * indent + part).rstrip(), file=out)
+        else:
+            first, *more = _wrap(row[-1], room)
+            print(f"{line}  {first}".rstrip(), file=out)
+            for part in more:
+                print((" " * indent + part).rstrip(), file=out)
+        if sample is not None and sample.columns:
+            print("\n".join(_sample_lines(sample)), file=out)
 
 
 def _json_value(value: Any) -> Any:
@@ -143,6 +205,8 @@ def _json_value(value: Any) -> Any:
         return float(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, Sample):
+        return value.as_dict()
     return value
 
 
@@ -154,12 +218,14 @@ def print_results(
     run_id: str | None = None,
     fmt: str = "text",
     out: TextIO | None = None,
+    sensitive: Sensitive | None = None,
 ) -> int:
-    """Print the newest results of a pipeline (a step, a run) to ``out`` (stdout); messages to
-    stderr. Returns the exit code: SHOWN, NOTHING_RECORDED or CANNOT_READ."""
+    """Print the newest results of a pipeline (a step and its `when:` verdict, a run) to ``out``
+    (stdout), a check's failing rows with it (the columns in ``sensitive[step]`` dropped);
+    messages to stderr. Returns the exit code: SHOWN, NOTHING_RECORDED or CANNOT_READ."""
     out = out or sys.stdout
     try:
-        found = read_results(store, dag_id, step, last, run_id)
+        found = read_results(store, dag_id, step, last, run_id, sensitive)
     except CannotRead as error:
         print(error, file=sys.stderr)
         return CANNOT_READ
@@ -196,6 +262,7 @@ def report(
     run_id: str | None = None,
     fmt: str = "text",
     out: TextIO | None = None,
+    sensitive: Sensitive | None = None,
 ) -> int:
     """The results of a pipeline in the warehouse of an Airflow connection: what ``aq-airflow
     results`` prints, and what ``aq-airflow run`` prints after a run."""
@@ -204,7 +271,7 @@ def report(
     except CannotRead as error:
         print(error, file=sys.stderr)
         return CANNOT_READ
-    return print_results(store, dag_id, step, last, run_id, fmt, out)
+    return print_results(store, dag_id, step, last, run_id, fmt, out, sensitive)
 
 
 def _is_spec(target: str) -> bool:
@@ -224,9 +291,18 @@ def _airflow_has(conn_id: str) -> bool:
     return True
 
 
-def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[str, str, str | None, str]:
-    """(dag_id, connection id, results schema, where, for the reader) of a SPEC or PIPELINE
-    argument; a --warehouse value becomes the CLI's own connection."""
+def sensitive_columns(plan) -> Sensitive:
+    """The columns each step of a compiled spec marks ``sensitive`` (lower case): dropped again
+    from samples read back, as the quality pages do (rows written before a column was marked)."""
+    from aq_airflow.plan.model import TaskRole
+
+    return {t.body.step: t.body.sensitive for t in plan.tasks if t.role == TaskRole.CHECKS and t.body.sensitive}
+
+
+def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[str, str, str | None, str, Sensitive]:
+    """(dag_id, connection id, results schema, where, for the reader, sensitive columns by step)
+    of a SPEC or PIPELINE argument; a --warehouse value becomes the CLI's own connection."""
+    sensitive: Sensitive = {}
     if _is_spec(target):
         from aq_airflow.pipeline_spec import SpecError
         from aq_airflow.plan import compile_spec
@@ -235,10 +311,10 @@ def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[st
             plan = compile_spec(target)
         except SpecError as error:  # unreadable files too
             raise WarehouseError(str(error)) from None
-        dag_id, schema = plan.dag_id, schema or plan.results_schema
+        dag_id, schema, sensitive = plan.dag_id, schema or plan.results_schema, sensitive_columns(plan)
         if warehouse is None:
             if _airflow_has(plan.warehouse):
-                return dag_id, plan.warehouse, schema, f"the connection `{plan.warehouse}`"
+                return dag_id, plan.warehouse, schema, f"the connection `{plan.warehouse}`", sensitive
             if not os.path.isfile(LOCAL_WAREHOUSE):
                 raise WarehouseError(
                     f"the spec's warehouse connection `{plan.warehouse}` is not defined here, and there is no "
@@ -254,7 +330,7 @@ def _resolve(target: str, warehouse: str | None, schema: str | None) -> tuple[st
             )
         warehouse = warehouse or LOCAL_WAREHOUSE
     os.environ["AIRFLOW_CONN_" + CLI_CONN_ID.upper()] = connection(warehouse, must_exist=True)
-    return dag_id, CLI_CONN_ID, schema, display(warehouse) or warehouse
+    return dag_id, CLI_CONN_ID, schema, display(warehouse) or warehouse, sensitive
 
 
 def show(target: str, warehouse: str | None, step: str | None, last: int, schema: str | None,
@@ -266,9 +342,9 @@ def show(target: str, warehouse: str | None, step: str | None, last: int, schema
         out = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):  # whatever else prints (Airflow's logs) goes to stderr
             try:
-                dag_id, conn_id, schema, where = _resolve(target, warehouse, schema)
+                dag_id, conn_id, schema, where, sensitive = _resolve(target, warehouse, schema)
             except WarehouseError as error:
                 print(error, file=sys.stderr)
                 return CANNOT_READ
             print(f"results of {dag_id} from {where}" + (f" (schema {schema})" if schema else ""), file=sys.stderr)
-            return report(conn_id, schema, dag_id, step, last, None, fmt, out)
+            return report(conn_id, schema, dag_id, step, last, None, fmt, out, sensitive)

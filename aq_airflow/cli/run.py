@@ -18,6 +18,7 @@ from pathlib import Path
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
+from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import DuckDB
 
 LOADER = """from aq_airflow.live_dags import load_dags
@@ -34,7 +35,7 @@ class Progress:
     started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, tuple[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, dict] = field(default_factory=dict)
+    outputs: dict[tuple[str, int], dict] = field(default_factory=dict)  # (task_id, map_index) -> manifest
     tty: bool = field(default_factory=sys.stdout.isatty)
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class Progress:
             print(line, flush=True)
 
     def on_start(self, context) -> None:
-        task_id = instance_name(context["ti"])
+        task_id = _instance(context)
         if (context["ti"].map_index or 0) > 0:  # a `foreach:` step's further item: one more to run
             self.total += 1
             if self.bar is not None:
@@ -74,7 +75,7 @@ class Progress:
         ti = context["ti"]
         value = ti.xcom_pull(task_ids=ti.task_id, key="return_value", map_indexes=ti.map_index)
         if isinstance(value, dict) and "kind" in value:
-            self.outputs[instance_name(ti)] = value
+            self.outputs[ti.task_id, ti.map_index] = value
         self._end(context, "success")
 
     def on_skipped(self, context) -> None:
@@ -84,11 +85,11 @@ class Progress:
         error = context.get("exception")
         # Airflow's task log is hidden here: a failed step's last output lines say what happened
         output = "\n".join(getattr(error, "output", []))
-        self.errors[instance_name(context["ti"])] = f"{output}\n{error}".strip() if error else "failed"
+        self.errors[_instance(context)] = f"{output}\n{error}".strip() if error else "failed"
         self._end(context, "failed")
 
     def _end(self, context, state: str) -> None:
-        task_id = instance_name(context["ti"])
+        task_id = _instance(context)
         seconds = time.monotonic() - self.started.get(task_id, time.monotonic())
         self.finished[task_id] = (state, seconds)
         if self.bar is not None:
@@ -99,10 +100,15 @@ class Progress:
 
 def instance_name(ti, label: str | None = None) -> str:
     """A task instance as the run shows it: its task id, and for one item of a `foreach:` step
-    the item's map index (or its label, once Airflow rendered it) in brackets."""
-    if ti.map_index is None or ti.map_index < 0:
-        return ti.task_id
-    return f"{ti.task_id}[{label or ti.map_index}]"
+    its map index and the item's label, ``train.run[0:apac]`` (``runtime.labels.item_name``, as
+    ``aq-airflow results`` and the quality pages name it)."""
+    return item_name(ti.task_id, ti.map_index, label)
+
+
+def _instance(context) -> str:
+    """The running task instance's name: the item's label from its operator (Airflow renders
+    the grid's label only after the task ran)."""
+    return instance_name(context["ti"], getattr(context.get("task"), "item_label", None))
 
 
 def _connection(uri: str | None, workdir: Path) -> str:
@@ -375,7 +381,7 @@ def _summary(
         for task, ti in [(t, ti) for t in dag.tasks for ti in tis.get(t.task_id) or [None]]:
             state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti and ti.state else "not run"
             duration = f"{ti.duration:.1f}" if ti and ti.duration else ""
-            manifest = progress.outputs.get(instance_name(ti)) if ti else None
+            manifest = progress.outputs.get((ti.task_id, ti.map_index)) if ti else None
             name = instance_name(ti, ti.rendered_map_index) if ti else task.task_id
             output = ""
             if ti is None and task.task_id in (notes or {}):

@@ -28,7 +28,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from aq_airflow.plan.model import ConditionPlan, WhenPlan
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, utcnow
-from aq_airflow.results.store import naive_utc
+from aq_airflow.results.store import WHEN, naive_utc, when_step
 from aq_airflow.warehouse import Warehouse
 
 _FALSE_TEXT = {"", "0", "false", "no", "off", "none", "null"}
@@ -124,7 +124,7 @@ def evaluate(node: ConditionPlan, ctx: ConditionContext, lines: list[str], depth
         lines.append(f"{pad}{label} = {left!r}: {'truthy' if held else 'not truthy'}: {_verdict(held)}")
         return held
     if node.champion:
-        champion = ctx.store.champion(ctx.dag_id, f"{ctx.plan.step}.when", node.step, node.name, ctx.logical_date,
+        champion = ctx.store.champion(ctx.dag_id, when_step(ctx.plan.step), node.step, node.name, ctx.logical_date,
                                       ctx.map_index)  # fmt: skip
         if champion is None:
             lines.append(f"{pad}{label} = {left!r}; no champion recorded before this date: holds")
@@ -193,8 +193,9 @@ class AqConditionOperator(BaseOperator):
         key = {
             "dag_id": ctx.dag_id,
             "run_id": ctx.run_id,
-            "step": f"{self.plan.step}.when",
+            "step": when_step(self.plan.step),
             "map_index": ctx.map_index,
+            "item_label": None,  # a condition task is never mapped: it runs before the items task
             "try_number": ti.try_number,
             "spec_hash": self.plan.spec_hash,
             "logical_date": ctx.logical_date,
@@ -202,8 +203,8 @@ class AqConditionOperator(BaseOperator):
         }
         row = {
             **key,
-            "name": "when",
-            "kind": "when",
+            "name": WHEN,
+            "kind": WHEN,
             "outcome": "passed" if held else "skipped",
             "severity": "warning",
             "message": reason,

@@ -32,6 +32,7 @@ class _QualityTask:
     """What checks, metrics and publish share: the warehouse, the data, the results store."""
 
     plan: QualityPlan | PublishPlan
+    item_label: str  # a `foreach:` step's item as the grid labels it (set by checks and metrics)
     # Where this task's results are, kept in the serialized DAG: the quality pages of the UI
     # plugin (which never parses DAG files) find a pipeline's results tables through them.
     RESULTS_FIELDS = ("results_conn_id", "results_schema")
@@ -66,13 +67,17 @@ class _QualityTask:
 
     def common_row(self, context: Any) -> dict:
         """The columns every row of this task shares; (dag_id, logical_date, step, map_index) is
-        the key a re-run of the date replaces (run_id and try_number say which run wrote it)."""
+        the key a re-run of the date replaces (run_id and try_number say which run wrote it); a
+        `foreach:` item's rows carry its label, which ``aq-airflow results`` and the quality pages
+        name the item by."""
         ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
         return {
             "dag_id": ti.dag_id,
             "run_id": ti.run_id,
             "step": self.plan.step,
-            "map_index": ti.map_index if ti.map_index is not None else -1,
+            "map_index": map_index,
+            "item_label": self.item_label if map_index >= 0 else None,
             "try_number": ti.try_number,
             "spec_hash": self.plan.spec_hash,
             "image": self.plan.image,

@@ -7,6 +7,8 @@ Every read here:
   DuckDB and PostgreSQL; Snowflake has none, its role is the limit), rolled back after;
 - passes every value (dag id, step, dates, run id) as a DB-API parameter; identifiers are this
   module's own constants and the store's validated table names, never request text;
+- reads tables written by earlier versions as they are (readers never migrate): a column added
+  since (``item_label``) reads as NULL where the table lacks it;
 - is bounded: pages of at most :data:`MAX_ROWS` rows or :data:`MAX_SERIES` series of at most
   :data:`MAX_POINTS` points, samples of at most :data:`SAMPLE_ROWS` rows per check;
 - reads a date's *current* verdict: the latest row (by ``created_at``, then ``try_number``) of each
@@ -28,7 +30,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aq_airflow.results.store import CHECKS_TABLE, METRICS_TABLE, ResultsStore, naive_utc
+from aq_airflow.results.store import (
+    CHECKS_TABLE,
+    COLUMNS,
+    METRICS_TABLE,
+    ResultsStore,
+    naive_utc,
+    recorded_steps,
+    step_of,
+    table_columns,
+)
+from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import is_infrastructure_error
 
 MAX_ROWS = 500  # rows per page of a flat listing
@@ -44,9 +56,9 @@ READ_WAIT_SECONDS = 5.0  # how long a read waits for a file-backed DuckDB's lock
 PASSED, WARNING, FAILED, ERROR, OTHER = "passed", "warning", "failed", "error", "other"
 _LATEST = "ORDER BY created_at DESC NULLS LAST, try_number DESC NULLS LAST"
 _CHECK_COLUMNS = ("logical_date", "step", "map_index", "name", "kind", "severity", "outcome", "failing_rows",
-                  "total_rows", "message", "run_id")  # fmt: skip
+                  "total_rows", "message", "run_id", "item_label")  # fmt: skip
 _METRIC_COLUMNS = ("logical_date", "step", "map_index", "name", "kind", "severity", "outcome", "value", "message",
-                   "expected", "run_id")  # fmt: skip
+                   "expected", "run_id", "item_label")  # fmt: skip
 _RUN_CHECK_COLUMNS = (*_CHECK_COLUMNS, "sample", "try_number")
 _RUN_METRIC_COLUMNS = (*_METRIC_COLUMNS, "try_number")
 
@@ -154,16 +166,22 @@ class CheckResult:
     total_rows: int | None
     message: str | None
     run_id: str | None
+    item_label: str | None = None  # a `foreach:` item's label (NULL in rows of earlier versions)
 
     @property
     def verdict(self) -> str:
         return verdict(self.outcome, self.severity)
 
+    @property
+    def step_label(self) -> str:
+        """The step as every place names it: ``evaluate[2:us]`` for an item (``runtime.labels``)."""
+        return item_name(self.step, self.map_index, self.item_label)
+
     @classmethod
     def of(cls, row: Sequence[Any]) -> CheckResult:
-        date, step, index, name, kind, severity, outcome, failing, total, message, run_id = row[:11]
+        date, step, index, name, kind, severity, outcome, failing, total, message, run_id, label = row[:12]
         return cls(_when(date), step, _int(index) if index is not None else -1, name, kind, severity, outcome,
-                   _int(failing), _int(total), message, run_id)  # fmt: skip
+                   _int(failing), _int(total), message, run_id, label)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -279,6 +297,11 @@ class MetricSeries:
     name: str
     kind: str | None
     points: list[MetricPoint] = field(default_factory=list)
+    item_label: str | None = None  # the latest date's item at this map index
+
+    @property
+    def step_label(self) -> str:
+        return item_name(self.step, self.map_index, self.item_label)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -298,6 +321,11 @@ class CheckSeries:
     name: str
     kind: str | None
     cells: list[CheckResult] = field(default_factory=list)
+    item_label: str | None = None  # the latest date's item at this map index
+
+    @property
+    def step_label(self) -> str:
+        return item_name(self.step, self.map_index, self.item_label)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -360,6 +388,10 @@ class Sample:
     hidden: list[str] = field(default_factory=list)  # columns removed here as sensitive
     truncated: bool = False
 
+    def as_dict(self) -> dict[str, Any]:
+        """The sample as the JSON of the quality pages and ``aq-airflow results`` carry it."""
+        return {"columns": self.columns, "rows": self.rows, "hidden_columns": self.hidden, "truncated": self.truncated}
+
 
 @dataclass(frozen=True)
 class RunCheck:
@@ -378,6 +410,11 @@ class RunMetric:
     kind: str | None
     point: MetricPoint
     try_number: int | None
+    item_label: str | None = None
+
+    @property
+    def step_label(self) -> str:
+        return item_name(self.step, self.map_index, self.item_label)
 
 
 def parse_sample(text: Any, sensitive: Iterable[str] = (), limit: int = SAMPLE_ROWS) -> Sample | None:
@@ -413,6 +450,18 @@ def _offset(value: int | None) -> int:
     return max(0, int(value or 0))
 
 
+def _one_connection(method):
+    """A read whose queries (a table's columns, then its rows) share one connection and snapshot
+    (:meth:`ResultsHistory.reading`; inside a block already, that block's)."""
+
+    @functools.wraps(method)
+    def read(self: ResultsHistory, *args: Any, **kwargs: Any) -> Any:
+        with self.reading():
+            return method(self, *args, **kwargs)
+
+    return read
+
+
 class ResultsHistory:
     """Reads the results tables of one warehouse (a :class:`ResultsStore`: adapter and schema)."""
 
@@ -420,6 +469,7 @@ class ResultsHistory:
         self.store = store
         self.wait = wait
         self._session: Any = None  # the cursor of the current `reading()` block
+        self._complete: set[str] = set()  # tables known to have every column of this version
 
     @property
     def warehouse(self):
@@ -488,15 +538,40 @@ class ResultsHistory:
         """Our column names, quoted as the warehouse spells them (``sample`` is a Snowflake keyword)."""
         return ", ".join(self.warehouse.render(self.warehouse.column(name)) for name in columns)
 
+    def _present(self, table: str) -> set[str] | None:
+        """The columns ``table`` has, or None when it has all of this version's. A table made by
+        an earlier version lacks the columns added since, until a task writes to it; only a
+        table found complete is remembered."""
+        if table in self._complete:
+            return None
+        if self._session is None:
+            with self.reading():
+                return self._present(table)
+        present = table_columns(self._session, self._table(table))
+        if all(column in present for column, _ in COLUMNS[table]):
+            self._complete.add(table)
+            return None
+        return present
+
+    def _sources(self, table: str, columns: Sequence[str]) -> str:
+        """``columns`` as a SELECT list over ``table`` itself: one it lacks (a table of an earlier
+        version) as NULL under its name, so the queries over it stay the same."""
+        present = self._present(table)
+        names = [self.warehouse.render(self.warehouse.column(name)) for name in columns]
+        if present is None:
+            return ", ".join(names)
+        return ", ".join(q if c in present else f"NULL AS {q}" for c, q in zip(columns, names, strict=True))
+
     def _latest(self, table: str, columns: Sequence[str], where: str) -> str:
         """Each (logical_date, step, map_index, name)'s latest row among ``where``'s."""
         names = self._columns(columns)
         return (
-            f"SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER ("  # noqa: S608
+            f"SELECT {names} FROM (SELECT {self._sources(table, columns)}, ROW_NUMBER() OVER ("  # noqa: S608
             f"PARTITION BY logical_date, step, map_index, name {_LATEST}) AS aq_rank "
             f"FROM {self._table(table)} WHERE {where}) aq_latest WHERE aq_rank = 1"
         )
 
+    @_one_connection
     def _series_rows(
         self, table: str, columns: Sequence[str], dag_id: str, window: Window | None, limit: int, offset: int,
         points: int, messages: bool = True,
@@ -511,10 +586,11 @@ class ResultsHistory:
         rows come back unordered and are sorted here."""
         where, params = self._filters(dag_id, window)
         names = self._columns(columns)
-        selected = names
+        selected = self._sources(table, columns)
         if not messages:
             message = self._columns(["message"])
-            selected = names.replace(message, f"CASE WHEN outcome = 'passed' THEN NULL ELSE {message} END AS {message}")
+            passed = f"CASE WHEN outcome = 'passed' THEN NULL ELSE {message} END AS {message}"
+            selected = selected.replace(message, passed)
         source = self._table(table)
         first, last = int(offset), int(offset) + int(limit)
         query = (
@@ -555,7 +631,7 @@ class ResultsHistory:
             if key not in series:
                 series[key] = CheckSeries(cell.step, cell.map_index, cell.name, cell.kind)
             series[key].cells.append(cell)
-            series[key].kind = cell.kind
+            series[key].kind, series[key].item_label = cell.kind, cell.item_label
         return Page(list(series.values()), offset, limit, total if rows else (0 if not offset else None))
 
     def metric_series(
@@ -570,17 +646,18 @@ class ResultsHistory:
                                         _clamp(points, MAX_POINTS, MAX_POINTS), messages)  # fmt: skip
         series: dict[tuple, MetricSeries] = {}
         for row in rows:
-            date, step, index, name, kind, severity, outcome, value, message, expected, run_id = row
+            date, step, index, name, kind, severity, outcome, value, message, expected, run_id, label = row
             index = _int(index) if index is not None else -1
             key = (step, index, name)
             if key not in series:
                 series[key] = MetricSeries(step, index, name, kind)
-            series[key].kind = kind
+            series[key].kind, series[key].item_label = kind, label
             series[key].points.append(
                 MetricPoint(_when(date), _float(value), outcome, severity, message, run_id, Bounds.parse(expected))
             )
         return Page(list(series.values()), offset, limit, total if rows else (0 if not offset else None))
 
+    @_one_connection
     def check_timeline(
         self, dag_id: str, window: Window | None = None, limit: int | None = None, offset: int | None = None
     ) -> Page:
@@ -609,6 +686,7 @@ class ResultsHistory:
 
     # --- one run (a task instance's page) ------------------------------------------------------
 
+    @_one_connection
     def run_results(
         self, dag_id: str, logical_date: datetime.datetime, steps: Sequence[str] | None = None,
         map_index: int | None = None, sensitive: dict[str, Iterable[str]] | None = None,
@@ -637,16 +715,16 @@ class ResultsHistory:
                 result = CheckResult.of(row)
                 sample = None
                 if result.outcome != "passed":
-                    hidden = (sensitive or {}).get(result.step.split(".")[0], ())
-                    sample = parse_sample(row[11], hidden, sample_rows)
-                checks.append(RunCheck(result, _int(row[12]), sample))
+                    hidden = (sensitive or {}).get(step_of(result.step), ())
+                    sample = parse_sample(row[12], hidden, sample_rows)
+                checks.append(RunCheck(result, _int(row[13]), sample))
         if METRICS_TABLE in tables:
             for row in self.fetch(self._latest(METRICS_TABLE, _RUN_METRIC_COLUMNS, condition) + order, params):
-                date, step, index, name, kind, severity, outcome, value, message, expected, run_id, tries = row
+                date, step, index, name, kind, severity, outcome, value, message, expected, run_id, label, tries = row
                 point = MetricPoint(_when(date), _float(value), outcome, severity, message, run_id,
                                     Bounds.parse(expected))  # fmt: skip
                 metrics.append(RunMetric(step, _int(index) if index is not None else -1, name, kind, point,
-                                         _int(tries)))  # fmt: skip
+                                         _int(tries), label))  # fmt: skip
         return checks, metrics
 
     def failing_samples(
@@ -714,26 +792,43 @@ class ResultsHistory:
 
     # --- aq-airflow results ---------------------------------------------------------------------
 
+    @_one_connection
     def newest_rows(
-        self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
-    ) -> tuple[list[str], list[tuple]]:
+        self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None,
+        sensitive: dict[str, Iterable[str]] | None = None,
+    ) -> tuple[list[str], list[tuple]]:  # fmt: skip
         """The newest rows of a pipeline (a step, a run) as ``aq-airflow results`` prints them:
-        every row, newest written first (not one per date: the CLI shows what was written); a
-        `foreach:` step's rows carry their item's ``map_index`` (-1 for a step that is not mapped)."""
+        every row, newest written first (not one per date: the CLI shows what was written). A
+        step's rows include its `when:` verdict's (recorded as ``{step}.when``). A `foreach:`
+        step's rows carry their item's ``map_index`` (-1 for a step that is not mapped) and
+        ``item_label``; a check's ``sample`` is parsed (a :class:`Sample` or None, at most
+        :data:`SAMPLE_ROWS` rows, the columns in ``sensitive[step]`` dropped)."""
         if table not in (CHECKS_TABLE, METRICS_TABLE):
             raise ValueError(f"not a results table: {table}")
         p = self.store.placeholder
-        columns = ["logical_date", "run_id", "step", "map_index", "name", "kind", "outcome", "severity"]
-        columns += ["value"] if table == METRICS_TABLE else ["failing_rows"]
+        columns = ["logical_date", "run_id", "step", "map_index", "item_label", "name", "kind", "outcome", "severity"]
+        columns += ["value"] if table == METRICS_TABLE else ["failing_rows", "sample"]
         columns += ["message"]
-        query = f"SELECT {', '.join(columns)} FROM {self._table(table)} WHERE dag_id = {p}"  # noqa: S608
         params: list[Any] = [dag_id]
-        for column, value in (("step", step), ("run_id", run_id)):
-            if value:
-                query += f" AND {column} = {p}"
-                params.append(value)
-        query += f" ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
-        return columns, self.fetch(query, params)
+        where = f"dag_id = {p}"
+        if step:
+            steps = recorded_steps(step)
+            where += f" AND step IN ({', '.join([p] * len(steps))})"
+            params += steps
+        if run_id:
+            where += f" AND run_id = {p}"
+            params.append(run_id)
+        query = (
+            f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} "  # noqa: S608
+            f"ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
+        )
+        rows = self.fetch(query, params)
+        if "sample" in columns:
+            at, where = columns.index("sample"), columns.index("step")
+            hidden = sensitive or {}
+            rows = [(*row[:at], parse_sample(row[at], hidden.get(step_of(row[where]), ())), *row[at + 1 :])
+                    for row in rows]  # fmt: skip
+        return columns, rows
 
 
 def is_missing_table(error: BaseException) -> bool:

@@ -6,7 +6,9 @@ a backfill re-run) replaces that date's rows as a set in one transaction (delete
 so a date never holds two verdicts and readers never see half a set. ``run_id`` and
 ``try_number`` stay columns, saying which run and try wrote the rows. Tables made by earlier
 versions (keyed by run id, same columns) need no migration: the key is only what the DELETE
-matches, and a date's old duplicates go with its next write.
+matches, and a date's old duplicates go with its next write. Columns added since (``item_label``)
+are added to an older table by its first write here (:meth:`ResultsStore.ensure_tables`: additive,
+idempotent); readers never migrate, and read a table without them as NULL.
 
 Metric history for learned bounds is read from the same table: the latest row of each earlier
 logical date, kept only if it passed (see :meth:`ResultsStore.metric_history`).
@@ -35,12 +37,32 @@ _COMMON = [
 _TRAILER = [
     ("map_index", "INTEGER"), ("try_number", "INTEGER"), ("spec_hash", "VARCHAR"), ("image", "VARCHAR"),
     ("logical_date", "TIMESTAMP"), ("created_at", "TIMESTAMP"),
+    ("item_label", "VARCHAR"),  # a `foreach:` item's label (runtime.labels.item_label); NULL when not mapped
 ]  # fmt: skip
 COLUMNS = {
     CHECKS_TABLE: [*_COMMON, ("observed", "VARCHAR"), ("expected", "VARCHAR"), ("failing_rows", "BIGINT"),
                    ("total_rows", "BIGINT"), ("sample", "VARCHAR"), ("details", "VARCHAR"), *_TRAILER],
     METRICS_TABLE: [*_COMMON, ("value", "DOUBLE"), ("expected", "VARCHAR"), *_TRAILER],
 }  # fmt: skip
+# A step's `when:` verdict is a row of aq_check_results under the step ``{step}.when`` (the id of
+# its condition task), name and kind ``when``.
+WHEN = "when"
+
+
+def when_step(step: str) -> str:
+    """The step a `when:` verdict of ``step`` is recorded under."""
+    return f"{step}.{WHEN}"
+
+
+def recorded_steps(step: str) -> tuple[str, str]:
+    """The steps a step's rows are recorded under: its own, and its `when:` verdict's."""
+    return step, when_step(step)
+
+
+def step_of(recorded: str) -> str:
+    """The pipeline step a recorded step belongs to (``notify.when`` is step ``notify``; step
+    names hold no dots)."""
+    return recorded.split(".", 1)[0]
 
 
 def _json(value: Any) -> str | None:
@@ -86,9 +108,27 @@ class ResultsStore:
         return statements
 
     def ensure_tables(self) -> None:
+        """Create the schema and tables, or add to tables of earlier versions the columns they
+        lack (columns added since are last in :data:`COLUMNS`, where ADD COLUMN puts them).
+        Columns are looked up first, so a table that has them takes no ALTER (no lock); ``IF NOT
+        EXISTS``, where the warehouse has it, keeps two first writes at once from failing."""
         with self.warehouse.transaction(begin=False) as cursor:
             for statement in self._ddl():
                 cursor.execute(statement)
+            for name in COLUMNS:
+                for statement in self._migrations(name, table_columns(cursor, self._table(name))):
+                    cursor.execute(statement)
+
+    def _migrations(self, table: str, present: set[str]) -> list[str]:
+        """The ALTER TABLE statements that add to ``table`` the columns of :data:`COLUMNS` it lacks."""
+        statements = []
+        for column, kind in COLUMNS[table]:
+            if column not in present:
+                definition = exp.ColumnDef(this=exp.to_identifier(column), kind=self.warehouse.portable_type(kind),
+                                           exists=self.warehouse.add_column_if_not_exists)  # fmt: skip
+                alter = exp.Alter(this=self.warehouse.table(self._name(table)), kind="TABLE", actions=[definition])
+                statements.append(self.warehouse.render(alter))
+        return statements
 
     def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
         """Replace the rows of ``key``'s (dag_id, logical_date, step, map_index) with ``rows``,
@@ -174,13 +214,22 @@ class ResultsStore:
         return dates[0][0], (rows[0][0] if rows else None)
 
     def read(
-        self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None
-    ) -> tuple[list[str], list[tuple]]:
+        self, table: str, dag_id: str, step: str | None = None, last: int = 50, run_id: str | None = None,
+        sensitive: dict[str, Sequence[str]] | None = None,
+    ) -> tuple[list[str], list[tuple]]:  # fmt: skip
         """The newest rows of a pipeline (a step, a run) for ``aq-airflow results``: read through
         :class:`aq_airflow.results.history.ResultsHistory`, the read model the UI shares."""
         from aq_airflow.results.history import ResultsHistory
 
-        return ResultsHistory(self).newest_rows(table, dag_id, step, last, run_id)
+        return ResultsHistory(self).newest_rows(table, dag_id, step, last, run_id, sensitive)
+
+
+def table_columns(cursor: Any, table: str) -> set[str]:
+    """The (lower-case) column names of a quoted ``table``, from an empty SELECT's description:
+    the same on every warehouse, no information_schema spelling needed."""
+    cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")  # noqa: S608 - a quoted name of ours
+    cursor.fetchall()
+    return {str(column[0]).lower() for column in cursor.description or []}
 
 
 def naive_utc(moment: datetime.datetime) -> datetime.datetime:

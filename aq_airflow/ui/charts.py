@@ -153,7 +153,7 @@ def metric_chart(series: MetricSeries, mark: datetime.datetime | None = None,
     """The SVG of one metric over its dates (``mark``: a date to ring, the task instance's;
     ``link``: where a point that did not pass leads, its task instance's page)."""
     points = series.points
-    label = f"{series.name} ({series.step}{'' if series.map_index < 0 else f' [{series.map_index}]'})"
+    label = f"{series.name} ({series.step_label})"
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="{esc(label)}">'
@@ -260,7 +260,7 @@ def check_strip(
     """The SVG strip of one check over ``dates`` (the page's date axis, oldest first): a cell per
     date, blank where the check has no row; consecutive passed dates drawn as one cell; a cell
     that did not pass leads to ``link(cell)`` (its task instance's page) when given."""
-    label = f"{series.name} ({series.step}{'' if series.map_index < 0 else f' [{series.map_index}]'})"
+    label = f"{series.name} ({series.step_label})"
     width = WIDTH - LEFT - RIGHT
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="strip" viewBox="0 0 {width} {STRIP_HEIGHT}" '
            f'preserveAspectRatio="none" role="img" aria-label="{esc(label)}">',

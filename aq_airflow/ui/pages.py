@@ -31,6 +31,8 @@ from aq_airflow.results.history import (
     Summary,
     Window,
 )
+from aq_airflow.results.store import WHEN
+from aq_airflow.runtime.labels import item_name
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
 
@@ -66,8 +68,9 @@ def path(base: str, *parts: str, **query: Any) -> str:
     return text + ("?" + urlencode(params) if params else "")
 
 
-def series_label(step: str, name: str, map_index: int) -> str:
-    return f"{step}.{name}" + ("" if map_index < 0 else f" [{map_index}]")
+def series_label(step_label: str, name: str) -> str:
+    """A check or metric under its step's label (a `foreach:` item's: ``evaluate[2:us].rmse``)."""
+    return f"{step_label}.{name}"
 
 
 # --- the pipeline page --------------------------------------------------------------------------
@@ -109,7 +112,7 @@ def check_link(base: str, dag_id: str, cell: CheckResult) -> str | None:
     its ``when`` task)."""
     if not cell.run_id:
         return None
-    task_id = cell.step if cell.kind == "when" else f"{cell.step}.checks"
+    task_id = cell.step if cell.kind == WHEN else f"{cell.step}.checks"
     return path(base, "dags", dag_id, "runs", cell.run_id, "tasks", task_id, map_index=cell.map_index)
 
 
@@ -167,6 +170,13 @@ class TaskPage:
     history: list[MetricSeries]
 
     @property
+    def instance(self) -> str:
+        """The task instance as every place names it: ``evaluate.checks[2:us]`` for an item (its
+        label from the rows it recorded; none recorded, the map index alone)."""
+        labels = [c.result.item_label for c in self.checks] + [m.item_label for m in self.metrics]
+        return item_name(self.task_id, self.map_index, next((label for label in labels if label), None))
+
+    @property
     def other_runs(self) -> list[str]:
         """Runs other than this one that wrote the rows shown (a later run of the same date)."""
         runs = {c.result.run_id for c in self.checks} | {m.point.run_id for m in self.metrics}
@@ -183,7 +193,7 @@ def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, 
         return [step], (CHECKS_TABLE,)
     if kind == "metrics":
         return [step], (METRICS_TABLE,)
-    if suffix == "when" and step:
+    if suffix == WHEN and step:
         return [task_id], (CHECKS_TABLE,)
     if step in pipeline.steps:
         return [step], (CHECKS_TABLE, METRICS_TABLE)
@@ -254,10 +264,10 @@ def _iso(moment: datetime.datetime | None) -> str | None:
 
 
 def check_json(row: CheckResult) -> dict[str, Any]:
-    return {"logical_date": _iso(row.logical_date), "step": row.step, "map_index": row.map_index, "name": row.name,
-            "kind": row.kind, "severity": row.severity, "outcome": row.outcome, "verdict": row.verdict,
-            "failing_rows": row.failing_rows, "total_rows": row.total_rows, "message": row.message,
-            "run_id": row.run_id}  # fmt: skip
+    return {"logical_date": _iso(row.logical_date), "step": row.step, "map_index": row.map_index,
+            "item_label": row.item_label, "name": row.name, "kind": row.kind, "severity": row.severity,
+            "outcome": row.outcome, "verdict": row.verdict, "failing_rows": row.failing_rows,
+            "total_rows": row.total_rows, "message": row.message, "run_id": row.run_id}  # fmt: skip
 
 
 def point_json(point: MetricPoint) -> dict[str, Any]:
@@ -267,7 +277,8 @@ def point_json(point: MetricPoint) -> dict[str, Any]:
 
 
 def series_json(series: MetricSeries) -> dict[str, Any]:
-    return {"step": series.step, "map_index": series.map_index, "name": series.name, "kind": series.kind,
+    return {"step": series.step, "map_index": series.map_index, "item_label": series.item_label,
+            "name": series.name, "kind": series.kind,
             "points": [point_json(p) for p in series.points]}  # fmt: skip
 
 
@@ -279,18 +290,16 @@ def page_json(page: Page, items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def task_json(view: TaskPage) -> dict[str, Any]:
     checks = []
     for check in view.checks:
-        item = {**check_json(check.result), "try_number": check.try_number, "sample": None}
-        if check.sample is not None:
-            item["sample"] = {"columns": check.sample.columns, "rows": check.sample.rows,
-                              "hidden_columns": check.sample.hidden, "truncated": check.sample.truncated}  # fmt: skip
-        checks.append(item)
-    metrics = [{"step": m.step, "map_index": m.map_index, "name": m.name, "kind": m.kind, "try_number": m.try_number,
-                **point_json(m.point)} for m in view.metrics]  # fmt: skip
+        sample = check.sample.as_dict() if check.sample is not None else None
+        checks.append({**check_json(check.result), "try_number": check.try_number, "sample": sample})
+    metrics = [{"step": m.step, "map_index": m.map_index, "item_label": m.item_label, "name": m.name, "kind": m.kind,
+                "try_number": m.try_number, **point_json(m.point)} for m in view.metrics]  # fmt: skip
     return {"dag_id": view.pipeline.dag_id, "run_id": view.run_id, "task_id": view.task_id,
             "logical_date": _iso(view.logical_date), "map_index": view.map_index, "steps": view.steps,
             "checks": checks, "metrics": metrics}  # fmt: skip
 
 
 def check_series_json(series: CheckSeries) -> dict[str, Any]:
-    return {"step": series.step, "map_index": series.map_index, "name": series.name, "kind": series.kind,
+    return {"step": series.step, "map_index": series.map_index, "item_label": series.item_label,
+            "name": series.name, "kind": series.kind,
             "cells": [check_json(c) for c in series.cells]}  # fmt: skip

@@ -125,6 +125,9 @@ class Warehouse:
     #: the statement opening a read-only transaction, in which the SQL users write runs (None:
     #: the warehouse has none; the connection's own rights are then the only limit)
     read_only_begin: ClassVar[str | None] = None
+    #: ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` is SQL here (elsewhere a column is added
+    #: only after looking it up, and a second writer adding it at once fails)
+    add_column_if_not_exists: ClassVar[bool] = False
     #: exception class names (in the driver's own modules) that are infrastructure failures
     #: beyond PEP 249's OperationalError and InterfaceError
     infrastructure_error_names: ClassVar[frozenset[str]] = frozenset()

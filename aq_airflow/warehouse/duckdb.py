@@ -46,6 +46,7 @@ class DuckDB(Warehouse):
     default_placeholder = "?"
     explicit_begin = True
     read_only_begin = "BEGIN TRANSACTION READ ONLY"
+    add_column_if_not_exists = True
     driver_module = "duckdb"
     # a query interrupted (a task's timeout or kill) says nothing about the data
     infrastructure_error_names = frozenset({"InterruptException"})

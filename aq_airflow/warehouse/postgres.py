@@ -50,6 +50,7 @@ class PostgreSQL(Warehouse):
     conn_types = ("postgres", "postgresql")
     default_placeholder = "%s"
     read_only_begin = "SET TRANSACTION READ ONLY"
+    add_column_if_not_exists = True
 
     def begin_read_only(self, conn: Any, cursor: Any) -> bool:
         """``SET TRANSACTION READ ONLY`` as the first statement of the transaction psycopg opens

@@ -52,6 +52,7 @@ class Snowflake(Warehouse):
     # own anyway): the SQL users write is still parsed to one SELECT, and the connection's role
     # is what bounds it (give it SELECT on the data, write rights on the results schema only)
     read_only_begin = None
+    add_column_if_not_exists = True
     driver_module = "snowflake"
     # the connector's HTTP failures derive from its Error, not from OperationalError
     infrastructure_error_names = frozenset({
