@@ -1,8 +1,9 @@
 """The pipeline spec as pydantic models: the single source of truth for what a
 ``*.aq.yaml`` file may say, how it is validated, and the JSON schema editors use.
 
-Models are frozen (a validated spec is a value) and forbid unknown keys (a typo is an error,
-never a silently ignored setting).
+Models are frozen (a validated spec is a value), forbid unknown keys (a typo is an error,
+never a silently ignored setting) and are strict: a value is taken as YAML gives it (`"3"` is no
+number and `1` no boolean), so the JSON schema editors check accepts exactly what the loader does.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from aq_airflow.pipeline_spec.types import (
     TableName,
     Text,
     Timeout,
+    Timestamp,
 )
 
 Severity = Literal["error", "warning"]
@@ -49,7 +51,7 @@ RESULTS_TABLES = ("aq_check_results", "aq_metric_results")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 def _exactly_one(model: BaseModel, kinds: tuple[str, ...], what: str) -> str:
@@ -146,7 +148,7 @@ class Check(Model):
     not_null: ColumnList | None = None
     unique: ColumnList | None = None
     column: Column | None = Field(None, description="The column that `between` applies to.")
-    between: tuple[Scalar, Scalar] | None = None
+    between: Annotated[tuple[Scalar, Scalar], Field(strict=False)] | None = None  # YAML gives a list
     accepted_values: AcceptedValues | None = None
     row_count: RowCount | None = None
     freshness: Freshness | None = None
@@ -419,8 +421,8 @@ class Pipeline(Model):
     pipeline: DagId | None = Field(None, description="The dag_id; defaults to the file name without .aq.yaml.")
     description: str | None = None
     schedule: CronOrPreset | ScheduleAfter | None = None
-    start_date: datetime.datetime | None = None
-    end_date: datetime.datetime | None = None
+    start_date: Timestamp | None = None
+    end_date: Timestamp | None = None
     catchup: bool = False
     owner: str = "airflow"
     tags: list[Annotated[str, Field(max_length=100)]] = []
