@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.conditions import Condition
-from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
@@ -400,6 +400,13 @@ class Step(StepSettings):
         if isinstance(self.inputs, dict):
             return dict(self.inputs)
         return {name: name for name in self.inputs or []}
+
+    @property
+    def upstream(self) -> set[str]:
+        """The steps this one runs after: its inputs, `depends_on`, and the step whose items
+        `foreach: {step: ...}` runs over (implied, as if in `depends_on`)."""
+        over = {self.foreach.step} if isinstance(self.foreach, ForeachStep) else set()
+        return {*self.input_map.values(), *self.depends_on, *over}
 
 
 class ScheduleAfter(Model):
