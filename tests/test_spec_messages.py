@@ -15,8 +15,7 @@ import pydantic
 import pytest
 import yaml
 
-from aq_airflow.pipeline_spec import SpecError, SpecFile, parse_spec
-from aq_airflow.pipeline_spec import conditions, foreach, models
+from aq_airflow.pipeline_spec import SpecError, SpecFile, conditions, foreach, models, parse_spec
 from tests.helpers import issues_of
 
 BASELINE = """
