@@ -466,6 +466,8 @@ def validation_problems(data: Any, exc: pydantic.ValidationError) -> list[Proble
     problems = []
     for path, error in kept.items():
         wrong_type = [e for p, e in located if p == path and _is_type_error(e)] if _is_type_error(error) else []
+        if not any(e["type"] in _EXPECTED or e["type"] == "literal_error" for e in wrong_type):
+            wrong_type = []  # text that does not parse (a date of month 13): pydantic's message says why
         message, at_key = _describe(error, path, data, wrong_type, root)
         if error["type"] == "missing":
             path = path[:-1]
