@@ -310,7 +310,6 @@ steps:
         ("    foreach: {param: nope}", "pipe.aq.yaml:9:14: `nope` is not a param of this pipeline"),
         ("    foreach: {param: one}", "pipe.aq.yaml:9:14: param `one` is a str, not a list"),
         ("    foreach: {step: zz}\n    depends_on: [a]", "pipe.aq.yaml:9:14: `zz` is not another step"),
-        ("    foreach: {step: a}", "pipe.aq.yaml:9:14: `b` runs over the items of `a`: list it in `inputs:`"),
         ("    foreach: {step: a, column: c}\n    depends_on: [a]", "pipe.aq.yaml:9:14: `a` runs per item: a foreach"),
         (
             "    foreach: [x, y]\n    inputs: [a]",
@@ -328,6 +327,19 @@ def test_foreach_mistakes_are_located(extra, expected):
     where, _, message = expected.partition(": ")
     line = where.rsplit(":", 1)[0]  # the line of `foreach:` (the column: the key or the value it is about)
     assert issues[0].startswith(line + ":") and message in issues[0], issues
+
+
+def test_foreach_over_a_step_implies_the_dependency():
+    """`foreach: {step: x}` runs after `x` without `depends_on: [x]`: `x` is upstream of the items
+    task (after the step's `when:`), and a loop through it is a cycle."""
+    text = "params: {go: true}\nsteps:\n  x:\n    python: m:f\n  a:\n    python: m:g\n    foreach: {step: x}\n"
+    tasks = {t.task_id: t.upstream for t in plan_of(text + "    when: {param: go}\n").tasks}
+    assert tasks["a.items"] == ("a.when", "x.run") and tasks["a.run"] == ("a.items",)
+    assert tasks["a.when"] == ()
+    assert {t.task_id: t.upstream for t in plan_of(text).tasks}["a.items"] == ("x.run",)
+    (issue,) = issues_of(text.replace("    python: m:f\n", "    python: m:f\n    inputs: [a]\n", 1))
+    assert issue.startswith("pipe.aq.yaml:") and "steps form a cycle:" in issue
+    assert issue.split("cycle: ")[1] in ("x -> a -> x", "a -> x -> a")
 
 
 def test_lists_past_max_map_length_are_refused_before_run_time():

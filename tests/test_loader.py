@@ -55,7 +55,7 @@ def test_broken_specs_become_placeholders_and_do_not_hide_the_others(dags_folder
 def test_placeholder_task_fails_with_the_errors(dags_folder):
     write(dags_folder, "typo.aq.yaml", "steps:\n  a:\n    python: m:f\n    retries: lots\n")
     (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags.py")})
-    with pytest.raises(InvalidSpec, match=r"typo.aq.yaml:4:14: steps.a.retries: Input should be a valid integer"):
+    with pytest.raises(InvalidSpec, match=r"typo.aq.yaml:4:14: steps.a.retries: expected a whole number, not the text"):
         dag.get_task("invalid_spec").execute({})
 
 

@@ -103,7 +103,7 @@ def test_minimal_spec_parses_with_defaults():
         ),
         (
             "steps:\n  a:\n    sql: SELECT 1\n    checks: [{name: c, not_null: x, severity: fatal}]\n",
-            "pipe.aq.yaml:4:47: steps.a.checks.0.severity: Input should be 'error' or 'warning'",
+            "pipe.aq.yaml:4:47: steps.a.checks.0.severity: expected `error` or `warning`, not the text `fatal`",
         ),
         (
             "steps:\n  a-b:\n    sql: SELECT 1\n",

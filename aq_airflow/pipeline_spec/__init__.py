@@ -6,14 +6,7 @@ Imports nothing of Airflow, so editors, CI and step images can validate specs ch
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue
 from aq_airflow.pipeline_spec.load import SPEC_SUFFIXES, Problem, ProblemsFound, SpecFile, parse_spec, spec_paths
 from aq_airflow.pipeline_spec.models import Check, Metric, Pipeline, Publish, Resources, SecretRef, Step
-
-
-def json_schema() -> dict:
-    """The JSON schema of a spec file, generated from the models (``aq-airflow schema``)."""
-    schema = Pipeline.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
-
+from aq_airflow.pipeline_spec.schema import json_schema
 
 __all__ = [
     "SPEC_SUFFIXES",

@@ -25,10 +25,15 @@ COMPARISONS = ("equals", "above", "below", "at_least", "at_most")
 REFERENCE = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 Reference = Annotated[str, Field(pattern=REFERENCE, description="`step.name`: a metric or check of a step.")]
 ParamName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
+# the forms, as a message names them (a condition given as text or a number)
+FORMS = (
+    "`{param: name}` (the param is true), `{param: name, equals: value}`, `{metric: step.name, above: 0.9}`, "
+    "`{check: step.name, passed: false}`, `{all: [...]}`, `{any: [...]}` or `{not: {...}}`"
+)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class ParamOperand(_Model):

@@ -13,6 +13,8 @@ import hashlib
 import os
 import re
 import stat
+import types
+import typing
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +23,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from aq_airflow.pipeline_spec import models
+from aq_airflow.pipeline_spec import conditions, foreach, models
 from aq_airflow.pipeline_spec import types as spec_types
 from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_steps
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
@@ -228,15 +230,60 @@ class SpecFile:
         return SpecError([self.issue(p) for p in problems])
 
 
-def _vocabulary() -> list[str]:
-    """Every key any spec model accepts (pipelines, steps, checks, profiles), for hints."""
-    words: set[str] = set()
-    pending = [models.Model]
+def _spec_models() -> dict[str, type[pydantic.BaseModel]]:
+    """Every spec model by class name (pipelines, steps, checks, conditions, foreach, profiles)."""
+    found: dict[str, type[pydantic.BaseModel]] = {}
+    pending = [models.Model, conditions.Condition.__base__, foreach.ForeachParam.__base__]
     while pending:
         model = pending.pop()
         pending += model.__subclasses__()
-        words |= {info.alias or name for name, info in model.model_fields.items()}
-    return sorted(words)
+        found[model.__name__] = model
+    return found
+
+
+def _keys(model: type[pydantic.BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _vocabulary() -> list[str]:
+    """Every key any spec model accepts, for hints where the model at a place is not known."""
+    return sorted({key for model in _spec_models().values() for key in _keys(model)})
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation allows: ``Annotated`` metadata dropped, unions and optionals split."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _members(arg)]
+    return [annotation]
+
+
+def _models_at(root: type[pydantic.BaseModel] | None, loc: tuple) -> list[type[pydantic.BaseModel]]:
+    """The spec models that may sit at a pydantic ``loc`` below ``root``, following fields, dict
+    values, list items and union tags (a model's class name; other tags leave the place as is)."""
+    here: list[Any] = [root] if root is not None else []
+    for part in loc:
+        there: list[Any] = []
+        for kind in (t for annotation in here for t in _members(annotation)):
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+            if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
+                if part == kind.__name__:
+                    there.append(kind)
+                there += [info.annotation for name, info in kind.model_fields.items() if part in (name, info.alias)]
+            elif origin is dict and isinstance(part, str) and args:
+                there.append(args[1])
+            elif origin in (list, tuple) and isinstance(part, int) and args:
+                there.append(args[min(part, len(args) - 1)] if origin is tuple else args[0])
+            elif isinstance(part, str) and not part.isidentifier():  # a union tag such as `list[any]`
+                there.append(kind)
+        here = there
+    return [
+        t
+        for annotation in here
+        for t in _members(annotation)
+        if isinstance(t, type) and issubclass(t, pydantic.BaseModel)
+    ]
 
 
 def _pattern_descriptions() -> dict[str, str]:
@@ -256,8 +303,10 @@ _PATTERNS = _pattern_descriptions()
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "union_tag_invalid")
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
-    """The part of a pydantic ``loc`` that exists in the data (drops union member tags)."""
+def _data_path(data: Any, error: dict) -> tuple:
+    """The part of a pydantic ``loc`` that exists in the data (drops union member tags); an
+    unknown or missing key is kept, to name it."""
+    loc = error["loc"]
     path: list = []
     node = data
     for part in loc:
@@ -270,8 +319,11 @@ def _data_path(data: Any, loc: tuple) -> tuple:
         elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict) and len(loc) and part == loc[-1] and not isinstance(part, int):
-            path.append(part)  # a missing or unknown key: keep it, to name it
+        elif isinstance(node, dict) and part == loc[-1] and (error["type"] in ("extra_forbidden", "missing")):
+            path.append(part)
+            break
+        elif part == "[key]":
+            path.append(part)
             break
     return tuple(path)
 
@@ -280,7 +332,92 @@ def _pattern_text(pattern: str) -> str:
     return _PATTERNS.get(pattern, f"text matching {pattern}")
 
 
-def _describe(error: dict, path: tuple) -> tuple[str, bool]:
+# What a value of the wrong type should have been, by pydantic's error type, in a user's words.
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _kind_of(value: Any) -> str:
+    """What the YAML gave, in a user's words."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"the number `{value}`"
+    if isinstance(value, str):
+        return f"the text `{value}`" if len(value) <= 60 else "text"
+    return {list: "a list", dict: "a mapping"}.get(type(value), "an empty value" if value is None else "this")
+
+
+def _forms(model: type[pydantic.BaseModel]) -> str:
+    """A model's mapping form from its required keys, such as `{step: ...}`."""
+    required = [info.alias or name for name, info in model.model_fields.items() if info.is_required()]
+    return "{" + ", ".join(f"{key}: ..." for key in required) + "}" if required else ""
+
+
+def _foreach_hint(value: str, data: Any) -> str:
+    """For `foreach: segments`: the param or step the user most likely meant."""
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+    meant = [f"`{{{kind}: {value}}}` (`{value}` is a {kind} of this pipeline)" for kind, names in
+             (("param", params), ("step", steps)) if value in names]  # fmt: skip
+    if meant:
+        return f"; write {' or '.join(meant)}"
+    return f"; write a list (`[{value}]`), `{{param: name}}` or `{{step: name}}`"
+
+
+_COMPARE = {"==": "equals", "=": "equals", ">": "above", "<": "below", ">=": "at_least", "<=": "at_most"}
+
+
+def _condition_hint(value: Any, data: Any) -> str:
+    """For `when: publish_enabled == true`: the condition written as a mapping."""
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    text = value.strip() if isinstance(value, str) else ""
+    match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?)\s*(==|=|>=|<=|>|<)\s*(\S.*)", text)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and text in params:
+        return f"; write `{{param: {text}}}` (true when the param is)"
+    if match and match.group(1) in params:
+        return f"; write `{{param: {match.group(1)}, {_COMPARE[match.group(3)]}: {match.group(4)}}}`"
+    if match and match.group(2):
+        return f"; write `{{metric: {match.group(1)}, {_COMPARE[match.group(3)]}: {match.group(4)}}}`"
+    return f": {conditions.FORMS}"
+
+
+def _wrong_type(errors: list[dict], path: tuple, data: Any) -> str:
+    """One message for a value of the wrong type, from the errors of every form it may take (the
+    members of a union): what each form is, never a model's class name."""
+    value = errors[0]["input"]
+    wanted: list[str] = []
+    mappings = [_spec_models().get(e.get("ctx", {}).get("class_name", "")) for e in errors]
+    for error in errors:
+        if error["type"] == "literal_error":
+            wanted.append(error["ctx"]["expected"].replace("'", "`"))
+        elif error["type"] in _EXPECTED:
+            wanted.append(_EXPECTED[error["type"]])
+    wanted = list(dict.fromkeys(w for w in wanted if not (w == "a whole number" and "a number" in wanted)))
+    forms = [f"`{f}`" for f in (_forms(m) for m in mappings if m is not None) if f]
+    if forms and "a mapping" in wanted:
+        at = wanted.index("a mapping")
+        wanted[at : at + 1] = forms if len(forms) > 1 else [f"a mapping, {forms[0]}"]
+    expected = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else (wanted or ["another value"])[0]
+    message = f"expected {expected}, not {_kind_of(value)}"
+    if any(m is conditions.Condition for m in mappings):
+        message = f"a condition is a mapping, not {_kind_of(value)}" + _condition_hint(value, data)
+    elif path[-1:] == ("foreach",) and isinstance(value, str):
+        message += _foreach_hint(value, data)
+    return message
+
+
+def _describe(error: dict, path: tuple, data: Any, wrong_type: list[dict], root: Any) -> tuple[str, bool]:
     if error["loc"] and error["loc"][-1] == "[key]":
         pattern = error.get("ctx", {}).get("pattern", "")
         return (
@@ -291,12 +428,16 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(path[-1])
-        close = difflib.get_close_matches(key, _vocabulary(), n=1, cutoff=0.7)
+        here = _models_at(root, error["loc"][:-1])
+        words = sorted({k for model in here for k in _keys(model)}) or _vocabulary()
+        close = difflib.get_close_matches(key, words, n=1, cutoff=0.7)
         hint = f"; did you mean `{close[0]}`?" if close else "; remove it or check the spec reference"
         return f"unknown key `{key}`{hint}", True
     if kind == "missing":
         return f"missing required key `{path[-1]}`", False
     message = error["msg"].removeprefix("Value error, ")
+    if wrong_type:
+        message = _wrong_type(wrong_type, path, data)
     if kind == "too_long" and path and path[-1] == "foreach":  # a literal item list: why there is a limit
         message = too_many_items(error["ctx"]["actual_length"])
     if kind == "string_pattern_mismatch":
@@ -307,20 +448,28 @@ def _describe(error: dict, path: tuple) -> tuple[str, bool]:
     return (f"{where}: {message}" if where else message), False
 
 
+def _is_type_error(error: dict) -> bool:
+    return error["type"].endswith(_TYPE_ERRORS) or error["type"] in _TYPE_ERRORS
+
+
 def validation_problems(data: Any, exc: pydantic.ValidationError) -> list[Problem]:
     """Turn pydantic errors into located problems, one per place, dropping the noise of
-    union members that did not apply."""
-    located = [(_data_path(data, e["loc"]), e) for e in exc.errors(include_url=False)]
+    union members that did not apply; a value of the wrong type gets one message that names
+    every form it may take."""
+    located = [(_data_path(data, e), e) for e in exc.errors(include_url=False)]
     kept: dict[tuple, dict] = {}
     for path, error in located:
-        is_type = error["type"].endswith(_TYPE_ERRORS) or error["type"] in _TYPE_ERRORS
         deeper = any(p != path and p[: len(path)] == path for p, _ in located)
-        if is_type and (deeper or any(p == path and not e["type"].endswith(_TYPE_ERRORS) for p, e in located)):
+        if _is_type_error(error) and (deeper or any(p == path and not _is_type_error(e) for p, e in located)):
             continue
         kept.setdefault(path, error)
+    root = _spec_models().get(exc.title)
     problems = []
     for path, error in kept.items():
-        message, at_key = _describe(error, path)
+        wrong_type = [e for p, e in located if p == path and _is_type_error(e)] if _is_type_error(error) else []
+        if not any(e["type"] in _EXPECTED or e["type"] == "literal_error" for e in wrong_type):
+            wrong_type = []  # text that does not parse (a date of month 13): pydantic's message says why
+        message, at_key = _describe(error, path, data, wrong_type, root)
         if error["type"] == "missing":
             path = path[:-1]
         problems.append(Problem(path, message, at_key))
@@ -349,6 +498,7 @@ def reference_problems(pipeline: models.Pipeline) -> list[Problem]:
                 problems.append(Problem(path, f"`{other}` is not a step of this pipeline{hint}"))
             else:
                 graph[name].add(other)
+        graph[name] |= step.upstream & set(pipeline.steps) - {name}  # with `foreach: {step: ...}` (implied)
         if step.when is not None:  # `when:` references: located under `when:`; their steps run first
             problems += [Problem(path, message) for path, message in condition_problems(pipeline, name, step.when)]
             graph[name] |= referenced_steps(step.when) & set(pipeline.steps) - {name}

@@ -1,8 +1,9 @@
 """The pipeline spec as pydantic models: the single source of truth for what a
 ``*.aq.yaml`` file may say, how it is validated, and the JSON schema editors use.
 
-Models are frozen (a validated spec is a value) and forbid unknown keys (a typo is an error,
-never a silently ignored setting).
+Models are frozen (a validated spec is a value), forbid unknown keys (a typo is an error,
+never a silently ignored setting) and are strict: a value is taken as YAML gives it (`"3"` is no
+number and `1` no boolean), so the JSON schema editors check accepts exactly what the loader does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.conditions import Condition
-from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach
+from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
@@ -38,6 +39,7 @@ from aq_airflow.pipeline_spec.types import (
     TableName,
     Text,
     Timeout,
+    Timestamp,
 )
 
 Severity = Literal["error", "warning"]
@@ -50,7 +52,7 @@ RESULTS_TABLES = ("aq_check_results", "aq_metric_results")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 def _exactly_one(model: BaseModel, kinds: tuple[str, ...], what: str) -> str:
@@ -147,7 +149,7 @@ class Check(Model):
     not_null: ColumnList | None = None
     unique: ColumnList | None = None
     column: Column | None = Field(None, description="The column that `between` applies to.")
-    between: tuple[Scalar, Scalar] | None = None
+    between: Annotated[tuple[Scalar, Scalar], Field(strict=False)] | None = None  # YAML gives a list
     accepted_values: AcceptedValues | None = None
     row_count: RowCount | None = None
     freshness: Freshness | None = None
@@ -405,6 +407,13 @@ class Step(StepSettings):
             return dict(self.inputs)
         return {name: name for name in self.inputs or []}
 
+    @property
+    def upstream(self) -> set[str]:
+        """The steps this one runs after: its inputs, `depends_on`, and the step whose items
+        `foreach: {step: ...}` runs over (implied, as if in `depends_on`)."""
+        over = {self.foreach.step} if isinstance(self.foreach, ForeachStep) else set()
+        return {*self.input_map.values(), *self.depends_on, *over}
+
 
 class ScheduleAfter(Model):
     """Run when these warehouse tables (Airflow Assets published by other pipelines) change."""
@@ -425,8 +434,8 @@ class Pipeline(Model):
     pipeline: DagId | None = Field(None, description="The dag_id; defaults to the file name without .aq.yaml.")
     description: str | None = None
     schedule: CronOrPreset | ScheduleAfter | None = None
-    start_date: datetime.datetime | None = None
-    end_date: datetime.datetime | None = None
+    start_date: Timestamp | None = None
+    end_date: Timestamp | None = None
     catchup: bool = False
     owner: str = "airflow"
     tags: list[Annotated[str, Field(max_length=100)]] = []

@@ -6,10 +6,11 @@ the JSON schema (pattern, description) and produces the error message a user rea
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -134,10 +135,13 @@ Timeout = _duration_type(TASK_DURATION_MAX, "a timeout", shortest=1)
 
 
 def _to_text(value: Any) -> Any:
-    """YAML reads `cpu: 2` as an int and `cpu: 0.5` as a float; quantities are kept as text."""
+    """YAML reads `cpu: 2` as an int and `cpu: 0.5` as a float; quantities are kept as text
+    (a whole number as written: `memory: 1073741824` is bytes, never `1.07374e+09`)."""
     if isinstance(value, bool):
         return value  # rejected by the str type with its own message
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
         return format(value, "g")
     return value
 
@@ -158,17 +162,47 @@ def _check_bytes(value: str) -> str:
     return value
 
 
+def _quantity_schema(pattern: re.Pattern, description: str, number: dict) -> WithJsonSchema:
+    """What editors check: the text form, or the plain number YAML gives for `cpu: 2`."""
+    forms = [{"type": "string", "pattern": pattern.pattern}, {"type": "number", **number}]
+    return WithJsonSchema({"anyOf": forms, "description": description})
+
+
 CpuQuantity = Annotated[
     str,
     BeforeValidator(_to_text),
     AfterValidator(_check_cpu),
-    Field(description="Kubernetes CPU quantity: `2`, `0.5`, `500m`."),
+    _quantity_schema(_CPU, "Kubernetes CPU quantity: `2`, `0.5`, `500m`.", {"exclusiveMinimum": 0}),
 ]
 ByteQuantity = Annotated[
     str,
     BeforeValidator(_to_text),
     AfterValidator(_check_bytes),
-    Field(description="Kubernetes memory quantity: `512Mi`, `8Gi`."),
+    _quantity_schema(_BYTES, "Kubernetes memory quantity: `512Mi`, `8Gi` (a plain number is bytes).", {"minimum": 0}),
+]
+
+# A date, or a date and time, as YAML text (the loader keeps YAML timestamps as text): the one
+# form the loader and the JSON schema both accept. Numbers are refused: pydantic would read
+# `start_date: 20260101` as seconds since 1970.
+_DATE = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?)?$"
+_DATE_HELP = (
+    "a date, `2026-01-01`, or a date and time, `2026-01-01T06:00:00` (UTC unless it ends in `Z` or an "
+    "offset such as `+02:00`)"
+)
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, str) and re.match(_DATE, value):
+        return value
+    shown = f"`{value}`" if isinstance(value, str | int | float) else "this"
+    raise ValueError(f"{shown} is not a date: write {_DATE_HELP}")
+
+
+Timestamp = Annotated[
+    datetime.datetime,
+    BeforeValidator(_date_text),
+    Field(strict=False),
+    WithJsonSchema({"type": "string", "pattern": _DATE, "description": f"A date: {_DATE_HELP}."}),
 ]
 
 SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")

@@ -341,9 +341,6 @@ class _Planner:
             other = spec.step
             if other not in self.pipeline.steps or other == name:
                 problem((*at, "step"), f"`{other}` is not another step of this pipeline")
-            elif other not in {*step.input_map.values(), *step.depends_on}:
-                problem((*at, "step"), f"`{name}` runs over the items of `{other}`: list it in `inputs:` or "
-                        "`depends_on:` so that it runs first")  # fmt: skip
             elif other in self.mapped and spec.column is not None:
                 problem((*at, "column"), f"`{other}` runs per item: a foreach over a column of each of its items "
                         "would nest mapping, which is not supported")  # fmt: skip
@@ -448,7 +445,8 @@ class _Planner:
         self.gates[name] = tuple(gates)
 
     def plan(self) -> DagPlan:
-        graph = {n: {*s.input_map.values(), *s.depends_on} for n, s in self.pipeline.steps.items()}
+        steps = set(self.pipeline.steps)  # a `foreach:` naming no other step: reported by foreach()
+        graph = {n: s.upstream & steps - {n} for n, s in self.pipeline.steps.items()}
         for n, s in self.pipeline.steps.items():  # a `when:` reads its referenced steps' results
             graph[n] |= referenced_steps(s.when) if s.when is not None else set()
         for name in graphlib.TopologicalSorter(graph).static_order():
