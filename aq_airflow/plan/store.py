@@ -90,9 +90,9 @@ class PlanStore:
     def __init__(self, folder: str | None = None) -> None:
         self.folder = folder or default_folder()
 
-    def _path(self, *key: str) -> str:
+    def _path(self, *key: str, under: str = "") -> str:
         digest = hashlib.sha256("\0".join((__version__, _FORMAT, *key)).encode()).hexdigest()
-        return os.path.join(self.folder, f"{digest}.json")
+        return os.path.join(self.folder, under, f"{digest}.json")
 
     def get(self, *key: str) -> DagPlan | None:
         return self._read(self._path(*key))
@@ -101,14 +101,14 @@ class PlanStore:
         """Store a plan, and what a placeholder keeps of it under the spec's path (``key[0]``):
         see :meth:`last_kept`."""
         self._write(self._path(*key), plan)
-        self._write(self._path("kept", key[0]), plan.kept_settings())
+        self._write(self._path(key[0], under="kept"), plan.kept_settings())
 
     def last_kept(self, spec_path: str) -> KeptSettings | None:
         """The schedule, dates and failure callback of the last plan stored for the spec at
         ``spec_path``: what its placeholder keeps when the spec breaks in a way that hides them.
         One small file, read only for a broken spec; written with every plan planned anew (a
         spec brought back to an earlier text reuses that text's plan and leaves the record)."""
-        kept = self._read(self._path("kept", spec_path))
+        kept = self._read(self._path(spec_path, under="kept"))
         return kept if isinstance(kept, KeptSettings) else None
 
     def _read(self, path: str) -> Any:
@@ -121,8 +121,8 @@ class PlanStore:
     def _write(self, path: str, value: Any) -> None:
         """Write atomically (temp file, then rename); a read-only disk just means no cache."""
         try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(json.dumps(value, default=_encode))
             os.replace(temp, path)
