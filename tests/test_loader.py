@@ -36,7 +36,8 @@ def test_broken_specs_become_placeholders_and_do_not_hide_the_others(dags_folder
         "steps:\n  a:\n    python: m:f\n    inputs: [b]\n  b:\n    python: m:f\n    inputs: [a]\n",
     )
     bag = DagBag(dag_folder=str(dags_folder))
-    assert bag.import_errors == {}
+    # each broken spec is an import error of its own file; the shard's DAGs all load
+    assert set(bag.import_errors) == {str(dags_folder / f"{n}.aq.yaml") for n in ("typo", "syntax", "cycle")}
     assert set(bag.dags) == {"good_one", "good_two", "typo", "syntax", "cycle"}
     for dag_id in ("good_one", "good_two"):
         assert INVALID_TAG not in bag.dags[dag_id].tags
@@ -207,3 +208,215 @@ def test_building_a_dag_leaves_the_run_time_libraries_unimported():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- broken specs keep their schedule and fail each run ----------------------------------------------------------------
+
+SCHEDULED_TYPO = """
+pipeline: nightly
+schedule: "0 6 * * *"
+start_date: 2026-01-01
+catchup: true
+on_failure: alerts_for_placeholders:notify
+steps:
+  a:
+    python: m:f
+    input: [x]
+"""
+
+
+def test_a_broken_spec_keeps_the_schedule_it_declares_without_catchup(dags_folder, tmp_path):
+    write(dags_folder, "nightly.aq.yaml", SCHEDULED_TYPO)
+    (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags.py")}, cache_folder=str(tmp_path / "cache"))
+    assert dag.tags == {INVALID_TAG}
+    assert dag.schedule == "0 6 * * *" and "0 6 * * *" in repr(dag.timetable)
+    assert dag.start_date.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert dag.catchup is False  # one failing run per interval from now on, never a backfill of the missed ones
+    assert dag.on_failure_callback.path == "alerts_for_placeholders:notify"
+
+
+def test_a_field_it_cannot_read_comes_from_the_last_plan_of_that_spec(dags_folder, tmp_path):
+    from aq_airflow.plan import compile as plan_compile
+
+    cache = str(tmp_path / "cache")
+    namespace = {"__file__": str(dags_folder / "aq_dags.py")}
+    good = GOOD.format(name="hourly") + 'schedule: "@hourly"\nstart_date: 2026-02-01\n'
+    write(dags_folder, "hourly.aq.yaml", good)
+    (planned,) = load_dags(namespace, cache_folder=cache)
+    assert planned.schedule == "@hourly" and INVALID_TAG not in planned.tags
+    plan_compile._PLANS.clear()  # the next parse is a new process
+    write(dags_folder, "hourly.aq.yaml", good + "steps: [a,\n")  # YAML that no longer parses at all
+    (broken,) = load_dags(namespace, cache_folder=cache)
+    assert broken.tags == {INVALID_TAG} and "YAML syntax" in broken.description
+    assert broken.schedule == "@hourly"
+    assert broken.start_date.isoformat() == "2026-02-01T00:00:00+00:00"
+    write(dags_folder, "hourly.aq.yaml", good.replace('"@hourly"', '"@sometimes"') + "retries: x\n")
+    (again,) = load_dags(namespace, cache_folder=cache)  # an invalid schedule: the last plan's, the start it states
+    assert again.schedule == "@hourly" and again.start_date.isoformat() == "2026-02-01T00:00:00+00:00"
+
+
+def test_a_broken_spec_with_no_schedule_known_runs_only_when_triggered(dags_folder, tmp_path):
+    write(dags_folder, "never.aq.yaml", "steps: [a,\n")
+    (dag,) = load_dags({"__file__": str(dags_folder / "aq_dags.py")}, cache_folder=str(tmp_path / "cache"))
+    assert dag.tags == {INVALID_TAG} and dag.schedule is None
+
+
+@pytest.fixture
+def bundle_dags(airflow_db, request):
+    """A folder with a one-shard loader inside the configured dags folder (dag.test() re-parses
+    that bundle), removed after the test."""
+    import os
+    from pathlib import Path
+
+    from aq_airflow.cli.main import loader_files
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"alert_{request.node.name[:40]}"
+    folder.mkdir(parents=True)
+    for name, source in loader_files(1).items():
+        (folder / name).write_text(source)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_each_run_of_a_broken_spec_fails_with_the_located_error_and_alerts(
+    bundle_dags, tmp_path, monkeypatch, capsys, caplog
+):
+    import pendulum
+    from airflow.utils.session import create_session
+
+    alerts = tmp_path / "alerts.txt"
+    (tmp_path / "alerts_for_placeholders.py").write_text(
+        f"def notify(context):\n    open({str(alerts)!r}, 'a').write(context['dag'].dag_id + '\\n')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write(bundle_dags, "nightly.aq.yaml", SCHEDULED_TYPO)
+    dag = DagBag(dag_folder=str(bundle_dags)).dags["nightly"]
+    dag_run = dag.test(logical_date=pendulum.parse("2026-03-01T06:00:00Z"))
+    assert dag_run.state == "failed"
+    with create_session() as session:
+        assert {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)} == {
+            "invalid_spec": "failed"
+        }
+    logged = capsys.readouterr()
+    located = f"{bundle_dags}/nightly.aq.yaml:9:5: unknown key `input`; did you mean `inputs`?"
+    assert located in logged.out + logged.err + caplog.text
+    assert alerts.read_text() == "nightly\n"  # the spec's own on_failure callback was called
+
+
+def test_dagbag_preflight_prints_each_located_error_and_fails(dags_folder):
+    import subprocess
+    import sys
+
+    write(dags_folder, "nightly.aq.yaml", SCHEDULED_TYPO)
+    write(dags_folder, "good.aq.yaml", GOOD.format(name="good").replace("pkg.mod:fn", "steps_beside:fn"))
+    write(dags_folder, "steps_beside.py", "def fn(a):\n    return a\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "aq_airflow.cli", "dagbag", str(dags_folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    (row,) = [line for line in lines if line.startswith("INVALID")]
+    assert row.split()[1] == "nightly" and row.endswith("keeps its schedule (0 6 * * *): each run fails")
+    assert f"    {dags_folder}/nightly.aq.yaml:9:5: unknown key `input`; did you mean `inputs`?" in lines
+    assert [line.split()[:2] for line in lines if line.startswith("ok")] == [["ok", "good"]]
+    assert lines[-1] == "2 DAG(s), 1 invalid spec(s), 0 import error(s), 0 step(s) whose code is not beside its spec"
+    write(dags_folder, "nightly.aq.yaml", SCHEDULED_TYPO.replace("input:", "inputs:").replace("[x]", "[]"))
+    result = subprocess.run(
+        [sys.executable, "-m", "aq_airflow.cli", "dagbag", str(dags_folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout  # valid now, but `m` is not beside it
+    assert f"STEP CODE {dags_folder}/nightly.aq.yaml:8:13: module `m` of `m:f` is not beside this spec" in result.stdout
+
+
+# -- step code resolves beside its spec, wherever the spec sits -------------------------------------------------------
+
+TEAM_ORDERS = """
+pipeline: {name}
+cluster: {cluster}
+{extra}
+steps:
+  numbers:
+    sql: SELECT range AS n FROM range(5)
+  orders:
+    python: shop_beside.orders:build
+    inputs: [numbers]
+  report:
+    command: [python, -m, shop_beside.report]
+    inputs: [orders]
+"""
+SHOP = {
+    "__init__.py": "",
+    "orders.py": "def build(numbers):\n    return numbers.append_column('m', numbers.column('n'))\n",
+    "report.py": "import os, shop_beside\nopen(os.path.join(os.environ['AQ_OUTPUT'], 'where.txt'), 'w').write("
+    "os.path.dirname(os.path.dirname(shop_beside.__file__)))\n",
+}
+
+
+def _team_spec(folder, name: str = "team_orders", cluster: str = "local", extra: str = "", shop: bool = True):
+    team = folder / "team"
+    team.mkdir(exist_ok=True)
+    if shop:
+        (team / "shop_beside").mkdir(exist_ok=True)
+        for file, text in SHOP.items():
+            (team / "shop_beside" / file).write_text(text)
+    return write(team, f"{name}.aq.yaml", TEAM_ORDERS.format(name=name, cluster=cluster, extra=extra))
+
+
+def test_a_spec_in_a_subfolder_imports_its_code_from_beside_it(bundle_dags, tmp_path, monkeypatch, duckdb_warehouse):
+    import json
+
+    import pendulum
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AQ_ARTIFACTS", str(tmp_path / "artifacts"))
+    _team_spec(bundle_dags)
+    dag = DagBag(dag_folder=str(bundle_dags)).dags["team_orders"]
+    assert INVALID_TAG not in dag.tags, dag.description
+    assert dag.get_task("orders.run").plan.code_folder == "team"
+    dag_run = dag.test(logical_date=pendulum.parse("2026-03-01"))
+    with create_session() as session:
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
+    assert dag_run.state == "success", states
+    root = tmp_path / "artifacts" / "team_orders" / dag_run.run_id
+    assert json.loads((root / "orders" / "_manifest.json").read_text())["rows"] == 5
+    # the command step's `python -m` found the package beside the spec too (AQ_CODE first on PYTHONPATH)
+    assert (root / "report" / "where.txt").read_text() == str(bundle_dags / "team")
+
+
+def _validate(*paths):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "aq_airflow.cli", "validate", *map(str, paths)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_validate_reports_step_code_that_is_not_beside_its_spec(tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    spec = _team_spec(dags, shop=False)
+    result = _validate(dags)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{spec}:8:13: module `shop_beside` of `shop_beside.orders:build` is not beside this spec: no "
+        f"`shop_beside/` package or `shop_beside.py` in {dags}/team or {dags}, and it is not installed here. "
+        "The local runner imports step code from the spec's folder: put `shop_beside/` beside the spec, or fix "
+        "the module path"
+    ]
+    assert _validate(spec).returncode == 1  # the spec alone: its own folder is where its code is looked for
+    _team_spec(dags)  # the package beside it
+    assert _validate(dags).returncode == 0
+    assert _validate(spec).returncode == 0
+
+
+def test_validate_leaves_the_code_of_steps_in_pods_to_their_image(tmp_path):
+    extra = 'artifacts: s3://bucket/aq\ndefaults: {image: "ghcr.io/acme/shop:1"}'
+    spec = _team_spec(tmp_path, name="in_pods", cluster="gke", extra=extra, shop=False)
+    result = _validate(spec)
+    assert result.returncode == 0, result.stdout + result.stderr

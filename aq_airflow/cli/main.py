@@ -53,6 +53,7 @@ class _Compiled:
     """One spec as validate and compile see it: its plan, or the issues that stop it."""
 
     path: str
+    folder: str  # the dags folder it is planned in (the plan's paths are relative to it)
     plan: Any = None
     issues: list[SpecIssue] = field(default_factory=list)
     spec_file: SpecFile | None = None
@@ -65,7 +66,7 @@ def _compile(path: str, dags_folder: str | None) -> _Compiled:
     from aq_airflow.plan.compile import compile_text, profiles_near
 
     folder = dags_folder or os.path.dirname(os.path.abspath(path))
-    result = _Compiled(path)
+    result = _Compiled(path, folder)
     try:
         result.spec_file = SpecFile.read(path)
         result.plan = compile_text(result.spec_file, profiles_near(folder), source=os.path.relpath(path, folder))
@@ -107,11 +108,28 @@ def _check(paths: Sequence[str]) -> list[_Compiled]:
     return compiled
 
 
+def _code_check(compiled: list[_Compiled]) -> None:
+    """Each local-runner python step's module looked up beside its spec (``plan.code``), on
+    each spec that plans: validate and dagbag, never the loader."""
+    from aq_airflow.plan.code import code_problems
+
+    for spec in compiled:
+        if spec.plan is not None and spec.spec_file is not None:
+            try:
+                spec.issues += [spec.spec_file.issue(p) for p in code_problems(spec.plan, spec.folder)]
+            except Exception as error:  # a bug of ours: said where it happened, the other files still checked
+                spec.issues.append(
+                    SpecIssue(spec.spec_file.path, 1, 1, f"internal error looking up step code: {error!r}")
+                )
+
+
 def _deep_check(compiled: list[_Compiled]) -> None:
-    """What only validate checks, on each spec that plans: its SQL parsed with sqlglot and its
-    `expect:` checks looked up in Great Expectations (slow imports the loader never pays for)."""
+    """What only validate checks, on each spec that plans: its step code looked up beside it, its
+    SQL parsed with sqlglot and its `expect:` checks looked up in Great Expectations (slow imports
+    the loader never pays for)."""
     from aq_airflow.pipeline_spec.deep import deep_issues
 
+    _code_check(compiled)
     notes: set[str] = set()
     for spec in compiled:
         if spec.plan is not None and spec.spec_file is not None:

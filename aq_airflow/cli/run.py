@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aq_airflow.plan.model import TaskRole
-from aq_airflow.runners.local import artifacts_root
+from aq_airflow.runners.local import CODE_ROOT, artifacts_root
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import DuckDB
@@ -141,12 +141,13 @@ def _prepare(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "CRITICAL",
             contract.ARTIFACTS: artifacts,
             "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
-            # the spec's own Python package (module:function steps) sits next to it
-            "PYTHONPATH": os.pathsep.join(p for p in (str(spec.parent.resolve()), os.environ.get("PYTHONPATH")) if p),
+            # the spec runs from the temporary dags folder; its steps' code stays beside the spec, where
+            # the local runner finds it as it does in a deployed dags folder (the plan's code folder)
+            CODE_ROOT: str(spec.parent.resolve()),
         }
     )
     os.environ[conn_var] = _connection(warehouse_uri, workdir)  # reads a URI with Airflow: after its set-up
-    sys.path.insert(0, str(spec.parent.resolve()))
+    sys.path.insert(0, str(spec.parent.resolve()))  # what runs in this process (an `on_failure:` callback)
     return dags
 
 

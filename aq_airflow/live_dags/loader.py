@@ -22,12 +22,13 @@ from typing import Any
 from airflow.sdk import DAG, get_parsing_context
 
 from aq_airflow.live_dags.dag import StepBuildError, build_dag
+from aq_airflow.live_dags.import_errors import report_import_error
 from aq_airflow.live_dags.placeholder import placeholder_dag
 from aq_airflow.pipeline_spec import Problem, SpecError, SpecFile, SpecIssue, spec_paths
 from aq_airflow.pipeline_spec.errors import printable
 from aq_airflow.pipeline_spec.load import file_dag_id, placeholder_dag_id
 from aq_airflow.pipeline_spec.types import DAG_ID_MAX_LENGTH, is_dag_id
-from aq_airflow.plan.compile import compile_text, profiles_near
+from aq_airflow.plan.compile import compile_text, kept_settings, profiles_near
 from aq_airflow.plan.store import PlanStore
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ def _plan_or_errors(spec_file: SpecFile, profiles: Any, store: PlanStore, local_
         return None, [str(SpecIssue(spec_file.path, 1, 1, f"internal error while planning this pipeline: {error!r}"))]
 
 
-def _build(plan: Any, dag_id: str, errors: list[str], spec_file: SpecFile | None, path: str, source: str) -> DAG:
-    """The DAG of a plan, or the placeholder carrying ``errors``."""
+def _build(plan: Any, dag_id: str, errors: list[str], path: str, source: str, spec_file: SpecFile | None,
+           store: PlanStore, loader_file: str) -> DAG:  # fmt: skip
+    """The DAG of a plan, or the placeholder carrying ``errors``: on the schedule the spec still
+    states or its last plan had, and reported as an import error of the spec's own file."""
     if plan is not None and spec_file is not None:
         try:
             return build_dag(plan)
@@ -84,7 +87,13 @@ def _build(plan: Any, dag_id: str, errors: list[str], spec_file: SpecFile | None
         except Exception as error:  # a bug of ours must not hide the folder's other pipelines
             log.exception("aq-airflow: could not build %s", path)
             errors = [str(SpecIssue(path, 1, 1, f"internal error while building this pipeline: {error!r}"))]
-    return placeholder_dag(dag_id, errors, source, spec_file.text if spec_file else "")
+    try:
+        kept = kept_settings(path, spec_file, store)
+    except Exception:  # a bug of ours: the placeholder still shows, unscheduled
+        log.exception("aq-airflow: could not read what %s schedules", path)
+        kept = None
+    report_import_error(loader_file, path, errors, dag_id)
+    return placeholder_dag(dag_id, errors, source, spec_file.text if spec_file else "", kept)
 
 
 def _wanted_here(wanted: str, dag_id: str, spec_file: SpecFile | None) -> bool:
@@ -154,7 +163,7 @@ def load_dags(
             issue = spec_file.dag_id_issue(message) if spec_file else SpecIssue(path, 1, 1, message)
             errors = [str(issue), *errors]
             plan, dag_id = None, shown
-        dag = _build(plan, dag_id, errors, spec_file, path, printable(relative))
+        dag = _build(plan, dag_id, errors, path, printable(relative), spec_file, store, namespace.get("__file__", ""))
         seen[dag.dag_id] = path
         namespace[f"aq_dag__{dag.dag_id}"] = dag
         built.append(dag)

@@ -20,6 +20,7 @@ from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
+from aq_airflow.runtime import contract
 from aq_airflow.runtime.labels import item_label
 from aq_airflow.runtime.manifest import read_local_manifest
 
@@ -76,7 +77,12 @@ class AqLocalStepOperator(BaseOperator):
             output = Location.of(uri)
             attempt = None if run.command.runs_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
-        pythonpath = os.pathsep.join(p for p in (dags_folder, os.environ.get("PYTHONPATH")) if p)
+        code_root = os.environ.get(local.CODE_ROOT) or dags_folder
+        env.update(environment.code_environment(run, code_root) if code_root else {})
+        # the spec's folder first (a command step's `python -m pkg` finds it too), then the dags
+        # folder's root, as before
+        paths = (env.get(contract.CODE), dags_folder, os.environ.get("PYTHONPATH"))
+        pythonpath = os.pathsep.join(dict.fromkeys(p for p in paths if p))
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             self._process = LocalProcess(
                 local.executable(self.argv), env={**os.environ, **env, "PYTHONPATH": pythonpath}, cwd=workdir

@@ -214,6 +214,9 @@ class RunPlan:
     placement: Placement | None = None
     pod: PodSettings | None = None
     foreach: Foreach | None = None  # a mapped step: the item arrives as `item` / AQ_ITEM
+    # python and command steps: the folder of the step's own code (the spec's folder), relative to
+    # the dags folder ("." at its root); the runtime puts it first on sys.path (`AQ_CODE`)
+    code_folder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,6 +511,24 @@ class DagPlan:
         keep = {"dag_id", "schedule", "catchup"}
         return {k: v for k, v in arguments.items() if k in keep or v not in (None, {}, [])}
 
+    def kept_settings(self) -> KeptSettings:
+        """What a placeholder keeps of this DAG should its spec break (see :class:`KeptSettings`)."""
+        return KeptSettings(self.schedule, self.schedule_assets, self.start_date, self.end_date, self.on_failure)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptSettings:
+    """The DAG arguments a broken spec's placeholder keeps: when it runs and whom it tells.
+
+    Read from what the broken spec still states validly, else from its last plan (the plan
+    store records them per spec path), so a typo never silently stops a scheduled pipeline."""
+
+    schedule: str | None = None
+    schedule_assets: tuple[AssetRef, ...] = ()
+    start_date: datetime.datetime | None = None
+    end_date: datetime.datetime | None = None
+    on_failure: CallbackRef | None = None
+
 
 # Every class a plan may hold, by name: the plan store's JSON tags and codegen's imports.
 PLAN_TYPES: dict[str, type] = {
@@ -520,3 +541,4 @@ PLAN_TYPES: dict[str, type] = {
 }  # fmt: skip
 PLAN_TYPES.update({cls.__name__: cls for cls in (Foreach, ItemsPlan, Expansion)})  # `foreach:` steps
 PLAN_TYPES[OperatorPlan.__name__] = OperatorPlan  # `operator:` steps
+PLAN_TYPES[KeptSettings.__name__] = KeptSettings  # the plan store's per-spec record

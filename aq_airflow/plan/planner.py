@@ -18,6 +18,7 @@ import functools
 import graphlib
 import json
 import os
+import posixpath
 import re
 
 from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
@@ -152,6 +153,13 @@ class _Planner:
                 )
             )
 
+    @property
+    def code_folder(self) -> str:
+        """Where the steps' own code lives: the spec's folder, relative to the dags folder ("."
+        at its root). Decided here once: the local runner, ``aq-airflow run`` and validate's
+        module lookup all read it."""
+        return posixpath.dirname(self.source.replace(os.sep, "/")) or "."
+
     def output(self, step: str) -> ArtifactRef:
         return ArtifactRef(self.dag_id, step, each=step in self.mapped)
 
@@ -274,6 +282,7 @@ class _Planner:
             placement=self.placement(name, ask) if runner == Runner.KUBERNETES else None,
             pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
             foreach=self.foreach(name, step),
+            code_folder=self.code_folder,
         )
 
     # -- foreach: mapped steps ---------------------------------------------------------------------

@@ -18,12 +18,12 @@ import tempfile
 from typing import Any
 
 from aq_airflow import __version__
-from aq_airflow.plan.model import PLAN_TYPES, DagPlan
+from aq_airflow.plan.model import PLAN_TYPES, DagPlan, KeptSettings
 
 # marks an encoded value; a user param dict using this key would decode to a plan object (plain
 # data: nothing is imported or run at parse time)
 _TAG = "__aq_plan_value__"
-_FORMAT = "4"  # part of every key: entries written in another format are never read
+_FORMAT = "5"  # part of every key: entries written in another format are never read
 
 
 def _encode(value: Any) -> Any:
@@ -90,24 +90,41 @@ class PlanStore:
     def __init__(self, folder: str | None = None) -> None:
         self.folder = folder or default_folder()
 
-    def _path(self, *key: str) -> str:
+    def _path(self, *key: str, under: str = "") -> str:
         digest = hashlib.sha256("\0".join((__version__, _FORMAT, *key)).encode()).hexdigest()
-        return os.path.join(self.folder, f"{digest}.json")
+        return os.path.join(self.folder, under, f"{digest}.json")
 
     def get(self, *key: str) -> DagPlan | None:
+        return self._read(self._path(*key))
+
+    def put(self, plan: DagPlan, *key: str) -> None:
+        """Store a plan, and what a placeholder keeps of it under the spec's path (``key[0]``):
+        see :meth:`last_kept`."""
+        self._write(self._path(*key), plan)
+        self._write(self._path(key[0], under="kept"), plan.kept_settings())
+
+    def last_kept(self, spec_path: str) -> KeptSettings | None:
+        """The schedule, dates and failure callback of the last plan stored for the spec at
+        ``spec_path``: what its placeholder keeps when the spec breaks in a way that hides them.
+        One small file, read only for a broken spec; written with every plan planned anew (a
+        spec brought back to an earlier text reuses that text's plan and leaves the record)."""
+        kept = self._read(self._path(spec_path, under="kept"))
+        return kept if isinstance(kept, KeptSettings) else None
+
+    def _read(self, path: str) -> Any:
         try:
-            with open(self._path(*key), encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 return plan_from_json(handle.read())
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
-    def put(self, plan: DagPlan, *key: str) -> None:
+    def _write(self, path: str, value: Any) -> None:
         """Write atomically (temp file, then rename); a read-only disk just means no cache."""
         try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(plan_to_json(plan))
-            os.replace(temp, self._path(*key))
+                out.write(json.dumps(value, default=_encode))
+            os.replace(temp, path)
         except OSError:
             return

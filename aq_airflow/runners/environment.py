@@ -8,6 +8,7 @@ renders before the step starts.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from aq_airflow.plan.model import ArtifactRef, RunPlan
@@ -39,6 +40,14 @@ def step_environment(run: RunPlan) -> dict[str, str]:
             gathered=[i.argument for i in run.inputs if i.gather],  # fan-ins from mapped steps
         )
     return env
+
+
+def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:
+    """``AQ_CODE``: the step's code folder (its spec's folder, from the plan) under the folder the
+    plan's paths are relative to. Pods carry their code in the image and get none of it yet."""
+    if run.code_folder is None:
+        return {}
+    return {contract.CODE: os.path.normpath(os.path.join(dags_folder, run.code_folder))}
 
 
 def item_environment(run: RunPlan, item: Any, map_index: int | str | None) -> dict[str, str]:

@@ -21,6 +21,9 @@ ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
 CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
 ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function gets it as `item`)
 MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its output is under `{step}/{index}/`)
+# the folder of the step's own code (its spec's folder); the runtime puts it first on sys.path before
+# importing a python step's function. Unset: the code is importable already (installed in a pod's image)
+CODE = "AQ_CODE"
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 

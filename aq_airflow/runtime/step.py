@@ -28,7 +28,11 @@ class StepFailed(Exception):
     """A user-facing failure: the message says which step, which function, which input."""
 
 
-def _import(path: str):
+def _import(path: str, code: str | None = None):
+    """The step's function; ``code`` (``AQ_CODE``), the folder of the step's own code, is
+    searched first, so the step imports what sits beside its spec wherever the spec is."""
+    if code and (not sys.path or sys.path[0] != code):
+        sys.path.insert(0, code)
     module_name, _, attr = path.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
@@ -121,7 +125,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
     if not output:
         raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
     started = time.perf_counter()
-    function = _import(function_path)
+    function = _import(function_path, env.get(contract.CODE))
     kwargs = call_arguments(function, env, step)
     location = Location.of(output)
     attempt = location.begin()

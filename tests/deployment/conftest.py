@@ -101,7 +101,8 @@ def stack(request, postgres_dsn, production_venv, tmp_path_factory):
         _seed_examples_warehouse(deployment.examples_warehouse)
         examples = deployable_examples(root)
         packages = [EXAMPLES / name for name in EXAMPLE_PACKAGES]
-        deployment.start([*SPECS.glob("*.aq.yaml"), SPECS / "deploy_steps.py", *examples, *packages])
+        # team/: a spec in a subfolder of the dags folder with its step code beside it
+        deployment.start([*SPECS.glob("*.aq.yaml"), SPECS / "deploy_steps.py", SPECS / "team", *examples, *packages])
         yield deployment
     finally:
         try:

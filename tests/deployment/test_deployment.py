@@ -27,6 +27,8 @@ from tests.deployment.stack import TERMINAL, timestamp, wait_for
 
 DAG = "deploy_quality"
 BROKEN = "deploy_broken"
+BROKEN_MINUTELY = "deploy_broken_minutely"  # invalid, scheduled every minute: its placeholder keeps firing
+TEAM = "deploy_team_orders"  # specs/team/: in a subfolder, its step code (shop_team/) beside it
 ALERTS = "deploy_alerts"  # scheduled after analytics.scored, which DAG publishes
 # run_id: (logical date, conf)
 RUNS = {
@@ -54,7 +56,9 @@ def dags(stack) -> dict[str, dict]:
     """The DAGs as the API shows them, once the DAG processor has parsed the loader."""
     visible = wait_for(
         "the aq DAGs in the API",
-        lambda: stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS, CHAMPION, REGIONS]),
+        lambda: (
+            stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS, CHAMPION, REGIONS, BROKEN_MINUTELY, TEAM])
+        ),
         180,
         every=1,
         explain=lambda: f"import errors: {stack.import_errors()}\n{stack.tails()}",
@@ -114,7 +118,16 @@ def examples_started(stack, dags):
 
 
 @pytest.fixture(scope="module")
-def runs(stack, dags, examples_started) -> dict[str, dict]:
+def started_early(stack, dags):
+    """Before the long runs: the broken scheduled spec unpaused (the scheduler creates its runs
+    at the next minute) and the subfolder spec's run triggered; their tests await them."""
+    stack.unpause(BROKEN_MINUTELY)
+    stack.unpause(TEAM)
+    assert stack.trigger(TEAM, "team", "2026-03-01T00:00:00Z")["state"] in ("queued", "running")
+
+
+@pytest.fixture(scope="module")
+def runs(stack, dags, examples_started, started_early) -> dict[str, dict]:
     """All runs triggered at once (they overlap), then awaited: {run_id: final dag run}."""
     stack.unpause(DAG)
     stack.unpause(ALERTS)
@@ -186,7 +199,8 @@ def logged(log: str, level: str, text: str) -> bool:
 
 
 def test_dags_load_without_import_errors(stack, dags):
-    assert stack.import_errors() == []
+    # the broken specs' own files may carry theirs (test_a_broken_spec_is_an_import_error_of_its_own_file)
+    assert [e for e in stack.import_errors() if not e["filename"].endswith(".aq.yaml")] == []
     assert dags[DAG]["is_paused"] is True  # new DAGs arrive paused; the runs fixture unpauses
     assert {t["name"] for t in dags[DAG]["tags"]} >= {"deploy-test"}
     assert "aq:invalid" not in {t["name"] for t in dags[DAG]["tags"]}
@@ -383,3 +397,44 @@ def test_champion_is_promoted_and_a_weaker_challenger_is_skipped(stack, example_
     tis = stack.task_instances(CHAMPION, "challenger")
     log = stack.task_log(CHAMPION, "challenger", "promote.when", tis["promote.when"]["try_number"])
     assert "(recorded 2026-03-02)" in log and "does not hold" in log, log[-3000:]
+
+
+def test_a_broken_spec_is_an_import_error_of_its_own_file(stack, dags):
+    """Shown where import-error alerting and `airflow dags list-import-errors` look, without
+    hiding the DAGs of its loader shard. Airflow's bundle refresh deletes errors of files that
+    are not Python (every 5 s here) and the shard's next parse (every 30 s) writes it again: polled."""
+
+    def error_of_the_spec():
+        stack.check_alive()
+        return [e for e in stack.import_errors() if e["filename"] == f"{BROKEN_MINUTELY}.aq.yaml"]
+
+    (error,) = wait_for("the broken spec's import error", error_of_the_spec, 180, every=0.5,
+                        explain=lambda: f"{stack.import_errors()}\n{stack.tails()}")  # fmt: skip
+    assert f"{BROKEN_MINUTELY}.aq.yaml:11:5: unknown key `retires`; did you mean `retries`?" in error["stack_trace"]
+    for dag_id in (BROKEN_MINUTELY, DAG, TEAM):  # no DAG of the shards is marked stale by it
+        shown = stack.api("GET", f"/dags/{dag_id}")
+        assert not shown["is_stale"] and not shown["has_import_errors"], shown
+
+
+def test_a_broken_spec_keeps_its_schedule_and_each_scheduled_run_fails_with_the_error(stack, runs):
+    details = stack.api("GET", f"/dags/{BROKEN_MINUTELY}/details")
+    assert "aq:invalid" in {t["name"] for t in details["tags"]}
+    assert details["timetable_summary"] == "* * * * *" and details["catchup"] is False, details
+
+    def failed_scheduled_run():
+        stack.check_alive()
+        listing = stack.api("GET", f"/dags/{BROKEN_MINUTELY}/dagRuns", params={"limit": 50})["dag_runs"]
+        return [r for r in listing if r["run_type"] == "scheduled" and r["state"] == "failed"]
+
+    run = wait_for("a scheduled run of the broken spec to fail", failed_scheduled_run, 240, every=2,
+                   explain=stack.tails)[0]  # fmt: skip
+    ti = stack.task_instances(BROKEN_MINUTELY, run["dag_run_id"])["invalid_spec"]
+    assert ti["state"] == "failed"
+    log = stack.task_log(BROKEN_MINUTELY, run["dag_run_id"], "invalid_spec", ti["try_number"])
+    assert f"{BROKEN_MINUTELY}.aq.yaml:11:5: unknown key `retires`; did you mean `retries`?" in log, log[-3000:]
+
+
+def test_a_spec_in_a_subfolder_runs_its_step_code_from_beside_it(stack, runs):
+    run = stack.wait_run(TEAM, "team", timeout=300)
+    assert run["state"] == "success", stack.explain_run(TEAM, "team")
+    assert stack.states(TEAM, "team") == {"orders.run": "success", "totals.run": "success"}
