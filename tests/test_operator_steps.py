@@ -20,7 +20,7 @@ from aq_airflow.pipeline_spec.deep import deep_issues
 from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import OperatorPlan, TaskRole
 from aq_airflow.plan.store import plan_from_json, plan_to_json
-from tests.helpers import issues_of, spec_file, write
+from tests.helpers import issues_of, shard_import_errors, spec_file, write
 
 BASH = "airflow.providers.standard.operators.bash.BashOperator"
 FILE_SENSOR = "airflow.providers.standard.sensors.filesystem.FileSensor"
@@ -366,7 +366,8 @@ def test_a_missing_provider_makes_a_located_placeholder(dags_folder):
         """)  # fmt: skip
     write(dags_folder, "fine.aq.yaml", f"steps:\n  a:\n    operator: {BASH}\n    args: {{bash_command: echo}}\n")
     bag = DagBag(dag_folder=str(dags_folder))
-    assert bag.import_errors == {}
+    assert shard_import_errors(bag) == {}
+    assert list(bag.import_errors) == [str(dags_folder / "http_wait.aq.yaml")]  # the spec's own, hiding nothing
     placeholder = bag.dags["http_wait"]
     assert INVALID_TAG in placeholder.tags
     (error,) = placeholder.get_task("invalid_spec").errors
@@ -490,3 +491,21 @@ def test_an_invalid_operator_step_stops_the_run_before_it_starts(tmp_path):
     result = run("run", str(spec), "--workdir", str(tmp_path / "work"))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{spec}:7:5: an `operator` step has no output"), result.stderr
+
+
+def test_a_class_that_refuses_its_args_makes_a_located_placeholder(dags_folder):
+    """The loader does not run validate's signature check; the class's own refusal (a required
+    argument missing) is the step's error at its `args:`, and the other spec still loads."""
+    write(dags_folder, "no_path.aq.yaml", """
+        steps:
+          landed:
+            operator: airflow.providers.standard.sensors.filesystem.FileSensor
+            args: {poke_interval: 5}
+        """)  # fmt: skip
+    write(dags_folder, "fine.aq.yaml", f"steps:\n  a:\n    operator: {BASH}\n    args: {{bash_command: echo}}\n")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert shard_import_errors(bag) == {}
+    assert INVALID_TAG not in bag.dags["fine"].tags
+    (error,) = bag.dags["no_path"].get_task("invalid_spec").errors
+    assert error.startswith(f"{dags_folder / 'no_path.aq.yaml'}:4:11: `FileSensor` refused its arguments: ")
+    assert "filepath" in error and error.endswith("fix `args:` of this step")

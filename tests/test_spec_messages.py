@@ -106,6 +106,9 @@ steps:
   per_row:
     command: echo hi
     foreach: {step: orders, column: id}
+  wait:
+    operator: airflow.providers.standard.sensors.time_delta.TimeDeltaSensor
+    args: {delta: 60}
 """
 
 # pydantic's internals that must never reach a user

@@ -50,6 +50,19 @@ def operator_class(task: TaskPlan) -> type:
         raise StepBuildError(("steps", task.group, "operator"), str(error)) from None
 
 
+def _task(operator: type, task: TaskPlan, task_id: str, dag: DAG, group: TaskGroup, arguments: dict) -> Any:
+    """One task of ``operator``. An ``operator:`` step's class may refuse its ``args`` (a required
+    argument missing, a value of the wrong type; ``validate`` checks the names, not every value):
+    that is the step's error, located at its ``args:``, not a bug of ours."""
+    if operator_import(task)[0] == AQ_OPERATORS:
+        return operator(task_id=task_id, dag=dag, task_group=group, **arguments)
+    try:
+        return operator(task_id=task_id, dag=dag, task_group=group, **arguments)
+    except Exception as error:  # whatever the user's class raises for its arguments
+        message = f"`{operator.__name__}` refused its arguments: {error}; fix `args:` of this step"
+        raise StepBuildError(("steps", task.group, "args"), message) from None
+
+
 def build_dag(plan: DagPlan) -> DAG:
     """One DAG with a task group per step, wired as the plan says."""
     dag = DAG(**materialize(plan.dag_arguments()))
@@ -64,7 +77,7 @@ def build_dag(plan: DagPlan) -> DAG:
             partial = operator.partial(task_id=short_id, dag=dag, task_group=groups[task.group], **arguments)
             tasks[task.task_id] = partial.expand(**{k: tasks[over].output for k, over in expansion.items()})
             continue
-        tasks[task.task_id] = operator(task_id=short_id, dag=dag, task_group=groups[task.group], **arguments)
+        tasks[task.task_id] = _task(operator, task, short_id, dag, groups[task.group], arguments)
     for task in plan.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]

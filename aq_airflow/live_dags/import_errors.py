@@ -43,11 +43,22 @@ def _import_result():
     return None
 
 
+def _utf8(path: str) -> bool:
+    """Whether a path can be an import error's key: Airflow logs the key and stores it in its
+    metadata DB, and a name that is not UTF-8 (its bytes kept as lone surrogates) would fail
+    both, dropping every DAG of the shard. Such a spec is reported by its placeholder alone."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def report_import_error(loader_file: str, spec_path: str, errors: list[str], dag_id: str) -> bool:
     """Adds the spec's errors as an import error of the spec's own file to the import Airflow
     is running of ``loader_file``; whether there was one to add to."""
     result = _import_result()
-    if result is None or not errors:
+    if result is None or not errors or not _utf8(spec_path):
         return False
     from airflow.dag_processing.importers.base import DagImportError
 

@@ -91,7 +91,7 @@ class PlanStore:
         self.folder = folder or default_folder()
 
     def _path(self, *key: str, under: str = "") -> str:
-        digest = hashlib.sha256("\0".join((__version__, _FORMAT, *key)).encode()).hexdigest()
+        digest = hashlib.sha256("\0".join((__version__, _FORMAT, *key)).encode("utf-8", "surrogateescape")).hexdigest()
         return os.path.join(self.folder, under, f"{digest}.json")
 
     def get(self, *key: str) -> DagPlan | None:
