@@ -54,14 +54,14 @@ def total(square):
 
 SPEC = """
 pipeline: {name}
-params: {{regions: [eu, us]}}
+params: {{regions: [eu, us], min_rows: 2}}
 steps:
   per_region:
     python: fe_funcs:per_region
     foreach: {{param: regions}}
     max_parallel: 2
     checks:
-      - {{name: has_two_rows, row_count: {{min: 2}}}}
+      - {{name: has_two_rows, row_count: {{min: "{{{{ params.min_rows }}}}"}}}}  # rendered per item too
     metrics:
       - {{name: rows, count: "*"}}
   double:

@@ -85,11 +85,13 @@ class _QualityTask:
             "created_at": utcnow(),
         }
 
-    def render_template_fields(self, context: Any, jinja_env=None) -> None:
+    def _do_render_template_fields(self, parent, template_fields, context, jinja_env, seen_oids) -> None:
         """Airflow templates in checks and metrics (``"{{ params.min_rows }}"``) are rendered
-        into a new plan; the planned one stays as it was."""
-        super().render_template_fields(context, jinja_env)
-        if isinstance(self.plan, QualityPlan):
+        into a new plan; the planned one stays as it was. Here, not in ``render_template_fields``:
+        a mapped task (a `foreach:` step's checks and metrics) renders its unmapped instance
+        through this method only."""
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self and isinstance(self.plan, QualityPlan):
             self.plan = self.plan.rendered(lambda value: self.render_template(value, context, jinja_env))
 
 
