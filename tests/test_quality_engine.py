@@ -239,3 +239,17 @@ def test_history_bounds():
     assert metric_outcome(change, {"m0": 130}, [100.0]).outcome == "failed"
     assert metric_outcome(change, {"m0": 115}, [100.0]).outcome == "passed"
     assert "no earlier date's passed value" in metric_outcome(change, {"m0": 115}, []).message
+
+
+def test_metric_messages_write_numbers_as_users_do():
+    """`auc = 1234567.5`, not `1.23457e+06`: the message says what the value column holds."""
+    from aq_airflow.quality.evaluate import metric_outcome
+    from aq_airflow.quality.suite import Compiled
+
+    (spec,) = metrics_of({"name": "revenue", "sum": "x", "bounds": {"min": 0, "max": 26500}})
+    compiled = Compiled(spec, {"value": "m0"})
+    assert metric_outcome(compiled, {"m0": 1234567.5}, []).message == "revenue = 1234567.5: above the maximum 26500"
+    assert metric_outcome(compiled, {"m0": 26500}, []).message == "revenue = 26500"
+    assert metric_outcome(compiled, {"m0": 0.8476}, []).message == "revenue = 0.8476"
+    change = Compiled(*metrics_of({"name": "c", "sum": "x", "max_change": "20%"}), {"value": "m0"})
+    assert "from 26500, the latest" in metric_outcome(change, {"m0": 50000}, [26500.0]).message

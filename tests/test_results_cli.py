@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aq_airflow.cli.results import number
+from aq_airflow.quality.numbers import number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.warehouse import Warehouse
 

@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import decimal
 import json
-import math
 import os
 import shutil
 import sys
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
+from aq_airflow.quality.numbers import number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table
 from aq_airflow.runtime.labels import item_name
@@ -43,8 +43,6 @@ _HEADERS = {"failing_rows": "failing"}
 _MESSAGE_WIDTH = 40  # the narrowest the wrapped message column gets
 # a check's failing rows under its row: a few rows and columns, long values cut (JSON has them all)
 SAMPLE_SHOWN_ROWS, SAMPLE_SHOWN_COLUMNS, SAMPLE_VALUE_CHARS = 5, 8, 24
-_DIGITS = 10  # significant digits of a float shown without an exponent
-_PLAIN = (1e-4, 1e15)  # magnitudes shown without an exponent
 Sensitive = dict[str, Sequence[str]]  # step -> columns never shown in a failing-row sample
 
 
@@ -84,24 +82,6 @@ def read_results(
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found
-
-
-def number(value: int | float | decimal.Decimal) -> str:
-    """A number as users write it: integers (and whole floats) as integers (``26500``), other
-    floats to ten significant digits without an exponent (``0.8476``, ``1234567.5``); an
-    exponent only far from ordinary magnitudes (``1.5e-07``, ``2.1e+18``)."""
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = abs(value)
-    if magnitude and not _PLAIN[0] <= magnitude < _PLAIN[1]:
-        return f"{value:.6g}"
-    if value.is_integer():
-        return str(int(value))
-    decimals = max(0, _DIGITS - 1 - math.floor(math.log10(magnitude)))
-    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def _cell(value: Any) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aq_airflow.plan.model import CheckPlan, MetricPlan
+from aq_airflow.quality.numbers import number
 from aq_airflow.quality.suite import Compiled
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
@@ -143,9 +144,9 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
     if spec.bounds_min is not None or spec.bounds_max is not None:
         expected["bounds"] = {k: v for k, v in (("min", spec.bounds_min), ("max", spec.bounds_max)) if v is not None}
         if spec.bounds_min is not None and value < spec.bounds_min:
-            problems.append(f"below the minimum {spec.bounds_min}")
+            problems.append(f"below the minimum {number(spec.bounds_min)}")
         if spec.bounds_max is not None and value > spec.bounds_max:
-            problems.append(f"above the maximum {spec.bounds_max}")
+            problems.append(f"above the maximum {number(spec.bounds_max)}")
     notes = []
     # ``history``: the latest passed value of each earlier logical date, newest first (the
     # results store's metric_history), so the judged date, later dates and failed values are
@@ -162,7 +163,7 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
             expected["history"].update(mean=mean, stddev=spread, zscore=z)
             if z > limit:
                 problems.append(
-                    f"{z:.2f} standard deviations from the mean {mean:.4g} of the {len(past)} earlier dates"
+                    f"{z:.2f} standard deviations from the mean {number(mean)} of the {len(past)} earlier dates"
                 )
     if spec.max_change is not None:
         limit = spec.max_change
@@ -175,11 +176,11 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
             expected["previous"] = previous
             if moved > limit:
                 problems.append(
-                    f"changed {moved:.1%} from {previous:.4g}, the latest earlier date's passed value "
+                    f"changed {moved:.1%} from {number(previous)}, the latest earlier date's passed value "
                     f"(at most {limit:.0%})"
                 )
     outcome = FAILED if problems else PASSED
-    message = f"{spec.name} = {value:.6g}" + (": " + "; ".join(problems) if problems else "")
+    message = f"{spec.name} = {number(value)}" + (": " + "; ".join(problems) if problems else "")
     if notes:
         message += " (" + "; ".join(notes) + ")"
     return Outcome(**base, outcome=outcome, message=message, value=value, observed=value, expected=expected)
