@@ -54,9 +54,11 @@ def test_from_reruns_the_step_and_downstream_reusing_what_is_upstream(runs):
     whole, resumed = by_name["whole"], by_name["from_model"]
     assert results["whole"][1] == ["double", "fit", "per_region", "per_region", "per_region", "together"]
     assert ran == ["fit", "per_region", "per_region", "per_region", "together"]  # double did not run again
-    assert f"resuming from run {whole.run_id}: reusing numbers, doubled; running model, per_region, together" in (
-        result.stdout
-    )
+    day = whole.record["logical_date"][:10]
+    assert (
+        f"resuming from run {whole.run_id} (logical date {day}): reusing numbers, doubled; "
+        "running model, per_region, together"
+    ) in result.stdout
     lines = result.stdout.splitlines()
     for task in ("numbers.run", "doubled.run", "doubled.checks"):
         assert any(line.split()[:2] == [task, "reused"] and f"from run {whole.run_id}" in line for line in lines)
@@ -86,9 +88,11 @@ def test_steps_runs_exactly_those_and_never_resumes_from_a_failed_run(runs):
     _ok(result)
     assert ran == ["together"]
     source = by_name["from_model"]  # the latest successful run; the failed one came after it
-    assert f"resuming from run {source.run_id}: reusing numbers, doubled, model, per_region; running together" in (
-        result.stdout
-    )
+    day = source.record["logical_date"][:10]
+    assert (
+        f"resuming from run {source.run_id} (logical date {day}): reusing numbers, doubled, model, per_region; "
+        "running together"
+    ) in result.stdout
     run = by_name["steps_together"]
     assert run.record["resumed_from"] == source.run_id
     mapped = run.steps["per_region"]

@@ -134,7 +134,7 @@ def _deep_check(compiled: list[_Compiled]) -> None:
     for spec in compiled:
         if spec.plan is not None and spec.spec_file is not None:
             try:
-                spec.issues += deep_issues(spec.spec_file, notes)
+                spec.issues += deep_issues(spec.spec_file, notes, spec.folder)
             except Exception as error:  # a bug of ours: said where it happened, the other files still checked
                 message = f"internal error in validate's SQL and expectation checks: {error!r}"
                 spec.issues.append(SpecIssue(spec.spec_file.path, 1, 1, message))

@@ -37,9 +37,10 @@ class Resume:
     task_ids: frozenset[str]  # the tasks that run
 
     def describe(self) -> str:
+        day = (self.source.record or {}).get("logical_date", "")[:10] or "unknown"
         return (
-            f"resuming from run {self.source.run_id}: reusing {', '.join(self.reused) or 'nothing'}; "
-            f"running {', '.join(self.run_steps)}"
+            f"resuming from run {self.source.run_id} (logical date {day}): "
+            f"reusing {', '.join(self.reused) or 'nothing'}; running {', '.join(self.run_steps)}"
         )
 
 
@@ -102,9 +103,11 @@ def _outputs(plan: DagPlan) -> dict[str, RunPlan]:
     return {t.group: t.body for t in plan.tasks if t.role == TaskRole.RUN and isinstance(t.body, RunPlan)}
 
 
-def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None) -> Resume:
-    """Choose what runs and the earlier run to reuse, and check that every reused output is
-    committed there (read, not guessed). Raises :class:`ResumeError`."""
+def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None, day: str | None = None) -> Resume:
+    """Choose what runs and the earlier run to reuse: the latest successful run of the same
+    logical date ``day`` (YYYY-MM-DD) when there is one, else the latest successful run (its date
+    is printed); and check that every reused output is committed there (read, not guessed).
+    Raises :class:`ResumeError`."""
     run_steps, reused, task_ids = select(plan, from_step, steps)
     runs = list_runs(root, plan.dag_id)
     successful = [run for run in runs if run.state == "success"]
@@ -114,7 +117,8 @@ def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None) 
             f"no successful earlier run of `{plan.dag_id}` in {root}/{plan.dag_id} to resume from "
             f"(runs there: {seen}); run the whole pipeline once first"
         )
-    source = successful[-1]
+    same_day = [run for run in successful if day and (run.record or {}).get("logical_date", "")[:10] == day]
+    source = (same_day or successful)[-1]
     outputs = _outputs(plan)
     for step in reused:
         if step in outputs:

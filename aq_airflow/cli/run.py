@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aq_airflow.plan.model import TaskRole
-from aq_airflow.runners.local import CODE_ROOT, artifacts_root
+from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import DuckDB
@@ -143,7 +143,7 @@ def _prepare(
             "AQ_AIRFLOW_CACHE": str(home / "plan-cache"),
             # the spec runs from the temporary dags folder; its steps' code stays beside the spec, where
             # the local runner finds it as it does in a deployed dags folder (the plan's code folder)
-            CODE_ROOT: str(spec.parent.resolve()),
+            contract.CODE_ROOT: str(spec.parent.resolve()),
         }
     )
     os.environ[conn_var] = _connection(warehouse_uri, workdir)  # reads a URI with Airflow: after its set-up
@@ -267,7 +267,10 @@ def _run_pipeline(
         from aq_airflow.cli.resume import ResumeError, prepare
 
         try:
-            reuse = prepare(plan, artifacts, from_step, steps)
+            import pendulum
+
+            day = (_logical_date(date) if date else pendulum.now("UTC")).date().isoformat()
+            reuse = prepare(plan, artifacts, from_step, steps, day)
         except ResumeError as error:
             print(error, file=sys.stderr)
             return 2

@@ -1,5 +1,6 @@
-"""A pipeline's runs in an artifact store: the one listing that the client, ``aq-airflow run
---from`` (resume) and ``aq-airflow gc`` read.
+"""A pipeline's runs in an artifact store: the listing that the client and ``aq-airflow run
+--from`` (resume) read. (``aq-airflow gc`` still lists run folders its own way; moving it onto
+this listing is part of making gc recognise only what aq wrote.)
 
 A run's outputs live under ``{root}/{dag_id}/{run_id}/``: one folder per step holding its
 committed manifest (``_manifest.json``), or for a mapped (``foreach:``) step ``_items.json`` and

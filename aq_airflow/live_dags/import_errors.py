@@ -62,11 +62,12 @@ def report_import_error(loader_file: str, spec_path: str, errors: list[str], dag
         return False
     from airflow.dag_processing.importers.base import DagImportError
 
+    if not loader_file or not loader_file.endswith(result.file_path):
+        return False  # the result of another file's import: this loader's is not on the stack
     if os.path.isabs(result.file_path):  # a DagBag without a bundle: absolute paths
         key = spec_path
     else:  # relative to the bundle root, as the shard's own path is
-        root = loader_file[: -len(result.file_path)] if loader_file.endswith(result.file_path) else ""
-        key = os.path.relpath(spec_path, root) if root else spec_path
+        key = os.path.relpath(spec_path, loader_file[: -len(result.file_path)])
     message = (
         f"aq-airflow: this spec is invalid; its DAG `{dag_id}` (tag aq:invalid) fails each run until it is fixed:\n"
         + "\n".join(errors)

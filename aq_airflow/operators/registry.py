@@ -51,13 +51,11 @@ def operator_import(task: TaskPlan) -> tuple[str, str]:
 
 
 def operator_name(task: TaskPlan) -> str:
-    """The class in ``aq_airflow.operators`` that runs ``task``; for an ``operator:`` step, the
-    path of the user's class (see :func:`operator_import`)."""
+    """The class in ``aq_airflow.operators`` that runs ``task`` (an ``operator:`` step's class is
+    the user's: :func:`operator_import`)."""
     body = task.body
     if task.role == TaskRole.ITEMS:  # a `foreach:` step's item list
         return "AqItemsOperator"
-    if isinstance(body, OperatorPlan):
-        return body.class_path
     if isinstance(body, RunPlan):
         return _RUN_OPERATORS[body.kind, body.runner]
     if isinstance(body, WhenPlan):

@@ -77,7 +77,7 @@ class AqLocalStepOperator(BaseOperator):
             output = Location.of(uri)
             attempt = None if run.command.runs_runtime else clear(output)
         dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
-        code_root = os.environ.get(local.CODE_ROOT) or dags_folder
+        code_root = os.environ.get(contract.CODE_ROOT) or dags_folder
         env.update(environment.code_environment(run, code_root) if code_root else {})
         # the spec's folder first (a command step's `python -m pkg` finds it too), then the dags
         # folder's root, as before

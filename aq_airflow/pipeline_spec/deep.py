@@ -23,9 +23,10 @@ from aq_airflow.pipeline_spec.operator_steps import BUILDER_ARGUMENTS
 _EXTRA = "install aq-airflow[airflow] to check it"
 
 
-def deep_issues(spec_file: SpecFile, notes: set[str] | None = None) -> list[SpecIssue]:
-    """Located issues of ``spec_file``'s SQL and `expect:` checks; what was skipped for want of
-    a package is added to ``notes``."""
+def deep_issues(spec_file: SpecFile, notes: set[str] | None = None, dags_folder: str | None = None) -> list[SpecIssue]:
+    """Located issues of ``spec_file``'s SQL, `expect:` checks and `operator:` classes (imported as
+    the loader imports them in ``dags_folder``, by default the spec's own folder); what was
+    skipped for want of a package is added to ``notes``."""
     notes = notes if notes is not None else set()
     pipeline = parse_spec(spec_file)
     problems: list[Problem] = []
@@ -46,13 +47,14 @@ def deep_issues(spec_file: SpecFile, notes: set[str] | None = None) -> list[Spec
         if importlib.util.find_spec("airflow") is None:
             notes.add(f"Airflow is not installed: `operator:` classes were not imported and checked ({_EXTRA})")
         else:
-            problems += operator_problems(pipeline, os.path.dirname(os.path.abspath(spec_file.path)))
+            problems += operator_problems(pipeline, dags_folder or os.path.dirname(os.path.abspath(spec_file.path)))
     return sorted((spec_file.issue(p) for p in problems), key=lambda i: (i.line, i.col, i.message))
 
 
 def operator_problems(pipeline: Pipeline, folder: str) -> list[Problem]:
-    """Each ``operator:`` class imported (with the spec's own folder importable, as under
-    ``aq-airflow run``) and its ``args`` held against its constructor: an import that fails at
+    """Each ``operator:`` class imported with the dags folder's root importable, as the
+    dag-processor imports it for the loader (and as under ``aq-airflow run``, whose dags folder
+    is the spec's), and its ``args`` held against its constructor: an import that fails at
     the ``operator:`` line, an argument it does not take at that key, a required one missing at
     the step."""
     from aq_airflow.pipeline_spec.operator_classes import OperatorClassError, argument_problems, import_operator_class

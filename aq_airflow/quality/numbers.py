@@ -16,6 +16,8 @@ def number(value: int | float | decimal.Decimal) -> str:
     exponent only far from ordinary magnitudes (``1.5e-07``, ``2.1e+18``)."""
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))  # a warehouse NUMBER (Snowflake counts, sums): exact, however large
     value = float(value)
     if not math.isfinite(value):
         return str(value)

@@ -14,10 +14,6 @@ from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
 
 log = logging.getLogger(__name__)
-# The folder a plan's code folders are relative to (`RunPlan.code_folder`): by default the dags
-# folder, the loader file's own. `aq-airflow run` runs a spec from a temporary dags folder and
-# names the spec's real folder here, so its code is imported from where it sits.
-CODE_ROOT = "AQ_CODE_ROOT"
 
 
 def artifacts_root(artifacts: str | None) -> str:

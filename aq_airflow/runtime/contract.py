@@ -24,6 +24,10 @@ MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its outpu
 # the folder of the step's own code (its spec's folder); the runtime puts it first on sys.path before
 # importing a python step's function. Unset: the code is importable already (installed in a pod's image)
 CODE = "AQ_CODE"
+# The folder a plan's code folders are relative to (`RunPlan.code_folder`), in the worker's own
+# environment: by default the dags folder, the loader file's. `aq-airflow run` runs a spec from a
+# temporary dags folder and names the spec's real folder here, so its code is imported from there.
+CODE_ROOT = "AQ_CODE_ROOT"
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 
