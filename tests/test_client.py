@@ -3,6 +3,7 @@ that a real ``aq-airflow run`` wrote (a local folder, and S3 on its emulator).""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -134,6 +135,9 @@ def test_tables_objects_and_manifests_read_as_the_next_step_gets_them(store):
     assert model.read() == {"weight": 12} and model.manifest["kind"] == "object"
     with pytest.raises(ValueError, match="use one of arrow, pandas"):
         doubled.read(as_="excel")
+    if importlib.util.find_spec("polars") is None:  # not in the lock: the library is named, not a pickle
+        with pytest.raises(ModuleNotFoundError, match=r"^as_='polars' needs polars: pip install polars$"):
+            doubled.read(as_="polars")
 
 
 def test_a_mapped_step_reads_per_item_as_a_list_or_as_the_fan_in(store):

@@ -420,3 +420,22 @@ def test_validate_leaves_the_code_of_steps_in_pods_to_their_image(tmp_path):
     spec = _team_spec(tmp_path, name="in_pods", cluster="gke", extra=extra, shop=False)
     result = _validate(spec)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_spec_validated_alone_is_checked_as_its_dags_folder_loads_it(tmp_path):
+    """A pre-commit hook validates the changed spec alone: inside a dags folder (a loader `init`
+    wrote above it), the dags folder's root is where the loader also finds step code."""
+    from aq_airflow.cli.main import loader_files
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    spec = _team_spec(dags, shop=False)
+    assert _validate(spec).returncode == 1  # no dags folder above it: its own folder only
+    for name, source in loader_files(1).items():
+        (dags / name).write_text(source)
+    assert _validate(spec).returncode == 1  # the root has no such package either
+    (dags / "shop_beside").mkdir()
+    for file, text in SHOP.items():
+        (dags / "shop_beside" / file).write_text(text)
+    result = _validate(spec)
+    assert result.returncode == 0, result.stdout + result.stderr

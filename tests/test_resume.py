@@ -161,3 +161,42 @@ def test_selection_reruns_the_reused_quality_a_condition_reads():
     assert {"b.when", "b.run", "d.run"} <= tasks
     assert select(plan, None, "d, c")[:2] == (["c", "d"], ["a", "b"])
     assert json.dumps(sorted(select(plan, None, "c")[2])) == '["c.run"]'
+
+
+BRANCHES = """
+steps:
+  a: {python: m:a}
+  b: {python: m:b, inputs: [a]}
+  c: {python: m:c, inputs: [b]}
+  d: {python: m:d, inputs: [a]}
+"""
+
+
+def _committed_run(root: Path, run_id: str, steps: list[str]) -> None:
+    """A run folder as `aq-airflow run` leaves it: each step's table committed by its manifest,
+    and the run record."""
+    import pyarrow as pa
+
+    from aq_airflow.client.runs import write_record
+    from aq_airflow.runtime.artifacts import Location, write_batches
+
+    table = pa.table({"x": [1]})
+    for step in steps:
+        location = Location.of(f"{root}/branches/{run_id}/{step}")
+        location.commit({**write_batches(location, location.begin(), table.schema, [table]), "step": step})
+    record = {"state": "success", "logical_date": "2026-03-01T00:00:00+00:00"}
+    write_record(str(root), "branches", run_id, record)
+
+
+def test_a_resumed_run_that_holds_one_branch_does_not_hide_the_run_holding_another(tmp_path):
+    """`--from d` leaves a run holding only a and d; `--steps c` after it needs a and b: the
+    latest successful run that holds them is the source (found by manifest), not the latest run."""
+    from aq_airflow.cli.resume import prepare
+
+    plan = compile_text(spec_file(BRANCHES, "branches.aq.yaml"))
+    _committed_run(tmp_path, "manual__2026-03-01T00:00:01+00:00", ["a", "b", "c", "d"])
+    _committed_run(tmp_path, "manual__2026-03-01T00:00:02+00:00", ["a", "d"])  # resumed --from d
+    resume = prepare(plan, str(tmp_path), None, "c", "2026-03-01")
+    assert resume.source.run_id == "manual__2026-03-01T00:00:01+00:00"
+    assert resume.reused == ("a", "b")
+    assert prepare(plan, str(tmp_path), "d", None, "2026-03-01").source.run_id.endswith("02+00:00")

@@ -37,13 +37,34 @@ DEFAULT_SHARDS = 64
 SCHEMA_FILE = "aq-airflow.schema.json"
 
 
+def dags_folder_of(spec: str) -> str | None:
+    """The dags folder a spec file sits in: the nearest folder above it (its own included) that
+    holds a loader `aq-airflow init` wrote, or None. A spec given alone (a pre-commit hook over
+    changed files) is then checked as the loader sees it: with the profiles and the step code at
+    that folder's root."""
+    folder = os.path.dirname(os.path.abspath(spec))
+    while True:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            names = []
+        loaders = [n for n in names if n.startswith("aq_dags") and n.endswith(".py")]
+        if any(_written_by_init(os.path.join(folder, n)) for n in loaders):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
 def _spec_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
     """(spec file, the dags folder it belongs to): a folder given is a dags folder, whose
-    profiles and paths hold for the specs in its subfolders too, as they do for the loader.
-    A file given twice (itself and in its folder) is checked once."""
+    profiles and paths hold for the specs in its subfolders too, as they do for the loader; a
+    file given belongs to the dags folder above it (:func:`dags_folder_of`), else to its own
+    folder. A file given twice (itself and in its folder) is checked once."""
     files: list[tuple[str, str | None]] = []
     for path in paths:
-        files += [(spec, path) for spec in spec_paths(path)] if os.path.isdir(path) else [(path, None)]
+        files += [(spec, path) for spec in spec_paths(path)] if os.path.isdir(path) else [(path, dags_folder_of(path))]
     seen: set[str] = set()
     return [(f, d) for f, d in files if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
 
@@ -252,8 +273,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _written_by_init(path: str) -> bool:
     """Whether a file is a loader this command wrote (now or in an earlier version)."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        head = handle.read(400)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(400)
+    except OSError:  # unreadable, or a folder of that name
+        return False
     return "written by `aq-airflow init`" in head
 
 

@@ -104,10 +104,10 @@ def _outputs(plan: DagPlan) -> dict[str, RunPlan]:
 
 
 def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None, day: str | None = None) -> Resume:
-    """Choose what runs and the earlier run to reuse: the latest successful run of the same
-    logical date ``day`` (YYYY-MM-DD) when there is one, else the latest successful run (its date
-    is printed); and check that every reused output is committed there (read, not guessed).
-    Raises :class:`ResumeError`."""
+    """Choose what runs and the earlier run to reuse: among the successful runs that hold every
+    output to reuse (a resumed run holds only what it needed), the latest of the same logical
+    date ``day`` (YYYY-MM-DD) when there is one, else the latest (its date is printed); and check
+    that every reused output is committed there (read, not guessed). Raises :class:`ResumeError`."""
     run_steps, reused, task_ids = select(plan, from_step, steps)
     runs = list_runs(root, plan.dag_id)
     successful = [run for run in runs if run.state == "success"]
@@ -117,9 +117,12 @@ def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None, 
             f"no successful earlier run of `{plan.dag_id}` in {root}/{plan.dag_id} to resume from "
             f"(runs there: {seen}); run the whole pipeline once first"
         )
-    same_day = [run for run in successful if day and (run.record or {}).get("logical_date", "")[:10] == day]
-    source = (same_day or successful)[-1]
     outputs = _outputs(plan)
+    needed = [step for step in reused if step in outputs]
+    holding = [run for run in successful if all(s in run.steps and run.steps[s].committed for s in needed)]
+    candidates = holding or successful[-1:]  # none holds them all: the latest says which is missing
+    same_day = [run for run in candidates if day and (run.record or {}).get("logical_date", "")[:10] == day]
+    source = (same_day or candidates)[-1]
     for step in reused:
         if step in outputs:
             _verify(source, step, outputs[step].foreach is not None)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aq_airflow.cli.main import dags_folder_of
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
@@ -125,7 +126,8 @@ def _prepare(
     dags = home / "dags"
     dags.mkdir(parents=True)
     shutil.copy(spec, dags / spec.name)
-    profiles = spec.parent / "aq-profiles.yaml"
+    dags_root = dags_folder_of(str(spec))  # a spec inside a deployed dags folder: as the loader sees it there
+    profiles = Path(dags_root or spec.parent) / "aq-profiles.yaml"
     if profiles.exists():
         shutil.copy(profiles, dags / profiles.name)
     (dags / "aq_run_dags.py").write_text(LOADER)
@@ -146,6 +148,8 @@ def _prepare(
             contract.CODE_ROOT: str(spec.parent.resolve()),
         }
     )
+    if dags_root and Path(dags_root) != spec.parent.resolve():
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (dags_root, os.environ.get("PYTHONPATH")) if p)
     os.environ[conn_var] = _connection(warehouse_uri, workdir)  # reads a URI with Airflow: after its set-up
     sys.path.insert(0, str(spec.parent.resolve()))  # what runs in this process (an `on_failure:` callback)
     return dags
@@ -244,7 +248,7 @@ def _run_pipeline(
         print(error, file=sys.stderr)
         return 2
     try:
-        plan = compile_spec(spec)
+        plan = compile_spec(spec, dags_folder_of(str(spec)))
     except SpecError as error:  # unreadable files too
         print(error, file=sys.stderr)
         return 1

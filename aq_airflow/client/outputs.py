@@ -7,6 +7,7 @@ and only committed outputs (a valid ``_manifest.json``) read at all.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -213,6 +214,7 @@ class StepOutput:
         list of the items' outputs (:meth:`read_items` always gives the list)."""
         if map_index is not None:
             return self.item(map_index).read(as_=as_)
+        _library_for(as_)
         annotation = _annotation(as_)
         if self.mapped:
             from aq_airflow.runtime.items import gather
@@ -257,6 +259,14 @@ class StepOutput:
             f"step `{self.step}`{index} of run `{self.run.run_id}` of pipeline `{self.run.pipeline.dag_id}`: {why} "
             f"at {self.uri}; only committed outputs read (the step failed, is still running, or did not run)"
         )
+
+
+def _library_for(as_: str) -> None:
+    """``as_="pandas"`` or ``"polars"`` needs that library here: said as such, before any read (a
+    missing one would otherwise look like a pickled object's missing module)."""
+    library = {"pandas": "pandas", "polars": "polars"}.get(as_)
+    if library and importlib.util.find_spec(library) is None:
+        raise ModuleNotFoundError(f"as_={as_!r} needs {library}: pip install {library}", name=library)
 
 
 def _annotation(as_: str) -> str | None:
