@@ -141,6 +141,14 @@ def test_foreach_param_runs_per_item_with_checks_chain_and_fan_in(run_dag, fe_fu
         ).fetchall()
     assert checks_rows == [(0, "eu", "passed"), (1, "us", "passed"), (2, "apac", "failed")]
     assert metric_rows == [(0, "eu", 2.0), (1, "us", 3.0), (2, "apac", 1.0)]
+    # the same date again with fewer items: the date holds this run's items only (apac's rows go)
+    _, again, _ = run_dag("fe_e2e", SPEC.format(name="fe_e2e"), conf={"regions": ["eu", "us"]})
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        for table in ("aq_check_results", "aq_metric_results"):
+            rows = conn.execute(
+                f"SELECT map_index, item_label, run_id FROM {table} WHERE dag_id = 'fe_e2e' ORDER BY map_index"
+            ).fetchall()
+            assert rows == [(0, "eu", again.run_id), (1, "us", again.run_id)], (table, rows)
 
 
 def test_map_to_map_chain_and_fan_in_table_with_item_column(run_dag, fe_funcs, warehouse, tmp_path):

@@ -45,6 +45,17 @@ class _QualityTask:
         store.ensure_tables()
         return store
 
+    def item_count(self, context: Any) -> int | None:
+        """A `foreach:` step's item count in this run (its recorded item list), None when the
+        step is not mapped: the results of items past it, from an earlier run of the date, go."""
+        ref = self.plan.source.artifact
+        if ref is None or not ref.each:
+            return None
+        from aq_airflow.runtime.items import read_items
+
+        folder = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
+        return len(read_items(folder, self.plan.step))
+
     def artifact(self, context: Any) -> tuple[Location, dict]:
         ref = self.plan.source.artifact
         if ref.each:  # a `foreach:` step's checks and metrics: this instance's item
@@ -143,7 +154,8 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
             # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
             outcomes = unreadable(checks, f"{type(error).__name__}: {error}")
         common = self.common_row(context)
-        self.results(warehouse).replace(CHECKS_TABLE, common, [result_row(o, common) for o in outcomes])
+        rows = [result_row(o, common) for o in outcomes]
+        self.results(warehouse).replace(CHECKS_TABLE, common, rows, self.item_count(context))
         self.check_results = [self._lineage_result(o) for o in outcomes]
         blocking = _report(self.log, "check", outcomes)
         if blocking:
@@ -216,7 +228,7 @@ class AqMetricOperator(_QualityTask, BaseOperator):
                 raise
             outcomes = unreadable(metrics, f"{type(error).__name__}: {error}")
         common["created_at"] = utcnow()
-        store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes])
+        store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes], self.item_count(context))
         blocking = _report(self.log, "metric", outcomes)
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)

@@ -130,9 +130,11 @@ class ResultsStore:
                 statements.append(self.warehouse.render(alter))
         return statements
 
-    def replace(self, table: str, key: dict, rows: Sequence[dict]) -> None:
+    def replace(self, table: str, key: dict, rows: Sequence[dict], items: int | None = None) -> None:
         """Replace the rows of ``key``'s (dag_id, logical_date, step, map_index) with ``rows``,
-        atomically: whichever run or try wrote them before, the date keeps one set."""
+        atomically: whichever run or try wrote them before, the date keeps one set. ``items``: a
+        `foreach:` step's item count in this run; rows of its step and date at a map index past it
+        (a run of the date that had more items) go too, so the date holds this run's items only."""
         missing = [k for k in KEY if key.get(k) is None]
         if missing:
             raise ValueError(f"a results key needs {', '.join(KEY)}; missing: {', '.join(missing)}")
@@ -147,6 +149,10 @@ class ResultsStore:
 
         with self.warehouse.transaction() as cursor:
             cursor.execute(f"DELETE FROM {target} WHERE {where}", tuple(key[k] for k in KEY))  # noqa: S608
+            if items is not None:
+                past = f"dag_id = {p} AND logical_date = {p} AND step = {p} AND map_index >= {p}"
+                stale = (key["dag_id"], key["logical_date"], key["step"], items)
+                cursor.execute(f"DELETE FROM {target} WHERE {past}", stale)  # noqa: S608
             if values:
                 cursor.executemany(insert, values)
 
