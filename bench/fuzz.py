@@ -486,12 +486,12 @@ class Campaign:
         tally.by_origin.update(origins.values())
 
         # 1. validate. Its checks past planning (SQL parsed, GX looked up) are validate's alone;
-        # compile and the loader are held to the rest (`_check`, which validate runs first).
-        from aq_airflow.cli.main import _check
+        # compile and the loader are held to the rest (`check`, which validate runs first).
+        from aq_airflow.cli.specs import check
 
         rejected: dict[str, list[str]] = {}
         try:
-            core = {printable(c.path): {i.message for i in c.issues} for c in _check([str(folder)]) if c.issues}
+            core = {printable(c.path): {i.message for i in c.issues} for c in check([str(folder)]) if c.issues}
             code, out, err = self.run_cli(["validate", "--format", "json", str(folder)])
             report = json.loads(out)
             if code not in (0, 1) or report["files"] != len(origins) or "Traceback" in err:

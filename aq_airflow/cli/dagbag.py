@@ -17,7 +17,7 @@ def show_dagbag(folder: str) -> int:
     spec; 1 when any of them is there."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from aq_airflow.cli.main import _check, _code_check
+    from aq_airflow.cli.specs import check, code_check
     from aq_airflow.live_dags import INVALID_TAG
     from aq_airflow.pipeline_spec import SPEC_SUFFIXES
 
@@ -36,8 +36,8 @@ def show_dagbag(folder: str) -> int:
     others = {path: error for path, error in bag.import_errors.items() if not path.endswith(SPEC_SUFFIXES)}
     for path, error in sorted(others.items()):
         print(f"IMPORT ERROR {path}: {error}")
-    planned = [spec for spec in _check([folder]) if spec.plan is not None and not spec.issues]
-    _code_check(planned)  # the specs that plan (the others are the invalid DAGs above)
+    planned = [spec for spec in check([folder]) if spec.plan is not None and not spec.issues]
+    code_check(planned)  # the specs that plan (the others are the invalid DAGs above)
     code = [issue for spec in planned for issue in spec.issues]
     for issue in code:
         print(f"STEP CODE {issue}")

@@ -298,12 +298,12 @@ def _line(state: str, subject: str, detail: str, verb: str, places: list[str]) -
 def diagnose(dags_folder: str, timeout: float = DEFAULT_TIMEOUT) -> int:
     """Check a dags folder's specs, connections and artifact roots; print one line each."""
     from aq_airflow.cli.connection import masked_output
-    from aq_airflow.cli.main import _check  # the specs as validate and the loader see them
+    from aq_airflow.cli.specs import check  # the specs as validate and the loader see them
 
     if not os.path.isdir(dags_folder):
         print(f"{dags_folder}: not a folder (give the dags folder, e.g. $AIRFLOW_HOME/dags)", file=sys.stderr)
         return 2
-    compiled = _check([dags_folder])
+    compiled = check([dags_folder])
     if not compiled:
         print(f"no *.aq.yaml files found in {dags_folder}", file=sys.stderr)
         return 2

@@ -13,11 +13,10 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from aq_airflow.cli.params import HELP as PARAMS_HELP
-from aq_airflow.pipeline_spec import SpecError, SpecFile, SpecIssue, spec_paths
+from aq_airflow.cli.specs import check, deep_check, written_by_init
+from aq_airflow.pipeline_spec import SpecIssue
 
 LOADER_MARK = "(written by `aq-airflow init`)"
 LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_MARK}.
@@ -37,135 +36,9 @@ DEFAULT_SHARDS = 64
 SCHEMA_FILE = "aq-airflow.schema.json"
 
 
-def dags_folder_of(spec: str) -> str | None:
-    """The dags folder a spec file sits in: the nearest folder above it (its own included) that
-    holds a loader `aq-airflow init` wrote, or None. A spec given alone (a pre-commit hook over
-    changed files) is then checked as the loader sees it: with the profiles and the step code at
-    that folder's root."""
-    folder = os.path.dirname(os.path.abspath(spec))
-    while True:
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            names = []
-        loaders = [n for n in names if n.startswith("aq_dags") and n.endswith(".py")]
-        if any(_written_by_init(os.path.join(folder, n)) for n in loaders):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-def _spec_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
-    """(spec file, the dags folder it belongs to): a folder given is a dags folder, whose
-    profiles and paths hold for the specs in its subfolders too, as they do for the loader; a
-    file given belongs to the dags folder above it (:func:`dags_folder_of`), else to its own
-    folder. A file given twice (itself and in its folder) is checked once."""
-    files: list[tuple[str, str | None]] = []
-    for path in paths:
-        files += [(spec, path) for spec in spec_paths(path)] if os.path.isdir(path) else [(path, dags_folder_of(path))]
-    seen: set[str] = set()
-    return [(f, d) for f, d in files if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
-
-
-@dataclass
-class _Compiled:
-    """One spec as validate and compile see it: its plan, or the issues that stop it."""
-
-    path: str
-    folder: str  # the dags folder it is planned in (the plan's paths are relative to it)
-    plan: Any = None
-    issues: list[SpecIssue] = field(default_factory=list)
-    spec_file: SpecFile | None = None
-
-
-def _compile(path: str, dags_folder: str | None) -> _Compiled:
-    """Plan one spec file as the loader would in ``dags_folder`` (by default the spec's own
-    folder), or the located issues that stop it: unreadable files and limits included; a bug of
-    ours is an issue too, never a traceback."""
-    from aq_airflow.plan.compile import compile_text, profiles_near
-
-    folder = dags_folder or os.path.dirname(os.path.abspath(path))
-    result = _Compiled(path, folder)
-    try:
-        result.spec_file = SpecFile.read(path)
-        result.plan = compile_text(result.spec_file, profiles_near(folder), source=os.path.relpath(path, folder))
-    except SpecError as error:
-        result.issues = error.issues
-    except Exception as error:  # a bug of ours: a located issue, not a traceback
-        message = f"internal error while checking this spec (please report it): {error!r}"
-        result.issues = [SpecIssue(path, 1, 1, message)]
-    return result
-
-
-def _duplicates(compiled: list[_Compiled]) -> None:
-    """Adds to each spec whose dag_id another spec of ``compiled`` has an issue naming the others
-    (at each one's ``pipeline:``, or 1:1 when its file name gives the id). The dag_id is the
-    plan's, or for a spec that does not validate the one it declares (its placeholder DAG takes
-    that id in Airflow)."""
-    by_id: dict[str, list[_Compiled]] = {}
-    for spec in compiled:
-        dag_id = spec.plan.dag_id if spec.plan is not None else spec.spec_file and spec.spec_file.declared_dag_id
-        if dag_id:
-            by_id.setdefault(dag_id, []).append(spec)
-    for dag_id, specs in by_id.items():
-        if len(specs) < 2:
-            continue
-        places = [spec.spec_file.dag_id_issue("") for spec in specs]
-        for spec, place in zip(specs, places, strict=True):
-            others = ", ".join(f"{p.file}:{p.line}:{p.col}" for p in places if p is not place)
-            message = (
-                f"dag_id `{dag_id}` is also the dag_id of {others}: Airflow shows one DAG per dag_id; "
-                "give each pipeline its own `pipeline:` (or file name)"
-            )
-            spec.issues = sorted([*spec.issues, SpecIssue(place.file, place.line, place.col, message)],
-                                 key=lambda i: (i.line, i.col))  # fmt: skip
-
-
-def _check(paths: Sequence[str]) -> list[_Compiled]:
-    compiled = [_compile(path, folder) for path, folder in _spec_files(paths)]
-    _duplicates(compiled)
-    return compiled
-
-
-def _code_check(compiled: list[_Compiled]) -> None:
-    """Each local-runner python step's module looked up beside its spec (``plan.code``), on
-    each spec that plans: validate and dagbag, never the loader."""
-    from aq_airflow.plan.code import code_problems
-
-    for spec in compiled:
-        if spec.plan is not None and spec.spec_file is not None:
-            try:
-                spec.issues += [spec.spec_file.issue(p) for p in code_problems(spec.plan, spec.folder)]
-            except Exception as error:  # a bug of ours: said where it happened, the other files still checked
-                spec.issues.append(
-                    SpecIssue(spec.spec_file.path, 1, 1, f"internal error looking up step code: {error!r}")
-                )
-
-
-def _deep_check(compiled: list[_Compiled]) -> None:
-    """What only validate checks, on each spec that plans: its step code looked up beside it, its
-    SQL parsed with sqlglot and its `expect:` checks looked up in Great Expectations (slow imports
-    the loader never pays for)."""
-    from aq_airflow.pipeline_spec.deep import deep_issues
-
-    _code_check(compiled)
-    notes: set[str] = set()
-    for spec in compiled:
-        if spec.plan is not None and spec.spec_file is not None:
-            try:
-                spec.issues += deep_issues(spec.spec_file, notes, spec.folder)
-            except Exception as error:  # a bug of ours: said where it happened, the other files still checked
-                message = f"internal error in validate's SQL and expectation checks: {error!r}"
-                spec.issues.append(SpecIssue(spec.spec_file.path, 1, 1, message))
-    for note in sorted(notes):
-        print(f"note: {note}", file=sys.stderr)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    compiled = _check(args.paths)
-    _deep_check(compiled)
+    compiled = check(args.paths)
+    deep_check(compiled)
     issues = [issue for spec in compiled for issue in spec.issues]
     if args.format == "json":
         print(json.dumps({"files": len(compiled), "errors": [i.as_dict() for i in issues]}, indent=2))
@@ -205,7 +78,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     failed = False
-    for spec in _check(args.paths):
+    for spec in check(args.paths):
         if spec.plan is not None and not spec.issues:
             target = os.path.join(args.out, f"{spec.plan.dag_id}.py")
             try:
@@ -251,13 +124,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     wanted = loader_files(args.shards)
     for name in sorted(os.listdir(args.dags_folder)):  # loaders of an earlier init (another shard count)
         path = os.path.join(args.dags_folder, name)
-        if name.startswith("aq_dags") and name.endswith(".py") and name not in wanted and _written_by_init(path):
+        if name.startswith("aq_dags") and name.endswith(".py") and name not in wanted and written_by_init(path):
             os.remove(path)
             print(f"removed {path} (an earlier aq-airflow loader)", file=sys.stderr)
     kept = 0
     for name, source in wanted.items():
         path = os.path.join(args.dags_folder, name)
-        if os.path.exists(path) and not args.force and not _written_by_init(path):
+        if os.path.exists(path) and not args.force and not written_by_init(path):
             print(f"{path} exists and is not an aq-airflow loader; leaving it (use --force)", file=sys.stderr)
             kept += 1
             continue
@@ -269,16 +142,6 @@ def cmd_init(args: argparse.Namespace) -> int:
         handle.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
     print(f"wrote {schema} (point editors at it: # yaml-language-server: $schema={SCHEMA_FILE})", file=sys.stderr)
     return 0
-
-
-def _written_by_init(path: str) -> bool:
-    """Whether a file is a loader this command wrote (now or in an earlier version)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            head = handle.read(400)
-    except OSError:  # unreadable, or a folder of that name
-        return False
-    return "written by `aq-airflow init`" in head
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aq_airflow.cli.main import dags_folder_of
+from aq_airflow.cli.specs import dags_folder_of
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
