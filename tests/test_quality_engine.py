@@ -253,3 +253,19 @@ def test_metric_messages_write_numbers_as_users_do():
     assert metric_outcome(compiled, {"m0": 0.8476}, []).message == "revenue = 0.8476"
     change = Compiled(*metrics_of({"name": "c", "sum": "x", "max_change": "20%"}), {"value": "m0"})
     assert "from 26500, the latest" in metric_outcome(change, {"m0": 50000}, [26500.0]).message
+
+
+@pytest.mark.parametrize(
+    ("bounds", "expected"),
+    [
+        ({"min": 1000}, "3 rows; expected at least 1000"),
+        ({"max": 0}, "3 rows; expected at most 0"),  # a zero maximum is a bound, not "no bound"
+        ({"min": 1, "max": 10}, "3 rows; expected between 1 and 10"),
+    ],
+)
+def test_row_count_messages_say_the_bounds_as_written(bounds, expected):
+    from aq_airflow.quality.evaluate import check_outcome
+    from aq_airflow.quality.suite import Compiled
+
+    (spec,) = checks_of({"name": "rows", "row_count": bounds})
+    assert check_outcome(Compiled(spec, {"rows": "c0"}), {"c0": 3}, None).message == expected

@@ -81,7 +81,7 @@ def check_outcome(compiled: Compiled, values: dict[str, Any], now: datetime.date
             high = None if spec.high is None else _number(spec.high, "row_count.max")
             passed = (low is None or rows >= low) and (high is None or rows <= high)
             expected = {"min": low, "max": high}
-            message = f"{rows} rows; expected between {low if low is not None else '-inf'} and {high or 'inf'}"
+            message = f"{rows} rows; expected {_row_range(low, high)}"
             return Outcome(**base, outcome=PASSED if passed else FAILED, message=message, observed=rows,
                            expected=expected, rows=rows)  # fmt: skip
         if kind == "freshness":
@@ -127,6 +127,15 @@ def _freshness(spec: CheckPlan, base: dict, latest: Any, now: datetime.datetime)
         )
     return Outcome(**base, outcome=PASSED if age <= max_age else FAILED, message=message,
                    observed=latest.isoformat(), expected=spec.max_age_text, details=details)  # fmt: skip
+
+
+def _row_range(low: float | None, high: float | None) -> str:
+    """``at least 1000``, ``at most 0``, ``between 1 and 10``: the bounds as the spec wrote them."""
+    if high is None:
+        return f"at least {number(low)}" if low is not None else "any number of rows"
+    if low is None:
+        return f"at most {number(high)}"
+    return f"between {number(low)} and {number(high)}"
 
 
 def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[float]) -> Outcome:
