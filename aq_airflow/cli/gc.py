@@ -14,10 +14,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-import pyarrow.fs as pafs
-
+from aq_airflow.client.runs import pipeline_folders, written_by_a_step
 from aq_airflow.runners.local import artifacts_root
-from aq_airflow.runtime.artifacts import MANIFEST, Location
+from aq_airflow.runtime.artifacts import Location
 
 
 @dataclass(frozen=True)
@@ -27,37 +26,16 @@ class RunFolder:
     newest: datetime.datetime  # the newest file's modification time, UTC
 
 
-def _utc(moment: datetime.datetime) -> datetime.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
 def run_folders(root: str, dag_id: str) -> list[RunFolder]:
-    """The run folders of a pipeline in an artifact store, with their newest file's time."""
-    pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
-    try:
-        entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
-    except OSError:
-        return []
-    folders = []
-    for entry in entries:
-        if entry.type != pafs.FileType.Directory:
-            continue
-        location = Location.of(f"{pipeline.uri}/{entry.base_name}")
-        files = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
-        if not any(_written_by_a_step(f.base_name) for f in files if f.type == pafs.FileType.File):
-            continue  # not a run folder (someone else's files under the store root): never touched
-        times = [_utc(f.mtime) for f in files if f.type == pafs.FileType.File and f.mtime]
-        folders.append(RunFolder(entry.base_name, location, max(times, default=_utc(entry.mtime or _epoch()))))
+    """The run folders of a pipeline in an artifact store, with their newest file's time: the
+    folders holding a file a step wrote (someone else's files under the store root are never
+    touched)."""
+    folders = [
+        RunFolder(name, location, newest)
+        for name, location, files, newest in pipeline_folders(root, dag_id)
+        if any(written_by_a_step(f.base_name) for f in files)
+    ]
     return sorted(folders, key=lambda f: f.newest)
-
-
-def _written_by_a_step(name: str) -> bool:
-    """A step's commit marker, or a table part of a step's (possibly killed) attempt."""
-    return name == MANIFEST or (name.startswith("part-") and name.endswith(".parquet"))
-
-
-def _epoch() -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
 
 
 class NoMetadataDatabase(Exception):

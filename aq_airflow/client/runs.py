@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
@@ -80,36 +81,43 @@ def written_by_a_step(name: str) -> bool:
     return name == MANIFEST or (name.startswith("part-") and name.endswith(".parquet"))
 
 
-def list_runs(root: str, dag_id: str) -> list[RunFolder]:
-    """The run folders of ``dag_id`` under the store ``root`` (a folder, or an ``s3://``,
-    ``gs://``, ``abfs://`` URI), oldest first by :attr:`RunFolder.written`. One recursive
-    listing per run; a mapped step's ``_items.json`` is read for its item count."""
+def pipeline_folders(root: str, dag_id: str) -> Iterator[tuple[str, Location, list[pafs.FileInfo], datetime.datetime]]:
+    """Each folder directly under ``{root}/{dag_id}/`` (a run's, or anyone's): its name, its
+    location, the files in it (one recursive listing) and its newest file's time, UTC. What
+    counts as a run is the caller's: :func:`list_runs` here, ``aq-airflow gc`` its own."""
     pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
     try:
         entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
     except OSError:
-        return []
-    runs = []
+        return
     for entry in entries:
-        if entry.type == pafs.FileType.Directory:
-            run = _run_folder(Location.of(f"{pipeline.uri}/{entry.base_name}"), entry)
-            if run is not None:
-                runs.append(run)
+        if entry.type != pafs.FileType.Directory:
+            continue
+        location = Location.of(f"{pipeline.uri}/{entry.base_name}")
+        files = [
+            f for f in location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
+            if f.type == pafs.FileType.File
+        ]  # fmt: skip
+        times = [_utc(f.mtime) for f in files if f.mtime]
+        yield entry.base_name, location, files, max(times, default=_utc(entry.mtime) if entry.mtime else _epoch())
+
+
+def list_runs(root: str, dag_id: str) -> list[RunFolder]:
+    """The run folders of ``dag_id`` under the store ``root`` (a folder, or an ``s3://``,
+    ``gs://``, ``abfs://`` URI), oldest first by :attr:`RunFolder.written`. One recursive
+    listing per run; a mapped step's ``_items.json`` is read for its item count."""
+    runs = [
+        _run_folder(name, location, files, newest)
+        for name, location, files, newest in pipeline_folders(root, dag_id)
+        if any(written_by_a_step(f.base_name) or f.base_name in (RUN_RECORD, ITEMS_FILE) for f in files)
+    ]  # someone else's files under the store root are no run
     return sorted(runs, key=lambda r: r.written)
 
 
-def _run_folder(location: Location, entry: pafs.FileInfo) -> RunFolder | None:
-    files = [
-        f for f in location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
-        if f.type == pafs.FileType.File
-    ]  # fmt: skip
+def _run_folder(name: str, location: Location, files: list[pafs.FileInfo], newest: datetime.datetime) -> RunFolder:
     relative = {f.path[len(location.path) :].strip("/"): f for f in files}
-    if not any(written_by_a_step(f.base_name) or f.base_name in (RUN_RECORD, ITEMS_FILE) for f in files):
-        return None  # someone else's files under the store root: not a run
-    times = [_utc(f.mtime) for f in files if f.mtime]
-    newest = max(times, default=_utc(entry.mtime) if entry.mtime else _epoch())
     record = _read_json(location, RUN_RECORD) if RUN_RECORD in relative else None
-    return RunFolder(entry.base_name, location, newest, _steps(location, set(relative)), record)
+    return RunFolder(name, location, newest, _steps(location, set(relative)), record)
 
 
 def _steps(location: Location, paths: set[str]) -> dict[str, StepFolder]:

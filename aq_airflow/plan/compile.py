@@ -9,8 +9,8 @@ import os
 from aq_airflow.pipeline_spec import ProblemsFound, SpecFile, parse_spec
 from aq_airflow.pipeline_spec.profiles import PROFILES_FILE, ProfileSpec, parse_profiles
 from aq_airflow.pipeline_spec.salvage import KEPT_FIELDS, salvage
-from aq_airflow.plan.model import AssetRef, CallbackRef, DagPlan, KeptSettings
-from aq_airflow.plan.planner import plan_pipeline
+from aq_airflow.plan.model import CallbackRef, DagPlan, KeptSettings
+from aq_airflow.plan.planner import plan_pipeline, planned_schedule
 from aq_airflow.plan.store import PlanStore
 
 _PLANS: dict[tuple[str, ...], DagPlan] = {}
@@ -70,25 +70,13 @@ def kept_settings(path: str, spec_file: SpecFile | None, store: PlanStore | None
     states validly (``spec_file`` is None when it cannot be read), the others from the last plan
     ``store`` recorded for that path (read only when the spec does not state them all); None
     when neither says anything (an unscheduled placeholder)."""
-    declared = salvage(spec_file) if spec_file is not None else None
-    declared = declared if declared is not None else {}
+    declared = (salvage(spec_file) if spec_file is not None else None) or {}
     last = store.last_kept(path) if store is not None and len(declared) < len(KEPT_FIELDS) else None
     if not declared and last is None:
         return None
-    kept = last or KeptSettings()
+    changes = {name: declared[name] for name in ("start_date", "end_date") if name in declared}
     if "schedule" in declared:
-        schedule = declared["schedule"]
-        kept = dataclasses.replace(
-            kept,
-            schedule=schedule if isinstance(schedule, str) else None,
-            schedule_assets=tuple(AssetRef(t) for t in schedule.after) if schedule and not isinstance(schedule, str)
-            else (),
-        )  # fmt: skip
-    for name in ("start_date", "end_date"):
-        if name in declared:
-            kept = dataclasses.replace(kept, **{name: declared[name]})
+        changes["schedule"], changes["schedule_assets"] = planned_schedule(declared["schedule"])
     if "on_failure" in declared:
-        kept = dataclasses.replace(
-            kept, on_failure=CallbackRef(declared["on_failure"]) if declared["on_failure"] else None
-        )
-    return kept
+        changes["on_failure"] = CallbackRef(declared["on_failure"]) if declared["on_failure"] else None
+    return dataclasses.replace(last or KeptSettings(), **changes)

@@ -24,7 +24,7 @@ import re
 from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.pipeline_spec.conditions import referenced_steps
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
-from aq_airflow.pipeline_spec.models import Check, Metric
+from aq_airflow.pipeline_spec.models import Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.pipeline_spec.types import duration_seconds
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
@@ -463,7 +463,7 @@ class _Planner:
         if self.problems:
             raise ProblemsFound(self.problems)
         pipeline = self.pipeline
-        schedule = pipeline.schedule
+        schedule, schedule_assets = planned_schedule(pipeline.schedule)
         order = {name: i for i, name in enumerate(pipeline.steps)}
         ttl = pipeline.artifacts_ttl or self.profile.artifacts_ttl
         tasks = sorted(self.tasks, key=lambda t: (order[t.group], self.tasks.index(t)))
@@ -473,10 +473,8 @@ class _Planner:
             spec_sha256=self.spec_file.sha256,
             description=pipeline.description,
             doc_md=spec_doc(pipeline.description, self.source, self.spec_file.text),
-            schedule=schedule if isinstance(schedule, str) else None,
-            schedule_assets=tuple(AssetRef(t) for t in schedule.after)
-            if schedule and not isinstance(schedule, str)
-            else (),
+            schedule=schedule,
+            schedule_assets=schedule_assets,
             start_date=pipeline.start_date,
             end_date=pipeline.end_date,
             catchup=pipeline.catchup,
@@ -493,6 +491,14 @@ class _Planner:
             artifacts=pipeline.artifacts,
             artifacts_ttl=_seconds(ttl),
         )
+
+
+def planned_schedule(schedule: str | ScheduleAfter | None) -> tuple[str | None, tuple[AssetRef, ...]]:
+    """A spec's ``schedule:`` as the DAG's: a cron or preset (None: triggered only), or the
+    tables whose publishing triggers it, as Assets."""
+    if schedule is None or isinstance(schedule, str):
+        return schedule, ()
+    return None, tuple(AssetRef(table) for table in schedule.after)
 
 
 def spec_doc(description: str | None, source: str, text: str) -> str:
