@@ -23,7 +23,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 # the manifest's name and the missing-output error live in runtime.manifest (no pyarrow); named here too
-from aq_airflow.runtime.manifest import MANIFEST, MissingArtifact, missing_output  # noqa: F401
+from aq_airflow.runtime.manifest import (  # noqa: F401
+    MANIFEST,
+    WRITER,
+    BadOutput,
+    MissingArtifact,
+    missing_output,
+    parse,
+)
 
 ROW_GROUP_ROWS = 128 * 1024
 
@@ -156,9 +163,10 @@ class Location:
     def read_manifest(self, producer: str | None = None) -> dict:
         try:
             with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
-                return json.loads(handle.read())
+                data = handle.read()
         except (FileNotFoundError, OSError) as error:
             raise missing_output(self.uri, producer, error) from None
+        return parse(data, self.uri, producer)
 
     def begin(self) -> str:
         """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""
@@ -170,7 +178,9 @@ class Location:
         return uuid.uuid4().hex[:12]
 
     def commit(self, manifest: dict) -> None:
-        """Write the manifest (the commit marker), then drop files of earlier attempts."""
+        """Write the manifest (the commit marker, stamped as our writer's), then drop files of
+        earlier attempts."""
+        manifest = {**manifest, "writer": WRITER}
         temp = self.join(f".{MANIFEST}.{uuid.uuid4().hex[:8]}")
         with self.fs.open_output_stream(temp) as handle:
             handle.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
