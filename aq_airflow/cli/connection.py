@@ -23,8 +23,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from aq_airflow.warehouse import DuckDB
 
 MASK = "***"
-# the password of any URI with credentials: scheme://user:password@host
-_URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@\s/]+)(?=@)")
+# the password of any URI with credentials: scheme://user:password@host. Linear in the text (it
+# masks whole JSON documents of the results tables, megabytes of messages): a scheme is looked
+# for only where a run of scheme characters starts, and no quantifier backtracks (``*+``), where
+# `\b[A-Za-z][A-Za-z0-9+.-]*` tried again after every dot of `a.a.a.a…` (quadratic).
+_URI_PASSWORD = re.compile(r"(?P<head>(?<![A-Za-z0-9+.-])[A-Za-z0-9+.-]++://[^:/?#@\s]*+:)(?P<password>[^@\s/]++)(?=@)")
 # names of query parameters and JSON extras whose values are secrets
 _SECRET_NAME = re.compile(r"pass|secret|token|key|credential|private|auth", re.IGNORECASE)
 

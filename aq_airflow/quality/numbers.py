@@ -8,6 +8,17 @@ import math
 
 _DIGITS = 10  # significant digits of a float shown without an exponent
 _PLAIN = (1e-4, 1e15)  # magnitudes shown without an exponent
+_EXACT_DIGITS = 4000  # integers up to this many digits in full (Python prints ints of at most 4300)
+_EXACT_BITS = 13_000  # the same bound for a Python int (2**13000 has 3914 digits)
+
+
+def _huge(value: int) -> str:
+    """An integer too long for Python to print (it refuses past 4300 digits: quadratic), in
+    linear time: its magnitude from the top 64 bits, ``1e+5000``."""
+    shift = value.bit_length() - 64
+    log = math.log10(abs(value) >> shift) + shift * math.log10(2)
+    exponent = math.floor(log)
+    return f"{'-' if value < 0 else ''}{10 ** (log - exponent):.6g}e+{exponent}"
 
 
 def number(value: int | float | decimal.Decimal) -> str:
@@ -15,9 +26,16 @@ def number(value: int | float | decimal.Decimal) -> str:
     floats to ten significant digits without an exponent (``0.8476``, ``1234567.5``); an
     exponent only far from ordinary magnitudes (``1.5e-07``, ``2.1e+18``)."""
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
-        return str(int(value))  # a warehouse NUMBER (Snowflake counts, sums): exact, however large
+        return str(value) if value.bit_length() <= _EXACT_BITS else _huge(value)
+    if isinstance(value, decimal.Decimal):
+        if value.is_nan():
+            return "nan"  # a NUMERIC NaN (a signalling one would not convert to float)
+        if value.is_finite() and value == value.to_integral_value():
+            if value.adjusted() < _EXACT_DIGITS:
+                return str(int(value))  # a warehouse NUMBER (Snowflake counts, sums): exact, however large
+            return f"{value:.6g}"  # a NUMERIC of 10^5000: no int, no float can hold it
+        if value.is_finite() and value and not 1e-300 < abs(value) < 1e300:
+            return f"{value:.6g}"  # beyond a float's range: float() would say inf or 0
     value = float(value)
     if not math.isfinite(value):
         return str(value)

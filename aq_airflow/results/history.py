@@ -22,13 +22,17 @@ SELECT of at most 20 x 400 rows, whatever the number of metrics and dates in the
 from __future__ import annotations
 
 import datetime
+import decimal
 import functools
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlglot import exp
 
 from aq_airflow.results.store import (
     CHECKS_TABLE,
@@ -130,15 +134,17 @@ except ImportError:  # pragma: no cover - without msgspec, the standard library
 
 
 def _json(text: Any) -> Any:
+    """JSON text parsed (anything else as it is); None for text that is no JSON, or nests deeper
+    than the interpreter's recursion limit (a hand-written row)."""
     if text is None or not isinstance(text, str):
         return text
     try:
         return _decode(text)
-    except (_DecodeError, ValueError):
+    except (_DecodeError, ValueError, RecursionError):
         pass
     try:  # Python's json writes inf and NaN as Infinity and NaN (a z-score over a constant history)
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -417,6 +423,56 @@ class RunMetric:
         return item_name(self.step, self.map_index, self.item_label)
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]{1,30}")
+
+
+def map_index_of(value: Any) -> int | None:
+    """The whole number a row's ``map_index`` holds: an INTEGER as written; text of digits, a
+    whole float or NUMERIC in a table made by hand. None when it holds none (NULL, ``"abc"``,
+    2.5, NaN): a reader shows such a value as it is and never fails on it."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, decimal.Decimal):
+        whole = value.is_finite() and value.adjusted() < 30 and value == value.to_integral_value()
+        return int(value) if whole else None
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _index_order(value: Any) -> tuple:
+    """A sort key of a map index: not mapped (NULL, -1) first, whole numbers by number (2 before
+    10, in a text column too), anything else after, by its text."""
+    if value is None:
+        return (0, -1, "")
+    index = map_index_of(value)
+    return (0, index, "") if index is not None else (1, 0, str(value))
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:  # a LIST or STRUCT column of a table made by hand
+        return repr(value)
+    return value
+
+
+def items_in_order(columns: Sequence[str], rows: list[tuple]) -> list[tuple]:
+    """``rows`` (newest first) with each step's rows of one run together where the newest of
+    them is, in map index order (then by name): a `foreach:` step's items finish in any order,
+    and ``evaluate[10:us]`` comes after ``evaluate[2:eu]``, whatever the column's type."""
+    run, step, index, name = (columns.index(c) for c in ("run_id", "step", "map_index", "name"))
+    groups: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault((_hashable(row[run]), _hashable(row[step])), []).append(row)
+    order = lambda row: (_index_order(row[index]), row[name] is not None, str(row[name] or ""))  # noqa: E731
+    return [row for group in groups.values() for row in sorted(group, key=order)]
+
+
 def parse_sample(text: Any, sensitive: Iterable[str] = (), limit: int = SAMPLE_ROWS) -> Sample | None:
     """The failing rows of a ``sample`` column (JSON: a list of objects). Columns named in
     ``sensitive`` (case-insensitively) are dropped: the engine never writes them, this is a second
@@ -553,14 +609,16 @@ class ResultsHistory:
             return None
         return present
 
-    def _sources(self, table: str, columns: Sequence[str]) -> str:
+    def _sources(self, table: str, columns: Sequence[str], text: Sequence[str] = ()) -> str:
         """``columns`` as a SELECT list over ``table`` itself: one it lacks (a table of an earlier
-        version) as NULL under its name, so the queries over it stay the same."""
+        version) as NULL under its name, so the queries over it stay the same; those in ``text``
+        cast to text (what the warehouse holds that its driver cannot convert)."""
         present = self._present(table)
         names = [self.warehouse.render(self.warehouse.column(name)) for name in columns]
-        if present is None:
-            return ", ".join(names)
-        return ", ".join(q if c in present else f"NULL AS {q}" for c, q in zip(columns, names, strict=True))
+        cast = {c: self.warehouse.render(exp.cast(self.warehouse.column(c), "VARCHAR")) + f" AS {q}"
+                for c, q in zip(columns, names, strict=True) if c in text}  # fmt: skip
+        pairs = zip(columns, names, strict=True)
+        return ", ".join(cast.get(c, q) if present is None or c in present else f"NULL AS {q}" for c, q in pairs)
 
     def _latest(self, table: str, columns: Sequence[str], where: str) -> str:
         """Each (logical_date, step, map_index, name)'s latest row among ``where``'s."""
@@ -818,17 +876,24 @@ class ResultsHistory:
         if run_id:
             where += f" AND run_id = {p}"
             params.append(run_id)
-        query = (
-            f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} "  # noqa: S608
-            f"ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
-        )
-        rows = self.fetch(query, params)
+        order = f"ORDER BY created_at DESC, step, map_index, name LIMIT {max(0, int(last))}"
+        query = f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} {order}"  # noqa: S608
+        try:
+            rows = self.fetch(query, params)
+        except (ValueError, OverflowError):  # a date the driver cannot convert (year 20000, BC)
+            as_text = self._sources(table, columns, text=("logical_date",))
+            rows = self.fetch(f"SELECT {as_text} FROM {self._table(table)} WHERE {where} {order}", params)  # noqa: S608
         if "sample" in columns:
             at, where = columns.index("sample"), columns.index("step")
             hidden = sensitive or {}
-            rows = [(*row[:at], parse_sample(row[at], hidden.get(step_of(row[where]), ())), *row[at + 1 :])
+            rows = [(*row[:at], parse_sample(row[at], hidden.get(_step_of(row[where]), ())), *row[at + 1 :])
                     for row in rows]  # fmt: skip
-        return columns, rows
+        return columns, items_in_order(columns, rows)
+
+
+def _step_of(recorded: Any) -> str:
+    """``step_of`` a row's step; a NULL or non-text step (a table made by hand) is no step."""
+    return step_of(recorded) if isinstance(recorded, str) else ""
 
 
 def is_missing_table(error: BaseException) -> bool:
