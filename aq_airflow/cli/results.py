@@ -420,6 +420,8 @@ def show(target: str, warehouse: str | None, step: str | None, last: int, schema
     """``aq-airflow results``: print the history of a spec's pipeline or of a dag_id."""
     if "airflow" not in sys.modules:  # Airflow's own INFO lines are no results
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    with contextlib.suppress(Exception):  # a terminal that cannot show `é` (ASCII) gets `\xe9`, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     with masked_output(warehouse):
         out = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):  # whatever else prints (Airflow's logs) goes to stderr

@@ -10,6 +10,7 @@ _DIGITS = 10  # significant digits of a float shown without an exponent
 _PLAIN = (1e-4, 1e15)  # magnitudes shown without an exponent
 _EXACT_DIGITS = 4000  # integers up to this many digits in full (Python prints ints of at most 4300)
 _EXACT_BITS = 13_000  # the same bound for a Python int (2**13000 has 3914 digits)
+_WIDE = decimal.Context(Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)  # any exponent a NUMERIC may hold
 
 
 def _huge(value: int) -> str:
@@ -33,9 +34,9 @@ def number(value: int | float | decimal.Decimal) -> str:
         if value.is_finite() and value == value.to_integral_value():
             if value.adjusted() < _EXACT_DIGITS:
                 return str(int(value))  # a warehouse NUMBER (Snowflake counts, sums): exact, however large
-            return f"{value:.6g}"  # a NUMERIC of 10^5000: no int, no float can hold it
+            return f"{value.normalize(_WIDE):.6g}"  # a NUMERIC of 10^5000: no int, no float can hold it
         if value.is_finite() and value and not 1e-300 < abs(value) < 1e300:
-            return f"{value:.6g}"  # beyond a float's range: float() would say inf or 0
+            return f"{value.normalize(_WIDE):.6g}"  # beyond a float's range: float() would say inf or 0
     value = float(value)
     if not math.isfinite(value):
         return str(value)

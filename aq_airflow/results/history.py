@@ -880,9 +880,14 @@ class ResultsHistory:
         query = f"SELECT {self._sources(table, columns)} FROM {self._table(table)} WHERE {where} {order}"  # noqa: S608
         try:
             rows = self.fetch(query, params)
-        except (ValueError, OverflowError):  # a date the driver cannot convert (year 20000, BC)
+        except Exception as error:  # a date the driver cannot convert (year 20000, BC): read as text
+            if is_infrastructure_error(error) or is_missing_table(error):
+                raise
             as_text = self._sources(table, columns, text=("logical_date",))
-            rows = self.fetch(f"SELECT {as_text} FROM {self._table(table)} WHERE {where} {order}", params)  # noqa: S608
+            try:  # (after an error of the server's own, its transaction refuses this too)
+                rows = self.fetch(f"SELECT {as_text} FROM {self._table(table)} WHERE {where} {order}", params)  # noqa: S608
+            except Exception:
+                raise error from None
         if "sample" in columns:
             at, where = columns.index("sample"), columns.index("step")
             hidden = sensitive or {}
