@@ -149,9 +149,11 @@ def _prune(location: Location) -> None:
         if entry.type != pafs.FileType.Directory:
             continue
         parts = entry.path[len(location.path) :].strip("/").split("/")
-        if STEP_FOLDER.fullmatch(parts[0]) and (len(parts) == 1 or (len(parts) == 2 and ITEM_FOLDER.fullmatch(parts[1]))):
+        if STEP_FOLDER.fullmatch(parts[0]) and (
+            len(parts) == 1 or (len(parts) == 2 and ITEM_FOLDER.fullmatch(parts[1]))
+        ):
             folders.append(entry.path)
-    for path in sorted(folders, key=lambda p: p.count("/"), reverse=True) + [location.path]:
+    for path in [*sorted(folders, key=lambda p: p.count("/"), reverse=True), location.path]:
         _remove_if_empty(location.fs, path, location.is_local)
 
 
@@ -229,7 +231,17 @@ class Tally:
     failed: int = 0
 
 
-def _clean(expired: Expired, cutoff: datetime.datetime, now: datetime.datetime, dry_run: bool, tally: Tally) -> None:
+def clean(
+    expired: Expired,
+    cutoff: datetime.datetime,
+    now: datetime.datetime,
+    dry_run: bool = False,
+    tally: Tally | None = None,
+) -> None:
+    """Delete (or with ``dry_run`` list) what aq-airflow wrote in one expired run folder, as
+    :func:`survey` listed it, printing what it deletes and leaves; a folder written to since it
+    was listed is kept whole."""
+    tally = tally if tally is not None else Tally()
     run = expired.run
     age = _age((now - run.newest).total_seconds())
     others = left_files(expired)
@@ -293,7 +305,7 @@ def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = Non
                 tally.kept += 1
                 print(f"kept    {expired.run.location.uri} (the run is still queued or running)")
                 continue
-            _clean(expired, cutoff, now, dry_run, tally)
+            clean(expired, cutoff, now, dry_run, tally)
     verb = "would be deleted" if dry_run else "deleted"
     print(
         f"{tally.removed} run folder(s) {verb}, {tally.kept} kept while running, "

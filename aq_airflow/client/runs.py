@@ -28,7 +28,6 @@ import datetime
 import json
 import posixpath
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs

@@ -16,8 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from aq_airflow.pipeline_spec.conditions import Condition
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
-from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.roots import unsafe_root
+from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
     CallablePath,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 # folders that hold everyone's folders: never a store themselves
 SHARED_FOLDERS = frozenset(
     {
-        "/home", "/root", "/tmp", "/var", "/var/lib", "/var/tmp", "/var/cache", "/var/log", "/var/spool",
+        "/home", "/root", "/tmp", "/var", "/var/lib", "/var/tmp", "/var/cache", "/var/log", "/var/spool",  # noqa: S108
         "/opt", "/srv", "/mnt", "/media", "/run", "/snap", "/nix",
         # macOS
         "/Users", "/Volumes", "/Library", "/Applications", "/private", "/private/tmp", "/private/var",
