@@ -24,10 +24,18 @@ steps:
 """
 
 
+# run ids as Airflow generates them (gc deletes in no other folder)
+OLD, FRESH, RUNNING = (
+    "scheduled__2026-01-01T00:00:00+00:00", "scheduled__2026-01-08T00:00:00+00:00", "manual__2025-12-01T00:00:00+00:00"
+)  # fmt: skip
+
+
 def run_folder(root, run_id: str, days_old: float):
+    """A run folder with one step output committed by our writer, its files ``days_old``."""
     folder = root / "kept_a_week" / run_id / "a"
-    folder.mkdir(parents=True)
-    (folder / "_manifest.json").write_text("{}")
+    location = Location.of(str(folder))
+    location.begin()
+    location.commit({"kind": "none", "files": []})
     stamp = time.time() - days_old * 86400
     os.utime(folder / "_manifest.json", (stamp, stamp))
     return folder.parent
@@ -44,9 +52,9 @@ def running_run(airflow_db):
     now = datetime.datetime.now(datetime.timezone.utc)
     started = now - datetime.timedelta(days=30)
     with create_session() as session:
-        session.add(DagRun(dag_id="kept_a_week", run_id="long_running", run_type=DagRunType.MANUAL,
+        session.add(DagRun(dag_id="kept_a_week", run_id=RUNNING, run_type=DagRunType.MANUAL,
                            state=DagRunState.RUNNING, run_after=now, logical_date=started))  # fmt: skip
-    yield "long_running"
+    yield RUNNING
     with create_session() as session:
         session.query(DagRun).filter(DagRun.dag_id == "kept_a_week").delete()
 
@@ -56,13 +64,13 @@ def test_gc_deletes_expired_runs_but_never_a_running_one(tmp_path, running_run, 
     dags = tmp_path / "dags"
     dags.mkdir()
     write(dags, "kept.aq.yaml", SPEC.format(artifacts=artifacts))
-    old = run_folder(artifacts, "scheduled__old", days_old=10)
-    fresh = run_folder(artifacts, "scheduled__fresh", days_old=1)
+    old = run_folder(artifacts, OLD, days_old=10)
+    fresh = run_folder(artifacts, FRESH, days_old=1)
     running = run_folder(artifacts, running_run, days_old=30)
 
     assert collect(str(dags), dry_run=True) == 0
     listed = capsys.readouterr().out
-    assert f"would delete {old}" in listed and "fresh" not in listed
+    assert f"would delete {old}" in listed and FRESH not in listed
     assert f"kept    {running}" in listed
     assert old.exists()  # a dry run deletes nothing
 
@@ -87,25 +95,25 @@ def test_gc_on_each_object_store(object_store, running_run, tmp_path, capsys):
     dags = tmp_path / "dags"
     dags.mkdir()
     write(dags, "kept.aq.yaml", SPEC.format(artifacts=root))
-    old = store_run(root, "scheduled__old")
+    old = store_run(root, OLD)
     running = store_run(root, running_run)
     written = max(folder.newest for folder in run_folders(root, "kept_a_week"))
     time.sleep(2.1)  # the stores' times are whole seconds
-    fresh = store_run(root, "scheduled__fresh")
+    fresh = store_run(root, FRESH)
     now = written + datetime.timedelta(days=7, seconds=1)  # old and running have expired, fresh has not
 
     assert collect(str(dags), dry_run=True, now=now) == 0
     listed = capsys.readouterr().out
-    assert f"would delete {old} (7 days old)" in listed and "fresh" not in listed
+    assert f"would delete {old} (7 days old)" in listed and FRESH not in listed
     assert f"kept    {running} (the run is still queued or running)" in listed
-    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {"scheduled__old", "scheduled__fresh", running_run}
+    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {OLD, FRESH, running_run}
 
     collect(str(dags), dry_run=False, now=now)
     assert f"deleted {old}" in capsys.readouterr().out
-    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {"scheduled__fresh", running_run}
+    assert {f.run_id for f in run_folders(root, "kept_a_week")} == {FRESH, running_run}
     store = Location.of(root)
     left = {i.path for i in store.fs.get_file_info(pafs.FileSelector(store.path, recursive=True))}
-    assert not {path for path in left if "scheduled__old" in path}, left  # nothing under it is left
+    assert not {path for path in left if OLD in path}, left  # nothing under it is left
     assert Location.of(f"{fresh}/a").read_manifest() and Location.of(f"{running}/a").read_manifest()
 
 
@@ -119,7 +127,7 @@ def test_gc_without_an_airflow_metadata_database_deletes_nothing_and_says_why(tm
     artifacts, dags, home = tmp_path / "artifacts", tmp_path / "dags", tmp_path / "home"
     dags.mkdir()
     write(dags, "kept.aq.yaml", SPEC.format(artifacts=artifacts))
-    old = run_folder(artifacts, "scheduled__old", days_old=10)
+    old = run_folder(artifacts, OLD, days_old=10)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"AIRFLOW_HOME": str(home)}
     gc = subprocess.run([Path(sys.executable).parent / "aq-airflow", "gc", str(dags)], env=env,
                         capture_output=True, text=True)  # fmt: skip
@@ -140,7 +148,7 @@ def test_gc_never_deletes_a_folder_no_step_wrote(tmp_path, running_run, capsys):
     (thesis / "chapter1.tex").write_text("years of work")
     stamp = time.time() - 2000 * 86400
     os.utime(thesis / "chapter1.tex", (stamp, stamp))
-    old = run_folder(artifacts, "scheduled__old", days_old=10)
+    old = run_folder(artifacts, OLD, days_old=10)
     collect(str(dags), dry_run=False)
     assert (thesis / "chapter1.tex").exists() and not old.exists()
-    assert "thesis" not in capsys.readouterr().out
+    assert f"left alone {thesis}: not a run folder" in capsys.readouterr().out

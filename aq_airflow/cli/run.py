@@ -236,6 +236,7 @@ def _run_pipeline(
     from aq_airflow.cli.connection import WarehouseError, is_path
     from aq_airflow.cli.params import typed_params
     from aq_airflow.pipeline_spec import SpecError
+    from aq_airflow.pipeline_spec.roots import unsafe_root
     from aq_airflow.plan import compile_spec
 
     if date is not None and _logical_date(date) is None:
@@ -266,6 +267,11 @@ def _run_pipeline(
         return 2
     workdir = workdir.resolve()
     artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
+    for flag, folder in (("--workdir", str(workdir)), ("--artifacts", artifacts)):
+        why = unsafe_root(folder)  # `/`, a home or a system folder: the spec's `artifacts:` gets the same
+        if why:
+            print(f"{flag} {folder}: {why}", file=sys.stderr)
+            return 2
     reuse = None
     if from_step is not None or steps is not None:
         from aq_airflow.cli.resume import ResumeError, prepare

@@ -1,27 +1,63 @@
-"""A pipeline's runs in an artifact store: the listing that the client and ``aq-airflow run
---from`` (resume) read. (``aq-airflow gc`` still lists run folders its own way; moving it onto
-this listing is part of making gc recognise only what aq wrote.)
+"""A pipeline's runs in an artifact store: the one listing that the client, ``aq-airflow run
+--from`` (resume) and ``aq-airflow gc`` read, and the one rule for which files in it are
+aq-airflow's.
 
 A run's outputs live under ``{root}/{dag_id}/{run_id}/``: one folder per step holding its
 committed manifest (``_manifest.json``), or for a mapped (``foreach:``) step ``_items.json`` and
-one folder per item. ``aq-airflow run`` also leaves a run record, ``_run.json``, saying how the
-run ended (Airflow's own record of it goes with the temporary Airflow home). Folders under the
-root that no step wrote are not runs and are never listed.
+one folder per item (``0/``, ``1/``, ...) holding the item's manifest. ``aq-airflow run`` also
+leaves a run record, ``_run.json``, saying how the run ended (Airflow's own record of it goes with
+the temporary Airflow home).
+
+**A run folder** is a folder directly under ``{root}/{dag_id}/`` with one of our files *where a run
+has it* (:func:`place`): ``_run.json`` at its top; ``{step}/_manifest.json``, ``{step}/_items.json``
+or a killed attempt's file (``runtime.artifacts.ATTEMPT_FILE``) in a step folder named as the spec
+names steps; the same in ``{step}/{index}/`` beside a ``{step}/_items.json``. A file deeper or
+elsewhere (``projectX/tests/fixtures/_manifest.json``) makes nothing a run. That is what
+:func:`list_runs` lists, by name only (no file is read: one listing per run, even on a store).
+
+**What aq-airflow wrote** in a run folder (:func:`contents`, which reads them) is narrower: a
+manifest at a step's place that our writer committed (``runtime.manifest.is_ours``) and the files
+it names, a mapped step's ``_items.json``, a ``_run.json`` naming this run, and the files of
+attempts that never committed. ``aq-airflow gc`` deletes only those, and only in a folder whose
+name is a run id Airflow generates (:func:`airflow_run_id`).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
+import posixpath
+import re
 from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from aq_airflow.runtime.artifacts import MANIFEST, Location
+from aq_airflow.runtime.artifacts import ATTEMPT_FILE, MANIFEST, Location
 from aq_airflow.runtime.items import ITEMS_FILE
+from aq_airflow.runtime.manifest import is_ours
 
 RUN_RECORD = "_run.json"
+
+# The run types of Airflow 3 (``airflow.utils.types.DagRunType``; a test holds the two equal) and
+# the ids it generates (``DagRunType.generate_run_id``): ``<type>__<run_after in ISO form>``; with
+# ``_<8 letters or digits>`` after it when the run has no logical date, or ``__<partition
+# key>__<8 ...>`` (a partitioned timetable). ``aq-airflow run`` names its runs the same way
+# (``manual__...``). A run triggered through the REST API with a run_id of its own has none of these
+# forms: gc leaves its folder and says so (it cannot be told from a user's folder by its name).
+RUN_TYPES = ("backfill", "scheduled", "manual", "operator_triggered", "asset_triggered", "asset_materialization")
+_ISO_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[+-]\d{2}:\d{2}|Z)?"
+AIRFLOW_RUN_ID = re.compile(
+    rf"(?:{'|'.join(RUN_TYPES)})__{_ISO_TIME}(?:_[A-Za-z0-9]{{8}}|__[^/\\\0]+__[A-Za-z0-9]{{8}})?"
+)
+# a step folder's name: the spec's step name rule (``pipeline_spec.types.StepName``; a test holds
+# the two equal); an item folder's: its map index
+STEP_FOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+ITEM_FOLDER = re.compile(r"0|[1-9][0-9]*")
+
+
+def airflow_run_id(name: str) -> bool:
+    """Whether a folder's name is a run id Airflow generates (see :data:`AIRFLOW_RUN_ID`)."""
+    return AIRFLOW_RUN_ID.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -44,13 +80,15 @@ class StepFolder:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """One run's folder: its steps, its newest file's time and the run record, if any."""
+    """One run's folder: its steps, its newest file's time, the run record, if any, and every file
+    in it (the one listing that :func:`contents` sorts)."""
 
     run_id: str
     location: Location
     newest: datetime.datetime  # the newest file's modification time, UTC
     steps: dict[str, StepFolder] = field(default_factory=dict)
     record: dict | None = None  # `_run.json`: how `aq-airflow run` ended it
+    files: tuple[pafs.FileInfo, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def state(self) -> str | None:
@@ -67,6 +105,10 @@ class RunFolder:
         except (TypeError, ValueError):
             return self.newest
 
+    def relative(self, info: pafs.FileInfo) -> str:
+        """A file's path inside the run folder (``step/_manifest.json``)."""
+        return info.path[len(self.location.path) :].strip("/")
+
 
 def _utc(moment: datetime.datetime) -> datetime.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
@@ -76,54 +118,81 @@ def _epoch() -> datetime.datetime:
     return datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
 
 
-def written_by_a_step(name: str) -> bool:
-    """A step's commit marker, or a table part of a step's (possibly killed) attempt."""
-    return name == MANIFEST or (name.startswith("part-") and name.endswith(".parquet"))
+def place(path: str, mapped: set[str]) -> str | None:
+    """What a file of a run folder is by where it sits (``path`` relative to the run folder):
+    ``record``, ``manifest``, ``items`` or ``attempt``; None where aq-airflow never writes one.
+    ``mapped``: the step folders holding a ``_items.json`` (whose item folders count)."""
+    parts = path.split("/")
+    if parts == [RUN_RECORD]:
+        return "record"
+    if len(parts) < 2 or not STEP_FOLDER.fullmatch(parts[0]):
+        return None
+    if len(parts) == 2 and parts[1] == ITEMS_FILE:
+        return "items"
+    if len(parts) == 3 and not (parts[0] in mapped and ITEM_FOLDER.fullmatch(parts[1])):
+        return None
+    if len(parts) > 3:
+        return None
+    if parts[-1] == MANIFEST:
+        return "manifest"
+    return "attempt" if ATTEMPT_FILE.fullmatch(parts[-1]) else None
 
 
-def pipeline_folders(root: str, dag_id: str) -> Iterator[tuple[str, Location, list[pafs.FileInfo], datetime.datetime]]:
-    """Each folder directly under ``{root}/{dag_id}/`` (a run's, or anyone's): its name, its
-    location, the files in it (one recursive listing) and its newest file's time, UTC. What
-    counts as a run is the caller's: :func:`list_runs` here, ``aq-airflow gc`` its own."""
+def _mapped(paths: set[str]) -> set[str]:
+    return {path.split("/")[0] for path in paths if path.count("/") == 1 and path.endswith(f"/{ITEMS_FILE}")}
+
+
+def pipeline_entries(root: str, dag_id: str) -> list[tuple[str, Location]]:
+    """Each folder directly under ``{root}/{dag_id}/`` (a run's, or anyone's): its name and
+    location, from one listing of that folder (nothing under them is listed)."""
     pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
     try:
         entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
     except OSError:
-        return
-    for entry in entries:
-        if entry.type != pafs.FileType.Directory:
-            continue
-        location = Location.of(f"{pipeline.uri}/{entry.base_name}")
-        files = [
-            f for f in location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
-            if f.type == pafs.FileType.File
-        ]  # fmt: skip
-        times = [_utc(f.mtime) for f in files if f.mtime]
-        yield entry.base_name, location, files, max(times, default=_utc(entry.mtime) if entry.mtime else _epoch())
+        return []
+    return [
+        (entry.base_name, Location.of(f"{pipeline.uri}/{entry.base_name}"))
+        for entry in sorted(entries, key=lambda e: e.base_name)
+        if entry.type == pafs.FileType.Directory
+    ]
+
+
+def list_files(location: Location) -> list[pafs.FileInfo]:
+    """Every file under a folder (one recursive listing)."""
+    listed = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True, allow_not_found=True))
+    return [f for f in listed if f.type == pafs.FileType.File]
+
+
+def read_run(name: str, location: Location) -> RunFolder | None:
+    """The run folder at ``location`` (one recursive listing), or None when none of its files is
+    where a run has one (:func:`place`): not a run."""
+    try:
+        files = list_files(location)
+    except OSError:
+        return None
+    run = RunFolder(name, location, _epoch())
+    paths = {run.relative(f): f for f in files}
+    mapped = _mapped(set(paths))
+    if not any(place(path, mapped) for path in paths):
+        return None
+    times = [_utc(f.mtime) for f in files if f.mtime]
+    record = _read_json(location, RUN_RECORD) if RUN_RECORD in paths else None
+    return RunFolder(name, location, max(times, default=_epoch()), _steps(location, set(paths)), record, tuple(files))
 
 
 def list_runs(root: str, dag_id: str) -> list[RunFolder]:
     """The run folders of ``dag_id`` under the store ``root`` (a folder, or an ``s3://``,
     ``gs://``, ``abfs://`` URI), oldest first by :attr:`RunFolder.written`. One recursive
-    listing per run; a mapped step's ``_items.json`` is read for its item count."""
-    runs = [
-        _run_folder(name, location, files, newest)
-        for name, location, files, newest in pipeline_folders(root, dag_id)
-        if any(written_by_a_step(f.base_name) or f.base_name in (RUN_RECORD, ITEMS_FILE) for f in files)
-    ]  # someone else's files under the store root are no run
-    return sorted(runs, key=lambda r: r.written)
-
-
-def _run_folder(name: str, location: Location, files: list[pafs.FileInfo], newest: datetime.datetime) -> RunFolder:
-    relative = {f.path[len(location.path) :].strip("/"): f for f in files}
-    record = _read_json(location, RUN_RECORD) if RUN_RECORD in relative else None
-    return RunFolder(name, location, newest, _steps(location, set(relative)), record)
+    listing per run; a mapped step's ``_items.json`` is read for its item count. A run triggered
+    with a run_id of its own is listed too (reading is harmless; ``aq-airflow gc`` leaves it)."""
+    runs = [read_run(name, location) for name, location in pipeline_entries(root, dag_id)]
+    return sorted((run for run in runs if run is not None), key=lambda r: r.written)
 
 
 def _steps(location: Location, paths: set[str]) -> dict[str, StepFolder]:
     """Each step folder's state from the run's file paths (``step/_manifest.json``,
     ``step/_items.json``, ``step/3/_manifest.json``)."""
-    names = sorted({path.split("/")[0] for path in paths if "/" in path})
+    names = sorted({path.split("/")[0] for path in paths if "/" in path and STEP_FOLDER.fullmatch(path.split("/")[0])})
     steps = {}
     for name in names:
         if f"{name}/{ITEMS_FILE}" in paths:
@@ -134,6 +203,46 @@ def _steps(location: Location, paths: set[str]) -> dict[str, StepFolder]:
         else:
             steps[name] = StepFolder(name, f"{name}/{MANIFEST}" in paths)
     return steps
+
+
+@dataclass(frozen=True)
+class Contents:
+    """A run folder's files sorted by who wrote them (:func:`contents`)."""
+
+    outputs: tuple[pafs.FileInfo, ...]  # committed: our manifests, the files they name, `_items.json`, `_run.json`
+    attempts: tuple[pafs.FileInfo, ...]  # an attempt's files that no manifest of ours names (it never committed)
+    others: tuple[pafs.FileInfo, ...]  # anything else: not aq-airflow's
+    committed: bool  # a manifest our writer committed, or the run record, is among the outputs
+
+
+def contents(run: RunFolder) -> Contents:
+    """Sort the files of a run folder (its listing, not a new one): what aq-airflow wrote there
+    and the rest. Reads every manifest at a step's place (:func:`place`), the item lists and the
+    run record; a file that cannot be read is not ours."""
+    paths = {run.relative(f): f for f in run.files}
+    mapped = _mapped(set(paths))
+    outputs: set[str] = set()
+    committed = False
+    for path in sorted(paths):
+        kind = place(path, mapped)
+        if kind == "manifest":
+            manifest = _read_json(run.location, path)
+            if is_ours(manifest):
+                folder = posixpath.dirname(path)
+                outputs |= {path} | {f"{folder}/{name}" for name in manifest["files"]} & set(paths)
+                committed = True
+        elif kind == "items":
+            listed = _read_json(run.location, path)
+            if listed is not None and set(listed) == {"items"} and isinstance(listed["items"], list):
+                outputs.add(path)
+        elif kind == "record":
+            record = _read_json(run.location, path)
+            if record is not None and record.get("run_id") == run.run_id:
+                outputs.add(path)
+                committed = True
+    attempts = {path for path in paths if path not in outputs and place(path, mapped) == "attempt"}
+    others = set(paths) - outputs - attempts
+    return Contents(*(tuple(paths[p] for p in sorted(group)) for group in (outputs, attempts, others)), committed)
 
 
 def _read_json(location: Location, name: str) -> dict | None:

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from aq_airflow.pipeline_spec.conditions import Condition
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
+from aq_airflow.pipeline_spec.roots import unsafe_root
 from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
@@ -464,6 +465,16 @@ class Pipeline(Model):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         return value
+
+    @field_validator("artifacts")
+    @classmethod
+    def _store_of_its_own(cls, artifacts: str | None) -> str | None:
+        """Not the filesystem's root, a home or a system folder (see ``pipeline_spec.roots``); a
+        relative path is judged where it is resolved (``aq-airflow run``, ``aq-airflow gc``)."""
+        why = unsafe_root(artifacts, relative=False) if artifacts else None
+        if why:
+            raise ValueError(why)
+        return artifacts
 
     @field_validator("end_date")
     @classmethod

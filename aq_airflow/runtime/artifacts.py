@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ from aq_airflow.runtime.manifest import (  # noqa: F401
 )
 
 ROW_GROUP_ROWS = 128 * 1024
+# The names an attempt gives its files before its manifest commits them: a table's
+# ``part-<attempt>.parquet`` (:class:`TableWriter`), an object's ``object-<attempt>.pkl``
+# (``runtime.values.write_output``), the manifest's temporary ``._manifest.json.<hex>``
+# (:meth:`Location.commit`); ``<attempt>`` is :meth:`Location.begin`'s id. What a killed attempt
+# leaves is only these, which ``aq-airflow gc`` may therefore take (a command step's own file names
+# are the user's: never guessed).
+ATTEMPT_FILE = re.compile(r"part-[0-9a-f]{12}\.parquet|object-[0-9a-f]{12}\.pkl|\._manifest\.json\.[0-9a-f]{8}")
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
