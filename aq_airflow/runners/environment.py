@@ -13,7 +13,7 @@ from typing import Any
 
 from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.item_refs import item_file, is_reference
+from aq_airflow.runtime.item_refs import is_reference, item_file
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
 MAP_INDEX_TEMPLATE = "{{ ti.map_index }}"  # a mapped pod's item, rendered per instance
@@ -58,7 +58,8 @@ def item_environment(run: RunPlan, item: Any, map_index: int | str | None, root:
     if run.foreach is None:
         return {}
     if is_reference(item):
-        return {contract.ITEM_FROM: item_file(run.output.location(root, run_id), map_index), contract.MAP_INDEX: str(map_index)}
+        where = item_file(run.output.location(root, run_id), map_index)
+        return {contract.ITEM_FROM: where, contract.MAP_INDEX: str(map_index)}
     return {contract.ITEM: json.dumps(item, sort_keys=True, default=str), contract.MAP_INDEX: str(map_index)}
 
 
