@@ -89,7 +89,7 @@ class AqLocalStepOperator(BaseOperator):
             )
             try:
                 self._process.run()
-            except local.ProcessFailed as failure:
+            except (local.ProcessFailed, local.StartRefused) as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
             return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)

@@ -182,6 +182,23 @@ def test_an_item_list_over_the_limit_is_refused_before_any_item_runs(run_dag, bi
     assert "Pass large data as a step's output (`inputs:`)" in text
 
 
+def test_a_param_too_large_for_the_environment_fails_its_step_saying_so(run_dag, big_items, tmp_path, capsys):
+    """Params travel in AQ_CONTEXT to every step (not only a `foreach: {param: ...}` one): one over
+    what Linux takes in a variable fails the step with what is too large, not a traceback."""
+    text = "pipeline: big_param\nparams: {docs: [a]}\nsteps:\n  per:\n    python: big_items:digest\n"
+    text += "    foreach: {param: docs}\n    retries: 0\n"
+    _, _, states = run_dag("big_param", text, conf={"docs": ["d" * (200 * 1024)]})
+    assert states == {"per.items": "success", "per.run": "failed"}, states
+    logged = capsys.readouterr()
+    said = logged.out + logged.err
+    assert (
+        "step `per` failed: the operating system refused to start the step's process: its environment is too large "
+        "([Errno 7] Argument list too long; Linux takes at most 128 KiB per variable): the largest variables are "
+        "AQ_CONTEXT (200." in said
+    )
+    assert "AQ_CONTEXT holds the run's params: pass large data as a step's output (`inputs:`)" in said
+
+
 # ---- pods: the real KubernetesPodOperator, the loopback API server, an S3 store ---------------
 
 POD_SPEC = """
