@@ -129,7 +129,7 @@ def test_foreach_param_runs_per_item_with_checks_chain_and_fan_in(run_dag, fe_fu
     assert instances["together.run", -1].state == "upstream_failed"
     # each item's output under its map index; the item list beside them
     base = folder(tmp_path, dag_run, "fe_e2e", "per_region")
-    assert json.loads((base / "_items.json").read_text()) == {"items": ["eu", "us", "apac"]}
+    assert json.loads((base / "_items.json").read_text()) == {"count": 3, "items": ["eu", "us", "apac"]}
     assert table_of(base / "1").column("region").to_pylist() == ["us"] * 3
     # per-item result rows carry the map index and the item's label (the grid's)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
@@ -215,7 +215,7 @@ def test_foreach_over_a_step_output_list_and_rows(run_dag, fe_funcs, warehouse, 
 
     assert value("total") == 14
     keys = folder(tmp_path, dag_run, "fe_rows", "keys")
-    assert json.loads((keys / "_items.json").read_text()) == {"items": ["a", "b"]}
+    assert json.loads((keys / "_items.json").read_text()) == {"count": 2, "items": ["a", "b"]}
 
 
 # ---- the plan, compiled files, Airflow mapping -------------------------------------------------

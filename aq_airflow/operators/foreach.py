@@ -27,13 +27,20 @@ def max_map_length() -> int:
 class AqItemsOperator(BaseOperator):
     """Resolves a mapped step's items (a literal list, a param, an upstream step's output or
     items), records them as ``_items.json`` in the step's folder (fan-ins read them there) and
-    returns them: the step's run, checks and metrics expand over this task's output."""
+    returns them: the step's run, checks and metrics expand over this task's output.
+
+    Large items travel by reference (``runtime.item_refs``): each is written to its own file
+    in the step's folder and the returned list (the XCom) holds a small stand-in in its place.
+    A list over ``MAX_ITEMS_BYTES`` is refused here, before anything is written or any item runs."""
 
     def __init__(self, *, plan: ItemsPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
 
     def execute(self, context: Any) -> list:
+        from aq_airflow.runtime import item_refs
+        from aq_airflow.runtime.labels import value_label
+
         plan = self.plan
         items = self.resolve(context)
         limit = max_map_length()
@@ -42,13 +49,26 @@ class AqItemsOperator(BaseOperator):
                 f"step `{plan.step}`: {len(items)} items, more than Airflow maps per task ([core] max_map_length = "
                 f"{limit}); split the list, or raise max_map_length in airflow.cfg"
             )
-        items = json.loads(json.dumps(items, default=str))  # what AQ_ITEM and the grid show: JSON values
+        texts = [item_refs.encode(item) for item in items]  # what AQ_ITEM and the grid show: JSON values
+        refused = item_refs.too_large(texts)
+        if refused:
+            raise AirflowException(f"step `{plan.step}`: {refused}")
+        items = [json.loads(text) for text in texts]
+        far = item_refs.by_reference(items, texts)
         from aq_airflow.runtime.artifacts import Location
-        from aq_airflow.runtime.items import write_items
+        from aq_airflow.runtime.items import write_item_files, write_items
 
-        root = local.artifacts_root(plan.artifacts)
-        write_items(Location.of(plan.output.location(root, context["run_id"])), items)
+        folder = Location.of(plan.output.location(local.artifacts_root(plan.artifacts), context["run_id"]))
+        write_item_files(folder, {index: texts[index] for index in far})  # before the list that names them
+        write_items(folder, items)
         self.log.info("step `%s`: %d item(s)", plan.step, len(items))
+        for index in far:
+            self.log.info(
+                "step `%s`: item %d (%d bytes of JSON) goes by reference, as %s",
+                plan.step, index, len(texts[index]), item_refs.item_file(folder.uri, index),
+            )  # fmt: skip
+        for index in far:
+            items[index] = item_refs.reference(index, len(texts[index]), value_label(items[index]))
         return items
 
     def resolve(self, context: Any) -> list:

@@ -53,7 +53,7 @@ class AqLocalStepOperator(BaseOperator):
         root = local.artifacts_root(run.artifacts)
         map_index = context["ti"].map_index
         env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
-        env.update(environment.item_environment(run, self.item, map_index))  # never templated
+        env.update(environment.item_environment(run, self.item, map_index, root, context["run_id"]))  # never templated
         for ref in run.secrets:
             if ref.name not in os.environ:
                 raise AirflowException(
@@ -89,7 +89,7 @@ class AqLocalStepOperator(BaseOperator):
             )
             try:
                 self._process.run()
-            except local.ProcessFailed as failure:
+            except (local.ProcessFailed, local.StartRefused) as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
             return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
+from aq_airflow.runtime.item_refs import is_reference, item_file
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
 MAP_INDEX_TEMPLATE = "{{ ti.map_index }}"  # a mapped pod's item, rendered per instance
@@ -50,10 +51,15 @@ def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:
     return {contract.CODE: os.path.normpath(os.path.join(dags_folder, run.code_folder))}
 
 
-def item_environment(run: RunPlan, item: Any, map_index: int | str | None) -> dict[str, str]:
-    """A `foreach:` step's item (JSON) and map index; nothing for a step that is not mapped."""
+def item_environment(run: RunPlan, item: Any, map_index: int | str | None, root: str, run_id: str) -> dict[str, str]:
+    """A `foreach:` step's item and map index; nothing for a step that is not mapped. The item
+    is ``AQ_ITEM`` (its JSON), or for a large one (its stand-in from the items task,
+    ``runtime.item_refs``) ``AQ_ITEM_FROM``: its file in the step's folder under ``root``."""
     if run.foreach is None:
         return {}
+    if is_reference(item):
+        where = item_file(run.output.location(root, run_id), map_index)
+        return {contract.ITEM_FROM: where, contract.MAP_INDEX: str(map_index)}
     return {contract.ITEM: json.dumps(item, sort_keys=True, default=str), contract.MAP_INDEX: str(map_index)}
 
 

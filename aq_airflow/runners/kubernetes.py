@@ -57,7 +57,10 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     pod, placement, resources = run.pod, run.placement, run.resources
     map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
-    env.update({k: _untemplated(v) for k, v in item_environment(run, item, map_index).items()})
+    item_env = item_environment(run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
+    if contract.ITEM in item_env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
+        item_env[contract.ITEM] = _untemplated(item_env[contract.ITEM])
+    env.update(item_env)
     return {
         "image": run.image or "",
         "cmds": cmds,
@@ -86,9 +89,8 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
 
 def _untemplated(value: str) -> str:
     """A value KubernetesPodOperator must pass as it is (it renders ``env_vars``): an item holding
-    ``{{`` inside a Jinja raw block. The map index template is the only template a mapped pod's
-    item variables hold."""
-    if value == MAP_INDEX_TEMPLATE or not any(mark in value for mark in ("{{", "{%", "{#")):
+    ``{{`` inside a Jinja raw block."""
+    if not any(mark in value for mark in ("{{", "{%", "{#")):
         return value
     return "{% raw %}" + value.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
 

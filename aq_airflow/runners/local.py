@@ -3,6 +3,7 @@ environment a pod would get (artifact locations become local paths)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -54,6 +55,37 @@ class ProcessFailed(Exception):
         super().__init__(f"the step's process {how}" + (f": {last}" if last else ""))
 
 
+class StartRefused(Exception):
+    """The operating system refused to start the step's process (its message says why and what
+    to do)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.tail: list[str] = []  # the process never ran: no output
+
+
+# Linux: one environment string (NAME=value) may be at most 32 pages (MAX_ARG_STRLEN)
+MAX_VARIABLE_BYTES = 128 * 1024
+
+
+def environment_too_large(env: dict[str, str]) -> str:
+    """Why ``execve`` said ``Argument list too long``: the largest variables, and which value of
+    the spec or the run each one carries."""
+    sizes = sorted(((len(k) + len(v.encode()) + 2, k) for k, v in env.items()), reverse=True)[:3]
+    largest = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for size, name in sizes)
+    hint = ""
+    if any(name == contract.CONTEXT for _, name in sizes):
+        hint = (
+            f"; {contract.CONTEXT} holds the run's params: pass large data as a step's output (`inputs:`), "
+            f"not as a param"
+        )
+    return (
+        f"the operating system refused to start the step's process: its environment is too large "
+        f"([Errno 7] Argument list too long; Linux takes at most {MAX_VARIABLE_BYTES // 1024} KiB per variable): "
+        f"the largest variables are {largest}{hint}"
+    )
+
+
 class LocalProcess:
     """Runs a command, streaming its output to the task log line by line."""
 
@@ -65,15 +97,20 @@ class LocalProcess:
 
     def run(self, tail_lines: int = 40) -> list[str]:
         tail: deque[str] = deque(maxlen=tail_lines)
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            cwd=self.cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as error:
+            if error.errno != errno.E2BIG:
+                raise
+            raise StartRefused(environment_too_large(self.env)) from None
         assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.rstrip("\n")

@@ -20,6 +20,9 @@ INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order
 ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
 CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
 ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function gets it as `item`)
+# instead of AQ_ITEM for an item too large for the environment (`runtime.item_refs`): the location
+# (a path or URI in the artifact store, as AQ_OUTPUT) of a file holding the item's JSON
+ITEM_FROM = "AQ_ITEM_FROM"
 MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its output is under `{step}/{index}/`)
 # the folder of the step's own code (its spec's folder); the runtime puts it first on sys.path before
 # importing a python step's function. Unset: the code is importable already (installed in a pod's image)

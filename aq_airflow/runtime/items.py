@@ -2,28 +2,71 @@
 the grid, and the fan-in that reads every item's output.
 
 A mapped step's folder ``{dag_id}/{run_id}/{step}/`` holds ``_items.json`` (written by the
-step's items task before any item runs: ``{"items": [...]}``) and one output folder per item,
-``0/``, ``1/``, ... in item order. No Airflow here: the runtime reads it in the step's process.
+step's items task before any item runs: ``{"count": n, "items": [...]}``), one output folder per
+item, ``0/``, ``1/``, ... in item order, and ``_items/{index}.json`` for each item too large to
+travel in the environment (``runtime.item_refs``). No Airflow here: the runtime reads them in
+the step's process.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.artifacts import Location, MissingArtifact, filesystem
+from aq_airflow.runtime.item_refs import ITEMS_FOLDER
 from aq_airflow.runtime.labels import LABEL_CHARS, item_label  # noqa: F401  (the grid label, without pyarrow)
 
 ITEMS_FILE = "_items.json"
+_COUNT = re.compile(rb'\{"count": (\d+), "items": ')  # how write_items begins (keys sorted)
 
 
 def write_items(folder: Location, items: list) -> None:
-    """Record the items of this run (replacing an earlier attempt's)."""
+    """Record the items of this run (replacing an earlier attempt's). The count comes first, so
+    a reader that needs only it (:func:`count_items`) reads a few bytes, not the list."""
     folder.fs.create_dir(folder.path, recursive=True)
     with folder.fs.open_output_stream(folder.join(ITEMS_FILE)) as handle:
-        handle.write(json.dumps({"items": items}, sort_keys=True).encode())
+        handle.write(json.dumps({"count": len(items), "items": items}, sort_keys=True).encode())
+
+
+def write_item_files(folder: Location, texts: dict[int, str]) -> None:
+    """The by-reference items' files: ``{index: the item's JSON}`` into ``_items/{index}.json``."""
+    if not texts:
+        return
+    folder.fs.create_dir(folder.join(ITEMS_FOLDER), recursive=True)
+    for index, text in texts.items():
+        with folder.fs.open_output_stream(folder.join(f"{ITEMS_FOLDER}/{index}.json")) as handle:
+            handle.write(text.encode())
+
+
+def read_item(uri: str, step: str) -> Any:
+    """A by-reference item (``AQ_ITEM_FROM``): the JSON its items task wrote at ``uri``."""
+    try:
+        fs, path = filesystem(uri)
+        with fs.open_input_stream(path) as handle:
+            return json.loads(handle.read())
+    except (FileNotFoundError, OSError) as error:
+        raise MissingArtifact(
+            f"no item of step `{step}` at {uri}: its items task wrote none there in this DAG run "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    except ValueError as error:
+        raise MissingArtifact(f"the item of step `{step}` at {uri} is not JSON: {error}") from None
+
+
+def count_items(folder: Location, step: str) -> int:
+    """How many items ``_items.json`` lists, from its first bytes (the whole list when an older
+    writer put no count first)."""
+    try:
+        with folder.fs.open_input_stream(folder.join(ITEMS_FILE)) as handle:
+            head = handle.read(64)
+    except (FileNotFoundError, OSError):
+        head = b""
+    match = _COUNT.match(head)
+    return int(match.group(1)) if match else len(read_items(folder, step))
 
 
 def read_items(folder: Location, step: str) -> list:

@@ -8,12 +8,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-LABEL_CHARS = 100  # a grid label is short; the whole item is in the task's log and AQ_ITEM
+from aq_airflow.runtime.item_refs import is_reference, reference_label
+
+LABEL_CHARS = 100  # a grid label is short; the whole item is in AQ_ITEM (or the file AQ_ITEM_FROM names)
 
 
 def item_label(item: Any) -> str:
     """The item as the grid shows it: a string as it is, anything else as compact JSON,
-    cut to :data:`LABEL_CHARS`."""
+    cut to :data:`LABEL_CHARS`; a large item's stand-in (``runtime.item_refs``) by the label
+    the items task gave it from the item itself."""
+    return reference_label(item) if is_reference(item) else value_label(item)
+
+
+def value_label(item: Any) -> str:
+    """:func:`item_label` of the item itself (what the items task gives a large item's stand-in)."""
     text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
-from aq_airflow.runtime.items import gather
+from aq_airflow.runtime.items import gather, read_item
 from aq_airflow.runtime.values import read_input, write_output
 
 
@@ -86,9 +86,14 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     context = json.loads(env.get(contract.CONTEXT) or "{}")
     declared = contract.decode_inputs(env)
     inputs = declared.locations
+    parameters = dict(inspect.signature(function).parameters)
     if contract.ITEM in env:  # a `foreach:` step: the item is the parameter `item`
         context["item"] = json.loads(env[contract.ITEM])
-    parameters = dict(inspect.signature(function).parameters)
+    elif contract.ITEM_FROM in env:  # a large item, in the artifact store: read when a parameter takes it
+        try:
+            context["item"] = read_item(env[contract.ITEM_FROM], step) if "item" in parameters else None
+        except MissingArtifact as missing:
+            raise StepFailed(f"step `{step}`: {missing}") from None
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     bound = _bind_inputs(function, parameters, inputs, declared.as_list, set(args) | set(context), takes_any, step)
     kwargs: dict[str, Any] = {}
