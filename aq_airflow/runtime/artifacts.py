@@ -5,12 +5,21 @@ environment, never from the spec).
 A step's output is committed by its manifest: data files are written first under names unique to
 the attempt, ``_manifest.json`` last. Readers go through the manifest only, so a killed or retried
 step never leaves a half output that a later step reads as whole.
+
+The manifest also records each file's sha256 (hashed as it is written, never read back), and a
+table's rows and schema. A reader holds the files to it first (:meth:`Location.verified`): a file
+changed, swapped or truncated after the commit, a manifest that claims other rows or another
+schema, is refused (:class:`BadOutput`) rather than read. That guards against accidents and
+confused writers; whoever can write both a file and its manifest can still change what the next
+step reads (README, "The artifact store is a trust boundary").
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import logging
 import os
 import posixpath
 import uuid
@@ -24,15 +33,21 @@ import pyarrow.parquet as pq
 
 # the manifest's name and the missing-output error live in runtime.manifest (no pyarrow); named here too
 from aq_airflow.runtime.manifest import (  # noqa: F401
+    DIGEST,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     WRITER,
     BadOutput,
     MissingArtifact,
     missing_output,
     parse,
+    refused,
 )
 
 ROW_GROUP_ROWS = 128 * 1024
+CHUNK = 2**20  # a file is hashed a MiB at a time: memory stays flat whatever its size
+
+log = logging.getLogger(__name__)
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -161,12 +176,72 @@ class Location:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
     def read_manifest(self, producer: str | None = None) -> dict:
+        """The committed manifest, checked for shape only (kind, plain file names, digests' form):
+        what describes an output. Reading its data goes through :meth:`read_output`."""
         try:
             with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
-                data = handle.read()
+                data = handle.read(MAX_MANIFEST_BYTES + 1)
         except (FileNotFoundError, OSError) as error:
             raise missing_output(self.uri, producer, error) from None
         return parse(data, self.uri, producer)
+
+    def read_output(self, producer: str | None = None, *, contents: bool = True) -> dict:
+        """The committed manifest, held to the files it names (:meth:`verified`): what every
+        reader of a step's output calls before it reads the data."""
+        return self.verified(self.read_manifest(producer), producer, contents=contents)
+
+    def verified(self, manifest: dict, producer: str | None = None, *, contents: bool = True) -> dict:
+        """The manifest when the files agree with it, else :class:`BadOutput` naming the producer,
+        the file and what disagreed: each file's sha256 (``contents``: a full read of each file, a
+        MiB at a time; off only where no data is read, just the schema), and for a table each
+        file's Parquet footer, whose schema must be the manifest's and whose rows must add up to
+        its ``rows``. A manifest of the release before digests has none: it is read with a logged
+        warning, its rows and schema still checked."""
+        digests = manifest.get("digests")
+        if contents and digests is None and manifest["files"]:
+            log.warning(
+                "the output of %s at %s has no digests (written before aq-airflow recorded them): its files are "
+                "read unverified; run the step again to record them", f"step `{producer}`" if producer else "a step",
+                self.uri,
+            )  # fmt: skip
+        for name in manifest["files"] if contents and digests else ():
+            actual = self._digest(name, producer)
+            if actual != digests[name]:
+                raise refused(
+                    self.uri, producer,
+                    f"file {name} has {actual}, its manifest says {digests[name]} (the file changed after the step "
+                    "committed it)",
+                )  # fmt: skip
+        if manifest["kind"] == "table":
+            self._footers_agree(manifest, producer)
+        return manifest
+
+    def _digest(self, name: str, producer: str | None) -> str:
+        try:
+            return file_digest(self.fs, self.join(name))
+        except FileNotFoundError:
+            raise refused(self.uri, producer, f"its manifest lists {name}, which is not there") from None
+
+    def _footers_agree(self, manifest: dict, producer: str | None) -> None:
+        expected = [list(column) for column in manifest["schema"]]
+        rows = 0
+        for name in manifest["files"]:
+            try:
+                with self.fs.open_input_file(self.join(name)) as handle:
+                    footer = pq.ParquetFile(handle)
+                    schema, count = schema_text(footer.schema_arrow), footer.metadata.num_rows
+            except FileNotFoundError:
+                raise refused(self.uri, producer, f"its manifest lists {name}, which is not there") from None
+            except (pa.ArrowException, OSError) as error:
+                raise refused(self.uri, producer, f"file {name} is not a readable Parquet file ({error})") from None
+            if schema != expected:
+                raise refused(
+                    self.uri, producer,
+                    f"file {name} has schema {_columns(schema)}, its manifest says {_columns(expected)}",
+                )  # fmt: skip
+            rows += count
+        if rows != manifest["rows"]:
+            raise refused(self.uri, producer, f"its files hold {rows} row(s), its manifest says {manifest['rows']}")
 
     def begin(self) -> str:
         """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""
@@ -178,9 +253,13 @@ class Location:
         return uuid.uuid4().hex[:12]
 
     def commit(self, manifest: dict) -> None:
-        """Write the manifest (the commit marker, stamped as our writer's), then drop files of
-        earlier attempts."""
-        manifest = {**manifest, "writer": WRITER}
+        """Write the manifest (the commit marker, stamped as our writer's, with a digest for every
+        file it lists: those its writer hashed while writing, the others hashed here), then drop
+        files of earlier attempts."""
+        files = manifest.get("files", [])
+        known = manifest.get("digests") or {}
+        digests = {name: known.get(name) or file_digest(self.fs, self.join(name)) for name in files}
+        manifest = {**manifest, "digests": digests, "writer": WRITER}
         temp = self.join(f".{MANIFEST}.{uuid.uuid4().hex[:8]}")
         with self.fs.open_output_stream(temp) as handle:
             handle.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
@@ -197,13 +276,54 @@ class Location:
                     pass
 
 
+def file_digest(fs: pafs.FileSystem, path: str) -> str:
+    """A file's ``sha256:<hex>``, streamed a MiB at a time."""
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return f"{DIGEST}:{digest.hexdigest()}"
+
+
+def _columns(schema: list) -> str:
+    text = ", ".join(f"{name} {kind}" for name, kind in schema)
+    return f"({text[:300]}{'...' if len(text) > 300 else ''})"
+
+
+class HashingSink:
+    """An output stream that hashes what goes through it: a file's digest without reading it back."""
+
+    def __init__(self, stream: pa.NativeFile):
+        self.stream = stream
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream.close()
+
+    @property
+    def digest(self) -> str:
+        return f"{DIGEST}:{self.hash.hexdigest()}"
+
+
 class TableWriter:
-    """Streams record batches into one Parquet file, a row group at a time."""
+    """Streams record batches into one Parquet file, a row group at a time, hashing the bytes."""
 
     def __init__(self, location: Location, attempt: str, schema: pa.Schema):
         self.name = f"part-{attempt}.parquet"
         self.schema = schema
-        self.stream = location.fs.open_output_stream(location.join(self.name))
+        self.stream = HashingSink(location.fs.open_output_stream(location.join(self.name)))
         self.writer = pq.ParquetWriter(self.stream, schema, compression="zstd")
         self.rows = 0
 
@@ -230,8 +350,8 @@ def write_batches(location: Location, attempt: str, schema: pa.Schema, batches: 
             writer.write(batch)
     finally:
         rows = writer.close()
-    size = location.fs.get_file_info(location.join(writer.name)).size
-    return {"kind": "table", "files": [writer.name], "rows": rows, "bytes": size, "schema": schema_text(schema)}
+    return {"kind": "table", "files": [writer.name], "rows": rows, "bytes": writer.stream.size,
+            "schema": schema_text(schema), "digests": {writer.name: writer.stream.digest}}  # fmt: skip
 
 
 def schema_text(schema: pa.Schema) -> list[list[str]]:
@@ -265,14 +385,29 @@ def open_dataset(location: Location, manifest: dict):
 
 def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     """Commit what a ``command`` step wrote into its output folder: a table when every file is
-    Parquet, otherwise a folder of files."""
+    Parquet (of one schema), otherwise a folder of files. Files the user's code wrote are hashed
+    here, at the commit (:meth:`Location.commit`)."""
     infos = [i for i in location.fs.get_file_info(pafs.FileSelector(location.path)) if i.is_file]
     names = sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
     manifest = {"files": names, "bytes": sum(i.size for i in infos), "attempt": attempt, "uri": location.uri}
     if names and all(n.endswith(".parquet") for n in names):
-        rows = sum(pq.ParquetFile(location.fs.open_input_file(location.join(n))).metadata.num_rows for n in names)
-        schema = pq.read_schema(location.fs.open_input_file(location.join(names[0])))
-        manifest.update(kind="table", rows=rows, schema=schema_text(schema))
+        rows, schemas = 0, {}
+        for name in names:
+            try:
+                with location.fs.open_input_file(location.join(name)) as handle:
+                    footer = pq.ParquetFile(handle)
+                    rows += footer.metadata.num_rows
+                    schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
+            except (pa.ArrowException, OSError) as error:
+                raise BadOutput(f"step `{extra.get('step', '?')}` wrote {name}, which is not a readable Parquet "
+                                f"file ({error}); nothing was committed") from None  # fmt: skip
+        if len(schemas) > 1:
+            first, other = list(schemas.values())[:2]
+            raise BadOutput(
+                f"step `{extra.get('step', '?')}` wrote Parquet files of different schemas ({first} and {other}): "
+                "one output is one table; write its files with one schema. Nothing was committed"
+            )
+        manifest.update(kind="table", rows=rows, schema=json.loads(next(iter(schemas))))
     else:
         manifest.update(kind="files" if names else "none", rows=None)
     manifest.update(extra)
