@@ -75,7 +75,8 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
     Only the shape: :meth:`aq_airflow.runtime.artifacts.Location.verified` holds it to the files."""
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         kind = manifest.get("kind") if isinstance(manifest, dict) else None
-        why = f"its manifest's kind {str(kind)[:80]!r} is none of {', '.join(KINDS)}" if kind else "its manifest is not an output manifest"
+        known = ", ".join(KINDS)
+        why = f"its manifest's kind {str(kind)[:80]!r} is none of {known}" if kind else "its manifest has no kind"
         raise refused(uri, producer, why)
     kind, files = manifest["kind"], manifest.get("files")
     if not isinstance(files, list) or not all(plain_file_name(name) for name in files):
