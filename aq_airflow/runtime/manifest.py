@@ -57,6 +57,15 @@ def refused(uri: str, producer: str | None, why: str) -> BadOutput:
     return BadOutput(f"the output of {_who(producer)} at {uri}: {why}; it is not read. {again[0].upper()}{again[1:]}")
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """A manifest's value in a message: as Python writes it, cut short."""
+    try:
+        text = repr(value)
+    except RecursionError:  # nested about as deep as the JSON parser goes
+        return "a deeply nested value"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -76,14 +85,14 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         kind = manifest.get("kind") if isinstance(manifest, dict) else None
         known = ", ".join(KINDS)
-        why = f"its manifest's kind {str(kind)[:80]!r} is none of {known}" if kind else "its manifest has no kind"
+        why = f"its manifest's kind {_shown(kind)} is none of {known}" if kind else "its manifest has no kind"
         raise refused(uri, producer, why)
     kind, files = manifest["kind"], manifest.get("files")
     if not isinstance(files, list) or not all(plain_file_name(name) for name in files):
         bad = next((n for n in files if not plain_file_name(n)), files) if isinstance(files, list) else files
         raise refused(
             uri, producer,
-            f"its manifest lists {str(bad)[:200]!r}, not a plain file name in the output's folder (a manifest's "
+            f"its manifest lists {_shown(bad, 200)}, not a plain file name in the output's folder (a manifest's "
             "files are never paths elsewhere)",
         )  # fmt: skip
     if len(set(files)) != len(files):
@@ -94,7 +103,7 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
     if kind == "table":
         schema = manifest.get("schema")
         if not _is_count(manifest.get("rows")):
-            raise refused(uri, producer, f"its manifest's rows {str(manifest.get('rows'))[:80]!r} is not a row count")
+            raise refused(uri, producer, f"its manifest's rows {_shown(manifest.get('rows'))} is not a row count")
         if not isinstance(schema, list) or not all(
             isinstance(c, list) and len(c) == 2 and all(isinstance(p, str) for p in c) for c in schema
         ):
