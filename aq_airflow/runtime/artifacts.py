@@ -222,8 +222,8 @@ class Location:
     def _digest(self, name: str, producer: str | None) -> str:
         try:
             return file_digest(self.fs, self.join(name))
-        except FileNotFoundError:
-            raise refused(self.uri, producer, f"its manifest lists {name}, which is not there") from None
+        except OSError as error:
+            raise self._unopened(name, producer, error) from None
 
     def _footers_agree(self, manifest: dict, producer: str | None) -> None:
         expected = [list(column) for column in manifest["schema"]]
@@ -231,20 +231,29 @@ class Location:
         for name in manifest["files"]:
             try:
                 with self.fs.open_input_file(self.join(name)) as handle:
-                    footer = pq.ParquetFile(handle)
-                    schemas, count = footer_schemas(footer), footer.metadata.num_rows
-            except FileNotFoundError:
-                raise refused(self.uri, producer, f"its manifest lists {name}, which is not there") from None
-            except (pa.ArrowException, OSError) as error:
+                    footer = read_footer(handle)
+            except OSError as error:
+                raise self._unopened(name, producer, error) from None
+            except ValueError as error:
                 raise refused(self.uri, producer, f"file {name} is not a readable Parquet file ({error})") from None
+            schemas = footer_schemas(footer)
             if expected not in schemas:
                 raise refused(
                     self.uri, producer,
                     f"file {name} has schema {_columns(schemas[0])}, its manifest says {_columns(expected)}",
                 )  # fmt: skip
-            rows += count
+            rows += footer.metadata.num_rows
         if rows != manifest["rows"]:
             raise refused(self.uri, producer, f"its files hold {rows} row(s), its manifest says {manifest['rows']}")
+
+    def _unopened(self, name: str, producer: str | None, error: OSError) -> BaseException:
+        """What opening a listed file failed with: :class:`BadOutput` when no such file is there (or
+        a folder is), else the error itself (the store could not be reached: fail and retry)."""
+        try:
+            there = self.fs.get_file_info(self.join(name)).type == pafs.FileType.File
+        except OSError:
+            return error
+        return error if there else refused(self.uri, producer, f"its manifest lists {name}, which is not a file there")
 
     def begin(self) -> str:
         """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""
@@ -301,6 +310,26 @@ def file_digest(fs: pafs.FileSystem, path: str) -> str:
         while pending:
             digest.update(pending.popleft().result())
     return f"{DIGEST}:{digest.hexdigest()}"
+
+
+def read_footer(handle: pa.NativeFile) -> pq.ParquetFile:
+    """A Parquet file's footer (schema, row counts), fetched in two reads (its length, then the
+    footer) and parsed in memory: reaching the store fails with OSError (fail and retry), a file
+    that is not Parquet with ValueError, whatever the parser meets (thrift, UTF-8, encryption)."""
+    size = handle.size()
+    tail = handle.read_at(8, size - 8) if size >= 12 else b""
+    if tail[4:] != b"PAR1":
+        raise ValueError("no Parquet footer at its end")
+    length = int.from_bytes(tail[:4], "little")
+    if length > size - 12:
+        raise ValueError(f"its footer length {length} passes its size {size}")
+    footer = handle.read_at(length, size - 8 - length)
+    try:
+        parsed = pq.ParquetFile(pa.BufferReader(b"PAR1" + footer + tail))
+        parsed.schema_arrow, parsed.metadata.num_rows  # noqa: B018 - parse both here
+    except Exception as error:  # in-memory bytes: any parser error means not Parquet
+        raise ValueError(f"{type(error).__name__}: {error}") from None
+    return parsed
 
 
 def footer_schemas(footer: pq.ParquetFile) -> list[list[list[str]]]:
@@ -429,12 +458,12 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
         for name in names:
             try:
                 with location.fs.open_input_file(location.join(name)) as handle:
-                    footer = pq.ParquetFile(handle)
-                    rows += footer.metadata.num_rows
-                    schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
-            except (pa.ArrowException, OSError) as error:
+                    footer = read_footer(handle)
+            except ValueError as error:
                 raise BadOutput(f"step `{extra.get('step', '?')}` wrote {name}, which is not a readable Parquet "
                                 f"file ({error}); nothing was committed") from None  # fmt: skip
+            rows += footer.metadata.num_rows
+            schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
         if len(schemas) > 1:
             first, other = list(schemas.values())[:2]
             raise BadOutput(

@@ -215,7 +215,10 @@ def test_a_listed_file_that_is_gone_or_not_parquet_is_refused(tmp_path):
     with pytest.raises(BadOutput, match=rf"file {part} is not a readable Parquet file"):
         read_input(output, "producer", None)
     os.remove(output.join(part))
-    with pytest.raises(BadOutput, match=rf"its manifest lists {part}, which is not there"):
+    with pytest.raises(BadOutput, match=rf"its manifest lists {part}, which is not a file there"):
+        read_input(output, "producer", None)
+    os.mkdir(output.join(part))  # a folder of that name
+    with pytest.raises(BadOutput, match=rf"its manifest lists {part}, which is not a file there"):
         read_input(output, "producer", None)
 
 
