@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -217,6 +218,8 @@ class Location:
                 )  # fmt: skip
         if manifest["kind"] == "table":
             self._footers_agree(manifest, producer)
+        elif manifest["kind"] == "object":
+            self._pickle_agrees(manifest["files"][0], producer)
         return manifest
 
     def _digest(self, name: str, producer: str | None) -> str:
@@ -245,6 +248,17 @@ class Location:
             rows += footer.metadata.num_rows
         if rows != manifest["rows"]:
             raise refused(self.uri, producer, f"its files hold {rows} row(s), its manifest says {manifest['rows']}")
+
+    def _pickle_agrees(self, name: str, producer: str | None) -> None:
+        """An object's file starts as the pickles our writer makes do (protocol 2 or later): a
+        manifest that calls a Parquet part or a report an object is refused, not unpickled."""
+        try:
+            with self.fs.open_input_file(self.join(name)) as handle:
+                head = handle.read_at(2, 0)
+        except OSError as error:
+            raise self._unopened(name, producer, error) from None
+        if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
+            raise refused(self.uri, producer, f"file {name} is not a pickle, which its manifest (kind object) says")
 
     def _unopened(self, name: str, producer: str | None, error: OSError) -> BaseException:
         """What opening a listed file failed with: :class:`BadOutput` when no such file is there (or

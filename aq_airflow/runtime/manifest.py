@@ -37,13 +37,14 @@ MAX_MANIFEST_BYTES = 64 * 2**20
 def plain_file_name(name: object) -> bool:
     """A file name a manifest may list: one plain name inside the output's own folder (no
     separator, no ``..``, not hidden, not one of the store's own ``_`` files such as the
-    manifest), never a path that leads elsewhere."""
+    manifest, at most 255 bytes), never a path that leads elsewhere."""
     return (
         isinstance(name, str)
         and name not in ("", ".", "..")
         and not name.startswith((".", "_"))
         and not any(c in name for c in "/\\\0")
         and name.isprintable()
+        and len(name.encode()) <= 255  # a file name's longest on common filesystems
     )
 
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import DIGEST, ROW_GROUP_ROWS, Location, iter_row_groups, open_dataset, write_batches
+from aq_airflow.runtime.artifacts import (
+    DIGEST,
+    ROW_GROUP_ROWS,
+    Location,
+    iter_row_groups,
+    open_dataset,
+    refused,
+    write_batches,
+)
 
 
 def _wants(annotation: Any) -> str:
@@ -43,8 +51,13 @@ def read_input(location: Location, producer: str, annotation: Any) -> Any:
     if kind == "object":
         # unpickling runs code the pickle names: the store is trusted (README, "The artifact store
         # is a trust boundary"); the digest only proves these are the bytes its step wrote
-        with location.fs.open_input_stream(location.join(manifest["files"][0])) as handle:
-            return pickle.loads(handle.read())  # noqa: S301 - written by this pipeline's own step
+        name = manifest["files"][0]
+        with location.fs.open_input_stream(location.join(name)) as handle:
+            data = handle.read()
+        try:
+            return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
+        except (pickle.UnpicklingError, EOFError) as error:  # a pickle cut short (a manifest without digests)
+            raise refused(location.uri, producer, f"file {name} is not a whole pickle ({error})") from None
     if kind != "table":
         return location.uri  # a command step's files: the folder they are in
     dataset = open_dataset(location, manifest)

@@ -471,3 +471,17 @@ def test_resume_refuses_to_reuse_a_changed_output_and_reused_ones_keep_valid_dig
         result.stderr
     )
     assert f"file {name} has sha256:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_manifest_fuzz_smoke_run_has_no_failure():
+    """`make fuzz`'s manifest campaign in small: mutated manifests and files of every kind of
+    output, read as a downstream step reads them; each refused (BadOutput / MissingArtifact) or
+    read as committed, never another exception, changed data read as whole, or a pickle run."""
+    from bench.fuzz import ManifestFuzz, manifest_summary
+
+    fuzz = ManifestFuzz(300, seed=1)
+    tally = fuzz.run()
+    report = manifest_summary(fuzz)
+    assert tally.failures == [], report
+    assert tally.cases == 300 and sum(tally.refused.values()) + tally.read == 300, report
+    assert tally.read > 0 and tally.refused["digest differs"] > 0 and tally.refused["not a plain name"] > 0, report
