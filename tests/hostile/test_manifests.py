@@ -485,3 +485,25 @@ def test_a_manifest_fuzz_smoke_run_has_no_failure():
     assert tally.failures == [], report
     assert tally.cases == 300 and sum(tally.refused.values()) + tally.read == 300, report
     assert tally.read > 0 and tally.refused["digest differs"] > 0 and tally.refused["not a plain name"] > 0, report
+
+
+def test_a_command_steps_parquet_of_two_schemas_or_not_parquet_is_not_committed(tmp_path):
+    """What a command step's user code wrote is hashed and committed by the worker; Parquet files
+    that are not one table (two schemas), or a `.parquet` that is not Parquet, commit nothing."""
+    from aq_airflow.runtime.artifacts import clear, commit_files
+
+    output = Location.of(str(tmp_path / "parts"))
+    attempt = clear(output)
+    pq.write_table(pa.table({"n": [1]}), output.join("a.parquet"))
+    pq.write_table(pa.table({"n": ["x"]}), output.join("b.parquet"))
+    with pytest.raises(BadOutput, match=r"step `parts` wrote Parquet files of different schemas \(a.parquet and b"):
+        commit_files(output, attempt, {"step": "parts"})
+    Path(output.join("b.parquet")).write_text("not parquet")
+    with pytest.raises(BadOutput, match=r"step `parts` wrote b.parquet, which is not a readable Parquet file"):
+        commit_files(output, attempt, {"step": "parts"})
+    with pytest.raises(MissingArtifact, match="failed before committing"):
+        output.read_manifest("parts")
+    os.remove(output.join("b.parquet"))
+    manifest = commit_files(output, attempt, {"step": "parts"})
+    assert manifest["digests"] == {"a.parquet": digest(Path(output.join("a.parquet")).read_bytes())}
+    assert read_input(output, "parts", None).column("n").to_pylist() == [1]
