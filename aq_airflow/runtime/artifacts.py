@@ -278,10 +278,10 @@ class Location:
             pass
         return uuid.uuid4().hex[:12]
 
-    def commit(self, manifest: dict) -> None:
+    def commit(self, manifest: dict) -> dict:
         """Write the manifest (the commit marker, stamped as our writer's, with a digest for every
         file it lists: those its writer hashed while writing, the others hashed here), then drop
-        files of earlier attempts."""
+        files of earlier attempts. Returns the manifest as committed."""
         files = manifest.get("files", [])
         known = manifest.get("digests") or {}
         digests = {name: known.get(name) or file_digest(self.fs, self.join(name)) for name in files}
@@ -300,6 +300,7 @@ class Location:
                     self.fs.delete_file(info.path)
                 except OSError:
                     pass
+        return manifest
 
 
 def file_digest(fs: pafs.FileSystem, path: str) -> str:
@@ -488,8 +489,7 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     else:
         manifest.update(kind="files" if names else "none", rows=None)
     manifest.update(extra)
-    location.commit(manifest)
-    return manifest
+    return location.commit(manifest)
 
 
 def clear(location: Location) -> str:
