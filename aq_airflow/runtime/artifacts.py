@@ -44,6 +44,7 @@ from aq_airflow.runtime.manifest import (  # noqa: F401
     MissingArtifact,
     missing_output,
     parse,
+    plain_file_name,
     refused,
 )
 
@@ -213,8 +214,8 @@ class Location:
             if actual != digests[name]:
                 raise refused(
                     self.uri, producer,
-                    f"file {name} has {actual}, its manifest says {digests[name]} (the file changed after the step "
-                    "committed it)",
+                    f"file {name} has {actual}, its manifest says {digests[name]} (the file or the manifest changed "
+                    "after the step committed it)",
                 )  # fmt: skip
         if manifest["kind"] == "table":
             self._footers_agree(manifest, producer)
@@ -467,6 +468,11 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     here, at the commit (:meth:`Location.commit`)."""
     infos = [i for i in location.fs.get_file_info(pafs.FileSelector(location.path)) if i.is_file]
     names = sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
+    odd = next((name for name in names if not plain_file_name(name)), None)
+    if odd is not None:
+        raise BadOutput(f"step `{extra.get('step', '?')}` wrote a file named {odd[:300]!r}, which a manifest cannot "
+                        "list (a control character, a backslash, or longer than 255 bytes): rename it; nothing was "
+                        "committed")  # fmt: skip
     manifest = {"files": names, "bytes": sum(i.size for i in infos), "attempt": attempt, "uri": location.uri}
     if names and all(n.endswith(".parquet") for n in names):
         rows, schemas = 0, {}

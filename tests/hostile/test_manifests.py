@@ -504,6 +504,10 @@ def test_a_command_steps_parquet_of_two_schemas_or_not_parquet_is_not_committed(
     with pytest.raises(MissingArtifact, match="failed before committing"):
         output.read_manifest("parts")
     os.remove(output.join("b.parquet"))
+    Path(output.join("tab\there.txt")).write_text("odd")
+    with pytest.raises(BadOutput, match=r"step `parts` wrote a file named 'tab\\there.txt', which a manifest cannot"):
+        commit_files(output, attempt, {"step": "parts"})
+    os.remove(output.join("tab\there.txt"))
     manifest = commit_files(output, attempt, {"step": "parts"})
     assert manifest["digests"] == {"a.parquet": digest(Path(output.join("a.parquet")).read_bytes())}
     assert read_input(output, "parts", None).column("n").to_pylist() == [1]
