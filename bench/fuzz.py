@@ -27,6 +27,14 @@ profiles), then:
 A failure is an uncaught exception, a traceback, an internal error, a misplaced location, or
 validate, compile and the loader disagreeing. The run prints a summary table (specs, errors by
 kind, failures, peak RSS, seconds) and exits 1 on any failure (each kept under `--out`).
+
+Then the manifest campaign (`ManifestFuzz`, `--manifests N`): committed step outputs (a table, a
+command step's two Parquet files, a pickled object, plain files) whose `_manifest.json` is
+mutated (odd or shuffled `files`, wrong rows, schema, digests or kind, deep or non-JSON text) or
+whose files change (bytes flipped, cut short, another schema, a pickle that runs code), each read
+as a downstream step reads it. Every read must refuse (BadOutput / MissingArtifact) or give back
+exactly the committed value; another exception, changed data read as whole, or a pickle that ran
+is a failure.
 """
 
 from __future__ import annotations
