@@ -6,6 +6,10 @@
    The same again (1M rows) on an S3 emulator (moto's server on loopback) for both sides.
 2. A `sql` step exporting 5M rows from DuckDB into the store vs DuckDB's own COPY ... TO parquet.
 3. `aq-airflow run` of the example pipeline: wall time and the share spent outside user code.
+4. What holding an output to its manifest costs (sha256 of every file, Parquet footers), in one
+   process: writing through the hashing sink vs pyarrow writing the same stream, and a step's
+   read with verification vs the same read of the manifest's files without, locally and on the
+   S3 emulator.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +129,63 @@ def step_to_step(work: Path, rows: int, root: str, label: str = "") -> list[tupl
     ]  # fmt: skip
 
 
+def verification(root: str, rows: int, label: str = "", rounds: int = 5) -> list[tuple]:
+    """Verified vs unverified, in this process, the median of ``rounds``: writing a table through
+    the runtime's TableWriter (hashing while it writes) vs pyarrow's ParquetWriter on the same
+    filesystem, and reading it as a step does (``read_input``: the digest, the footers, then the
+    table) vs the same table from the manifest's files without verification."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, open_dataset, write_batches
+    from aq_airflow.runtime.values import read_input
+
+    rng = np.random.default_rng(1)
+    table = pa.table({f"c{i}": (np.arange(rows) if i == 0 else rng.random(rows)) for i in range(COLUMNS)})
+    batches = table.to_batches(max_chunksize=ROW_GROUP_ROWS)
+    location = Location.of(f"{root}/verified")
+    plain = Location.of(f"{root}/plain")
+    plain.fs.create_dir(plain.path, recursive=True)
+
+    def hashed() -> None:
+        location.commit(write_batches(location, location.begin(), table.schema, iter(batches)))
+
+    def unhashed() -> None:
+        with plain.fs.open_output_stream(plain.join("part.parquet")) as stream:
+            with pq.ParquetWriter(stream, table.schema, compression="zstd") as writer:
+                for batch in batches:
+                    writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+
+    def verified() -> None:
+        assert read_input(location, "verified", None).num_rows == rows
+
+    def unverified() -> None:
+        assert open_dataset(location, location.read_manifest("verified")).to_table().num_rows == rows
+
+    def medians(*fns) -> list[float]:
+        """Each function's median time, the functions taking turns (drift hits both alike)."""
+        times = [[] for _ in fns]
+        for _ in range(rounds):
+            for fn, spent in zip(fns, times, strict=True):
+                start = time.perf_counter()
+                fn()
+                spent.append(time.perf_counter() - start)
+        return [statistics.median(spent) for spent in times]
+
+    write_plain, write_hashed = medians(unhashed, hashed)
+    read_plain, read_verified = medians(unverified, verified)
+    mib = location.read_manifest()["bytes"] / 2**20
+    return [
+        (f"write, hashing while writing{label}", write_hashed, f"{mib:.0f} MiB Parquet"),
+        (f"write, pyarrow alone{label} (baseline)", write_plain, ""),
+        (f"write time ratio, hashed / plain{label}", write_hashed / write_plain, ""),
+        (f"read, verified (sha256 + footers){label}", read_verified, ""),
+        (f"read, unverified{label} (baseline)", read_plain, ""),
+        (f"read time ratio, verified / unverified{label}", read_verified / read_plain, "the digest re-reads the file"),
+    ]  # fmt: skip
+
+
 def step_to_step_s3(work: Path, rows: int) -> list[tuple]:
     """The handoff on an S3 emulator: moto's server on loopback, reached through AWS_ENDPOINT_URL."""
     import boto3
@@ -136,7 +198,8 @@ def step_to_step_s3(work: Path, rows: int) -> list[tuple]:
         os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
                            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})  # fmt: skip
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="bench")
-        return step_to_step(work, rows, "s3://bench/aq", " on S3 emulator")
+        rows_out = step_to_step(work, rows, "s3://bench/aq", " on S3 emulator")
+        return rows_out + verification("s3://bench/verify", rows, " on S3 emulator")
     finally:
         server.stop()
         for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
@@ -196,10 +259,21 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--sql-rows", type=int, default=5_000_000)
     parser.add_argument("--s3-rows", type=int, default=1_000_000)
+    parser.add_argument("--verify-rows", type=int, default=3_000_000)
+    parser.add_argument("--only-verification", action="store_true", help="just the verification rows (4.)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aq-bench-exec-"))
+    if args.only_verification:
+        try:
+            rows = verification(str(work / "store"), args.verify_rows)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for name, value, note in rows:
+            print(f"{name:56} {value:10.3f}  {note}")
+        return 0
     try:
         rows = step_to_step(work, args.rows, str(work / "store"))
+        rows += verification(str(work / "store"), args.verify_rows)
         rows += step_to_step_s3(work, args.s3_rows)
         rows += sql_export(work, args.sql_rows) + local_run(work)
     finally:

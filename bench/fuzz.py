@@ -27,6 +27,14 @@ profiles), then:
 A failure is an uncaught exception, a traceback, an internal error, a misplaced location, or
 validate, compile and the loader disagreeing. The run prints a summary table (specs, errors by
 kind, failures, peak RSS, seconds) and exits 1 on any failure (each kept under `--out`).
+
+Then the manifest campaign (`ManifestFuzz`, `--manifests N`): committed step outputs (a table, a
+command step's two Parquet files, a pickled object, plain files) whose `_manifest.json` is
+mutated (odd or shuffled `files`, wrong rows, schema, digests or kind, deep or non-JSON text) or
+whose files change (bytes flipped, cut short, another schema, a pickle that runs code), each read
+as a downstream step reads it. Every read must refuse (BadOutput / MissingArtifact) or give back
+exactly the committed value; another exception, changed data read as whole, or a pickle that ran
+is a failure.
 """
 
 from __future__ import annotations
@@ -594,6 +602,333 @@ class Campaign:
         return self.tally
 
 
+# --- manifests: mutated `_manifest.json` files (and the files they list) fed to the readers ----
+
+# names a manifest's `files` may hold: paths elsewhere, odd and non-string entries
+HOSTILE_FILE_NAMES = [
+    "../secret.parquet", "../../secret.parquet", "{secret}", "a/b.parquet", "a\\b.parquet", "..", ".", "",
+    "\x00", "part\x00.parquet", "_manifest.json", "_items.json", ".hidden", "x" * 5000, "café.parquet",
+    "\u202e.parquet", "\ud800", " ", "sub", 1, None, True, [], {}, ["a"], 1.5,
+]  # fmt: skip
+HOSTILE_VALUES = [None, True, False, 0, -1, 1.5, 2**70, float("nan"), float("inf"), "", "3", "x" * 3000, [], {},
+                  [[]], {"a": 1}, [None], ["n", "int64"]]  # fmt: skip
+
+
+@dataclass
+class ManifestTally:
+    cases: int = 0
+    refused: Counter = field(default_factory=Counter)  # by what the refusal said
+    read: int = 0  # harmless mutations (unknown keys, the file order, no digests) that read the committed value
+    by_mutation: Counter = field(default_factory=Counter)
+    failures: list = field(default_factory=list)
+
+
+class ManifestFuzz:
+    """Committed outputs (a table, a two-file table a command step wrote, a pickled object, a
+    command step's plain files) whose manifest or files are mutated, then read as a downstream
+    step reads them (``read_input``) and checked for shape as ``aq-airflow gc`` does (``is_ours``).
+    A read either refuses (BadOutput or MissingArtifact) or gives back exactly the committed value
+    (a harmless mutation); any other exception, a changed value read as whole, or a swapped
+    pickle that ran is a failure."""
+
+    def __init__(self, count: int, seed: int):
+        self.count, self.random = count, random.Random(seed)
+        self.work = Path(tempfile.mkdtemp(prefix="aq-fuzz-manifests-"))
+        self.tally = ManifestTally()
+
+    def bases(self) -> dict:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from aq_airflow.runtime.artifacts import MANIFEST, Location, commit_files
+        from aq_airflow.runtime.values import write_output
+
+        pq.write_table(pa.table({"password": ["hunter2"]}), self.work / "secret.parquet")
+        table = pa.table({"n": [1, 2, 3], "s": ["a", "b", "c"]})
+        bases = {}
+        for kind, value in (("table", table), ("object", {"weight": [1, 2, 3]})):
+            location = Location.of(str(self.work / "base" / kind))
+            location.commit(write_output(location, location.begin(), value))
+            bases[kind] = value
+        parts = Location.of(str(self.work / "base" / "parts"))
+        parts.begin()
+        pq.write_table(table.slice(0, 2), parts.join("a.parquet"))
+        pq.write_table(table.slice(2), parts.join("b.parquet"))
+        commit_files(parts, "fuzz", {"step": "producer"})
+        bases["parts"] = table
+        files = Location.of(str(self.work / "base" / "files"))
+        files.begin()
+        Path(files.join("report.md")).write_text("# report\n")
+        commit_files(files, "fuzz", {"step": "producer"})
+        bases["files"] = None  # a command step's files read as their folder's URI
+        self.saved = {
+            kind: {p.name: p.read_bytes() for p in (self.work / "base" / kind).iterdir()} for kind in bases
+        }  # fmt: skip
+        self.manifest_name = MANIFEST
+        return bases
+
+    def mutate_manifest(self, manifest: dict) -> str:
+        """Change the parsed manifest in place; returns the mutation's name."""
+        r = self.random
+        files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+        choice = r.randrange(12)
+        if choice == 0 and len(files) > 1:
+            r.shuffle(files)
+            manifest["files"] = files
+            return "files reordered"
+        if choice <= 1:
+            name = r.choice(HOSTILE_FILE_NAMES)
+            name = str(self.work / "secret.parquet") if name == "{secret}" else name
+            how = r.randrange(3)
+            if how == 0 or not files:
+                manifest["files"] = [*files, name]
+            elif how == 1:
+                manifest["files"] = [name, *files[1:]]
+            else:
+                manifest["files"] = name if r.random() < 0.5 else {"a": name}
+            if r.random() < 0.5 and isinstance(manifest.get("digests"), dict) and isinstance(name, str):
+                manifest["digests"][name] = "sha256:" + "0" * 64
+            return "odd files entry"
+        if choice == 4 and r.random() < 0.3:
+            manifest["schema"] = r.choice(HOSTILE_VALUES)
+            return "wrong schema"
+        if choice == 2:
+            manifest["files"] = files + files if files else ["x"]
+            return "files doubled"
+        if choice == 3:
+            manifest["rows"] = r.choice([999, 0, (manifest.get("rows") or 0) + 1, *HOSTILE_VALUES])
+            return "wrong rows"
+        if choice == 4:
+            schema = manifest.get("schema")
+            if isinstance(schema, list) and schema and all(isinstance(c, list) and len(c) == 2 for c in schema):
+                column = r.randrange(len(schema))
+                how = r.randrange(4)
+                if how == 0:
+                    schema[column] = [schema[column][0], r.choice(["string", "int32", "double", "binary", ""])]
+                elif how == 1:
+                    schema[column] = [schema[column][0] + "_x", schema[column][1]]
+                elif how == 2:
+                    del schema[column]
+                else:
+                    schema.append(["extra", "int64"])
+            else:
+                manifest["schema"] = r.choice(HOSTILE_VALUES)
+            return "wrong schema"
+        if choice == 5:
+            digests = manifest.get("digests")
+            how = r.randrange(5)
+            if how == 0 and isinstance(digests, dict) and digests:
+                name = r.choice(sorted(digests))
+                value = digests[name]
+                at = r.randrange(len("sha256:"), len("sha256:") + 64)
+                if isinstance(value, str) and len(value) > at:
+                    digests[name] = value[:at] + ("0" if value[at] != "0" else "1") + value[at + 1 :]
+            elif how == 1 and isinstance(digests, dict) and digests:
+                name = r.choice(sorted(digests))
+                value = str(digests[name])
+                digests[name] = r.choice(["md5:" + "0" * 32, value.upper(), value[:20], 7, None])
+            elif how == 2 and isinstance(digests, dict):
+                digests[r.choice(["extra.parquet", "../x"])] = "sha256:" + "0" * 64
+            elif how == 3:
+                manifest["digests"] = r.choice(HOSTILE_VALUES)
+            else:
+                manifest.pop("digests", None)
+                return "no digests"
+            return "wrong digests"
+        if choice == 6:
+            manifest["kind"] = r.choice(["table", "object", "files", "none", "tables", "", None, 1, ["table"]])
+            return "other kind"
+        if choice == 7:
+            manifest.pop(r.choice(["kind", "files", "rows", "schema"]), None)
+            return "key removed"
+        if choice == 8:
+            key = r.choice(["files", "rows", "schema", "digests", "kind"])
+            depth = r.choice([10, 200, 900])
+            manifest[key] = json.loads("[" * depth + "1" + "]" * depth)
+            return "deep value"
+        if choice == 9:
+            manifest[r.choice(["writer", "python_type", "bytes", "uri", "note"])] = r.choice(HOSTILE_VALUES)
+            return "other keys"
+        if choice == 10:
+            return self.mutate_manifest(manifest) + " + " + self.mutate_manifest(manifest)
+        manifest.pop("digests", None)
+        manifest.pop("writer", None)
+        return "no digests"
+
+    def mutate_text(self, data: bytes) -> tuple[bytes, str]:
+        r = self.random
+        choice = r.randrange(8)
+        if choice == 0:
+            return data[: r.randrange(len(data))], "manifest cut short"
+        if choice == 1:
+            changed = bytearray(data)
+            for _ in range(r.randint(1, 4)):
+                changed[r.randrange(len(changed))] ^= r.randint(1, 255)
+            return bytes(changed), "manifest bytes flipped"
+        if choice == 2:
+            depth = r.choice([1000, 100_000])
+            return b"[" * depth + b"]" * depth, "deeply nested JSON"
+        if choice == 3:
+            texts = [b"", b"null", b"[]", b'"x"', b"1e999", b"NaN", b"{}", b"\xff\xfe{", b"true"]
+            return r.choice(texts), "not a manifest"
+        if choice == 4:
+            return b"\xef\xbb\xbf" + data, "byte order mark"
+        if choice == 5:
+            return data.decode().encode("utf-16"), "UTF-16"
+        if choice == 6:
+            return data[:-1] + b', "kind": "object"}', "duplicate key"
+        return data.replace(b'"rows": ', b'"rows": 1e999, "x": ', 1), "rows as infinity"
+
+    def mutate_files(self, folder: Path, manifest: dict) -> str:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        r = self.random
+        names = [n for n in manifest["files"] if (folder / n).is_file()]
+        if not names:
+            return "no file to change"
+        target = folder / r.choice(names)
+        data = target.read_bytes()
+        choice = r.randrange(6)
+        if choice == 0:
+            changed = bytearray(data)
+            changed[r.randrange(len(changed))] ^= r.randint(1, 255)
+            target.write_bytes(bytes(changed))
+            return "file byte flipped"
+        if choice == 1:
+            target.write_bytes(data[: r.randrange(len(data))])
+            return "file cut short"
+        if choice == 2:
+            target.write_bytes(data + b"\x00" * r.randint(1, 100))
+            return "file grown"
+        if choice == 3:
+            pq.write_table(pa.table({"n": ["x"], "other": [1.5]}), target)
+            return "file of another schema"
+        if choice == 4:
+            target.unlink()
+            return "file removed"
+        import pickle
+
+        marker = self.work / "a swapped pickle ran"
+
+        class Payload:
+            def __reduce__(self):
+                return os.mkdir, (str(marker),)
+
+        target.write_bytes(pickle.dumps(Payload()))
+        return "file swapped for a pickle that runs code"
+
+    def case(self, kind: str, expected) -> None:
+        from aq_airflow.runtime.artifacts import Location, MissingArtifact
+        from aq_airflow.runtime.manifest import is_ours
+        from aq_airflow.runtime.values import read_input
+
+        r = self.random
+        folder = self.work / "case"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        for name, data in self.saved[kind].items():
+            (folder / name).write_bytes(data)
+        manifest_path = folder / self.manifest_name
+        manifest = json.loads(manifest_path.read_bytes())
+        choice = r.random()
+        if choice < 0.6:
+            mutation = self.mutate_manifest(manifest)
+            data = json.dumps(manifest).encode()
+        elif choice < 0.8:
+            data, mutation = self.mutate_text(manifest_path.read_bytes())
+        else:
+            mutation = self.mutate_files(folder, manifest)
+            data = manifest_path.read_bytes()
+        changed_file = choice >= 0.8 and mutation != "no file to change"
+        manifest_path.write_bytes(data)
+        self.tally.cases += 1
+        self.tally.by_mutation[mutation if " + " not in mutation else "two or more of the above"] += 1
+        where = f"{kind}: {mutation}: {data[:300]!r}"
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError):
+            parsed = None
+        try:
+            is_ours(parsed)
+        except Exception:
+            self.tally.failures.append(("is_ours", where, traceback.format_exc()[-2000:]))
+        try:
+            value = read_input(Location.of(str(folder)), "producer", None)
+        except MissingArtifact as refused:
+            self.tally.refused[_refusal(str(refused))] += 1
+        except Exception:
+            self.tally.failures.append(("read_input", where, traceback.format_exc()[-2000:]))
+        else:
+            # a manifest that says `files` hands over the folder (whose files' digests held)
+            as_folder = isinstance(parsed, dict) and parsed.get("kind") == "files"
+            if changed_file:
+                self.tally.failures.append(("read_input", where, "a changed file read as whole"))
+            elif not (value == str(folder) if as_folder else _same(value, expected)):
+                self.tally.failures.append(("read_input", where, f"read, but not the committed value: {value!r:.500}"))
+            else:
+                self.tally.read += 1
+        if (self.work / "a swapped pickle ran").exists():
+            self.tally.failures.append(("read_input", where, "a swapped pickle was unpickled"))
+            (self.work / "a swapped pickle ran").rmdir()
+
+    def run(self) -> ManifestTally:
+        logging.disable(logging.CRITICAL)  # each manifest without digests logs a warning
+        started = time.perf_counter()
+        try:
+            bases = self.bases()
+            kinds = sorted(bases)
+            for _ in range(self.count):
+                kind = self.random.choice(kinds)
+                self.case(kind, bases[kind])
+        finally:
+            logging.disable(logging.NOTSET)
+            shutil.rmtree(self.work, ignore_errors=True)
+        self.seconds = time.perf_counter() - started
+        return self.tally
+
+
+def _same(value, expected) -> bool:
+    if hasattr(expected, "sort_by"):
+        return hasattr(value, "sort_by") and value.sort_by("n").equals(expected.sort_by("n"))
+    return value == expected
+
+
+def _refusal(message: str) -> str:
+    """What a refusal said, without its paths and values: the tally's key."""
+    for pattern, kind in (
+        ("not valid JSON", "not JSON"), ("larger than", "too large"), ("not a plain file name", "not a plain name"),
+        ("lists a file twice", "a file twice"), ("has no kind", "no kind"), ("is none of", "unknown kind"),
+        ("lists ", "files for the kind, or a file not there"), ("row count", "rows not a count"),
+        ("schema is not", "schema not pairs"), ("digests are not", "digests not one per file"),
+        ("digest of", "digest not sha256"), ("has sha256:", "digest differs"), ("has schema", "schema differs"),
+        ("row(s), its manifest", "rows differ"), ("not a readable Parquet", "not Parquet"),
+        ("failed before committing", "no manifest"), ("is not a pickle", "not a pickle"),
+        ("not a whole pickle", "pickle cut short"),
+    ):  # fmt: skip
+        if pattern in message:
+            return kind
+    return "other: " + message[:120]
+
+
+def manifest_summary(fuzz: ManifestFuzz) -> str:
+    tally = fuzz.tally
+    rows = [
+        ("manifest cases", f"{tally.cases:,}"),
+        *[(f"  {mutation}", f"{count:,}") for mutation, count in tally.by_mutation.most_common()],
+        ("refused (BadOutput / MissingArtifact)", f"{sum(tally.refused.values()):,}"),
+        *[(f"  {kind}", f"{count:,}") for kind, count in tally.refused.most_common()],
+        ("read as committed (harmless mutation)", f"{tally.read:,}"),
+        ("FAILURES (other exception, changed data read, pickle ran)", f"{len(tally.failures):,}"),
+        ("seconds", f"{fuzz.seconds:,.1f}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    for where, case, detail in tally.failures[:20]:
+        lines.append(f"\nFAILURE in {where} ({case})\n{detail[:3000]}")
+    return "\n".join(lines)
+
+
 def summary(campaign: Campaign, max_rss_mb: float) -> str:
     tally = campaign.tally
     rows = [
@@ -628,12 +963,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exec-every", type=int, default=5, help="execute one compiled file in N")
     parser.add_argument("--max-rss-mb", type=float, default=1500, help="fail above this peak RSS")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "fuzz"), help="failing specs go here")
+    parser.add_argument("--manifests", type=int, default=5_000, help="mutated step outputs fed to the readers")
     args = parser.parse_args(argv)
     campaign = Campaign(args.specs, args.seed, args.batch, args.exec_every, Path(args.out))
     campaign.run()
     print(summary(campaign, args.max_rss_mb))
+    manifests = ManifestFuzz(args.manifests, args.seed)
+    manifests.run()
+    print("\n" + manifest_summary(manifests))
     too_big = _peak_rss_mb() > args.max_rss_mb
-    return 1 if campaign.tally.failures or too_big else 0
+    return 1 if campaign.tally.failures or manifests.tally.failures or too_big else 0
 
 
 if __name__ == "__main__":

@@ -147,10 +147,9 @@ def _verify(source: RunFolder, step: str, mapped: bool) -> None:
 
 
 def _manifest(location: Location, step: str) -> dict:
-    manifest = location.read_manifest(step)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list) or "kind" not in manifest:
-        raise ValueError(f"{location.uri}/_manifest.json is not a manifest (no kind or files)")
-    return manifest
+    """The committed manifest (its shape checked: a kind, plain file names); the files are held
+    to it when they are copied (:func:`_copy`)."""
+    return location.read_manifest(step)
 
 
 def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
@@ -176,6 +175,9 @@ def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
 
 
 def _copy(source: Location, target: Location, step: str, run_id: str) -> None:
+    """Copy one output's files, hold the copies to the source's manifest (digests, a table's rows
+    and schema: a source changed since its commit is refused, not reused), then commit the copy
+    with that manifest: its digests stay valid, the bytes being the same."""
     manifest = _manifest(source, step)
     target.begin()
     for name in manifest["files"]:
@@ -183,4 +185,8 @@ def _copy(source: Location, target: Location, step: str, run_id: str) -> None:
             target.fs.copy_file(source.join(name), target.join(name))
         except OSError as error:  # a file the manifest names is gone, or the store refused the copy
             raise ResumeError(f"step `{step}`: cannot copy {source.uri}/{name} from run {run_id}: {error}") from None
+    try:
+        target.verified(manifest, step)
+    except MissingArtifact as error:
+        raise ResumeError(f"step `{step}`: run {run_id}'s output is not reused: {error}") from None
     target.commit({**manifest, "uri": target.uri, "reused_from": {"run_id": run_id, "uri": source.uri}})

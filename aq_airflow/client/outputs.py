@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aq_airflow.client.runs import RunFolder, StepFolder, list_runs
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
+from aq_airflow.runtime.artifacts import BadOutput, Location, MissingArtifact
 
 # what `read(as_=...)` gives a table as, spelled as the runtime reads a step parameter's annotation
 AS = {
@@ -187,17 +187,15 @@ class StepOutput:
     @property
     def manifest(self) -> dict:
         """The committed manifest: ``kind`` (table, object, files, none), ``rows``, ``schema``
-        (column, type pairs), ``files``, ``bytes``, timings. For a mapped step, each item has its
-        own (``item(i).manifest``)."""
+        (column, type pairs), ``files``, ``digests``, ``bytes``, timings. For a mapped step, each
+        item has its own (``item(i).manifest``). Its shape is checked here; the files are held to it
+        (digests, rows, schema) by :meth:`read`."""
         if self.mapped:
             raise TypeError(
                 f"step `{self.step}` is mapped ({self.items_count} items): each item has its own manifest; "
                 "use .item(i).manifest"
             )
-        manifest = self._committed(lambda: self.location.read_manifest(self.step))
-        if not isinstance(manifest, dict) or "kind" not in manifest or "files" not in manifest:
-            raise self._missing("its _manifest.json is not a manifest (no kind or files)")
-        return manifest
+        return self._committed(lambda: self.location.read_manifest(self.step))
 
     def read(self, map_index: int | None = None, as_: str = "arrow") -> Any:
         """The output as the next step would get it: a table as an Arrow table (``as_``:
@@ -242,6 +240,8 @@ class StepOutput:
     def _committed(self, read):
         try:
             return read()
+        except BadOutput as error:  # there, but its manifest or files are not what our writer left
+            raise self._missing(str(error), uncommitted=False) from None
         except MissingArtifact as error:
             raise self._missing(f"no committed output ({_cause(error)})") from None
         except ValueError as error:  # a manifest or item list that is not JSON
@@ -253,11 +253,14 @@ class StepOutput:
                 name=error.name,
             ) from None
 
-    def _missing(self, why: str) -> MissingOutput:
+    def _missing(self, why: str, uncommitted: bool = True) -> MissingOutput:
         index = "" if self.map_index is None else f" (item {self.map_index})"
+        where = f"step `{self.step}`{index} of run `{self.run.run_id}` of pipeline `{self.run.pipeline.dag_id}`"
+        if not uncommitted:  # the runtime's message names the path and the fix
+            return MissingOutput(f"{where}: {why}")
         return MissingOutput(
-            f"step `{self.step}`{index} of run `{self.run.run_id}` of pipeline `{self.run.pipeline.dag_id}`: {why} "
-            f"at {self.uri}; only committed outputs read (the step failed, is still running, or did not run)"
+            f"{where}: {why} at {self.uri}; only committed outputs read (the step failed, is still running, or did "
+            "not run)"
         )
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
+from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
-from aq_airflow.runtime.artifacts import Location, clear, commit_files
+from aq_airflow.runtime.artifacts import BadOutput, Location, clear, commit_files
 from aq_airflow.runtime.labels import item_label
 
 
@@ -42,7 +43,15 @@ class AqPodStepOperator(KubernetesPodOperator):
         runtime = plan.command.runs_runtime
         attempt = None if runtime else clear(output)
         super().execute(context)
-        manifest = output.read_manifest(plan.step) if runtime else commit_files(output, attempt, {"step": plan.step})
+        # the pod's own commit, its shape checked (its files are verified by every reader after this task),
+        # or a command step's files committed here, each hashed
+        try:
+            if runtime:
+                manifest = output.read_manifest(plan.step)
+            else:
+                manifest = commit_files(output, attempt, {"step": plan.step})
+        except BadOutput as error:  # a command step's Parquet files of two schemas, or one that is not Parquet
+            raise StepFailed(str(error), []) from None
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
         return manifest

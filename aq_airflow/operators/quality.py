@@ -56,12 +56,14 @@ class _QualityTask:
         folder = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
         return count_items(folder, self.plan.step)  # its first bytes: every item's task asks
 
-    def artifact(self, context: Any) -> tuple[Location, dict]:
+    def artifact(self, context: Any, contents: bool = True) -> tuple[Location, dict]:
+        """The step's committed output, its files held to its manifest before anything reads them
+        (``contents=False``: its Parquet footers only, where just the schema is used)."""
         ref = self.plan.source.artifact
         if ref.each:  # a `foreach:` step's checks and metrics: this instance's item
             ref = ref.item(context["ti"].map_index)
         location = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
-        return location, location.read_manifest(self.plan.step)
+        return location, location.read_output(self.plan.step, contents=contents)
 
     def dataset(self, warehouse: Warehouse, context: Any) -> Dataset:
         """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
@@ -69,7 +71,7 @@ class _QualityTask:
         if source.kind != SourceKind.ARTIFACT:
             dataset = Dataset.warehouse_data(source, warehouse)
             if source.artifact is not None:  # a sql step's output schema, for `schema` checks
-                dataset.columns = [tuple(c) for c in self.artifact(context)[1].get("schema", [])]
+                dataset.columns = [tuple(c) for c in self.artifact(context, contents=False)[1].get("schema", [])]
             return dataset
         location, manifest = self.artifact(context)
         if manifest["kind"] != "table":

@@ -92,10 +92,15 @@ class AqLocalStepOperator(BaseOperator):
             except (local.ProcessFailed, local.StartRefused) as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
+            # the manifest this step's runtime just committed, for XCom, its shape checked; its files
+            # are not re-read here: every reader after this task verifies them (Location.read_output)
             return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
-        from aq_airflow.runtime.artifacts import commit_files
+        from aq_airflow.runtime.artifacts import BadOutput, commit_files
 
-        return commit_files(output, attempt, {"step": run.step})
+        try:
+            return commit_files(output, attempt, {"step": run.step})
+        except BadOutput as error:  # Parquet files of two schemas, or one that is not Parquet
+            raise StepFailed(str(error), []) from None
 
     def on_kill(self) -> None:
         process = getattr(self, "_process", None)

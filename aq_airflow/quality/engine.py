@@ -48,7 +48,9 @@ class Dataset:
     def artifact(cls, location: Location, manifest: dict, step: str) -> Dataset:
         """A step's committed Parquet output, scanned by an in-memory DuckDB: by path on a local
         disk, and as a pyarrow dataset on its own filesystem otherwise (S3, GCS, Azure), so no
-        DuckDB extension has to be downloaded at run time."""
+        DuckDB extension has to be downloaded at run time. ``manifest`` is one
+        :meth:`Location.read_output` returned: its files already held to it (digests, rows,
+        schema), since DuckDB reads whatever the paths hold."""
         columns = [tuple(c) for c in manifest["schema"]]
         if location.is_local:
             relation = parquet_relation([location.join(f) for f in manifest["files"]])

@@ -15,5 +15,4 @@ def export_query(hook, sql: str, output: Location) -> dict:
         attempt = output.begin()
         manifest = write_batches(output, attempt, schema, batches)
     manifest = {**manifest, "attempt": attempt, "uri": output.uri, "dialect": warehouse.dialect}
-    output.commit(manifest)
-    return manifest
+    return output.commit(manifest)

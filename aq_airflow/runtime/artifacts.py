@@ -5,13 +5,25 @@ environment, never from the spec).
 A step's output is committed by its manifest: data files are written first under names unique to
 the attempt, ``_manifest.json`` last. Readers go through the manifest only, so a killed or retried
 step never leaves a half output that a later step reads as whole.
+
+The manifest also records each file's sha256 (hashed as it is written, never read back), and a
+table's rows and schema. A reader holds the files to it first (:meth:`Location.verified`): a file
+changed, swapped or truncated after the commit, a manifest that claims other rows or another
+schema, is refused (:class:`BadOutput`) rather than read. That guards against accidents and
+confused writers; whoever can write both a file and its manifest can still change what the next
+step reads (README, "The artifact store is a trust boundary").
 """
 
 from __future__ import annotations
 
+import base64
+import collections
 import functools
+import hashlib
 import json
+import logging
 import os
+import pickle
 import posixpath
 import re
 import uuid
@@ -25,12 +37,16 @@ import pyarrow.parquet as pq
 
 # the manifest's name and the missing-output error live in runtime.manifest (no pyarrow); named here too
 from aq_airflow.runtime.manifest import (  # noqa: F401
+    DIGEST,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     WRITER,
     BadOutput,
     MissingArtifact,
     missing_output,
     parse,
+    plain_file_name,
+    refused,
 )
 
 ROW_GROUP_ROWS = 128 * 1024
@@ -41,6 +57,10 @@ ROW_GROUP_ROWS = 128 * 1024
 # leaves is only these, which ``aq-airflow gc`` may therefore take (a command step's own file names
 # are the user's: never guessed).
 ATTEMPT_FILE = re.compile(r"part-[0-9a-f]{12}\.parquet|object-[0-9a-f]{12}\.pkl|\._manifest\.json\.[0-9a-f]{8}")
+CHUNK = 2**20  # a local file is hashed a MiB at a time: memory stays flat whatever its size
+REMOTE_CHUNK, REMOTE_WINDOW = 8 * 2**20, 4  # an object store's file: 8 MiB ranges, 4 in flight
+
+log = logging.getLogger(__name__)
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -169,12 +189,94 @@ class Location:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
     def read_manifest(self, producer: str | None = None) -> dict:
+        """The committed manifest, checked for shape only (kind, plain file names, digests' form):
+        what describes an output. Reading its data goes through :meth:`read_output`."""
         try:
             with self.fs.open_input_stream(self.join(MANIFEST)) as handle:
-                data = handle.read()
+                data = handle.read(MAX_MANIFEST_BYTES + 1)
         except (FileNotFoundError, OSError) as error:
             raise missing_output(self.uri, producer, error) from None
         return parse(data, self.uri, producer)
+
+    def read_output(self, producer: str | None = None, *, contents: bool = True) -> dict:
+        """The committed manifest, held to the files it names (:meth:`verified`): what every
+        reader of a step's output calls before it reads the data."""
+        return self.verified(self.read_manifest(producer), producer, contents=contents)
+
+    def verified(self, manifest: dict, producer: str | None = None, *, contents: bool = True) -> dict:
+        """The manifest when the files agree with it, else :class:`BadOutput` naming the producer,
+        the file and what disagreed: each file's sha256 (``contents``: a full read of each file, a
+        MiB at a time; off only where no data is read, just the schema), and for a table each
+        file's Parquet footer, whose schema must be the manifest's and whose rows must add up to
+        its ``rows``. A manifest of the release before digests has none: it is read with a logged
+        warning, its rows and schema still checked."""
+        digests = manifest.get("digests")
+        if contents and digests is None and manifest["files"]:
+            log.warning(
+                "the output of %s at %s has no digests (written before aq-airflow recorded them): its files are "
+                "read unverified; run the step again to record them", f"step `{producer}`" if producer else "a step",
+                self.uri,
+            )  # fmt: skip
+        for name in manifest["files"] if contents and digests else ():
+            actual = self._digest(name, producer)
+            if actual != digests[name]:
+                raise refused(
+                    self.uri, producer,
+                    f"file {name} has {actual}, its manifest says {digests[name]} (the file or the manifest changed "
+                    "after the step committed it)",
+                )  # fmt: skip
+        if manifest["kind"] == "table":
+            self._footers_agree(manifest, producer)
+        elif manifest["kind"] == "object":
+            self._pickle_agrees(manifest["files"][0], producer)
+        return manifest
+
+    def _digest(self, name: str, producer: str | None) -> str:
+        try:
+            return file_digest(self.fs, self.join(name))
+        except OSError as error:
+            raise self._unopened(name, producer, error) from None
+
+    def _footers_agree(self, manifest: dict, producer: str | None) -> None:
+        expected = [list(column) for column in manifest["schema"]]
+        rows = 0
+        for name in manifest["files"]:
+            try:
+                with self.fs.open_input_file(self.join(name)) as handle:
+                    footer = read_footer(handle)
+            except OSError as error:
+                raise self._unopened(name, producer, error) from None
+            except ValueError as error:
+                raise refused(self.uri, producer, f"file {name} is not a readable Parquet file ({error})") from None
+            schemas = footer_schemas(footer)
+            if expected not in schemas:
+                raise refused(
+                    self.uri, producer,
+                    f"file {name} has schema {_columns(schemas[0])}, its manifest says {_columns(expected)}",
+                )  # fmt: skip
+            rows += footer.metadata.num_rows
+        if rows != manifest["rows"]:
+            raise refused(self.uri, producer, f"its files hold {rows} row(s), its manifest says {manifest['rows']}")
+
+    def _pickle_agrees(self, name: str, producer: str | None) -> None:
+        """An object's file starts as the pickles our writer makes do (protocol 2 or later): a
+        manifest that calls a Parquet part or a report an object is refused, not unpickled."""
+        try:
+            with self.fs.open_input_file(self.join(name)) as handle:
+                head = handle.read_at(2, 0)
+        except OSError as error:
+            raise self._unopened(name, producer, error) from None
+        if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
+            raise refused(self.uri, producer, f"file {name} is not a pickle, which its manifest (kind object) says")
+
+    def _unopened(self, name: str, producer: str | None, error: OSError) -> BaseException:
+        """What opening a listed file failed with: :class:`BadOutput` when no such file is there (or
+        a folder is), else the error itself (the store could not be reached: fail and retry)."""
+        try:
+            there = self.fs.get_file_info(self.join(name)).type == pafs.FileType.File
+        except OSError:
+            return error
+        return error if there else refused(self.uri, producer, f"its manifest lists {name}, which is not a file there")
 
     def begin(self) -> str:
         """Start a new attempt: withdraw any committed manifest, return a unique attempt id."""
@@ -185,10 +287,14 @@ class Location:
             pass
         return uuid.uuid4().hex[:12]
 
-    def commit(self, manifest: dict) -> None:
-        """Write the manifest (the commit marker, stamped as our writer's), then drop files of
-        earlier attempts."""
-        manifest = {**manifest, "writer": WRITER}
+    def commit(self, manifest: dict) -> dict:
+        """Write the manifest (the commit marker, stamped as our writer's, with a digest for every
+        file it lists: those its writer hashed while writing, the others hashed here), then drop
+        files of earlier attempts. Returns the manifest as committed."""
+        files = manifest.get("files", [])
+        known = manifest.get("digests") or {}
+        digests = {name: known.get(name) or file_digest(self.fs, self.join(name)) for name in files}
+        manifest = {**manifest, "digests": digests, "writer": WRITER}
         temp = self.join(f".{MANIFEST}.{uuid.uuid4().hex[:8]}")
         with self.fs.open_output_stream(temp) as handle:
             handle.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
@@ -203,15 +309,108 @@ class Location:
                     self.fs.delete_file(info.path)
                 except OSError:
                     pass
+        return manifest
+
+
+def file_digest(fs: pafs.FileSystem, path: str) -> str:
+    """A file's ``sha256:<hex>``: a local file streamed a MiB at a time; on an object store, ranges
+    of :data:`REMOTE_CHUNK` fetched :data:`REMOTE_WINDOW` at a time and hashed in order (one GET
+    per MiB made hashing on the S3 emulator 10x slower than reading the table; memory stays at the
+    window's 32 MiB whatever the file's size)."""
+    digest = hashlib.sha256()
+    if isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_input_stream(path) as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+        return f"{DIGEST}:{digest.hexdigest()}"
+    from concurrent.futures import ThreadPoolExecutor
+
+    with fs.open_input_file(path) as handle, ThreadPoolExecutor(REMOTE_WINDOW) as pool:
+        pending: collections.deque = collections.deque()
+        for offset in range(0, handle.size(), REMOTE_CHUNK):
+            pending.append(pool.submit(handle.read_at, REMOTE_CHUNK, offset))
+            if len(pending) >= REMOTE_WINDOW:
+                digest.update(pending.popleft().result())
+        while pending:
+            digest.update(pending.popleft().result())
+    return f"{DIGEST}:{digest.hexdigest()}"
+
+
+def read_footer(handle: pa.NativeFile) -> pq.ParquetFile:
+    """A Parquet file's footer (schema, row counts), fetched in two reads (its length, then the
+    footer) and parsed in memory: reaching the store fails with OSError (fail and retry), a file
+    that is not Parquet with ValueError, whatever the parser meets (thrift, UTF-8, encryption)."""
+    size = handle.size()
+    tail = handle.read_at(8, size - 8) if size >= 12 else b""
+    if tail[4:] != b"PAR1":
+        raise ValueError("no Parquet footer at its end")
+    length = int.from_bytes(tail[:4], "little")
+    if length > size - 12:
+        raise ValueError(f"its footer length {length} passes its size {size}")
+    footer = handle.read_at(length, size - 8 - length)
+    try:
+        parsed = pq.ParquetFile(pa.BufferReader(b"PAR1" + footer + tail))
+        parsed.schema_arrow, parsed.metadata.num_rows  # noqa: B018 - parse both here
+    except Exception as error:  # in-memory bytes: any parser error means not Parquet
+        raise ValueError(f"{type(error).__name__}: {error}") from None
+    return parsed
+
+
+def footer_schemas(footer: pq.ParquetFile) -> list[list[list[str]]]:
+    """A Parquet file's schema (as :func:`schema_text`) the two ways a manifest may have recorded
+    it: as Arrow reads the file back, and as its writer handed it to pyarrow (the ``ARROW:schema``
+    pyarrow stores in the footer). They differ where Parquet has no exact type (``date64`` reads
+    back as ``date32``, ``time32[s]`` as ``time32[ms]``, a list's item field is renamed ...), and
+    :func:`write_batches` records the writer's."""
+    schemas = [schema_text(footer.schema_arrow)]
+    stored = (footer.metadata.metadata or {}).get(b"ARROW:schema")
+    if stored:
+        try:
+            schemas.append(schema_text(pa.ipc.read_schema(pa.BufferReader(base64.b64decode(stored)))))
+        except (pa.ArrowException, ValueError):  # not what pyarrow wrote: the read-back schema alone
+            pass
+    return schemas
+
+
+def _columns(schema: list) -> str:
+    text = ", ".join(f"{name} {kind}" for name, kind in schema)
+    return f"({text[:300]}{'...' if len(text) > 300 else ''})"
+
+
+class HashingSink:
+    """An output stream that hashes what goes through it: a file's digest without reading it back."""
+
+    def __init__(self, stream: pa.NativeFile):
+        self.stream = stream
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream.close()
+
+    @property
+    def digest(self) -> str:
+        return f"{DIGEST}:{self.hash.hexdigest()}"
 
 
 class TableWriter:
-    """Streams record batches into one Parquet file, a row group at a time."""
+    """Streams record batches into one Parquet file, a row group at a time, hashing the bytes."""
 
     def __init__(self, location: Location, attempt: str, schema: pa.Schema):
         self.name = f"part-{attempt}.parquet"
         self.schema = schema
-        self.stream = location.fs.open_output_stream(location.join(self.name))
+        self.stream = HashingSink(location.fs.open_output_stream(location.join(self.name)))
         self.writer = pq.ParquetWriter(self.stream, schema, compression="zstd")
         self.rows = 0
 
@@ -238,8 +437,8 @@ def write_batches(location: Location, attempt: str, schema: pa.Schema, batches: 
             writer.write(batch)
     finally:
         rows = writer.close()
-    size = location.fs.get_file_info(location.join(writer.name)).size
-    return {"kind": "table", "files": [writer.name], "rows": rows, "bytes": size, "schema": schema_text(schema)}
+    return {"kind": "table", "files": [writer.name], "rows": rows, "bytes": writer.stream.size,
+            "schema": schema_text(schema), "digests": {writer.name: writer.stream.digest}}  # fmt: skip
 
 
 def schema_text(schema: pa.Schema) -> list[list[str]]:
@@ -273,19 +472,38 @@ def open_dataset(location: Location, manifest: dict):
 
 def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     """Commit what a ``command`` step wrote into its output folder: a table when every file is
-    Parquet, otherwise a folder of files."""
+    Parquet (of one schema), otherwise a folder of files. Files the user's code wrote are hashed
+    here, at the commit (:meth:`Location.commit`)."""
     infos = [i for i in location.fs.get_file_info(pafs.FileSelector(location.path)) if i.is_file]
     names = sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
+    odd = next((name for name in names if not plain_file_name(name)), None)
+    if odd is not None:
+        raise BadOutput(f"step `{extra.get('step', '?')}` wrote a file named {odd[:300]!r}, which a manifest cannot "
+                        "list (a control character, a backslash, or longer than 255 bytes): rename it; nothing was "
+                        "committed")  # fmt: skip
     manifest = {"files": names, "bytes": sum(i.size for i in infos), "attempt": attempt, "uri": location.uri}
     if names and all(n.endswith(".parquet") for n in names):
-        rows = sum(pq.ParquetFile(location.fs.open_input_file(location.join(n))).metadata.num_rows for n in names)
-        schema = pq.read_schema(location.fs.open_input_file(location.join(names[0])))
-        manifest.update(kind="table", rows=rows, schema=schema_text(schema))
+        rows, schemas = 0, {}
+        for name in names:
+            try:
+                with location.fs.open_input_file(location.join(name)) as handle:
+                    footer = read_footer(handle)
+            except ValueError as error:
+                raise BadOutput(f"step `{extra.get('step', '?')}` wrote {name}, which is not a readable Parquet "
+                                f"file ({error}); nothing was committed") from None  # fmt: skip
+            rows += footer.metadata.num_rows
+            schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
+        if len(schemas) > 1:
+            first, other = list(schemas.values())[:2]
+            raise BadOutput(
+                f"step `{extra.get('step', '?')}` wrote Parquet files of different schemas ({first} and {other}): "
+                "one output is one table; write its files with one schema. Nothing was committed"
+            )
+        manifest.update(kind="table", rows=rows, schema=json.loads(next(iter(schemas))))
     else:
         manifest.update(kind="files" if names else "none", rows=None)
     manifest.update(extra)
-    location.commit(manifest)
-    return manifest
+    return location.commit(manifest)
 
 
 def clear(location: Location) -> str:

@@ -157,8 +157,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         "peak_rss_mib": _peak_rss_mib(),
         "peak_arrow_mib": round(pa.default_memory_pool().max_memory() / 2**20, 1),
     }
-    location.commit(manifest)
-    return manifest
+    return location.commit(manifest)
 
 
 def main(argv: list[str]) -> int:

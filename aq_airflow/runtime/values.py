@@ -7,13 +7,22 @@ objects (a trained model) travel as pickle with their type recorded.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, iter_row_groups, open_dataset, write_batches
+from aq_airflow.runtime.artifacts import (
+    DIGEST,
+    ROW_GROUP_ROWS,
+    Location,
+    iter_row_groups,
+    open_dataset,
+    refused,
+    write_batches,
+)
 
 
 def _wants(annotation: Any) -> str:
@@ -33,13 +42,22 @@ def _wants(annotation: Any) -> str:
 
 
 def read_input(location: Location, producer: str, annotation: Any) -> Any:
-    manifest = location.read_manifest(producer)
+    """A committed output as the parameter's annotation asks for it, once its files agree with
+    its manifest (:meth:`Location.read_output`: digests, a table's rows and schema)."""
+    manifest = location.read_output(producer)
     kind = manifest["kind"]
     if kind == "none":
         return None
     if kind == "object":
-        with location.fs.open_input_stream(location.join(manifest["files"][0])) as handle:
-            return pickle.loads(handle.read())  # noqa: S301 - written by this pipeline's own step
+        # unpickling runs code the pickle names: the store is trusted (README, "The artifact store
+        # is a trust boundary"); the digest only proves these are the bytes its step wrote
+        name = manifest["files"][0]
+        with location.fs.open_input_stream(location.join(name)) as handle:
+            data = handle.read()
+        try:
+            return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
+        except (pickle.UnpicklingError, EOFError) as error:  # a pickle cut short (a manifest without digests)
+            raise refused(location.uri, producer, f"file {name} is not a whole pickle ({error})") from None
     if kind != "table":
         return location.uri  # a command step's files: the folder they are in
     dataset = open_dataset(location, manifest)
@@ -131,7 +149,9 @@ def write_output(location: Location, attempt: str, value: Any) -> dict:
     name = f"object-{attempt}.pkl"
     with location.fs.open_output_stream(location.join(name)) as handle:
         handle.write(data)
-    return {"kind": "object", "files": [name], "rows": None, "bytes": len(data), "python_type": _type_name(value)}
+    digest = f"{DIGEST}:{hashlib.sha256(data).hexdigest()}"
+    return {"kind": "object", "files": [name], "rows": None, "bytes": len(data), "python_type": _type_name(value),
+            "digests": {name: digest}}  # fmt: skip
 
 
 def _type_name(value: Any) -> str:
