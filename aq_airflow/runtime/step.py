@@ -84,10 +84,11 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     """Keyword arguments for ``function`` from inputs, spec args and Airflow context values."""
     args = json.loads(env.get(contract.ARGS) or "{}")
     context = json.loads(env.get(contract.CONTEXT) or "{}")
+    refused = context.pop(contract.REFUSED_PARAMS, None) or {}  # params past the limits, left out
     declared = contract.decode_inputs(env)
     inputs = declared.locations
     if contract.ITEM in env:  # a `foreach:` step: the item is the parameter `item`
-        context["item"] = json.loads(env[contract.ITEM])
+        context[contract.ITEM_NAME] = json.loads(env[contract.ITEM])
     parameters = dict(inspect.signature(function).parameters)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     bound = _bind_inputs(function, parameters, inputs, declared.as_list, set(args) | set(context), takes_any, step)
@@ -106,6 +107,11 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
             continue
         if name in args:
             kwargs[name] = args[name]
+        elif name == "params" and refused:  # only a function that reads the params fails for them
+            raise StepFailed(
+                f"step `{step}`: `{function.__qualname__}` takes `params`, and the run's params do not fit: "
+                + "; ".join(refused.values())
+            )
         elif name in context:
             kwargs[name] = context[name]
         elif parameter.default is parameter.empty:
