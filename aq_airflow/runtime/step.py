@@ -21,6 +21,7 @@ import pyarrow as pa
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 from aq_airflow.runtime.items import gather
+from aq_airflow.runtime.param_limits import FIX
 from aq_airflow.runtime.values import read_input, write_output
 
 
@@ -108,9 +109,10 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
         if name in args:
             kwargs[name] = args[name]
         elif name == "params" and refused:  # only a function that reads the params fails for them
+            reasons = "; ".join(why.removesuffix(f"; {FIX}") for why in refused.values())
             raise StepFailed(
                 f"step `{step}`: `{function.__qualname__}` takes `params`, and the run's params do not fit: "
-                + "; ".join(refused.values())
+                f"{reasons}; {FIX}"
             )
         elif name in context:
             kwargs[name] = context[name]
