@@ -65,7 +65,7 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 
 EXAMPLES = REPO / "example_dags"
-SPEC_ORIGINS = {"benign", "structural", "textual", "generated"}
+SPEC_ORIGINS = {"benign", "structural", "textual", "generated", "names"}
 LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$", re.S)
 KEYS = ["pipeline", "steps", "inputs", "python", "sql", "table", "command", "checks", "metrics", "resources", "gpu",
         "gpu_type", "between", "column", "publish", "mode", "keys", "schedule", "cluster", "retries", "timeout",
@@ -327,7 +327,41 @@ class Mutator:
         except (yaml.YAMLError, UnicodeError, ValueError, TypeError):
             return "steps: {a: {sql: SELECT 1}}\n"
 
+    # -- names: an arg or input of a python step named after what its function already gets ---
+    def reserved_names(self, dag_id: str) -> str:
+        """An example with one python step (made a `foreach:` step now and then) given an `args:`
+        key or an input (map key, or list entry naming a step) called `item` (on a foreach step)
+        or a context name (`ds`, `params`, ...; inputs in any case, as they bind): validate must
+        refuse it with a located error at that name (:meth:`Campaign.check_names`)."""
+        from aq_airflow.runtime.contract import CONTEXT_NAMES, ITEM_NAME
+
+        tree = json.loads(json.dumps(self.trees[self.random.choice(sorted(self.trees))]))
+        tree["pipeline"] = dag_id
+        python = [name for name, step in tree["steps"].items() if "python" in step]
+        step = tree["steps"][self.random.choice(python)]
+        if "foreach" not in step and self.random.random() < 0.6:
+            step["foreach"] = ["a", "b"]
+        names = [*CONTEXT_NAMES, *([ITEM_NAME] if "foreach" in step else [])]
+        name = self.random.choice(names)
+        where = self.random.choice(["args", "inputs map", "inputs list"])
+        if where == "args":
+            step["args"] = {**(step.get("args") or {}), name: self.random.choice(["hello", 1, "{{ ds }}"])}
+            return yaml.safe_dump(tree, sort_keys=False)
+        name = self.random.choice([name, name.upper(), name.capitalize()])  # inputs bind ignoring case
+        producer = next(n for n, other in tree["steps"].items() if other is not step)
+        if where == "inputs map":
+            inputs = step.get("inputs") or {}
+            inputs = dict(inputs) if isinstance(inputs, dict) else {i: i for i in inputs}
+            step["inputs"] = {**inputs, name: producer}
+        else:
+            tree["steps"][name] = {"sql": "SELECT 1 AS x"}  # a step named like the value it would hide
+            inputs = step.get("inputs") or []
+            step["inputs"] = [*(inputs if isinstance(inputs, list) else inputs.values()), name]
+        return yaml.safe_dump(tree, sort_keys=False)
+
     def spec(self, dag_id: str) -> tuple[str, str | bytes]:
+        if self.random.random() < 0.05:
+            return "names", self.reserved_names(dag_id)
         pick = self.random.random()
         if pick < 0.3:
             return "benign", self.benign(dag_id)
@@ -384,6 +418,7 @@ ERROR_KINDS = [
     ("missing key", re.compile(r"^missing required key")),
     ("step references", re.compile(r"is not a step of this pipeline|cycle|cannot depend on itself")),
     ("internal error", re.compile(r"internal error")),
+    ("reserved names", re.compile(r"would replace every item|would hide the run's")),
 ]
 
 
@@ -475,6 +510,27 @@ class Campaign:
         if not message or "Traceback" in message or "internal error" in message:
             self.fail("validate", f"not a located spec error: {issue}", Path(path))
 
+    def check_names(self, errors: list[dict], origins: dict[str, str], texts: dict[str, bytes]) -> None:
+        """Each `names` spec is refused with a reserved-name error whose position is the name
+        itself (the `args:` or `inputs:` key, or the list entry)."""
+        pattern = re.compile(r"^(arg|input) `([^`]+)`.* would (replace every item|hide the run's)")
+        found: dict[str, list[dict]] = {}
+        for issue in errors:
+            if pattern.match(issue["message"]):
+                found.setdefault(issue["file"], []).append(issue)
+        for path, origin in origins.items():
+            if origin != "names":
+                continue
+            if path not in found:
+                self.fail("validate", f"a reserved arg or input name was not refused: {path}", Path(path))
+                continue
+            lines = texts[path].decode("utf-8", "replace").splitlines()
+            for issue in found[path]:
+                name = pattern.match(issue["message"]).group(2)
+                line = lines[issue["line"] - 1] if issue["line"] <= len(lines) else ""
+                if not line[issue["col"] - 1 :].lstrip("'\"").startswith(name):
+                    self.fail("validate", f"not located at `{name}`: {issue} (line: {line!r})", Path(path))
+
     def batch_run(self, start: int, count: int) -> None:
         from airflow.dag_processing.dagbag import DagBag
         from airflow.serialization.serialized_objects import DagSerialization
@@ -504,6 +560,7 @@ class Campaign:
             report = json.loads(out)
             if code not in (0, 1) or report["files"] != len(origins) or "Traceback" in err:
                 self.fail("validate", f"exit {code}, {report['files']} files for {len(origins)}: {err[-2000:]}")
+            self.check_names(report["errors"], origins, texts)
             for issue in report["errors"]:
                 self.check_issue(issue, texts)
                 rejected.setdefault(issue["file"], []).append(issue["message"])

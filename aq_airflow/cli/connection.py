@@ -130,6 +130,13 @@ def connection(value: str, must_exist: bool) -> str:
     folder), a URI or JSON as given once Airflow can read it and has a hook for its type."""
     if is_path(value):
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise WarehouseError(
+                f"--warehouse {value}: this is a folder; --warehouse takes a DuckDB file (such as "
+                f"{Path(value) / 'warehouse.duckdb'}) or an Airflow connection URI or JSON"
+            )
+        if path.exists() and not path.is_file():
+            raise WarehouseError(f"--warehouse {value}: this is not a regular file; it takes a DuckDB file")
         if must_exist and not path.is_file():
             raise WarehouseError(f"no such warehouse file: {value}")
         if not must_exist and not path.parent.resolve().is_dir():

@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aq_airflow.runtime.param_limits import FIX, TOO_DEEP, params_problems, past_limit, text_depth_beyond
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WHOLE = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -30,6 +32,7 @@ _WHAT = {**_ITEM, "boolean": "true or false (also yes/no, 1/0)", "object": "an o
 _ITEMS = {"boolean": "true/false values", "integer": "whole numbers", "number": "numbers", "date": "dates"}
 _LIST_EXAMPLE = {"boolean": "true,false", "integer": "1,2", "number": "0.5,2", "date": "2026-01-01,2026-01-02"}
 MAX_SHOWN = 40  # characters of a default shown in a refusal
+MAX_GOT = 80  # characters of the value given shown in a refusal
 HELP = """--param NAME=VALUE is read as the type of NAME's default in the spec's `params:`; a
 value that does not fit is refused (exit 2, nothing runs) with the param's declaration, file:line:col.
   default      example                    takes
@@ -41,7 +44,8 @@ value that does not fit is refused (exit 2, nothing runs) with the param's decla
   [low, mid]   segments=low,mid           a list, comma-separated (nothing after `=`: no items)
                segments='["low","mid"]'   or as JSON; items typed as the default's (sizes=1,2)
   {k: v}       limits='{"eu": 5}'         an object, as JSON
-  ~ (null)     note='[1, 2]'              JSON if it reads as JSON, else the text"""
+  ~ (null)     note='[1, 2]'              JSON if it reads as JSON, else the text
+A param is at most 64 levels deep and 64 KiB as JSON; a run's params together at most 96 KiB."""
 
 
 class Refused(ValueError):
@@ -92,11 +96,21 @@ def what(default: Any) -> str:
 
 
 def parse(text: str, default: Any) -> Any:
-    """``text`` as the value of a param declared with ``default``; raises :class:`Refused`."""
+    """``text`` as the value of a param declared with ``default``, within the limits of
+    ``runtime.param_limits`` (depth and size); raises :class:`Refused`."""
+    value = _typed(text, default)
+    limit = past_limit(value)
+    if limit:
+        raise Refused(f"{limit}; {FIX}")
+    return value
+
+
+def _typed(text: str, default: Any) -> Any:
     declared = kind(default)
     if declared == "string":
         return text
     if declared == "any":
+        _not_too_deep(text)
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -183,7 +197,15 @@ def _is_date(text: str) -> bool:
     return True
 
 
+def _not_too_deep(text: str) -> None:
+    """Refuse JSON text nested past the limit before reading it (the reader recurses per level:
+    50,000 levels were a RecursionError)."""
+    if text_depth_beyond(text):
+        raise Refused(f"{TOO_DEEP}; {FIX}")
+
+
 def _json(text: str) -> Any:
+    _not_too_deep(text)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -210,6 +232,7 @@ def refusal(name: str, text: str, default: Any, place: str, refused: Refused) ->
     """``--param min_rows=ten: min_rows is a whole number (declared 1000 at spec.aq.yaml:7:13);
     got "ten"``: the param, what it takes, where it is declared, what was given and why not."""
     detail = f" ({refused.detail})" if refused.detail else ""
+    text = text if len(text) <= MAX_GOT else text[: MAX_GOT - 3] + "..."
     got = json.dumps(text, ensure_ascii=False)
     return f"--param {name}={text}: {name} is {what(default)} (declared {shown(default)} at {place}); got {got}{detail}"
 
@@ -225,8 +248,9 @@ def typed_params(spec: Path, declared: dict, given: dict[str, str]) -> tuple[dic
             values[name] = parse(text, declared[name])
         except Refused as refused:
             refusals.append((name, text, refused))
-    if not refusals:
-        return values, []
+    if not refusals:  # each fits: the run's params together must too (they share the step's AQ_CONTEXT)
+        together = params_problems({**declared, **values})
+        return values, [f"--param {name}: {why}" if name in given else why for name, why in together.items()]
     spec_file = SpecFile.read(spec)
     lines = []
     for name, text, refused in refusals:

@@ -215,18 +215,31 @@ def _outside_dates(plan, when) -> str | None:
 
 
 def _logical_date(text: str):
-    """The run's logical date from ``--date`` (YYYY-MM-DD, or a full ISO timestamp), or None."""
+    """The run's logical date from ``--date``: exactly YYYY-MM-DD (midnight UTC), else None. A
+    time (``2026-03-01T06:00``) or blanks around it are refused rather than read one way or
+    another: a run is of a day (``ds``), and a resumed run finds earlier runs by that day."""
+    import datetime
     import re
 
     import pendulum
 
-    if not re.match(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         return None
     try:
-        parsed = pendulum.parse(text.strip())
-    except Exception:  # pendulum's ParserError, ValueError for a day the month has not
+        day = datetime.date.fromisoformat(text)
+    except ValueError:  # a day the month has not
         return None
-    return parsed if isinstance(parsed, pendulum.DateTime) else None
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+
+
+def _date_problem(text: str) -> str:
+    """Why ``--date`` is refused, with the form it takes."""
+    stripped = text.strip()
+    if stripped != text and _logical_date(stripped) is not None:
+        return f"--date {text!r}: not a date: use YYYY-MM-DD, without blanks around it ({stripped})"
+    if _logical_date(stripped[:10]) is not None and stripped[10:11] in ("T", " "):
+        return f"--date {text}: a date and time; use YYYY-MM-DD, the day alone ({stripped[:10]}): a run is of a day"
+    return f"--date {text}: not a date: use YYYY-MM-DD"
 
 
 def _run_pipeline(
@@ -240,7 +253,7 @@ def _run_pipeline(
     from aq_airflow.plan import compile_spec
 
     if date is not None and _logical_date(date) is None:
-        print(f"--date {date}: not a date: use YYYY-MM-DD", file=sys.stderr)
+        print(_date_problem(date), file=sys.stderr)
         return 2
     try:  # a DuckDB file's folder now; a URI once Airflow is set up for the run (in _prepare)
         if warehouse_uri and is_path(warehouse_uri):

@@ -29,6 +29,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from aq_airflow.plan.model import ConditionPlan, WhenPlan
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, utcnow
 from aq_airflow.results.store import WHEN, naive_utc, when_step
+from aq_airflow.runtime.param_limits import param_problem
 from aq_airflow.warehouse import Warehouse
 
 _FALSE_TEXT = {"", "0", "false", "no", "off", "none", "null"}
@@ -81,9 +82,15 @@ class ConditionContext:
         return self._store
 
     def param(self, name: str) -> Any:
+        """A param the condition reads; one past the limits (a triggered run's conf may hold
+        anything) fails this condition only, naming it: other params are never looked at."""
         if name not in self.params:
             raise AirflowException(f"the run has no param `{name}`")
-        return self.params[name]
+        value = self.params[name]
+        problem = param_problem(name, value)
+        if problem:
+            raise AirflowException(f"step `{self.plan.step}`, `when:`: {problem}")
+        return value
 
 
 def _run_date(context: Any):

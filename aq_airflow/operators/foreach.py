@@ -7,6 +7,7 @@ item's task process builds the whole DAG, this operator included, and runs one i
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -14,6 +15,8 @@ from airflow.sdk import BaseOperator
 
 from aq_airflow.plan.model import ItemsPlan
 from aq_airflow.runners import local
+from aq_airflow.runtime.labels import item_label, item_name
+from aq_airflow.runtime.param_limits import param_problem
 
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's `[core] max_map_length` default
 
@@ -22,6 +25,39 @@ def max_map_length() -> int:
     from airflow.configuration import conf
 
     return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
+
+
+def _non_finite(value: Any) -> tuple[str, float] | None:
+    """(where, number) of the first NaN or infinity in ``value`` (``""``: the value itself,
+    else its keys and indexes as ``a.0.b``), or None."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where, node
+        if isinstance(node, dict):
+            stack += [(f"{where}.{key}".lstrip("."), item) for key, item in reversed(node.items())]
+        elif isinstance(node, list | tuple):
+            stack += [(f"{where}.{index}".lstrip("."), item) for index, item in reversed(list(enumerate(node)))]
+    return None
+
+
+def non_finite_item(step: str, items: list) -> str | None:
+    """Why the items cannot be a mapped step's (one holds NaN or infinity, which JSON cannot: an
+    item is passed as JSON, to the grid, ``AQ_ITEM`` and the item list), naming the step and the
+    item; or None."""
+    for index, item in enumerate(items):
+        found = _non_finite(item)
+        if found is not None:
+            where, number = found
+            shown = json.dumps(number)  # NaN, Infinity, -Infinity
+            held = f"is {shown}" if not where else f"holds {shown} at `{where}`"
+            return (
+                f"step `{step}`: item {item_name(step, index, item_label(item))} {held}, which JSON cannot hold "
+                "(an item is passed as JSON: to the step as AQ_ITEM, the grid and the item list); drop the item, "
+                "or give the value as null or text"
+            )
+    return None
 
 
 class AqItemsOperator(BaseOperator):
@@ -49,6 +85,9 @@ class AqItemsOperator(BaseOperator):
                 f"step `{plan.step}`: {len(items)} items, more than Airflow maps per task ([core] max_map_length = "
                 f"{limit}); split the list, or raise max_map_length in airflow.cfg"
             )
+        not_json = non_finite_item(plan.step, items)
+        if not_json:
+            raise AirflowException(not_json)
         texts = [item_refs.encode(item) for item in items]  # what AQ_ITEM and the grid show: JSON values
         refused = item_refs.too_large(texts)
         if refused:
@@ -77,6 +116,9 @@ class AqItemsOperator(BaseOperator):
             return list(foreach.items)
         if foreach.param is not None:
             value = context["params"][foreach.param]
+            problem = param_problem(foreach.param, value)
+            if problem:  # a triggered run's conf may hold anything
+                raise AirflowException(f"step `{step}`: `foreach: {{param: {foreach.param}}}`: {problem}")
             if not isinstance(value, list | tuple):
                 raise AirflowException(
                     f"step `{step}`: `foreach: {{param: {foreach.param}}}` needs a list; the param is a "

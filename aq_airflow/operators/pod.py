@@ -13,6 +13,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
+from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import BadOutput, Location, clear, commit_files
 from aq_airflow.runtime.labels import item_label
 
@@ -42,6 +43,7 @@ class AqPodStepOperator(KubernetesPodOperator):
         output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
         runtime = plan.command.runs_runtime
         attempt = None if runtime else clear(output)
+        self._bound_context()
         super().execute(context)
         # the pod's own commit, its shape checked (its files are verified by every reader after this task),
         # or a command step's files committed here, each hashed
@@ -55,3 +57,12 @@ class AqPodStepOperator(KubernetesPodOperator):
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
         return manifest
+
+    def _bound_context(self) -> None:
+        """The rendered ``AQ_CONTEXT`` less the params past the limits (a run's conf may hold
+        anything; a pod's spec is refused over 1.5 MiB), each named in the task log."""
+        for variable in self.env_vars or []:
+            if getattr(variable, "name", None) == contract.CONTEXT and isinstance(variable.value, str):
+                variable.value, refused = environment.bounded_context(variable.value)
+                for why in refused.values():
+                    self.log.warning("step `%s`: %s; left out of the step's `params`", self.plan.step, why)

@@ -54,6 +54,10 @@ class AqLocalStepOperator(BaseOperator):
         map_index = context["ti"].map_index
         env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
         env.update(environment.item_environment(run, self.item, map_index, root, context["run_id"]))  # never templated
+        # a triggered run's conf may hold params past the limits: out of the context, named in the log
+        env[contract.CONTEXT], refused = environment.bounded_context(env[contract.CONTEXT])
+        for why in refused.values():
+            self.log.warning("step `%s`: %s; left out of the step's `params`", run.step, why)
         for ref in run.secrets:
             if ref.name not in os.environ:
                 raise AirflowException(
@@ -83,6 +87,9 @@ class AqLocalStepOperator(BaseOperator):
         # folder's root, as before
         paths = (env.get(contract.CODE), dags_folder, os.environ.get("PYTHONPATH"))
         pythonpath = os.pathsep.join(dict.fromkeys(p for p in paths if p))
+        too_large = local.oversized_variable(env)
+        if too_large:
+            raise StepFailed(f"step `{run.step}` cannot start: {too_large}", [])
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             self._process = LocalProcess(
                 local.executable(self.argv), env={**os.environ, **env, "PYTHONPATH": pythonpath}, cwd=workdir

@@ -8,9 +8,11 @@ per distinct value of that column, in order of first appearance).
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from aq_airflow.pipeline_spec.types import Column, StepName
 
@@ -46,4 +48,19 @@ class ForeachStep(_Model):
     )
 
 
-Foreach = Annotated[list[Any], Field(min_length=1, max_length=MAX_MAP_LENGTH)] | ForeachParam | ForeachStep
+def _json_item(item: Any) -> Any:
+    """A literal item JSON can hold: NaN and infinity cannot (an item is passed as JSON)."""
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(
+                f"{json.dumps(node)} is no item: an item is passed as JSON (AQ_ITEM, the grid), which cannot hold "
+                "NaN or infinity; drop it, or write it as text (`'nan'`) or null"
+            )
+        stack += list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+    return item
+
+
+Item = Annotated[Any, AfterValidator(_json_item)]
+Foreach = Annotated[list[Item], Field(min_length=1, max_length=MAX_MAP_LENGTH)] | ForeachParam | ForeachStep

@@ -29,8 +29,10 @@ from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_s
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
 from aq_airflow.pipeline_spec.foreach import too_many_items
 from aq_airflow.pipeline_spec.operator_steps import operator_step_problems
+from aq_airflow.pipeline_spec.reserved import reserved_name_problems
 from aq_airflow.pipeline_spec.secrets import secret_values
 from aq_airflow.pipeline_spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
+from aq_airflow.runtime.param_limits import params_problems
 
 SPEC_SUFFIXES = (".aq.yaml", ".aq.yml")
 # Steps in one pipeline (each is up to four Airflow tasks); more is a sign to split it.
@@ -417,6 +419,52 @@ def _wrong_type(errors: list[dict], path: tuple, data: Any) -> str:
     return message
 
 
+def _value_at(data: Any, path: tuple) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _flow(value: Any) -> str:
+    """A value as it would be written inline in YAML."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True, sort_keys=False).strip()
+    return text.removesuffix("...").strip()
+
+
+def _nested_hint(key: str, here: list[type[pydantic.BaseModel]], parent: Any) -> str | None:
+    """For a key written beside the key it belongs under (a check's `freshness: d, max_age: 1d`,
+    a metric's `window:` without `history:`): where it goes, in the nested form built from what
+    was written (``freshness: {column: d, max_age: 1d}``); None when no field here takes it."""
+    if not isinstance(parent, dict):
+        return None
+    homes = []
+    for model in here:
+        own = set(_keys(model))
+        for name, info in model.model_fields.items():
+            field_key = info.alias or name
+            for sub in _members(info.annotation):
+                if isinstance(sub, type) and issubclass(sub, pydantic.BaseModel) and key in _keys(sub):
+                    homes.append((field_key in parent, field_key, sub, own))
+    # the key it belongs under was written (`freshness: d`), or every key that one needs was
+    # written beside it (`window:` and `max_zscore:`, `history:` left out)
+    fits = [h for h in homes if h[0]] or [
+        h for h in homes if all(k in parent for k, i in h[2].model_fields.items() if i.is_required())
+    ]
+    if len(fits) != 1:
+        return None
+    _, field_key, sub, own = fits[0]
+    inner = {k: parent[k] for k in _keys(sub) if k in parent and k not in own}
+    written = parent.get(field_key)
+    if isinstance(written, dict):  # `freshness: {column: d}` with `max_age:` beside it
+        inner = {**written, **inner}
+    elif "column" in _keys(sub) and "column" not in inner and isinstance(written, str):
+        inner = {"column": written, **inner}
+    return f"`{key}` goes inside `{field_key}:`, not beside it: write `{field_key}: {_flow(inner)}`"
+
+
 def _describe(error: dict, path: tuple, data: Any, wrong_type: list[dict], root: Any) -> tuple[str, bool]:
     if error["loc"] and error["loc"][-1] == "[key]":
         pattern = error.get("ctx", {}).get("pattern", "")
@@ -429,8 +477,11 @@ def _describe(error: dict, path: tuple, data: Any, wrong_type: list[dict], root:
     if kind == "extra_forbidden":
         key = str(path[-1])
         here = _models_at(root, error["loc"][:-1])
+        nested = _nested_hint(key, here, _value_at(data, path[:-1]))
+        if nested:
+            return nested, True
         words = sorted({k for model in here for k in _keys(model)}) or _vocabulary()
-        close = difflib.get_close_matches(key, words, n=1, cutoff=0.7)
+        close = difflib.get_close_matches(key, [w for w in words if w != key], n=1, cutoff=0.7)
         hint = f"; did you mean `{close[0]}`?" if close else "; remove it or check the spec reference"
         return f"unknown key `{key}`{hint}", True
     if kind == "missing":
@@ -551,6 +602,9 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
         raise SpecError(name_issues + spec_file.error(secrets).issues)
     problems = secrets + reference_problems(pipeline)
     problems += [Problem(path, message, at_key) for path, message, at_key in operator_step_problems(pipeline)]
+    problems += [Problem(path, message, at_key) for path, message, at_key in reserved_name_problems(pipeline)]
+    # a default past the limits of a run's params (runtime.param_limits) would fail the run's python steps
+    problems += [Problem(("params", name), message) for name, message in params_problems(pipeline.params).items()]
     if problems:
         raise spec_file.error(problems)
     return pipeline

@@ -14,6 +14,7 @@ from typing import Any
 from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.item_refs import is_reference, item_file
+from aq_airflow.runtime.param_limits import params_problems
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
 MAP_INDEX_TEMPLATE = "{{ ti.map_index }}"  # a mapped pod's item, rendered per instance
@@ -41,6 +42,22 @@ def step_environment(run: RunPlan) -> dict[str, str]:
             gathered=[i.argument for i in run.inputs if i.gather],  # fan-ins from mapped steps
         )
     return env
+
+
+def bounded_context(rendered: str) -> tuple[str, dict[str, str]]:
+    """``AQ_CONTEXT`` as Airflow rendered it, less the params past the limits of
+    ``runtime.param_limits`` (a run's conf may hold anything): each is left out of ``params`` and
+    named with why under ``refused_params``, and returned as ``{param: why}``. The runtime fails a
+    function that takes ``params`` with that reason; a step that does not read them runs (with
+    them it would not start at all: one environment string over 128 KiB stops the process)."""
+    context = json.loads(rendered)
+    params = context.get("params")
+    refused = params_problems(params) if isinstance(params, dict) else {}
+    if not refused:
+        return rendered, {}
+    context["params"] = {name: value for name, value in params.items() if name not in refused}
+    context[contract.REFUSED_PARAMS] = refused
+    return json.dumps(context), refused
 
 
 def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:

@@ -16,6 +16,29 @@ from aq_airflow.runtime import contract
 
 log = logging.getLogger(__name__)
 
+# Linux starts no process with an environment string ("NAME=value") longer than this (its
+# MAX_ARG_STRLEN, 32 pages): exec fails with E2BIG, "Argument list too long".
+MAX_ENV_STRING = 128 * 1024
+_SHRINK = {
+    contract.ARGS: "make its `args:` smaller (a param templated into them counts: keep large data in a file or "
+    "table and pass its path or name)",
+    contract.ITEM: "make its items smaller (pass a path or a key as the item, and read the data in the step)",
+}
+
+
+def oversized_variable(env: dict[str, str]) -> str | None:
+    """Why a process with ``env`` would not start (the first variable over :data:`MAX_ENV_STRING`,
+    its size and what to shrink), or None."""
+    for name, value in env.items():
+        size = len(name.encode()) + 1 + len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_ENV_STRING:
+            shrink = _SHRINK.get(name, "make the value smaller")
+            return (
+                f"its environment variable {name} is {size:,} bytes, and Linux starts no process with one over "
+                f"{MAX_ENV_STRING:,} (Argument list too long): {shrink}"
+            )
+    return None
+
 
 def artifacts_root(artifacts: str | None) -> str:
     """The artifact store root: the spec's URI, else ``$AQ_ARTIFACTS``, else a folder in

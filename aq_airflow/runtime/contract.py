@@ -19,6 +19,8 @@ INPUT_PREFIX = "AQ_INPUT_"  # AQ_INPUT_<NAME>: where an input's producer wrote i
 INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order, and their form
 ARGS = "AQ_ARGS"  # JSON: the step's `args:` (Airflow-templated)
 CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date, params)
+# In AQ_CONTEXT: {param: why} for the run's params left out of `params` (past runtime.param_limits)
+REFUSED_PARAMS = "refused_params"
 ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function gets it as `item`)
 # instead of AQ_ITEM for an item too large for the environment (`runtime.item_refs`): the location
 # (a path or URI in the artifact store, as AQ_OUTPUT) of a file holding the item's JSON
@@ -31,6 +33,13 @@ CODE = "AQ_CODE"
 # environment: by default the dags folder, the loader file's. `aq-airflow run` runs a spec from a
 # temporary dags folder and names the spec's real folder here, so its code is imported from there.
 CODE_ROOT = "AQ_CODE_ROOT"
+
+# The names a python step's function gets by name besides its inputs and `args:` (runtime.step):
+# the run's context values (AQ_CONTEXT; runners.environment.CONTEXT_TEMPLATE renders exactly these)
+# and, in a `foreach:` step, the item. An input or arg of the same name would replace the value
+# (inputs > args > context), so the spec refuses them there (pipeline_spec.reserved).
+CONTEXT_NAMES = ("run_id", "ds", "logical_date", "params")
+ITEM_NAME = "item"
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 

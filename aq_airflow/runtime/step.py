@@ -21,6 +21,7 @@ import pyarrow as pa
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import Location, MissingArtifact
 from aq_airflow.runtime.items import gather, read_item
+from aq_airflow.runtime.param_limits import FIX
 from aq_airflow.runtime.values import read_input, write_output
 
 
@@ -84,14 +85,15 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
     """Keyword arguments for ``function`` from inputs, spec args and Airflow context values."""
     args = json.loads(env.get(contract.ARGS) or "{}")
     context = json.loads(env.get(contract.CONTEXT) or "{}")
+    refused = context.pop(contract.REFUSED_PARAMS, None) or {}  # params past the limits, left out
     declared = contract.decode_inputs(env)
     inputs = declared.locations
     parameters = dict(inspect.signature(function).parameters)
     if contract.ITEM in env:  # a `foreach:` step: the item is the parameter `item`
-        context["item"] = json.loads(env[contract.ITEM])
+        context[contract.ITEM_NAME] = json.loads(env[contract.ITEM])
     elif contract.ITEM_FROM in env:  # a large item, in the artifact store: read when a parameter takes it
         try:
-            context["item"] = read_item(env[contract.ITEM_FROM], step) if "item" in parameters else None
+            context[contract.ITEM_NAME] = read_item(env[contract.ITEM_FROM], step) if "item" in parameters else None
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`: {missing}") from None
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
@@ -111,6 +113,12 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
             continue
         if name in args:
             kwargs[name] = args[name]
+        elif name == "params" and refused:  # only a function that reads the params fails for them
+            reasons = "; ".join(why.removesuffix(f"; {FIX}") for why in refused.values())
+            raise StepFailed(
+                f"step `{step}`: `{function.__qualname__}` takes `params`, and the run's params do not fit: "
+                f"{reasons}; {FIX}"
+            )
         elif name in context:
             kwargs[name] = context[name]
         elif parameter.default is parameter.empty:
