@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import pyarrow.fs as pafs
 
 from aq_airflow.runtime.artifacts import ATTEMPT_FILE, MANIFEST, Location
+from aq_airflow.runtime.item_refs import ITEMS_FOLDER
 from aq_airflow.runtime.items import ITEMS_FILE
 from aq_airflow.runtime.manifest import is_ours
 
@@ -120,7 +121,8 @@ def _epoch() -> datetime.datetime:
 
 def place(path: str, mapped: set[str]) -> str | None:
     """What a file of a run folder is by where it sits (``path`` relative to the run folder):
-    ``record``, ``manifest``, ``items`` or ``attempt``; None where aq-airflow never writes one.
+    ``record``, ``manifest``, ``items``, ``item`` (a large item's file, ``{step}/_items/{index}.json``)
+    or ``attempt``; None where aq-airflow never writes one.
     ``mapped``: the step folders holding a ``_items.json`` (whose item folders count)."""
     parts = path.split("/")
     if parts == [RUN_RECORD]:
@@ -129,6 +131,9 @@ def place(path: str, mapped: set[str]) -> str | None:
         return None
     if len(parts) == 2 and parts[1] == ITEMS_FILE:
         return "items"
+    if len(parts) == 3 and parts[0] in mapped and parts[1] == ITEMS_FOLDER:
+        stem, _, suffix = parts[2].partition(".")
+        return "item" if suffix == "json" and ITEM_FOLDER.fullmatch(stem) else None
     if len(parts) == 3 and not (parts[0] in mapped and ITEM_FOLDER.fullmatch(parts[1])):
         return None
     if len(parts) > 3:
@@ -233,8 +238,11 @@ def contents(run: RunFolder) -> Contents:
                 committed = True
         elif kind == "items":
             listed = _read_json(run.location, path)
-            if listed is not None and set(listed) == {"items"} and isinstance(listed["items"], list):
+            if listed is not None and set(listed) <= {"count", "items"} and isinstance(listed.get("items"), list):
                 outputs.add(path)
+                # its large items' files, by index
+                step = posixpath.dirname(path)
+                outputs |= {f"{step}/{ITEMS_FOLDER}/{i}.json" for i in range(len(listed["items"]))} & set(paths)
         elif kind == "record":
             record = _read_json(run.location, path)
             if record is not None and record.get("run_id") == run.run_id:
