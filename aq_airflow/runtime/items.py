@@ -33,7 +33,12 @@ def write_items(folder: Location, items: list) -> None:
 
 
 def write_item_files(folder: Location, texts: dict[int, str]) -> None:
-    """The by-reference items' files: ``{index: the item's JSON}`` into ``_items/{index}.json``."""
+    """The by-reference items' files: ``{index: the item's JSON}`` into ``_items/{index}.json``
+    (an earlier attempt's files go first: this run's items are these)."""
+    try:
+        folder.fs.delete_dir_contents(folder.join(ITEMS_FOLDER), missing_dir_ok=True)
+    except (FileNotFoundError, OSError):
+        pass
     if not texts:
         return
     folder.fs.create_dir(folder.join(ITEMS_FOLDER), recursive=True)
