@@ -50,8 +50,11 @@ def bounded_context(rendered: str) -> tuple[str, dict[str, str]]:
     named with why under ``refused_params``, and returned as ``{param: why}``. The runtime fails a
     function that takes ``params`` with that reason; a step that does not read them runs (with
     them it would not start at all: one environment string over 128 KiB stops the process)."""
-    context = json.loads(rendered)
-    params = context.get("params")
+    try:
+        context = json.loads(rendered)
+    except ValueError:  # not rendered (no run): nothing to bound
+        return rendered, {}
+    params = context.get("params") if isinstance(context, dict) else None
     refused = params_problems(params) if isinstance(params, dict) else {}
     if not refused:
         return rendered, {}
