@@ -286,7 +286,7 @@ def test_a_local_manifest_is_read_by_path_as_the_store_reads_it(tmp_path):
 
     folder = Location.of(str(tmp_path / "out"))
     folder.begin()
-    folder.commit({"kind": "object", "files": [], "step": "per"})
+    folder.commit({"kind": "none", "files": [], "step": "per"})
     assert read_local_manifest(str(tmp_path / "out"), "per") == folder.read_manifest("per")
     missing = Location.of(str(tmp_path / "nothing"))
     with pytest.raises(MissingArtifact) as by_store:
