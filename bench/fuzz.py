@@ -10,6 +10,9 @@ Each spec comes from a seeded mutator (reproducible: `--seed`), one of:
   bombs, recursive aliases, deep nesting, YAML tags, control characters, surrogate escapes,
   document markers, complex keys, thousands of steps, more than the size limit);
 - generated YAML from scratch over the spec's vocabulary;
+- a reserved name: an example whose python step (now and then made a `foreach:` step) gets an
+  `args:` key or an input called `item` or a context name (`ds`, `params`, ...); validate must
+  refuse it with an error located at that name (`Campaign.check_names`);
 - now and then a hostile file system entry: a broken symlink, a folder or a FIFO named like a
   spec, a file name that gives no dag_id, two specs of one dag_id.
 

@@ -349,6 +349,25 @@ def test_a_conf_within_the_limits_reaches_conditions_steps_and_items(run_capturi
     assert set(states.values()) == {"success"}
 
 
+def test_a_step_whose_environment_linux_would_refuse_says_which_variable_and_what_to_shrink(run_capturing):
+    """`args:` of 200 KB (a literal here; a param templated into them alike) made the process fail
+    to start with only "Argument list too long"."""
+    text = f"""
+        pipeline: np_args
+        steps:
+          big_args:
+            python: np_steps:plain
+            args: {{blob: {"b" * 200_000}}}
+    """
+    states, errors = run_capturing("np_args", text)
+    assert states == {"big_args.run": "failed"}
+    assert errors["big_args.run"] == (
+        "step `big_args` cannot start: its environment variable AQ_ARGS is 200,020 bytes, and Linux starts no "
+        "process with one over 131,072 (Argument list too long): make its `args:` smaller (a param templated into "
+        "them counts: keep large data in a file or table and pass its path or name)"
+    )
+
+
 cluster = test_kubernetes.cluster  # the loopback API server and kubelet (a module fixture)
 POD_SPEC = """
 pipeline: np_pod
