@@ -33,8 +33,13 @@ lock: install
 	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --python-version 3.11 \
 		--upgrade -q -o requirements.lock
 
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time: most of
+# its time is spent waiting on the Airflow, emulator and step processes it starts, so a worker
+# more than the cores keeps them busy. Each worker has its own Airflow home and metadata DB; the
+# wheel and its venv are built once and shared.
+TEST_WORKERS ?= 3
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check aq_airflow tests bench example_dags

@@ -133,11 +133,16 @@ def duckdb_warehouse(warehouse_file, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def core_venv(tmp_path_factory):
     """The wheel installed into a fresh venv that has no Airflow: (wheel path, venv folder)."""
+    root = _built_once(tmp_path_factory, "wheel", _build_core)
+    (wheel,) = root.glob("aq_airflow-*.whl")
+    return wheel, root / "venv"
+
+
+def _build_core(root: Path) -> None:
     import subprocess
     import sys
     import venv
 
-    root = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
         check=True,
@@ -148,7 +153,6 @@ def core_venv(tmp_path_factory):
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "-q", str(wheel), "pandas"], check=True, timeout=600)
-    return wheel, env_dir
 
 
 POSTGRES_DSN = os.environ.get("AQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -218,13 +222,38 @@ def clean_copy(target: Path) -> Path:
     return target
 
 
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder ``build(folder)`` fills once per test session: with pytest-xdist the workers share
+    it (the first builds it under a file lock, the others wait and reuse it), so the wheel and its
+    venv are built once, not once per worker."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    folder, done = base / name, base / f"{name}.done"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def production_venv(tmp_path_factory) -> ProductionInstall:
     """The wheel (not the editable checkout) installed with ``[airflow,test]`` into a fresh venv."""
+    root = _built_once(tmp_path_factory, "production", _build_production)
+    (wheel,) = (root / "dist").glob("aq_airflow-*.whl")
+    (sdist,) = (root / "dist").glob("aq_airflow-*.tar.gz")
+    return ProductionInstall(wheel, sdist, root / "venv")
+
+
+def _build_production(root: Path) -> None:
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("production")
     source = clean_copy(root / "src")
     dist = root / "dist"
     # sdist first, then the wheel built from the sdist: the wheel proves the sdist is complete
@@ -236,7 +265,6 @@ def production_venv(tmp_path_factory) -> ProductionInstall:
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = dist.glob("aq_airflow-*.whl")
-    (sdist,) = dist.glob("aq_airflow-*.tar.gz")
     env_dir = root / "venv"
     uv = _uv()
     python = str(Path(sys.executable).resolve())
@@ -249,7 +277,6 @@ def production_venv(tmp_path_factory) -> ProductionInstall:
         timeout=1200,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-    return ProductionInstall(wheel, sdist, env_dir)
 
 
 @pytest.fixture(scope="session")
@@ -417,3 +444,15 @@ def object_store(request):
     """Each object store on its local emulator: (scheme, make_bucket)."""
     fixture = {"s3": "s3_emulator", "gs": "gcs_emulator", "abfs": "azure_emulator"}[request.param]
     return request.param, request.getfixturevalue(fixture)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Captured output as valid UTF-8: a test of a file name that is not UTF-8 captures log lines
+    holding its surrogate escapes, which pytest-xdist cannot send from a worker (the whole run
+    stops with an internal error). Such characters are shown escaped (``\\udce9``)."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8")) for title, text in report.sections
+    ]
