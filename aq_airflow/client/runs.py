@@ -216,7 +216,10 @@ def _local_listing(top: str) -> Listing:
                 folders.append(entry.path)
                 pending.append(entry.path)
             elif entry.is_file(follow_symlinks=False):
-                stat = entry.stat(follow_symlinks=False)
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted since the folder was listed
+                    continue
                 info = pafs.FileInfo(entry.path, pafs.FileType.File, mtime_ns=stat.st_mtime_ns, size=stat.st_size)
                 files.append(info)
     return Listing(files, folders, links)
