@@ -295,16 +295,22 @@ def _moto_server():
 def s3_emulator(_moto_server, monkeypatch):
     """An empty S3 (moto) for this test, reached through the standard variables every SDK reads:
     the endpoint is all that makes it an emulator. Returns a function making buckets."""
+    return use_s3(_moto_server, monkeypatch)
+
+
+def use_s3(server: str, monkeypatch):
+    """:func:`s3_emulator` for any scope: empty the emulator at ``server`` and point the SDKs'
+    variables at it through ``monkeypatch`` (a module-scoped fixture passes its own)."""
     import boto3
 
-    env = {"AWS_ENDPOINT_URL": _moto_server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+    env = {"AWS_ENDPOINT_URL": server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}  # fmt: skip
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST")).close()
-    client = boto3.client("s3", endpoint_url=_moto_server)
+    urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST")).close()
+    client = boto3.client("s3", endpoint_url=server)
     return lambda bucket: client.create_bucket(Bucket=bucket) and client
 
 
@@ -345,13 +351,18 @@ def _fake_gcs_server(tmp_path_factory):
 def gcs_emulator(_fake_gcs_server, monkeypatch):
     """A GCS emulator reached through the Google SDKs' STORAGE_EMULATOR_HOST; returns a function
     making buckets."""
+    return use_gcs(_fake_gcs_server, monkeypatch)
+
+
+def use_gcs(server: str, monkeypatch):
+    """:func:`gcs_emulator` for any scope (see :func:`use_s3`)."""
     import urllib.request
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _fake_gcs_server)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server)
 
     def bucket(name: str) -> None:
         request = urllib.request.Request(
-            f"{_fake_gcs_server}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
+            f"{server}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
             headers={"Content-Type": "application/json"}, method="POST",
         )  # fmt: skip
         try:
@@ -416,6 +427,11 @@ def azure_emulator(_azurite, monkeypatch):
     """An empty Azure Blob Storage (Azurite: a flat namespace) for this test, reached through the
     Azure SDKs' AZURE_STORAGE_CONNECTION_STRING, whose BlobEndpoint is all that makes it an
     emulator. Returns a function making containers (idempotent) that returns the filesystem."""
+    return use_azure(_azurite, monkeypatch)
+
+
+def use_azure(server: str, monkeypatch):
+    """:func:`azure_emulator` for any scope (see :func:`use_s3`)."""
     import pyarrow.fs as pafs
 
     for variable in ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN"):
@@ -423,9 +439,9 @@ def azure_emulator(_azurite, monkeypatch):
     monkeypatch.setenv(
         "AZURE_STORAGE_CONNECTION_STRING",
         f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint={_azurite}/{AZURITE_ACCOUNT};",
+        f"BlobEndpoint={server}/{AZURITE_ACCOUNT};",
     )
-    authority = _azurite.removeprefix("http://")
+    authority = server.removeprefix("http://")
     fs = pafs.AzureFileSystem(AZURITE_ACCOUNT, account_key=AZURITE_KEY, blob_storage_authority=authority,
                               dfs_storage_authority=authority, blob_storage_scheme="http",
                               dfs_storage_scheme="http")  # fmt: skip
@@ -437,6 +453,10 @@ def azure_emulator(_azurite, monkeypatch):
         return fs
 
     return container
+
+
+# each object store's scheme: its emulator's server fixture (session-scoped) and set-up function
+EMULATORS = {"s3": ("_moto_server", use_s3), "gs": ("_fake_gcs_server", use_gcs), "abfs": ("_azurite", use_azure)}
 
 
 @pytest.fixture(params=["s3", "gs", "abfs"])

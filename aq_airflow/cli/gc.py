@@ -6,15 +6,19 @@ Under ``{artifacts}/{dag_id}/`` it considers only folders whose name is a run id
 manifest our writer committed at a step's place, or our run record (``client.runs.contents``). In
 such a folder, once its newest file is older than the TTL and Airflow's metadata DB has no queued
 or running run of that id, it deletes file by file what the listing showed to be ours (committed
-outputs, their manifests, item lists, the run record; a killed attempt's files older than the
-cutoff), then the folders that left empty. Everything else (a folder that is not a run, a run
-triggered with a run_id of its own, a user's file inside a run folder) is left where it is, and
-each is reported on a ``left alone`` line saying why.
+outputs, their manifests, item lists and large items' files, the run record; a killed attempt's
+files older than the cutoff), then the folders that left empty. Everything else (a folder that is
+not a run, a run triggered with a run_id of its own, a user's file inside a run folder, a symbolic
+link on a disk) is left where it is, and each is reported on a ``left alone`` line saying why.
 
 A run folder written to while gc runs keeps what is new: the folder is listed again just before
-deleting and left whole when anything in it changed, and deletion never goes beyond the files
-listed (no recursive delete of a folder that may hold anything else; on an object store an empty
-folder's marker goes only once a listing finds nothing under it).
+deleting and left whole when anything in it changed. After that second listing gc deletes the
+listed paths one by one, so a file at a new path is never touched, but one a step rewrites at a
+listed path in that window (a re-run's ``_manifest.json``) is deleted: paths are deleted, not the
+versions listed. On a disk no symbolic link is followed, in the listing nor in deleting
+(:func:`_unlink_under`). On an object store a folder is a name prefix, and pyarrow removes an
+empty folder's marker only by deleting the prefix with whatever is under it: gc does that only
+when a listing just before finds no file under it (:func:`_remove_if_empty`).
 """
 
 from __future__ import annotations
@@ -34,14 +38,16 @@ from aq_airflow.client.runs import (
     Contents,
     RunFolder,
     airflow_run_id,
+    as_utc,
     contents,
-    list_files,
+    listing,
     pipeline_entries,
     read_run,
 )
 from aq_airflow.pipeline_spec.roots import unsafe_root
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime.artifacts import Location
+from aq_airflow.runtime.item_refs import ITEMS_FOLDER
 
 NOT_A_RUN_ID = (
     "not a run folder: its name is not a run id Airflow generates (manual__<time>, scheduled__<time>, ...). "
@@ -51,6 +57,10 @@ NO_RUN_FILES = "not a run folder: no file aq-airflow writes is where a run has o
 NOT_OURS = (
     "not a run folder: no output manifest written by aq-airflow in it (a `{step}/_manifest.json` saying "
     '"writer": "aq-airflow"), nor its run record'
+)
+LINK = (
+    "a symbolic link: gc follows no link out of the store, so neither it nor what it points to is touched; "
+    "delete the link by hand when done with it"
 )
 
 
@@ -77,6 +87,9 @@ def survey(root: str, dag_id: str, cutoff: datetime.datetime) -> Survey:
         if not airflow_run_id(name):
             left.append((location.uri, NOT_A_RUN_ID))
             continue
+        if location.is_local and os.path.islink(location.path):
+            left.append((location.uri, f"{LINK} (it points to {os.path.realpath(location.path)})"))
+            continue
         run = read_run(name, location)
         if run is None:
             left.append((location.uri, NO_RUN_FILES))
@@ -91,42 +104,38 @@ def survey(root: str, dag_id: str, cutoff: datetime.datetime) -> Survey:
     return Survey(sorted(expired, key=lambda e: e.run.newest), left)
 
 
-def run_folders(root: str, dag_id: str) -> list[RunFolder]:
-    """The folders gc counts as runs of a pipeline (whatever their age), oldest first."""
-    far = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
-    return [e.run for e in survey(root, dag_id, far).expired]
-
-
-def _utc(moment: datetime.datetime) -> datetime.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
 def changed_since_listed(run: RunFolder) -> bool:
     """Whether a file appeared in the run folder, or one changed, since it was listed (a step is
-    writing there): then nothing in it is deleted."""
+    writing there), or on a disk a symbolic link appeared or went: then nothing in it is deleted."""
     listed = {f.path: (f.mtime, f.size) for f in run.files}
     try:
-        now = list_files(run.location)
-    except OSError:
+        now = listing(run.location)
+    except (OSError, ValueError):
         return True
-    return any(listed.get(f.path) != (f.mtime, f.size) for f in now)
+    links = tuple(sorted(path[len(run.location.path) :].strip("/") for path in now.links))
+    return links != run.links or any(listed.get(f.path) != (f.mtime, f.size) for f in now.files)
 
 
 def doomed(expired: Expired, cutoff: datetime.datetime) -> list[pafs.FileInfo]:
     """What gc deletes of an expired run folder: its committed outputs, and a killed attempt's
     files older than ``cutoff``."""
-    old_attempts = [f for f in expired.found.attempts if f.mtime and _utc(f.mtime) < cutoff]
+    old_attempts = [f for f in expired.found.attempts if f.mtime and as_utc(f.mtime) < cutoff]
     return [*expired.found.outputs, *old_attempts]
 
 
 def remove(location: Location, files: list[pafs.FileInfo]) -> list[str]:
-    """Delete exactly ``files`` (listed before), one by one, then the folders at a step's place
-    and the run folder if they are left empty; returns the paths that could not be deleted. A
-    file not in ``files`` is never touched, whenever it was written."""
+    """Delete the listed ``files`` by path, one by one, then the folders at a step's place and the
+    run folder if they are left empty; returns the paths that could not be deleted. A file at a
+    path not in ``files`` is never touched, whenever it was written; a file written at a listed
+    path after the listing (a re-run rewriting its ``_manifest.json``) is deleted, as the path is.
+    On a disk nothing is deleted through a symbolic link (:func:`_unlink_under`)."""
     failed = []
     for info in files:
         try:
-            location.fs.delete_file(info.path)
+            if location.is_local:
+                _unlink_under(location.path, info.path[len(location.path) :].strip("/"))
+            else:
+                location.fs.delete_file(info.path)
         except FileNotFoundError:
             pass
         except OSError as error:
@@ -135,46 +144,73 @@ def remove(location: Location, files: list[pafs.FileInfo]) -> list[str]:
     return failed
 
 
-def _prune(location: Location) -> None:
-    """Remove the run folder's empty folders at a step's place (``{step}/``, ``{step}/{index}/``),
-    deepest first, then the run folder itself if empty. On a disk ``rmdir`` refuses a folder that
-    is not empty at that instant; on an object store a folder goes only when a listing just
-    before finds no file under it."""
+def _unlink_under(top: str, relative: str, folder: bool = False) -> None:
+    """Delete the file (``folder``: the empty folder) at ``relative`` inside ``top`` on a disk
+    without following a symbolic link on the way: ``top`` and each folder below it are opened with
+    ``O_NOFOLLOW``, so one swapped for a link since the listing stops the deletion (an OSError)
+    rather than let it reach outside the store; ``unlink`` takes a link itself, never its target."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    *folders, name = relative.split("/")
+    handle = os.open(top, flags)
     try:
-        entries = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True, allow_not_found=True))
-    except OSError:
+        for part in folders:
+            inner = os.open(part, flags, dir_fd=handle)
+            os.close(handle)
+            handle = inner
+        (os.rmdir if folder else os.unlink)(name, dir_fd=handle)
+    finally:
+        os.close(handle)
+
+
+def _prune(location: Location) -> None:
+    """Remove the run folder's empty folders at a step's place (``{step}/``, ``{step}/{index}/``,
+    ``{step}/_items/``), deepest first, then the run folder itself if empty. On a disk ``rmdir``
+    refuses a folder that is not empty at that instant, and no link is followed; on an object
+    store see :func:`_remove_if_empty`."""
+    try:
+        folders = listing(location).folders
+    except (OSError, ValueError):
         return
-    folders = []
-    for entry in entries:
-        if entry.type != pafs.FileType.Directory:
-            continue
-        parts = entry.path[len(location.path) :].strip("/").split("/")
+    prunable = []
+    for path in folders:
+        parts = path[len(location.path) :].strip("/").split("/")
         if STEP_FOLDER.fullmatch(parts[0]) and (
-            len(parts) == 1 or (len(parts) == 2 and ITEM_FOLDER.fullmatch(parts[1]))
+            len(parts) == 1 or (len(parts) == 2 and (ITEM_FOLDER.fullmatch(parts[1]) or parts[1] == ITEMS_FOLDER))
         ):
-            folders.append(entry.path)
-    for path in [*sorted(folders, key=lambda p: p.count("/"), reverse=True), location.path]:
-        _remove_if_empty(location.fs, path, location.is_local)
-
-
-def _remove_if_empty(fs: pafs.FileSystem, path: str, local: bool) -> None:
-    if local:
+            prunable.append(path)
+    for path in sorted(prunable, key=lambda p: p.count("/"), reverse=True):
+        if location.is_local:
+            try:
+                _unlink_under(location.path, path[len(location.path) :].strip("/"), folder=True)
+            except OSError:  # not empty (or gone, or a link now): left
+                pass
+        else:
+            _remove_if_empty(location.fs, path)
+    if location.is_local:
         try:
-            os.rmdir(path)
-        except OSError:  # not empty (or gone): left
+            os.rmdir(location.path)  # a link there now is not a folder: refused
+        except OSError:
             pass
-        return
+    else:
+        _remove_if_empty(location.fs, location.path)
+
+
+def _remove_if_empty(fs: pafs.FileSystem, path: str) -> None:
+    """On an object store, remove a folder's marker when a listing finds no file under it. A
+    folder there is a name prefix, and pyarrow's only way to remove its marker is ``delete_dir``,
+    which deletes the prefix with everything under it: a file written under the folder between
+    this listing and the delete (a request apart) would go with it."""
     try:
         under = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
         if not any(entry.type == pafs.FileType.File for entry in under):
-            fs.delete_dir(path)  # nothing under it but empty folders' markers
+            fs.delete_dir(path)
     except OSError:
         pass
 
 
 def left_files(expired: Expired) -> list[str]:
     """``left alone`` lines for the files of a run folder that aq-airflow did not write, one per
-    folder holding them."""
+    folder holding them, and for each symbolic link in it (on a disk)."""
     groups: dict[str, list[str]] = defaultdict(list)
     for info in expired.found.others:
         groups[posixpath.dirname(expired.run.relative(info))].append(info.base_name)
@@ -183,6 +219,8 @@ def left_files(expired: Expired) -> list[str]:
         uri = f"{expired.run.location.uri}/{folder}".rstrip("/")
         shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
         lines.append(f"left alone {uri}/: {len(names)} file(s) aq-airflow did not write ({shown})")
+    for link in expired.run.links:
+        lines.append(f"left alone {expired.run.location.uri}/{link}: {LINK}")
     return lines
 
 

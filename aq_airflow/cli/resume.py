@@ -130,7 +130,7 @@ def prepare(plan: DagPlan, root: str, from_step: str | None, steps: str | None, 
 
 
 def _verify(source: RunFolder, step: str, mapped: bool) -> None:
-    folder = Location.of(f"{source.location.uri}/{step}")
+    folder = source.location.child(step)
     try:
         if not mapped:
             _manifest(folder, step)
@@ -138,7 +138,7 @@ def _verify(source: RunFolder, step: str, mapped: bool) -> None:
         from aq_airflow.runtime.items import read_items
 
         for index in range(len(read_items(folder, step))):
-            _manifest(Location.of(f"{folder.uri}/{index}"), step)
+            _manifest(folder.child(str(index)), step)
     except (MissingArtifact, ValueError) as error:
         raise ResumeError(
             f"step `{step}` is upstream of what --from/--steps runs, but run {source.run_id} (the latest "
@@ -162,7 +162,7 @@ def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
         if step not in outputs:
             continue  # a table step read in the warehouse: nothing in the store
         ref = outputs[step].output
-        source = Location.of(ref.location(root, resume.source.run_id))
+        source = resume.source.location.child(ref.step)  # the folder the listing found, by path
         target = Location.of(ref.location(root, run_id))
         if outputs[step].foreach is None:
             _copy(source, target, step, resume.source.run_id)
@@ -170,8 +170,7 @@ def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
         items = read_items(source, step)
         write_items(target, items)
         for index in range(len(items)):
-            _copy(Location.of(f"{source.uri}/{index}"), Location.of(f"{target.uri}/{index}"), step,
-                  resume.source.run_id)  # fmt: skip
+            _copy(source.child(str(index)), target.child(str(index)), step, resume.source.run_id)
 
 
 def _copy(source: Location, target: Location, step: str, run_id: str) -> None:

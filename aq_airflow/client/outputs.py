@@ -166,7 +166,10 @@ class StepOutput:
 
     @property
     def location(self) -> Location:
-        return Location.of(self.uri)
+        """The output's folder, joined to the run folder the listing found (not parsed from
+        :attr:`uri` again: see ``Location.child``)."""
+        folder = self.run.folder.location.child(self.step)
+        return folder if self.map_index is None else folder.child(str(self.map_index))
 
     @property
     def items(self) -> list:

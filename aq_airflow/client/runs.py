@@ -13,7 +13,10 @@ has it* (:func:`place`): ``_run.json`` at its top; ``{step}/_manifest.json``, ``
 or a killed attempt's file (``runtime.artifacts.ATTEMPT_FILE``) in a step folder named as the spec
 names steps; the same in ``{step}/{index}/`` beside a ``{step}/_items.json``. A file deeper or
 elsewhere (``projectX/tests/fixtures/_manifest.json``) makes nothing a run. That is what
-:func:`list_runs` lists, by name only (no file is read: one listing per run, even on a store).
+:func:`list_runs` lists: one recursive listing per run (even on a store), and besides it only the
+run record (``_run.json``) and each mapped step's ``_items.json`` are read. On a disk the listing
+does not follow symbolic links (:func:`listing`): what a link in a run folder points to is never
+taken for part of the run.
 
 **What aq-airflow wrote** in a run folder (:func:`contents`, which reads them) is narrower: a
 manifest at a step's place that our writer committed (``runtime.manifest.is_ours``) and the files
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -45,10 +49,14 @@ RUN_RECORD = "_run.json"
 # key>__<8 ...>`` (a partitioned timetable). ``aq-airflow run`` names its runs the same way
 # (``manual__...``). A run triggered through the REST API with a run_id of its own has none of these
 # forms: gc leaves its folder and says so (it cannot be told from a user's folder by its name).
+# The partition key is held to the characters of Airflow's own run_id rule (``allowed_run_id_pattern``,
+# ``[A-Za-z0-9_.~:+-]``): no ``#``, ``?``, ``%`` or space, which a store URI would read as another
+# folder's name or not at all; gc leaves a folder so named and says why.
 RUN_TYPES = ("backfill", "scheduled", "manual", "operator_triggered", "asset_triggered", "asset_materialization")
 _ISO_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[+-]\d{2}:\d{2}|Z)?"
+_PARTITION_KEY = r"[A-Za-z0-9_.~:+-]+"
 AIRFLOW_RUN_ID = re.compile(
-    rf"(?:{'|'.join(RUN_TYPES)})__{_ISO_TIME}(?:_[A-Za-z0-9]{{8}}|__[^/\\\0]+__[A-Za-z0-9]{{8}})?"
+    rf"(?:{'|'.join(RUN_TYPES)})__{_ISO_TIME}(?:_[A-Za-z0-9]{{8}}|__{_PARTITION_KEY}__[A-Za-z0-9]{{8}})?"
 )
 # a step folder's name: the spec's step name rule (``pipeline_spec.types.StepName``; a test holds
 # the two equal); an item folder's: its map index
@@ -82,7 +90,9 @@ class StepFolder:
 @dataclass(frozen=True)
 class RunFolder:
     """One run's folder: its steps, its newest file's time, the run record, if any, and every file
-    in it (the one listing that :func:`contents` sorts)."""
+    in it (the one listing that :func:`contents` sorts). ``links``: on a disk, the symbolic links in
+    it (paths inside the run folder), which the listing did not follow: nothing they point to is
+    among ``files``."""
 
     run_id: str
     location: Location
@@ -90,6 +100,7 @@ class RunFolder:
     steps: dict[str, StepFolder] = field(default_factory=dict)
     record: dict | None = None  # `_run.json`: how `aq-airflow run` ended it
     files: tuple[pafs.FileInfo, ...] = field(default=(), repr=False, compare=False)
+    links: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def state(self) -> str | None:
@@ -102,7 +113,7 @@ class RunFolder:
         """When the run ended: its record's ``finished`` time, else its newest file's."""
         finished = (self.record or {}).get("finished")
         try:
-            return _utc(datetime.datetime.fromisoformat(finished)) if finished else self.newest
+            return as_utc(datetime.datetime.fromisoformat(finished)) if finished else self.newest
         except (TypeError, ValueError):
             return self.newest
 
@@ -111,7 +122,8 @@ class RunFolder:
         return info.path[len(self.location.path) :].strip("/")
 
 
-def _utc(moment: datetime.datetime) -> datetime.datetime:
+def as_utc(moment: datetime.datetime) -> datetime.datetime:
+    """A listed file's time as an aware UTC time (a store may give it naive, meaning UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
@@ -149,40 +161,90 @@ def _mapped(paths: set[str]) -> set[str]:
 
 def pipeline_entries(root: str, dag_id: str) -> list[tuple[str, Location]]:
     """Each folder directly under ``{root}/{dag_id}/`` (a run's, or anyone's): its name and
-    location, from one listing of that folder (nothing under them is listed)."""
+    location, from one listing of that folder (nothing under them is listed). A folder's location
+    is joined to the pipeline's by path (``Location.child``), never parsed from a URI again: a name
+    with ``#``, ``?``, ``%`` or a space is that folder, not another one nor an error."""
     pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
     try:
         entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
-    except OSError:
+    except (OSError, ValueError):
         return []
     return [
-        (entry.base_name, Location.of(f"{pipeline.uri}/{entry.base_name}"))
+        (entry.base_name, pipeline.child(entry.base_name))
         for entry in sorted(entries, key=lambda e: e.base_name)
         if entry.type == pafs.FileType.Directory
     ]
 
 
-def list_files(location: Location) -> list[pafs.FileInfo]:
-    """Every file under a folder (one recursive listing)."""
+@dataclass(frozen=True)
+class Listing:
+    """Everything under a folder, from one recursive listing: its files, its folders (paths) and,
+    on a disk, its symbolic links (paths; neither followed nor counted among files or folders)."""
+
+    files: list[pafs.FileInfo]
+    folders: list[str]
+    links: list[str]
+
+
+def listing(location: Location) -> Listing:
+    """One recursive listing of a folder (none when it is not there). On a disk it does not follow
+    symbolic links, which pyarrow's recursive listing does: a link in a run folder to a folder
+    elsewhere would make that folder's files look like the run's, to be deleted with it."""
+    if location.is_local:
+        return _local_listing(location.path)
     listed = location.fs.get_file_info(pafs.FileSelector(location.path, recursive=True, allow_not_found=True))
-    return [f for f in listed if f.type == pafs.FileType.File]
+    return Listing(
+        [f for f in listed if f.type == pafs.FileType.File],
+        [f.path for f in listed if f.type == pafs.FileType.Directory],
+        [],
+    )
+
+
+def _local_listing(top: str) -> Listing:
+    files, folders, links = [], [], []
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:  # not there (or gone since its parent was listed)
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                links.append(entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+                pending.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted since the folder was listed
+                    continue
+                info = pafs.FileInfo(entry.path, pafs.FileType.File, mtime_ns=stat.st_mtime_ns, size=stat.st_size)
+                files.append(info)
+    return Listing(files, folders, links)
 
 
 def read_run(name: str, location: Location) -> RunFolder | None:
     """The run folder at ``location`` (one recursive listing), or None when none of its files is
-    where a run has one (:func:`place`): not a run."""
+    where a run has one (:func:`place`): not a run. On a disk, a symbolic link inside it (to a
+    step folder, a file) is not followed: it is in :attr:`RunFolder.links`, what it points to is
+    not among the run's files."""
     try:
-        files = list_files(location)
-    except OSError:
+        found = listing(location)
+    except (OSError, ValueError):
         return None
+    files = found.files
     run = RunFolder(name, location, _epoch())
     paths = {run.relative(f): f for f in files}
     mapped = _mapped(set(paths))
     if not any(place(path, mapped) for path in paths):
         return None
-    times = [_utc(f.mtime) for f in files if f.mtime]
+    times = [as_utc(f.mtime) for f in files if f.mtime]
     record = _read_json(location, RUN_RECORD) if RUN_RECORD in paths else None
-    return RunFolder(name, location, max(times, default=_epoch()), _steps(location, set(paths)), record, tuple(files))
+    links = tuple(sorted(path[len(location.path) :].strip("/") for path in found.links))
+    steps = _steps(location, set(paths))
+    return RunFolder(name, location, max(times, default=_epoch()), steps, record, tuple(files), links)
 
 
 def list_runs(root: str, dag_id: str) -> list[RunFolder]:

@@ -183,6 +183,12 @@ class Location:
     def join(self, name: str) -> str:
         return posixpath.join(self.path, name)
 
+    def child(self, name: str) -> Location:
+        """The folder ``name`` inside this one, on the same filesystem. Its path is joined, never
+        parsed again from a URI: a folder named with ``#``, ``?``, ``%`` or a space (anyone's, in a
+        store) would name another folder, or none, as part of ``s3://…/{name}``."""
+        return Location(self.fs, self.join(name), f"{self.uri.rstrip('/')}/{name}")
+
     @property
     def is_local(self) -> bool:
         """Whether the files are on this machine's disk (readable by path, e.g. by DuckDB)."""

@@ -112,7 +112,7 @@ def gather(folder: Location, producer: str, annotation: Any) -> Any:
     from aq_airflow.runtime.values import read_input
 
     items = read_items(folder, producer)
-    locations = [Location.of(f"{folder.uri.rstrip('/')}/{index}") for index in range(len(items))]
+    locations = [folder.child(str(index)) for index in range(len(items))]
     manifests = [location.read_manifest(producer) for location in locations]
     as_list = _wants_list(annotation)
     if as_list or not manifests or any(m["kind"] != "table" for m in manifests):
