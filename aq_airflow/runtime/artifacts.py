@@ -270,7 +270,9 @@ class Location:
         itself, and a commit's temporary manifest (there while a commit is under way), are ours."""
         entries = self.fs.get_file_info(pafs.FileSelector(self.path))  # unreachable: an OSError (retry)
         listed = {MANIFEST, *manifest["files"]}
-        extra = sorted(e.base_name for e in entries if e.base_name not in listed and not TEMP_MANIFEST.fullmatch(e.base_name))
+        extra = sorted(
+            e.base_name for e in entries if e.base_name not in listed and not TEMP_MANIFEST.fullmatch(e.base_name)
+        )
         if extra:
             more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
             raise refused(

@@ -100,7 +100,9 @@ class ItemList:
             raise _bad_list(uri, step, "it has no `items`")
         unknown = sorted(set(value) - {"count", "items"})
         if unknown:
-            raise _bad_list(uri, step, f"it holds {', '.join(f'`{k}`' for k in unknown[:5])} besides `count` and `items`")
+            raise _bad_list(
+                uri, step, f"it holds {', '.join(f'`{k}`' for k in unknown[:5])} besides `count` and `items`"
+            )
         items = value["items"]
         if not isinstance(items, list):
             raise _bad_list(uri, step, f"its `items` is {_json_kind(items)}, not a list")
