@@ -205,7 +205,7 @@ def test_an_environment_linux_refuses_says_which_limit_it_passed(tmp_path):
         LocalProcess(["true"], many, cwd=str(tmp_path)).run()
     message = str(refused.value)
     total = sum(len(k) + 1 + len(v) + 1 for k, v in many.items()) + len("true") + 1  # NAME=value and NULs, argv
-    assert f"(ARG_MAX, a quarter of the stack limit, `ulimit -s`)): the largest variables are SETTING_" in message
+    assert "(ARG_MAX, a quarter of the stack limit, `ulimit -s`)): the largest variables are SETTING_" in message
     assert f"Argument list too long: its variables and arguments together take {total / 2**20:.1f} MiB " in message
     assert f"of the {limit / 2**20:.1f} MiB Linux takes for both" in message
     assert "per variable" not in message
@@ -374,8 +374,9 @@ def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path
     (tmp_path / "gather_fn.py").write_text(GATHER)
     per = tmp_path / "per"
     bad_list(per, data)
+    inputs = contract.encode_inputs({"per": "per"}, True, ["per"])
     env = {"AQ_STEP": "total", "AQ_OUTPUT": str(tmp_path / "total"), "AQ_CODE": str(tmp_path),
-           contract.INPUTS: contract.encode_inputs({"per": "per"}, True, ["per"]), "AQ_INPUT_PER": str(per)}  # fmt: skip
+           contract.INPUTS: inputs, "AQ_INPUT_PER": str(per)}  # fmt: skip
     with pytest.raises(StepFailed) as failed:
         run_step("gather_fn:total", env)
     assert str(failed.value) == f"step `total`, input `per`: {refusal(str(per), 'per', why)}"
