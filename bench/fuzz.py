@@ -964,7 +964,8 @@ def _refusal(message: str) -> str:
         ("digest of", "digest not sha256"), ("has sha256:", "digest differs"), ("has schema", "schema differs"),
         ("row(s), its manifest", "rows differ"), ("not a readable Parquet", "not Parquet"),
         ("failed before committing", "no manifest"), ("is not a pickle", "not a pickle"),
-        ("not a whole pickle", "pickle cut short"),
+        ("not a whole pickle", "pickle cut short"), ("but has no digests", "stamped, no digests"),
+        ("its folder holds", "a file not listed"),
     ):  # fmt: skip
         if pattern in message:
             return kind

@@ -16,6 +16,7 @@ import datetime
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ _ITEM = {"boolean": "true or false", "integer": "a whole number", "number": "a n
 _WHAT = {**_ITEM, "boolean": "true or false (also yes/no, 1/0)", "object": "an object, as JSON"}
 _ITEMS = {"boolean": "true/false values", "integer": "whole numbers", "number": "numbers", "date": "dates"}
 _LIST_EXAMPLE = {"boolean": "true,false", "integer": "1,2", "number": "0.5,2", "date": "2026-01-01,2026-01-02"}
+# Python reads no integer of more digits (sys.get_int_max_str_digits(); the conversion is quadratic)
+TOO_MANY_DIGITS = (
+    f"a number of more than {sys.get_int_max_str_digits():,} digits, more than Python reads; "
+    "a param that large is data: pass it as text, or in a file a step reads"
+)
 MAX_SHOWN = 40  # characters of a default shown in a refusal
 MAX_GOT = 80  # characters of the value given shown in a refusal
 HELP = """--param NAME=VALUE is read as the type of NAME's default in the spec's `params:`; a
@@ -115,6 +121,8 @@ def _typed(text: str, default: Any) -> Any:
             return json.loads(text)
         except json.JSONDecodeError:
             return text
+        except ValueError:  # JSON, but a number past Python's digit limit
+            raise Refused(TOO_MANY_DIGITS) from None
     if declared == "object":
         value = _json(text)
         if not isinstance(value, dict):
@@ -132,7 +140,7 @@ def _list(text: str, items: str) -> list:
             raise Refused(f"a JSON {_json_kind(value)}, not a list")
         for index, item in enumerate(value, 1):
             if not _fits(item, items):
-                raise Refused(f"item {index}, {json.dumps(item)}, is not {_ITEM[items]}")
+                raise Refused(f"item {index}, {_cut(json.dumps(item))}, is not {_ITEM[items]}")
         return value
     if items == "object":
         raise Refused("not JSON: write the list as JSON, e.g. [{...}, {...}]")
@@ -146,7 +154,7 @@ def _list(text: str, items: str) -> list:
         try:
             parsed.append(item if items in ("string", "any") else _scalar(item, items))
         except Refused:
-            raise Refused(f"item {index}, {json.dumps(item)}, is not {_ITEM[items]}") from None
+            raise Refused(f"item {index}, {_cut(json.dumps(item))}, is not {_ITEM[items]}") from None
     return parsed
 
 
@@ -159,7 +167,7 @@ def _scalar(text: str, declared: str) -> Any:
         try:
             return int(value)
         except ValueError:  # beyond Python's digit limit for int()
-            raise Refused("too many digits") from None
+            raise Refused(TOO_MANY_DIGITS) from None
     if declared == "number" and _NUMBER.fullmatch(value):
         number = float(value)
         if math.isfinite(number):
@@ -210,8 +218,8 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise Refused(f"not JSON: {error.msg} at character {error.pos + 1}") from None
-    except ValueError as error:  # a number beyond Python's digit limit
-        raise Refused(f"not JSON: {error}") from None
+    except ValueError:  # a number beyond Python's digit limit
+        raise Refused(TOO_MANY_DIGITS) from None
 
 
 def _json_kind(value: Any) -> str:
@@ -220,6 +228,10 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, int | float):
         return "number"
     return {dict: "object", list: "list", str: "string"}.get(type(value), "null")
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_GOT else text[: MAX_GOT - 3] + "..."
 
 
 def shown(default: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.cli.terminal import ELLIPSIS, bounded
-from aq_airflow.quality.numbers import number
+from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table, map_index_of
 from aq_airflow.results.store import step_of
@@ -48,7 +48,6 @@ _MESSAGE_WIDTH = 40  # the narrowest the wrapped message column gets
 # before it is wrapped: the table costs the same for a 20 MB message as for a 2 KB one)
 CELL_CHARS, MESSAGE_CHARS, MESSAGE_LINES = 120, 2000, 30
 _JSON_DEPTH = 100  # nesting kept as JSON; deeper values (a sample made by hand) as their text
-_JSON_INT_BITS, _JSON_INT_DIGITS = 13_000, 3_900  # integers Python prints (at most 4300 digits)
 # a check's failing rows under its row: a few rows and columns, long values cut (JSON has them all)
 SAMPLE_SHOWN_ROWS, SAMPLE_SHOWN_COLUMNS, SAMPLE_VALUE_CHARS = 5, 8, 24
 _LISTED_STEPS = 20  # steps named in a --step hint
@@ -241,14 +240,14 @@ def _json_value(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, int):
-        return value if value.bit_length() <= _JSON_INT_BITS else str(decimal.Decimal(value))
+        return value if value.bit_length() <= EXACT_BITS else str(decimal.Decimal(value))
     if isinstance(value, float):
         return value if math.isfinite(value) else number(value)
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             return number(value)
         if value == value.to_integral_value():
-            return int(value) if value.adjusted() < _JSON_INT_DIGITS else str(value)
+            return int(value) if value.adjusted() < EXACT_DIGITS else str(value)
         as_float = float(value)
         return as_float if math.isfinite(as_float) and as_float else str(value)
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):

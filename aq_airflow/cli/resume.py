@@ -152,12 +152,14 @@ def _manifest(location: Location, step: str) -> dict:
     return location.read_manifest(step)
 
 
-def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
+def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> list[str]:
     """Copy each reused output of ``resume.source`` into run ``run_id``'s folder, committed by
-    its manifest (which records where it came from). Raises :class:`ResumeError`."""
+    its manifest (which records where it came from). Returns a line for each output copied from a
+    manifest without digests (checked for rows and schema only: say so). Raises :class:`ResumeError`."""
     from aq_airflow.runtime.items import read_items, write_items
 
     outputs = _outputs(plan)
+    notes: list[str] = []
     for step in resume.reused:
         if step not in outputs:
             continue  # a table step read in the warehouse: nothing in the store
@@ -165,19 +167,37 @@ def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> None:
         source = resume.source.location.child(ref.step)  # the folder the listing found, by path
         target = Location.of(ref.location(root, run_id))
         if outputs[step].foreach is None:
-            _copy(source, target, step, resume.source.run_id)
+            notes += _copy(source, target, step, resume.source.run_id)
             continue
-        items = read_items(source, step)
+        try:
+            items = read_items(source, step)
+        except MissingArtifact as error:
+            raise ResumeError(f"step `{step}`: run {resume.source.run_id}'s output is not reused: {error}") from None
         write_items(target, items)
         for index in range(len(items)):
-            _copy(source.child(str(index)), target.child(str(index)), step, resume.source.run_id)
+            notes += _copy(source.child(str(index)), target.child(str(index)), step, resume.source.run_id)
+    return notes
 
 
-def _copy(source: Location, target: Location, step: str, run_id: str) -> None:
+# what a copy's `reused_from` says when its source had no digests to hold the bytes to
+UNVERIFIED = "rows and schema checked; the source had no digests (written before aq-airflow recorded them)"
+
+
+def _copy(source: Location, target: Location, step: str, run_id: str) -> list[str]:
     """Copy one output's files, hold the copies to the source's manifest (digests, a table's rows
     and schema: a source changed since its commit is refused, not reused), then commit the copy
-    with that manifest: its digests stay valid, the bytes being the same."""
+    with that manifest: its digests stay valid, the bytes being the same.
+
+    A source of the release before digests has none: it is checked (rows, schema) before anything
+    is copied, and its copy, which the commit hashes, says so in ``reused_from`` (``verified``)
+    and in the returned line, rather than looking as verified as a copy of a digested output."""
     manifest = _manifest(source, step)
+    legacy = manifest.get("digests") is None
+    if legacy:
+        try:
+            source.verified(manifest, step)
+        except MissingArtifact as error:
+            raise ResumeError(f"step `{step}`: run {run_id}'s output is not reused: {error}") from None
     target.begin()
     for name in manifest["files"]:
         try:
@@ -188,4 +208,8 @@ def _copy(source: Location, target: Location, step: str, run_id: str) -> None:
         target.verified(manifest, step)
     except MissingArtifact as error:
         raise ResumeError(f"step `{step}`: run {run_id}'s output is not reused: {error}") from None
-    target.commit({**manifest, "uri": target.uri, "reused_from": {"run_id": run_id, "uri": source.uri}})
+    reused = {"run_id": run_id, "uri": source.uri, **({"verified": UNVERIFIED} if legacy else {})}
+    target.commit({**manifest, "uri": target.uri, "reused_from": reused})
+    if not legacy:
+        return []
+    return [f"step `{step}`: reused {source.uri} with its {UNVERIFIED}; its copy's digests are of the bytes copied"]

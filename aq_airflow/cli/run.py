@@ -338,7 +338,8 @@ def _run(
 
         print(reuse.describe())
         try:
-            copy_outputs(plan, reuse, artifacts, run_id)
+            for note in copy_outputs(plan, reuse, artifacts, run_id):
+                print(note)
         except ResumeError as error:
             print(error, file=sys.stderr)
             return 2

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from aq_airflow.runtime.artifacts import ATTEMPT_FILE, MANIFEST, Location
+from aq_airflow.runtime.artifacts import ATTEMPT_FILE, MANIFEST, Location, MissingArtifact
 from aq_airflow.runtime.item_refs import ITEMS_FOLDER
-from aq_airflow.runtime.items import ITEMS_FILE
+from aq_airflow.runtime.items import ITEMS_FILE, ItemList
 from aq_airflow.runtime.manifest import is_ours
 
 RUN_RECORD = "_run.json"
@@ -263,10 +263,10 @@ def _steps(location: Location, paths: set[str]) -> dict[str, StepFolder]:
     steps = {}
     for name in names:
         if f"{name}/{ITEMS_FILE}" in paths:
-            listed = _read_json(location, f"{name}/{ITEMS_FILE}") or {}
-            count = len(listed.get("items", [])) if isinstance(listed.get("items"), list) else 0
+            listed = _item_list(location, name)  # None: not an item list (the step is not committed)
+            count = listed.count if listed else 0
             done = sum(f"{name}/{index}/{MANIFEST}" in paths for index in range(count))
-            steps[name] = StepFolder(name, bool(listed) and done == count, count, done)
+            steps[name] = StepFolder(name, listed is not None and done == count, count, done)
         else:
             steps[name] = StepFolder(name, f"{name}/{MANIFEST}" in paths)
     return steps
@@ -299,12 +299,12 @@ def contents(run: RunFolder) -> Contents:
                 outputs |= {path} | {f"{folder}/{name}" for name in manifest["files"]} & set(paths)
                 committed = True
         elif kind == "items":
-            listed = _read_json(run.location, path)
-            if listed is not None and set(listed) <= {"count", "items"} and isinstance(listed.get("items"), list):
+            step = posixpath.dirname(path)
+            listed = _item_list(run.location, step)
+            if listed is not None:
                 outputs.add(path)
                 # its large items' files, by index
-                step = posixpath.dirname(path)
-                outputs |= {f"{step}/{ITEMS_FOLDER}/{i}.json" for i in range(len(listed["items"]))} & set(paths)
+                outputs |= {f"{step}/{ITEMS_FOLDER}/{i}.json" for i in range(listed.count)} & set(paths)
         elif kind == "record":
             record = _read_json(run.location, path)
             if record is not None and record.get("run_id") == run.run_id:
@@ -313,6 +313,15 @@ def contents(run: RunFolder) -> Contents:
     attempts = {path for path in paths if path not in outputs and place(path, mapped) == "attempt"}
     others = set(paths) - outputs - attempts
     return Contents(*(tuple(paths[p] for p in sorted(group)) for group in (outputs, attempts, others)), committed)
+
+
+def _item_list(location: Location, step: str) -> ItemList | None:
+    """A step folder's ``_items.json`` as the runtime reads it (:class:`ItemList`), or None when
+    it cannot be read or is not an item list our items task wrote."""
+    try:
+        return ItemList.read(Location(location.fs, location.join(step), f"{location.uri}/{step}"), step)
+    except MissingArtifact:  # unreadable, or not an item list (BadOutput)
+        return None
 
 
 def _read_json(location: Location, name: str) -> dict | None:

@@ -7,7 +7,6 @@ item's task process builds the whole DAG, this operator included, and runs one i
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -15,6 +14,7 @@ from airflow.sdk import BaseOperator
 
 from aq_airflow.plan.model import ItemsPlan
 from aq_airflow.runners import local
+from aq_airflow.runtime.item_refs import non_finite
 from aq_airflow.runtime.labels import item_label, item_name
 from aq_airflow.runtime.param_limits import param_problem
 
@@ -27,27 +27,12 @@ def max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
 
 
-def _non_finite(value: Any) -> tuple[str, float] | None:
-    """(where, number) of the first NaN or infinity in ``value`` (``""``: the value itself,
-    else its keys and indexes as ``a.0.b``), or None."""
-    stack: list[tuple[str, Any]] = [("", value)]
-    while stack:
-        where, node = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            return where, node
-        if isinstance(node, dict):
-            stack += [(f"{where}.{key}".lstrip("."), item) for key, item in reversed(node.items())]
-        elif isinstance(node, list | tuple):
-            stack += [(f"{where}.{index}".lstrip("."), item) for index, item in reversed(list(enumerate(node)))]
-    return None
-
-
 def non_finite_item(step: str, items: list) -> str | None:
     """Why the items cannot be a mapped step's (one holds NaN or infinity, which JSON cannot: an
     item is passed as JSON, to the grid, ``AQ_ITEM`` and the item list), naming the step and the
     item; or None."""
     for index, item in enumerate(items):
-        found = _non_finite(item)
+        found = non_finite(item)
         if found is not None:
             where, number = found
             shown = json.dumps(number)  # NaN, Infinity, -Infinity

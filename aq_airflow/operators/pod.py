@@ -13,6 +13,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
+from aq_airflow.runners.local import oversized_variable
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.artifacts import BadOutput, Location, clear, commit_files
 from aq_airflow.runtime.labels import item_label
@@ -42,8 +43,9 @@ class AqPodStepOperator(KubernetesPodOperator):
         output_ref = environment.output_ref(plan, context["ti"].map_index)
         output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
         runtime = plan.command.runs_runtime
-        attempt = None if runtime else clear(output)
         self._bound_context()
+        self._check_environment(context)
+        attempt = None if runtime else clear(output)
         super().execute(context)
         # the pod's own commit, its shape checked (its files are verified by every reader after this task),
         # or a command step's files committed here, each hashed
@@ -57,6 +59,16 @@ class AqPodStepOperator(KubernetesPodOperator):
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
         return manifest
+
+    def _check_environment(self, context: Any) -> None:
+        """Refuse, before a pod is asked for, an environment its container could not start with:
+        a param past the limits templated into `args:` (``environment.args_problem``), or any
+        variable over what Linux takes in one (the API server would take the pod; exec would not)."""
+        plain = {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
+        problem = environment.args_problem(self.plan, plain.get(contract.ARGS), context.get("params"))
+        problem = problem or oversized_variable(plain)
+        if problem:
+            raise StepFailed(f"step `{self.plan.step}` cannot start: {problem}", [])
 
     def _bound_context(self) -> None:
         """The rendered ``AQ_CONTEXT`` less the params past the limits (a run's conf may hold

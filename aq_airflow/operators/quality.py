@@ -47,14 +47,20 @@ class _QualityTask:
 
     def item_count(self, context: Any) -> int | None:
         """A `foreach:` step's item count in this run (its recorded item list), None when the
-        step is not mapped: the results of items past it, from an earlier run of the date, go."""
+        step is not mapped: the results of items past it, from an earlier run of the date, go.
+        An item list that is missing or not one the items task wrote (``runtime.items.ItemList``)
+        fails the task naming the step and the file, before any result is replaced: a count it
+        cannot trust would delete the results of real items."""
         ref = self.plan.source.artifact
         if ref is None or not ref.each:
             return None
         from aq_airflow.runtime.items import count_items
 
         folder = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
-        return count_items(folder, self.plan.step)  # its first bytes: every item's task asks
+        try:
+            return count_items(folder, self.plan.step)
+        except MissingArtifact as error:
+            raise AirflowException(f"step `{self.plan.step}`: {error}") from None
 
     def artifact(self, context: Any, contents: bool = True) -> tuple[Location, dict]:
         """The step's committed output, its files held to its manifest before anything reads them

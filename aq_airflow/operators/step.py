@@ -53,11 +53,14 @@ class AqLocalStepOperator(BaseOperator):
         root = local.artifacts_root(run.artifacts)
         map_index = context["ti"].map_index
         env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
-        env.update(environment.item_environment(run, self.item, map_index, root, context["run_id"]))  # never templated
+        env = environment.item_environment(env, run, self.item, map_index, root, context["run_id"])  # never templated
         # a triggered run's conf may hold params past the limits: out of the context, named in the log
         env[contract.CONTEXT], refused = environment.bounded_context(env[contract.CONTEXT])
         for why in refused.values():
             self.log.warning("step `%s`: %s; left out of the step's `params`", run.step, why)
+        problem = environment.args_problem(run, env.get(contract.ARGS), context.get("params"))
+        if problem:  # a param templated into `args:` carries it whole
+            raise StepFailed(f"step `{run.step}` cannot start: {problem}", [])
         for ref in run.secrets:
             if ref.name not in os.environ:
                 raise AirflowException(
@@ -91,8 +94,10 @@ class AqLocalStepOperator(BaseOperator):
         if too_large:
             raise StepFailed(f"step `{run.step}` cannot start: {too_large}", [])
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
+            # the worker's own environment, less any item variables of its own: the item's are these
+            inherited = {k: v for k, v in os.environ.items() if k not in environment.ITEM_VARIABLES}
             self._process = LocalProcess(
-                local.executable(self.argv), env={**os.environ, **env, "PYTHONPATH": pythonpath}, cwd=workdir
+                local.executable(self.argv), env={**inherited, **env, "PYTHONPATH": pythonpath}, cwd=workdir
             )
             try:
                 self._process.run()

@@ -9,12 +9,12 @@ per distinct value of that column, in order of first appearance).
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from aq_airflow.pipeline_spec.types import Column, StepName
+from aq_airflow.runtime.item_refs import non_finite
 
 # Airflow's `[core] max_map_length` default: a mapped task of more items fails when its item
 # list is pushed. Literal lists and param defaults are checked against it before run time.
@@ -50,15 +50,12 @@ class ForeachStep(_Model):
 
 def _json_item(item: Any) -> Any:
     """A literal item JSON can hold: NaN and infinity cannot (an item is passed as JSON)."""
-    stack = [item]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            raise ValueError(
-                f"{json.dumps(node)} is no item: an item is passed as JSON (AQ_ITEM, the grid), which cannot hold "
-                "NaN or infinity; drop it, or write it as text (`'nan'`) or null"
-            )
-        stack += list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+    found = non_finite(item)
+    if found is not None:
+        raise ValueError(
+            f"{json.dumps(found[1])} is no item: an item is passed as JSON (AQ_ITEM, the grid), which cannot hold "
+            "NaN or infinity; drop it, or write it as text (`'nan'`) or null"
+        )
     return item
 
 

@@ -29,7 +29,7 @@ from aq_airflow.pipeline_spec.conditions import condition_problems, referenced_s
 from aq_airflow.pipeline_spec.errors import SpecError, SpecIssue, printable
 from aq_airflow.pipeline_spec.foreach import too_many_items
 from aq_airflow.pipeline_spec.operator_steps import operator_step_problems
-from aq_airflow.pipeline_spec.reserved import reserved_name_problems
+from aq_airflow.pipeline_spec.reserved import reserved_env_problems, reserved_name_problems
 from aq_airflow.pipeline_spec.secrets import secret_values
 from aq_airflow.pipeline_spec.yamlpos import MAX_SPEC_BYTES, YAMLSpecError, compose, load_yaml_node, locate
 from aq_airflow.runtime.param_limits import params_problems
@@ -603,6 +603,7 @@ def parse_spec(spec_file: SpecFile) -> models.Pipeline:
     problems = secrets + reference_problems(pipeline)
     problems += [Problem(path, message, at_key) for path, message, at_key in operator_step_problems(pipeline)]
     problems += [Problem(path, message, at_key) for path, message, at_key in reserved_name_problems(pipeline)]
+    problems += [Problem(path, message, at_key) for path, message, at_key in reserved_env_problems(pipeline)]
     # a default past the limits of a run's params (runtime.param_limits) would fail the run's python steps
     problems += [Problem(("params", name), message) for name, message in params_problems(pipeline.params).items()]
     if problems:

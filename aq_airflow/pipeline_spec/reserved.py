@@ -11,12 +11,16 @@ ignoring case; args bind exactly.
 Only python steps: a command step reads its args (``AQ_ARGS``), inputs (``AQ_INPUT_<NAME>``),
 context (``AQ_CONTEXT``) and item (``AQ_ITEM``) from separate variables, and an ``operator:``
 step's args are its operator's keyword arguments.
+
+Every step's ``env:`` (and ``defaults: env:``) may not name a variable starting with ``AQ_``:
+those are aq-airflow's (``runtime.contract``), set for the step, and a value of the user's would
+replace one or stand beside it (``AQ_ITEM`` beside a large item's ``AQ_ITEM_FROM`` is read first).
 """
 
 from __future__ import annotations
 
 from aq_airflow.pipeline_spec.models import Pipeline, Step
-from aq_airflow.runtime.contract import CONTEXT_NAMES, ITEM_NAME
+from aq_airflow.runtime.contract import CONTEXT_NAMES, ITEM, ITEM_FROM, ITEM_NAME
 
 _CONTEXT = ", ".join(f"`{n}`" for n in CONTEXT_NAMES)
 
@@ -78,3 +82,30 @@ def reserved_name_problems(pipeline: Pipeline) -> list[tuple[tuple, str, bool]]:
                     message = f"{_clash(what, clashes[producer])}: name its argument with the map form, {fix}"
                     problems.append((("steps", name, "inputs", index), message, False))
     return problems
+
+
+RESERVED_ENV_PREFIX = "AQ_"  # every name in runtime.contract starts so
+
+
+def _env_message(variable: str) -> str:
+    why = {
+        ITEM: f"{ITEM} is a `foreach:` step's item, read before a large item's {ITEM_FROM}",
+        ITEM_FROM: f"{ITEM_FROM} names the file of a `foreach:` step's large item",
+    }.get(variable, "aq-airflow sets them for every step")
+    return (
+        f"env `{variable}`: `{RESERVED_ENV_PREFIX}` names are aq-airflow's own ({why}): a value here would replace "
+        f"or contradict it; rename the variable, e.g. `MY_{variable.removeprefix(RESERVED_ENV_PREFIX)}`"
+    )
+
+
+def reserved_env_problems(pipeline: Pipeline) -> list[tuple[tuple, str, bool]]:
+    """(path, message, at_key) for each `env:` variable, in `defaults:` or a step, named like one
+    of aq-airflow's own (``AQ_...``)."""
+    places = [(("defaults", "env"), pipeline.defaults.env)]
+    places += [(("steps", name, "env"), step.env) for name, step in pipeline.steps.items()]
+    return [
+        ((*where, variable), _env_message(variable), True)
+        for where, env in places
+        for variable in env or {}
+        if variable.startswith(RESERVED_ENV_PREFIX)
+    ]

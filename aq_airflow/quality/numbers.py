@@ -8,8 +8,12 @@ import math
 
 _DIGITS = 10  # significant digits of a float shown without an exponent
 _PLAIN = (1e-4, 1e15)  # magnitudes shown without an exponent
-_EXACT_DIGITS = 4000  # integers up to this many digits in full (Python prints ints of at most 4300)
-_EXACT_BITS = 13_000  # the same bound for a Python int (2**13000 has 3914 digits)
+# The integers shown in full, here and in `aq-airflow results --format json`: Python refuses to
+# print an int of more than 4300 digits (sys.get_int_max_str_digits; the conversion is quadratic),
+# so larger ones are shown by magnitude. The bound as digits (a Decimal's) and as bits (an int's:
+# 2**13000 has 3914 digits, so every int within it prints).
+EXACT_DIGITS = 3_900
+EXACT_BITS = 13_000
 _WIDE = decimal.Context(Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)  # any exponent a NUMERIC may hold
 
 
@@ -27,12 +31,12 @@ def number(value: int | float | decimal.Decimal) -> str:
     floats to ten significant digits without an exponent (``0.8476``, ``1234567.5``); an
     exponent only far from ordinary magnitudes (``1.5e-07``, ``2.1e+18``)."""
     if isinstance(value, int):
-        return str(value) if value.bit_length() <= _EXACT_BITS else _huge(value)
+        return str(value) if value.bit_length() <= EXACT_BITS else _huge(value)
     if isinstance(value, decimal.Decimal):
         if value.is_nan():
             return "nan"  # a NUMERIC NaN (a signalling one would not convert to float)
         if value.is_finite() and value == value.to_integral_value():
-            if value.adjusted() < _EXACT_DIGITS:
+            if value.adjusted() < EXACT_DIGITS:
                 return str(int(value))  # a warehouse NUMBER (Snowflake counts, sums): exact, however large
             return f"{value.normalize(_WIDE):.6g}"  # a NUMERIC of 10^5000: no int, no float can hold it
         if value.is_finite() and value and not 1e-300 < abs(value) < 1e300:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.item_refs import is_reference, item_file
-from aq_airflow.runtime.param_limits import params_problems
+from aq_airflow.runtime.param_limits import param_problem, params_problems
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
 MAP_INDEX_TEMPLATE = "{{ ti.map_index }}"  # a mapped pod's item, rendered per instance
@@ -63,6 +65,49 @@ def bounded_context(rendered: str) -> tuple[str, dict[str, str]]:
     return json.dumps(context), refused
 
 
+# `{{ params.name }}`, `{{ params['name'] }}`: a param an `args:` value templates in
+_PARAM_REFERENCE = re.compile(r"""params\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([^'"]+)['"]\s*\])""")
+
+
+def templated_params(args: Any) -> list[str]:
+    """The params the step's `args:` (as planned, before rendering) template in, in order."""
+    names: dict[str, None] = {}
+    stack = [args]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            names.update((a or b, None) for a, b in _PARAM_REFERENCE.findall(node))
+        elif isinstance(node, dict):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, list | tuple):
+            stack += list(node)
+    return list(names)
+
+
+def args_problem(run: RunPlan, rendered: str | None, params: Any) -> str | None:
+    """Why the step's rendered ``AQ_ARGS`` cannot go to it, or None. ``bounded_context`` leaves a
+    param past ``runtime.param_limits`` out of ``AQ_CONTEXT``, but an `args:` value that templates
+    it in (``{{ params.note }}``) carries it whole: a run's conf may hold anything. So: a param
+    the args template in that is past the limits, named with the limit and the fix; else the
+    rendered variable over what Linux takes in one (``contract.MAX_ENV_STRING``)."""
+    if not rendered:
+        return None
+    values = dict(params) if isinstance(params, Mapping) else {}
+    for name in templated_params(run.args):
+        problem = param_problem(name, values[name]) if name in values else None
+        if problem:
+            return f"its `args:` template in param `{name}`, and {problem}"
+    size = contract.env_string_bytes(contract.ARGS, rendered)
+    if size > contract.MAX_ENV_STRING:
+        named = ", ".join(f"`{n}`" for n in templated_params(run.args)) or "none"
+        return (
+            f"its `args:` come to {size:,} bytes as {contract.ARGS} (params templated in: {named}), and Linux starts "
+            f"no process with one variable over {contract.MAX_ENV_STRING:,} (Argument list too long): make its "
+            "`args:` smaller (keep large data in a file or table and pass its path or name)"
+        )
+    return None
+
+
 def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:
     """``AQ_CODE``: the step's code folder (its spec's folder, from the plan) under the folder the
     plan's paths are relative to. Pods carry their code in the image and get none of it yet."""
@@ -71,16 +116,25 @@ def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:
     return {contract.CODE: os.path.normpath(os.path.join(dags_folder, run.code_folder))}
 
 
-def item_environment(run: RunPlan, item: Any, map_index: int | str | None, root: str, run_id: str) -> dict[str, str]:
-    """A `foreach:` step's item and map index; nothing for a step that is not mapped. The item
-    is ``AQ_ITEM`` (its JSON), or for a large one (its stand-in from the items task,
-    ``runtime.item_refs``) ``AQ_ITEM_FROM``: its file in the step's folder under ``root``."""
+# the item's variables: a mapped step gets exactly one of the first two (runtime.step reads AQ_ITEM first)
+ITEM_VARIABLES = (contract.ITEM, contract.ITEM_FROM, contract.MAP_INDEX)
+
+
+def item_environment(
+    env: dict[str, str], run: RunPlan, item: Any, map_index: int | str | None, root: str, run_id: str
+) -> dict[str, str]:
+    """``env`` with a `foreach:` step's item and map index: the item is ``AQ_ITEM`` (its JSON),
+    or for a large one (its stand-in from the items task, ``runtime.item_refs``) ``AQ_ITEM_FROM``,
+    its file in the step's folder under ``root``. Whatever ``env`` held of :data:`ITEM_VARIABLES`
+    goes first, so the step gets exactly the one this item sets (an ``AQ_ITEM`` left beside an
+    ``AQ_ITEM_FROM`` would be read instead of the large item); a step that is not mapped, none."""
+    env = {name: value for name, value in env.items() if name not in ITEM_VARIABLES}
     if run.foreach is None:
-        return {}
+        return env
     if is_reference(item):
         where = item_file(run.output.location(root, run_id), map_index)
-        return {contract.ITEM_FROM: where, contract.MAP_INDEX: str(map_index)}
-    return {contract.ITEM: json.dumps(item, sort_keys=True, default=str), contract.MAP_INDEX: str(map_index)}
+        return {**env, contract.ITEM_FROM: where, contract.MAP_INDEX: str(map_index)}
+    return {**env, contract.ITEM: json.dumps(item, sort_keys=True, default=str), contract.MAP_INDEX: str(map_index)}
 
 
 def output_ref(run: RunPlan, map_index: int | str | None) -> ArtifactRef:

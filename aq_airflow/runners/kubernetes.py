@@ -57,10 +57,9 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     pod, placement, resources = run.pod, run.placement, run.resources
     map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
-    item_env = item_environment(run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
-    if contract.ITEM in item_env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
-        item_env[contract.ITEM] = _untemplated(item_env[contract.ITEM])
-    env.update(item_env)
+    env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
+    if contract.ITEM in env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
+        env[contract.ITEM] = _untemplated(env[contract.ITEM])
     return {
         "image": run.image or "",
         "cmds": cmds,

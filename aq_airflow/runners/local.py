@@ -16,9 +16,6 @@ from aq_airflow.runtime import contract
 
 log = logging.getLogger(__name__)
 
-# Linux starts no process with an environment string ("NAME=value") longer than this (its
-# MAX_ARG_STRLEN, 32 pages): exec fails with E2BIG, "Argument list too long".
-MAX_ENV_STRING = 128 * 1024
 _SHRINK = {
     contract.ARGS: "make its `args:` smaller (a param templated into them counts: keep large data in a file or "
     "table and pass its path or name)",
@@ -27,15 +24,15 @@ _SHRINK = {
 
 
 def oversized_variable(env: dict[str, str]) -> str | None:
-    """Why a process with ``env`` would not start (the first variable over :data:`MAX_ENV_STRING`,
+    """Why a process with ``env`` would not start (the first variable over :data:`contract.MAX_ENV_STRING`,
     its size and what to shrink), or None."""
     for name, value in env.items():
-        size = len(name.encode()) + 1 + len(value.encode("utf-8", "surrogatepass"))
-        if size > MAX_ENV_STRING:
+        size = contract.env_string_bytes(name, value)
+        if size > contract.MAX_ENV_STRING:
             shrink = _SHRINK.get(name, "make the value smaller")
             return (
                 f"its environment variable {name} is {size:,} bytes, and Linux starts no process with one over "
-                f"{MAX_ENV_STRING:,} (Argument list too long): {shrink}"
+                f"{contract.MAX_ENV_STRING:,} (Argument list too long): {shrink}"
             )
     return None
 
@@ -87,25 +84,40 @@ class StartRefused(Exception):
         self.tail: list[str] = []  # the process never ran: no output
 
 
-# Linux: one environment string (NAME=value) may be at most 32 pages (MAX_ARG_STRLEN)
-MAX_VARIABLE_BYTES = 128 * 1024
+def _arg_max() -> int | None:
+    """ARG_MAX: what a command line and its environment may take together (None: unknown)."""
+    try:
+        value = os.sysconf("SC_ARG_MAX")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return value if value > 0 else None
 
 
-def environment_too_large(env: dict[str, str]) -> str:
-    """Why ``execve`` said ``Argument list too long``: the largest variables, and which value of
-    the spec or the run each one carries."""
-    sizes = sorted(((len(k) + len(v.encode()) + 2, k) for k, v in env.items()), reverse=True)[:3]
-    largest = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for size, name in sizes)
+def environment_too_large(env: dict[str, str], argv: list[str] = ()) -> str:
+    """Why ``execve`` said ``Argument list too long`` (E2BIG), which has two causes: one variable
+    over :data:`contract.MAX_ENV_STRING`, or the arguments and environment together over ARG_MAX. Says
+    which, with the largest variables and which value of the spec or the run each carries."""
+    sizes = sorted(((contract.env_string_bytes(k, v), k) for k, v in env.items()), reverse=True)
+    largest = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for size, name in sizes[:3])
+    total = sum(size for size, _ in sizes) + sum(len(a.encode("utf-8", "surrogatepass")) + 1 for a in argv)
+    limit = _arg_max()
+    if sizes and sizes[0][0] > contract.MAX_ENV_STRING:
+        why = f"{sizes[0][1]} is over the {contract.MAX_ENV_STRING // 1024} KiB Linux takes in one variable"
+    else:
+        of = f" of the {limit / 2**20:.1f} MiB" if limit else ""
+        why = (
+            f"its variables and arguments together take {total / 2**20:.1f} MiB{of} Linux takes for both "
+            "(ARG_MAX, a quarter of the stack limit, `ulimit -s`)"
+        )
     hint = ""
-    if any(name == contract.CONTEXT for _, name in sizes):
+    if any(name == contract.CONTEXT for _, name in sizes[:3]):
         hint = (
             f"; {contract.CONTEXT} holds the run's params: pass large data as a step's output (`inputs:`), "
             f"not as a param"
         )
     return (
         f"the operating system refused to start the step's process: its environment is too large "
-        f"([Errno 7] Argument list too long; Linux takes at most {MAX_VARIABLE_BYTES // 1024} KiB per variable): "
-        f"the largest variables are {largest}{hint}"
+        f"([Errno 7] Argument list too long: {why}): the largest variables are {largest}{hint}"
     )
 
 
@@ -133,7 +145,7 @@ class LocalProcess:
         except OSError as error:
             if error.errno != errno.E2BIG:
                 raise
-            raise StartRefused(environment_too_large(self.env)) from None
+            raise StartRefused(environment_too_large(self.env, self.command)) from None
         assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.rstrip("\n")

@@ -57,6 +57,7 @@ ROW_GROUP_ROWS = 128 * 1024
 # leaves is only these, which ``aq-airflow gc`` may therefore take (a command step's own file names
 # are the user's: never guessed).
 ATTEMPT_FILE = re.compile(r"part-[0-9a-f]{12}\.parquet|object-[0-9a-f]{12}\.pkl|\._manifest\.json\.[0-9a-f]{8}")
+TEMP_MANIFEST = re.compile(r"\._manifest\.json\.[0-9a-f]{8}")  # :meth:`Location.commit`'s, before it is moved
 CHUNK = 2**20  # a local file is hashed a MiB at a time: memory stays flat whatever its size
 REMOTE_CHUNK, REMOTE_WINDOW = 8 * 2**20, 4  # an object store's file: 8 MiB ranges, 4 in flight
 
@@ -214,15 +215,12 @@ class Location:
         the file and what disagreed: each file's sha256 (``contents``: a full read of each file, a
         MiB at a time; off only where no data is read, just the schema), and for a table each
         file's Parquet footer, whose schema must be the manifest's and whose rows must add up to
-        its ``rows``. A manifest of the release before digests has none: it is read with a logged
-        warning, its rows and schema still checked."""
+        its ``rows``; for a folder of files (``files``: a command step's, handed over whole), that
+        the folder holds nothing else (:meth:`_only_listed`). A manifest of the release before
+        digests has none: it is read with a logged warning, its rows and schema still checked."""
         digests = manifest.get("digests")
         if contents and digests is None and manifest["files"]:
-            log.warning(
-                "the output of %s at %s has no digests (written before aq-airflow recorded them): its files are "
-                "read unverified; run the step again to record them", f"step `{producer}`" if producer else "a step",
-                self.uri,
-            )  # fmt: skip
+            self._unverified(producer)
         for name in manifest["files"] if contents and digests else ():
             actual = self._digest(name, producer)
             if actual != digests[name]:
@@ -235,7 +233,59 @@ class Location:
             self._footers_agree(manifest, producer)
         elif manifest["kind"] == "object":
             self._pickle_agrees(manifest["files"][0], producer)
+        elif manifest["kind"] == "files":
+            self._only_listed(manifest, producer)
         return manifest
+
+    def read_object(self, manifest: dict, producer: str | None = None) -> bytes:
+        """An ``object`` output's pickle, read once and held to its manifest: the bytes returned
+        are the bytes hashed (digest) and whose header was checked, so what gets unpickled is
+        what was verified, never a second read of a file that may have changed in between."""
+        name = manifest["files"][0]
+        try:
+            with self.fs.open_input_stream(self.join(name)) as handle:
+                data = handle.read()
+        except OSError as error:
+            raise self._unopened(name, producer, error) from None
+        digests = manifest.get("digests")
+        if digests is None:
+            self._unverified(producer)
+        else:
+            actual = f"{DIGEST}:{hashlib.sha256(data).hexdigest()}"
+            if actual != digests[name]:
+                raise refused(
+                    self.uri, producer,
+                    f"file {name} has {actual}, its manifest says {digests[name]} (the file or the manifest changed "
+                    "after the step committed it)",
+                )  # fmt: skip
+        if not _pickle_header(data[:2]):
+            raise refused(self.uri, producer, f"file {name} is not a pickle, which its manifest (kind object) says")
+        return data
+
+    def _unverified(self, producer: str | None) -> None:
+        log.warning(
+            "the output of %s at %s has no digests (written before aq-airflow recorded them): its files are "
+            "read unverified; run the step again to record them", f"step `{producer}`" if producer else "a step",
+            self.uri,
+        )  # fmt: skip
+
+    def _only_listed(self, manifest: dict, producer: str | None) -> None:
+        """A folder of files is handed to the next step whole (its path), and only the files its
+        manifest lists are hashed: anything else in it (a file added after the commit, a hidden or
+        ``_`` file, a folder) would be read unchecked, so the output is refused. The manifest
+        itself, and a commit's temporary manifest (there while a commit is under way), are ours."""
+        entries = self.fs.get_file_info(pafs.FileSelector(self.path))  # unreachable: an OSError (retry)
+        listed = {MANIFEST, *manifest["files"]}
+        extra = sorted(
+            e.base_name for e in entries if e.base_name not in listed and not TEMP_MANIFEST.fullmatch(e.base_name)
+        )
+        if extra:
+            more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+            raise refused(
+                self.uri, producer,
+                f"its folder holds {_shown_name(extra[0])}{more}, which its manifest does not list (a folder of files "
+                "is handed over whole: nothing in it is read unchecked)",
+            )  # fmt: skip
 
     def _digest(self, name: str, producer: str | None) -> str:
         try:
@@ -272,7 +322,7 @@ class Location:
                 head = handle.read_at(2, 0)
         except OSError as error:
             raise self._unopened(name, producer, error) from None
-        if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
+        if not _pickle_header(head):
             raise refused(self.uri, producer, f"file {name} is not a pickle, which its manifest (kind object) says")
 
     def _unopened(self, name: str, producer: str | None, error: OSError) -> BaseException:
@@ -316,6 +366,17 @@ class Location:
                 except OSError:
                     pass
         return manifest
+
+
+def _pickle_header(head: bytes) -> bool:
+    """Whether a file starts as the pickles our writer makes do (protocol 2 or later)."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL
+
+
+def _shown_name(name: str) -> str:
+    """A file name in a message: as Python writes it (control characters escaped), cut short."""
+    text = repr(name)
+    return text if len(text) <= 120 else f"{text[:117]}..."
 
 
 def file_digest(fs: pafs.FileSystem, path: str) -> str:
@@ -480,7 +541,8 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     """Commit what a ``command`` step wrote into its output folder: a table when every file is
     Parquet (of one schema), otherwise a folder of files. Files the user's code wrote are hashed
     here, at the commit (:meth:`Location.commit`)."""
-    infos = [i for i in location.fs.get_file_info(pafs.FileSelector(location.path)) if i.is_file]
+    entries = location.fs.get_file_info(pafs.FileSelector(location.path))
+    infos = [i for i in entries if i.is_file]
     names = sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
     odd = next((name for name in names if not plain_file_name(name)), None)
     if odd is not None:
@@ -508,6 +570,16 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
         manifest.update(kind="table", rows=rows, schema=json.loads(next(iter(schemas))))
     else:
         manifest.update(kind="files" if names else "none", rows=None)
+    if manifest["kind"] == "files":  # handed over whole: every entry is one the manifest lists
+        unlisted = sorted(e.base_name for e in entries if e.base_name not in names)
+        if unlisted:
+            what = "a folder" if not next(e for e in entries if e.base_name == unlisted[0]).is_file else "a file"
+            raise BadOutput(
+                f"step `{extra.get('step', '?')}` wrote {what} named {_shown_name(unlisted[0])} beside its files: a "
+                "folder of files goes to the next step whole, and its manifest lists (and hashes) plain files only, "
+                "none starting with `.` or `_`: remove or rename it, or write it outside $AQ_OUTPUT; nothing was "
+                "committed"
+            )
     manifest.update(extra)
     return location.commit(manifest)
 

@@ -43,6 +43,18 @@ ITEM_NAME = "item"
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
 
+# Linux starts no process with one environment string ("NAME=value" and its terminating NUL)
+# longer than this: MAX_ARG_STRLEN, 32 pages; exec fails with E2BIG, "Argument list too long".
+# The same in a pod's container. (All of them together, with the arguments, have a limit too:
+# ARG_MAX, a quarter of the stack limit, 2 MiB by default.)
+MAX_ENV_STRING = 128 * 1024
+
+
+def env_string_bytes(name: str, value: str) -> int:
+    """The bytes one variable takes of :data:`MAX_ENV_STRING` (and of ARG_MAX): ``NAME=value``
+    in UTF-8 and its NUL."""
+    return len(name.encode("utf-8", "surrogatepass")) + 1 + len(value.encode("utf-8", "surrogatepass")) + 1
+
 
 def runtime_command(python: str) -> list[str]:
     """The command of a python step: the aq runtime under ``python``."""

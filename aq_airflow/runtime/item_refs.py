@@ -22,6 +22,7 @@ No pyarrow and no Airflow here: every item's operator is built with it in the ta
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 # An item's JSON up to this goes in AQ_ITEM: a quarter of Linux's 128 KiB per environment string,
@@ -45,6 +46,22 @@ def encode(item: Any) -> str:
     """An item as ``AQ_ITEM`` carries it and its file holds it: JSON (ASCII, so its length is
     its size in bytes), keys sorted, anything else as its text."""
     return json.dumps(item, sort_keys=True, default=str)
+
+
+def non_finite(value: Any) -> tuple[str, float] | None:
+    """(where, number) of the first NaN or infinity in ``value``, which JSON cannot hold (an item
+    travels as JSON): ``""`` is the value itself, else its keys and indexes as ``a.0.b``; or None.
+    Walked without recursion (a spec's literal items and an items task's list alike)."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where, node
+        if isinstance(node, dict):
+            stack += [(f"{where}.{key}".lstrip("."), item) for key, item in reversed(node.items())]
+        elif isinstance(node, list | tuple):
+            stack += [(f"{where}.{index}".lstrip("."), item) for index, item in reversed(list(enumerate(node)))]
+    return None
 
 
 def is_reference(value: Any) -> bool:

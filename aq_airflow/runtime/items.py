@@ -11,22 +11,23 @@ the step's process.
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import Location, MissingArtifact, filesystem
-from aq_airflow.runtime.item_refs import ITEMS_FOLDER
+from aq_airflow.runtime.artifacts import BadOutput, Location, MissingArtifact, filesystem
+from aq_airflow.runtime.item_refs import ITEMS_FOLDER, MAX_ITEMS_BYTES
 from aq_airflow.runtime.labels import LABEL_CHARS, item_label  # noqa: F401  (the grid label, without pyarrow)
 
 ITEMS_FILE = "_items.json"
-_COUNT = re.compile(rb'\{"count": (\d+), "items": ')  # how write_items begins (keys sorted)
+# the largest `_items.json` an items task writes: its list within MAX_ITEMS_BYTES, and the count
+MAX_LIST_BYTES = MAX_ITEMS_BYTES + 64 * 1024
 
 
 def write_items(folder: Location, items: list) -> None:
-    """Record the items of this run (replacing an earlier attempt's). The count comes first, so
-    a reader that needs only it (:func:`count_items`) reads a few bytes, not the list."""
+    """Record the items of this run (replacing an earlier attempt's), with their count, which
+    every reader holds the list to (:class:`ItemList`)."""
     folder.fs.create_dir(folder.path, recursive=True)
     with folder.fs.open_output_stream(folder.join(ITEMS_FILE)) as handle:
         handle.write(json.dumps({"count": len(items), "items": items}, sort_keys=True).encode())
@@ -62,27 +63,104 @@ def read_item(uri: str, step: str) -> Any:
         raise MissingArtifact(f"the item of step `{step}` at {uri} is not JSON: {error}") from None
 
 
+@dataclass(frozen=True)
+class ItemList:
+    """A mapped step's ``_items.json``, read back: the one reader of it (the runtime's fan-ins,
+    the checks and metrics tasks' item count, the client, ``run --from`` and ``aq-airflow gc``).
+
+    It holds what :func:`write_items` writes, or it is not read: a JSON object whose ``items``
+    is a list and whose ``count``, when there (an older writer put none), is that list's length;
+    nothing else in it, no NaN or infinity (the items task refuses those), at most
+    :data:`MAX_LIST_BYTES`. Anything else is :class:`BadOutput` naming the step and the file:
+    a list of one number, ``{"items": "abc"}`` (three "items"), text that is not JSON, or a
+    count that disagrees with the list would otherwise become a TypeError deep in a fan-in, a
+    wrong number of item folders, or results of real items deleted as stale."""
+
+    items: list
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def parse(cls, data: bytes, uri: str, step: str) -> ItemList:
+        """``_items.json``'s bytes (``uri``: where they were read, named in the error)."""
+        if len(data) > MAX_LIST_BYTES:
+            raise _bad_list(uri, step, f"it is larger than {MAX_LIST_BYTES >> 20} MiB, more than an items task writes")
+        try:
+            value = json.loads(data, parse_constant=_no_constant)
+        except _NonFinite:
+            raise _bad_list(uri, step, "it holds NaN or Infinity, which an items task never writes") from None
+        except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a number past Python's digits, too deep
+            reason = getattr(error, "msg", None) or type(error).__name__
+            raise _bad_list(uri, step, f"it is not valid JSON ({reason})") from None
+        if not isinstance(value, dict):
+            raise _bad_list(uri, step, f"it is {_json_kind(value)}, not an object with `count` and `items`")
+        if "items" not in value:
+            raise _bad_list(uri, step, "it has no `items`")
+        unknown = sorted(set(value) - {"count", "items"})
+        if unknown:
+            raise _bad_list(
+                uri, step, f"it holds {', '.join(f'`{k}`' for k in unknown[:5])} besides `count` and `items`"
+            )
+        items = value["items"]
+        if not isinstance(items, list):
+            raise _bad_list(uri, step, f"its `items` is {_json_kind(items)}, not a list")
+        count = value.get("count", len(items))
+        if not isinstance(count, int) or isinstance(count, bool) or count != len(items):
+            shown = json.dumps(count)[:40] if not isinstance(count, int) or isinstance(count, bool) else str(count)
+            raise _bad_list(uri, step, f"its `count` says {shown}, its `items` hold {len(items)}")
+        return cls(items)
+
+    @classmethod
+    def read(cls, folder: Location, step: str) -> ItemList:
+        """The item list in a mapped step's folder: :class:`MissingArtifact` when there is none
+        (its items task has not run), :class:`BadOutput` when it is not one (:meth:`parse`)."""
+        try:
+            with folder.fs.open_input_stream(folder.join(ITEMS_FILE)) as handle:
+                data = handle.read(MAX_LIST_BYTES + 1)
+        except (FileNotFoundError, OSError) as error:
+            raise MissingArtifact(
+                f"no item list of step `{step}` at {folder.uri}: its items task has not run in this DAG run "
+                f"({type(error).__name__})"
+            ) from None
+        return cls.parse(data, f"{folder.uri.rstrip('/')}/{ITEMS_FILE}", step)
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _bad_list(uri: str, step: str, why: str) -> BadOutput:
+    return BadOutput(
+        f"the item list of step `{step}` at {uri}: {why}; it is not read. Run step `{step}` again (its items task "
+        "writes the list)"
+    )
+
+
 def count_items(folder: Location, step: str) -> int:
-    """How many items ``_items.json`` lists, from its first bytes (the whole list when an older
-    writer put no count first)."""
-    try:
-        with folder.fs.open_input_stream(folder.join(ITEMS_FILE)) as handle:
-            head = handle.read(64)
-    except (FileNotFoundError, OSError):
-        head = b""
-    match = _COUNT.match(head)
-    return int(match.group(1)) if match else len(read_items(folder, step))
+    """How many items the step's ``_items.json`` lists (:class:`ItemList`: the whole list is read
+    and held to its ``count``, which alone could say anything)."""
+    return ItemList.read(folder, step).count
 
 
 def read_items(folder: Location, step: str) -> list:
-    try:
-        with folder.fs.open_input_stream(folder.join(ITEMS_FILE)) as handle:
-            return json.loads(handle.read())["items"]
-    except (FileNotFoundError, OSError) as error:
-        raise MissingArtifact(
-            f"no item list of step `{step}` at {folder.uri}: its items task has not run in this DAG run "
-            f"({type(error).__name__})"
-        ) from None
+    """The items of a mapped step, in map index order (:class:`ItemList`)."""
+    return ItemList.read(folder, step).items
 
 
 def item_column(items: list) -> pa.Array:

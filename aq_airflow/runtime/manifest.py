@@ -81,7 +81,9 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
     """The manifest when it has the shape our writer gives it: an object with a known ``kind``,
     a list of distinct plain ``files`` names (one for an object, none for nothing), a table's
     ``rows`` and ``schema``, and ``digests`` for exactly its files when it has them (a manifest of
-    the release before digests has none). Else :class:`BadOutput` naming the producer and the fix.
+    the release before digests has none, and no ``writer`` stamp either: the two came in the same
+    release, so a stamped manifest without digests is not genuine). Else :class:`BadOutput` naming
+    the producer and the fix.
     Only the shape: :meth:`aq_airflow.runtime.artifacts.Location.verified` holds it to the files."""
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         kind = manifest.get("kind") if isinstance(manifest, dict) else None
@@ -110,6 +112,12 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
         ):
             raise refused(uri, producer, "its manifest's schema is not a list of [column, type] pairs")
     digests = manifest.get("digests")
+    if digests is None and manifest.get("writer") == WRITER:
+        raise refused(
+            uri, producer,
+            f'its manifest says our writer made it ("writer": "{WRITER}") but has no digests, which our writer '
+            "records in every manifest it stamps",
+        )  # fmt: skip
     if digests is not None:
         if not isinstance(digests, dict) or set(digests) != set(files):
             raise refused(uri, producer, "its manifest's digests are not one for each of its files")

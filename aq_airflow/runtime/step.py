@@ -93,7 +93,9 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
         context[contract.ITEM_NAME] = json.loads(env[contract.ITEM])
     elif contract.ITEM_FROM in env:  # a large item, in the artifact store: read when a parameter takes it
         try:
-            context[contract.ITEM_NAME] = read_item(env[contract.ITEM_FROM], step) if "item" in parameters else None
+            context[contract.ITEM_NAME] = (
+                read_item(env[contract.ITEM_FROM], step) if contract.ITEM_NAME in parameters else None
+            )
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`: {missing}") from None
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())

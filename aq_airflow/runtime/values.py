@@ -43,21 +43,22 @@ def _wants(annotation: Any) -> str:
 
 def read_input(location: Location, producer: str, annotation: Any) -> Any:
     """A committed output as the parameter's annotation asks for it, once its files agree with
-    its manifest (:meth:`Location.read_output`: digests, a table's rows and schema)."""
-    manifest = location.read_output(producer)
+    its manifest (:meth:`Location.read_output`: digests, a table's rows and schema; an object's
+    pickle is read once and those bytes hashed, :meth:`Location.read_object`)."""
+    manifest = location.read_manifest(producer)
     kind = manifest["kind"]
-    if kind == "none":
-        return None
     if kind == "object":
         # unpickling runs code the pickle names: the store is trusted (README, "The artifact store
         # is a trust boundary"); the digest only proves these are the bytes its step wrote
-        name = manifest["files"][0]
-        with location.fs.open_input_stream(location.join(name)) as handle:
-            data = handle.read()
+        data = location.read_object(manifest, producer)
         try:
             return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
         except (pickle.UnpicklingError, EOFError) as error:  # a pickle cut short (a manifest without digests)
+            name = manifest["files"][0]
             raise refused(location.uri, producer, f"file {name} is not a whole pickle ({error})") from None
+    location.verified(manifest, producer)
+    if kind == "none":
+        return None
     if kind != "table":
         return location.uri  # a command step's files: the folder they are in
     dataset = open_dataset(location, manifest)

@@ -10,6 +10,7 @@ import json
 import os
 
 import duckdb
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -182,21 +183,32 @@ def test_an_item_list_over_the_limit_is_refused_before_any_item_runs(run_dag, bi
     assert "Pass large data as a step's output (`inputs:`)" in text
 
 
-def test_a_param_too_large_for_the_environment_fails_its_step_saying_so(run_dag, big_items, tmp_path, capsys):
-    """Params travel in AQ_CONTEXT to every step (not only a `foreach: {param: ...}` one): one over
-    what Linux takes in a variable fails the step with what is too large, not a traceback."""
-    text = "pipeline: big_param\nparams: {docs: [a]}\nsteps:\n  per:\n    python: big_items:digest\n"
-    text += "    foreach: {param: docs}\n    retries: 0\n"
-    _, _, states = run_dag("big_param", text, conf={"docs": ["d" * (200 * 1024)]})
-    assert states == {"per.items": "success", "per.run": "failed"}, states
-    logged = capsys.readouterr()
-    said = logged.out + logged.err
-    assert (
-        "step `per` failed: the operating system refused to start the step's process: its environment is too large "
-        "([Errno 7] Argument list too long; Linux takes at most 128 KiB per variable): the largest variables are "
-        "AQ_CONTEXT (200." in said
-    )
-    assert "AQ_CONTEXT holds the run's params: pass large data as a step's output (`inputs:`)" in said
+def test_an_environment_linux_refuses_says_which_limit_it_passed(tmp_path):
+    """E2BIG has two causes: one variable over 128 KiB, or every variable and argument together
+    over ARG_MAX (2 MiB with the default 8 MiB stack). The step's error says which, and the
+    largest variables; the process never ran (StartRefused)."""
+    from aq_airflow.runners.local import LocalProcess, StartRefused
+
+    one = {"PATH": os.environ["PATH"], "AQ_CONTEXT": "c" * (200 * 1024)}
+    with pytest.raises(StartRefused) as refused:
+        LocalProcess(["true"], one, cwd=str(tmp_path)).run()
+    assert str(refused.value).startswith(
+        "the operating system refused to start the step's process: its environment is too large ([Errno 7] Argument "
+        "list too long: AQ_CONTEXT is over the 128 KiB Linux takes in one variable): the largest variables are "
+        "AQ_CONTEXT (200.0 KiB)"
+    ), str(refused.value)
+    assert "AQ_CONTEXT holds the run's params: pass large data as a step's output (`inputs:`)" in str(refused.value)
+    limit = os.sysconf("SC_ARG_MAX")
+    count = limit // (100 * 1024) + 2  # each under the one-variable limit, together over ARG_MAX
+    many = {"PATH": os.environ["PATH"], **{f"SETTING_{i}": "s" * (100 * 1024) for i in range(count)}}
+    with pytest.raises(StartRefused) as refused:
+        LocalProcess(["true"], many, cwd=str(tmp_path)).run()
+    message = str(refused.value)
+    total = sum(len(k) + 1 + len(v) + 1 for k, v in many.items()) + len("true") + 1  # NAME=value and NULs, argv
+    assert "(ARG_MAX, a quarter of the stack limit, `ulimit -s`)): the largest variables are SETTING_" in message
+    assert f"Argument list too long: its variables and arguments together take {total / 2**20:.1f} MiB " in message
+    assert f"of the {limit / 2**20:.1f} MiB Linux takes for both" in message
+    assert "per variable" not in message
 
 
 # ---- pods: the real KubernetesPodOperator, the loopback API server, an S3 store ---------------
@@ -292,16 +304,148 @@ def test_a_step_whose_item_file_is_gone_fails_naming_the_step_and_the_file(tmp_p
     assert run_step("item_fn:f", env)["kind"] == "object"
 
 
-def test_per_item_checks_read_the_count_not_the_list(tmp_path):
-    from aq_airflow.runtime.items import ITEMS_FILE, count_items, read_items, write_items
+# ---- a malformed item list: one reader (runtime.items.ItemList), BadOutput naming the step -----
+
+BAD_LISTS = [
+    (b"[1]", "it is a list, not an object with `count` and `items`"),
+    (b'{"items": "abc"}', "its `items` is text, not a list"),
+    (b'{"count": 2, "items": ["a", "b"', "it is not valid JSON (Expecting ',' delimiter)"),
+    (b'{"items": ["\xff"]}', "it is not valid JSON (UnicodeDecodeError)"),
+    (b'{"count": 5, "items": ["a", "b"]}', "its `count` says 5, its `items` hold 2"),
+    (b'{"count": true, "items": ["a"]}', "its `count` says true, its `items` hold 1"),
+    (b'{"count": 1, "items": [NaN]}', "it holds NaN or Infinity, which an items task never writes"),
+    (b'{"items": [1], "extra": 1}', "it holds `extra` besides `count` and `items`"),
+    (b'{"count": 0}', "it has no `items`"),
+    (b"[" * 100_000 + b"]" * 100_000, "it is not valid JSON (RecursionError)"),
+]
+
+
+def bad_list(step_folder, data: bytes) -> None:
+    step_folder.mkdir(parents=True, exist_ok=True)
+    (step_folder / "_items.json").write_bytes(data)
+
+
+def refusal(folder_uri: str, step: str, why: str) -> str:
+    return (
+        f"the item list of step `{step}` at {folder_uri}/_items.json: {why}; it is not read. Run step `{step}` again "
+        "(its items task writes the list)"
+    )
+
+
+@pytest.mark.parametrize(("data", "why"), BAD_LISTS)
+def test_a_malformed_item_list_is_refused_by_every_reader(tmp_path, data, why):
+    """`[1]` was a TypeError, `{"items": "abc"}` three items, bad JSON a ValueError, and a count
+    that lied was believed by the checks task (which deletes the results of items past it)."""
+    from aq_airflow.runtime.artifacts import BadOutput
+    from aq_airflow.runtime.items import count_items, read_items
+
+    step = tmp_path / "per"
+    bad_list(step, data)
+    location = Location.of(str(step))
+    for reader in (count_items, read_items):
+        with pytest.raises(BadOutput) as refused:
+            reader(location, "per")
+        assert str(refused.value) == refusal(str(step), "per", why)
+
+
+def test_the_item_count_is_the_lists_and_an_older_list_without_one_reads(tmp_path):
+    from aq_airflow.runtime.items import ITEMS_FILE, ItemList, count_items, read_items, write_items
 
     new = Location.of(str(tmp_path / "new"))
     write_items(new, ["z" * 1000] * 12)
     assert count_items(new, "s") == 12 and len(read_items(new, "s")) == 12
-    head = (tmp_path / "new" / ITEMS_FILE).read_bytes()[:64]
-    (tmp_path / "new" / ITEMS_FILE).write_bytes(head)  # the list cut short: the count is all that is read
-    assert count_items(new, "s") == 12
-    old = tmp_path / "old"  # written before the count led the file: the list is read
+    assert ItemList.read(new, "s") == ItemList(["z" * 1000] * 12)
+    old = tmp_path / "old"  # written before the count led the file
     old.mkdir()
     (old / ITEMS_FILE).write_text('{"items": [1, 2, 3]}')
     assert count_items(Location.of(str(old)), "s") == 3
+
+
+GATHER = "def total(per):\n    return per\n"
+
+
+@pytest.mark.parametrize(("data", "why"), BAD_LISTS[:5])
+def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path, data, why):
+    """The runtime's fan-in (the step's process): a StepFailed naming the step, the input and the
+    producer's item list, never a traceback."""
+    from aq_airflow.runtime import contract
+    from aq_airflow.runtime.step import StepFailed, run_step
+
+    (tmp_path / "gather_fn.py").write_text(GATHER)
+    per = tmp_path / "per"
+    bad_list(per, data)
+    inputs = contract.encode_inputs({"per": "per"}, True, ["per"])
+    env = {"AQ_STEP": "total", "AQ_OUTPUT": str(tmp_path / "total"), "AQ_CODE": str(tmp_path),
+           contract.INPUTS: inputs, "AQ_INPUT_PER": str(per)}  # fmt: skip
+    with pytest.raises(StepFailed) as failed:
+        run_step("gather_fn:total", env)
+    assert str(failed.value) == f"step `total`, input `per`: {refusal(str(per), 'per', why)}"
+
+
+@pytest.mark.parametrize(("data", "why"), BAD_LISTS[:5])
+def test_the_client_refuses_a_malformed_item_list_naming_the_step(tmp_path, data, why):
+    """A run folder made as a run makes it (the items' outputs committed), then its list spoiled:
+    the client's reads raise MissingOutput naming the step, the run and the list."""
+    from aq_airflow.client import MissingOutput, Store
+    from aq_airflow.runtime.items import write_items
+    from aq_airflow.runtime.values import write_output
+
+    run_id = "manual__2026-03-01T00:00:00+00:00"
+    per = tmp_path / "store" / "pipe" / run_id / "per"
+    write_items(Location.of(str(per)), ["a", "b"])
+    for index in (0, 1):
+        item = Location.of(str(per / str(index)))
+        item.commit(write_output(item, item.begin(), pa.table({"n": [index]})))
+    run = Store(tmp_path / "store").pipeline("pipe").run(run_id)
+    assert run.steps["per"].committed and run.step("per").read().column("n").to_pylist() == [0, 1]
+    bad_list(per, data)
+    run = Store(tmp_path / "store").pipeline("pipe").run(run_id)
+    assert not run.steps["per"].committed  # not an item list: the step is not committed
+    expected = f"step `per` of run `{run_id}` of pipeline `pipe`: {refusal(str(per), 'per', why)}"
+    for read in (lambda s: s.items, lambda s: s.read()):
+        with pytest.raises(MissingOutput) as refused:
+            read(run.step("per"))
+        assert str(refused.value) == expected
+
+
+SPOILED = """
+pipeline: spoiled_list
+steps:
+  per:
+    python: big_items:spoil
+    foreach: [a, b]
+    retries: 0
+    checks: [{name: one_row, row_count: {min: 1}}]
+"""
+
+SPOIL = '''
+
+def spoil(item):
+    """A confused step: it rewrites its own step's item list (a count that lies) as it runs."""
+    import os
+
+    path = os.path.join(os.path.dirname(os.environ["AQ_OUTPUT"]), "_items.json")
+    with open(path, "w") as handle:
+        handle.write('{"count": 5, "items": ["a", "b"]}')
+    return pa.table({"item": [item]})
+'''
+
+
+def test_the_checks_task_fails_on_an_item_list_whose_count_lies(run_dag, big_items, warehouse, tmp_path, capsys):
+    """The checks task deletes the results of items past the count: it holds the count to the
+    list and fails naming the step and the list (an AirflowException, not a traceback from deep
+    in the reader), recording nothing."""
+    with open(tmp_path / "big_items.py", "a") as handle:  # the step processes import it afresh
+        handle.write(SPOIL)
+    _, dag_run, states = run_dag("spoiled_list", SPOILED)
+    instances = tis(dag_run)
+    assert [instances["per.run", i].state for i in (0, 1)] == ["success", "success"], states
+    assert [instances["per.checks", i].state for i in (0, 1)] == ["failed", "failed"], states
+    base = folder(tmp_path, dag_run, "spoiled_list", "per")
+    logged = capsys.readouterr()
+    assert (
+        f"step `per`: the item list of step `per` at {base}/_items.json: its `count` says 5, its `items` hold 2; it "
+        "is not read. Run step `per` again (its items task writes the list)"
+    ) in logged.out + logged.err
+    with duckdb.connect(str(warehouse), read_only=True) as conn:  # the table is made, no row replaced
+        assert conn.execute("SELECT count(*) FROM aq_check_results WHERE dag_id = 'spoiled_list'").fetchone() == (0,)

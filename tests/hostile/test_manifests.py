@@ -19,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -186,7 +187,7 @@ def test_a_file_replaced_by_another_schemas_is_refused(tmp_path, caplog):
         f"the output of step `producer` at {output.uri}: file {part} has schema (n string, extra double), its "
         "manifest says (n int64); it is not read. Run step `producer` again"
     )
-    rewrite(output, lambda m: m.pop("digests"))  # a manifest of the release before digests
+    rewrite(output, lambda m: (m.pop("digests"), m.pop("writer")))  # a manifest of the release before digests
     with caplog.at_level(logging.WARNING, logger="aq_airflow.runtime.artifacts"):
         with pytest.raises(BadOutput, match=r"has schema \(n string, extra double\)"):
             read_input(output, "producer", None)
@@ -210,7 +211,7 @@ def test_a_manifest_without_digests_still_reads_with_a_warning(tmp_path, caplog)
 def test_a_listed_file_that_is_gone_or_not_parquet_is_refused(tmp_path):
     output = Location.of(str(tmp_path / "producer"))
     [part] = committed(output, pa.table({"n": [1]}))["files"]
-    rewrite(output, lambda m: m.pop("digests"))
+    rewrite(output, lambda m: (m.pop("digests"), m.pop("writer")))  # the release before digests
     replace_file(output, part, b"PAR1 not really")
     with pytest.raises(BadOutput, match=rf"file {part} is not a readable Parquet file"):
         read_input(output, "producer", None)
@@ -511,3 +512,198 @@ def test_a_command_steps_parquet_of_two_schemas_or_not_parquet_is_not_committed(
     manifest = commit_files(output, attempt, {"step": "parts"})
     assert manifest["digests"] == {"a.parquet": digest(Path(output.join("a.parquet")).read_bytes())}
     assert read_input(output, "parts", None).column("n").to_pylist() == [1]
+
+
+# --- a stamped manifest without digests, a folder of files, a pickle read once, resume ----------
+
+
+def test_a_manifest_stamped_by_our_writer_without_digests_is_refused(tmp_path):
+    """The writer stamp and the digests came in one release: a manifest that claims our writer
+    and has no digests was edited (its digests dropped to get a changed file read), not legacy."""
+    from aq_airflow.runtime.manifest import is_ours
+
+    output = Location.of(str(tmp_path / "producer"))
+    [part] = committed(output, pa.table({"n": [1, 2]}))["files"]
+    replace_file(output, part, parquet_bytes(pa.table({"n": [7, 8]})))  # same rows and schema, other values
+    rewrite(output, lambda m: m.pop("digests"))
+    with pytest.raises(BadOutput) as refused:
+        read_input(output, "producer", None)
+    assert str(refused.value) == (
+        f'the output of step `producer` at {output.uri}: its manifest says our writer made it ("writer": '
+        '"aq-airflow") but has no digests, which our writer records in every manifest it stamps; it is not read. '
+        "Run step `producer` again"
+    )
+    with pytest.raises(BadOutput, match="but has no digests"):
+        output.read_manifest("producer")  # its shape already: the client's `.manifest`, resume's check
+    assert not is_ours(json.loads(Path(output.join(MANIFEST)).read_text()))  # gc: not one of ours either
+
+
+def _files_output(folder: Path, names: dict[str, str]) -> Location:
+    """A command step's folder of files committed as the worker commits it."""
+    from aq_airflow.runtime.artifacts import clear, commit_files
+
+    output = Location.of(str(folder))
+    attempt = clear(output)
+    for name, text in names.items():
+        Path(output.join(name)).write_text(text)
+    manifest = commit_files(output, attempt, {"step": "report"})
+    assert manifest["kind"] == "files", manifest
+    return output
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [("later.md", "'later.md'"), ("_SUCCESS", "'_SUCCESS'"), (".hidden", "'.hidden'"), ("sub/", "'sub'")],
+)
+def test_a_folder_of_files_holding_anything_its_manifest_does_not_list_is_refused(tmp_path, extra, shown):
+    """A `files` output is handed to the next step whole (its folder), but only the files its
+    manifest lists are hashed: a file added after the commit, a `_`/`.` file, a folder, would be
+    read unchecked. Refused, naming it; the commit's own temporary manifest name is ours."""
+    output = _files_output(tmp_path / "report", {"report.md": "# ok\n", "data.csv": "a\n1\n"})
+    assert read_input(output, "report", None) == output.uri
+    Path(output.join("._manifest.json.0123abcd")).write_text("{}")  # a commit under way (or one that left it)
+    assert read_input(output, "report", None) == output.uri
+    if extra.endswith("/"):
+        os.mkdir(output.join(extra.rstrip("/")))
+    else:
+        Path(output.join(extra)).write_text("unchecked")
+    with pytest.raises(BadOutput) as refused:
+        read_input(output, "report", None)
+    assert str(refused.value) == (
+        f"the output of step `report` at {output.uri}: its folder holds {shown}, which its manifest does not list "
+        "(a folder of files is handed over whole: nothing in it is read unchecked); it is not read. Run step "
+        "`report` again"
+    )
+
+
+@pytest.mark.parametrize(("extra", "what"), [("_SUCCESS", "a file named '_SUCCESS'"), ("sub/", "a folder named 'sub'")])
+def test_a_command_step_writing_a_hidden_file_or_a_folder_beside_its_files_commits_nothing(tmp_path, extra, what):
+    """What a reader would refuse is refused at the commit, saying what to do: nothing committed."""
+    from aq_airflow.runtime.artifacts import clear, commit_files
+
+    output = Location.of(str(tmp_path / "report"))
+    attempt = clear(output)
+    Path(output.join("report.md")).write_text("# ok\n")
+    if extra.endswith("/"):
+        os.mkdir(output.join(extra.rstrip("/")))
+    else:
+        Path(output.join(extra)).write_text("")
+    with pytest.raises(BadOutput) as refused:
+        commit_files(output, attempt, {"step": "report"})
+    assert str(refused.value) == (
+        f"step `report` wrote {what} beside its files: a folder of files goes to the next step whole, and its "
+        "manifest lists (and hashes) plain files only, none starting with `.` or `_`: remove or rename it, or write "
+        "it outside $AQ_OUTPUT; nothing was committed"
+    )
+    with pytest.raises(MissingArtifact, match="failed before committing"):
+        output.read_manifest("report")
+
+
+class _SwappingStore(pafs.FileSystemHandler):
+    """A local folder as a pyarrow filesystem whose `.pkl` files change after their first read:
+    a store written to between a reader's hash and its unpickling."""
+
+    def __init__(self, payload: bytes):
+        self.local, self.payload, self.opened = pafs.LocalFileSystem(), payload, []
+
+    def _input(self, path: str):
+        self.opened.append(path)
+        if path.endswith(".pkl") and self.opened.count(path) > 1:
+            return pa.BufferReader(self.payload)
+        return self.local.open_input_file(path)
+
+    def open_input_stream(self, path):
+        return self._input(path)
+
+    def open_input_file(self, path):
+        return self._input(path)
+
+    def get_type_name(self):
+        return "swapping"
+
+    def equals(self, other):
+        return self is other
+
+    def normalize_path(self, path):
+        return path
+
+    def get_file_info(self, paths):
+        return self.local.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return self.local.get_file_info(selector)
+
+    def create_dir(self, path, recursive):
+        self.local.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path):
+        self.local.delete_dir(path)
+
+    def delete_dir_contents(self, path, missing_dir_ok=False):
+        self.local.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self):
+        raise NotImplementedError
+
+    def delete_file(self, path):
+        self.local.delete_file(path)
+
+    def move(self, src, dest):
+        self.local.move(src, dest)
+
+    def copy_file(self, src, dest):
+        self.local.copy_file(src, dest)
+
+    def open_output_stream(self, path, metadata):
+        return self.local.open_output_stream(path)
+
+    def open_append_stream(self, path, metadata):
+        return self.local.open_append_stream(path)
+
+
+def test_a_pickle_is_unpickled_from_the_bytes_that_were_hashed(tmp_path):
+    """The pickle is read once: the digest is of the bytes unpickled. A store whose file changes
+    after a first read (hashed, then read again to unpickle) cannot slip code in between."""
+    ran = tmp_path / "the swapped pickle ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(ran),)
+
+    plain = Location.of(str(tmp_path / "model"))
+    committed(plain, {"weight": 3})
+    handler = _SwappingStore(pickle.dumps(Payload()))
+    store = Location(pafs.PyFileSystem(handler), plain.path, plain.uri)
+    assert read_input(store, "model", None) == {"weight": 3}
+    assert not ran.exists()
+    [name] = store.read_manifest("model")["files"]
+    assert handler.opened.count(store.join(name)) == 1  # read once, hashed and unpickled from those bytes
+
+
+def test_resume_checks_a_source_without_digests_before_copying_and_says_so(tmp_path):
+    """A reused output of the release before digests: held to its rows and schema before anything
+    is copied (one that disagrees is not reused, and nothing lands in the new run), and its copy,
+    which the commit hashes, says it was checked for rows and schema only, as the run prints."""
+    from aq_airflow.cli.resume import UNVERIFIED, ResumeError, _copy
+
+    source = Location.of(str(tmp_path / "old_run" / "scores"))
+    committed(source, pa.table({"n": [1, 2, 3]}))
+    rewrite(source, lambda m: (m.pop("digests"), m.pop("writer")))
+    target = Location.of(str(tmp_path / "new_run" / "scores"))
+    notes = _copy(source, target, "scores", "old_run")
+    assert notes == [
+        f"step `scores`: reused {source.uri} with its {UNVERIFIED}; its copy's digests are of the bytes copied"
+    ]
+    copy = target.read_output("scores")
+    assert copy["reused_from"] == {"run_id": "old_run", "uri": source.uri, "verified": UNVERIFIED}
+    assert read_input(target, "scores", None).column("n").to_pylist() == [1, 2, 3]
+
+    rewrite(source, lambda m: m.update(rows=4))  # a legacy manifest that disagrees with its file
+    elsewhere = Location.of(str(tmp_path / "third_run" / "scores"))
+    with pytest.raises(ResumeError) as refused:
+        _copy(source, elsewhere, "scores", "old_run")
+    assert str(refused.value).startswith(
+        f"step `scores`: run old_run's output is not reused: the output of step `scores` at {source.uri}: its files "
+        "hold 3 row(s), its manifest says 4"
+    )
+    assert not Path(elsewhere.path).exists()  # checked before anything was copied

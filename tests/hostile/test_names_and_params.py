@@ -203,6 +203,33 @@ def test_run_refuses_a_param_larger_than_the_limit_and_params_larger_together(tm
     assert not (tmp_path / "w").exists()
 
 
+DIGITS_SPEC = """
+pipeline: digits
+params: {note: null, xs: [1], limits: {eu: 1}, n: 1}
+steps:
+  s:
+    sql: SELECT 1 AS x
+"""
+
+
+@pytest.mark.parametrize(("param", "text"), [("note", "{big}"), ("xs", "[{big}]"), ("limits", '{{"eu": {big}}}'),
+                                             ("n", "{big}")])  # fmt: skip
+def test_run_refuses_a_number_of_more_digits_than_python_reads(tmp_path, capsys, param, text):
+    """`--param note=<5000 digits>` with an any, list or object default was a ValueError traceback
+    (Python reads no int of more than 4300 digits; json.loads raises a plain ValueError)."""
+    from aq_airflow.cli.params import TOO_MANY_DIGITS
+
+    spec = tmp_path / "digits.aq.yaml"
+    spec.write_text(DIGITS_SPEC)
+    value = text.format(big="9" * 5000)
+    code = main(["run", str(spec), "--param", f"{param}={value}", "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "w").exists(), err[-2000:]
+    assert err.startswith(f"--param {param}={value[:77]}...: {param} is ")
+    assert err.rstrip().endswith(f"({TOO_MANY_DIGITS})") and len(err) < 1000, err
+    assert "a number of more than 4,300 digits, more than Python reads" in TOO_MANY_DIGITS
+
+
 def test_a_spec_default_past_the_size_limits_is_a_located_error():
     """A default that large stopped every python step of every run (one environment string over
     128 KiB: Argument list too long)."""
@@ -397,6 +424,128 @@ def test_a_pod_step_gets_its_context_without_the_params_past_the_limits(run_dag,
     assert context["refused_params"] == {
         "big": f"param `big` is more than {MAX_BYTES:,} bytes as JSON, the limit for a param; {FIX}"
     }
+
+
+ARGS_SPEC = """
+pipeline: {name}
+params: {{note: "", small: 1}}
+steps:
+  plain:                  # no args: its AQ_CONTEXT leaves `note` out when past the limit
+    python: np_steps:plain
+  dotted:
+    python: np_steps:plain
+    args: {{note: "{{{{ params.note }}}}"}}
+  keyed:
+    command: [python, -c, "import os; print(len(os.environ['AQ_ARGS']))"]
+    args: {{note: "{{{{ params['note'] }}}}"}}
+  thrice:
+    python: np_steps:plain
+    args: {{a: "{{{{ params.note }}}}", b: "{{{{ params.note }}}}", c: "x{{{{ params.note }}}}"}}
+"""
+
+
+def test_a_conf_param_templated_into_args_past_the_limits_fails_that_step_naming_it(run_capturing):
+    """`bounded_context` leaves a param past the limits out of AQ_CONTEXT, but `args:` that
+    template it in carried it whole into AQ_ARGS (a 200 KB conf value: Argument list too long on
+    the local runner, a pod the API server refuses). Now the step fails before it starts, naming
+    the param, the limit and the fix; a step whose args do not take it runs."""
+    states, errors = run_capturing("np_args", ARGS_SPEC.format(name="np_args"), {"note": "x" * 200_000})
+    assert states["plain.run"] == "success"
+    too_large = f"param `note` is more than {MAX_BYTES:,} bytes as JSON, the limit for a param; {FIX}"
+    for step in ("dotted", "keyed", "thrice"):
+        assert states[f"{step}.run"] == "failed", states
+        assert (
+            errors[f"{step}.run"]
+            == f"step `{step}` cannot start: its `args:` template in param `note`, and {too_large}"
+        )
+
+
+def test_args_over_what_linux_takes_in_one_variable_fail_the_step_naming_the_params(run_capturing):
+    """Each param within the limits, but templated in three times: AQ_ARGS over 128 KiB."""
+    states, errors = run_capturing("np_args_fit", ARGS_SPEC.format(name="np_args_fit"), {"note": "y" * 60_000})
+    assert states["plain.run"] == states["dotted.run"] == states["keyed.run"] == "success", states
+    assert states["thrice.run"] == "failed"
+    assert re.fullmatch(
+        r"step `thrice` cannot start: its `args:` come to 180,0\d\d bytes as AQ_ARGS \(params templated in: `note`\), "
+        r"and Linux starts no process with one variable over 131,072 \(Argument list too long\): make its `args:` "
+        r"smaller \(keep large data in a file or table and pass its path or name\)",
+        errors["thrice.run"],
+    ), errors["thrice.run"]
+
+
+POD_ARGS_SPEC = """
+pipeline: np_pod_args
+artifacts: {artifacts}
+cluster: eks
+params: {{note: ""}}
+defaults:
+  image: ghcr.io/acme/steps:1
+steps:
+  numbers:
+    python: k8s_steps:numbers
+    args: {{note: "{{{{ params.note }}}}"}}
+"""
+
+
+def test_a_pod_step_whose_args_template_a_param_past_the_limits_is_never_created(run_dag, cluster, tmp_path, capsys):
+    conf = {"note": "x" * 200_000}
+    _, _, states = run_dag("np_pod_args", POD_ARGS_SPEC.format(artifacts=tmp_path / "artifacts"), conf=conf,
+                           local=False)  # fmt: skip
+    assert states == {"numbers.run": "failed"}
+    assert not [p for p in cluster.created if p["metadata"]["labels"]["dag_id"] == "np_pod_args"]
+    logged = capsys.readouterr()
+    assert (
+        "step `numbers` cannot start: its `args:` template in param `note`, and param `note` is more than "
+        f"{MAX_BYTES:,} bytes as JSON, the limit for a param; {FIX}"
+    ) in logged.out + logged.err
+
+
+# -- 5. AQ_ names in env: aq-airflow's own ------------------------------------------------------
+
+
+def test_an_env_variable_named_like_aq_airflows_own_is_a_located_error_at_the_name():
+    """`env: {AQ_ITEM: x}` replaced a large item (the runtime reads AQ_ITEM before AQ_ITEM_FROM)."""
+    text = """
+        defaults:
+          env: {AQ_OUTPUT: /tmp/elsewhere, LANG: C}
+        steps:
+          k:
+            python: mods:consume
+            foreach: [p, q]
+            env:
+              AQ_ITEM: '"hello"'
+              AQ_ITEM_FROM: /tmp/x.json
+              aq_item: fine
+    """
+    tail = "a value here would replace or contradict it; rename the variable"
+    assert issues_of(text) == [
+        f"pipe.aq.yaml:2:9: env `AQ_OUTPUT`: `AQ_` names are aq-airflow's own (aq-airflow sets them for every step): "
+        f"{tail}, e.g. `MY_OUTPUT`",
+        "pipe.aq.yaml:8:7: env `AQ_ITEM`: `AQ_` names are aq-airflow's own (AQ_ITEM is a `foreach:` step's item, read "
+        f"before a large item's AQ_ITEM_FROM): {tail}, e.g. `MY_ITEM`",
+        "pipe.aq.yaml:9:7: env `AQ_ITEM_FROM`: `AQ_` names are aq-airflow's own (AQ_ITEM_FROM names the file of a "
+        f"`foreach:` step's large item): {tail}, e.g. `MY_ITEM_FROM`",
+    ]
+
+
+def test_an_item_sets_exactly_one_of_its_two_variables_whatever_the_environment_held():
+    """A by-reference item's task got AQ_ITEM_FROM beside whatever AQ_ITEM the environment had."""
+    from aq_airflow.plan import compile_text
+    from aq_airflow.plan.model import TaskRole
+    from aq_airflow.runners.environment import item_environment
+    from aq_airflow.runtime import item_refs
+    from tests.helpers import spec_file
+
+    text = "steps:\n  k:\n    python: mods:consume\n    foreach: [p, q]\n  plain:\n    python: mods:consume\n"
+    plan = compile_text(spec_file(text))
+    runs = {t.group: t.body for t in plan.tasks if t.role == TaskRole.RUN}
+    held = {"AQ_ITEM": '"stale"', "AQ_ITEM_FROM": "/stale.json", "AQ_MAP_INDEX": "9", "LANG": "C"}
+    large = item_refs.reference(1, 200_000, "big")
+    env = item_environment(held, runs["k"], large, 1, "/store", "run")
+    assert env == {"LANG": "C", "AQ_ITEM_FROM": "/store/pipe/run/k/_items/1.json", "AQ_MAP_INDEX": "1"}
+    env = item_environment(held, runs["k"], "p", 0, "/store", "run")
+    assert env == {"LANG": "C", "AQ_ITEM": '"p"', "AQ_MAP_INDEX": "0"}
+    assert item_environment(held, runs["plain"], None, None, "/store", "run") == {"LANG": "C"}
 
 
 # -- 7. small mistakes ------------------------------------------------------------------------
