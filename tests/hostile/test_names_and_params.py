@@ -389,9 +389,9 @@ def test_a_step_whose_environment_linux_would_refuse_says_which_variable_and_wha
     states, errors = run_capturing("np_args", text)
     assert states == {"big_args.run": "failed"}
     assert errors["big_args.run"] == (
-        "step `big_args` cannot start: its environment variable AQ_ARGS is 200,020 bytes, and Linux starts no "
-        "process with one over 131,072 (Argument list too long): make its `args:` smaller (a param templated into "
-        "them counts: keep large data in a file or table and pass its path or name)"
+        "step `big_args` cannot start: its `args:` come to 200,021 bytes as AQ_ARGS (params templated in: none), "
+        "and Linux starts no process with one variable over 131,072 (Argument list too long): make its `args:` "
+        "smaller (keep large data in a file or table and pass its path or name)"
     )
 
 
