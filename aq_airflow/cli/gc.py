@@ -16,7 +16,9 @@ deleting and left whole when anything in it changed. After that second listing g
 listed paths one by one, so a file at a new path is never touched, but one a step rewrites at a
 listed path in that window (a re-run's ``_manifest.json``) is deleted: paths are deleted, not the
 versions listed. On a disk no symbolic link is followed, in the listing nor in deleting
-(:func:`_unlink_under`). On an object store a folder is a name prefix, and pyarrow removes an
+(:func:`_unlink_under`, from the pipeline's folder down): a pipeline's or a run's folder that is a
+link is left alone. The store's root itself may be a link (``/data -> /mnt/disk``): it is the
+store, chosen by whoever set it. On an object store a folder is a name prefix, and pyarrow removes an
 empty folder's marker only by deleting the prefix with whatever is under it: gc does that only
 when a listing just before finds no file under it (:func:`_remove_if_empty`).
 """
@@ -47,6 +49,7 @@ from aq_airflow.client.runs import (
 from aq_airflow.pipeline_spec.roots import unsafe_root
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime.artifacts import Location
+from aq_airflow.runtime.contract import ARTIFACTS
 from aq_airflow.runtime.item_refs import ITEMS_FOLDER
 
 NOT_A_RUN_ID = (
@@ -83,6 +86,9 @@ def survey(root: str, dag_id: str, cutoff: datetime.datetime) -> Survey:
     ``{root}/{dag_id}/`` it leaves alone, with why. A folder whose name is not a run id is not
     even listed inside (a home folder's project trees are never walked)."""
     expired, left = [], []
+    pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
+    if pipeline.is_local and os.path.islink(pipeline.path):  # the store's root may be one; its folders not
+        return Survey([], [(pipeline.uri, f"{LINK} (it points to {os.path.realpath(pipeline.path)})")])
     for name, location in pipeline_entries(root, dag_id):
         if not airflow_run_id(name):
             left.append((location.uri, NOT_A_RUN_ID))
@@ -133,7 +139,7 @@ def remove(location: Location, files: list[pafs.FileInfo]) -> list[str]:
     for info in files:
         try:
             if location.is_local:
-                _unlink_under(location.path, info.path[len(location.path) :].strip("/"))
+                _unlink_under(*_from_pipeline(location, info.path))
             else:
                 location.fs.delete_file(info.path)
         except FileNotFoundError:
@@ -142,6 +148,13 @@ def remove(location: Location, files: list[pafs.FileInfo]) -> list[str]:
             failed.append(f"{info.path} ({error})")
     _prune(location)
     return failed
+
+
+def _from_pipeline(location: Location, path: str) -> tuple[str, str]:
+    """``path`` inside a run folder on a disk, as the pipeline's folder and the path below it:
+    deletion starts from the pipeline's folder, so neither it nor the run folder may be a link."""
+    pipeline, run = posixpath.split(location.path)
+    return pipeline, posixpath.join(run, path[len(location.path) :].strip("/")).rstrip("/")
 
 
 def _unlink_under(top: str, relative: str, folder: bool = False) -> None:
@@ -181,14 +194,14 @@ def _prune(location: Location) -> None:
     for path in sorted(prunable, key=lambda p: p.count("/"), reverse=True):
         if location.is_local:
             try:
-                _unlink_under(location.path, path[len(location.path) :].strip("/"), folder=True)
+                _unlink_under(*_from_pipeline(location, path), folder=True)
             except OSError:  # not empty (or gone, or a link now): left
                 pass
         else:
             _remove_if_empty(location.fs, path)
     if location.is_local:
-        try:
-            os.rmdir(location.path)  # a link there now is not a folder: refused
+        try:  # from the pipeline's folder, opened without following a link
+            _unlink_under(*_from_pipeline(location, location.path), folder=True)
         except OSError:
             pass
     else:
@@ -318,7 +331,8 @@ def collect(dags_folder: str, dry_run: bool, now: datetime.datetime | None = Non
         if plan.artifacts_ttl is None:
             continue
         root = artifacts_root(plan.artifacts)
-        unsafe = unsafe_root(root) or unsafe_root(f"{root.rstrip('/')}/{plan.dag_id}")
+        written = plan.artifacts or os.environ.get(ARTIFACTS) or root  # a `~` or `$X` as written
+        unsafe = unsafe_root(written) or unsafe_root(root) or unsafe_root(f"{root.rstrip('/')}/{plan.dag_id}")
         if unsafe:  # from $AQ_ARTIFACTS or $AIRFLOW_HOME (a spec's own is refused by validate)
             print(f"skipped {path}: its artifact store {unsafe}", file=sys.stderr)
             refused = True

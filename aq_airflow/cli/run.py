@@ -278,10 +278,11 @@ def _run_pipeline(
     if outside:
         print(f"--date {date}: {outside}; Airflow would run no task for it", file=sys.stderr)
         return 2
+    written = (("--workdir", str(workdir)), ("--artifacts", artifacts or ""))  # a quoted '~' or '$X' as typed
     workdir = workdir.resolve()
     artifacts = artifacts_root(artifacts or str(workdir / "artifacts"))
-    for flag, folder in (("--workdir", str(workdir)), ("--artifacts", artifacts)):
-        why = unsafe_root(folder)  # `/`, a home or a system folder: the spec's `artifacts:` gets the same
+    for flag, folder in (*written, ("--workdir", str(workdir)), ("--artifacts", artifacts)):
+        why = unsafe_root(folder) if folder else None  # `/`, a home or a system folder: as for a spec's `artifacts:`
         if why:
             print(f"{flag} {folder}: {why}", file=sys.stderr)
             return 2

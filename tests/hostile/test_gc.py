@@ -506,19 +506,42 @@ def validate(tmp_path, capsys, artifacts: str) -> tuple[int, str]:
         ("/tmp", "is a folder shared by the whole system"),
         ("/home/", "is a folder shared by the whole system"),
         ("file:///", "is the filesystem's root"),
-        ("'~'", "is your home folder"),
-        ("$HOME", "is your home folder"),
         ("HOME", "is your home folder"),  # the home folder written out
+        ("FILEHOME", "is your home folder"),  # ... as a file:// URI, one letter percent-encoded
+        ("file:///%65tc", "is a system folder"),  # pyarrow decodes it: /etc
+        ("file:///%74mp", "is a folder shared by the whole system"),
+        ("file:///tmp/%2E%2E", "is the filesystem's root"),
+        ("/tmp/zz://..", "is a folder shared by the whole system"),  # a path, not a URI, to pyarrow: /tmp
     ],
 )
 def test_validate_refuses_a_root_that_is_not_a_store_of_its_own(tmp_path, capsys, monkeypatch, artifacts, why):
+    """Judged as the store reads it: a `file://` URI percent-decoded, a path with `://` in it as a path."""
     home = tmp_path / "me"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    code, text = validate(tmp_path, capsys, str(home) if artifacts == "HOME" else artifacts)
+    written = {"HOME": str(home), "FILEHOME": f"file:///%{ord(str(home)[1]):02X}{str(home)[2:]}"}
+    code, text = validate(tmp_path, capsys, written.get(artifacts, artifacts))
     assert code != 0
     assert "SPEC:2:12: artifacts: `" in text and f"{why}: steps would write run folders" in text, text
     assert "give the store a folder of its own, e.g. " in text
+
+
+@pytest.mark.parametrize("artifacts", ["'~'", "'~/aq'", "$HOME", "/srv/$PATH/../../etc", "/var/lib/${X}/aq"])
+def test_validate_refuses_a_root_with_variables_or_a_tilde(tmp_path, capsys, monkeypatch, artifacts):
+    """The store expands neither (`/srv/$PATH/../../etc` passed validate and was /etc... to
+    validate only); the root is refused, located, rather than judged as something it is not."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, text = validate(tmp_path, capsys, artifacts)
+    assert code != 0
+    assert "SPEC:2:12: artifacts: `" in text, text
+    assert "the store does not expand variables or ~: write the path out" in text, text
+
+
+@pytest.mark.parametrize("artifacts", ["file:///tmp/a%zz", "FILE:///etc", "nosuch://bucket/aq"])
+def test_validate_refuses_a_root_the_store_cannot_open(tmp_path, capsys, artifacts):
+    code, text = validate(tmp_path, capsys, artifacts)
+    assert code != 0
+    assert f"SPEC:2:12: artifacts: `{artifacts}` is not a location the artifact store can open (" in text, text
 
 
 @pytest.mark.parametrize("artifacts", ["s3://bucket", "gs://bucket/aq", "abfs://container", "/tmp/aq", "/var/lib/aq"])
@@ -550,3 +573,75 @@ def test_gc_refuses_a_root_from_the_environment(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert code == 2 and "its artifact store `/` is the filesystem's root" in err, err
     assert "would delete" not in out and "left alone" not in out
+
+
+@pytest.mark.parametrize("root", ["file:///%74mp", "file:///%65tc", "/tmp/zz://..", "~", "$HOME/aq"])
+def test_run_refuses_a_root_as_the_store_would_read_it(tmp_path, capsys, monkeypatch, root):
+    """`file:///%74mp` is /tmp to pyarrow, `/tmp/zz://..` a path (run wrote to /tmp/esc/...), and
+    a quoted `~` made a literal ./~ folder: each refused with exit 2, nothing written."""
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, "victim.aq.yaml", "pipeline: victim\nsteps:\n  a: {sql: SELECT 1}\n")
+    capsys.readouterr()
+    assert cli(["run", str(spec), "--artifacts", root, "--workdir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    assert f"--artifacts {root}: `{root}" in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["victim.aq.yaml"]
+
+
+@pytest.mark.parametrize("root", ["file:///%65tc", "FILEHOME", "$HOME"])
+def test_gc_refuses_an_encoded_or_unexpanded_root_from_the_environment(tmp_path, capsys, monkeypatch, root):
+    home = tmp_path / "me"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    root = f"file:///%{ord(str(home)[1]):02X}{str(home)[2:]}" if root == "FILEHOME" else root
+    monkeypatch.setenv("AQ_ARTIFACTS", root)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    write(dags, "etc.aq.yaml", "pipeline: etc\nartifacts_ttl: 1d\nsteps:\n  a: {sql: SELECT 1}\n")
+    code = collect(str(dags), dry_run=True, now=later())
+    out, err = capsys.readouterr()
+    assert code == 2 and f"skipped {dags}/etc.aq.yaml: its artifact store `{root}" in err, err
+    assert "would delete" not in out and "left alone" not in out
+
+
+def test_a_pipeline_folder_that_is_a_link_is_left_alone(tmp_path, airflow_db):
+    """`{root}/victim -> elsewhere` holding a copied run folder past the TTL: gc deleted the files
+    in `elsewhere`. Now the link is reported and nothing behind it is touched."""
+    root, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    real_run(str(elsewhere))
+    outside = tree(elsewhere)
+    root.mkdir()
+    (root / "victim").symlink_to(elsewhere / "victim")
+    code, out, err = sweep(tmp_path / "dags", str(root))
+    assert code == 0, out + err
+    assert tree(elsewhere) == outside
+    assert f"left alone {root}/victim: a symbolic link: gc follows no link" in out, out
+    assert f"(it points to {elsewhere / 'victim'})" in out
+    assert "deleted" not in out
+
+
+def test_a_store_root_that_is_a_link_is_the_store(tmp_path, airflow_db):
+    """`/data -> /mnt/disk` is a store's root chosen by whoever set it: its runs are collected."""
+    disk, root = tmp_path / "disk", tmp_path / "data"
+    real_run(str(disk))
+    root.symlink_to(disk)
+    code, out, err = sweep(tmp_path / "dags", str(root))
+    assert code == 0, out + err
+    assert f"deleted {root}/victim/{RUN} (3 days old)" in out, out
+    assert tree(disk) == {"victim"}
+
+
+def test_a_pipeline_folder_swapped_for_a_link_after_listing_is_not_deleted_through(tmp_path):
+    """Deletion starts at the pipeline's folder, opened without following a link: one swapped for
+    a link to a copy between listing and deleting stops every delete."""
+    root, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    small_run(str(root))
+    cutoff = later() - datetime.timedelta(days=1)
+    (expired,) = survey(str(root), "victim", cutoff).expired
+    shutil.move(root / "victim", elsewhere)
+    (root / "victim").symlink_to(elsewhere)
+    outside = tree(elsewhere)
+    failed = remove(expired.run.location, doomed(expired, cutoff))
+    assert tree(elsewhere) == outside
+    assert failed and len(failed) == len(doomed(expired, cutoff)), failed
