@@ -714,3 +714,24 @@ def test_the_fuzz_names_mutation_is_refused_at_the_name_and_its_check_can_fail(t
     moved = [{**e, "col": e["col"] + 2} for e in reserved]  # two columns off: the check must say so
     campaign.check_names(moved, origins, texts)
     assert len(campaign.tally.failures) == len(moved)
+
+
+@pytest.mark.parametrize(
+    ("param", "detail"),
+    [
+        ("note=NaN", 'NaN is not a JSON number (JSON has no NaN or infinity); write a number, or "NaN" in quotes as text'),
+        ('lim={"eu": Infinity}', "Infinity is not a JSON number (JSON has no NaN or infinity); write a number, or "
+         '"Infinity" in quotes as text'),
+        ("n=\uff11", "ASCII digits 0-9 only"),
+        ("n= 5", 'no blanks around it: write "5"'),
+    ],
+)  # fmt: skip
+def test_run_refuses_nan_infinity_unicode_digits_and_blanks_in_a_param(tmp_path, capsys, param, detail):
+    """NaN and Infinity were read (Python's JSON reader takes them) and became null in the run's
+    conf, silently; `n=１` was 1 and `n= 5` was 5 while `--date` refuses both."""
+    spec = tmp_path / "p.aq.yaml"
+    spec.write_text("pipeline: p\nparams: {note: ~, lim: {eu: 5}, n: 1}\nsteps:\n  s:\n    sql: SELECT 1 AS x\n")
+    code = main(["run", str(spec), "--param", param, "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "w").exists(), err
+    assert err.startswith(f"--param {param}: {param.split('=')[0]} is ") and err.rstrip().endswith(f"({detail})"), err
