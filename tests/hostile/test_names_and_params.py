@@ -735,3 +735,38 @@ def test_run_refuses_nan_infinity_unicode_digits_and_blanks_in_a_param(tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and not (tmp_path / "w").exists(), err
     assert err.startswith(f"--param {param}: {param.split('=')[0]} is ") and err.rstrip().endswith(f"({detail})"), err
+
+
+CONTROL_SPEC = """
+pipeline: controls
+steps:
+  echo:
+    command: 'printf "%s" "$AQ_ITEM" > "$AQ_OUTPUT/item.txt" && exit 1'
+    foreach: ["a\\e[31mRED", "x\\rOVERWRITE", "bidi\\u202eevil"]
+"""
+
+
+def test_run_and_validate_show_terminal_controls_escaped(tmp_path):
+    """Items' labels with ESC, CR and a bidi override reached the terminal raw in the progress
+    lines, the summary and the failures; validate echoed a raw ESC in a name it refused."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "aq_airflow.cli"]
+    spec = tmp_path / "controls.aq.yaml"
+    spec.write_text(CONTROL_SPEC)
+    ran = subprocess.run([*cli, "run", str(spec), "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert ran.returncode == 1, ran.stdout[-3000:] + ran.stderr[-3000:]
+    for stream in (ran.stdout, ran.stderr):
+        assert not {"\x1b", "\r", "\u202e"} & set(stream), stream[-3000:]
+    assert "a\\x1b[31mRED" in ran.stdout and "x\\rOVERWRITE" in ran.stdout and "bidi\\u202eevil" in ran.stdout
+    assert "start   echo.run[0:a\\x1b[31mRED]\n" in ran.stdout, ran.stdout
+    assert "\necho.run[2:bidi\\u202eevil]   failed " in ran.stdout, ran.stdout
+    assert "echo.run[1:x\\rOVERWRITE] failed:" in ran.stderr, ran.stderr[-3000:]
+
+    bad = tmp_path / "bad.aq.yaml"
+    bad.write_text('steps:\n  "a\\e[2Jb":\n    sql: SELECT 1 AS x\n')
+    checked = subprocess.run([*cli, "validate", str(bad)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "\\x1b[2J" in checked.stdout, checked.stdout + checked.stderr
+    assert "\x1b" not in checked.stdout + checked.stderr
