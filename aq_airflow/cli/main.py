@@ -266,10 +266,14 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+MAX_LAST = 1_000_000  # rows per table `results --last` reads; past a BIGINT it was a ConversionException
+
+
 def _positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse says what was wrong)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    """An argparse type: a whole number of at least 1 and at most :data:`MAX_LAST` (argparse says
+    what was wrong, exit 2). ASCII digits only (``isdigit`` takes ``１`` and ``²``)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or not 1 <= int(text) <= MAX_LAST:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LAST:,}")
     return int(text)
 
 
