@@ -271,7 +271,7 @@ MAX_LAST = 1_000_000  # rows per table `results --last` reads; past a BIGINT it 
 
 def _positive(text: str) -> int:
     """An argparse type: a whole number of at least 1 and at most :data:`MAX_LAST` (argparse says
-    what was wrong, exit 2). ASCII digits only (``isdigit`` takes ``１`` and ``²``)."""
+    what was wrong, exit 2). ASCII digits only (``isdigit`` takes fullwidth digits and ``²``)."""
     if not (text.isascii() and text.isdigit()) or len(text) > 7 or not 1 <= int(text) <= MAX_LAST:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LAST:,}")
     return int(text)

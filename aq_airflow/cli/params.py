@@ -22,11 +22,11 @@ from typing import Any
 
 from aq_airflow.runtime.param_limits import FIX, TOO_DEEP, params_problems, past_limit, text_depth_beyond
 
-# ASCII digits only: int() and float() also read fullwidth and other Unicode digits ("１")
+# ASCII digits only: int() and float() also read fullwidth and other Unicode digits
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-NOT_FINITE = "{0} is not a JSON number (JSON has no NaN or infinity); write a number, or \"{0}\" in quotes as text"
+NOT_FINITE = '{0} is not a JSON number (JSON has no NaN or infinity); write a number, or "{0}" in quotes as text'
 TOO_LARGE = "{0} is too large for a number"
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 # what an item of a list of each kind is, and what a param of each kind is, in a refusal

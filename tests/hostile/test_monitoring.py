@@ -509,7 +509,8 @@ def test_a_nan_or_infinite_metric_fails_its_bounds_and_xcom_stays_json(run_dag, 
     assert "not a number" in message and expected == {"bounds": {"min": 0, "max": 1}}
 
     # a warning: the task stays green, so its return value went through XCom
-    warning = metric_spec(name, results.schema, "bounds: {min: 0, max: 1}").replace("severity: error", "severity: warning")
+    warning = metric_spec(name, results.schema, "bounds: {min: 0, max: 1}")
+    warning = warning.replace("severity: error", "severity: warning")
     steps("values", "2026-03-02", planned)
     _, dag_run, states = run_dag(name, warning, date="2026-03-02")
     assert states["level.metrics"] == "success", states

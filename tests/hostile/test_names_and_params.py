@@ -719,7 +719,8 @@ def test_the_fuzz_names_mutation_is_refused_at_the_name_and_its_check_can_fail(t
 @pytest.mark.parametrize(
     ("param", "detail"),
     [
-        ("note=NaN", 'NaN is not a JSON number (JSON has no NaN or infinity); write a number, or "NaN" in quotes as text'),
+        ("note=NaN", "NaN is not a JSON number (JSON has no NaN or infinity); write a number, or "
+         '"NaN" in quotes as text'),
         ('lim={"eu": Infinity}', "Infinity is not a JSON number (JSON has no NaN or infinity); write a number, or "
          '"Infinity" in quotes as text'),
         ("n=\uff11", "ASCII digits 0-9 only"),
@@ -728,7 +729,7 @@ def test_the_fuzz_names_mutation_is_refused_at_the_name_and_its_check_can_fail(t
 )  # fmt: skip
 def test_run_refuses_nan_infinity_unicode_digits_and_blanks_in_a_param(tmp_path, capsys, param, detail):
     """NaN and Infinity were read (Python's JSON reader takes them) and became null in the run's
-    conf, silently; `n=１` was 1 and `n= 5` was 5 while `--date` refuses both."""
+    conf, silently; `n=` and a fullwidth one was 1 and `n= 5` was 5 while `--date` refuses both."""
     spec = tmp_path / "p.aq.yaml"
     spec.write_text("pipeline: p\nparams: {note: ~, lim: {eu: 5}, n: 1}\nsteps:\n  s:\n    sql: SELECT 1 AS x\n")
     code = main(["run", str(spec), "--param", param, "--workdir", str(tmp_path / "w")])
