@@ -163,7 +163,28 @@ def connection(value: str, must_exist: bool) -> str:
         raise WarehouseError(
             f"--warehouse: Airflow has no hook for connection type `{conn.conn_type}` (is its provider installed?)"
         )
+    if must_exist and conn.conn_type == "duckdb":
+        _duckdb_file_exists(conn)
     return value
+
+
+def _duckdb_file_exists(conn: Any) -> None:
+    """A DuckDB connection to read results from must name a file that is there: the hook opens
+    the extra's ``database``, a MotherDuck database, the host, else an empty in-memory database
+    (``duckdb:///tmp/x.duckdb`` puts the path in the schema: no host), and DuckDB creates a
+    missing file; either way the results would read as "nothing recorded yet"."""
+    extra = conn.extra_dejson or {}
+    if extra.get("motherduck_token") or conn.password:
+        return
+    database = extra.get("database") or conn.host
+    if not database:
+        raise WarehouseError(
+            "--warehouse: this DuckDB connection names no file (Airflow reads the path from the URI's host, "
+            "here empty), so it would open an empty in-memory database; pass the DuckDB file's path instead, "
+            "e.g. --warehouse /path/to/warehouse.duckdb"
+        )
+    if database != ":memory:" and not database.startswith("md:") and not Path(database).expanduser().is_file():
+        raise WarehouseError(f"no such warehouse file: {database}")
 
 
 class _Masking(io.TextIOBase):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from aq_airflow.cli.params import HELP as PARAMS_HELP
 from aq_airflow.cli.specs import check, deep_check, written_by_init
+from aq_airflow.cli.terminal import visible
 from aq_airflow.pipeline_spec import SpecIssue
 
 LOADER_MARK = "(written by `aq-airflow init`)"
@@ -43,8 +44,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"files": len(compiled), "errors": [i.as_dict() for i in issues]}, indent=2))
     else:
-        for issue in issues:
-            print(issue)
+        for issue in issues:  # a name or value quoted from the spec may hold ESC, CR, bidi overrides
+            print(visible(str(issue), newlines=True))
         bad = len({i.file for i in issues})
         print(f"{len(compiled)} spec(s) checked, {len(issues)} error(s) in {bad} file(s)", file=sys.stderr)
     if not compiled:
@@ -92,7 +93,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 continue
         failed = True
         for issue in spec.issues:  # a duplicate dag_id among them: neither file is written
-            print(issue)
+            print(visible(str(issue), newlines=True))
     return 1 if failed else 0
 
 
@@ -265,10 +266,14 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+MAX_LAST = 1_000_000  # rows per table `results --last` reads; past a BIGINT it was a ConversionException
+
+
 def _positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse says what was wrong)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    """An argparse type: a whole number of at least 1 and at most :data:`MAX_LAST` (argparse says
+    what was wrong, exit 2). ASCII digits only (``isdigit`` takes fullwidth digits and ``²``)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or not 1 <= int(text) <= MAX_LAST:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LAST:,}")
     return int(text)
 
 

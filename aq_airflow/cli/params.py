@@ -22,9 +22,12 @@ from typing import Any
 
 from aq_airflow.runtime.param_limits import FIX, TOO_DEEP, params_problems, past_limit, text_depth_beyond
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_WHOLE = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only: int() and float() also read fullwidth and other Unicode digits
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+NOT_FINITE = '{0} is not a JSON number (JSON has no NaN or infinity); write a number, or "{0}" in quotes as text'
+TOO_LARGE = "{0} is too large for a number"
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 # what an item of a list of each kind is, and what a param of each kind is, in a refusal
 _ITEM = {"boolean": "true or false", "integer": "a whole number", "number": "a number", "date": "a date, YYYY-MM-DD",
@@ -118,7 +121,9 @@ def _typed(text: str, default: Any) -> Any:
     if declared == "any":
         _not_too_deep(text)
         try:
-            return json.loads(text)
+            return _loads(text)
+        except _NotFinite as error:
+            raise Refused(str(error)) from None
         except json.JSONDecodeError:
             return text
         except ValueError:  # JSON, but a number past Python's digit limit
@@ -159,8 +164,9 @@ def _list(text: str, items: str) -> list:
 
 
 def _scalar(text: str, declared: str) -> Any:
-    """A boolean, whole number, number or date from its text (surrounding blanks ignored)."""
-    value = text.strip()
+    """A boolean, whole number, number or date from its text: ASCII digits, no blanks around it
+    (as ``--date``; a list's items are stripped before they get here)."""
+    value = text
     if declared == "boolean" and value.lower() in _TRUE + _FALSE:
         return value.lower() in _TRUE
     if declared == "integer" and _WHOLE.fullmatch(value):
@@ -175,6 +181,10 @@ def _scalar(text: str, declared: str) -> Any:
         raise Refused("too large for a number")
     if declared == "date" and _is_date(value):
         return value
+    if value != value.strip():
+        raise Refused(f"no blanks around it: write {json.dumps(value.strip(), ensure_ascii=False)}")
+    if any(c.isdigit() and not c.isascii() for c in value):
+        raise Refused("ASCII digits 0-9 only")
     raise Refused()
 
 
@@ -212,10 +222,32 @@ def _not_too_deep(text: str) -> None:
         raise Refused(f"{TOO_DEEP}; {FIX}")
 
 
+class _NotFinite(ValueError):
+    """NaN, Infinity or a number too large for a float in JSON text: Python's reader takes them,
+    but no JSON consumer does (the run's conf turned them into null, silently)."""
+
+
+def _constant(token: str) -> float:
+    raise _NotFinite(NOT_FINITE.format(token))
+
+
+def _finite(token: str) -> float:
+    number = float(token)
+    if not math.isfinite(number):  # 1e999
+        raise _NotFinite(TOO_LARGE.format(_cut(token)))
+    return number
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_constant, parse_float=_finite)
+
+
 def _json(text: str) -> Any:
     _not_too_deep(text)
     try:
-        return json.loads(text)
+        return _loads(text)
+    except _NotFinite as error:
+        raise Refused(str(error)) from None
     except json.JSONDecodeError as error:
         raise Refused(f"not JSON: {error.msg} at character {error.pos + 1}") from None
     except ValueError:  # a number beyond Python's digit limit

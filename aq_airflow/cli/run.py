@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aq_airflow.cli.specs import dags_folder_of
+from aq_airflow.cli.terminal import visible
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
@@ -55,9 +56,10 @@ class Progress:
             self.bar.stop()
 
     def _line(self, text: str) -> None:
-        line = f"[{len(self.finished):>2}/{self.total}] {text}"
+        # item labels and task names come from the spec: ESC, CR or a bidi override shown escaped
+        line = f"[{len(self.finished):>2}/{self.total}] {visible(text)}"
         if self.bar is not None:
-            self.bar.console.print(line, highlight=False)
+            self.bar.console.print(line, highlight=False, markup=False)
         else:
             print(line, flush=True)
 
@@ -69,7 +71,7 @@ class Progress:
                 self.bar.update(self.bar_task, total=self.total)
         self.started[task_id] = time.monotonic()
         if self.bar is not None:
-            self.bar.update(self.bar_task, description=f"running {task_id}")
+            self.bar.update(self.bar_task, description=f"running {visible(task_id)}")
         self._line(f"start   {task_id}")
 
     def on_success(self, context) -> None:
@@ -264,15 +266,15 @@ def _run_pipeline(
     try:
         plan = compile_spec(spec, dags_folder_of(str(spec)))
     except SpecError as error:  # unreadable files too
-        print(error, file=sys.stderr)
+        print(visible(str(error), newlines=True), file=sys.stderr)
         return 1
     undeclared = undeclared_params(spec, plan.params, params)
     if undeclared:
-        print("\n".join(undeclared), file=sys.stderr)
+        print(visible("\n".join(undeclared), newlines=True), file=sys.stderr)
         return 2
     params, refused = typed_params(spec, plan.params, params)
     if refused:
-        print("\n".join(refused), file=sys.stderr)
+        print(visible("\n".join(refused), newlines=True), file=sys.stderr)
         return 2
     outside = _outside_dates(plan, _logical_date(date) if date else None)
     if outside:
@@ -296,7 +298,7 @@ def _run_pipeline(
             day = (_logical_date(date) if date else pendulum.now("UTC")).date().isoformat()
             reuse = prepare(plan, artifacts, from_step, steps, day)
         except ResumeError as error:
-            print(error, file=sys.stderr)
+            print(visible(str(error), newlines=True), file=sys.stderr)
             return 2
     workdir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="aq-airflow-run-"))
@@ -337,12 +339,12 @@ def _run(
     if reuse is not None:
         from aq_airflow.cli.resume import ResumeError, copy_outputs
 
-        print(reuse.describe())
+        print(visible(reuse.describe(), newlines=True))
         try:
             for note in copy_outputs(plan, reuse, artifacts, run_id):
-                print(note)
+                print(visible(note, newlines=True))
         except ResumeError as error:
-            print(error, file=sys.stderr)
+            print(visible(str(error), newlines=True), file=sys.stderr)
             return 2
         dag = dag.partial_subset(task_ids=sorted(reuse.task_ids), include_upstream=False)
         reused = f"from run {reuse.source.run_id}"
@@ -418,7 +420,7 @@ def _summary(
             if manifest:
                 rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
-            print(f"{name:28} {state:16} {duration:>8}  {output}")
+            print(f"{visible(name):28} {state:16} {duration:>8}  {visible(output)}")
     print(f"\nartifacts: {artifacts}")
     print(f"warehouse: {display(warehouse_uri) or workdir / 'warehouse.duckdb'}")
     if any(t.role in (TaskRole.CHECKS, TaskRole.METRICS) for t in plan.tasks):
@@ -428,6 +430,6 @@ def _summary(
         report(conn_id, results_schema, dag.dag_id, None, 100, dag_run.run_id)
     if dag_run.state != "success":
         for task_id, error in progress.errors.items():
-            print(f"\n{task_id} failed:\n{error}", file=sys.stderr)
+            print(f"\n{visible(task_id)} failed:\n{visible(error, newlines=True)}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,7 @@ leave the task green.
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -241,7 +242,8 @@ class AqMetricOperator(_QualityTask, BaseOperator):
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
             raise AirflowException(f"step `{self.plan.step}`: {len(blocking)} metric(s) out of bounds:\n{listing}")
-        return {o.name: o.value for o in outcomes}
+        # to XCom, which refuses NaN/inf (metric_outcome gives those no value; this keeps it so)
+        return {o.name: o.value if o.value is None or math.isfinite(o.value) else str(o.value) for o in outcomes}
 
 
 class AqPublishOperator(_QualityTask, BaseOperator):

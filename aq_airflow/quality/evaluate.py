@@ -152,6 +152,13 @@ def metric_outcome(compiled: Compiled, values: dict[str, Any], history: list[flo
     problems, expected = [], {}
     if spec.bounds_min is not None or spec.bounds_max is not None:
         expected["bounds"] = {k: v for k, v in (("min", spec.bounds_min), ("max", spec.bounds_max)) if v is not None}
+    if not math.isfinite(value):
+        # NaN compares false with every bound (it would pass them all) and inf breaks JSON (the
+        # XCom push): a value that is not a finite number fails, whatever bounds the spec gave
+        return Outcome(**base, outcome=FAILED, observed=str(value), expected=expected,
+                       message=f"{spec.name} = {value}: the value is not a number (NaN or infinite), "
+                               "so it cannot be within its bounds")  # fmt: skip
+    if expected:
         if spec.bounds_min is not None and value < spec.bounds_min:
             problems.append(f"below the minimum {number(spec.bounds_min)}")
         if spec.bounds_max is not None and value > spec.bounds_max:

@@ -487,3 +487,36 @@ def test_freshness_reference_rules():
     assert freshness_reference(context("scheduled", on_time, "@daily"), now)[0] == now  # live: now is later
     later = now + datetime.timedelta(hours=3)
     assert freshness_reference(context("manual", later), now)[0] == later  # the later of the two
+
+
+# --- a value that is not a number ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_a_nan_or_infinite_metric_fails_its_bounds_and_xcom_stays_json(run_dag, steps, tmp_path, monkeypatch, kind):
+    """NaN compares false with every bound (it passed them all) and broke the XCom push with
+    "Out of range float values are not JSON compliant"."""
+    monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb",
+                                                                 "host": str(tmp_path / "wh.duckdb")}))  # fmt: skip
+    results = Results("duckdb", f"aq_mon_{uuid.uuid4().hex[:8]}")
+    planned = float(kind)
+    steps("values", "2026-03-01", planned)
+    name = f"mon_{kind}"
+    _, _, states = run_dag(name, metric_spec(name, results.schema, "bounds: {min: 0, max: 1}"), date="2026-03-01")
+    assert states["level.metrics"] == "failed", states  # severity error: the bad value blocks
+    value, outcome, message, expected, _ = metric_row(results, name, "2026-03-01")
+    assert (value, outcome) == (None, "failed")
+    assert "not a number" in message and expected == {"bounds": {"min": 0, "max": 1}}
+
+    # a warning: the task stays green, so its return value went through XCom
+    warning = metric_spec(name, results.schema, "bounds: {min: 0, max: 1}")
+    warning = warning.replace("severity: error", "severity: warning")
+    steps("values", "2026-03-02", planned)
+    _, dag_run, states = run_dag(name, warning, date="2026-03-02")
+    assert states["level.metrics"] == "success", states
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = next(t for t in dag_run.get_task_instances(session=session) if t.task_id == "level.metrics")
+        assert ti.xcom_pull(task_ids="level.metrics", session=session) == {"level": None}
+    assert metric_row(results, name, "2026-03-02")[1] == "failed"

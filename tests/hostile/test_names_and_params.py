@@ -714,3 +714,60 @@ def test_the_fuzz_names_mutation_is_refused_at_the_name_and_its_check_can_fail(t
     moved = [{**e, "col": e["col"] + 2} for e in reserved]  # two columns off: the check must say so
     campaign.check_names(moved, origins, texts)
     assert len(campaign.tally.failures) == len(moved)
+
+
+@pytest.mark.parametrize(
+    ("param", "detail"),
+    [
+        ("note=NaN", "NaN is not a JSON number (JSON has no NaN or infinity); write a number, or "
+         '"NaN" in quotes as text'),
+        ('lim={"eu": Infinity}', "Infinity is not a JSON number (JSON has no NaN or infinity); write a number, or "
+         '"Infinity" in quotes as text'),
+        ("n=\uff11", "ASCII digits 0-9 only"),
+        ("n= 5", 'no blanks around it: write "5"'),
+    ],
+)  # fmt: skip
+def test_run_refuses_nan_infinity_unicode_digits_and_blanks_in_a_param(tmp_path, capsys, param, detail):
+    """NaN and Infinity were read (Python's JSON reader takes them) and became null in the run's
+    conf, silently; `n=` and a fullwidth one was 1 and `n= 5` was 5 while `--date` refuses both."""
+    spec = tmp_path / "p.aq.yaml"
+    spec.write_text("pipeline: p\nparams: {note: ~, lim: {eu: 5}, n: 1}\nsteps:\n  s:\n    sql: SELECT 1 AS x\n")
+    code = main(["run", str(spec), "--param", param, "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "w").exists(), err
+    assert err.startswith(f"--param {param}: {param.split('=')[0]} is ") and err.rstrip().endswith(f"({detail})"), err
+
+
+CONTROL_SPEC = """
+pipeline: controls
+steps:
+  echo:
+    command: 'printf "%s" "$AQ_ITEM" > "$AQ_OUTPUT/item.txt" && exit 1'
+    foreach: ["a\\e[31mRED", "x\\rOVERWRITE", "bidi\\u202eevil"]
+"""
+
+
+def test_run_and_validate_show_terminal_controls_escaped(tmp_path):
+    """Items' labels with ESC, CR and a bidi override reached the terminal raw in the progress
+    lines, the summary and the failures; validate echoed a raw ESC in a name it refused."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "aq_airflow.cli"]
+    spec = tmp_path / "controls.aq.yaml"
+    spec.write_text(CONTROL_SPEC)
+    ran = subprocess.run([*cli, "run", str(spec), "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert ran.returncode == 1, ran.stdout[-3000:] + ran.stderr[-3000:]
+    for stream in (ran.stdout, ran.stderr):
+        assert not {"\x1b", "\r", "\u202e"} & set(stream), stream[-3000:]
+    assert "a\\x1b[31mRED" in ran.stdout and "x\\rOVERWRITE" in ran.stdout and "bidi\\u202eevil" in ran.stdout
+    assert "start   echo.run[0:a\\x1b[31mRED]\n" in ran.stdout, ran.stdout
+    assert "\necho.run[2:bidi\\u202eevil]   failed " in ran.stdout, ran.stdout
+    assert "echo.run[1:x\\rOVERWRITE] failed:" in ran.stderr, ran.stderr[-3000:]
+
+    bad = tmp_path / "bad.aq.yaml"
+    bad.write_text('steps:\n  "a\\e[2Jb":\n    sql: SELECT 1 AS x\n')
+    checked = subprocess.run([*cli, "validate", str(bad)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "\\x1b[2J" in checked.stdout, checked.stdout + checked.stderr
+    assert "\x1b" not in checked.stdout + checked.stderr

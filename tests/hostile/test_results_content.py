@@ -391,3 +391,27 @@ def test_masking_a_hostile_json_document_keeps_it_whole():
     assert mask(text) == text.replace(":pw@", ":***@")
     assert mask("jdbc.postgresql://u:secret@h/db") == "jdbc.postgresql://u:***@h/db"
     assert mask("see s3://key:sec@bucket and 9.x://u:p@h") == "see s3://key:***@bucket and 9.x://u:***@h"
+
+
+@pytest.mark.parametrize("last", ["99999999999999999999", "1000001", "0", "\uff15", "-3"])
+def test_results_last_is_a_bounded_positive_whole_number(tmp_path, capsys, last):
+    """`--last 99999999999999999999` reached the warehouse: "cannot read the results table ...
+    ConversionException". argparse refuses it now, exit 2, saying the range."""
+    with pytest.raises(SystemExit) as exited:
+        main(["results", "p", "--warehouse", str(tmp_path / "x.duckdb"), "--last", last])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a whole number from 1 to 1,000,000" in err and "Traceback" not in err
+
+
+def test_results_from_a_duckdb_uri_with_no_file_says_so(tmp_path, capsys):
+    """`--warehouse duckdb:///tmp/nowhere.duckdb` opened an empty in-memory database (the hook
+    reads the path from the host, empty here): "nothing recorded yet", exit 1."""
+    assert main(["results", "p", "--warehouse", "duckdb:///tmp/nowhere.duckdb"]) == 2
+    err = capsys.readouterr().err
+    assert "names no file" in err and "in-memory" in err, err
+    missing = tmp_path / "nowhere.duckdb"
+    uri = json.dumps({"conn_type": "duckdb", "host": str(missing)})
+    assert main(["results", "p", "--warehouse", uri]) == 2
+    assert capsys.readouterr().err.strip() == f"no such warehouse file: {missing}"
+    assert not missing.exists()  # nothing created by looking
