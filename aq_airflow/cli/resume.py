@@ -207,7 +207,15 @@ def _copy(source: Location, target: Location, step: str, run_id: str) -> list[st
     try:
         target.verified(manifest, step)
     except MissingArtifact as error:
-        raise ResumeError(f"step `{step}`: run {run_id}'s output is not reused: {error}") from None
+        # the copies hold the source's bytes: what disagrees is the source, named as such; the
+        # copies go (this copy wrote them), leaving no uncommitted file in the new run's folder
+        for name in manifest["files"]:
+            try:
+                target.fs.delete_file(target.join(name))
+            except OSError:
+                pass
+        why = str(error).replace(target.uri, source.uri)
+        raise ResumeError(f"step `{step}`: run {run_id}'s output is not reused: {why}") from None
     reused = {"run_id": run_id, "uri": source.uri, **({"verified": UNVERIFIED} if legacy else {})}
     target.commit({**manifest, "uri": target.uri, "reused_from": reused})
     if not legacy:

@@ -472,6 +472,11 @@ def test_resume_refuses_to_reuse_a_changed_output_and_reused_ones_keep_valid_dig
         result.stderr
     )
     assert f"file {name} has sha256:" in result.stderr and "Traceback" not in result.stderr
+    # the changed file is the source run's, named as such; the refused copy leaves nothing behind
+    assert f"at {model.uri}" in result.stderr, result.stderr[-3000:]
+    after = {str(p) for p in (digests_run / "work" / "artifacts" / "digests").rglob("*") if p.is_file()}
+    leftovers = [p for p in after if p.endswith(f"/model/{name}") and f"/{source.split('/')[0]}/" not in p]
+    assert not [p for p in leftovers if not os.path.exists(os.path.join(os.path.dirname(p), "_manifest.json"))]
 
 
 def test_a_manifest_fuzz_smoke_run_has_no_failure():
