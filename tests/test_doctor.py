@@ -195,7 +195,11 @@ def test_doctor_checks_snowflake_through_the_real_hook(tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["/no/such/folder"], "not a folder"), ([], "no *.aq.yaml files found"), (["--timeout", "0"], "not a positive")],
+    [
+        (["/no/such/folder"], "not a folder"),
+        ([], "no *.aq.yaml files found"),
+        (["--timeout", "0"], "is not a whole number from 1 to"),
+    ],
 )
 def test_doctor_usage_errors_exit_2(tmp_path, args, message):
     folder_args = args if args and not args[0].startswith("--") else [str(tmp_path), *args]

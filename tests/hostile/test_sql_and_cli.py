@@ -599,4 +599,4 @@ def test_results_with_a_negative_row_count_is_a_usage_error(capsys):
 
     with pytest.raises(SystemExit) as exit_:
         main(["results", "x", "--last", "-1"])
-    assert exit_.value.code == 2 and "is not a positive whole number" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "is not a whole number from 1 to 1,000,000" in capsys.readouterr().err

@@ -111,9 +111,12 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's, no download) through Playwright."""
+    """Headless Chromium (Debian's, no download) through Playwright. Module-scoped: Playwright's
+    sync API keeps an event loop running in the main thread until it stops, and a later test file
+    on the same pytest-xdist worker that calls ``asyncio.run`` (the KubernetesPodOperator does)
+    would fail with "cannot be called from a running event loop"."""
     executable = chromium_path()
     if executable is None:
         missing_service("Chromium is not installed (apt-get install chromium, or AQ_CHROMIUM=/path/to/chromium)")
