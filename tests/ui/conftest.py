@@ -224,7 +224,7 @@ def browser_session(browser, stack: QualityStack, user: str, next_path: str = "/
         context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def analyst_state(browser, quality_stack) -> dict:
     """The analyst's cookies after one login through Airflow's login page (the first browser test
     checks that login itself); later tabs start from them rather than log in again."""
