@@ -222,13 +222,7 @@ class Location:
         if contents and digests is None and manifest["files"]:
             self._unverified(producer)
         for name in manifest["files"] if contents and digests else ():
-            actual = self._digest(name, producer)
-            if actual != digests[name]:
-                raise refused(
-                    self.uri, producer,
-                    f"file {name} has {actual}, its manifest says {digests[name]} (the file or the manifest changed "
-                    "after the step committed it)",
-                )  # fmt: skip
+            self._digest_agrees(name, self._digest(name, producer), digests[name], producer)
         if manifest["kind"] == "table":
             self._footers_agree(manifest, producer)
         elif manifest["kind"] == "object":
@@ -251,16 +245,18 @@ class Location:
         if digests is None:
             self._unverified(producer)
         else:
-            actual = f"{DIGEST}:{hashlib.sha256(data).hexdigest()}"
-            if actual != digests[name]:
-                raise refused(
-                    self.uri, producer,
-                    f"file {name} has {actual}, its manifest says {digests[name]} (the file or the manifest changed "
-                    "after the step committed it)",
-                )  # fmt: skip
+            self._digest_agrees(name, f"{DIGEST}:{hashlib.sha256(data).hexdigest()}", digests[name], producer)
         if not _pickle_header(data[:2]):
             raise refused(self.uri, producer, f"file {name} is not a pickle, which its manifest (kind object) says")
         return data
+
+    def _digest_agrees(self, name: str, actual: str, recorded: str, producer: str | None) -> None:
+        if actual != recorded:
+            raise refused(
+                self.uri, producer,
+                f"file {name} has {actual}, its manifest says {recorded} (the file or the manifest changed after "
+                "the step committed it)",
+            )  # fmt: skip
 
     def _unverified(self, producer: str | None) -> None:
         log.warning(
