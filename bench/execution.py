@@ -90,8 +90,8 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
 def step_to_step(work: Path, rows: int, root: str, label: str = "") -> list[tuple]:
     """The handoff through the store at ``root`` (a folder or an s3:// URI), and the baseline
     writing and reading the same Parquet with pyarrow directly on the same filesystem."""
+    from aq_airflow.artifacts.store import Location
     from aq_airflow.runtime import contract
-    from aq_airflow.runtime.artifacts import Location
 
     (work / "bench_steps.py").write_text(STEPS)
     base = {"PYTHONPATH": str(work), contract.CONTEXT: "{}"}
@@ -138,8 +138,8 @@ def verification(root: str, rows: int, label: str = "", rounds: int = 5) -> list
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from aq_airflow.runtime.artifacts import ROW_GROUP_ROWS, Location, open_dataset, write_batches
-    from aq_airflow.runtime.values import read_input
+    from aq_airflow.artifacts.store import ROW_GROUP_ROWS, Location, open_dataset, write_batches
+    from aq_airflow.artifacts.values import read_input
 
     rng = np.random.default_rng(1)
     table = pa.table({f"c{i}": (np.arange(rows) if i == 0 else rng.random(rows)) for i in range(COLUMNS)})
@@ -212,8 +212,8 @@ def sql_export(work: Path, rows: int) -> list[tuple]:
     os.environ.setdefault("AIRFLOW_HOME", str(work / "airflow"))
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-    from aq_airflow.runners.sql import export_query
-    from aq_airflow.runtime.artifacts import Location
+    from aq_airflow.artifacts.store import Location
+    from aq_airflow.warehouse.transfer import export_query
 
     path = work / "export.duckdb"
     with duckdb.connect(str(path)) as conn:

@@ -257,7 +257,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def write_files(folder: Path, items: int) -> list[Path]:
     """The specs, the hand-written DAG file and the step function module, in ``folder``."""
-    from aq_airflow.runtime.artifacts import MANIFEST
+    from aq_airflow.artifacts.store import MANIFEST
 
     assert MANIFEST == "_manifest.json", MANIFEST  # the hand-written DAG reads it by name
     folder.mkdir(parents=True, exist_ok=True)

@@ -700,8 +700,8 @@ class ManifestFuzz:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from aq_airflow.runtime.artifacts import MANIFEST, Location, commit_files
-        from aq_airflow.runtime.values import write_output
+        from aq_airflow.artifacts.store import MANIFEST, Location, commit_files
+        from aq_airflow.artifacts.values import write_output
 
         pq.write_table(pa.table({"password": ["hunter2"]}), self.work / "secret.parquet")
         table = pa.table({"n": [1, 2, 3], "s": ["a", "b", "c"]})
@@ -879,9 +879,9 @@ class ManifestFuzz:
         return "file swapped for a pickle that runs code"
 
     def case(self, kind: str, expected) -> None:
-        from aq_airflow.runtime.artifacts import Location, MissingArtifact
-        from aq_airflow.runtime.manifest import is_ours
-        from aq_airflow.runtime.values import read_input
+        from aq_airflow.artifacts.manifest import is_ours
+        from aq_airflow.artifacts.store import Location, MissingArtifact
+        from aq_airflow.artifacts.values import read_input
 
         r = self.random
         folder = self.work / "case"

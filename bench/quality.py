@@ -29,10 +29,10 @@ logging.disable(logging.WARNING)
 
 import duckdb  # noqa: E402
 
+from aq_airflow.artifacts.store import Location  # noqa: E402
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics  # noqa: E402
 from aq_airflow.quality.evaluate import check_outcome, metric_outcome  # noqa: E402
 from aq_airflow.quality.suite import Suite, row_values  # noqa: E402
-from aq_airflow.runtime.artifacts import Location  # noqa: E402
 
 CHECKS = [
     {"name": "c0_not_null", "not_null": "c0"},
@@ -174,7 +174,7 @@ def publish_vs_insert_rows(work: Path, rows: int, postgres_dsn: str | None) -> l
     import pyarrow.parquet as pq
     from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-    from aq_airflow.runners.publish import publish
+    from aq_airflow.warehouse.transfer import publish
 
     data = pa.table({"id": pa.array(range(rows), pa.int64()), "score": [i / rows for i in range(rows)],
                      "label": [f"row{i % 97}" for i in range(rows)]})  # fmt: skip

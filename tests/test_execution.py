@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.runtime.artifacts import MANIFEST
+from aq_airflow.artifacts.store import MANIFEST
 
 CHURN = """
 pipeline: {name}

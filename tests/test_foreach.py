@@ -11,11 +11,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from aq_airflow.artifacts.store import MANIFEST
 from aq_airflow.codegen import render_dag
 from aq_airflow.live_dags import build_dag
 from aq_airflow.operators.registry import operator_arguments, operator_expansion
 from aq_airflow.plan import compile_text
-from aq_airflow.runtime.artifacts import MANIFEST
 from tests import test_kubernetes
 from tests.helpers import issues_of, spec_file
 
@@ -281,8 +281,8 @@ def test_a_local_foreach_dag_builds_without_the_kubernetes_and_warehouse_modules
 
 
 def test_a_local_manifest_is_read_by_path_as_the_store_reads_it(tmp_path):
-    from aq_airflow.runtime.artifacts import Location, MissingArtifact
-    from aq_airflow.runtime.manifest import read_local_manifest
+    from aq_airflow.artifacts.manifest import read_local_manifest
+    from aq_airflow.artifacts.store import Location, MissingArtifact
 
     folder = Location.of(str(tmp_path / "out"))
     folder.begin()
@@ -485,9 +485,9 @@ def test_fan_in_follows_the_annotation(tmp_path):
     import pandas as pd
     import pyarrow as pa
 
-    from aq_airflow.runtime.artifacts import Location
-    from aq_airflow.runtime.items import gather, write_items
-    from aq_airflow.runtime.values import write_output
+    from aq_airflow.artifacts.items import gather, write_items
+    from aq_airflow.artifacts.store import Location
+    from aq_airflow.artifacts.values import write_output
 
     def produce(step, items, outputs):
         folder = Location.of(str(tmp_path / step))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from aq_airflow.runtime.artifacts import Location, MissingArtifact, write_batches
-from aq_airflow.runtime.values import read_input
+from aq_airflow.artifacts.store import Location, MissingArtifact, write_batches
+from aq_airflow.artifacts.values import read_input
 from tests.conftest import AZURITE_KEY, EXAMPLES
 
 
@@ -102,7 +102,7 @@ def test_publish_from_each_store_into_each_warehouse(warehouse, object_store, tm
     import contextlib
     import uuid
 
-    from aq_airflow.runners.publish import publish
+    from aq_airflow.warehouse.transfer import publish
     from tests.test_publish import Hook
 
     scheme, bucket = object_store

@@ -449,7 +449,7 @@ def op_env(tmp_path, monkeypatch):
 def test_operator_steps_run_in_order_and_a_when_skips_one(run_dag, op_env, tmp_path):
     import pyarrow.parquet as pq
 
-    from aq_airflow.runtime.artifacts import MANIFEST
+    from aq_airflow.artifacts.store import MANIFEST
 
     _, dag_run, states = run_dag("op_run", run_spec("op_run", op_env))
     assert dag_run.state == "success", states

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.runners.publish import publish
+from aq_airflow.warehouse.transfer import publish
 
 
 class Hook:

@@ -152,7 +152,7 @@ def test_parquet_through_duckdb(tmp_path, store, request):
     S3 emulator (no DuckDB extension involved)."""
     import pyarrow as pa
 
-    from aq_airflow.runtime.artifacts import Location, write_batches
+    from aq_airflow.artifacts.store import Location, write_batches
 
     if store == "s3":
         request.getfixturevalue("s3_emulator")("outputs")

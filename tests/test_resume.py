@@ -182,8 +182,8 @@ def _committed_run(root: Path, run_id: str, steps: list[str]) -> None:
     and the run record."""
     import pyarrow as pa
 
+    from aq_airflow.artifacts.store import Location, write_batches
     from aq_airflow.client.runs import write_record
-    from aq_airflow.runtime.artifacts import Location, write_batches
 
     table = pa.table({"x": [1]})
     for step in steps:

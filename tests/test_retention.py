@@ -11,8 +11,8 @@ import time
 import pyarrow.fs as pafs
 import pytest
 
+from aq_airflow.artifacts.store import Location
 from aq_airflow.cli.gc import collect, survey
-from aq_airflow.runtime.artifacts import Location
 from tests.helpers import write
 
 SPEC = """

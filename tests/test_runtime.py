@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from aq_airflow.artifacts.store import MANIFEST, Location, MissingArtifact, write_batches
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.artifacts import MANIFEST, Location, MissingArtifact, write_batches
 from aq_airflow.runtime.step import StepFailed, call_arguments
 
 STEPS = """
@@ -216,7 +216,7 @@ def test_decimals_reach_pandas_as_floats_and_arrow_keeps_them(tmp_path):
 
     import pandas as pd
 
-    from aq_airflow.runtime.values import read_input
+    from aq_airflow.artifacts.values import read_input
 
     price = pa.array([decimal.Decimal("9.50"), None, decimal.Decimal("19.99")], pa.decimal128(10, 2))
     number = pa.array([1, 2, 3], pa.decimal128(38, 0))  # Snowflake's integers

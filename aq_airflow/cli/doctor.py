@@ -108,7 +108,7 @@ def _connections(plan: Any) -> dict[str, str]:
 def _collect(compiled: list[Any]) -> tuple[list[Any], dict[tuple[str, str], _Named]]:
     """The issues of the specs that do not validate, and every connection and artifact root the
     others name, with where."""
-    from aq_airflow.runners.local import artifacts_root
+    from aq_airflow.artifacts.root import artifacts_root
 
     issues: list[Any] = []
     named: dict[tuple[str, str], _Named] = {}
@@ -262,7 +262,7 @@ def _check_artifacts(root: str, timeout: float) -> tuple[str, str]:
         return UNREACHABLE, f"local folder, does not exist and {parent} is not writable here"
     import pyarrow.fs as pafs
 
-    from aq_airflow.runtime.artifacts import filesystem
+    from aq_airflow.artifacts.store import filesystem
 
     def list_root() -> bool:
         """Whether the bucket (container) is there, having listed the root in it."""

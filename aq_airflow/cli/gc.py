@@ -34,6 +34,9 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from aq_airflow.artifacts.item_refs import ITEMS_FOLDER
+from aq_airflow.artifacts.root import artifacts_root
+from aq_airflow.artifacts.store import Location
 from aq_airflow.client.runs import (
     ITEM_FOLDER,
     STEP_FOLDER,
@@ -47,10 +50,7 @@ from aq_airflow.client.runs import (
     read_run,
 )
 from aq_airflow.pipeline_spec.roots import unsafe_root
-from aq_airflow.runners.local import artifacts_root
-from aq_airflow.runtime.artifacts import Location
 from aq_airflow.runtime.contract import ARTIFACTS
-from aq_airflow.runtime.item_refs import ITEMS_FOLDER
 
 NOT_A_RUN_ID = (
     "not a run folder: its name is not a run id Airflow generates (manual__<time>, scheduled__<time>, ...). "

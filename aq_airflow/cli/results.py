@@ -6,7 +6,7 @@ run`` prints a run's results through the same code (:func:`report`, over ``Resul
 
 stdout carries the results only (a table, a check's failing rows under its row, or one JSON
 document with ``--format json``); logs and messages go to stderr. A `foreach:` item is named as
-everywhere else, ``evaluate[2:us]`` (``runtime.labels.item_name``); numbers as users write them
+everywhere else, ``evaluate[2:us]`` (``artifacts.labels.item_name``); numbers as users write them
 (:func:`number`). Exit codes: 0 results shown; 1 nothing recorded yet (no results tables,
 or no rows for the pipeline or step); 2 the warehouse could not be reached or read, or the
 arguments name none (a missing DuckDB file, an invalid spec, a connection Airflow cannot make).
@@ -25,13 +25,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from aq_airflow.artifacts.labels import item_name
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table, map_index_of
 from aq_airflow.results.store import step_of
-from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import is_infrastructure_error
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -143,7 +143,7 @@ def _message_lines(value: Any, width: int) -> list[str]:
 
 
 def _step_name(step: Any, index: Any, label: Any) -> str:
-    """A row's step as every place names an item (``runtime.labels.item_name``): ``train[2:us]``
+    """A row's step as every place names an item (``artifacts.labels.item_name``): ``train[2:us]``
     for the item ``us`` at map index 2 of a `foreach:` step (``train[2]`` in rows of earlier
     versions, which hold no label), ``train`` for a step that is not mapped (NULL or -1). A map
     index that is no whole number, or a negative one other than -1 (a table written by hand), is

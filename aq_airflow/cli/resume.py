@@ -16,10 +16,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.client.runs import RunFolder, list_runs
 from aq_airflow.plan.conditions import results_tasks
 from aq_airflow.plan.model import DagPlan, RunPlan, TaskRole, WhenPlan
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
 
 
 class ResumeError(Exception):
@@ -135,7 +135,7 @@ def _verify(source: RunFolder, step: str, mapped: bool) -> None:
         if not mapped:
             _manifest(folder, step)
             return
-        from aq_airflow.runtime.items import read_items
+        from aq_airflow.artifacts.items import read_items
 
         for index in range(len(read_items(folder, step))):
             _manifest(folder.child(str(index)), step)
@@ -156,7 +156,7 @@ def copy_outputs(plan: DagPlan, resume: Resume, root: str, run_id: str) -> list[
     """Copy each reused output of ``resume.source`` into run ``run_id``'s folder, committed by
     its manifest (which records where it came from). Returns a line for each output copied from a
     manifest without digests (checked for rows and schema only: say so). Raises :class:`ResumeError`."""
-    from aq_airflow.runtime.items import read_items, write_items
+    from aq_airflow.artifacts.items import read_items, write_items
 
     outputs = _outputs(plan)
     notes: list[str] = []

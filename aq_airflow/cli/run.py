@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aq_airflow.artifacts.labels import item_name
+from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.cli.specs import dags_folder_of
 from aq_airflow.cli.terminal import visible
 from aq_airflow.plan.model import TaskRole
-from aq_airflow.runners.local import artifacts_root
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import DuckDB
 
 LOADER = """from aq_airflow.live_dags import load_dags
@@ -103,7 +103,7 @@ class Progress:
 
 def instance_name(ti, label: str | None = None) -> str:
     """A task instance as the run shows it: its task id, and for one item of a `foreach:` step
-    its map index and the item's label, ``train.run[0:apac]`` (``runtime.labels.item_name``, as
+    its map index and the item's label, ``train.run[0:apac]`` (``artifacts.labels.item_name``, as
     ``aq-airflow results`` and the quality pages name it)."""
     return item_name(ti.task_id, ti.map_index, label)
 

@@ -1,7 +1,7 @@
 """Stores, pipelines, runs and step outputs, as a notebook reads them (see docs/client.md).
 
-Everything is read through the runtime's own readers (:mod:`aq_airflow.runtime.values`,
-:mod:`aq_airflow.runtime.items`), so a table reads here exactly as the next step would get it,
+Everything is read through the runtime's own readers (:mod:`aq_airflow.artifacts.values`,
+:mod:`aq_airflow.artifacts.items`), so a table reads here exactly as the next step would get it,
 and only committed outputs (a valid ``_manifest.json``) read at all.
 """
 
@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from aq_airflow.artifacts.store import BadOutput, Location, MissingArtifact
 from aq_airflow.client.runs import RunFolder, StepFolder, list_runs
-from aq_airflow.runtime.artifacts import BadOutput, Location, MissingArtifact
 
 # what `read(as_=...)` gives a table as, spelled as the runtime reads a step parameter's annotation
 AS = {
@@ -174,7 +174,7 @@ class StepOutput:
     @property
     def items(self) -> list:
         """A mapped step's items, in item (map index) order."""
-        from aq_airflow.runtime.items import read_items
+        from aq_airflow.artifacts.items import read_items
 
         self._need_mapped("items")
         return self._committed(lambda: read_items(self.location, self.step))
@@ -218,11 +218,11 @@ class StepOutput:
         _library_for(as_)
         annotation = _annotation(as_)
         if self.mapped:
-            from aq_airflow.runtime.items import gather
+            from aq_airflow.artifacts.items import gather
 
             self._check_items()
             return self._committed(lambda: gather(self.location, self.step, annotation))
-        from aq_airflow.runtime.values import read_input
+        from aq_airflow.artifacts.values import read_input
 
         self.manifest  # noqa: B018 - committed and valid, or an error naming the step and run
         return self._committed(lambda: read_input(self.location, self.step, annotation))

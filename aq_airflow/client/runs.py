@@ -10,7 +10,7 @@ the temporary Airflow home).
 
 **A run folder** is a folder directly under ``{root}/{dag_id}/`` with one of our files *where a run
 has it* (:func:`place`): ``_run.json`` at its top; ``{step}/_manifest.json``, ``{step}/_items.json``
-or a killed attempt's file (``runtime.artifacts.ATTEMPT_FILE``) in a step folder named as the spec
+or a killed attempt's file (``artifacts.store.ATTEMPT_FILE``) in a step folder named as the spec
 names steps; the same in ``{step}/{index}/`` beside a ``{step}/_items.json``. A file deeper or
 elsewhere (``projectX/tests/fixtures/_manifest.json``) makes nothing a run. That is what
 :func:`list_runs` lists: one recursive listing per run (even on a store), and besides it only the
@@ -19,7 +19,7 @@ does not follow symbolic links (:func:`listing`): what a link in a run folder po
 taken for part of the run.
 
 **What aq-airflow wrote** in a run folder (:func:`contents`, which reads them) is narrower: a
-manifest at a step's place that our writer committed (``runtime.manifest.is_ours``) and the files
+manifest at a step's place that our writer committed (``artifacts.manifest.is_ours``) and the files
 it names, a mapped step's ``_items.json``, a ``_run.json`` naming this run, and the files of
 attempts that never committed. ``aq-airflow gc`` deletes only those, and only in a folder whose
 name is a run id Airflow generates (:func:`airflow_run_id`).
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from aq_airflow.runtime.artifacts import ATTEMPT_FILE, MANIFEST, Location, MissingArtifact
-from aq_airflow.runtime.item_refs import ITEMS_FOLDER
-from aq_airflow.runtime.items import ITEMS_FILE, ItemList
-from aq_airflow.runtime.manifest import is_ours
+from aq_airflow.artifacts.item_refs import ITEMS_FOLDER
+from aq_airflow.artifacts.items import ITEMS_FILE, ItemList
+from aq_airflow.artifacts.manifest import is_ours
+from aq_airflow.artifacts.store import ATTEMPT_FILE, MANIFEST, Location, MissingArtifact
 
 RUN_RECORD = "_run.json"
 

@@ -12,10 +12,10 @@ from typing import Any
 from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator
 
+from aq_airflow.artifacts.item_refs import non_finite
+from aq_airflow.artifacts.labels import item_label, item_name
+from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.plan.model import ItemsPlan
-from aq_airflow.runners import local
-from aq_airflow.runtime.item_refs import non_finite
-from aq_airflow.runtime.labels import item_label, item_name
 from aq_airflow.runtime.param_limits import param_problem
 
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's `[core] max_map_length` default
@@ -50,7 +50,7 @@ class AqItemsOperator(BaseOperator):
     items), records them as ``_items.json`` in the step's folder (fan-ins read them there) and
     returns them: the step's run, checks and metrics expand over this task's output.
 
-    Large items travel by reference (``runtime.item_refs``): each is written to its own file
+    Large items travel by reference (``artifacts.item_refs``): each is written to its own file
     in the step's folder and the returned list (the XCom) holds a small stand-in in its place.
     A list over ``MAX_ITEMS_BYTES`` is refused here, before anything is written or any item runs."""
 
@@ -59,8 +59,8 @@ class AqItemsOperator(BaseOperator):
         self.plan = plan
 
     def execute(self, context: Any) -> list:
-        from aq_airflow.runtime import item_refs
-        from aq_airflow.runtime.labels import value_label
+        from aq_airflow.artifacts import item_refs
+        from aq_airflow.artifacts.labels import value_label
 
         plan = self.plan
         items = self.resolve(context)
@@ -79,10 +79,10 @@ class AqItemsOperator(BaseOperator):
             raise AirflowException(f"step `{plan.step}`: {refused}")
         items = [json.loads(text) for text in texts]
         far = item_refs.by_reference(items, texts)
-        from aq_airflow.runtime.artifacts import Location
-        from aq_airflow.runtime.items import write_item_files, write_items
+        from aq_airflow.artifacts.items import write_item_files, write_items
+        from aq_airflow.artifacts.store import Location
 
-        folder = Location.of(plan.output.location(local.artifacts_root(plan.artifacts), context["run_id"]))
+        folder = Location.of(plan.output.location(artifacts_root(plan.artifacts), context["run_id"]))
         write_item_files(folder, {index: texts[index] for index in far})  # before the list that names them
         write_items(folder, items)
         self.log.info("step `%s`: %d item(s)", plan.step, len(items))
@@ -110,11 +110,11 @@ class AqItemsOperator(BaseOperator):
                     f"{type(value).__name__}: {value!r:.200}"
                 )
             return list(value)
-        from aq_airflow.runtime.artifacts import Location, MissingArtifact
-        from aq_airflow.runtime.items import read_items
-        from aq_airflow.runtime.values import read_input
+        from aq_airflow.artifacts.items import read_items
+        from aq_airflow.artifacts.store import Location, MissingArtifact
+        from aq_airflow.artifacts.values import read_input
 
-        root = local.artifacts_root(self.plan.artifacts)
+        root = artifacts_root(self.plan.artifacts)
         location = Location.of(self.plan.source.location(root, context["run_id"]))
         try:
             if foreach.step_mapped:  # a map -> map chain: the same items as the mapped step

@@ -10,13 +10,13 @@ from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
+from aq_airflow.artifacts.labels import item_label
+from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
 from aq_airflow.runners.local import oversized_variable
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.artifacts import BadOutput, Location, clear, commit_files
-from aq_airflow.runtime.labels import item_label
 
 
 class AqPodStepOperator(KubernetesPodOperator):

@@ -16,17 +16,17 @@ from airflow.exceptions import AirflowException
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckResult
 from airflow.sdk import BaseHook, BaseOperator
 
+from aq_airflow.artifacts.items import item_label
+from aq_airflow.artifacts.root import artifact_uri
+from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.operators.links import QualityLink
 from aq_airflow.plan.model import MetricPlan, PublishPlan, QualityPlan, SourceKind
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
 from aq_airflow.results.store import naive_utc
-from aq_airflow.runners import local
-from aq_airflow.runners.publish import publish
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
-from aq_airflow.runtime.items import item_label
 from aq_airflow.warehouse import Warehouse, is_infrastructure_error
+from aq_airflow.warehouse.transfer import publish
 
 
 class _QualityTask:
@@ -49,15 +49,15 @@ class _QualityTask:
     def item_count(self, context: Any) -> int | None:
         """A `foreach:` step's item count in this run (its recorded item list), None when the
         step is not mapped: the results of items past it, from an earlier run of the date, go.
-        An item list that is missing or not one the items task wrote (``runtime.items.ItemList``)
+        An item list that is missing or not one the items task wrote (``artifacts.items.ItemList``)
         fails the task naming the step and the file, before any result is replaced: a count it
         cannot trust would delete the results of real items."""
         ref = self.plan.source.artifact
         if ref is None or not ref.each:
             return None
-        from aq_airflow.runtime.items import count_items
+        from aq_airflow.artifacts.items import count_items
 
-        folder = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
+        folder = Location.of(artifact_uri(self.plan.artifacts, ref, context["run_id"]))
         try:
             return count_items(folder, self.plan.step)
         except MissingArtifact as error:
@@ -69,7 +69,7 @@ class _QualityTask:
         ref = self.plan.source.artifact
         if ref.each:  # a `foreach:` step's checks and metrics: this instance's item
             ref = ref.item(context["ti"].map_index)
-        location = Location.of(local.artifact_uri(self.plan.artifacts, ref, context["run_id"]))
+        location = Location.of(artifact_uri(self.plan.artifacts, ref, context["run_id"]))
         return location, location.read_output(self.plan.step, contents=contents)
 
     def dataset(self, warehouse: Warehouse, context: Any) -> Dataset:

@@ -8,12 +8,12 @@ from typing import Any
 from airflow.exceptions import AirflowException
 from airflow.sdk import BaseHook, BaseOperator
 
+from aq_airflow.artifacts.root import artifact_uri
+from aq_airflow.artifacts.store import Location
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.quality.sql import QualitySQLError, user_query
-from aq_airflow.runners import local
-from aq_airflow.runners.sql import export_query
-from aq_airflow.runtime.artifacts import Location
 from aq_airflow.warehouse import Warehouse
+from aq_airflow.warehouse.transfer import export_query
 
 
 class AqSqlStepOperator(BaseOperator):
@@ -37,7 +37,7 @@ class AqSqlStepOperator(BaseOperator):
             )
         except QualitySQLError as error:
             raise AirflowException(f"step `{run.step}`: {error}") from None
-        output = Location.of(local.artifact_uri(run.artifacts, run.output, context["run_id"]))
+        output = Location.of(artifact_uri(run.artifacts, run.output, context["run_id"]))
         self.log.info("step `%s`: exporting the result of\n%s\nto %s", run.step, sql, output.uri)
         try:
             manifest = export_query(warehouse, sql, output)

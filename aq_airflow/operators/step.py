@@ -16,13 +16,14 @@ from typing import Any
 from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator
 
+from aq_airflow.artifacts.labels import item_label
+from aq_airflow.artifacts.manifest import read_local_manifest
+from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.labels import item_label
-from aq_airflow.runtime.manifest import read_local_manifest
 
 
 class AqLocalStepOperator(BaseOperator):
@@ -50,7 +51,7 @@ class AqLocalStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         run = self.plan
-        root = local.artifacts_root(run.artifacts)
+        root = artifacts_root(run.artifacts)
         map_index = context["ti"].map_index
         env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
         env = environment.item_environment(env, run, self.item, map_index, root, context["run_id"])  # never templated
@@ -79,7 +80,7 @@ class AqLocalStepOperator(BaseOperator):
         uri = environment.output_ref(run, map_index).location(root, context["run_id"])
         output = attempt = None
         if "://" in uri or not run.command.runs_runtime:  # a local python step's manifest is read by path
-            from aq_airflow.runtime.artifacts import Location, clear
+            from aq_airflow.artifacts.store import Location, clear
 
             output = Location.of(uri)
             attempt = None if run.command.runs_runtime else clear(output)
@@ -107,7 +108,7 @@ class AqLocalStepOperator(BaseOperator):
             # the manifest this step's runtime just committed, for XCom, its shape checked; its files
             # are not re-read here: every reader after this task verifies them (Location.read_output)
             return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
-        from aq_airflow.runtime.artifacts import BadOutput, commit_files
+        from aq_airflow.artifacts.store import BadOutput, commit_files
 
         try:
             return commit_files(output, attempt, {"step": run.step})

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from aq_airflow.artifacts.item_refs import non_finite
 from aq_airflow.pipeline_spec.types import Column, StepName
-from aq_airflow.runtime.item_refs import non_finite
 
 # Airflow's `[core] max_map_length` default: a mapped task of more items fails when its item
 # list is pushed. Literal lists and param defaults are checked against it before run time.

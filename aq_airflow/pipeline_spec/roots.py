@@ -68,9 +68,9 @@ NO_EXPANSION = "the store does not expand variables or ~: write the path out"
 def _local_path(root: str) -> tuple[str | None, str | None]:
     """The path on this machine's disk the store would use for ``root``, or None for a store
     elsewhere; and why ``root`` is no URI the store can open, or None. It is what the store's own
-    :func:`aq_airflow.runtime.artifacts.filesystem` makes of it, so a ``file://`` URI is judged
+    :func:`aq_airflow.artifacts.store.filesystem` makes of it, so a ``file://`` URI is judged
     percent-decoded (``file:///%65tc`` is /etc) and a path with ``://`` inside as the path it is."""
-    from aq_airflow.runtime.artifacts import filesystem  # the store's reading of a URI, only when one is judged
+    from aq_airflow.artifacts.store import filesystem  # the store's reading of a URI, only when one is judged
 
     try:
         fs, path = filesystem(root)

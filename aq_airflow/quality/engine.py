@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlglot import exp
 
+from aq_airflow.artifacts.store import Location, open_dataset
 from aq_airflow.plan.model import CheckPlan, MetricPlan, QualitySource, SourceKind
 from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, base_fields, check_outcome, metric_outcome
 from aq_airflow.quality.sql import query_relation
 from aq_airflow.quality.suite import Compiled, Suite
-from aq_airflow.runtime.artifacts import Location, open_dataset
 from aq_airflow.warehouse import DuckDB, Warehouse, is_infrastructure_error
 from aq_airflow.warehouse.duckdb import parquet_relation
 

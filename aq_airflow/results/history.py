@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from aq_airflow.artifacts.labels import item_name
 from aq_airflow.results.store import (
     CHECKS_TABLE,
     COLUMNS,
@@ -44,7 +45,6 @@ from aq_airflow.results.store import (
     step_of,
     table_columns,
 )
-from aq_airflow.runtime.labels import item_name
 from aq_airflow.warehouse import is_infrastructure_error
 
 MAX_ROWS = 500  # rows per page of a flat listing
@@ -180,7 +180,7 @@ class CheckResult:
 
     @property
     def step_label(self) -> str:
-        """The step as every place names it: ``evaluate[2:us]`` for an item (``runtime.labels``)."""
+        """The step as every place names it: ``evaluate[2:us]`` for an item (``artifacts.labels``)."""
         return item_name(self.step, self.map_index, self.item_label)
 
     @classmethod

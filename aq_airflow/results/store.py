@@ -37,7 +37,7 @@ _COMMON = [
 _TRAILER = [
     ("map_index", "INTEGER"), ("try_number", "INTEGER"), ("spec_hash", "VARCHAR"), ("image", "VARCHAR"),
     ("logical_date", "TIMESTAMP"), ("created_at", "TIMESTAMP"),
-    ("item_label", "VARCHAR"),  # a `foreach:` item's label (runtime.labels.item_label); NULL when not mapped
+    ("item_label", "VARCHAR"),  # a `foreach:` item's label (artifacts.labels.item_label); NULL when not mapped
 ]  # fmt: skip
 COLUMNS = {
     CHECKS_TABLE: [*_COMMON, ("observed", "VARCHAR"), ("expected", "VARCHAR"), ("failing_rows", "BIGINT"),

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from aq_airflow.artifacts.item_refs import is_reference, item_file
 from aq_airflow.plan.model import ArtifactRef, RunPlan
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.item_refs import is_reference, item_file
 from aq_airflow.runtime.param_limits import param_problem, params_problems
 
 RUN_ID_TEMPLATE = "{{ run_id }}"
@@ -124,7 +124,7 @@ def item_environment(
     env: dict[str, str], run: RunPlan, item: Any, map_index: int | str | None, root: str, run_id: str
 ) -> dict[str, str]:
     """``env`` with a `foreach:` step's item and map index: the item is ``AQ_ITEM`` (its JSON),
-    or for a large one (its stand-in from the items task, ``runtime.item_refs``) ``AQ_ITEM_FROM``,
+    or for a large one (its stand-in from the items task, ``artifacts.item_refs``) ``AQ_ITEM_FROM``,
     its file in the step's folder under ``root``. Whatever ``env`` held of :data:`ITEM_VARIABLES`
     goes first, so the step gets exactly the one this item sets (an ``AQ_ITEM`` left beside an
     ``AQ_ITEM_FROM`` would be read instead of the large item); a step that is not mapped, none."""

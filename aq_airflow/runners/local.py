@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections import deque
 
-from aq_airflow.plan.model import ArtifactRef, RunPlan
+from aq_airflow.plan.model import RunPlan
 from aq_airflow.runtime import contract
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,6 @@ def oversized_variable(env: dict[str, str]) -> str | None:
                 f"{contract.MAX_ENV_STRING:,} (Argument list too long): {shrink}"
             )
     return None
-
-
-def artifacts_root(artifacts: str | None) -> str:
-    """The artifact store root: the spec's URI, else ``$AQ_ARTIFACTS``, else a folder in
-    ``$AIRFLOW_HOME``; a local path is made absolute (steps run in their own working folder)."""
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    root = artifacts or os.environ.get(contract.ARTIFACTS) or os.path.join(home, "aq-artifacts")
-    return root if "://" in root else os.path.abspath(root)
-
-
-def artifact_uri(artifacts: str | None, ref: ArtifactRef, run_id: str) -> str:
-    """An output's location for one run: the store root (see :func:`artifacts_root`) plus its path."""
-    return ref.location(artifacts_root(artifacts), run_id)
 
 
 def command(run: RunPlan) -> list[str]:

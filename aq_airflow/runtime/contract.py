@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from aq_airflow.artifacts.root import ARTIFACTS  # noqa: F401  (the artifact store root, named where it is resolved)
+
 DAG_ID = "AQ_DAG_ID"
 RUN_ID = "AQ_RUN_ID"
 STEP = "AQ_STEP"
-ARTIFACTS = "AQ_ARTIFACTS"  # the artifact store root
 OUTPUT = "AQ_OUTPUT"  # where the step writes its output
 INPUT_PREFIX = "AQ_INPUT_"  # AQ_INPUT_<NAME>: where an input's producer wrote its output
 INPUTS = "AQ_INPUTS"  # JSON: the inputs' names as written in the spec, in order, and their form
@@ -22,7 +23,7 @@ CONTEXT = "AQ_CONTEXT"  # JSON: Airflow context values (run_id, ds, logical_date
 # In AQ_CONTEXT: {param: why} for the run's params left out of `params` (past runtime.param_limits)
 REFUSED_PARAMS = "refused_params"
 ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function gets it as `item`)
-# instead of AQ_ITEM for an item too large for the environment (`runtime.item_refs`): the location
+# instead of AQ_ITEM for an item too large for the environment (`artifacts.item_refs`): the location
 # (a path or URI in the artifact store, as AQ_OUTPUT) of a file holding the item's JSON
 ITEM_FROM = "AQ_ITEM_FROM"
 MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its output is under `{step}/{index}/`)

@@ -18,11 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from aq_airflow.artifacts.items import gather, read_item
+from aq_airflow.artifacts.store import Location, MissingArtifact
+from aq_airflow.artifacts.values import read_input, write_output
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.artifacts import Location, MissingArtifact
-from aq_airflow.runtime.items import gather, read_item
 from aq_airflow.runtime.param_limits import FIX
-from aq_airflow.runtime.values import read_input, write_output
 
 
 class StepFailed(Exception):

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from markupsafe import Markup
 
+from aq_airflow.artifacts.labels import item_name
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
     DEFAULT_SERIES,
@@ -32,7 +33,6 @@ from aq_airflow.results.history import (
     Window,
 )
 from aq_airflow.results.store import WHEN
-from aq_airflow.runtime.labels import item_name
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
 

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 from sqlglot import exp
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-from aq_airflow.runtime.artifacts import read_row_groups
+from aq_airflow.artifacts.store import read_row_groups
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import sys
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from aq_airflow.runtime.artifacts import filesystem
+from aq_airflow.artifacts.store import filesystem
 
 
 def main() -> int:

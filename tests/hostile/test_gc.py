@@ -28,14 +28,14 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
+from aq_airflow.artifacts import item_refs
+from aq_airflow.artifacts.items import write_item_files, write_items
+from aq_airflow.artifacts.store import ATTEMPT_FILE, Location
+from aq_airflow.artifacts.values import write_output
 from aq_airflow.cli.gc import NOT_A_RUN_ID, NOT_OURS, changed_since_listed, clean, collect, doomed, remove, survey
 from aq_airflow.cli.main import main as cli
 from aq_airflow.client import Store
 from aq_airflow.client.runs import AIRFLOW_RUN_ID, RUN_TYPES, STEP_FOLDER, list_runs, write_record
-from aq_airflow.runtime import item_refs
-from aq_airflow.runtime.artifacts import ATTEMPT_FILE, Location
-from aq_airflow.runtime.items import write_item_files, write_items
-from aq_airflow.runtime.values import write_output
 from tests.conftest import EMULATORS
 from tests.helpers import write
 

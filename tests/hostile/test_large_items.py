@@ -15,9 +15,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.runtime import item_refs
-from aq_airflow.runtime.artifacts import Location
-from aq_airflow.runtime.labels import value_label
+from aq_airflow.artifacts import item_refs
+from aq_airflow.artifacts.labels import value_label
+from aq_airflow.artifacts.store import Location
 from tests.kube_api import FakeKubernetes
 from tests.test_foreach import folder, table_of, tis
 
@@ -304,7 +304,7 @@ def test_a_step_whose_item_file_is_gone_fails_naming_the_step_and_the_file(tmp_p
     assert run_step("item_fn:f", env)["kind"] == "object"
 
 
-# ---- a malformed item list: one reader (runtime.items.ItemList), BadOutput naming the step -----
+# ---- a malformed item list: one reader (artifacts.items.ItemList), BadOutput naming the step -----
 
 BAD_LISTS = [
     (b"[1]", "it is a list, not an object with `count` and `items`"),
@@ -336,8 +336,8 @@ def refusal(folder_uri: str, step: str, why: str) -> str:
 def test_a_malformed_item_list_is_refused_by_every_reader(tmp_path, data, why):
     """`[1]` was a TypeError, `{"items": "abc"}` three items, bad JSON a ValueError, and a count
     that lied was believed by the checks task (which deletes the results of items past it)."""
-    from aq_airflow.runtime.artifacts import BadOutput
-    from aq_airflow.runtime.items import count_items, read_items
+    from aq_airflow.artifacts.items import count_items, read_items
+    from aq_airflow.artifacts.store import BadOutput
 
     step = tmp_path / "per"
     bad_list(step, data)
@@ -349,7 +349,7 @@ def test_a_malformed_item_list_is_refused_by_every_reader(tmp_path, data, why):
 
 
 def test_the_item_count_is_the_lists_and_an_older_list_without_one_reads(tmp_path):
-    from aq_airflow.runtime.items import ITEMS_FILE, ItemList, count_items, read_items, write_items
+    from aq_airflow.artifacts.items import ITEMS_FILE, ItemList, count_items, read_items, write_items
 
     new = Location.of(str(tmp_path / "new"))
     write_items(new, ["z" * 1000] * 12)
@@ -386,9 +386,9 @@ def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path
 def test_the_client_refuses_a_malformed_item_list_naming_the_step(tmp_path, data, why):
     """A run folder made as a run makes it (the items' outputs committed), then its list spoiled:
     the client's reads raise MissingOutput naming the step, the run and the list."""
+    from aq_airflow.artifacts.items import write_items
+    from aq_airflow.artifacts.values import write_output
     from aq_airflow.client import MissingOutput, Store
-    from aq_airflow.runtime.items import write_items
-    from aq_airflow.runtime.values import write_output
 
     run_id = "manual__2026-03-01T00:00:00+00:00"
     per = tmp_path / "store" / "pipe" / run_id / "per"

@@ -23,8 +23,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from aq_airflow.runtime.artifacts import MANIFEST, BadOutput, Location, MissingArtifact, file_digest
-from aq_airflow.runtime.values import read_input, write_output
+from aq_airflow.artifacts.store import MANIFEST, BadOutput, Location, MissingArtifact, file_digest
+from aq_airflow.artifacts.values import read_input, write_output
 
 CLI = [sys.executable, "-m", "aq_airflow.cli"]
 HOSTILE_NAMES = ["../../elsewhere/secret.parquet", "{secret}", "sub/part.parquet", "..", "_manifest.json", ".hidden"]
@@ -188,7 +188,7 @@ def test_a_file_replaced_by_another_schemas_is_refused(tmp_path, caplog):
         "manifest says (n int64); it is not read. Run step `producer` again"
     )
     rewrite(output, lambda m: (m.pop("digests"), m.pop("writer")))  # a manifest of the release before digests
-    with caplog.at_level(logging.WARNING, logger="aq_airflow.runtime.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="aq_airflow.artifacts.store"):
         with pytest.raises(BadOutput, match=r"has schema \(n string, extra double\)"):
             read_input(output, "producer", None)
     assert "has no digests (written before aq-airflow recorded them)" in caplog.text
@@ -200,7 +200,7 @@ def test_a_manifest_without_digests_still_reads_with_a_warning(tmp_path, caplog)
     table = pa.table({"n": [1, 2, 3]})
     committed(output, table)
     rewrite(output, lambda m: (m.pop("digests"), m.pop("writer")))
-    with caplog.at_level(logging.WARNING, logger="aq_airflow.runtime.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="aq_airflow.artifacts.store"):
         assert read_input(output, "producer", None).equals(table)
     assert f"the output of step `producer` at {output.uri} has no digests" in caplog.text
     rewrite(output, lambda m: m.update(rows=4))
@@ -496,7 +496,7 @@ def test_a_manifest_fuzz_smoke_run_has_no_failure():
 def test_a_command_steps_parquet_of_two_schemas_or_not_parquet_is_not_committed(tmp_path):
     """What a command step's user code wrote is hashed and committed by the worker; Parquet files
     that are not one table (two schemas), or a `.parquet` that is not Parquet, commit nothing."""
-    from aq_airflow.runtime.artifacts import clear, commit_files
+    from aq_airflow.artifacts.store import clear, commit_files
 
     output = Location.of(str(tmp_path / "parts"))
     attempt = clear(output)
@@ -525,7 +525,7 @@ def test_a_command_steps_parquet_of_two_schemas_or_not_parquet_is_not_committed(
 def test_a_manifest_stamped_by_our_writer_without_digests_is_refused(tmp_path):
     """The writer stamp and the digests came in one release: a manifest that claims our writer
     and has no digests was edited (its digests dropped to get a changed file read), not legacy."""
-    from aq_airflow.runtime.manifest import is_ours
+    from aq_airflow.artifacts.manifest import is_ours
 
     output = Location.of(str(tmp_path / "producer"))
     [part] = committed(output, pa.table({"n": [1, 2]}))["files"]
@@ -545,7 +545,7 @@ def test_a_manifest_stamped_by_our_writer_without_digests_is_refused(tmp_path):
 
 def _files_output(folder: Path, names: dict[str, str]) -> Location:
     """A command step's folder of files committed as the worker commits it."""
-    from aq_airflow.runtime.artifacts import clear, commit_files
+    from aq_airflow.artifacts.store import clear, commit_files
 
     output = Location.of(str(folder))
     attempt = clear(output)
@@ -584,7 +584,7 @@ def test_a_folder_of_files_holding_anything_its_manifest_does_not_list_is_refuse
 @pytest.mark.parametrize(("extra", "what"), [("_SUCCESS", "a file named '_SUCCESS'"), ("sub/", "a folder named 'sub'")])
 def test_a_command_step_writing_a_hidden_file_or_a_folder_beside_its_files_commits_nothing(tmp_path, extra, what):
     """What a reader would refuse is refused at the commit, saying what to do: nothing committed."""
-    from aq_airflow.runtime.artifacts import clear, commit_files
+    from aq_airflow.artifacts.store import clear, commit_files
 
     output = Location.of(str(tmp_path / "report"))
     attempt = clear(output)

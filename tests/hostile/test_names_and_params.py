@@ -530,10 +530,10 @@ def test_an_env_variable_named_like_aq_airflows_own_is_a_located_error_at_the_na
 
 def test_an_item_sets_exactly_one_of_its_two_variables_whatever_the_environment_held():
     """A by-reference item's task got AQ_ITEM_FROM beside whatever AQ_ITEM the environment had."""
+    from aq_airflow.artifacts import item_refs
     from aq_airflow.plan import compile_text
     from aq_airflow.plan.model import TaskRole
     from aq_airflow.runners.environment import item_environment
-    from aq_airflow.runtime import item_refs
     from tests.helpers import spec_file
 
     text = "steps:\n  k:\n    python: mods:consume\n    foreach: [p, q]\n  plain:\n    python: mods:consume\n"

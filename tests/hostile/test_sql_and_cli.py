@@ -563,9 +563,9 @@ def test_a_check_on_a_step_output_cannot_read_the_workers_files(tmp_path, sql):
 
     import pyarrow as pa
 
+    from aq_airflow.artifacts.store import Location, write_batches
     from aq_airflow.plan.model import CheckPlan, Severity
     from aq_airflow.quality.engine import Dataset, run_checks
-    from aq_airflow.runtime.artifacts import Location, write_batches
 
     location = Location.of(str(tmp_path / "out"))
     table = pa.table({"x": [1, 2]})

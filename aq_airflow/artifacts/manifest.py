@@ -1,6 +1,6 @@
 """A step output's manifest (its commit marker, ``_manifest.json``), read without pyarrow.
 
-:mod:`aq_airflow.runtime.artifacts` reads and writes outputs on any pyarrow filesystem. The
+:mod:`aq_airflow.artifacts.store` reads and writes outputs on any pyarrow filesystem. The
 local runner's task process only needs the manifest of a local output back: reading it by path
 spares each task instance (each item of a ``foreach:`` step) the pyarrow import.
 """
@@ -84,7 +84,7 @@ def checked(manifest: object, uri: str, producer: str | None = None) -> dict:
     the release before digests has none, and no ``writer`` stamp either: the two came in the same
     release, so a stamped manifest without digests is not genuine). Else :class:`BadOutput` naming
     the producer and the fix.
-    Only the shape: :meth:`aq_airflow.runtime.artifacts.Location.verified` holds it to the files."""
+    Only the shape: :meth:`aq_airflow.artifacts.store.Location.verified` holds it to the files."""
     if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
         kind = manifest.get("kind") if isinstance(manifest, dict) else None
         known = ", ".join(KINDS)

@@ -4,7 +4,7 @@ the grid, and the fan-in that reads every item's output.
 A mapped step's folder ``{dag_id}/{run_id}/{step}/`` holds ``_items.json`` (written by the
 step's items task before any item runs: ``{"count": n, "items": [...]}``), one output folder per
 item, ``0/``, ``1/``, ... in item order, and ``_items/{index}.json`` for each item too large to
-travel in the environment (``runtime.item_refs``). No Airflow here: the runtime reads them in
+travel in the environment (``artifacts.item_refs``). No Airflow here: the runtime reads them in
 the step's process.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import BadOutput, Location, MissingArtifact, filesystem
-from aq_airflow.runtime.item_refs import ITEMS_FOLDER, MAX_ITEMS_BYTES
-from aq_airflow.runtime.labels import LABEL_CHARS, item_label  # noqa: F401  (the grid label, without pyarrow)
+from aq_airflow.artifacts.item_refs import ITEMS_FOLDER, MAX_ITEMS_BYTES
+from aq_airflow.artifacts.labels import LABEL_CHARS, item_label  # noqa: F401  (the grid label, without pyarrow)
+from aq_airflow.artifacts.store import BadOutput, Location, MissingArtifact, filesystem
 
 ITEMS_FILE = "_items.json"
 # the largest `_items.json` an items task writes: its list within MAX_ITEMS_BYTES, and the count
@@ -187,7 +187,7 @@ def gather(folder: Location, producer: str, annotation: Any) -> Any:
     Arrow table or the pandas / polars frame the annotation asks for; anything else, or a
     parameter annotated ``list[...]``, gets the list of the items' outputs (tables each as the
     annotation's element type asks, Arrow by default)."""
-    from aq_airflow.runtime.values import read_input
+    from aq_airflow.artifacts.values import read_input
 
     items = read_items(folder, producer)
     locations = [folder.child(str(index)) for index in range(len(items))]
@@ -207,7 +207,7 @@ def gather(folder: Location, producer: str, annotation: Any) -> Any:
 
 
 def read_table_as(table: pa.Table, annotation: Any) -> Any:
-    from aq_airflow.runtime.values import _decimals_as_numbers, _wants
+    from aq_airflow.artifacts.values import _decimals_as_numbers, _wants
 
     wants = _wants(annotation)
     if wants == "pandas":

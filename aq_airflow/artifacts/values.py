@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from aq_airflow.runtime.artifacts import (
+from aq_airflow.artifacts.store import (
     DIGEST,
     ROW_GROUP_ROWS,
     Location,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aq_airflow.runtime.item_refs import is_reference, reference_label
+from aq_airflow.artifacts.item_refs import is_reference, reference_label
 
 LABEL_CHARS = 100  # a grid label is short; the whole item is in AQ_ITEM (or the file AQ_ITEM_FROM names)
 
 
 def item_label(item: Any) -> str:
     """The item as the grid shows it: a string as it is, anything else as compact JSON,
-    cut to :data:`LABEL_CHARS`; a large item's stand-in (``runtime.item_refs``) by the label
+    cut to :data:`LABEL_CHARS`; a large item's stand-in (``artifacts.item_refs``) by the label
     the items task gave it from the item itself."""
     return reference_label(item) if is_reference(item) else value_label(item)
 

@@ -106,7 +106,7 @@ def item_file(step_folder: str, index: int | str) -> str:
 
 
 def list_bytes(texts: list[str]) -> int:
-    """The size of ``_items.json`` for these items (as ``runtime.items.write_items`` writes it)."""
+    """The size of ``_items.json`` for these items (as ``artifacts.items.write_items`` writes it)."""
     return sum(len(text) for text in texts) + 2 * max(len(texts) - 1, 0) + 32
 
 

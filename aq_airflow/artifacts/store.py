@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-# the manifest's name and the missing-output error live in runtime.manifest (no pyarrow); named here too
-from aq_airflow.runtime.manifest import (  # noqa: F401
+# the manifest's name and the missing-output error live in artifacts.manifest (no pyarrow); named here too
+from aq_airflow.artifacts.manifest import (  # noqa: F401
     DIGEST,
     MANIFEST,
     MAX_MANIFEST_BYTES,
@@ -52,7 +52,7 @@ from aq_airflow.runtime.manifest import (  # noqa: F401
 ROW_GROUP_ROWS = 128 * 1024
 # The names an attempt gives its files before its manifest commits them: a table's
 # ``part-<attempt>.parquet`` (:class:`TableWriter`), an object's ``object-<attempt>.pkl``
-# (``runtime.values.write_output``), the manifest's temporary ``._manifest.json.<hex>``
+# (``artifacts.values.write_output``), the manifest's temporary ``._manifest.json.<hex>``
 # (:meth:`Location.commit`); ``<attempt>`` is :meth:`Location.begin`'s id. What a killed attempt
 # leaves is only these, which ``aq-airflow gc`` may therefore take (a command step's own file names
 # are the user's: never guessed).
