@@ -21,6 +21,7 @@ from sqlglot import exp
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from aq_airflow.artifacts.store import read_row_groups
+from aq_airflow.warehouse.session import ReadSession, WriteSession
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,44 @@ class Warehouse:
         if self.explicit_begin:
             cursor.execute("BEGIN TRANSACTION")
 
+    @classmethod
+    def from_conn_id(cls, conn_id: str) -> Warehouse:
+        """The adapter for an Airflow connection: its provider's hook owns the connection (the
+        credentials stay in Airflow's connections or secrets backend)."""
+        from airflow.sdk import BaseHook  # Airflow only where a connection id is resolved
+
+        return cls.of(BaseHook.get_connection(conn_id).get_hook())
+
+    @contextmanager
+    def reading(self, wait: float | None = None, conn: Any = None) -> Iterator[ReadSession]:
+        """A :class:`ReadSession` on one connection (a new one, waiting up to ``wait`` seconds
+        for a warehouse that admits one at a time, unless given); closed after."""
+        conn = self.connect(wait=wait) if conn is None else conn
+        session = ReadSession(self, conn)
+        try:
+            yield session
+        finally:
+            session.end()
+            _close(conn)
+
+    @contextmanager
+    def writing(self, begin: bool = True, conn: Any = None) -> Iterator[WriteSession]:
+        """A :class:`WriteSession` whose statements commit together or not at all; the connection
+        (a new one unless given) is closed after. ``begin=False`` opens no transaction first
+        (DDL, or set-up before :meth:`begin`)."""
+        conn = self.connect() if conn is None else conn
+        try:
+            session = WriteSession(self, conn)
+            if begin:
+                self.begin(session.cursor)
+            yield session
+            conn.commit()
+        except BaseException:
+            _rollback(conn)
+            raise
+        finally:
+            _close(conn)
+
     @contextmanager
     def transaction(self, conn: Any = None, begin: bool = True) -> Iterator[Any]:
         """A cursor whose statements commit together or not at all; the connection (a new one
@@ -311,6 +350,25 @@ class Warehouse:
                 ):
                     return True
         return False
+
+    #: SQLSTATEs meaning "no such table or schema" (PostgreSQL, ODBC, DB2 spell them so)
+    missing_table_sqlstates: ClassVar[frozenset[str]] = frozenset({"42P01", "3F000", "42S02", "42704"})
+
+    @classmethod
+    def is_missing_table(cls, error: BaseException) -> bool:
+        """Whether ``error`` says the table (or its schema) does not exist. The SQLSTATE where
+        the driver reports one; adapters add their driver's own signal (an errno, a class)."""
+        return _sqlstate(error) in cls.missing_table_sqlstates
+
+    @classmethod
+    def failure_kind(cls, error: BaseException) -> str:
+        """``unreachable`` (the warehouse could not be used: retry), ``missing`` (the table is
+        not there yet) or ``unreadable`` (it answered, but refused the statement)."""
+        if cls.is_infrastructure_error(error):
+            return "unreachable"
+        if cls.is_missing_table(error):
+            return "missing"
+        return "unreadable"
 
     @classmethod
     def refused_statement(cls, error: BaseException) -> bool:

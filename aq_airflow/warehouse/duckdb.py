@@ -51,6 +51,11 @@ class DuckDB(Warehouse):
     # a query interrupted (a task's timeout or kill) says nothing about the data
     infrastructure_error_names = frozenset({"InterruptException"})
 
+    @classmethod
+    def is_missing_table(cls, error: BaseException) -> bool:
+        """DuckDB reports an unknown table or schema as a ``CatalogException``."""
+        return type(error).__name__ == "CatalogException" and "does not exist" in str(error)
+
     @staticmethod
     def connection_json(path: str | os.PathLike) -> str:
         """An Airflow connection (JSON, for ``AIRFLOW_CONN_*``) for a DuckDB file."""

@@ -35,6 +35,14 @@ class GenericWarehouse(Warehouse):
         super().__init__(hook, placeholder)
         self.dialect = dialect  # type: ignore[misc] - per instance here, per class elsewhere
 
+    @classmethod
+    def is_missing_table(cls, error: BaseException) -> bool:
+        """A driver without an adapter may report no SQLSTATE: its message is the last signal."""
+        text = str(error).lower()
+        return super().is_missing_table(error) or any(
+            phrase in text for phrase in ("does not exist", "no such table", "doesn't exist")
+        )
+
     @staticmethod
     def dialect_for(hook: Any, conn_type: str | None) -> str | None:
         """The sqlglot dialect for a hook without an adapter of its own (None: generic SQL)."""

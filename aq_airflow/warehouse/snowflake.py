@@ -60,6 +60,12 @@ class Snowflake(Warehouse):
         "OtherHTTPRetryableError", "HttpError", "ForbiddenError",
     })  # fmt: skip
 
+    @classmethod
+    def is_missing_table(cls, error: BaseException) -> bool:
+        """Snowflake's errno 2003: the object does not exist or is not authorized (one code for
+        both, by design: an unauthorized role may not learn that a table exists)."""
+        return getattr(error, "errno", None) == 2003 or super().is_missing_table(error)
+
     # --- reading -----------------------------------------------------------------------
 
     def arrow_type(self, column: Sequence[Any]) -> pa.DataType | None:
