@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlglot import exp
-
-if TYPE_CHECKING:
-    from aq_airflow.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
 
 
 class Session:
     """Statements on one connection's cursor; SQL as text or as a sqlglot expression (rendered
-    in the warehouse's dialect), values always as DB-API parameters."""
+    in the warehouse's dialect), values always as DB-API parameters. ``warehouse`` is the
+    ``Warehouse`` adapter that opened it (it renders expressions and knows the dialect's
+    read-only transaction)."""
 
-    def __init__(self, warehouse: Warehouse, conn: Any):
+    def __init__(self, warehouse: Any, conn: Any):
         self.warehouse = warehouse
         self.conn = conn
         self.cursor = warehouse.cursor(conn)
@@ -59,7 +58,7 @@ class ReadSession(Session):
     transaction (rolled back: PostgreSQL refuses every later statement of an aborted one) and the
     next statement opens another, so one bad query never poisons the queries after it."""
 
-    def __init__(self, warehouse: Warehouse, conn: Any):
+    def __init__(self, warehouse: Any, conn: Any):
         super().__init__(warehouse, conn)
         self._open = False
 
