@@ -43,16 +43,16 @@ logging.disable(logging.WARNING)
 
 import duckdb  # noqa: E402
 
-from aq_airflow.cli.connection import mask  # noqa: E402
 from aq_airflow.cli.main import main as cli  # noqa: E402
 from aq_airflow.cli.results import _message_lines  # noqa: E402
 from aq_airflow.results import METRICS_TABLE, ResultsStore  # noqa: E402
 from aq_airflow.warehouse import Warehouse  # noqa: E402
+from aq_airflow.warehouse.secrets import mask  # noqa: E402
 
 MB = 1_000_000
 DATE = datetime.datetime(2026, 3, 1)
 CHUNK = "lorem ipsum a.b.c.d.e.f.g \x1b[31mred\x1b[0m\r over\u202e 12.5% "
-# the URI-password pattern before it was made linear (aq_airflow/cli/connection.py), for contrast
+# the URI-password pattern before it was made linear (aq_airflow/warehouse/secrets.py), for contrast
 OLD_URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^@\s/]+)(?=@)")
 
 

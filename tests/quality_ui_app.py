@@ -115,6 +115,24 @@ with DAG("ui_plain", schedule=None):
     EmptyOperator(task_id="nothing")
 """
 
+# An aq pipeline written by hand: its docs hold no spec, and its checks task's id is not
+# `<step>.checks` (a task group of its own around it: `intake.orders.checks` is step `orders`).
+# The pages know it only by its operators' facts (plan.model.FACT_FIELDS).
+HANDMADE_DAG = """
+from airflow.sdk import DAG, TaskGroup
+from aq_airflow.operators import AqCheckOperator
+from aq_airflow.plan.model import CheckPlan, QualityPlan, QualitySource, Severity, SourceKind
+
+plan = QualityPlan(step="orders", warehouse="ui_wh", source=QualitySource(SourceKind.TABLE, table="raw.orders"),
+                   artifacts=None, results_schema="aq", spec_hash="handmade", sensitive=("email",),
+                   checks=(CheckPlan(name="ids", kind="not_null", severity=Severity.ERROR, columns=("id",)),))
+with DAG("ui_handmade", schedule=None, tags=["aq"], doc_md="Written by hand: no spec in these docs."):
+    with TaskGroup("intake"):
+        AqCheckOperator(task_id="orders.checks", plan=plan, aq_step="orders", aq_role="checks",
+                        sensitive_columns=["Email"], results_conn_id="ui_wh", results_schema="aq")
+"""
+HANDMADE_TASK = "intake.orders.checks"
+
 
 class DenyingAuthManager(SimpleAuthManager):
     """SimpleAuthManager, except that the (user, dag_id) pairs of ``DENIED`` are refused every
@@ -155,7 +173,8 @@ def run_id(date: datetime.datetime) -> str:
 def seed_results(path: Path) -> None:
     """ui_pipe: 10 dates of its check `ids` (failing on day 5 with a sample), a hostile check
     (its name, message and sample are markup) and metric `mean_amount` (out of bounds on day 9);
-    ui_denied: one date; ui_items: one date of each item's check and metric."""
+    ui_denied: one date; ui_items: one date of each item's check and metric; ui_handmade: one
+    failed check whose sample holds its sensitive column."""
     store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: __import__("duckdb").connect(str(path))), "aq")
     store.ensure_tables()
     checks, metrics = [], []
@@ -192,6 +211,10 @@ def seed_results(path: Path) -> None:
                        "message": f"{10 + index} rows"})  # fmt: skip
         metrics.append({**common, "name": "rows", "kind": "count", "severity": "warning", "outcome": "passed",
                         "value": 26500.0 + index})  # fmt: skip
+    checks.append({"dag_id": "ui_handmade", "run_id": run_id(DATES[0]), "step": "orders", "map_index": -1,
+                   "name": "ids", "kind": "not_null", "severity": "error", "outcome": "failed", "failing_rows": 1,
+                   "total_rows": 9, "message": "1 of 9 rows fail", "logical_date": DATES[0], "created_at": DATES[0],
+                   "sample": json.dumps([{"id": None, "email": "carol@example.com", "amount": 7}])})  # fmt: skip
     insert(store, CHECKS_TABLE, checks)
     insert(store, METRICS_TABLE, metrics)
 
@@ -205,6 +228,7 @@ def write_dags(folder: Path) -> None:
     for dag_id, text in SPECS.items():
         (folder / f"{dag_id}.aq.yaml").write_text(textwrap.dedent(text).lstrip("\n"))
     (folder / "ui_plain.py").write_text(PLAIN_DAG)
+    (folder / "ui_handmade.py").write_text(HANDMADE_DAG)
 
 
 def serialize(folder: Path) -> list[str]:
@@ -222,7 +246,7 @@ def serialize(folder: Path) -> list[str]:
     assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, "dags-folder", None)
     with create_session() as session:
-        for dag_id, date in [*(("ui_pipe", date) for date in DATES), ("ui_items", DATES[0])]:
+        for dag_id, date in [*(("ui_pipe", date) for date in DATES), ("ui_items", DATES[0]), ("ui_handmade", DATES[0])]:
             if session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id(date)).first():
                 continue
             aware = date.replace(tzinfo=datetime.timezone.utc)
@@ -284,7 +308,7 @@ def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
     """The real API app (core) with the aq quality plugin, a per-DAG denying auth manager, users
     and their tokens; pipelines ui_pipe (results), ui_items (a `foreach:` step's), ui_denied
     (denied to the outsider), ui_down (an unreachable warehouse), ui_empty (no results tables),
-    and ui_plain (not an aq pipeline).
+    ui_handmade (written by hand: no spec in its docs), and ui_plain (not an aq pipeline).
     Built once a session: both test modules name this function as their fixture."""
     global _built
     if _built is not None:  # the other module's instance, alive (and its settings in force) until the end

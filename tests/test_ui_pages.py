@@ -8,10 +8,33 @@ on their own."""
 from __future__ import annotations
 
 import datetime
+import json
 import re
+from pathlib import Path
 
+import duckdb
+
+from aq_airflow.plan.model import FACT_FIELDS
+from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.results.history import ResultsHistory
+from aq_airflow.results.store import when_step
+from aq_airflow.ui import pages
+from aq_airflow.warehouse import Warehouse
 from tests import quality_ui_app
-from tests.quality_ui_app import ANALYST, DATES, DOWN_PASSWORD, XSS_COLUMN, XSS_NAME, XSS_TEXT, overview, run_id
+from tests.quality_ui_app import (
+    ANALYST,
+    DATES,
+    DOWN_PASSWORD,
+    HANDMADE_TASK,
+    XSS_COLUMN,
+    XSS_NAME,
+    XSS_TEXT,
+    overview,
+    run_id,
+)  # fmt: skip
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
+UI_SPECS = Path(__file__).resolve().parent / "ui" / "specs"
 
 quality_app = quality_ui_app.quality_app  # the fixture
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'"
@@ -39,7 +62,15 @@ def test_the_overview_counts_each_pipelines_latest_date(quality_app):
     get(quality_app, "/aq-quality/")  # its headers
     with quality_app.client(ANALYST) as client:
         rows, page = overview(client)
-    assert sorted(rows) == ["ui_denied", "ui_down", "ui_empty", "ui_items", "ui_nofile", "ui_pipe"]  # not ui_plain
+    assert sorted(rows) == [
+        "ui_denied",
+        "ui_down",
+        "ui_empty",
+        "ui_handmade",
+        "ui_items",
+        "ui_nofile",
+        "ui_pipe",
+    ]  # fmt: skip - not ui_plain
     pipe = rows["ui_pipe"]["summary"]  # 2026-03-10: ids passed, the hostile check failed (warning), the metric passed
     assert (pipe["logical_date"], pipe["passed"], pipe["failed_warning"], pipe["failed_error"]) == (
         "2026-03-10T00:00:00", 2, 1, 0)  # fmt: skip
@@ -189,16 +220,148 @@ def test_charts_escape_what_they_draw():
     assert strip.count("<rect") == 1 + 2 + 2  # the background, two passed runs, two failed dates
 
 
-def test_the_serialized_dag_reader():
-    from aq_airflow.ui.pipelines import from_serialized, spec_of
+def serialized(dag) -> dict:
+    """``dag`` as the dag-processor stores it: Airflow's own serializer, then JSON."""
+    from airflow.serialization.serialized_objects import DagSerialization
 
+    return json.loads(json.dumps(DagSerialization.to_dict(dag)))
+
+
+def serialized_spec(path: Path) -> dict:
+    from aq_airflow.live_dags.dag import build_dag
+    from aq_airflow.plan.compile import compile_spec
+
+    return serialized(build_dag(compile_spec(path)))
+
+
+def serialized_task(data: dict, task_id: str) -> dict:
+    return next(t["__var"] for t in data["dag"]["tasks"] if t["__var"]["task_id"] == task_id)
+
+
+def test_the_serialized_dag_carries_each_recording_tasks_facts():
+    """A DAG built from an example spec and serialized by Airflow keeps its checks, metrics and
+    `when:` tasks' facts: an unmapped task's as attributes (template fields), a mapped one's as its
+    ``partial()`` arguments; Airflow reads them back; the pages read the pipeline from them."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from aq_airflow.ui.pipelines import RecordingTask, from_serialized
+
+    data = serialized_spec(EXAMPLES / "region_training.aq.yaml")
+    unmapped, mapped = serialized_task(data, "regions.checks"), serialized_task(data, "evaluate.metrics")
+    assert (unmapped["aq_step"], unmapped["aq_role"], unmapped["results_conn_id"]) == ("regions", "checks",
+                                                                                        "aq_warehouse")  # fmt: skip
+    assert mapped["_is_mapped"] and "aq_step" not in mapped
+    assert (mapped["partial_kwargs"]["aq_step"], mapped["partial_kwargs"]["aq_role"]) == ("evaluate", "metrics")
+    back = DagSerialization.from_dict(data)  # as the scheduler and the api-server load it
+    assert (back.get_task("regions.checks").aq_step, back.get_task("best.metrics").aq_role) == ("regions", "metrics")
+    found = from_serialized("region_training", data)
+    assert found.tasks == {"regions.checks": RecordingTask("regions", "checks"),
+                           "evaluate.metrics": RecordingTask("evaluate", "metrics"),
+                           "best.checks": RecordingTask("best", "checks"),
+                           "best.metrics": RecordingTask("best", "metrics")}  # fmt: skip
+    assert (found.conn_id, found.schema, found.steps) == ("aq_warehouse", None, ("regions", "evaluate", "best"))
+    assert "best.publish" in found.task_ids and "best.publish" not in found.tasks  # it records no results
+
+    champion = from_serialized("churn_champion", serialized_spec(EXAMPLES / "churn_champion.aq.yaml"))
+    assert champion.tasks["promote.when"] == RecordingTask("promote", "when") and "promote" not in champion.steps
+    assert pages.task_scope(champion, "promote.when") == ([when_step("promote")], (CHECKS_TABLE,))
+
+
+def test_sensitive_columns_come_from_the_facts_never_the_docs():
+    """The spec in the DAG's docs (which names `sensitive: [email]`) is not read: without it the
+    facts still say; with it and without the facts nothing does. A list Airflow truncated to text
+    (a template field past ``max_templated_field_length``) withholds the step's samples."""
+    from aq_airflow.ui.pipelines import from_serialized
+
+    data = serialized_spec(UI_SPECS / "ui_orders.aq.yaml")
+    assert "sensitive: [email]" in data["dag"]["doc_md"]
+    assert from_serialized("ui_orders", data).sensitive == {"orders": ("email",)}
+    data["dag"]["doc_md"] = "No spec here."
+    assert from_serialized("ui_orders", data).sensitive == {"orders": ("email",)}
+    checks = serialized_task(data, "orders.checks")
+    checks["sensitive_columns"] = "['email', 'ssn', ... (truncated)"
+    found = from_serialized("ui_orders", data)
+    assert found.withheld == {"orders"} and found.sensitive == {}
+    data = serialized_spec(UI_SPECS / "ui_orders.aq.yaml")
+    for task in data["dag"]["tasks"]:
+        for name in FACT_FIELDS:
+            task["__var"].pop(name, None)
+    bare = from_serialized("ui_orders", data)  # an aq pipeline by its tag, with nothing to show
+    assert (bare.sensitive, bare.tasks, bare.conn_id) == ({}, {}, None)
     assert from_serialized("x", {"dag": {"tasks": [], "tags": ["other"]}}) is None
-    doc = "Docs\n\nFrom the aq-airflow spec `a.aq.yaml`:\n\n````yaml\nsteps: {}\n```\nstill yaml\n````\n"
-    assert spec_of(doc) == ("a.aq.yaml", "steps: {}\n```\nstill yaml")
-    mapped = {"dag": {"tags": ["aq"], "doc_md": "From the aq-airflow spec `p.aq.yaml`:\n\n```yaml\n"
-                      "pipeline: p\nwarehouse: wh\nresults_schema: rs\nsteps:\n  s:\n    table: t\n"
-                      "    sensitive: [Email]\n    checks: [{name: c, not_null: id}]\n```\n",
-                      "tasks": [{"__var": {"task_id": "s.checks", "task_type": "AqCheckOperator", "_is_mapped": True,
-                                           "_task_module": "aq_airflow.operators.quality"}}]}}  # fmt: skip
-    found = from_serialized("p", mapped)
-    assert (found.conn_id, found.schema, found.steps, found.sensitive) == ("wh", "rs", ("s",), {"s": ("email",)})
+
+
+def test_a_task_is_attributed_by_its_facts_never_its_id():
+    """Steps whose names hold dots, or look like another step's task (`x.checks`), in task groups
+    that make the id say otherwise, mapped or not: each task is its facts' step and role."""
+    from airflow.sdk import DAG, TaskGroup
+
+    from aq_airflow.operators import AqCheckOperator, AqConditionOperator, AqMetricOperator
+    from aq_airflow.plan.model import (
+        CheckPlan,
+        ConditionPlan,
+        MetricPlan,
+        QualityPlan,
+        QualitySource,
+        Severity,
+        SourceKind,
+        WhenPlan,
+    )  # fmt: skip
+    from aq_airflow.ui.pipelines import RecordingTask, from_serialized
+
+    def quality(step: str) -> QualityPlan:
+        return QualityPlan(step=step, warehouse="wh", source=QualitySource(SourceKind.TABLE, table="t"),
+                           artifacts=None, results_schema="rs", spec_hash="h",
+                           checks=(CheckPlan("c", "not_null", Severity.ERROR, ("id",)),),
+                           metrics=(MetricPlan("m", "count", Severity.WARNING, "*"),))  # fmt: skip
+
+    facts = {"results_conn_id": "wh", "results_schema": "rs"}
+    with DAG("dotted", schedule=None) as dag:
+        with TaskGroup("x"):  # task `x.checks` of step `x.checks`, not of step `x`
+            AqCheckOperator(task_id="checks", plan=quality("x.checks"), aq_step="x.checks", aq_role="checks",
+                            sensitive_columns=["SSN"], **facts)  # fmt: skip
+        with TaskGroup("m"):  # a mapped task `m.metrics` of step `a.b`
+            AqMetricOperator.partial(task_id="metrics", plan=quality("a.b"), aq_step="a.b", aq_role="metrics",
+                                     **facts).expand(item=[1, 2])  # fmt: skip
+        when = WhenPlan("a.b", ConditionPlan("param", name="go", op="truthy"), "wh", "rs", "h")
+        AqConditionOperator(task_id="gate", plan=when, aq_step="a.b", aq_role="when", **facts)
+    found = from_serialized("dotted", serialized(dag))
+    assert found.tasks == {"x.checks": RecordingTask("x.checks", "checks"),
+                           "m.metrics": RecordingTask("a.b", "metrics"),
+                           "gate": RecordingTask("a.b", "when")}  # fmt: skip
+    assert (found.steps, found.sensitive, found.conn_id, found.schema) == (("x.checks", "a.b"), {"x.checks": ("ssn",)},
+                                                                           "wh", "rs")  # fmt: skip
+    assert pages.task_scope(found, "x.checks") == (["x.checks"], (CHECKS_TABLE,))
+    assert pages.task_scope(found, "m.metrics") == (["a.b"], (METRICS_TABLE,))
+    assert pages.task_scope(found, "gate") == ([when_step("a.b")], (CHECKS_TABLE,))
+    assert pages.task_scope(found, "x") == ([], ())
+
+
+def test_a_hand_written_pipelines_samples_are_masked_by_its_facts(quality_app):
+    """ui_handmade: no spec in its docs, its checks task `intake.orders.checks` (step `orders` by
+    its facts, `intake.orders` by its id). Its failing rows drop the column its facts mark
+    sensitive; a pipeline whose sensitive columns are unreadable shows no sample at all."""
+    assert data_of("ui_handmade")["dag"]["doc_md"] == "Written by hand: no spec in these docs."
+    url = f"/aq-quality/dags/ui_handmade/runs/{run_id(DATES[0])}/tasks/{HANDMADE_TASK}"
+    page = get(quality_app, url, map_index="-1").text
+    assert "1 of 9 rows fail" in page and "hidden as sensitive: email" in page and "carol@example.com" not in page
+    assert "<td>7</td>" in page  # the sample's other columns are shown
+    data = get(quality_app, url.replace("/dags/", "/api/dags/"), map_index="-1").json()
+    assert data["checks"][0]["sample"]["hidden_columns"] == ["email"] and data["steps"] == ["orders"]
+
+    from aq_airflow.ui.pipelines import from_serialized
+
+    task = next(t["__var"] for t in data_of("ui_handmade")["dag"]["tasks"])
+    task["sensitive_columns"] = "['email', ... (truncated)"
+    withheld = from_serialized("ui_handmade", {"dag": {"tasks": [{"__var": task}], "tags": ["aq"]}})
+    store = ResultsStore(Warehouse.for_dialect("duckdb", lambda: duckdb.connect(str(quality_app.warehouse))), "aq")
+    view = pages.load_task(ResultsHistory(store), withheld, run_id(DATES[0]), HANDMADE_TASK, DATES[0], -1)
+    assert [(c.result.name, c.result.outcome, c.sample) for c in view.checks] == [("ids", "failed", None)]
+
+
+def data_of(dag_id: str) -> dict:
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(SerializedDagModel.latest_item_select_object(dag_id)).data

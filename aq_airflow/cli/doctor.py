@@ -140,7 +140,8 @@ def _lookup(conn_id: str) -> Any:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from aq_airflow.cli.connection import also_mask, connection_secrets
+    from aq_airflow.cli.connection import also_mask
+    from aq_airflow.warehouse.secrets import connection_secrets
 
     try:
         conn = BaseHook.get_connection(conn_id)
@@ -153,8 +154,8 @@ def _lookup(conn_id: str) -> Any:
 
 def _probe_warehouse(conn: Any, timeout: float) -> tuple[str, str]:
     """Open a session through the warehouse adapter and run ``SELECT 1``."""
-    from aq_airflow.cli.connection import error_line
     from aq_airflow.warehouse import Warehouse
+    from aq_airflow.warehouse.secrets import error_line
 
     try:
         with warnings.catch_warnings():  # a metadata-DB connection's get_hook warns of Airflow's own internals
@@ -199,7 +200,7 @@ def _probe_kubernetes(conn_id: str, timeout: float) -> tuple[str, str]:
 
 
 def _check_connection(named: _Named, timeout: float) -> tuple[str, str]:
-    from aq_airflow.cli.connection import error_line
+    from aq_airflow.warehouse.secrets import error_line
 
     try:
         conn = _lookup(named.name)
@@ -230,7 +231,7 @@ def _unreadable(value: str) -> str:
     """Why Airflow cannot read an ``AIRFLOW_CONN_*`` value (its secrets masked)."""
     from airflow.sdk import Connection
 
-    from aq_airflow.cli.connection import error_line, secrets_of
+    from aq_airflow.warehouse.secrets import error_line, secrets_of
 
     try:
         if value.strip().startswith("{"):
@@ -244,7 +245,7 @@ def _unreadable(value: str) -> str:
 
 def _check_artifacts(root: str, timeout: float) -> tuple[str, str]:
     """A local root: writable (or creatable); an object store: answers a list call."""
-    from aq_airflow.cli.connection import error_line
+    from aq_airflow.warehouse.secrets import error_line
 
     if "://" not in root:
         if os.path.isdir(root):

@@ -248,11 +248,12 @@ def _run_pipeline(
     spec: Path, date: str | None, params: dict, warehouse_uri: str | None, workdir: Path, verbose: bool,
     artifacts: str | None, from_step: str | None = None, steps: str | None = None,
 ) -> int:  # fmt: skip
-    from aq_airflow.cli.connection import WarehouseError, is_path
+    from aq_airflow.cli.connection import WarehouseError
     from aq_airflow.cli.params import typed_params
     from aq_airflow.pipeline_spec import SpecError
     from aq_airflow.pipeline_spec.roots import unsafe_root
     from aq_airflow.plan import compile_spec
+    from aq_airflow.warehouse.secrets import is_path
 
     if date is not None and _logical_date(date) is None:
         print(_date_problem(date), file=sys.stderr)

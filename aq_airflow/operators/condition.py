@@ -23,9 +23,10 @@ import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowSkipException
 
+from aq_airflow.operators.facts import ResultsRecorder
 from aq_airflow.plan.model import ConditionPlan, WhenPlan
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, utcnow
 from aq_airflow.results.store import WHEN, naive_utc, when_step
@@ -165,8 +166,9 @@ def _verdict(held: bool) -> str:
     return "holds" if held else "does not hold"
 
 
-class AqConditionOperator(BaseOperator):
-    """A step's `when:`: skips the step (Airflow's skipped state) when the condition does not hold."""
+class AqConditionOperator(ResultsRecorder):
+    """A step's `when:`: skips the step (Airflow's skipped state) when the condition does not hold.
+    Its facts (``ResultsRecorder``) say where its verdict is recorded."""
 
     ui_color = "#fdf6e3"
 

@@ -19,8 +19,9 @@ from airflow.sdk import BaseHook, BaseOperator
 from aq_airflow.artifacts.items import item_label
 from aq_airflow.artifacts.root import artifact_uri
 from aq_airflow.artifacts.store import Location, MissingArtifact
+from aq_airflow.operators.facts import ResultsRecorder
 from aq_airflow.operators.links import QualityLink
-from aq_airflow.plan.model import MetricPlan, PublishPlan, QualityPlan, SourceKind
+from aq_airflow.plan.model import FACT_FIELDS, MetricPlan, PublishPlan, QualityPlan, SourceKind
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
@@ -34,9 +35,6 @@ class _QualityTask:
 
     plan: QualityPlan | PublishPlan
     item_label: str  # a `foreach:` step's item as the grid labels it (set by checks and metrics)
-    # Where this task's results are, kept in the serialized DAG: the quality pages of the UI
-    # plugin (which never parses DAG files) find a pipeline's results tables through them.
-    RESULTS_FIELDS = ("results_conn_id", "results_schema")
 
     def warehouse_hook(self):
         return BaseHook.get_connection(self.plan.warehouse).get_hook()
@@ -130,20 +128,20 @@ def _report(log, what: str, outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.blocking]
 
 
-class AqCheckOperator(_QualityTask, BaseSQLOperator):
+class AqCheckOperator(_QualityTask, ResultsRecorder, BaseSQLOperator):
     """All checks of one step in one scan of its output; results to the warehouse.
 
     A BaseSQLOperator, so it takes common-sql's connection handling (``conn_id``,
-    ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage.
+    ``get_db_hook``) and keeps Airflow's ``check_results`` shape for lineage. Its facts (step,
+    role, sensitive columns, results tables) are ``ResultsRecorder``'s.
     """
 
-    template_fields = (*BaseSQLOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
+    template_fields = (*BaseSQLOperator.template_fields, *FACT_FIELDS)
     operator_extra_links = (QualityLink(),)  # the task instance's page in the quality UI
 
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(conn_id=plan.warehouse, **kwargs)
         self.plan = plan
-        self.results_conn_id, self.results_schema = plan.warehouse, plan.results_schema
         self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
@@ -203,16 +201,14 @@ class AqCheckOperator(_QualityTask, BaseSQLOperator):
         return OperatorLineage(inputs=[Dataset(namespace=namespace, name=name)])
 
 
-class AqMetricOperator(_QualityTask, BaseOperator):
+class AqMetricOperator(_QualityTask, ResultsRecorder):
     """All metrics of one step in one scan, with static or learned bounds; results to the warehouse."""
 
-    template_fields = (*BaseOperator.template_fields, *_QualityTask.RESULTS_FIELDS)
     operator_extra_links = (QualityLink(),)  # the task instance's page in the quality UI
 
     def __init__(self, *, plan: QualityPlan, item: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
-        self.results_conn_id, self.results_schema = plan.warehouse, plan.results_schema
         self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:

@@ -65,12 +65,13 @@ def operator_name(task: TaskPlan) -> str:
 
 
 def operator_arguments(task: TaskPlan) -> dict[str, Any]:
-    """The operator's keyword arguments besides ``task_id``: the task's plan (an ``operator:``
-    step's ``args`` instead), then the Airflow task settings that are set (unset ones keep
-    Airflow's defaults), then its outlets."""
+    """The operator's keyword arguments besides ``task_id``: the task's plan and, for a task that
+    records results, its facts (``TaskPlan.facts``: what the quality pages read in the serialized
+    DAG), or an ``operator:`` step's ``args`` instead; then the Airflow task settings that are set
+    (unset ones keep Airflow's defaults), then its outlets."""
     settings = task.settings
     body = task.body
-    arguments: dict[str, Any] = dict(body.args) if isinstance(body, OperatorPlan) else {"plan": body}
+    arguments: dict[str, Any] = dict(body.args) if isinstance(body, OperatorPlan) else {"plan": body, **task.facts()}
     for name in ("retries", "retry_delay", "execution_timeout", "pool"):
         value = getattr(settings, name)
         if value is not None:

@@ -443,6 +443,14 @@ class TaskRole(StrEnum):
     ITEMS = "items"  # a `foreach:` step's item list
 
 
+# What a task that records results (a step's checks, metrics, or `when:` condition) is in its
+# pipeline, kept in the serialized DAG: its operator takes these as arguments of the same names and
+# lists them as template fields, the two places Airflow serializes (a mapped task's ``partial()``
+# arguments, an unmapped task's template fields). The quality pages (``aq_airflow.ui``), which parse
+# no DAG files, read them there: never from the task id, the DAG's docs or the spec.
+FACT_FIELDS = ("aq_step", "aq_role", "sensitive_columns", "results_conn_id", "results_schema")
+
+
 @dataclass(frozen=True, slots=True)
 class TaskPlan:
     """One Airflow task: its role in the step's group, what it does, and its settings."""
@@ -455,6 +463,22 @@ class TaskPlan:
     upstream: tuple[str, ...] = ()
     outlets: tuple[AssetRef, ...] = ()
     expand: Expansion | None = None  # mapped over a `foreach:` step's items
+
+    def facts(self) -> dict[str, Any]:
+        """The :data:`FACT_FIELDS` of a task that records results (plain text and lists, as
+        Airflow serializes them); empty for the others."""
+        body = self.body
+        if self.role not in (TaskRole.CHECKS, TaskRole.METRICS, TaskRole.WHEN):
+            return {}
+        if not isinstance(body, QualityPlan | WhenPlan):
+            return {}
+        return {
+            "aq_step": body.step,
+            "aq_role": str(self.role),
+            "sensitive_columns": list(getattr(body, "sensitive", ())),
+            "results_conn_id": body.warehouse,
+            "results_schema": body.results_schema,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from aq_airflow.results import ResultsStore
 from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window, failure_kind
 from aq_airflow.ui import pages, pipelines
 from aq_airflow.ui.pipelines import Pipeline
+from aq_airflow.warehouse.secrets import connection_secrets, error_line
 
 log = logging.getLogger(__name__)
 
@@ -159,18 +160,6 @@ def _pipeline(dag_id: str, session: Any) -> Pipeline:
     return found
 
 
-def _secrets(conn: Any) -> list[str]:
-    from aq_airflow.cli.connection import connection_secrets
-
-    return connection_secrets(conn)
-
-
-def _masked(error: BaseException, secrets: list[str]) -> str:
-    from aq_airflow.cli.connection import error_line
-
-    return error_line(error, secrets)
-
-
 class Results:
     """A pipeline's results tables, reached through the connection its tasks name."""
 
@@ -185,7 +174,7 @@ class Results:
 
         try:
             conn = BaseHook.get_connection(conn_id)
-            self.secrets = _secrets(conn)
+            self.secrets = connection_secrets(conn)
             missing_file = conn.conn_type == "duckdb" and conn.host not in (None, "", ":memory:")
             if missing_file and not os.path.exists(conn.host):  # connecting would create it
                 raise PageError(200, "No results yet", f"No results recorded yet: the DuckDB file of connection "
@@ -196,7 +185,7 @@ class Results:
         except Exception as error:
             raise PageError(503, "Results unavailable",
                             f"Airflow cannot make the warehouse connection `{conn_id}` here.",
-                            _masked(error, self.secrets), pipeline.dag_id) from None  # fmt: skip
+                            error_line(error, self.secrets), pipeline.dag_id) from None  # fmt: skip
         self.history = ResultsHistory(ResultsStore.of(hook, pipeline.schema))
 
     def failed(self, error: BaseException) -> PageError:
@@ -210,12 +199,12 @@ class Results:
             return PageError(200, "No results yet", f"No results recorded yet: the results tables are not in the "
                              f"warehouse ({where}). They are made when a checks or metrics task first runs.",
                              dag_id=self.pipeline.dag_id)  # fmt: skip
-        log.warning("quality pages: reading %s failed: %s", where, _masked(error, self.secrets))
+        log.warning("quality pages: reading %s failed: %s", where, error_line(error, self.secrets))
         if kind == "unreachable":
             return PageError(503, "Warehouse unreachable", f"Cannot reach the warehouse ({where}).",
-                             _masked(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
+                             error_line(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
         return PageError(502, "Results unreadable", f"The warehouse ({where}) refused to read the results tables.",
-                         _masked(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
+                         error_line(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
 
     def read(self, what, *args, **kwargs):
         """``what(history, ...)`` on a reader thread, waited for at most READ_TIMEOUT seconds,

@@ -6,6 +6,7 @@ or auth here: ``app`` does that, and the benchmark times these functions alone t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from aq_airflow.artifacts.labels import item_name
+from aq_airflow.plan.model import TaskRole
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
     DEFAULT_SERIES,
@@ -32,7 +34,7 @@ from aq_airflow.results.history import (
     Summary,
     Window,
 )
-from aq_airflow.results.store import WHEN
+from aq_airflow.results.store import WHEN, when_step
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
 
@@ -184,20 +186,17 @@ class TaskPage:
 
 
 def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, ...]]:
-    """Which steps and tables a task instance's page shows: a checks task its step's checks, a
-    metrics task its metrics, a condition (``<step>.when``) its verdict, another task of a step
-    with checks or metrics both; nothing for other tasks."""
-    kind = pipeline.tasks.get(task_id)
-    step, _, suffix = task_id.rpartition(".")
-    if kind == "checks":
-        return [step], (CHECKS_TABLE,)
-    if kind == "metrics":
-        return [step], (METRICS_TABLE,)
-    if suffix == WHEN and step:
-        return [task_id], (CHECKS_TABLE,)
-    if step in pipeline.steps:
-        return [step], (CHECKS_TABLE, METRICS_TABLE)
-    return [], ()
+    """Which steps and tables a task instance's page shows, as the task's facts say: a checks
+    task its step's checks, a metrics task its metrics, a condition its verdict; nothing for
+    other tasks (they record no results)."""
+    task = pipeline.tasks.get(task_id)
+    if task is None:
+        return [], ()
+    if task.role == TaskRole.CHECKS:
+        return [task.step], (CHECKS_TABLE,)
+    if task.role == TaskRole.METRICS:
+        return [task.step], (METRICS_TABLE,)
+    return [when_step(task.step)], (CHECKS_TABLE,)
 
 
 def load_task(
@@ -213,6 +212,8 @@ def load_task(
     with history.reading():  # one connection, one snapshot
         checks, metrics = history.run_results(pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive,
                                               tables)  # fmt: skip
+        if pipeline.withheld.intersection(steps):  # its sensitive columns are not known: no sample is shown
+            checks = [dataclasses.replace(check, sample=None) for check in checks]
         if METRICS_TABLE in tables and metrics:
             window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
             found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)

@@ -1,37 +1,44 @@
 """What Airflow's metadata DB says about an aq pipeline: the api-server parses no DAG files, so
 the quality pages learn everything from the serialized DAG and the DAG runs.
 
-- which DAGs are aq pipelines: the tag ``aq`` every compiled pipeline carries, and checks or
-  metrics tasks in its serialized form;
-- where its results are: the ``results_conn_id`` and ``results_schema`` template fields of its
-  checks and metrics tasks (for a pipeline whose every such task is mapped, where Airflow keeps no
-  operator attributes, the spec in the DAG's docs says);
-- which columns its steps mark ``sensitive``: from the spec the DAG's docs carry (the YAML it was
-  compiled from). The engine never writes those columns into a sample; the pages drop them again
-  if a row holds them (rows written before a column was marked).
+- which DAGs are aq pipelines: the tag ``aq`` every compiled pipeline carries, and tasks that
+  record results in its serialized form;
+- what each such task is, where its results are and which columns its step marks ``sensitive``:
+  the facts its operator carries (``plan.model.FACT_FIELDS``: ``aq_step``, ``aq_role``,
+  ``sensitive_columns``, ``results_conn_id``, ``results_schema``), a template field of an
+  unmapped task, a ``partial()`` argument of a mapped one (``operators.facts``). Nothing is read
+  from task ids, the DAG's docs or the spec. The engine never writes sensitive columns into a
+  sample; the pages drop them again if a row holds them (rows written before a column was marked).
 
 A pipeline's facts are cached per process by the serialized DAG's hash, so a page costs one
-metadata query for them, and the spec is parsed once per version of the DAG.
+metadata query for them.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-QUALITY_OPERATORS = {"AqCheckOperator": "checks", "AqMetricOperator": "metrics"}
-OPERATOR_MODULE = "aq_airflow.operators.quality"
+from aq_airflow.plan.model import FACT_FIELDS, TaskRole
+
+log = logging.getLogger(__name__)
+
 AQ_TAG = "aq"
-# the spec a compiled pipeline's docs carry (aq_airflow.plan.planner.spec_doc)
-_SPEC_DOC = re.compile(
-    r"From the aq-airflow spec `(?P<source>[^`\n]*)`:\n\n(?P<fence>`{3,})yaml\n(?P<text>.*?)\n(?P=fence)\n?$", re.DOTALL
-)
+ROLES = (TaskRole.CHECKS, TaskRole.METRICS, TaskRole.WHEN)  # the roles of tasks that record results
 _CACHE_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class RecordingTask:
+    """A task that records results, as its facts say: its step and role (checks, metrics, when)."""
+
+    step: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,12 @@ class Pipeline:
     schema: str | None
     description: str | None = None
     steps: tuple[str, ...] = ()  # steps with checks or metrics tasks, in the DAG's order
-    tasks: dict[str, str] = field(default_factory=dict)  # quality task id -> "checks" | "metrics"
+    tasks: dict[str, RecordingTask] = field(default_factory=dict)  # task id -> what it records
     task_ids: frozenset[str] = frozenset()
     sensitive: dict[str, tuple[str, ...]] = field(default_factory=dict)  # step -> columns (lower case)
+    # steps whose sensitive columns the serialized DAG does not list readably (Airflow truncates a
+    # long template field to text): their failing-row samples are not shown at all
+    withheld: frozenset[str] = frozenset()
     dag_hash: str | None = None
 
 
@@ -57,30 +67,15 @@ def _operator(task: Any) -> dict[str, Any]:
     return task.get("__var", task) if isinstance(task, dict) else {}
 
 
-def spec_of(doc_md: str | None) -> tuple[str, str] | None:
-    """(source path, YAML text) of the spec a compiled pipeline's docs carry."""
-    if not doc_md:
-        return None
-    found = _SPEC_DOC.search(doc_md)
-    return (found.group("source"), found.group("text")) if found else None
-
-
-def _spec_facts(doc_md: str | None) -> tuple[dict[str, tuple[str, ...]], str | None, str | None] | None:
-    """(sensitive columns by step, warehouse connection, results schema) from the spec in the docs;
-    None when the docs hold no spec that validates."""
-    found = spec_of(doc_md)
-    if found is None:
-        return None
-    from aq_airflow.pipeline_spec import SpecError, SpecFile, parse_spec
-
-    try:
-        pipeline = parse_spec(SpecFile(found[0] or "spec.aq.yaml", found[1]))
-    except (SpecError, ValueError):
-        return None
-    sensitive = {
-        name: tuple(str(c).lower() for c in step.sensitive) for name, step in pipeline.steps.items() if step.sensitive
+def facts_of(task: dict[str, Any]) -> dict[str, Any]:
+    """The facts a serialized task carries (``FACT_FIELDS``): its attributes, or for a mapped
+    task its ``partial()`` arguments; a field that is absent is left out."""
+    partial = task.get("partial_kwargs")
+    if not isinstance(partial, dict):
+        partial = {}
+    return {
+        name: task[name] if name in task else partial[name] for name in FACT_FIELDS if name in task or name in partial
     }
-    return sensitive, pipeline.warehouse, pipeline.results_schema
 
 
 def _text(value: Any) -> str | None:
@@ -89,45 +84,57 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _columns(value: Any) -> tuple[str, ...] | None:
+    """Serialized sensitive columns (lower case); None when they are not a list of names."""
+    if value is None:
+        return ()
+    if isinstance(value, dict) and value.get("__type") == "tuple":  # a tuple, as Airflow encodes one
+        value = value.get("__var")
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        return None
+    return tuple(c.lower() for c in value)
+
+
 def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = None) -> Pipeline | None:
     """The pipeline a serialized DAG (``SerializedDagModel.data``) describes; None when the DAG
-    is no aq pipeline (no checks or metrics tasks of ours, no ``aq`` tag)."""
+    is no aq pipeline (no task that records results, no ``aq`` tag)."""
     dag = data.get("dag", data) if isinstance(data, dict) else {}
     tasks = [_operator(task) for task in dag.get("tasks", [])]
-    quality: dict[str, str] = {}
+    recording: dict[str, RecordingTask] = {}
     steps: list[str] = []
-    conn_id = schema = None
-    located = False
-    for task in tasks:
-        kind = QUALITY_OPERATORS.get(task.get("task_type", ""))
-        if kind is None or task.get("_task_module") != OPERATOR_MODULE:
-            continue
-        task_id = str(task.get("task_id"))
-        quality[task_id] = kind
-        step = task_id.rsplit(".", 1)[0]
-        if step not in steps:
-            steps.append(step)
-        if not located and "results_conn_id" in task:  # a mapped task has no operator attributes
-            conn_id, schema, located = _text(task.get("results_conn_id")), _text(task.get("results_schema")), True
-    tags = dag.get("tags") or []
-    if not quality and AQ_TAG not in tags:
-        return None
-    doc_md = dag.get("doc_md")
-    facts = _spec_facts(doc_md)
     sensitive: dict[str, tuple[str, ...]] = {}
-    if facts is not None:
-        sensitive = facts[0]
-        if not located:
-            conn_id, schema = facts[1], facts[2]
+    withheld: set[str] = set()
+    conn_id = schema = None
+    for task in tasks:
+        facts = facts_of(task)
+        step, role = _text(facts.get("aq_step")), _text(facts.get("aq_role"))
+        if step is None or role not in ROLES:
+            continue
+        recording[str(task.get("task_id"))] = RecordingTask(step, role)
+        if role != TaskRole.WHEN and step not in steps:
+            steps.append(step)
+        columns = _columns(facts.get("sensitive_columns"))
+        if columns is None:
+            log.warning("quality pages: `%s` task %s lists no readable sensitive columns; its step's failing rows "
+                        "are not shown", dag_id, task.get("task_id"))  # fmt: skip
+            withheld.add(step)
+        elif columns:
+            sensitive[step] = tuple(dict.fromkeys((*sensitive.get(step, ()), *columns)))
+        if conn_id is None and _text(facts.get("results_conn_id")):
+            conn_id, schema = _text(facts.get("results_conn_id")), _text(facts.get("results_schema"))
+    tags = dag.get("tags") or []
+    if not recording and AQ_TAG not in tags:
+        return None
     return Pipeline(
         dag_id=dag_id,
         conn_id=conn_id,
         schema=schema,
         description=dag.get("description"),
         steps=tuple(steps),
-        tasks=quality,
+        tasks=recording,
         task_ids=frozenset(str(t.get("task_id")) for t in tasks),
         sensitive=sensitive,
+        withheld=frozenset(withheld),
         dag_hash=dag_hash,
     )
 

@@ -558,9 +558,11 @@ def test_one_pipeline_with_an_odd_results_connection_does_not_break_the_overview
 
     serialized = {"dag": {"tags": ["aq"], "tasks": [{"__var": {
         "task_id": "orders.checks", "task_type": "AqCheckOperator", "_task_module": "aq_airflow.operators.quality",
-        "results_conn_id": ["ui_empty_wh"], "results_schema": "aq"}}]}}  # fmt: skip
+        "aq_step": "orders", "aq_role": "checks", "results_conn_id": ["ui_empty_wh"],
+        "results_schema": "aq"}}]}}  # fmt: skip
     odd = pipelines.from_serialized("ui_empty", serialized)
     assert odd.conn_id is None  # not a name: left out (its page says it names no results connection)
+    assert odd.tasks["orders.checks"].step == "orders"  # the task itself is still known by its facts
     real = pipelines.pipeline
 
     def pipeline(dag_id, session):

@@ -385,7 +385,7 @@ def test_masking_a_hostile_json_document_keeps_it_whole():
     """The URI-password mask runs over everything the CLI prints (JSON of megabytes of messages);
     its pattern looks for a scheme only where a run of scheme characters starts (the old one tried
     again after every dot: quadratic; bench/results_cli.py times it)."""
-    from aq_airflow.cli.connection import mask
+    from aq_airflow.warehouse.secrets import mask
 
     text = "a." * 50_000 + " postgres://me:pw@host " + "1." * 1000 + "x://u:" + "p" * 1000
     assert mask(text) == text.replace(":pw@", ":***@")

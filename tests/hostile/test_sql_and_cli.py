@@ -449,7 +449,8 @@ def test_a_password_in_the_warehouse_uri_is_never_printed(postgres_dsn, tmp_path
 
 
 def test_a_password_in_a_json_connection_is_masked_too():
-    from aq_airflow.cli.connection import display, mask, secrets_of
+    from aq_airflow.cli.connection import display
+    from aq_airflow.warehouse.secrets import mask, secrets_of
 
     value = json.dumps(
         {"conn_type": "postgres", "host": "h", "password": "Hunter2Pw", "extra": {"private_key": "PEMDATA"}}
