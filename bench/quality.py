@@ -42,29 +42,8 @@ from aq_airflow.quality.engine import Dataset, run_checks, run_metrics  # noqa: 
 from aq_airflow.quality.evaluate import PASSED, check_outcome, metric_outcome  # noqa: E402
 from aq_airflow.quality.suite import Suite  # noqa: E402
 from aq_airflow.warehouse import Warehouse  # noqa: E402
+from bench.quality_checks import CHECKS, METRICS  # noqa: E402
 
-CHECKS = [
-    {"name": "c0_not_null", "not_null": "c0"},
-    {"name": "c1_not_null", "not_null": "c1"},
-    {"name": "c0_unique", "unique": "c0"},
-    {"name": "c1_range", "column": "c1", "between": [0, 1]},
-    {"name": "c2_range", "column": "c2", "between": [0, 1]},
-    {"name": "cat_values", "accepted_values": {"column": "cat", "values": ["a", "b", "c"]}},
-    {"name": "rows", "row_count": {"min": 1000}},
-    {"name": "fresh", "freshness": {"column": "ts", "max_age": "2d"}},
-    {"name": "sum_below_2", "expression": "c1 + c2 < 2"},
-    {"name": "c3_positive", "expression": "c3 >= 0", "mostly": 0.99},
-    {"name": "c4_c5_not_null", "not_null": ["c4", "c5"]},
-    {"name": "c6_range", "column": "c6", "between": [0, 1]},
-]
-METRICS = [
-    {"name": "count", "count": "*"},
-    {"name": "mean_c1", "mean": "c1"},
-    {"name": "min_c2", "min": "c2"},
-    {"name": "max_c3", "max": "c3"},
-    {"name": "std_c4", "stddev": "c4"},
-    {"name": "nulls_c5", "null_fraction": "c5"},
-]
 CHECK_PLANS = tuple(compile_check(Check.model_validate(c)) for c in CHECKS)
 METRIC_PLANS = tuple(compile_metric(Metric.model_validate(m)) for m in METRICS)
 HAND_WRITTEN = """

@@ -79,11 +79,11 @@ class Suite:
         return user_expression(spec.where, self.dialect, "where") if spec.where else None
 
     def _rows(self, where: exp.Expression | None) -> str:
-        return self.measure(count_if(where) if where is not None else exp.func("COUNT", exp.Star()))
+        return self.measure(count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star()))
 
     def _failing(self, compiled: Compiled, where, condition: exp.Expression, columns: list[exp.Column]) -> None:
         full = condition if where is None else exp.and_(where.copy(), condition)
-        compiled.measures["failing"] = self.measure(count_if(full))
+        compiled.measures["failing"] = self.measure(count_if(full, self.dialect))
         compiled.measures["rows"] = self._rows(where)
         compiled.failing = full
         compiled.sample_columns = columns
@@ -108,7 +108,7 @@ class Suite:
                 return
             present = exp.and_(*(exp.Not(this=c.is_(exp.Null())) for c in cols))
             counted = present if where is None else exp.and_(where.copy(), present)
-            compiled.measures["rows"] = self.measure(count_if(counted))
+            compiled.measures["rows"] = self.measure(count_if(counted, self.dialect))
             distinct = exp.Count(this=exp.Distinct(expressions=[when(where, c.copy()) for c in cols]))
             compiled.measures["distinct"] = self.measure(distinct)
             compiled.sample_columns = cols
@@ -149,7 +149,7 @@ class Suite:
             return user_expression(spec.expression, d, "expression")
         if kind == "count":
             if spec.column == "*":
-                return count_if(where) if where is not None else exp.func("COUNT", exp.Star())
+                return count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star())
             return exp.func("COUNT", when(where, column(spec.column, d)))
         if kind == "quantile":
             col = when(where, column(spec.column, d))
@@ -160,8 +160,8 @@ class Suite:
             return within
         col = column(spec.column, d)
         if kind == "null_fraction":
-            rows = count_if(where) if where is not None else exp.func("COUNT", exp.Star())
-            nulls = count_if(col.is_(exp.Null()) if where is None else exp.and_(where, col.is_(exp.Null())))
+            rows = count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star())
+            nulls = count_if(col.is_(exp.Null()) if where is None else exp.and_(where, col.is_(exp.Null())), d)
             return exp.Div(
                 this=exp.Cast(this=nulls, to=exp.DataType.build("double")),
                 expression=exp.func("NULLIF", rows, exp.Literal.number(0)),
