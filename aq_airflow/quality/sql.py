@@ -99,9 +99,27 @@ def query_relation(sql: str, dialect: str | None) -> exp.Expression:
     return statements[0].subquery()
 
 
-def count_if(condition: exp.Expression) -> exp.Expression:
-    """SUM(CASE WHEN condition THEN 1 ELSE 0 END): portable across every dialect."""
+# dialects where counting with the aggregate FILTER clause (SQL:2003) is measured faster than
+# SUM(CASE ...) (bench/quality.py): PostgreSQL skips a row FILTER rejects without the CASE and
+# SUM's transition, 10-20% of a scan of many checks. Not DuckDB: its SUM(CASE ...) is as fast.
+_COUNT_WITH_FILTER = frozenset({"postgres"})
+
+
+def count_if(condition: exp.Expression, dialect: str | None) -> exp.Expression:
+    """How many rows ``condition`` holds for: ``COUNT(*) FILTER (WHERE condition)`` where that is
+    faster, ``SUM(CASE WHEN condition THEN 1 ELSE 0 END)`` (portable) elsewhere. The counts are
+    the same, but for no rows at all: 0 where SUM gives NULL (as COUNT(*) does); outcomes read
+    NULL as 0."""
+    if dialect in _COUNT_WITH_FILTER:
+        return exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=condition))
     return exp.func("SUM", exp.If(this=condition, true=exp.Literal.number(1), false=exp.Literal.number(0)))
+
+
+def null_count(column: exp.Expression) -> exp.Expression:
+    """``COUNT(*) - COUNT(column)``: the NULLs of a column over every row, counted by COUNT's own
+    skipping of NULLs, with no condition evaluated per row (portable; 5-10% of a PostgreSQL scan
+    of many checks). ``count_if`` serves the rest: a `where`, several columns."""
+    return exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=column.copy()))
 
 
 def when(where: exp.Expression | None, value: exp.Expression) -> exp.Expression:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlglot import exp
 
 from aq_airflow.plan.model import CheckPlan, MetricPlan
-from aq_airflow.quality.sql import QualitySQLError, count_if, literal, user_expression, when
+from aq_airflow.quality.sql import QualitySQLError, count_if, literal, null_count, user_expression, when
 from aq_airflow.warehouse import column_expression as column
 
 FUSED_CHECKS = ("not_null", "unique", "between", "accepted_values", "row_count", "freshness", "expression")
@@ -79,11 +79,15 @@ class Suite:
         return user_expression(spec.where, self.dialect, "where") if spec.where else None
 
     def _rows(self, where: exp.Expression | None) -> str:
-        return self.measure(count_if(where) if where is not None else exp.func("COUNT", exp.Star()))
+        return self.measure(count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star()))
 
-    def _failing(self, compiled: Compiled, where, condition: exp.Expression, columns: list[exp.Column]) -> None:
+    def _failing(
+        self, compiled: Compiled, where, condition: exp.Expression, columns: list[exp.Column], count=None
+    ) -> None:
+        """``count``: an aggregate counting the rows ``condition`` holds for, cheaper than
+        ``count_if(condition)``."""
         full = condition if where is None else exp.and_(where.copy(), condition)
-        compiled.measures["failing"] = self.measure(count_if(full))
+        compiled.measures["failing"] = self.measure(count if count is not None else count_if(full, self.dialect))
         compiled.measures["rows"] = self._rows(where)
         compiled.failing = full
         compiled.sample_columns = columns
@@ -103,12 +107,15 @@ class Suite:
         where = self._where(spec)
         if kind in ("not_null", "unique"):
             cols = [column(n, d) for n in spec.columns]
+            single = where is None and len(cols) == 1  # counted by COUNT's own NULL skipping
             if kind == "not_null":
-                self._failing(compiled, where, exp.or_(*(c.is_(exp.Null()) for c in cols)), cols)
+                count = null_count(cols[0]) if single else None
+                self._failing(compiled, where, exp.or_(*(c.is_(exp.Null()) for c in cols)), cols, count)
                 return
             present = exp.and_(*(exp.Not(this=c.is_(exp.Null())) for c in cols))
             counted = present if where is None else exp.and_(where.copy(), present)
-            compiled.measures["rows"] = self.measure(count_if(counted))
+            rows = exp.Count(this=cols[0].copy()) if single else count_if(counted, self.dialect)
+            compiled.measures["rows"] = self.measure(rows)
             distinct = exp.Count(this=exp.Distinct(expressions=[when(where, c.copy()) for c in cols]))
             compiled.measures["distinct"] = self.measure(distinct)
             compiled.sample_columns = cols
@@ -149,7 +156,7 @@ class Suite:
             return user_expression(spec.expression, d, "expression")
         if kind == "count":
             if spec.column == "*":
-                return count_if(where) if where is not None else exp.func("COUNT", exp.Star())
+                return count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star())
             return exp.func("COUNT", when(where, column(spec.column, d)))
         if kind == "quantile":
             col = when(where, column(spec.column, d))
@@ -160,8 +167,8 @@ class Suite:
             return within
         col = column(spec.column, d)
         if kind == "null_fraction":
-            rows = count_if(where) if where is not None else exp.func("COUNT", exp.Star())
-            nulls = count_if(col.is_(exp.Null()) if where is None else exp.and_(where, col.is_(exp.Null())))
+            rows = count_if(where, self.dialect) if where is not None else exp.func("COUNT", exp.Star())
+            nulls = null_count(col) if where is None else count_if(exp.and_(where, col.is_(exp.Null())), d)
             return exp.Div(
                 this=exp.Cast(this=nulls, to=exp.DataType.build("double")),
                 expression=exp.func("NULLIF", rows, exp.Literal.number(0)),
