@@ -1,4 +1,4 @@
-"""``aq-airflow``: validate, compile, schema, init (and dagbag, a deployment preflight).
+"""``aq-airflow``: validate, compile, schema, init, run, demo-ui (and dagbag, a deployment preflight).
 
 ``validate``, ``compile`` and ``schema`` import nothing of Airflow, so they run in editors and
 CI without an Airflow installation or metadata database.
@@ -17,19 +17,9 @@ from collections.abc import Sequence
 from aq_airflow.cli.params import HELP as PARAMS_HELP
 from aq_airflow.cli.specs import check, deep_check, written_by_init
 from aq_airflow.cli.terminal import visible
+from aq_airflow.devstack.loader_file import loader_files
 from aq_airflow.pipeline_spec import SpecIssue
 
-LOADER_MARK = "(written by `aq-airflow init`)"
-LOADER_SHARD = f'''"""aq-airflow loader, shard {{index}} of {{shards}} {LOADER_MARK}.
-
-Builds the *.aq.yaml pipelines under this folder whose path hashes into this shard. Airflow
-parses the shards in parallel; a new spec is picked up by its shard at the next parse.
-"""
-
-from aq_airflow.live_dags import load_dags
-
-load_dags(globals(), shard=({{index}}, {{shards}}))
-'''
 # Measured with the real dag-processor (bench/dag_processor.py, 2 cores): 10,000 specs in 64
 # shards parse at most 6.0 s a file cold (32 shards: 11.3 s). An empty shard costs Airflow's
 # per-file overhead (~0.3 s a parse cycle); small deployments can take `--shards 8`.
@@ -109,12 +99,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def loader_files(shards: int) -> dict[str, str]:
-    """The loader shards ``init`` writes: file name -> source."""
-    width = len(str(shards - 1))
-    return {f"aq_dags_{i:0{width}d}.py": LOADER_SHARD.format(index=i, shards=shards) for i in range(shards)}
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     from aq_airflow.pipeline_spec import json_schema
 
@@ -161,6 +145,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.spec), args.date, params, args.warehouse, Path(args.workdir), args.verbose, args.artifacts,
         from_step=args.from_step, steps=args.steps,
     )  # fmt: skip
+
+
+def cmd_demo_ui(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aq_airflow.cli.demo_ui import demo_ui
+
+    return demo_ui([Path(p) for p in args.specs], args.warehouse, Path(args.workdir), args.port, args.first_date,
+                   args.days, args.conf)  # fmt: skip
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -237,6 +230,22 @@ def parser() -> argparse.ArgumentParser:
         "--steps", metavar="A,B", help="run exactly these steps in a new run, reusing everything upstream of them"
     )
     run.set_defaults(func=cmd_run)
+    demo = sub.add_parser(
+        "demo-ui", help="run pipelines here for several dates, then serve their quality pages (Ctrl-C stops)"
+    )
+    demo.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (their step code beside them)")
+    demo.add_argument(
+        "--warehouse", help="a DuckDB file, or an Airflow connection URI/JSON (default: WORKDIR/warehouse.duckdb)"
+    )
+    demo.add_argument("--workdir", default=".aq-demo-ui", help="the Airflow home, artifacts and warehouse go here")
+    demo.add_argument("--port", type=int, default=0, help="the api-server's port on 127.0.0.1 (default: 8080 if free)")
+    demo.add_argument("--first-date", help="the first logical date, YYYY-MM-DD (default: DAYS days ago)")
+    demo.add_argument("--days", type=int, default=10, help="consecutive dates to run (default 10)")
+    demo.add_argument(
+        "--conf", action="append", default=[], metavar="DATE=JSON",
+        help="run DATE with these params, e.g. 2026-02-27='{\"min_rows\": 6000}' (repeatable)",
+    )  # fmt: skip
+    demo.set_defaults(func=cmd_demo_ui)
     results = sub.add_parser("results", help="print a pipeline's check and metric history from the warehouse")
     results.add_argument(
         "pipeline", metavar="SPEC|PIPELINE",

@@ -19,14 +19,11 @@ from aq_airflow.artifacts.labels import item_name
 from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.cli.specs import dags_folder_of
 from aq_airflow.cli.terminal import visible
+from aq_airflow.devstack.home import connection_variable, core_settings
+from aq_airflow.devstack.loader_file import write_local_loader
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.runtime import contract
 from aq_airflow.warehouse import DuckDB
-
-LOADER = """from aq_airflow.live_dags import load_dags
-
-load_dags(globals(), local_run=True)
-"""
 
 
 @dataclass
@@ -132,14 +129,11 @@ def _prepare(
     profiles = Path(dags_root or spec.parent) / "aq-profiles.yaml"
     if profiles.exists():
         shutil.copy(profiles, dags / profiles.name)
-    (dags / "aq_run_dags.py").write_text(LOADER)
-    conn_var = "AIRFLOW_CONN_" + conn_id.upper().replace("-", "_").replace(".", "_")
+    write_local_loader(dags, "aq_run_dags.py")
+    conn_var = connection_variable(conn_id)
     os.environ.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            **core_settings(home, dags),  # the home, dags folder and SQLite metadata DB of a local Airflow
             # the progress lines, the summary and each failure's error say what happened; Airflow's own
             # logs (task tracebacks, scheduling-loop warnings) come with --verbose
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "CRITICAL",
