@@ -25,7 +25,7 @@ Definitions (the quantity the goal is about is the overhead):
 * wall: dag.test(): the seconds of the `dag.test()` call (the DAG already parsed, the in-process
   execution API already started by a one-task DAG; SQLite metadata DB, tasks one at a time).
   Scheduler: from just before the REST trigger to the run's end_date (api-server + scheduler +
-  dag-processor + triggerer from tests/deployment/stack.py, LocalExecutor, a fresh PostgreSQL
+  dag-processor + triggerer from aq_airflow.devstack, LocalExecutor, a fresh PostgreSQL
   database; `[core] parallelism` = `--parallelism` for all DAGs).
 * work: the seconds inside each task's `execute()` (Airflow's `_run_execute_callable`, timed by
   an airflow_local_settings.py in AIRFLOW_HOME, the same for every DAG), summed over the run.
@@ -303,12 +303,12 @@ def figures(dag_id: str, wall: float, timings: list[dict], items: int, slots: in
     }
 
 
-def mapped_instances(stack, dag_id: str, run_id: str) -> list[dict]:
+def mapped_instances(rest, dag_id: str, run_id: str) -> list[dict]:
     """Every mapped task instance of the run, as the REST API lists them (pages of 100)."""
     found: list[dict] = []
     while True:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{MAPPED[dag_id]}/listMapped"
-        page = stack.api("GET", path, params={"limit": 100, "offset": len(found)})["task_instances"]
+        page = rest.call("GET", path, params={"limit": 100, "offset": len(found)})["task_instances"]
         found += page
         if len(page) < 100:
             return found
@@ -448,43 +448,50 @@ def dag_test_mode(work: Path, items: int, quiet, pythonpath: str | None) -> dict
 
 
 def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, quiet, pythonpath: str | None) -> dict:
-    from tests.deployment.stack import Stack, create_database, drop_database, timestamp, wait_for, with_database
+    from aq_airflow.devstack.api import RestApi
+    from aq_airflow.devstack.home import AirflowHome
+    from aq_airflow.devstack.postgres import create_database, drop_database, sqlalchemy_url, with_database
+    from aq_airflow.devstack.processes import AirflowProcesses
+    from aq_airflow.warehouse import DuckDB
 
+    timestamp = datetime.datetime.fromisoformat
     admin = with_database(POSTGRES, "postgres")
     database = f"aq_bench_foreach_{secrets.token_hex(4)}"
     create_database(admin, database)
     root = work / "stack"
-    stack = None
+    processes = rest = None
     try:
-        stack = Stack(VENV, "LocalExecutor", root, with_database(POSTGRES, database), None)
         timings = root / "timings.jsonl"
-        stack.env.update(AIRFLOW__CORE__PARALLELISM=str(parallelism), AQ_ARTIFACTS=str(root / "artifacts"),
-                         AQ_BENCH_TIMINGS=str(timings))  # fmt: skip
+        home = AirflowHome(
+            root, database=sqlalchemy_url(with_database(POSTGRES, database)), users={"bench": "op"},
+            bin_dir=VENV / "bin", artifacts=root / "artifacts", logging_level="INFO",
+            connections={"aq_warehouse": DuckDB.connection_json(root / "warehouse.duckdb")},
+        )  # fmt: skip
+        home.env.update(AIRFLOW__CORE__PARALLELISM=str(parallelism), AQ_BENCH_TIMINGS=str(timings))
         if pythonpath:
-            stack.env["PYTHONPATH"] = pythonpath
-        (stack.home / "config").mkdir(parents=True, exist_ok=True)
-        (stack.home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
+            home.env["PYTHONPATH"] = pythonpath
+        (home.home / "config").mkdir(parents=True, exist_ok=True)
+        (home.home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
         print(f"scheduler: starting the stack (PostgreSQL database {database}) ...", file=sys.stderr, flush=True)
-        stack.start(write_files(work / "stack-files", items))
-        wanted = {*TIMED, AQ_LIMIT, HAND_LIMIT, WARM_UP}
-
-        def visible():
-            stack.check_alive()
-            listing = stack.api("GET", "/dags", params={"limit": 100, "dag_id_pattern": "foreach"})
-            return wanted <= {d["dag_id"] for d in listing["dags"]}
-
-        wait_for("the benchmark DAGs in the API", visible, 300, explain=lambda: f"{stack.import_errors()}")
-        errors = stack.import_errors()
+        home.migrate()
+        home.run("aq-airflow", "init", str(home.dags))
+        home.add_specs(write_files(work / "stack-files", items))
+        processes = AirflowProcesses(home)
+        processes.start()
+        processes.wait_healthy()
+        rest = RestApi(home, "bench", explain=processes.tails)
+        rest.wait_dags({*TIMED, AQ_LIMIT, HAND_LIMIT, WARM_UP})
+        errors = rest.import_errors()
         if errors:
             raise SystemExit(f"import errors: {errors}")
 
         def run(dag_id: str, conf: dict | None = None) -> tuple[dict, float]:
-            stack.unpause(dag_id)
+            rest.unpause(dag_id)
             run_id = f"bench_{secrets.token_hex(3)}"
             print(f"scheduler: {dag_id} ...", file=sys.stderr, flush=True)
             triggered = datetime.datetime.now(datetime.timezone.utc)
-            stack.trigger(dag_id, run_id, LOGICAL_DATE.replace("+00:00", "Z"), conf)
-            final = stack.wait_run(dag_id, run_id, timeout=timeout)
+            rest.trigger(dag_id, run_id, LOGICAL_DATE.replace("+00:00", "Z"), conf)
+            final = rest.wait_run(dag_id, run_id, timeout=timeout, alive=processes.check_alive)
             wall = (timestamp(final["end_date"]) - triggered).total_seconds()
             print(f"  {dag_id}: {final['state']} after {wall:.1f} s", file=sys.stderr, flush=True)
             return final, wall
@@ -499,26 +506,28 @@ def scheduler_mode(work: Path, items: int, parallelism: int, timeout: float, qui
             load = quiet()
             final, wall = run(dag_id)
             if final["state"] != "success":
-                raise SystemExit(f"{dag_id}: {final['state']}\n{stack.explain_run(dag_id, final['dag_run_id'])}")
+                raise SystemExit(f"{dag_id}: {final['state']}\n{rest.explain_run(dag_id, final['dag_run_id'])}")
             timed = read_timings(timings, dag_id, final["dag_run_id"])
-            parses = task_parse_ms(stack.home / "logs", dag_id, final["dag_run_id"])
-            split = phases(mapped_instances(stack, dag_id, final["dag_run_id"]), parallelism, timestamp)
+            parses = task_parse_ms(home.home / "logs", dag_id, final["dag_run_id"])
+            split = phases(mapped_instances(rest, dag_id, final["dag_run_id"]), parallelism, timestamp)
             rows.append(figures(dag_id, wall, timed, items, slots=parallelism, load_start=load,
                                 task_parse_ms_median=median(parses), phases=split))  # fmt: skip
         limits = {}
         for dag_id, conf in ((AQ_LIMIT, {"items": list(range(LIMIT_ITEMS))}), (HAND_LIMIT, None)):
             final, _ = run(dag_id, conf)
             run_id = final["dag_run_id"]
-            states = stack.states(dag_id, run_id)
+            states = rest.states(dag_id, run_id)
             items_task = "square.items" if dag_id == AQ_LIMIT else "items"
-            log = stack.task_log(dag_id, run_id, items_task, 1)
+            log = rest.task_log(dag_id, run_id, items_task, 1)
             ran = [r for r in read_timings(timings, dag_id, run_id) if r["map_index"] >= 0]
             limits[dag_id] = {"state": final["state"], "states": states, "items_ran": len(ran),
                               "message": limit_message(log, dag_id)}  # fmt: skip
         return {"rows": rows, "limits": limits, "parallelism": parallelism, "database": database}
     finally:
-        if stack is not None:
-            stack.stop()
+        if rest is not None:
+            rest.close()
+        if processes is not None:
+            processes.stop()
         drop_database(admin, database)
 
 

@@ -60,6 +60,22 @@ def _kept_json(path: Path, make) -> dict:
     return value
 
 
+def _checkout_of_this_package() -> list[Path]:
+    """The folder ``aq_airflow`` was imported from, when that is a source checkout (not
+    site-packages, which the interpreter finds by itself)."""
+    root = Path(__file__).resolve().parents[2]
+    return [] if root.name in ("site-packages", "dist-packages") else [root]
+
+
+def _new_keys() -> dict[str, str]:
+    """The Fernet key (connections in the metadata DB), the JWT secret and the API's secret key."""
+    return {
+        "fernet": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "jwt": secrets.token_urlsafe(64),
+        "api": secrets.token_urlsafe(32),
+    }
+
+
 class AirflowHome:
     """One Airflow home under ``root``: ``airflow-home/`` (config, metadata DB on SQLite, logs),
     ``dags/``, ``process-logs/``.
@@ -107,17 +123,7 @@ class AirflowHome:
         self.passwords = _kept_json(
             self.passwords_file, lambda known: {u: known.get(u) or secrets.token_urlsafe(12) for u in self.users}
         )
-        keys = _kept_json(
-            self.root / "secrets.json",
-            lambda known: (
-                known
-                or {
-                    "fernet": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                    "jwt": secrets.token_urlsafe(64),
-                    "api": secrets.token_urlsafe(32),
-                }
-            ),  # fmt: skip
-        )
+        keys = _kept_json(self.root / "secrets.json", lambda known: known or _new_keys())
         self.settings: dict[str, str] = {
             **core_settings(self.home, self.dags, database),
             "AIRFLOW__CORE__EXECUTOR": executor,
@@ -155,6 +161,8 @@ class AirflowHome:
                 self.settings["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + plain
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED)}
         self.env.update(self.settings, PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}")
+        if bin_dir is None:  # this interpreter: its processes import the aq_airflow this one did (a checkout too)
+            pythonpath = [*pythonpath, *_checkout_of_this_package()]
         if pythonpath:
             self.env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
 
