@@ -73,15 +73,16 @@ demo: install
 	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
 	$(BIN)/aq-airflow run $(DEMO_SPEC) --date 2026-03-01 --workdir .demo
 
-# The quality UI on the demo: the example pipeline for DEMO_UI_DAYS consecutive dates (dag.test in
-# a kept Airflow home, .demo/ui, SQLite; dates already run are skipped), results in
-# .demo/warehouse.duckdb, then `airflow api-server` with the aq plugin on 127.0.0.1 (8080 if free)
-# in the foreground. Prints the login and the pipeline's Quality page; opens nothing. Ctrl-C stops.
+# The quality UI on the demo: `aq-airflow demo-ui` runs the example pipeline for DEMO_UI_DAYS
+# consecutive dates (dag.test in a kept Airflow home, .demo/ui, SQLite; dates already run are
+# skipped; one date with min_rows 6000, so a check fails), results in .demo/warehouse.duckdb, then
+# `airflow api-server` with the aq plugin on 127.0.0.1 (8080 if free) in the foreground. Prints the
+# login and the pipeline's Quality page; opens nothing. Ctrl-C stops.
 DEMO_UI_DAYS ?= 10
 demo-ui: install
 	$(BIN)/python example_dags/seed_warehouse.py .demo/warehouse.duckdb
-	$(BIN)/python -m tests.ui.stack demo --spec $(DEMO_SPEC) --workdir .demo \
-		--days $(DEMO_UI_DAYS)
+	$(BIN)/aq-airflow demo-ui $(DEMO_SPEC) --workdir .demo --first-date 2026-02-20 --days $(DEMO_UI_DAYS) \
+		--conf '2026-02-27={"min_rows": 6000}'
 
 schema: install
 	$(BIN)/aq-airflow init example_dags --shards 1
