@@ -62,7 +62,7 @@ bench: install
 FUZZ_SPECS ?= 10000
 FUZZ_SEED ?= 20260301
 fuzz: install
-	$(BIN)/python bench/fuzz.py --specs $(FUZZ_SPECS) --seed $(FUZZ_SEED)
+	$(BIN)/python -m tests.fuzzing --specs $(FUZZ_SPECS) --seed $(FUZZ_SEED)
 
 # The main job on the embedded default: seed a DuckDB warehouse with the example project's
 # synthetic tables, then run the example pipeline end to end in a real (temporary) Airflow,

@@ -483,7 +483,7 @@ def test_a_manifest_fuzz_smoke_run_has_no_failure():
     """`make fuzz`'s manifest campaign in small: mutated manifests and files of every kind of
     output, read as a downstream step reads them; each refused (BadOutput / MissingArtifact) or
     read as committed, never another exception, changed data read as whole, or a pickle run."""
-    from bench.fuzz import ManifestFuzz, manifest_summary
+    from tests.fuzzing import ManifestFuzz, manifest_summary
 
     fuzz = ManifestFuzz(300, seed=1)
     tally = fuzz.run()

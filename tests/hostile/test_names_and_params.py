@@ -692,7 +692,7 @@ def test_a_folder_as_warehouse_says_it_is_a_folder(tmp_path, capsys):
 def test_the_fuzz_names_mutation_is_refused_at_the_name_and_its_check_can_fail(tmp_path, capsys):
     """`make fuzz` injects `item` and context names into python steps' args and inputs: each spec
     is refused with a reserved-name error located at the name; a misplaced one is a failure."""
-    from bench.fuzz import Campaign, Mutator
+    from tests.fuzzing import Campaign, Mutator
 
     mutator = Mutator(7)
     folder = tmp_path / "specs"

@@ -281,7 +281,7 @@ def test_a_fuzz_smoke_run_of_300_specs_has_no_failure(tmp_path):
     """`make fuzz` in small: 300 mutated and generated specs (and hostile paths) through
     validate, compile and the loader under DagBag; no uncaught exception, traceback, internal
     error, unlocated error or disagreement between the three."""
-    from bench.fuzz import Campaign, summary
+    from tests.fuzzing import Campaign, summary
 
     campaign = Campaign(specs=300, seed=1, batch=150, exec_every=5, out=tmp_path / "fuzz")
     tally = campaign.run(progress=False)
@@ -296,7 +296,7 @@ def test_the_fuzz_campaign_stays_out_of_the_test_run():
     """`make fuzz` (10,000 specs, minutes) is its own target; `make test` runs the smoke run."""
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     fuzz = makefile.split("\nfuzz:", 1)[1].split("\n\n", 1)[0]
-    assert "bench/fuzz.py" in fuzz
+    assert "tests.fuzzing" in fuzz
     test = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "fuzz" not in test
 

@@ -1,4 +1,4 @@
-"""`make fuzz`: a fuzz campaign over the spec front end: mutated and generated specs through
+"""`make fuzz` (`python -m tests.fuzzing`): a fuzz campaign over the spec front end: mutated and generated specs through
 `aq-airflow validate`, `aq-airflow compile` and the dags-folder loader under Airflow's DagBag.
 
 Each spec comes from a seeded mutator (reproducible: `--seed`), one of:
@@ -63,7 +63,7 @@ from pathlib import Path
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="aq-fuzz-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # run as a file too: `python tests/fuzzing.py`
 
 import yaml  # noqa: E402
 
@@ -1023,7 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=250, help="specs per dags folder (one DagBag each)")
     parser.add_argument("--exec-every", type=int, default=5, help="execute one compiled file in N")
     parser.add_argument("--max-rss-mb", type=float, default=1500, help="fail above this peak RSS")
-    parser.add_argument("--out", default=str(REPO / "bench" / "out" / "fuzz"), help="failing specs go here")
+    parser.add_argument("--out", default=str(REPO / ".fuzz"), help="failing specs go here")
     parser.add_argument("--manifests", type=int, default=5_000, help="mutated step outputs fed to the readers")
     args = parser.parse_args(argv)
     campaign = Campaign(args.specs, args.seed, args.batch, args.exec_every, Path(args.out))
