@@ -74,7 +74,7 @@ def test_demo_ui_from_the_wheel_serves_the_quality_page_and_stops_everything(pro
         url, (user, password) = _wait_for_login(process, lines, seen, timeout=900)
         assert url == f"http://127.0.0.1:{port}" and user == "demo"
         started = _processes_under(process.pid)
-        assert any("api-server" in " ".join(p.cmdline()) for p in started), [p.cmdline() for p in started]
+        assert any(f"port:{port}" in " ".join(p.cmdline()) for p in started), [p.cmdline() for p in started]
 
         assert httpx.get(f"{url}/aq-quality/dags/churn_scoring", timeout=30).status_code == 401  # no login
         token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
