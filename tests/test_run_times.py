@@ -1,5 +1,5 @@
-"""Runs made with ``dag.test()`` (``aq-airflow run``, make demo-ui's tests/ui/history.py) record
-when they really started (aq_airflow.cli.dagrun): Airflow's own ``dag.test()`` starts a run at its
+"""Runs made with ``dag.test()`` (``aq-airflow run``, ``demo-ui``'s ``aq_airflow.devstack.history``)
+record when they really started (aq_airflow.cli.dagrun): Airflow's own ``dag.test()`` starts a run at its
 logical date, so a run for a past date lasted months in the UI. The demo's history runs are
 checked through the REST API in tests/ui/test_api.py."""
 
