@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import signal
 import sys
 import time
@@ -97,8 +98,6 @@ def _demo_ui(
         workdir / "ui", users={DEMO_USER: "viewer"}, port=port_or_free(port or DEFAULT_PORT),
         artifacts=workdir / "artifacts", pythonpath=sorted({str(s.resolve().parent) for s in specs}),
     )  # fmt: skip
-    import os
-
     os.environ.update(home.settings)  # reading a --warehouse URI imports Airflow: this home's, not ~/airflow
     try:
         conn = (
