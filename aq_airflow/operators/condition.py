@@ -23,7 +23,7 @@ import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from aq_airflow.plan.model import ConditionPlan, WhenPlan
@@ -175,8 +175,7 @@ class AqConditionOperator(BaseOperator):
         self.plan = plan
 
     def _store(self) -> ResultsStore:
-        hook = BaseHook.get_connection(self.plan.warehouse).get_hook()
-        store = ResultsStore(Warehouse.of(hook), self.plan.results_schema)
+        store = ResultsStore(Warehouse.from_conn_id(self.plan.warehouse), self.plan.results_schema)
         store.ensure_tables()
         return store
 

@@ -10,13 +10,18 @@ all go through these two; no module opens connections or transactions of its own
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from aq_airflow.warehouse.base import Warehouse
+
+# rows per Arrow batch read from a warehouse when the caller does not say
+BATCH_ROWS = 128 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,17 @@ class ReadSession(Session):
             self.end()
             raise
 
+    def arrow(self, sql: str, batch_rows: int = BATCH_ROWS) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """``(schema, record batches)`` of one query, streamed the adapter's fastest way (memory
+        holds about one batch); the batches are valid until the session ends."""
+        if not self._open:
+            self._open = self.warehouse.begin_read_only(self.conn, self.cursor)
+        try:
+            return self.warehouse.read_arrow(self.conn, sql, batch_rows)
+        except BaseException:
+            self.end()
+            raise
+
     def end(self) -> None:
         """End the current read-only transaction (rolled back: it wrote nothing)."""
         if self._open:
@@ -95,3 +111,12 @@ class WriteSession(Session):
         """Run statements in order."""
         for statement in statements:
             self.execute(statement)
+
+    def executemany(self, sql: str | exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for each row of DB-API parameters (the driver batches them)."""
+        self.cursor.executemany(self._text(sql), rows)
+
+    def begin(self) -> None:
+        """Open the transaction now, in a session made with ``writing(begin=False)``: what ran
+        before (DDL, staging that commits on its own) is outside it, what follows is in it."""
+        self.warehouse.begin(self.cursor)
