@@ -92,7 +92,7 @@ def _check_types(schema: pa.Schema) -> None:
     assert pa.types.is_string(s) or pa.types.is_large_string(s)
 
 
-def test_arrow_batches_stream_typed_columns(backend):
+def test_arrow_reads_stream_typed_columns(backend):
     table = _typed_table(backend)
     with backend.warehouse.reading() as session:
         schema, batches = session.arrow(f"SELECT i, d, ts, s, n FROM {table} ORDER BY i", batch_rows=3)
@@ -105,7 +105,7 @@ def test_arrow_batches_stream_typed_columns(backend):
     assert [tuple(r.values()) for r in rows] == TYPED
 
 
-def test_arrow_batches_of_an_empty_result_keep_the_schema(backend):
+def test_arrow_reads_of_an_empty_result_keep_the_schema(backend):
     table = _typed_table(backend)
     with backend.warehouse.reading() as session:
         schema, batches = session.arrow(f"SELECT i, d, ts, s, n FROM {table} WHERE 1 = 0")
