@@ -201,8 +201,9 @@ def measure(
                   f"{store._table(CHECKS_TABLE)} WHERE dag_id = {p} AND step IN ({p}, {p})")  # fmt: skip
 
     def baseline():
-        rows = store.warehouse.fetch_all(metrics_sql, (dag_id, "s0"))[1]
-        return len(rows) + len(store.warehouse.fetch_all(checks_sql, (dag_id, "s0", "s1"))[1])
+        with store.warehouse.reading() as session:
+            rows = session.rows(metrics_sql, (dag_id, "s0"))
+            return len(rows) + len(session.rows(checks_sql, (dag_id, "s0", "s1")))
 
     base, shown = timed(baseline, rounds)
     first, answer = timed(lambda: page(f"/aq-quality/dags/{dag_id}"), rounds)

@@ -159,8 +159,8 @@ class DenyingAuthManager(SimpleAuthManager):
 def insert(store: ResultsStore, table: str, rows: list[dict]) -> None:
     names = [column for column, _ in COLUMNS[table]]
     marks = ", ".join([store.placeholder] * len(names))
-    with store.warehouse.transaction() as cursor:
-        cursor.executemany(
+    with store.warehouse.writing() as session:
+        session.executemany(
             f"INSERT INTO {store._table(table)} ({', '.join(names)}) VALUES ({marks})",
             [tuple(row.get(n) for n in names) for row in rows],
         )

@@ -259,10 +259,8 @@ def hook_for(fields: dict, monkeypatch, **changes):
 def select_one(hook) -> list:
     from aq_airflow.warehouse import Warehouse
 
-    warehouse = Warehouse.of(hook)
-    with warehouse.session(warehouse.connect(wait=10)) as cursor:
-        cursor.execute("SELECT 1")
-        return [tuple(row) for row in cursor.fetchall()]
+    with Warehouse.of(hook).reading(wait=10) as session:
+        return session.rows("SELECT 1")
 
 
 def test_the_docs_give_each_warehouse_a_uri_a_json_and_a_cli_form():

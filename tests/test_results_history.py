@@ -37,8 +37,8 @@ def _insert(store: ResultsStore, table: str, rows: list[dict], names: list[str] 
     """Rows as they are (no replace): older duplicates, as tables of earlier versions hold them."""
     names = names or [column for column, _ in COLUMNS[table]]
     marks = ", ".join([store.placeholder] * len(names))
-    with store.warehouse.transaction() as cursor:
-        cursor.executemany(
+    with store.warehouse.writing() as session:
+        session.executemany(
             f"INSERT INTO {store._table(table)} ({', '.join(names)}) VALUES ({marks})",
             [tuple(row.get(n) for n in names) for row in rows],
         )
@@ -305,19 +305,19 @@ def test_a_pages_reads_share_one_connection_and_can_leave_passed_messages_out(st
 def _tables_of_earlier_versions(store: ResultsStore) -> list[str]:
     """The results tables as versions before ``item_label`` made them; their column names."""
     warehouse = store.warehouse
-    with warehouse.transaction(begin=False) as cursor:
-        cursor.execute(warehouse.render(exp.Create(this=warehouse.table(store.schema), kind="SCHEMA", exists=True)))
+    with warehouse.writing(begin=False) as session:
+        session.execute(exp.Create(this=warehouse.table(store.schema), kind="SCHEMA", exists=True))
         for table, columns in COLUMNS.items():
             defs = [exp.ColumnDef(this=exp.to_identifier(c), kind=warehouse.portable_type(k)) for c, k in columns
                     if c != "item_label"]  # fmt: skip
-            cursor.execute(warehouse.render(exp.Create(this=exp.Schema(this=warehouse.table(store._name(table)),
-                                                                       expressions=defs), kind="TABLE")))  # fmt: skip
+            session.execute(exp.Create(this=exp.Schema(this=warehouse.table(store._name(table)), expressions=defs),
+                                       kind="TABLE"))  # fmt: skip
     return [c for c, _ in COLUMNS[CHECKS_TABLE] if c != "item_label"]
 
 
 def _columns_of(store: ResultsStore, table: str) -> set[str]:
-    with store.warehouse.session() as cursor:
-        return table_columns(cursor, store._table(table))
+    with store.warehouse.reading() as session:
+        return table_columns(session.cursor, store._table(table))
 
 
 def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_first_write(store):

@@ -10,7 +10,6 @@ import datetime
 import json
 import subprocess
 import sys
-import uuid
 from decimal import Decimal
 
 import pyarrow as pa
@@ -30,71 +29,16 @@ from aq_airflow.warehouse import (
     is_infrastructure_error,
 )
 from aq_airflow.warehouse.duckdb import parquet_relation
-
-SNOWFLAKE_CONN = {"conn_type": "snowflake", "login": "aq", "password": "test", "schema": "ct",
-                  "extra": {"account": "aq-test", "database": "ct_db", "warehouse": "wh"}}  # fmt: skip
+from tests.warehouse_backends import NAMES, backend_for
 
 
-class Backend:
-    """One warehouse under test: its adapter, a schema of its own, and how to tell a closed
-    connection or make an unusable warehouse (for infrastructure errors)."""
-
-    def __init__(self, name: str, warehouse: Warehouse, schema: str):
-        self.name = name
-        self.warehouse = warehouse
-        self.schema = schema
-
-    def table(self, name: str) -> str:
-        return f"{self.schema}.{name}"
-
-    def execute(self, *statements: str) -> None:
-        with self.warehouse.transaction(begin=False) as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-
-    def rows(self, sql: str) -> list[tuple]:
-        return self.warehouse.fetch_all(sql)[1]
-
-    def is_closed(self, conn) -> bool:
-        if self.name == "duckdb":
-            try:
-                conn.execute("SELECT 1")
-            except Exception:  # duckdb.ConnectionException: Connection already closed
-                return True
-            return False
-        if self.name == "postgres":
-            return bool(conn.closed)
-        return conn.is_closed()
-
-
-@pytest.fixture(params=["duckdb", "postgres", "snowflake"])
+@pytest.fixture(params=NAMES)
 def backend(request, tmp_path, monkeypatch):
-    schema = f"aq_ct_{uuid.uuid4().hex[:8]}"
-    if request.param == "duckdb":
-        from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
-
-        monkeypatch.setenv("AIRFLOW_CONN_CT_WH", DuckDB.connection_json(tmp_path / "wh.duckdb"))
-        yield Backend("duckdb", Warehouse.of(DuckDBHook(duckdb_conn_id="ct_wh")), schema)
-    elif request.param == "postgres":
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        dsn = request.getfixturevalue("postgres_dsn")
-        monkeypatch.setenv("AIRFLOW_CONN_CT_WH", dsn.replace("postgresql://", "postgres://"))
-        found = Backend("postgres", Warehouse.of(PostgresHook(postgres_conn_id="ct_wh")), schema)
-        try:
-            yield found
-        finally:
-            found.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    else:
-        import fakesnow
-        from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
-
-        monkeypatch.setenv("AIRFLOW_CONN_CT_WH", json.dumps(SNOWFLAKE_CONN))
-        with fakesnow.patch():
-            yield Backend("snowflake", Warehouse.of(SnowflakeHook(snowflake_conn_id="ct_wh")), schema)
+    with backend_for(request.param, request, tmp_path, monkeypatch) as found:
+        yield found
 
 
-# --- choosing the adapter, connections, transactions ---------------------------------------
+# --- choosing the adapter, connections ----------------------------------------------------
 
 
 def test_the_adapter_is_chosen_by_the_hooks_connection_type(backend):
@@ -117,35 +61,6 @@ def test_connect_and_cursor(backend):
     assert backend.is_closed(conn)
 
 
-def test_a_transaction_commits_all_and_closes_its_connection(backend):
-    wh = backend.warehouse
-    table = wh.quote_table(backend.table("t"))
-    backend.execute(wh.create_schema_sql(backend.table("t")), f"CREATE TABLE {table} (id INTEGER, label VARCHAR)")
-    conn = wh.connect()
-    with wh.transaction(conn) as cursor:
-        cursor.execute(f"INSERT INTO {table} VALUES (1, 'a')")
-        cursor.executemany(f"INSERT INTO {table} VALUES ({wh.placeholder}, {wh.placeholder})", [(2, "b"), (3, None)])
-    assert backend.is_closed(conn)
-    assert sorted(backend.rows(f"SELECT id, label FROM {table}")) == [(1, "a"), (2, "b"), (3, None)]
-
-
-def test_a_transaction_rolls_back_all_on_an_error(backend):
-    wh = backend.warehouse
-    table = wh.quote_table(backend.table("t"))
-    backend.execute(wh.create_schema_sql(backend.table("t")), f"CREATE TABLE {table} (id INTEGER)")
-    backend.execute(f"INSERT INTO {table} VALUES (1)")
-    with pytest.raises(Exception) as failed:
-        with wh.transaction() as cursor:
-            cursor.execute(f"DELETE FROM {table}")
-            cursor.execute(f"INSERT INTO {table} VALUES (2)")
-            cursor.execute(f"SELECT no_such_column FROM {table}")
-    assert not wh.is_infrastructure_error(failed.value)  # the query's fault, not the warehouse's
-    with pytest.raises(RuntimeError), wh.transaction() as cursor:
-        cursor.execute(f"INSERT INTO {table} VALUES (3)")
-        raise RuntimeError("the caller's own failure")
-    assert backend.rows(f"SELECT id FROM {table}") == [(1,)]
-
-
 # --- reading Arrow -------------------------------------------------------------------------
 
 TYPED = [
@@ -163,8 +78,8 @@ def _typed_table(backend) -> str:
         f"CREATE TABLE {table} (i INTEGER, d DECIMAL(10, 2), ts TIMESTAMP, s VARCHAR, n INTEGER)",
     )
     marks = ", ".join([wh.placeholder] * 5)
-    with wh.transaction() as cursor:
-        cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", TYPED)
+    with wh.writing() as session:
+        session.executemany(f"INSERT INTO {table} VALUES ({marks})", TYPED)
     return table
 
 
@@ -177,12 +92,10 @@ def _check_types(schema: pa.Schema) -> None:
     assert pa.types.is_string(s) or pa.types.is_large_string(s)
 
 
-def test_arrow_batches_stream_typed_columns(backend):
+def test_arrow_reads_stream_typed_columns(backend):
     table = _typed_table(backend)
-    with backend.warehouse.arrow_batches(f"SELECT i, d, ts, s, n FROM {table} ORDER BY i", batch_rows=3) as (
-        schema,
-        batches,
-    ):
+    with backend.warehouse.reading() as session:
+        schema, batches = session.arrow(f"SELECT i, d, ts, s, n FROM {table} ORDER BY i", batch_rows=3)
         _check_types(schema)
         got = list(batches)
     assert all(b.schema == schema for b in got)
@@ -192,22 +105,12 @@ def test_arrow_batches_stream_typed_columns(backend):
     assert [tuple(r.values()) for r in rows] == TYPED
 
 
-def test_arrow_batches_of_an_empty_result_keep_the_schema(backend):
+def test_arrow_reads_of_an_empty_result_keep_the_schema(backend):
     table = _typed_table(backend)
-    with backend.warehouse.arrow_batches(f"SELECT i, d, ts, s, n FROM {table} WHERE 1 = 0") as (schema, batches):
+    with backend.warehouse.reading() as session:
+        schema, batches = session.arrow(f"SELECT i, d, ts, s, n FROM {table} WHERE 1 = 0")
         _check_types(schema)
         assert list(batches) == []
-
-
-def test_arrow_batches_on_a_callers_connection_leave_it_open(backend):
-    wh = backend.warehouse
-    conn = wh.connect()
-    try:
-        with wh.arrow_batches("SELECT 1 AS one", conn=conn) as (_, batches):
-            assert pa.Table.from_batches(list(batches)).column(0).to_pylist() == [1]
-        assert not backend.is_closed(conn)
-    finally:
-        conn.close()
 
 
 # --- placeholders and identifier case ------------------------------------------------------
@@ -216,7 +119,8 @@ def test_arrow_batches_on_a_callers_connection_leave_it_open(backend):
 def test_placeholders_bind_parameters(backend):
     wh = backend.warehouse
     p = wh.placeholder
-    names, rows = wh.fetch_all(f"SELECT {p} AS a, {p} AS b", ("it's", 7))
+    with wh.reading() as session:
+        names, rows = session.fetch(f"SELECT {p} AS a, {p} AS b", ("it's", 7))
     assert [n.lower() for n in names] == ["a", "b"] and rows == [("it's", 7)]
 
 
@@ -230,7 +134,8 @@ def test_unquoted_names_are_found_however_they_are_spelled(backend):
     normalized = {"duckdb": "mycol", "postgres": "mycol", "snowflake": "MYCOL"}[backend.name]  # as quoted
     assert wh.normalize_identifier("MyCol") == normalized
     for spelling in ("mixedcase", "MIXEDCASE", "MixedCase"):
-        with wh.arrow_batches(wh.select_all(f"{backend.schema}.{spelling}")) as (schema, batches):
+        with wh.reading() as session:
+            schema, batches = session.arrow(wh.select_all(f"{backend.schema}.{spelling}"))
             assert schema.names == [folded] and pa.Table.from_batches(list(batches)).num_rows == 1
 
 
@@ -347,8 +252,8 @@ def _unusable(backend, tmp_path) -> BaseException:
 
 def test_infrastructure_errors_are_told_from_query_errors(backend, tmp_path):
     wh = backend.warehouse
-    with pytest.raises(Exception) as rejected:
-        wh.fetch_all("SELECT no_such_column FROM (SELECT 1 AS a) t")
+    with pytest.raises(Exception) as rejected, wh.reading() as session:
+        session.fetch("SELECT no_such_column FROM (SELECT 1 AS a) t")
     assert not wh.is_infrastructure_error(rejected.value) and not is_infrastructure_error(rejected.value)
     unusable = _unusable(backend, tmp_path)
     assert wh.is_infrastructure_error(unusable) and is_infrastructure_error(unusable)
@@ -360,9 +265,9 @@ def test_a_statement_cancelled_by_the_server_is_an_infrastructure_error(postgres
 
     monkeypatch.setenv("AIRFLOW_CONN_CT_WH", postgres_dsn.replace("postgresql://", "postgres://"))
     wh = Warehouse.of(PostgresHook(postgres_conn_id="ct_wh"))
-    with pytest.raises(Exception) as cancelled, wh.session() as cursor:
-        cursor.execute("SET statement_timeout = 10")
-        cursor.execute("SELECT pg_sleep(1)")
+    with pytest.raises(Exception) as cancelled, wh.reading() as session:
+        session.execute("SET LOCAL statement_timeout = 10")
+        session.execute("SELECT pg_sleep(1)")
     assert type(cancelled.value).__name__ == "QueryCanceled" and wh.is_infrastructure_error(cancelled.value)
 
 
@@ -548,10 +453,11 @@ def test_the_generic_adapter_publishes_with_plain_statements(tmp_path):
         wh.bulk_load([str(tmp_path / f"{name}.parquet")], None, table.schema, "scores", mode, list(keys))
 
     def read():
-        return wh.fetch_all('SELECT id, v FROM "scores" ORDER BY id')[1]
+        with wh.reading() as session:
+            return session.rows('SELECT id, v FROM "scores" ORDER BY id')
 
-    with wh.transaction(begin=False) as cursor:  # a constraint the loads can break
-        cursor.execute('CREATE TABLE "scores" ("id" BIGINT NOT NULL, "region" TEXT, "v" TEXT)')
+    with wh.writing(begin=False) as session:  # a constraint the loads can break
+        session.execute('CREATE TABLE "scores" ("id" BIGINT NOT NULL, "region" TEXT, "v" TEXT)')
     load("a", [1, 2, 3], "append")
     load("b", [3, 4, 5], "merge", ["ID", "region"])  # keys matched the way the warehouse matches names
     assert read() == [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "b")]
@@ -560,7 +466,8 @@ def test_the_generic_adapter_publishes_with_plain_statements(tmp_path):
     assert len(read()) == 5
     load("d", [7], "replace")
     assert read() == [(7, "d")]
-    with wh.arrow_batches('SELECT id, v FROM "scores"') as (schema, batches):
+    with wh.reading() as session:
+        schema, batches = session.arrow('SELECT id, v FROM "scores"')
         assert schema.names == ["id", "v"] and pa.Table.from_batches(list(batches)).num_rows == 1
 
 
@@ -661,7 +568,8 @@ def test_snowflake_publish_never_builds_a_dataframe(tmp_path, monkeypatch):
         connect = lambda: snowflake.connector.connect(database="db", schema="out")  # noqa: E731
         wh = Warehouse.for_dialect("snowflake", connect)
         wh.bulk_load(["p1.parquet", "p2.parquet"], remote, pa.schema([("id", pa.int64())]), "out.t", "append")
-        assert wh.fetch_all('SELECT "ID" FROM "OUT"."T" ORDER BY 1')[1] == [(1,), (2,), (3,)]
+        with wh.reading() as session:
+            assert session.rows('SELECT "ID" FROM "OUT"."T" ORDER BY 1') == [(1,), (2,), (3,)]
     puts = [c for c in executed if c.startswith("PUT")]
     assert len(puts) == 2 and present == [["part-00000.parquet"], ["part-00001.parquet"]]  # one file at a time
     assert list(scratch.iterdir()) == []
@@ -686,7 +594,8 @@ def _no_pandas(*args, **kwargs):
 def test_an_in_memory_duckdb_scans_registered_arrow_data(tmp_path):
     """How a step's Parquet output is scanned where it has no warehouse table."""
     wh = DuckDB.in_memory({"aq_artifact": pa.table({"id": [1, 2, 3]})})
-    assert wh.fetch_all("SELECT count(*), sum(id) FROM aq_artifact") == (["count_star()", "sum(id)"], [(3, 6)])
+    with wh.reading() as session:
+        assert session.fetch("SELECT count(*), sum(id) FROM aq_artifact") == (["count_star()", "sum(id)"], [(3, 6)])
     assert json.loads(DuckDB.connection_json(tmp_path / "w.duckdb")) == {
         "conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}  # fmt: skip
 

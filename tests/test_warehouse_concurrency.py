@@ -14,17 +14,7 @@ from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
 from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 from aq_airflow.warehouse import duckdb as duckdb_adapter
-
-HOLD_LOCK = "import duckdb, sys, time\nc = duckdb.connect(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep({})\n"
-
-
-def hold_lock(path, seconds: float) -> subprocess.Popen:
-    """Another process holding the DuckDB file's write lock for ``seconds``."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK.format(seconds), str(path)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout.readline().strip() == "locked"
-    return process
+from tests.warehouse_backends import hold_lock
 
 
 @pytest.fixture

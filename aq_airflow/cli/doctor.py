@@ -153,18 +153,18 @@ def _lookup(conn_id: str) -> Any:
 
 
 def _probe_warehouse(conn: Any, timeout: float) -> tuple[str, str]:
-    """Open a session through the warehouse adapter and run ``SELECT 1``."""
+    """Open a read session through the warehouse adapter and run ``SELECT 1``."""
     from aq_airflow.warehouse import Warehouse
     from aq_airflow.warehouse.secrets import error_line
 
     try:
         with warnings.catch_warnings():  # a metadata-DB connection's get_hook warns of Airflow's own internals
             warnings.simplefilter("ignore", FutureWarning)
-            hook = conn.get_hook()
+            warehouse = Warehouse.from_connection(conn)
     except Exception as error:  # an unknown type (its provider not installed), extras the hook refuses
         return UNUSABLE, f"Airflow makes no hook of it: {error_line(error)}"
     if conn.conn_type == "duckdb":
-        database = hook.get_database()
+        database = warehouse.hook.get_database()
         if database == ":memory:":
             return UNUSABLE, (
                 "names no DuckDB file, so every task would get its own empty in-memory database: put the file's "
@@ -178,10 +178,8 @@ def _probe_warehouse(conn: Any, timeout: float) -> tuple[str, str]:
             return OK, f"duckdb: the file {database} does not exist yet (the first task creates it)"
 
     def select_one() -> None:
-        warehouse = Warehouse.of(hook)
-        with warehouse.session(warehouse.connect(wait=timeout)) as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+        with warehouse.reading(wait=timeout) as session:
+            session.fetch("SELECT 1")
 
     _within(timeout, select_one)
     return OK, f"{conn.conn_type}: SELECT 1 answered"

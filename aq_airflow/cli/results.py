@@ -30,9 +30,9 @@ from aq_airflow.cli.connection import WarehouseError, also_mask, connection, dis
 from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table, map_index_of
+from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
 from aq_airflow.results.store import step_of
-from aq_airflow.warehouse import is_infrastructure_error
+from aq_airflow.warehouse import Warehouse
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
 # where `aq-airflow run` keeps its DuckDB warehouse (under its default --workdir)
@@ -61,15 +61,10 @@ class CannotRead(Exception):
 def store_for(conn_id: str, schema: str | None) -> ResultsStore:
     """The results tables of an Airflow connection's warehouse; CannotRead when Airflow cannot
     make its hook (an undefined connection, an unknown type)."""
-    from airflow.sdk import BaseHook
-
     try:
-        return ResultsStore.of(BaseHook.get_connection(conn_id).get_hook(), schema)
+        return ResultsStore(Warehouse.from_conn_id(conn_id), schema)
     except Exception as error:
         raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
-
-
-_missing_table = is_missing_table  # where it was defined before the read model
 
 
 def read_results(
@@ -84,9 +79,10 @@ def read_results(
         try:
             found[table] = history.newest_rows(table, dag_id, step, last, run_id, sensitive)
         except Exception as error:
-            if is_infrastructure_error(error):
+            kind = store.warehouse.failure_kind(error)
+            if kind == "unreachable":
                 raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
-            if not is_missing_table(error):
+            if kind == "unreadable":
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found

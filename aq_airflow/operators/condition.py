@@ -23,7 +23,6 @@ import math
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowSkipException
 
 from aq_airflow.operators.facts import ResultsRecorder
@@ -177,8 +176,7 @@ class AqConditionOperator(ResultsRecorder):
         self.plan = plan
 
     def _store(self) -> ResultsStore:
-        hook = BaseHook.get_connection(self.plan.warehouse).get_hook()
-        store = ResultsStore(Warehouse.of(hook), self.plan.results_schema)
+        store = ResultsStore(Warehouse.from_conn_id(self.plan.warehouse), self.plan.results_schema)
         store.ensure_tables()
         return store
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.exceptions import AirflowException
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckResult
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.items import item_label
 from aq_airflow.artifacts.root import artifact_uri
@@ -36,8 +36,9 @@ class _QualityTask:
     plan: QualityPlan | PublishPlan
     item_label: str  # a `foreach:` step's item as the grid labels it (set by checks and metrics)
 
-    def warehouse_hook(self):
-        return BaseHook.get_connection(self.plan.warehouse).get_hook()
+    def warehouse(self) -> Warehouse:
+        """The adapter for the plan's connection (its provider's hook owns the connection)."""
+        return Warehouse.from_conn_id(self.plan.warehouse)
 
     def results(self, warehouse: Warehouse) -> ResultsStore:
         store = ResultsStore(warehouse, self.plan.results_schema)
@@ -212,7 +213,7 @@ class AqMetricOperator(_QualityTask, ResultsRecorder):
         self.item, self.item_label = item, item_label(item)  # a `foreach:` step's item
 
     def execute(self, context: Any) -> Any:
-        warehouse = Warehouse.of(self.warehouse_hook())
+        warehouse = self.warehouse()
         store = self.results(warehouse)
         common = self.common_row(context)
         metrics = self.plan.metrics
@@ -256,7 +257,7 @@ class AqPublishOperator(_QualityTask, BaseOperator):
         if manifest["kind"] != "table":
             raise AirflowException(f"step `{plan.step}` produced a {manifest['kind']}; only tables can be published")
         files = [location.join(f) for f in manifest["files"]]
-        rows = publish(Warehouse.of(self.warehouse_hook()), files, plan.table, plan.mode, list(plan.keys), location.fs)
+        rows = publish(self.warehouse(), files, plan.table, plan.mode, list(plan.keys), location.fs)
         self.log.info("published %s rows of step `%s` into %s (%s)", rows, plan.step, plan.table, plan.mode)
         return {"table": plan.table, "mode": plan.mode, "rows": rows}
 

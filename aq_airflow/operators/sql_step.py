@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.root import artifact_uri
 from aq_airflow.artifacts.store import Location
@@ -30,7 +30,7 @@ class AqSqlStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         run = self.plan
-        warehouse = Warehouse.of(BaseHook.get_connection(run.warehouse).get_hook())
+        warehouse = Warehouse.from_conn_id(run.warehouse)
         try:  # one SELECT that only reads, as sqlglot renders it (a second statement cannot ride along)
             sql = (
                 user_query(self.sql, warehouse.dialect, "a `sql` step") if self.sql else warehouse.select_all(run.table)

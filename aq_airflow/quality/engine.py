@@ -2,17 +2,17 @@
 warehouse for `table` and `sql` steps, DuckDB over the Parquet output otherwise), samples of
 failing rows, and the checks evaluated beside the scan.
 
-Every query runs in a read-only transaction where the warehouse has one. A fused query the
-warehouse rejects is run again check by check, so one bad check errors alone; infrastructure
-errors (``is_infrastructure_error``) propagate, to fail the task without recording anything."""
+Every query runs in one :class:`ReadSession` (a read-only transaction where the warehouse has
+one). A fused query the warehouse rejects is run again check by check, so one bad check errors
+alone; infrastructure errors (the adapter's ``is_infrastructure_error``) propagate, to fail the
+task without recording anything."""
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -23,7 +23,7 @@ from aq_airflow.quality import extra
 from aq_airflow.quality.evaluate import ERROR, FAILED, Outcome, base_fields, check_outcome, metric_outcome
 from aq_airflow.quality.sql import query_relation
 from aq_airflow.quality.suite import Compiled, Suite
-from aq_airflow.warehouse import DuckDB, Warehouse, is_infrastructure_error
+from aq_airflow.warehouse import DuckDB, ReadSession, Warehouse
 from aq_airflow.warehouse.duckdb import parquet_relation
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ class Dataset:
     relation: Any
     warehouse: Warehouse
     columns: list[tuple[str, str]] | None = None  # (name, type) when known without a query
-    views: dict[str, Any] = field(default_factory=dict)  # names the raw `sql:` checks may use
 
     @property
     def dialect(self) -> str | None:
@@ -50,14 +49,15 @@ class Dataset:
         disk, and as a pyarrow dataset on its own filesystem otherwise (S3, GCS, Azure), so no
         DuckDB extension has to be downloaded at run time. ``manifest`` is one
         :meth:`Location.read_output` returned: its files already held to it (digests, rows,
-        schema), since DuckDB reads whatever the paths hold."""
+        schema), since DuckDB reads whatever the paths hold. Raw `sql:` checks name the data by
+        the step's name: a view of that name on each connection."""
         columns = [tuple(c) for c in manifest["schema"]]
         if location.is_local:
             relation = parquet_relation([location.join(f) for f in manifest["files"]])
-            return cls(relation, DuckDB.in_memory(readable=[location.path]), columns, {step: relation})
+            return cls(relation, DuckDB.in_memory(readable=[location.path], views={step: relation}), columns)
         relation = exp.to_table(ARTIFACT_VIEW)
-        warehouse = DuckDB.in_memory({ARTIFACT_VIEW: open_dataset(location, manifest)})
-        return cls(relation, warehouse, columns, {step: relation})
+        warehouse = DuckDB.in_memory({ARTIFACT_VIEW: open_dataset(location, manifest)}, views={step: relation})
+        return cls(relation, warehouse, columns)
 
     @classmethod
     def warehouse_data(cls, source: QualitySource, warehouse: Warehouse) -> Dataset:
@@ -67,60 +67,10 @@ class Dataset:
         return cls(query_relation(source.query, warehouse.dialect), warehouse)
 
 
-class Reader:
-    """The queries of one suite on one connection, inside a read-only transaction where the
-    warehouse has one (DuckDB, PostgreSQL; Snowflake has none): the SQL users write (`where:`,
-    expressions, raw `sql:` checks) reads and never writes. A query the warehouse rejects ends
-    its transaction (rolled back: PostgreSQL refuses every later statement of an aborted one)
-    and the next query opens another, so one bad check never poisons the queries after it."""
-
-    def __init__(self, warehouse: Warehouse, conn: Any):
-        self.warehouse = warehouse
-        self.conn = conn
-        self.cursor = warehouse.cursor(conn)
-        self._open = False
-
-    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
-        """(column names, rows) of one statement."""
-        if not self._open:
-            self._open = self.warehouse.begin_read_only(self.conn, self.cursor)
-        try:
-            self.cursor.execute(sql)
-            names = [d[0] for d in self.cursor.description or []]
-            rows = [tuple(r) for r in self.cursor.fetchall()]
-        except BaseException:
-            self._open = False
-            self.warehouse.end_read_only(self.conn, self.cursor)
-            raise
-        return names, rows
-
-    def one(self, sql: str) -> dict[str, Any]:
-        """The single row of an aggregate query, by lower-cased column name."""
-        names, rows = self.fetch(sql)
-        return {name.lower(): value for name, value in zip(names, rows[0], strict=True)}
-
-    def end(self) -> None:
-        if self._open:
-            self._open = False
-            self.warehouse.end_read_only(self.conn, self.cursor)
-
-
-@contextmanager
-def _reading(dataset: Dataset) -> Iterator[Reader]:
-    """A reader on a new connection; the views raw `sql:` checks may name (a step's Parquet
-    output in the in-memory DuckDB) are made first, outside the read-only transaction."""
-    warehouse = dataset.warehouse
-    conn = warehouse.connect()
-    with warehouse.session(conn) as cursor:  # closes the connection after
-        for name, relation in dataset.views.items():
-            view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
-                              expression=exp.select("*").from_(relation))  # fmt: skip
-            cursor.execute(view.sql(dialect=dataset.dialect))
-        reader = Reader(warehouse, conn)
-        try:
-            yield reader
-        finally:
-            reader.end()
+def _one(reader: ReadSession, sql: str) -> dict[str, Any]:
+    """The single row of an aggregate query, by lower-cased column name."""
+    names, rows = reader.fetch(sql)
+    return {name.lower(): value for name, value in zip(names, rows[0], strict=True)}
 
 
 def failed_query(spec: CheckPlan | MetricPlan, error: BaseException) -> Outcome:
@@ -128,15 +78,15 @@ def failed_query(spec: CheckPlan | MetricPlan, error: BaseException) -> Outcome:
     return Outcome(**base_fields(spec), outcome=ERROR, message=f"{type(error).__name__}: {error}")
 
 
-def _verdict(error: BaseException) -> None:
+def _verdict(reader: ReadSession, error: BaseException) -> None:
     """Re-raise an infrastructure error (a lost connection, a lock, a timeout): it is no verdict
     on the data, so the task fails (and retries) and records nothing."""
-    if is_infrastructure_error(error):
+    if reader.warehouse.is_infrastructure_error(error):
         raise error
 
 
 def _fused(
-    reader: Reader, suite: Suite, compiled: list[Compiled], add: Callable[[Suite, Any], Compiled]
+    reader: ReadSession, suite: Suite, compiled: list[Compiled], add: Callable[[Suite, Any], Compiled]
 ) -> list[tuple[Compiled, dict[str, Any] | Outcome]]:
     """Each item's values from the one fused scan. When the warehouse rejects that query (a
     literal its column cannot take, a missing column), each item runs alone, one query each, so
@@ -146,10 +96,10 @@ def _fused(
     if query is None:
         return [(item, {}) for item in compiled]
     try:
-        values = reader.one(query)
+        values = _one(reader, query)
         return [(item, values) for item in compiled]
     except Exception as error:
-        _verdict(error)
+        _verdict(reader, error)
         log.info("the fused query failed (%s: %s); running each check or metric alone", type(error).__name__, error)
     isolated: list[tuple[Compiled, dict[str, Any] | Outcome]] = []
     for item in compiled:
@@ -159,27 +109,27 @@ def _fused(
         alone = Suite(suite.relation, suite.dialect)
         single = add(alone, item.spec)
         try:
-            isolated.append((single, reader.one(alone.query())))
+            isolated.append((single, _one(reader, alone.query())))
         except Exception as error:
-            _verdict(error)
+            _verdict(reader, error)
             isolated.append((single, failed_query(item.spec, error)))
     return isolated
 
 
-def _samples(reader: Reader, suite: Suite, compiled: Compiled, sensitive: set[str]) -> list[dict] | None:
+def _samples(reader: ReadSession, suite: Suite, compiled: Compiled, sensitive: set[str]) -> list[dict] | None:
     query = suite.sample_query(compiled, sensitive)
     if query is None:
         return None
     try:
         names, rows = reader.fetch(query)
     except Exception as error:  # the verdict stands without its sample
-        _verdict(error)
+        _verdict(reader, error)
         log.warning("no failing-row sample for `%s`: %s: %s", compiled.spec.name, type(error).__name__, error)
         return None
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def _dataframe(reader: Reader, dataset: Dataset):
+def _dataframe(reader: ReadSession, dataset: Dataset):
     import pandas as pd
 
     names, rows = reader.fetch(
@@ -188,7 +138,7 @@ def _dataframe(reader: Reader, dataset: Dataset):
     return pd.DataFrame(rows, columns=names)
 
 
-def _columns(reader: Reader, dataset: Dataset) -> list[tuple[str, str]]:
+def _columns(reader: ReadSession, dataset: Dataset) -> list[tuple[str, str]]:
     """Column names and type names: known for Parquet outputs, from information_schema for tables."""
     if dataset.columns is not None:
         return dataset.columns
@@ -208,11 +158,11 @@ def _columns(reader: Reader, dataset: Dataset) -> list[tuple[str, str]]:
     return [(str(name), str(kind)) for name, kind in rows]
 
 
-def _schema_outcome(reader: Reader, dataset: Dataset, spec: CheckPlan) -> Outcome:
+def _schema_outcome(reader: ReadSession, dataset: Dataset, spec: CheckPlan) -> Outcome:
     try:
         return extra.schema_outcome(spec, _columns(reader, dataset))
     except Exception as error:
-        _verdict(error)
+        _verdict(reader, error)
         return failed_query(spec, error)
 
 
@@ -223,14 +173,14 @@ def run_checks(
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_check(spec) for spec in checks]
     outcomes: dict[str, Outcome] = {}
-    with _reading(dataset) as reader:
+    with dataset.warehouse.reading() as reader:
         expectations = []
         for item, values in _fused(reader, suite, compiled, Suite.add_check):
             spec = item.spec
             if spec.kind == "schema":
                 outcomes[spec.name] = _schema_outcome(reader, dataset, spec)
             elif spec.kind == "sql":
-                outcomes[spec.name] = extra.sql_outcome(spec, reader.fetch, dataset.dialect)
+                outcomes[spec.name] = extra.sql_outcome(spec, reader)
             elif spec.kind == "expect":
                 expectations.append(spec)
             elif isinstance(values, Outcome):
@@ -244,7 +194,7 @@ def run_checks(
             try:
                 frame = _dataframe(reader, dataset)
             except Exception as error:
-                _verdict(error)
+                _verdict(reader, error)
                 for spec in expectations:
                     outcomes[spec.name] = failed_query(spec, error)
             else:
@@ -260,7 +210,7 @@ def run_metrics(
     bounds and history."""
     suite = Suite(dataset.relation, dataset.dialect)
     compiled = [suite.add_metric(spec) for spec in metrics]
-    with _reading(dataset) as reader:
+    with dataset.warehouse.reading() as reader:
         fused = _fused(reader, suite, compiled, Suite.add_metric)
     return [
         values if isinstance(values, Outcome)

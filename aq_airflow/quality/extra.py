@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
 
 from aq_airflow.plan.model import CheckPlan
 from aq_airflow.quality.evaluate import ERROR, FAILED, PASSED, Outcome, base_fields
 from aq_airflow.quality.sql import QualitySQLError, user_query
-from aq_airflow.warehouse import is_infrastructure_error
+from aq_airflow.warehouse import ReadSession
 
 _FAMILIES = {
     "int": r"^(u?int\d*|integer|bigint|smallint|tinyint|hugeint|long|short|byte)$",
@@ -52,19 +51,19 @@ def schema_outcome(spec: CheckPlan, observed: list[tuple[str, str]]) -> Outcome:
                    observed=dict(observed), expected=dict(spec.schema))  # fmt: skip
 
 
-def sql_outcome(spec: CheckPlan, fetch: Callable[[str], tuple[list[str], list[tuple]]], dialect: str | None) -> Outcome:
+def sql_outcome(spec: CheckPlan, reader: ReadSession) -> Outcome:
     """A raw `sql:` check: exactly one SELECT (anything else is an error outcome, and never
-    reaches the warehouse), run through ``fetch`` (the engine's read-only transaction), which
-    must return one boolean."""
+    reaches the warehouse), run in ``reader`` (the engine's read-only session), which must
+    return one boolean."""
     base = base_fields(spec)
     try:
-        query = user_query(spec.sql, dialect, "a `sql` check")
+        query = user_query(spec.sql, reader.warehouse.dialect, "a `sql` check")
     except QualitySQLError as error:
         return Outcome(**base, outcome=ERROR, message=str(error))
     try:
-        _, rows = fetch(query)
+        _, rows = reader.fetch(query)
     except Exception as error:
-        if is_infrastructure_error(error):  # no verdict on the data: the task fails and retries
+        if reader.warehouse.is_infrastructure_error(error):  # no verdict on the data: the task fails and retries
             raise
         return Outcome(**base, outcome=ERROR, message=f"the query failed: {type(error).__name__}: {error}")
     if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], bool | int):

@@ -31,9 +31,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from aq_airflow.results import ResultsStore
-from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window, failure_kind
+from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window
 from aq_airflow.ui import pages, pipelines
 from aq_airflow.ui.pipelines import Pipeline
+from aq_airflow.warehouse import Warehouse
 from aq_airflow.warehouse.secrets import connection_secrets, error_line
 
 log = logging.getLogger(__name__)
@@ -179,19 +180,19 @@ class Results:
             if missing_file and not os.path.exists(conn.host):  # connecting would create it
                 raise PageError(200, "No results yet", f"No results recorded yet: the DuckDB file of connection "
                                 f"`{conn_id}` does not exist.", dag_id=pipeline.dag_id)  # fmt: skip
-            hook = conn.get_hook()
+            warehouse = Warehouse.from_connection(conn)
         except PageError:
             raise
         except Exception as error:
             raise PageError(503, "Results unavailable",
                             f"Airflow cannot make the warehouse connection `{conn_id}` here.",
                             error_line(error, self.secrets), pipeline.dag_id) from None  # fmt: skip
-        self.history = ResultsHistory(ResultsStore.of(hook, pipeline.schema))
+        self.history = ResultsHistory(ResultsStore(warehouse, pipeline.schema))
 
     def failed(self, error: BaseException) -> PageError:
         """What a failed read means: nothing recorded yet (200), or the warehouse unreachable
         (503) or refusing the read (502), with the driver's first line, secrets masked."""
-        kind = failure_kind(error)
+        kind = self.history.warehouse.failure_kind(error)
         where = f"connection `{self.pipeline.conn_id}`" + (
             f", schema `{self.pipeline.schema}`" if self.pipeline.schema else ""
         )

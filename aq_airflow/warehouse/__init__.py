@@ -1,11 +1,12 @@
-"""Warehouse adapters: one class per dialect over an Airflow DbApiHook (see ``base.Warehouse``).
+"""Warehouse adapters: one class per dialect over an Airflow DbApiHook (see ``base.Warehouse``),
+and sessions, the one way statements run on one (``session``).
 
-``Warehouse.of(hook)`` chooses the adapter by the hook's connection
-type: DuckDB, PostgreSQL, Snowflake, or a generic PEP 249 adapter for the rest.
+``Warehouse.of(hook)`` (or ``Warehouse.from_conn_id(conn_id)``) chooses the adapter by the
+connection type: DuckDB, PostgreSQL, Snowflake, or a generic PEP 249 adapter for the rest. Each
+adapter registers itself when its module is imported, which is why this package imports them all.
 """
 
 from aq_airflow.warehouse.base import (
-    BATCH_ROWS,
     Warehouse,
     column_expression,
     is_infrastructure_error,
@@ -17,6 +18,7 @@ from aq_airflow.warehouse.base import (
 from aq_airflow.warehouse.duckdb import DuckDB
 from aq_airflow.warehouse.generic import GenericWarehouse
 from aq_airflow.warehouse.postgres import PostgreSQL
+from aq_airflow.warehouse.session import BATCH_ROWS, ReadSession, WriteSession
 from aq_airflow.warehouse.snowflake import Snowflake
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "DuckDB",
     "GenericWarehouse",
     "PostgreSQL",
+    "ReadSession",
     "Snowflake",
     "Warehouse",
+    "WriteSession",
     "column_expression",
     "is_infrastructure_error",
     "normalize_identifier",

@@ -1,11 +1,13 @@
 """The warehouse adapter contract: everything aq-airflow does that depends on which database a
 DbApiHook reaches, in one class per dialect.
 
-``Warehouse`` implements the portable parts over PEP 249 (connections, transactions, Arrow
-batches from rows, statement generation through sqlglot); each dialect's module overrides only
-what differs, the way sqlglot's dialects do. ``Warehouse.of(hook)`` picks the adapter by the
-hook's connection type. Nothing here imports a driver, pandas or ``pyarrow.dataset`` at import
-time: those imports stay inside the methods that need them.
+``Warehouse`` implements the portable parts over PEP 249 (connections, read and write sessions,
+Arrow batches from rows, statement generation through sqlglot, telling failures apart); each
+dialect's module overrides only what differs, the way sqlglot's dialects do. Adapters register
+themselves by subclassing (their ``conn_types``; the generic one as the fallback), so this module
+imports none of them: ``Warehouse.of(hook)`` picks among those registered, and the package
+(``aq_airflow.warehouse``) imports every adapter module. Nothing here imports a driver, pandas or
+``pyarrow.dataset`` at import time: those imports stay inside the methods that need them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from aq_airflow.warehouse.session import ReadSession, WriteSession
 
 log = logging.getLogger(__name__)
 
-# rows per Arrow batch read from a warehouse when the caller does not say
-BATCH_ROWS = 128 * 1024
 MODES = ("append", "replace", "merge")
 
 # PEP 249's classes for failures of the database's operation rather than of the query or data:
@@ -84,11 +84,13 @@ def sql_type(kind: pa.DataType) -> str:
 
 
 def is_infrastructure_error(error: BaseException) -> bool:
-    """Whether ``error`` says the warehouse or the store could not be used (so a task should
-    fail and retry), rather than that the query or the data is wrong (a check outcome), for
-    any warehouse: asks every adapter, each of which knows its own driver's errors. A statement
-    the warehouse refused by rule (a write in a read-only transaction) is never one, whatever
-    class the driver gives it."""
+    """Whether ``error`` says a warehouse or the store could not be used (so a task should fail
+    and retry), rather than that the query or the data is wrong (a check outcome), when it may
+    come from more than one warehouse (a quality task reads an in-memory DuckDB over its Parquet
+    output and writes results to the team's warehouse): asks every registered adapter, each of
+    which knows its own driver's errors. Where one adapter is the only source, ask it
+    (``warehouse.is_infrastructure_error``). A statement a warehouse refused by rule (a write in
+    a read-only transaction) is never one, whatever class the driver gives it."""
     adapters = Warehouse.adapters()
     if any(adapter.refused_statement(error) for adapter in adapters):
         return False
@@ -137,13 +139,18 @@ class Warehouse:
 
     _registry: ClassVar[dict[str, type[Warehouse]]] = {}
     _by_dialect: ClassVar[dict[str, type[Warehouse]]] = {}
+    #: the adapter for every other DB-API database (``GenericWarehouse``, which registers itself
+    #: with ``fallback=True``): made with ``dialect=`` and asked ``dialect_for(hook, conn_type)``
+    _fallback: ClassVar[type[Warehouse] | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, fallback: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for conn_type in cls.conn_types:
             Warehouse._registry[conn_type] = cls
         if cls.conn_types and cls.dialect:
             Warehouse._by_dialect[cls.dialect] = cls
+        if fallback:
+            Warehouse._fallback = cls
 
     def __init__(self, hook: Any, placeholder: str | None = None):
         self.hook = hook
@@ -164,9 +171,8 @@ class Warehouse:
         adapter = cls._registry.get(conn_type or "")
         if adapter is not None:
             return adapter(hook)
-        from aq_airflow.warehouse.generic import GenericWarehouse
-
-        return GenericWarehouse(hook, dialect=GenericWarehouse.dialect_for(hook, conn_type))
+        generic = _fallback()
+        return generic(hook, dialect=generic.dialect_for(hook, conn_type))  # type: ignore[call-arg,attr-defined]
 
     @classmethod
     def for_dialect(
@@ -178,16 +184,26 @@ class Warehouse:
         connector = _Connector(connect or _no_connection, adapter.conn_types[0] if adapter else None)
         if adapter is not None:
             return adapter(connector, placeholder=placeholder)
-        from aq_airflow.warehouse.generic import GenericWarehouse
+        return _fallback()(connector, placeholder=placeholder, dialect=dialect)  # type: ignore[call-arg]
 
-        return GenericWarehouse(connector, placeholder=placeholder, dialect=dialect)
+    @classmethod
+    def from_conn_id(cls, conn_id: str) -> Warehouse:
+        """The adapter for an Airflow connection: its provider's hook owns the connection (the
+        credentials stay in Airflow's connections or secrets backend)."""
+        from airflow.sdk import BaseHook  # Airflow only where a connection id is resolved
+
+        return cls.from_connection(BaseHook.get_connection(conn_id))
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> Warehouse:
+        """The adapter for an Airflow ``Connection`` a caller has looked up already (to mask its
+        secrets, or to look at it first): the hook Airflow makes for its type."""
+        return cls.of(conn.get_hook())
 
     @classmethod
     def adapters(cls) -> list[type[Warehouse]]:
         """Every registered adapter class, and the generic one."""
-        from aq_airflow.warehouse.generic import GenericWarehouse
-
-        return [*dict.fromkeys(cls._registry.values()), GenericWarehouse]
+        return [*dict.fromkeys(cls._registry.values()), _fallback()]
 
     # --- identifiers and SQL text ----------------------------------------------------------
 
@@ -237,14 +253,6 @@ class Warehouse:
         if self.explicit_begin:
             cursor.execute("BEGIN TRANSACTION")
 
-    @classmethod
-    def from_conn_id(cls, conn_id: str) -> Warehouse:
-        """The adapter for an Airflow connection: its provider's hook owns the connection (the
-        credentials stay in Airflow's connections or secrets backend)."""
-        from airflow.sdk import BaseHook  # Airflow only where a connection id is resolved
-
-        return cls.of(BaseHook.get_connection(conn_id).get_hook())
-
     @contextmanager
     def reading(self, wait: float | None = None, conn: Any = None) -> Iterator[ReadSession]:
         """A :class:`ReadSession` on one connection (a new one, waiting up to ``wait`` seconds
@@ -266,39 +274,12 @@ class Warehouse:
         try:
             session = WriteSession(self, conn)
             if begin:
-                self.begin(session.cursor)
+                session.begin()
             yield session
             conn.commit()
         except BaseException:
             _rollback(conn)
             raise
-        finally:
-            _close(conn)
-
-    @contextmanager
-    def transaction(self, conn: Any = None, begin: bool = True) -> Iterator[Any]:
-        """A cursor whose statements commit together or not at all; the connection (a new one
-        unless given) is closed after. ``begin=False`` runs statements without opening a
-        transaction first (DDL, or set-up before calling :meth:`begin` explicitly)."""
-        conn = self.connect() if conn is None else conn
-        try:
-            cursor = self.cursor(conn)
-            if begin:
-                self.begin(cursor)
-            yield cursor
-            conn.commit()
-        except BaseException:
-            _rollback(conn)
-            raise
-        finally:
-            _close(conn)
-
-    @contextmanager
-    def session(self, conn: Any = None) -> Iterator[Any]:
-        """A cursor for reads; the connection (a new one unless given) is closed after."""
-        conn = self.connect() if conn is None else conn
-        try:
-            yield self.cursor(conn)
         finally:
             _close(conn)
 
@@ -315,15 +296,6 @@ class Warehouse:
         failed in is aborted and must be); a failed rollback keeps the error that caused it."""
         _rollback(conn)
 
-    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-        """(column names, rows) of a query with DB-API parameters (``self.placeholder`` marks)."""
-        with self.session() as cursor:
-            if parameters:
-                cursor.execute(sql, tuple(parameters))
-            else:
-                cursor.execute(sql)
-            return [d[0] for d in cursor.description or []], [tuple(r) for r in cursor.fetchall()]
-
     # --- errors ----------------------------------------------------------------------------
 
     @classmethod
@@ -331,10 +303,10 @@ class Warehouse:
         """Whether ``error`` says the warehouse could not be used (fail and retry the task)
         rather than that the query or data is wrong: OS errors and timeouts, PEP 249's
         OperationalError and InterfaceError, connection/resource/cancel SQLSTATEs, and the
-        adapter's own driver errors."""
+        adapter's own driver errors, and lock conflicts (:meth:`is_lock_conflict`)."""
         if cls.refused_statement(error):
             return False
-        if isinstance(error, OSError | TimeoutError):
+        if isinstance(error, OSError | TimeoutError) or cls.is_lock_conflict(error):
             return True
         names = {kind.__name__ for kind in type(error).__mro__}
         if names & _INFRASTRUCTURE_CLASSES:
@@ -351,6 +323,17 @@ class Warehouse:
                     return True
         return False
 
+    #: SQLSTATEs meaning another transaction holds what this one needs (SQL's serialization
+    #: failure; adapters add their database's own)
+    lock_conflict_sqlstates: ClassVar[frozenset[str]] = frozenset({"40001"})
+
+    @classmethod
+    def is_lock_conflict(cls, error: BaseException) -> bool:
+        """Whether ``error`` says another session holds a lock this one needed (a serialization
+        failure, a lock timeout, a file another process holds): nothing wrong with the SQL, and
+        the same work can succeed once the other session is done."""
+        return _sqlstate(error) in cls.lock_conflict_sqlstates
+
     #: SQLSTATEs meaning "no such table or schema" (PostgreSQL, ODBC, DB2 spell them so)
     missing_table_sqlstates: ClassVar[frozenset[str]] = frozenset({"42P01", "3F000", "42S02", "42704"})
 
@@ -362,12 +345,14 @@ class Warehouse:
 
     @classmethod
     def failure_kind(cls, error: BaseException) -> str:
-        """``unreachable`` (the warehouse could not be used: retry), ``missing`` (the table is
-        not there yet) or ``unreadable`` (it answered, but refused the statement)."""
-        if cls.is_infrastructure_error(error):
-            return "unreachable"
+        """``unreachable`` (the warehouse could not be used, or a lock held elsewhere: retry),
+        ``missing`` (the table is not there yet) or ``unreadable`` (it answered, but refused the
+        statement). A missing table is told first: some drivers raise it under PEP 249's
+        OperationalError (sqlite3), and a warehouse that says what it lacks was reached."""
         if cls.is_missing_table(error):
             return "missing"
+        if cls.is_infrastructure_error(error):
+            return "unreachable"
         return "unreadable"
 
     @classmethod
@@ -379,23 +364,9 @@ class Warehouse:
 
     # --- reading Arrow -------------------------------------------------------------------
 
-    @contextmanager
-    def arrow_batches(
-        self, sql: str, batch_rows: int = BATCH_ROWS, conn: Any = None
-    ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
-        """``(schema, record batches)`` of a query, streamed: memory holds about one batch. The
-        batches are valid inside the ``with`` block; the connection (a new one unless given)
-        is closed after it."""
-        own = conn is None
-        conn = self.connect() if own else conn
-        try:
-            yield self.read_arrow(conn, sql, batch_rows)
-        finally:
-            if own:
-                _close(conn)
-
     def read_arrow(self, conn: Any, sql: str, batch_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """The batches of a query on an open connection; DB-API rows turned into Arrow here."""
+        """The batches of a query on an open connection (``ReadSession.arrow`` calls it, inside
+        the session's transaction); DB-API rows turned into Arrow here."""
         cursor = self.cursor(conn)
         cursor.execute(sql)
         return self.batches_from_rows(cursor, batch_rows)
@@ -521,17 +492,18 @@ def row_groups(files: list[str], fs: pafs.FileSystem, schema: pa.Schema) -> Iter
         yield schema.empty_table()
 
 
-def run(cursor: Any, statements: Sequence[str]) -> None:
-    for statement in statements:
-        cursor.execute(statement)
-
-
 def _conn_type(hook: Any) -> str | None:
     conn_type = getattr(hook, "conn_type", None)
     if isinstance(conn_type, str) and conn_type:
         return conn_type
     attr = getattr(hook, "conn_name_attr", None)  # duckdb_conn_id, postgres_conn_id, ...
     return attr.rsplit("_conn_id", 1)[0] if isinstance(attr, str) and attr.endswith("_conn_id") else None
+
+
+def _fallback() -> type[Warehouse]:
+    if Warehouse._fallback is None:  # the package imports generic.py, which registers it
+        raise RuntimeError("no generic warehouse adapter is registered: import aq_airflow.warehouse")
+    return Warehouse._fallback
 
 
 def _no_connection() -> Any:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, run
+from aq_airflow.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ PUBLISH_SOURCE = "aq_publish_source"  # the name an object-store output is regis
 def parquet_relation(paths: Sequence[str]) -> exp.Expression:
     """DuckDB's ``read_parquet([...])`` over files on a local disk."""
     return exp.func("read_parquet", exp.Array(expressions=[exp.Literal.string(p) for p in paths]))
-
-
-def _is_lock_conflict(error: BaseException) -> bool:
-    return type(error).__name__ == "IOException" and "Could not set lock" in str(error)
 
 
 class DuckDB(Warehouse):
@@ -56,15 +52,27 @@ class DuckDB(Warehouse):
         """DuckDB reports an unknown table or schema as a ``CatalogException``."""
         return type(error).__name__ == "CatalogException" and "does not exist" in str(error)
 
+    @classmethod
+    def is_lock_conflict(cls, error: BaseException) -> bool:
+        """Another process holds the database file's lock (DuckDB admits one writer process)."""
+        return type(error).__name__ == "IOException" and "Could not set lock" in str(error)
+
     @staticmethod
     def connection_json(path: str | os.PathLike) -> str:
         """An Airflow connection (JSON, for ``AIRFLOW_CONN_*``) for a DuckDB file."""
         return json.dumps({"conn_type": "duckdb", "host": os.path.abspath(path)})
 
     @classmethod
-    def in_memory(cls, views: Mapping[str, Any] | None = None, readable: Sequence[str] = ()) -> DuckDB:
-        """An in-memory DuckDB, each connection with ``views`` (Arrow tables, datasets or
-        readers) registered under their names: how Parquet outputs are scanned.
+    def in_memory(
+        cls,
+        data: Mapping[str, Any] | None = None,
+        readable: Sequence[str] = (),
+        views: Mapping[str, exp.Expression] | None = None,
+    ) -> DuckDB:
+        """An in-memory DuckDB, each connection with ``data`` (Arrow tables, datasets or readers)
+        registered under their names, and ``views`` (relations, such as ``read_parquet`` of an
+        output's files) made under theirs, so the SQL users write can name them: how Parquet
+        outputs are scanned.
 
         It reads no file but those under the ``readable`` folders (the output's own): checks
         and metrics are user SQL run on the worker, and ``read_text('/proc/self/environ')`` or
@@ -75,12 +83,16 @@ class DuckDB(Warehouse):
             import duckdb
 
             conn = duckdb.connect()
-            for name, data in (views or {}).items():
-                conn.register(name, data)
+            for name, table in (data or {}).items():
+                conn.register(name, table)
             folders = ", ".join("'" + folder.rstrip("/").replace("'", "''") + "/'" for folder in readable)
             conn.execute(f"SET allowed_directories = [{folders}]")
             conn.execute("SET enable_external_access = false")
             conn.execute("SET lock_configuration = true")
+            for name, relation in (views or {}).items():
+                view = exp.Create(this=exp.to_identifier(name, quoted=True), kind="VIEW", replace=True,
+                                  expression=exp.select("*").from_(relation))  # fmt: skip
+                conn.execute(view.sql(dialect="duckdb"))
             return conn
 
         return cls.for_dialect("duckdb", connect)  # type: ignore[return-value]
@@ -107,7 +119,7 @@ class DuckDB(Warehouse):
             try:
                 return self.hook.get_conn()
             except Exception as error:
-                if not _is_lock_conflict(error) or time.monotonic() + delay > deadline:
+                if not self.is_lock_conflict(error) or time.monotonic() + delay > deadline:
                     raise
                 log.debug("DuckDB file is locked by another task; retrying in %.2fs", delay)
                 time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not security
@@ -127,15 +139,11 @@ class DuckDB(Warehouse):
     def bulk_load(self, files, fs, schema, target, mode, keys=()) -> None:
         self.check_load(mode, keys, schema)
         fs = fs or pafs.LocalFileSystem()
-        conn = self.connect()
-        try:
-            source = self._source(conn, files, fs)
-        except BaseException:
-            conn.close()
-            raise
-        with self.transaction(conn) as cursor:
-            run(cursor, self.ddl_statements(target, schema))
-            run(cursor, self.load_statements(target, source, schema.names, mode, keys))
+        with self.writing(begin=False) as session:
+            source = self._source(session.conn, files, fs)
+            session.begin()
+            session.run(self.ddl_statements(target, schema))
+            session.run(self.load_statements(target, source, schema.names, mode, keys))
 
     def _source(self, conn: Any, files: list[str], fs: pafs.FileSystem) -> exp.Expression:
         if isinstance(fs, pafs.LocalFileSystem):

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, row_groups, run
+from aq_airflow.warehouse.base import Warehouse, row_groups
 
 # Airflow connection types whose sqlglot dialect has another name (or that have one at all)
 _CONN_TYPE_DIALECTS = {
@@ -28,7 +28,7 @@ _CONN_TYPE_DIALECTS = {
 _SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "awsathena": "athena"}
 
 
-class GenericWarehouse(Warehouse):
+class GenericWarehouse(Warehouse, fallback=True):
     """Not registered for a connection type: the fallback ``Warehouse.of`` returns."""
 
     def __init__(self, hook: Any, placeholder: str | None = None, dialect: str | None = None):
@@ -37,10 +37,16 @@ class GenericWarehouse(Warehouse):
 
     @classmethod
     def is_missing_table(cls, error: BaseException) -> bool:
-        """A driver without an adapter may report no SQLSTATE: its message is the last signal."""
+        """A driver without an adapter may report no SQLSTATE: its message is the last signal
+        (``no such table``; ``... does not exist`` naming a table, relation or schema, not the
+        database a connection asked for)."""
+        if super().is_missing_table(error):
+            return True
         text = str(error).lower()
-        return super().is_missing_table(error) or any(
-            phrase in text for phrase in ("does not exist", "no such table", "doesn't exist")
+        if "no such table" in text or "invalid object name" in text:
+            return True
+        return any(p in text for p in ("does not exist", "doesn't exist")) and any(
+            noun in text for noun in ("table", "relation", "schema")
         )
 
     @staticmethod
@@ -71,20 +77,20 @@ class GenericWarehouse(Warehouse):
     def bulk_load(self, files, fs, schema, target, mode, keys=()) -> None:
         columns = self.check_load(mode, keys, schema)
         fs = fs or pafs.LocalFileSystem()
-        with self.transaction() as cursor:
-            run(cursor, self.ddl_statements(target, schema))
+        with self.writing() as session:
+            session.run(self.ddl_statements(target, schema))
             if mode == "replace":
-                cursor.execute(self.render(exp.delete(self.table(target))))
+                session.execute(exp.delete(self.table(target)))
             elif mode == "merge":
                 delete = self.delete_by_key_sql(target, keys)
                 for group in row_groups(files, fs, schema):
                     rows = {tuple(r) for r in zip(*(group.column(c).to_pylist() for c in columns), strict=True)}
                     if rows:
-                        cursor.executemany(delete, sorted(rows, key=repr))
+                        session.executemany(delete, sorted(rows, key=repr))
             insert = self.insert_sql(target, schema.names)
             for group in row_groups(files, fs, schema):
                 if group.num_rows:
-                    cursor.executemany(insert, list(zip(*(c.to_pylist() for c in group.columns), strict=True)))
+                    session.executemany(insert, list(zip(*(c.to_pylist() for c in group.columns), strict=True)))
 
     def insert_sql(self, target: str, names: Sequence[str]) -> str:
         columns = ", ".join(self.render(self.column(n).this) for n in names)

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, row_groups, run
+from aq_airflow.warehouse.base import Warehouse, row_groups
 
 STAGE = "aq_publish_stage"
 EXPORT_CURSOR = "aq_export"
@@ -51,6 +51,8 @@ class PostgreSQL(Warehouse):
     default_placeholder = "%s"
     read_only_begin = "SET TRANSACTION READ ONLY"
     add_column_if_not_exists = True
+    #: serialization failure, deadlock detected, lock not available (``lock_timeout``, NOWAIT)
+    lock_conflict_sqlstates = frozenset({"40001", "40P01", "55P03"})
 
     def begin_read_only(self, conn: Any, cursor: Any) -> bool:
         """``SET TRANSACTION READ ONLY`` as the first statement of the transaction psycopg opens
@@ -110,16 +112,16 @@ class PostgreSQL(Warehouse):
     def bulk_load(self, files, fs, schema, target, mode, keys=()) -> None:
         self.check_load(mode, keys, schema)
         fs = fs or pafs.LocalFileSystem()
-        with self.transaction() as cursor:
-            run(cursor, self.ddl_statements(target, schema))
-            cursor.execute(self.stage_sql(target))
+        with self.writing() as session:
+            session.run(self.ddl_statements(target, schema))
+            session.execute(self.stage_sql(target))
             copy = self.copy_sql(schema.names)
             for group in row_groups(files, fs, schema):  # a row group of CSV at a time
                 buffer = io.BytesIO()
                 pacsv.write_csv(group, buffer, pacsv.WriteOptions(include_header=False))
-                _copy(cursor, copy, buffer)
+                _copy(session.cursor, copy, buffer)
             staged = exp.Table(this=exp.to_identifier(STAGE, quoted=True))
-            run(cursor, self.load_statements(target, staged, schema.names, mode, keys))
+            session.run(self.load_statements(target, staged, schema.names, mode, keys))
 
 
 def _copy(cursor: Any, statement: str, buffer: io.BytesIO) -> None:

@@ -10,10 +10,18 @@ all go through these two; no module opens connections or transactions of its own
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+# rows per Arrow batch read from a warehouse when the caller does not say
+BATCH_ROWS = 128 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +70,31 @@ class ReadSession(Session):
         super().__init__(warehouse, conn)
         self._open = False
 
-    def execute(self, sql: str | exp.Expression, parameters: Sequence[Any] = ()) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The read-only transaction a statement runs in: opened unless open, ended when the
+        statement (or reading its result) fails."""
         if not self._open:
             self._open = self.warehouse.begin_read_only(self.conn, self.cursor)
         try:
-            self._execute(sql, parameters)
+            yield
         except BaseException:
             self.end()
             raise
 
+    def execute(self, sql: str | exp.Expression, parameters: Sequence[Any] = ()) -> None:
+        with self._transaction():
+            self._execute(sql, parameters)
+
     def fetch(self, sql: str | exp.Expression, parameters: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-        self.execute(sql, parameters)
-        try:
-            return [d[0] for d in self.cursor.description or []], [tuple(r) for r in self.cursor.fetchall()]
-        except BaseException:
-            self.end()
-            raise
+        with self._transaction():
+            return super().fetch(sql, parameters)
+
+    def arrow(self, sql: str, batch_rows: int = BATCH_ROWS) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """``(schema, record batches)`` of one query, streamed the adapter's fastest way (memory
+        holds about one batch); the batches are valid until the session ends."""
+        with self._transaction():
+            return self.warehouse.read_arrow(self.conn, sql, batch_rows)
 
     def end(self) -> None:
         """End the current read-only transaction (rolled back: it wrote nothing)."""
@@ -94,3 +111,12 @@ class WriteSession(Session):
         """Run statements in order."""
         for statement in statements:
             self.execute(statement)
+
+    def executemany(self, sql: str | exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for each row of DB-API parameters (the driver batches them)."""
+        self.cursor.executemany(self._text(sql), rows)
+
+    def begin(self) -> None:
+        """Open the transaction now, in a session made with ``writing(begin=False)``: what ran
+        before (DDL, staging that commits on its own) is outside it, what follows is in it."""
+        self.warehouse.begin(self.cursor)

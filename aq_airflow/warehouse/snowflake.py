@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from sqlglot import exp
 
-from aq_airflow.warehouse.base import Warehouse, run
+from aq_airflow.warehouse.base import Warehouse
 
 STAGE_TABLE = "AQ_PUBLISH_STAGE"  # the temporary table the staged files are copied into
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./-]+")  # a local path PUT can take as it is
@@ -172,14 +172,14 @@ class Snowflake(Warehouse):
         fs = fs or pafs.LocalFileSystem()
         stage = f"AQ_PUBLISH_{uuid.uuid4().hex[:16].upper()}"
         staged = exp.Table(this=exp.to_identifier(STAGE_TABLE, quoted=True))
-        with tempfile.TemporaryDirectory(prefix="aq-publish-") as scratch, self.transaction(begin=False) as cursor:
-            run(cursor, self.ddl_statements(target, schema))
-            run(cursor, self.stage_statements(target, stage))
+        with tempfile.TemporaryDirectory(prefix="aq-publish-") as scratch, self.writing(begin=False) as session:
+            session.run(self.ddl_statements(target, schema))
+            session.run(self.stage_statements(target, stage))
             for path in _local_files(files, fs, scratch):
-                cursor.execute(self.put_sql(path, stage))
-            cursor.execute(self.copy_sql(schema, stage))
-            self.begin(cursor)
-            run(cursor, self.load_statements(target, staged, schema.names, mode, keys))
+                session.execute(self.put_sql(path, stage))
+            session.execute(self.copy_sql(schema, stage))
+            session.begin()
+            session.run(self.load_statements(target, staged, schema.names, mode, keys))
 
 
 def _local_files(files: list[str], fs: pafs.FileSystem, scratch: str) -> Iterator[str]:

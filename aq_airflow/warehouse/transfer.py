@@ -23,7 +23,8 @@ def export_query(hook, sql: str, output: Location) -> dict:
     """Run ``sql`` in the warehouse of ``hook`` (a DbApiHook or an adapter) and commit its
     result as the step's table output."""
     warehouse = Warehouse.of(hook)
-    with warehouse.arrow_batches(sql, batch_rows=ROW_GROUP_ROWS) as (schema, batches):
+    with warehouse.reading() as session:  # read-only where the warehouse has it: the SQL is the user's
+        schema, batches = session.arrow(sql, batch_rows=ROW_GROUP_ROWS)
         attempt = output.begin()
         manifest = write_batches(output, attempt, schema, batches)
     manifest = {**manifest, "attempt": attempt, "uri": output.uri, "dialect": warehouse.dialect}

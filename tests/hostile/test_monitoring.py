@@ -51,9 +51,7 @@ class Results:
         self.schema = schema
 
     def warehouse(self) -> Warehouse:
-        from airflow.sdk import BaseHook
-
-        return Warehouse.of(BaseHook.get_connection("aq_warehouse").get_hook())
+        return Warehouse.from_conn_id("aq_warehouse")
 
     def store(self) -> ResultsStore:
         store = ResultsStore(self.warehouse(), self.schema)
@@ -62,7 +60,8 @@ class Results:
 
     def rows(self, table: str, columns: str, where: str = "1 = 1", order: str = "1") -> list[tuple]:
         sql = f"SELECT {columns} FROM {self.schema}.{table} WHERE {where} ORDER BY {order}"
-        return [tuple(r) for r in self.warehouse().fetch_all(sql)[1]]
+        with self.warehouse().reading() as session:
+            return session.rows(sql)
 
     def count(self, table: str, dag_id: str) -> int:
         return self.rows(table, "count(*)", f"dag_id = '{dag_id}'")[0][0]
@@ -71,11 +70,11 @@ class Results:
         """Rows written as an earlier version wrote them: keyed by run id, so a date's earlier
         sets were never deleted."""
         store = self.store()
-        with store.warehouse.transaction() as cursor:
+        with store.warehouse.writing() as session:
             for row in rows:
                 marks = ", ".join([store.placeholder] * len(row))
                 sql = f"INSERT INTO {self.schema}.{table} ({', '.join(row)}) VALUES ({marks})"
-                cursor.execute(sql, tuple(row.values()))
+                session.execute(sql, tuple(row.values()))
 
     def seed(self, dag_id: str, step: str, name: str, values: dict[str, tuple[float, str]]) -> None:
         """Metric rows as earlier runs would have left them: {date: (value, outcome)}."""
