@@ -2,7 +2,7 @@
 
 ``aq-airflow results SPEC`` reads the spec's pipeline id, warehouse connection and
 ``results_schema``; ``aq-airflow results PIPELINE`` takes the dag_id and the flags. ``aq-airflow
-run`` prints a run's results through the same code (:func:`report`, over ``ResultsStore.read``).
+run`` prints a run's results through the same code (:func:`report`, over ``ResultsHistory.newest_rows``).
 
 stdout carries the results only (a table, a check's failing rows under its row, or one JSON
 document with ``--format json``); logs and messages go to stderr. A `foreach:` item is named as
@@ -30,8 +30,7 @@ from aq_airflow.cli.connection import WarehouseError, also_mask, connection, dis
 from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.history import ResultsHistory, Sample, is_missing_table, map_index_of
-from aq_airflow.results.store import step_of
+from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
 from aq_airflow.warehouse import is_infrastructure_error
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -69,9 +68,6 @@ def store_for(conn_id: str, schema: str | None) -> ResultsStore:
         raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
 
 
-_missing_table = is_missing_table  # where it was defined before the read model
-
-
 def read_results(
     store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None,
     sensitive: Sensitive | None = None,
@@ -86,7 +82,7 @@ def read_results(
         except Exception as error:
             if is_infrastructure_error(error):
                 raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
-            if not is_missing_table(error):
+            if not store.warehouse.is_missing_table(error):
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found
@@ -400,7 +396,7 @@ def step_hint(store: ResultsStore, dag_id: str, step: str, spec_steps: Sequence[
     import difflib
 
     try:
-        recorded = [step_of(name) for name in ResultsHistory(store).steps(dag_id)]
+        recorded = ResultsHistory(store).steps(dag_id)
     except Exception:  # the hint is a courtesy: the missing rows were already reported
         recorded = []
     known = list(dict.fromkeys([*spec_steps, *recorded]))

@@ -24,6 +24,10 @@ from aq_airflow.results.rows import COLUMNS
 from aq_airflow.results.statements import Statements
 from aq_airflow.warehouse.session import Session
 
+# dialects in which a DDL statement commits on its own (so it is not run inside a transaction:
+# fakesnow, like a strict driver, refuses one there)
+DDL_COMMITS = frozenset({"snowflake"})
+
 
 def table_columns(session: Session, statements: Statements, table: str) -> set[str]:
     """The (lower-case) column names of one of the results tables, from an empty SELECT's
@@ -45,7 +49,7 @@ def ensure_tables(statements: Statements) -> None:
         lacking = {table: missing(session, statements, table) for table in COLUMNS}
     if not any(lacking.values()):
         return
-    with warehouse.writing() as session:
+    with warehouse.writing(begin=warehouse.dialect not in DDL_COMMITS) as session:
         for table, columns in lacking.items():
             for column in columns:
                 session.execute(statements.add_column(table, column).expression)

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from aq_airflow.results import ResultsStore
-from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window, failure_kind
+from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window
 from aq_airflow.ui import pages, pipelines
 from aq_airflow.ui.pipelines import Pipeline
 
@@ -202,7 +202,7 @@ class Results:
     def failed(self, error: BaseException) -> PageError:
         """What a failed read means: nothing recorded yet (200), or the warehouse unreachable
         (503) or refusing the read (502), with the driver's first line, secrets masked."""
-        kind = failure_kind(error)
+        kind = self.history.warehouse.failure_kind(error)
         where = f"connection `{self.pipeline.conn_id}`" + (
             f", schema `{self.pipeline.schema}`" if self.pipeline.schema else ""
         )

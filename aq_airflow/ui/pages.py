@@ -32,7 +32,8 @@ from aq_airflow.results.history import (
     Summary,
     Window,
 )
-from aq_airflow.results.store import WHEN
+from aq_airflow.plan.model import TaskRole
+from aq_airflow.results.rows import Role
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
 
@@ -112,7 +113,7 @@ def check_link(base: str, dag_id: str, cell: CheckResult) -> str | None:
     its ``when`` task)."""
     if not cell.run_id:
         return None
-    task_id = cell.step if cell.kind == WHEN else f"{cell.step}.checks"
+    task_id = f"{cell.step}.{TaskRole.WHEN if cell.role == Role.WHEN else TaskRole.CHECKS}"
     return path(base, "dags", dag_id, "runs", cell.run_id, "tasks", task_id, map_index=cell.map_index)
 
 
@@ -185,19 +186,25 @@ class TaskPage:
 
 def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, ...]]:
     """Which steps and tables a task instance's page shows: a checks task its step's checks, a
-    metrics task its metrics, a condition (``<step>.when``) its verdict, another task of a step
-    with checks or metrics both; nothing for other tasks."""
+    metrics task its metrics, a condition (``<step>.when``) its step's verdict (:func:`task_role`),
+    another task of a step with checks or metrics both; nothing for other tasks."""
     kind = pipeline.tasks.get(task_id)
     step, _, suffix = task_id.rpartition(".")
     if kind == "checks":
         return [step], (CHECKS_TABLE,)
     if kind == "metrics":
         return [step], (METRICS_TABLE,)
-    if suffix == WHEN and step:
-        return [task_id], (CHECKS_TABLE,)
+    if suffix == TaskRole.WHEN and step:
+        return [step], (CHECKS_TABLE,)
     if step in pipeline.steps:
         return [step], (CHECKS_TABLE, METRICS_TABLE)
     return [], ()
+
+
+def task_role(task_id: str) -> Role:
+    """Which check rows a task instance's page shows: a condition task its step's `when:`
+    verdict, any other task the step's checks."""
+    return Role.WHEN if task_id.rpartition(".")[2] == TaskRole.WHEN else Role.CHECK
 
 
 def load_task(
@@ -207,12 +214,13 @@ def load_task(
     """One task instance's results on its run's date, failing-row samples included, and the recent
     history of its metrics (one query per table, and one for the history)."""
     steps, tables = task_scope(pipeline, task_id)
+    role = task_role(task_id)
     if not tables:
         return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, [], [], [])
     recent: list[MetricSeries] = []
     with history.reading():  # one connection, one snapshot
         checks, metrics = history.run_results(pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive,
-                                              tables)  # fmt: skip
+                                              tables, role=role)  # fmt: skip
         if METRICS_TABLE in tables and metrics:
             window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
             found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
