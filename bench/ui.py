@@ -80,8 +80,8 @@ def rows_of(dag_id: str, days: int) -> dict[str, list[dict]]:
             for c in range(CHECKS):
                 failing = 3 if rng.random() < 0.02 else 0
                 sample = json.dumps([{"id": None, "v": k} for k in range(failing)]) if failing else None
-                checks.append({**common, "name": f"check_{c:02d}", "kind": "not_null", "severity": "error", "role": "check",
-                               "outcome": "failed" if failing else "passed", "failing_rows": failing,
+                checks.append({**common, "name": f"check_{c:02d}", "kind": "not_null", "severity": "error",
+                               "role": "check", "outcome": "failed" if failing else "passed", "failing_rows": failing,
                                "total_rows": 10_000, "message": f"{failing} of 10000 rows fail; expected at most 0",
                                "sample": sample, "observed": str(failing), "expected": "at most 0"})  # fmt: skip
     return {CHECKS_TABLE: checks, METRICS_TABLE: metrics}

@@ -358,7 +358,9 @@ def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_fir
                                        "item_label": "eu", "created_at": DATES[1]}])  # fmt: skip
     strips = history.check_series("pipe").items  # the same reader: it had not remembered the old columns
     assert [(s.step_label, s.name, [c.item_label for c in s.cells]) for s in strips] == [
-        ("regions", "when", [None]), ("regions[0]", "enough", [None]), ("regions[1:eu]", "enough", [None, "eu"])]  # fmt: skip
+        ("regions", "when", [None]), ("regions[0]", "enough", [None]),
+        ("regions[1:eu]", "enough", [None, "eu"])]  # fmt: skip
     columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions")
-    assert [(r[columns.index("map_index")], r[columns.index("item_label")], r[columns.index("role")]) for r in rows] == [
+    index, label, role = (columns.index(c) for c in ("map_index", "item_label", "role"))
+    assert [(r[index], r[label], r[role]) for r in rows] == [
         (1, "eu", "check"), (-1, None, "when"), (0, None, "check"), (1, None, "check")]  # fmt: skip

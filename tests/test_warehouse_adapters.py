@@ -20,7 +20,8 @@ import pytest
 from sqlglot import exp
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.store import COLUMNS
+from aq_airflow.results.history import ResultsHistory
+from aq_airflow.results.rows import COLUMNS
 from aq_airflow.warehouse import (
     DuckDB,
     GenericWarehouse,
@@ -311,7 +312,7 @@ def test_the_results_store_round_trips_on_every_adapter(backend):
     first = [{**key, "name": n, "kind": "not_null", "outcome": "failed", "severity": "error"} for n in ("a", "b")]
     store.replace(CHECKS_TABLE, key, first)
     store.replace(CHECKS_TABLE, key, [{**row, "outcome": "passed"} for row in first])  # a retry replaces
-    columns, rows = store.read(CHECKS_TABLE, "d", run_id="r1")
+    columns, rows = ResultsHistory(store).newest_rows(CHECKS_TABLE, "d", run_id="r1")
     assert sorted((r[columns.index("name")], r[columns.index("outcome")]) for r in rows) == [
         ("a", "passed"), ("b", "passed")]  # fmt: skip
     for run, value in enumerate([10.0, 11.0, 12.0]):

@@ -253,8 +253,8 @@ class ResultsHistory:
         name: each (logical_date, step, map_index, name, role)'s latest row."""
         limit, offset = _clamp(limit, DEFAULT_ROWS, MAX_ROWS), _offset(offset)
         present = self._present(CHECKS_TABLE)
-        statement = self.statements.timeline(CHECKS_TABLE, _CHECK_COLUMNS, present,
-                                             self._where(CHECKS_TABLE, dag_id, present, window), limit + 1, offset)  # fmt: skip
+        where = self._where(CHECKS_TABLE, dag_id, present, window)
+        statement = self.statements.timeline(CHECKS_TABLE, _CHECK_COLUMNS, present, where, limit + 1, offset)
         rows = self.fetch(statement)
         items = [CheckResult.of(row) for row in rows[:limit]]
         known = (rows or not offset) and len(rows) <= limit  # past the end the total is unknown
@@ -359,8 +359,10 @@ class ResultsHistory:
         if table not in (CHECKS_TABLE, METRICS_TABLE):
             raise ValueError(f"not a results table: {table}")
         columns = ["logical_date", "run_id", "step", "map_index", "item_label", "name", "kind"]
-        columns += ["outcome", "severity", "value"] if table == METRICS_TABLE else ["role", "outcome", "severity",
-                                                                                     "failing_rows", "sample"]  # fmt: skip
+        if table == METRICS_TABLE:
+            columns += ["outcome", "severity", "value"]
+        else:
+            columns += ["role", "outcome", "severity", "failing_rows", "sample"]
         columns += ["message"]
         present = self._present(table)
         where = self._where(table, dag_id, present, Window(step=step or None), run_id=run_id or None)

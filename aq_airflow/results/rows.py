@@ -80,14 +80,10 @@ class Verdict(StrEnum):
         return cls.OTHER
 
 
-def _column(sql: str, default: Any = None) -> Any:
-    """A field that is a column of type ``sql`` (portable spelling: DuckDB's, rendered per dialect)."""
-    return field(default=default, metadata={"sql": sql})
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Row:
-    """The columns both tables share, in table order around each table's own."""
+    """A row of a results table: a field per column, in table order; each field's ``sql`` is the
+    column's type (portable spelling: DuckDB's, rendered per dialect)."""
 
     table: ClassVar[str]
 
@@ -107,28 +103,32 @@ class CheckRow(_Row):
     """One row of ``aq_check_results``: a check's verdict, or (role ``when``) a condition's."""
 
     table: ClassVar[str] = CHECKS_TABLE
-    dag_id: str = _column("VARCHAR")
-    run_id: str | None = _column("VARCHAR")
-    step: str = _column("VARCHAR")
-    name: str | None = _column("VARCHAR")
-    kind: str | None = _column("VARCHAR")
-    outcome: str | None = _column("VARCHAR")
-    severity: str | None = _column("VARCHAR")
-    message: str | None = _column("VARCHAR")
-    observed: str | None = _column("VARCHAR")  # JSON
-    expected: str | None = _column("VARCHAR")  # JSON
-    failing_rows: int | None = _column("BIGINT")
-    total_rows: int | None = _column("BIGINT")
-    sample: str | None = _column("VARCHAR")  # JSON: a list of failing rows (a Snowflake keyword)
-    details: str | None = _column("VARCHAR")  # JSON
-    map_index: int = _column("INTEGER", -1)
-    try_number: int | None = _column("INTEGER")
-    spec_hash: str | None = _column("VARCHAR")
-    image: str | None = _column("VARCHAR")
-    logical_date: datetime.datetime = _column("TIMESTAMP")
-    created_at: datetime.datetime | None = _column("TIMESTAMP")
-    item_label: str | None = _column("VARCHAR")  # a `foreach:` item's label; NULL when not mapped
-    role: str = _column("VARCHAR", Role.CHECK)  # since release N+1 (Role)
+    dag_id: str = field(default=None, metadata={"sql": "VARCHAR"})
+    run_id: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    step: str = field(default=None, metadata={"sql": "VARCHAR"})
+    name: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    kind: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    outcome: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    severity: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    message: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    observed: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # JSON
+    expected: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # JSON
+    failing_rows: int | None = field(default=None, metadata={"sql": "BIGINT"})
+    total_rows: int | None = field(default=None, metadata={"sql": "BIGINT"})
+    sample: str | None = field(
+        default=None, metadata={"sql": "VARCHAR"}
+    )  # JSON: a list of failing rows (a Snowflake keyword)
+    details: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # JSON
+    map_index: int = field(default=-1, metadata={"sql": "INTEGER"})
+    try_number: int | None = field(default=None, metadata={"sql": "INTEGER"})
+    spec_hash: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    image: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    logical_date: datetime.datetime = field(default=None, metadata={"sql": "TIMESTAMP"})
+    created_at: datetime.datetime | None = field(default=None, metadata={"sql": "TIMESTAMP"})
+    item_label: str | None = field(
+        default=None, metadata={"sql": "VARCHAR"}
+    )  # a `foreach:` item's label; NULL when not mapped
+    role: str = field(default=Role.CHECK, metadata={"sql": "VARCHAR"})  # since release N+1 (Role)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,23 +136,23 @@ class MetricRow(_Row):
     """One row of ``aq_metric_results``: a metric's value and its verdict."""
 
     table: ClassVar[str] = METRICS_TABLE
-    dag_id: str = _column("VARCHAR")
-    run_id: str | None = _column("VARCHAR")
-    step: str = _column("VARCHAR")
-    name: str | None = _column("VARCHAR")
-    kind: str | None = _column("VARCHAR")
-    outcome: str | None = _column("VARCHAR")
-    severity: str | None = _column("VARCHAR")
-    message: str | None = _column("VARCHAR")
-    value: float | None = _column("DOUBLE")
-    expected: str | None = _column("VARCHAR")  # JSON: what the value was judged against
-    map_index: int = _column("INTEGER", -1)
-    try_number: int | None = _column("INTEGER")
-    spec_hash: str | None = _column("VARCHAR")
-    image: str | None = _column("VARCHAR")
-    logical_date: datetime.datetime = _column("TIMESTAMP")
-    created_at: datetime.datetime | None = _column("TIMESTAMP")
-    item_label: str | None = _column("VARCHAR")
+    dag_id: str = field(default=None, metadata={"sql": "VARCHAR"})
+    run_id: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    step: str = field(default=None, metadata={"sql": "VARCHAR"})
+    name: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    kind: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    outcome: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    severity: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    message: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    value: float | None = field(default=None, metadata={"sql": "DOUBLE"})
+    expected: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # JSON: what the value was judged against
+    map_index: int = field(default=-1, metadata={"sql": "INTEGER"})
+    try_number: int | None = field(default=None, metadata={"sql": "INTEGER"})
+    spec_hash: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    image: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    logical_date: datetime.datetime = field(default=None, metadata={"sql": "TIMESTAMP"})
+    created_at: datetime.datetime | None = field(default=None, metadata={"sql": "TIMESTAMP"})
+    item_label: str | None = field(default=None, metadata={"sql": "VARCHAR"})
 
 
 _ROWS: dict[str, type[_Row]] = {CHECKS_TABLE: CheckRow, METRICS_TABLE: MetricRow}

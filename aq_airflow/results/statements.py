@@ -102,13 +102,15 @@ class Statements:
         if table == CHECKS_TABLE and column == "role":  # rows of writers before the column: checks
             default = exp.DefaultColumnConstraint(this=exp.Literal.string(Role.CHECK.value))
             constraints.append(exp.ColumnConstraint(kind=default))
-        return exp.ColumnDef(this=self.id(column), kind=self.warehouse.portable_type(kind),
-                             constraints=constraints, exists=exists)  # fmt: skip
+        return exp.ColumnDef(
+            this=self.id(column), kind=self.warehouse.portable_type(kind), constraints=constraints, exists=exists
+        )
 
     def create_table(self, table: str) -> Statement:
         columns = [self._column_def(table, name) for name, _ in COLUMNS[table]]
-        return Statement(exp.Create(this=exp.Schema(this=self.table(table), expressions=columns), kind="TABLE",
-                                    exists=True))  # fmt: skip
+        return Statement(
+            exp.Create(this=exp.Schema(this=self.table(table), expressions=columns), kind="TABLE", exists=True)
+        )
 
     def add_column(self, table: str, column: str) -> Statement:
         definition = self._column_def(table, column, exists=self.warehouse.add_column_if_not_exists)
@@ -125,16 +127,23 @@ class Statements:
         a second run changes nothing."""
         bind, suffix = self.binder(), f".{Role.WHEN.value}"
         step = self.col("step")
-        shortened = exp.Substring(this=step.copy(), start=exp.Literal.number(1),
-                                  length=exp.Sub(this=exp.Length(this=step.copy()), expression=bind(len(suffix))))  # fmt: skip
-        sets = [exp.EQ(this=self.col("step"), expression=shortened), exp.EQ(this=self.col("role"), expression=bind(Role.WHEN))]
+        shortened = exp.Substring(
+            this=step.copy(),
+            start=exp.Literal.number(1),
+            length=exp.Sub(this=exp.Length(this=step.copy()), expression=bind(len(suffix))),
+        )
+        sets = [
+            exp.EQ(this=self.col("step"), expression=shortened),
+            exp.EQ(this=self.col("role"), expression=bind(Role.WHEN)),
+        ]
         where = exp.and_(
             self.col("kind").eq(bind(Role.WHEN.value)),
             self.col("name").eq(bind(Role.WHEN.value)),
             exp.Like(this=self.col("step"), expression=bind(f"%{suffix}")),
         )
-        return Statement(exp.Update(this=self.table(CHECKS_TABLE), expressions=sets, where=exp.Where(this=where)),
-                         bind.values)  # fmt: skip
+        return Statement(
+            exp.Update(this=self.table(CHECKS_TABLE), expressions=sets, where=exp.Where(this=where)), bind.values
+        )
 
     # --- the store's writes -----------------------------------------------------------------
 
@@ -168,8 +177,11 @@ class Statements:
         return [exp.Ordered(this=self.col(name), desc=True, nulls_first=False) for name in ("created_at", "try_number")]
 
     def rank(self, partition: Sequence[str], order: Sequence[exp.Ordered] | None = None) -> exp.Window:
-        return exp.Window(this=exp.RowNumber(), partition_by=[self.col(n) for n in partition],
-                          order=exp.Order(expressions=list(order if order is not None else self.latest_first())))  # fmt: skip
+        return exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[self.col(n) for n in partition],
+            order=exp.Order(expressions=list(order if order is not None else self.latest_first())),
+        )
 
     def metric_history(
         self, dag_id: str, step: str, name: str, map_index: int, before: datetime.datetime, limit: int
@@ -177,8 +189,12 @@ class Statements:
         """Passed values of the latest row of each date before ``before``, newest first."""
         bind = self.binder()
         ranked = (
-            exp.select(self.col("value"), self.col("outcome"), self.col("logical_date"),
-                       self.alias(self.rank(["logical_date"]), "aq_rank"))  # fmt: skip
+            exp.select(
+                self.col("value"),
+                self.col("outcome"),
+                self.col("logical_date"),
+                self.alias(self.rank(["logical_date"]), "aq_rank"),
+            )
             .from_(self.table(METRICS_TABLE))
             .where(self._matches(bind, [("dag_id", dag_id), ("step", step), ("name", name), ("map_index", map_index)]))
             .where(exp.LT(this=self.col("logical_date"), expression=bind(before)))
@@ -195,32 +211,55 @@ class Statements:
         return Statement(query, bind.values)
 
     def run_result(
-        self, table: str, dag_id: str, run_id: str, step: str, name: str, map_index: int,
+        self,
+        table: str,
+        dag_id: str,
+        run_id: str,
+        step: str,
+        name: str,
+        map_index: int,
         logical_date: datetime.datetime,
-    ) -> Statement:  # fmt: skip
+    ) -> Statement:
         """(value or NULL, outcome) of one check or metric as a run recorded it for its date."""
         bind = self.binder()
         value = self.col("value") if table == METRICS_TABLE else exp.Null()
-        pairs = [("dag_id", dag_id), ("run_id", run_id), ("step", step), ("name", name), ("map_index", map_index),
-                 ("logical_date", logical_date)]  # fmt: skip
+        pairs = [
+            ("dag_id", dag_id),
+            ("run_id", run_id),
+            ("step", step),
+            ("name", name),
+            ("map_index", map_index),
+            ("logical_date", logical_date),
+        ]
         if table == CHECKS_TABLE:
             pairs.append(("role", Role.CHECK))
         query = (
-            exp.select(value, self.col("outcome")).from_(self.table(table)).where(self._matches(bind, pairs))
-            .order_by(*self.latest_first()).limit(exp.Literal.number(1))
-        )  # fmt: skip
+            exp.select(value, self.col("outcome"))
+            .from_(self.table(table))
+            .where(self._matches(bind, pairs))
+            .order_by(*self.latest_first())
+            .limit(exp.Literal.number(1))
+        )
         return Statement(query, bind.values)
 
     def champion_date(self, dag_id: str, step: str, map_index: int, before: datetime.datetime) -> Statement:
         """The latest date before ``before`` on which ``step``'s `when:` condition held."""
         bind = self.binder()
-        pairs = [("dag_id", dag_id), ("step", step), ("role", Role.WHEN), ("outcome", Outcome.PASSED),
-                 ("map_index", map_index)]  # fmt: skip
+        pairs = [
+            ("dag_id", dag_id),
+            ("step", step),
+            ("role", Role.WHEN),
+            ("outcome", Outcome.PASSED),
+            ("map_index", map_index),
+        ]
         query = (
-            exp.select(self.col("logical_date")).from_(self.table(CHECKS_TABLE)).where(self._matches(bind, pairs))
+            exp.select(self.col("logical_date"))
+            .from_(self.table(CHECKS_TABLE))
+            .where(self._matches(bind, pairs))
             .where(exp.LT(this=self.col("logical_date"), expression=bind(before)))
-            .order_by(exp.Ordered(this=self.col("logical_date"), desc=True)).limit(exp.Literal.number(1))
-        )  # fmt: skip
+            .order_by(exp.Ordered(this=self.col("logical_date"), desc=True))
+            .limit(exp.Literal.number(1))
+        )
         return Statement(query, bind.values)
 
     def metric_value(
@@ -228,12 +267,20 @@ class Statements:
     ) -> Statement:
         """A metric's value on one date (its latest row)."""
         bind = self.binder()
-        pairs = [("dag_id", dag_id), ("step", step), ("name", name), ("map_index", map_index),
-                 ("logical_date", logical_date)]  # fmt: skip
+        pairs = [
+            ("dag_id", dag_id),
+            ("step", step),
+            ("name", name),
+            ("map_index", map_index),
+            ("logical_date", logical_date),
+        ]
         query = (
-            exp.select(self.col("value")).from_(self.table(METRICS_TABLE)).where(self._matches(bind, pairs))
-            .order_by(*self.latest_first()).limit(exp.Literal.number(1))
-        )  # fmt: skip
+            exp.select(self.col("value"))
+            .from_(self.table(METRICS_TABLE))
+            .where(self._matches(bind, pairs))
+            .order_by(*self.latest_first())
+            .limit(exp.Literal.number(1))
+        )
         return Statement(query, bind.values)
 
     # --- the read model's pieces ---------------------------------------------------------------
@@ -247,9 +294,14 @@ class Statements:
         return exp.Case(ifs=[exp.If(this=is_when, true=bind(Role.WHEN))], default=bind(Role.CHECK))
 
     def sources(
-        self, bind: Binder, table: str, columns: Sequence[str], present: Present, text: Sequence[str] = (),
+        self,
+        bind: Binder,
+        table: str,
+        columns: Sequence[str],
+        present: Present,
+        text: Sequence[str] = (),
         rewrite: dict[str, Callable[[Binder, exp.Expression], exp.Expression]] | None = None,
-    ) -> list[exp.Expression]:  # fmt: skip
+    ) -> list[exp.Expression]:
         """``columns`` as a SELECT list over ``table`` itself, each under its own name: a column
         the table lacks (a table of an earlier version) as NULL, ``role`` by :meth:`role`; those
         in ``text`` cast to text (a value the driver cannot convert); ``rewrite`` maps a column
@@ -270,11 +322,20 @@ class Statements:
         return selected
 
     def filters(
-        self, bind: Binder, table: str, dag_id: str, present: Present, step: str | None = None,
-        start: datetime.datetime | None = None, end: datetime.datetime | None = None,
-        steps: Sequence[str] | None = None, map_index: int | None = None, run_id: str | None = None,
-        logical_date: datetime.datetime | None = None, role: Role | None = None,
-    ) -> exp.Expression:  # fmt: skip
+        self,
+        bind: Binder,
+        table: str,
+        dag_id: str,
+        present: Present,
+        step: str | None = None,
+        start: datetime.datetime | None = None,
+        end: datetime.datetime | None = None,
+        steps: Sequence[str] | None = None,
+        map_index: int | None = None,
+        run_id: str | None = None,
+        logical_date: datetime.datetime | None = None,
+        role: Role | None = None,
+    ) -> exp.Expression:
         """The WHERE of a read: one pipeline, and whichever of the rest are given."""
         conditions: list[exp.Expression] = [self.col("dag_id").eq(bind(dag_id))]
         if logical_date is not None:
@@ -301,15 +362,20 @@ class Statements:
         return [*keys, "role"] if table == CHECKS_TABLE and (present is None or "role" in present) else keys
 
     def latest(
-        self, bind: Binder, table: str, columns: Sequence[str], present: Present,
+        self,
+        bind: Binder,
+        table: str,
+        columns: Sequence[str],
+        present: Present,
         where: Callable[[Binder], exp.Expression],
-    ) -> exp.Select:  # fmt: skip
+    ) -> exp.Select:
         """Each verdict's latest row among ``where``'s (``where`` binds after the SELECT list)."""
         selected = self.sources(bind, table, columns, present)
         ranked = (
             exp.select(*selected, self.alias(self.rank(self.partition(table, present)), "aq_rank"))
-            .from_(self.table(table)).where(where(bind))
-        )  # fmt: skip
+            .from_(self.table(table))
+            .where(where(bind))
+        )
         return (
             exp.select(*[self.col(c) for c in columns])
             .from_(exp.Subquery(this=ranked, alias=exp.TableAlias(this=self.id("aq_latest"))))
@@ -319,9 +385,16 @@ class Statements:
     # --- the read model's queries ---------------------------------------------------------------
 
     def series(
-        self, table: str, columns: Sequence[str], present: Present, where: Callable[[Binder], exp.Expression],
-        first: int, last: int, points: int, messages: bool = True,
-    ) -> Statement:  # fmt: skip
+        self,
+        table: str,
+        columns: Sequence[str],
+        present: Present,
+        where: Callable[[Binder], exp.Expression],
+        first: int,
+        last: int,
+        points: int,
+        messages: bool = True,
+    ) -> Statement:
         """Series ``first+1 .. last`` (a series: a check or metric of a step, map index (and
         role), ordered so) with each series' newest ``points`` dates, each date's latest row; and
         the number of series. ``messages=False``: a passed row's message reads as NULL.
@@ -336,10 +409,11 @@ class Statements:
         grouped = grouped.group_by(*[self.col(k) for k in keys])
         numbered = exp.select(
             *[self.alias(self.col(k), a) for k, a in zip(keys, keyed, strict=True)],
-            self.alias(exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[self.col(k) for k in keys])),
-                       "aq_key"),
+            self.alias(
+                exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[self.col(k) for k in keys])), "aq_key"
+            ),
             self.alias(exp.Window(this=exp.Count(this=exp.Star())), "aq_total"),
-        ).from_(exp.Table(this=self.id("aq_keys")))  # fmt: skip
+        ).from_(exp.Table(this=self.id("aq_keys")))
         page = (
             exp.select(*[self.col(a) for a in keyed], self.col("aq_key"), self.col("aq_total"))
             .from_(exp.Table(this=self.id("aq_numbered")))
@@ -348,7 +422,8 @@ class Statements:
         )
         rewrite = None
         if not messages:
-            def passed_message(bind: Binder, message: exp.Expression) -> exp.Expression:  # noqa: E306
+
+            def passed_message(bind: Binder, message: exp.Expression) -> exp.Expression:
                 passed = self.col("outcome").eq(bind(Outcome.PASSED))
                 return exp.Case(ifs=[exp.If(this=passed, true=exp.Null())], default=message)
 
@@ -356,36 +431,62 @@ class Statements:
         selected = self.sources(bind, table, columns, present, rewrite=rewrite)
         on = exp.and_(*[self.col(k).eq(self.col(a)) for k, a in zip(keys, keyed, strict=True)])
         dated = (
-            exp.select(*selected, self.col("aq_key"), self.col("aq_total"),
-                       self.alias(self.rank(["aq_key", "logical_date"]), "aq_rank"))  # fmt: skip
+            exp.select(
+                *selected,
+                self.col("aq_key"),
+                self.col("aq_total"),
+                self.alias(self.rank(["aq_key", "logical_date"]), "aq_rank"),
+            )
             .from_(self.table(table))
             .join(exp.Table(this=self.id("aq_page")), on=on)
             .where(where(bind))
         )
         newest = exp.Ordered(this=self.col("logical_date"), desc=True)
-        pointed = exp.select(
-            *[self.col(c) for c in columns], self.col("aq_key"), self.col("aq_total"),
-            self.alias(exp.Window(this=exp.RowNumber(), partition_by=[self.col("aq_key")],
-                                  order=exp.Order(expressions=[newest])), "aq_point"),
-        ).from_(exp.Table(this=self.id("aq_dated"))).where(self.col("aq_rank").eq(exp.Literal.number(1)))  # fmt: skip
+        pointed = (
+            exp.select(
+                *[self.col(c) for c in columns],
+                self.col("aq_key"),
+                self.col("aq_total"),
+                self.alias(
+                    exp.Window(
+                        this=exp.RowNumber(), partition_by=[self.col("aq_key")], order=exp.Order(expressions=[newest])
+                    ),
+                    "aq_point",
+                ),
+            )
+            .from_(exp.Table(this=self.id("aq_dated")))
+            .where(self.col("aq_rank").eq(exp.Literal.number(1)))
+        )
         query = (
             exp.select(*[self.col(c) for c in columns], self.col("aq_key"), self.col("aq_total"))
             .from_(exp.Table(this=self.id("aq_pointed")))
             .where(exp.LTE(this=self.col("aq_point"), expression=exp.Literal.number(int(points))))
         )
-        for name, body in (("aq_keys", grouped), ("aq_numbered", numbered), ("aq_page", page),
-                           ("aq_dated", dated), ("aq_pointed", pointed)):  # fmt: skip
+        for name, body in (
+            ("aq_keys", grouped),
+            ("aq_numbered", numbered),
+            ("aq_page", page),
+            ("aq_dated", dated),
+            ("aq_pointed", pointed),
+        ):
             query = query.with_(self.id(name), as_=body)
         return Statement(query, bind.values)
 
     def timeline(
-        self, table: str, columns: Sequence[str], present: Present, where: Callable[[Binder], exp.Expression],
-        limit: int, offset: int,
-    ) -> Statement:  # fmt: skip
+        self,
+        table: str,
+        columns: Sequence[str],
+        present: Present,
+        where: Callable[[Binder], exp.Expression],
+        limit: int,
+        offset: int,
+    ) -> Statement:
         """Verdicts as rows, newest date first, then step, map index and name."""
         bind = self.binder()
-        order = [exp.Ordered(this=self.col("logical_date"), desc=True),
-                 *[exp.Ordered(this=self.col(c)) for c in ("step", "map_index", "name")]]  # fmt: skip
+        order = [
+            exp.Ordered(this=self.col("logical_date"), desc=True),
+            *[exp.Ordered(this=self.col(c)) for c in ("step", "map_index", "name")],
+        ]
         query = self.latest(bind, table, columns, present, where).order_by(*order)
         query = query.limit(exp.Literal.number(int(limit))).offset(exp.Literal.number(int(offset)))
         return Statement(query, bind.values)
@@ -411,30 +512,51 @@ class Statements:
         """Each pipeline's latest date and the verdict counts of its checks and metrics on it (a
         condition's verdict dates a pipeline, but is not counted)."""
         bind = self.binder()
-        columns = ["dag_id", "logical_date", "step", "map_index", "name", "outcome", "severity", "created_at",
-                   "try_number"]  # fmt: skip
+        columns = [
+            "dag_id",
+            "logical_date",
+            "step",
+            "map_index",
+            "name",
+            "outcome",
+            "severity",
+            "created_at",
+            "try_number",
+        ]
         parts = []
         for tag, table in enumerate((CHECKS_TABLE, METRICS_TABLE)):
             role = self.role(bind, present) if table == CHECKS_TABLE else exp.Null()
-            part = exp.select(
-                self.alias(exp.Literal.number(tag), "aq_table"), *[self.col(c) for c in columns],
-                self.alias(role, "role"),
-            ).from_(self.table(table)).where(exp.In(this=self.col("dag_id"), expressions=[bind(d) for d in dag_ids]))  # fmt: skip
+            part = (
+                exp.select(
+                    self.alias(exp.Literal.number(tag), "aq_table"),
+                    *[self.col(c) for c in columns],
+                    self.alias(role, "role"),
+                )
+                .from_(self.table(table))
+                .where(exp.In(this=self.col("dag_id"), expressions=[bind(d) for d in dag_ids]))
+            )
             parts.append(part)
         rows = exp.union(*parts, distinct=False)
         newest = (
-            exp.select(self.alias(self.col("dag_id"), "aq_dag"), self.alias(exp.Max(this=self.col("logical_date")),
-                                                                             "aq_date"))  # fmt: skip
-            .from_(exp.Table(this=self.id("aq_rows"))).group_by(self.col("dag_id"))
+            exp.select(
+                self.alias(self.col("dag_id"), "aq_dag"), self.alias(exp.Max(this=self.col("logical_date")), "aq_date")
+            )
+            .from_(exp.Table(this=self.id("aq_rows")))
+            .group_by(self.col("dag_id"))
         )
         on = exp.and_(self.col("dag_id").eq(self.col("aq_dag")), self.col("logical_date").eq(self.col("aq_date")))
         latest = (
-            exp.select(*[self.col(c) for c in ("dag_id", "logical_date", "role", "outcome", "severity")],
-                       self.alias(self.rank(["aq_table", "dag_id", "step", "map_index", "name", "role"]), "aq_rank"))
-            .from_(exp.Table(this=self.id("aq_rows"))).join(exp.Table(this=self.id("aq_newest")), on=on)
-        )  # fmt: skip
-        counted = exp.or_(exp.Is(this=self.col("role"), expression=exp.Null()), exp.NEQ(this=self.col("role"),
-                                                                                      expression=bind(Role.WHEN)))  # fmt: skip
+            exp.select(
+                *[self.col(c) for c in ("dag_id", "logical_date", "role", "outcome", "severity")],
+                self.alias(self.rank(["aq_table", "dag_id", "step", "map_index", "name", "role"]), "aq_rank"),
+            )
+            .from_(exp.Table(this=self.id("aq_rows")))
+            .join(exp.Table(this=self.id("aq_newest")), on=on)
+        )
+        counted = exp.or_(
+            exp.Is(this=self.col("role"), expression=exp.Null()),
+            exp.NEQ(this=self.col("role"), expression=bind(Role.WHEN)),
+        )
         group = [self.col(c) for c in ("dag_id", "logical_date", "outcome", "severity")]
         query = (
             exp.select(*[g.copy() for g in group], exp.Count(this=exp.Star()))
@@ -450,21 +572,33 @@ class Statements:
         """Each pipeline's latest date in the checks table."""
         bind = self.binder()
         query = (
-            exp.select(self.col("dag_id"), exp.Max(this=self.col("logical_date"))).from_(self.table(CHECKS_TABLE))
-            .where(exp.In(this=self.col("dag_id"), expressions=[bind(d) for d in dag_ids])).group_by(self.col("dag_id"))
-        )  # fmt: skip
+            exp.select(self.col("dag_id"), exp.Max(this=self.col("logical_date")))
+            .from_(self.table(CHECKS_TABLE))
+            .where(exp.In(this=self.col("dag_id"), expressions=[bind(d) for d in dag_ids]))
+            .group_by(self.col("dag_id"))
+        )
         return Statement(query, bind.values)
 
     def newest_rows(
-        self, table: str, columns: Sequence[str], present: Present, where: Callable[[Binder], exp.Expression],
-        last: int, text: Sequence[str] = (),
-    ) -> Statement:  # fmt: skip
+        self,
+        table: str,
+        columns: Sequence[str],
+        present: Present,
+        where: Callable[[Binder], exp.Expression],
+        last: int,
+        text: Sequence[str] = (),
+    ) -> Statement:
         """Every row (not one per date), newest written first."""
         bind = self.binder()
-        order = [exp.Ordered(this=self.col("created_at"), desc=True),
-                 *[exp.Ordered(this=self.col(c)) for c in ("step", "map_index", "name")]]  # fmt: skip
+        order = [
+            exp.Ordered(this=self.col("created_at"), desc=True),
+            *[exp.Ordered(this=self.col(c)) for c in ("step", "map_index", "name")],
+        ]
         query = (
-            exp.select(*self.sources(bind, table, columns, present, text)).from_(self.table(table)).where(where(bind))
-            .order_by(*order).limit(exp.Literal.number(max(0, int(last))))
-        )  # fmt: skip
+            exp.select(*self.sources(bind, table, columns, present, text))
+            .from_(self.table(table))
+            .where(where(bind))
+            .order_by(*order)
+            .limit(exp.Literal.number(max(0, int(last))))
+        )
         return Statement(query, bind.values)

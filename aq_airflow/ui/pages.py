@@ -18,6 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from aq_airflow.artifacts.labels import item_name
+from aq_airflow.plan.model import TaskRole
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
     DEFAULT_SERIES,
@@ -32,7 +33,6 @@ from aq_airflow.results.history import (
     Summary,
     Window,
 )
-from aq_airflow.plan.model import TaskRole
 from aq_airflow.results.rows import Role
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
