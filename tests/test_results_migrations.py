@@ -67,7 +67,8 @@ def _release_n_tables(store: ResultsStore) -> None:
     for i in range(3):
         date = FIRST + DAY * i
         common = ("pipe", f"scheduled__{i}")
-        recorded = [("train", "rows", "row_count", "passed"), ("publish", "ok", "not_null", "passed" if i else "failed"),
+        recorded = [("train", "rows", "row_count", "passed"),
+                    ("publish", "ok", "not_null", "passed" if i else "failed"),
                     ("publish.when", "when", "when", "passed" if i != 1 else "skipped")]  # fmt: skip
         for step, name, kind, outcome in recorded:
             checks.append((*common, step, name, kind, outcome, "warning", f"{step} {name}", None, None, None, None,
