@@ -32,9 +32,10 @@ from sqlglot import exp
 from aq_airflow.results.rows import CHECKS_TABLE, COLUMNS, KEY, METRICS_TABLE, Outcome, Role, naive_utc
 from aq_airflow.warehouse import Warehouse
 
-#: the columns a table lacks until its first write by this version (the read model reads a
-#: missing one as NULL, ``role`` as the legacy rule of :meth:`Statements.role`)
-Present = set[str] | None  # None: the table has every column of this version
+#: the columns a table has (a table of an earlier release lacks those added since, until its first
+#: write by this one; the read model reads a missing one as NULL, ``role`` by
+#: :meth:`Statements.role`); None: it has every column of this release
+Present = set[str] | None
 
 
 class Binder:
