@@ -45,7 +45,7 @@ logging.disable(logging.WARNING)
 import pyarrow as pa  # noqa: E402
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore  # noqa: E402
-from aq_airflow.results.store import COLUMNS  # noqa: E402
+from aq_airflow.results.rows import COLUMNS  # noqa: E402
 from aq_airflow.warehouse import DuckDB, Warehouse  # noqa: E402
 from bench.machine import settle  # noqa: E402
 
@@ -81,7 +81,7 @@ def rows_of(dag_id: str, days: int) -> dict[str, list[dict]]:
                 failing = 3 if rng.random() < 0.02 else 0
                 sample = json.dumps([{"id": None, "v": k} for k in range(failing)]) if failing else None
                 checks.append({**common, "name": f"check_{c:02d}", "kind": "not_null", "severity": "error",
-                               "outcome": "failed" if failing else "passed", "failing_rows": failing,
+                               "role": "check", "outcome": "failed" if failing else "passed", "failing_rows": failing,
                                "total_rows": 10_000, "message": f"{failing} of 10000 rows fail; expected at most 0",
                                "sample": sample, "observed": str(failing), "expected": "at most 0"})  # fmt: skip
     return {CHECKS_TABLE: checks, METRICS_TABLE: metrics}
@@ -195,14 +195,16 @@ def measure(
         return answer
 
     p = store.placeholder
+    table = lambda name: store.warehouse.render(store.statements.table(name))  # noqa: E731
     metrics_sql = (f"SELECT logical_date, step, map_index, name, value, outcome, message, expected FROM "
-                   f"{store._table(METRICS_TABLE)} WHERE dag_id = {p} AND step = {p}")  # fmt: skip
+                   f"{table(METRICS_TABLE)} WHERE dag_id = {p} AND step = {p}")  # fmt: skip
     checks_sql = (f"SELECT logical_date, step, map_index, name, outcome, failing_rows, total_rows, message FROM "
-                  f"{store._table(CHECKS_TABLE)} WHERE dag_id = {p} AND step IN ({p}, {p})")  # fmt: skip
+                  f"{table(CHECKS_TABLE)} WHERE dag_id = {p} AND step IN ({p}, {p})")  # fmt: skip
 
     def baseline():
-        with store.warehouse.reading() as session:
+        with store.warehouse.reading() as session:  # a connection per query, as before
             rows = session.rows(metrics_sql, (dag_id, "s0"))
+        with store.warehouse.reading() as session:
             return len(rows) + len(session.rows(checks_sql, (dag_id, "s0", "s1")))
 
     base, shown = timed(baseline, rounds)

@@ -22,7 +22,7 @@ import pytest
 from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.store import COLUMNS
+from aq_airflow.results.rows import COLUMNS
 from aq_airflow.warehouse import DuckDB, Warehouse
 
 ADMIN, ANALYST, OUTSIDER = "admin", "analyst", "outsider"
@@ -158,12 +158,10 @@ class DenyingAuthManager(SimpleAuthManager):
 
 def insert(store: ResultsStore, table: str, rows: list[dict]) -> None:
     names = [column for column, _ in COLUMNS[table]]
-    marks = ", ".join([store.placeholder] * len(names))
+    insert = store.warehouse.render(store.statements.insert(table).expression)
+    defaults = {"role": "check"} if table == CHECKS_TABLE else {}
     with store.warehouse.writing() as session:
-        session.executemany(
-            f"INSERT INTO {store._table(table)} ({', '.join(names)}) VALUES ({marks})",
-            [tuple(row.get(n) for n in names) for row in rows],
-        )
+        session.executemany(insert, [tuple({**defaults, **row}.get(n) for n in names) for row in rows])
 
 
 def run_id(date: datetime.datetime) -> str:

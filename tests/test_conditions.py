@@ -281,7 +281,8 @@ def test_a_metric_threshold_and_the_champion_decide_what_is_published(run_dag, c
     published = rows(warehouse, "SELECT DISTINCT run FROM models.champion ORDER BY run")
     assert published == [("0.7",), ("0.75",)]
     verdicts = rows(warehouse, "SELECT CAST(logical_date AS DATE)::VARCHAR, outcome, item_label FROM aq_check_results "
-                               "WHERE dag_id = 'c_champ' AND step = 'publish_model.when' ORDER BY 1")  # fmt: skip
+                               "WHERE dag_id = 'c_champ' AND step = 'publish_model' AND role = 'when' "
+                               "ORDER BY 1")  # fmt: skip
     assert [v[1] for v in verdicts] == ["passed", "skipped", "skipped", "passed", "skipped"]
     assert {v[2] for v in verdicts} == {None}  # a condition task is never mapped
     logged = capsys.readouterr()

@@ -14,6 +14,7 @@ from aq_airflow.plan.planner import compile_check, compile_metric
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics
 from aq_airflow.quality.suite import Suite
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.results.history import ResultsHistory
 from aq_airflow.warehouse import Warehouse, table_expression
 
 ROWS = [
@@ -121,7 +122,7 @@ def roundtrip_results(store: ResultsStore) -> None:
     first = [{**key, "name": n, "kind": "not_null", "outcome": "failed", "severity": "error"} for n in ("a", "b")]
     store.replace(CHECKS_TABLE, key, first)
     store.replace(CHECKS_TABLE, key, [{**row, "outcome": "passed"} for row in first])  # a retry
-    columns, rows = store.read(CHECKS_TABLE, "d", run_id=key["run_id"])
+    columns, rows = ResultsHistory(store).newest_rows(CHECKS_TABLE, "d", run_id=key["run_id"])
     assert sorted((r[columns.index("name")], r[columns.index("outcome")]) for r in rows) == [
         ("a", "passed"), ("b", "passed")]  # fmt: skip
     for run, value in enumerate([10.0, 11.0, 12.0]):

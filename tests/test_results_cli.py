@@ -62,10 +62,13 @@ def _store(path: Path) -> ResultsStore:
     return ResultsStore(Warehouse.for_dialect("duckdb", lambda: duckdb.connect(str(path))), "aq")
 
 
-def _write(store: ResultsStore, table: str, step: str, rows: list[dict], map_index: int = -1, label=None) -> None:
-    """One task's rows as the operators write them (``replace``, keyed by date, step, map index)."""
+def _write(
+    store: ResultsStore, table: str, step: str, rows: list[dict], map_index: int = -1, label=None, role="check"
+) -> None:
+    """One task's rows as the operators write them (``replace``, keyed by date, step, map index
+    and, for checks, role)."""
     key = {"dag_id": "shop", "run_id": "manual__2026-03-01", "step": step, "map_index": map_index,
-           "logical_date": DATE}  # fmt: skip
+           "logical_date": DATE, **({"role": role} if table == CHECKS_TABLE else {})}  # fmt: skip
     common = {**key, "item_label": label, "try_number": 1, "created_at": DATE}
     store.replace(table, key, [{**common, **row} for row in rows])
 
@@ -91,7 +94,7 @@ def shop(tmp_path_factory) -> Path:
             store, METRICS_TABLE, "evaluate", [_row("auc", "max", "passed", f"auc = {auc}", value=auc)], index, region
         )
     verdict = _row("when", "when", "skipped", "metric orders.revenue = 0.0 > 0: does not hold")
-    _write(store, CHECKS_TABLE, "notify.when", [verdict])
+    _write(store, CHECKS_TABLE, "notify", [verdict], role="when")
     return root
 
 
@@ -135,10 +138,14 @@ def test_the_json_carries_the_sample_parsed_and_the_item_label(shop):
 def test_a_when_verdict_is_found_by_its_step(shop):
     shown = cli("results", "shop.aq.yaml", "--warehouse", "wh.duckdb", "--step", "notify", cwd=shop)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "notify.when" in shown.stdout and "does not hold" in shown.stdout
+    assert "does not hold" in shown.stdout
+    header, row = shown.stdout.split("checks (aq_check_results), newest first\n", 1)[1].splitlines()[:2]
+    assert header.split()[:7] == ["logical_date", "run_id", "step", "name", "kind", "role", "outcome"]
+    assert row.split()[3:8] == ["notify", "when", "when", "when", "skipped"]
     assert "metrics: nothing recorded yet for shop, step notify" in shown.stdout
     document = _json(shop, "shop.aq.yaml", "--warehouse", "wh.duckdb", "--step", "notify")
-    assert [(c["step"], c["kind"], c["outcome"]) for c in document["checks"]] == [("notify.when", "when", "skipped")]
+    assert [(c["step"], c["role"], c["kind"], c["outcome"]) for c in document["checks"]] == [
+        ("notify", "when", "when", "skipped")]  # fmt: skip
     orders = _json(shop, "shop", "--warehouse", "wh.duckdb", "--schema", "aq", "--step", "orders")
     assert [c["step"] for c in orders["checks"]] == ["orders"]  # another step's verdict is not its own
 

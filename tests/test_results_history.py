@@ -2,8 +2,8 @@
 holds them: DuckDB (a file), PostgreSQL (a real server) and Snowflake (fakesnow). Pages and
 filters, a date's latest row winning over its older duplicates, learned bands parsed from the
 rows, failing-row samples with a second guard on sensitive columns, the overview's counts, reads
-that cannot write, and tables of earlier versions (without ``item_label``): read as they are,
-migrated by the first write."""
+that cannot write, and tables of earlier versions (without ``item_label`` and ``role``): read as
+they are, migrated by the first write."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from aq_airflow.results.history import (
     Bounds,
     ResultsHistory,
     Window,
-    failure_kind,
     parse_sample,
     verdict,
 )
-from aq_airflow.results.store import COLUMNS, table_columns
+from aq_airflow.results.migrations import table_columns
+from aq_airflow.results.rows import COLUMNS
 from aq_airflow.warehouse import Warehouse
 
 DAY = datetime.timedelta(days=1)
@@ -36,17 +36,17 @@ DATES = [FIRST + DAY * i for i in range(10)]
 def _insert(store: ResultsStore, table: str, rows: list[dict], names: list[str] | None = None) -> None:
     """Rows as they are (no replace): older duplicates, as tables of earlier versions hold them."""
     names = names or [column for column, _ in COLUMNS[table]]
-    marks = ", ".join([store.placeholder] * len(names))
+    marks = exp.Tuple(expressions=[exp.Var(this=store.placeholder) for _ in names])
+    target = exp.Schema(this=store.statements.table(table), expressions=[store.statements.id(n) for n in names])
+    insert = store.warehouse.render(exp.insert(exp.Values(expressions=[marks]), target))
     with store.warehouse.writing() as session:
-        session.executemany(
-            f"INSERT INTO {store._table(table)} ({', '.join(names)}) VALUES ({marks})",
-            [tuple(row.get(n) for n in names) for row in rows],
-        )
+        session.executemany(insert, [tuple(row.get(n) for n in names) for row in rows])
 
 
 def check_row(dag_id, date, step, name, outcome="passed", severity="error", map_index=-1, **extra) -> dict:
     return {"dag_id": dag_id, "run_id": f"scheduled__{date:%Y-%m-%d}", "step": step, "name": name,
-            "kind": extra.pop("kind", "not_null"), "outcome": outcome, "severity": severity,
+            "kind": extra.pop("kind", "not_null"), "role": extra.pop("role", "check"), "outcome": outcome,
+            "severity": severity,
             "message": extra.pop("message", f"{name} {outcome}"), "map_index": map_index, "try_number": 1,
             "logical_date": date, "created_at": date + datetime.timedelta(hours=1), **extra}  # fmt: skip
 
@@ -93,7 +93,7 @@ def seed(store: ResultsStore, dag_id: str = "pipe") -> None:
     _insert(store, CHECKS_TABLE, [stale])
     _insert(store, METRICS_TABLE, [{**metric_row(dag_id, DATES[2], "orders", "rows", 1.0), "created_at": DATES[2]}])
     # a condition's verdict (`when:`): in the timeline, not in the overview's counts
-    _insert(store, CHECKS_TABLE, [check_row(dag_id, DATES[-1], "publish.when", "when", "skipped", kind="when")])
+    _insert(store, CHECKS_TABLE, [check_row(dag_id, DATES[-1], "publish", "when", "skipped", kind="when", role="when")])
 
 
 def open_store(dialect, request, tmp_path):
@@ -134,7 +134,7 @@ def test_check_series_keep_each_dates_latest_row_and_page_by_check(store):
     seed(store)
     history = ResultsHistory(store)
     page = history.check_series("pipe", limit=2)
-    assert [s.key for s in page.items] == [("orders", -1, "fresh"), ("orders", -1, "id_not_null")]
+    assert [s.key for s in page.items] == [("orders", -1, "fresh", "check"), ("orders", -1, "id_not_null", "check")]
     assert (page.total, page.has_more, page.has_previous) == (5, True, False)  # 4 checks and the condition
     strip = page.items[1]
     assert [c.logical_date for c in strip.cells] == DATES  # one cell a date, oldest first
@@ -142,10 +142,11 @@ def test_check_series_keep_each_dates_latest_row_and_page_by_check(store):
     assert [c.verdict for c in strip.cells].count("failed") == 1 and strip.cells[4].failing_rows == 30
     assert [c.verdict for c in page.items[0].cells].count("warning") == 1  # a failed warning-severity check
     second = history.check_series("pipe", limit=2, offset=2)
-    assert [s.key for s in second.items] == [("publish.when", -1, "when"), ("regions", 0, "enough")]
+    assert [s.key for s in second.items] == [("publish", -1, "when", "when"), ("regions", 0, "enough", "check")]
+    assert second.items[0].role == "when" and second.items[0].cells[0].role == "when"
     assert second.has_previous and second.has_more
     last = history.check_series("pipe", limit=2, offset=4)
-    assert [s.key for s in last.items] == [("regions", 1, "enough")] and not last.has_more
+    assert [s.key for s in last.items] == [("regions", 1, "enough", "check")] and not last.has_more
     assert last.items[0].cells[-1].verdict == "error"
     assert history.check_series("pipe", limit=2, offset=10).items == []
     assert history.check_series("nobody").items == []
@@ -184,7 +185,7 @@ def test_check_timeline_pages_rows_newest_date_first(store):
     first = history.check_timeline("pipe", limit=3)
     assert [(r.logical_date, r.step, r.map_index, r.name) for r in first.items] == [
         (DATES[9], "orders", -1, "fresh"), (DATES[9], "orders", -1, "id_not_null"),
-        (DATES[9], "publish.when", -1, "when")]  # fmt: skip
+        (DATES[9], "publish", -1, "when")]  # fmt: skip
     assert first.has_more and first.total is None
     everything = history.check_timeline("pipe", limit=MAX_ROWS)
     assert everything.total == 41 and not everything.has_more  # 4 checks x 10 dates and the condition
@@ -228,14 +229,15 @@ def test_the_overview_counts_each_pipelines_latest_date(store):
 def test_steps_and_the_cli_rows(store):
     seed(store)
     history = ResultsHistory(store)
-    assert history.steps("pipe") == ["orders", "publish.when", "regions"]
+    assert history.steps("pipe") == ["orders", "publish", "regions"]
     columns, rows = history.newest_rows(METRICS_TABLE, "pipe", step="orders", last=3)
     assert columns[-2:] == ["value", "message"] and len(rows) == 3
-    columns, rows = store.read(CHECKS_TABLE, "pipe", run_id="old", last=5)  # the store reads through it
+    columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", run_id="old", last=5)
     assert rows[0][columns.index("outcome")] == "failed" and rows[0][columns.index("map_index")] == -1
-    # a step's rows and its `when:` verdict's (recorded as `publish.when`)
+    # a step's rows and its `when:` verdict's (role `when`, under the step's own name)
     columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="publish")
-    assert [(r[columns.index("step")], r[columns.index("outcome")]) for r in rows] == [("publish.when", "skipped")]
+    assert [(r[columns.index("step")], r[columns.index("role")], r[columns.index("outcome")]) for r in rows] == [
+        ("publish", "when", "skipped")]  # fmt: skip
     columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions", last=2)
     assert [(r[columns.index("map_index")], r[columns.index("item_label")]) for r in rows] == [(0, "us"), (1, "eu")]
     # a failed check's sample, parsed; the sensitive columns of its step dropped
@@ -254,7 +256,7 @@ def test_reads_cannot_write(read_only_store):
     seed(store)
     history = ResultsHistory(store)
     with pytest.raises(Exception, match=r"(?i)read.only"):
-        history.fetch(f"DELETE FROM {store._table(CHECKS_TABLE)}")
+        history.fetch(exp.delete(store.statements.table(CHECKS_TABLE)))
     assert history.check_timeline("pipe", limit=1).items  # nothing was deleted, the connection is usable
 
 
@@ -262,7 +264,7 @@ def test_a_missing_table_is_nothing_recorded_yet(store):
     history = ResultsHistory(store)
     with pytest.raises(Exception) as caught:
         history.check_series("pipe")
-    assert failure_kind(caught.value) == "missing"
+    assert store.warehouse.failure_kind(caught.value) == "missing"
 
 
 def test_bounds_and_samples_parse_what_rows_hold():
@@ -309,15 +311,15 @@ def _tables_of_earlier_versions(store: ResultsStore) -> list[str]:
         session.execute(exp.Create(this=warehouse.table(store.schema), kind="SCHEMA", exists=True))
         for table, columns in COLUMNS.items():
             defs = [exp.ColumnDef(this=exp.to_identifier(c), kind=warehouse.portable_type(k)) for c, k in columns
-                    if c != "item_label"]  # fmt: skip
-            session.execute(exp.Create(this=exp.Schema(this=warehouse.table(store._name(table)), expressions=defs),
+                    if c not in ("item_label", "role")]  # fmt: skip
+            session.execute(exp.Create(this=exp.Schema(this=store.statements.table(table), expressions=defs),
                                        kind="TABLE"))  # fmt: skip
-    return [c for c, _ in COLUMNS[CHECKS_TABLE] if c != "item_label"]
+    return [c for c, _ in COLUMNS[CHECKS_TABLE] if c not in ("item_label", "role")]
 
 
 def _columns_of(store: ResultsStore, table: str) -> set[str]:
     with store.warehouse.reading() as session:
-        return table_columns(session.cursor, store._table(table))
+        return table_columns(session, store.statements, table)
 
 
 def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_first_write(store):
@@ -329,6 +331,7 @@ def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_fir
     _insert(store, CHECKS_TABLE, old, names)
     _insert(store, METRICS_TABLE, [metric_row("pipe", DATES[0], "regions", "rows", 5.0, map_index=1)],
             [c for c, _ in COLUMNS[METRICS_TABLE] if c != "item_label"])  # fmt: skip
+    _insert(store, CHECKS_TABLE, [check_row("pipe", DATES[0], "regions.when", "when", "skipped", kind="when")], names)
     history = ResultsHistory(store)
     with history.reading():
         strips = history.check_series("pipe").items
@@ -336,22 +339,28 @@ def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_fir
         timeline = history.check_timeline("pipe").items
         checks, metrics = history.run_results("pipe", DATES[0])
         columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions")
-    assert [(s.step_label, s.item_label) for s in strips] == [("regions[0]", None), ("regions[1]", None)]
-    assert [s.step_label for s in charts] == ["regions[1]"] and [r.step_label for r in timeline] == [
-        "regions[0]", "regions[1]"]  # fmt: skip
-    assert [c.result.step_label for c in checks] == ["regions[0]", "regions[1]"] and metrics[0].item_label is None
-    assert [r[columns.index("item_label")] for r in rows] == [None, None]
-    assert "item_label" not in _columns_of(store, CHECKS_TABLE)  # reading migrated nothing
+    assert [(s.step_label, s.item_label, s.role) for s in strips] == [
+        ("regions[0]", None, "check"), ("regions[1]", None, "check"), ("regions.when", None, "when")]  # fmt: skip
+    assert [s.step_label for s in charts] == ["regions[1]"] and [(r.step_label, r.role) for r in timeline] == [
+        ("regions[0]", "check"), ("regions[1]", "check"), ("regions.when", "when")]  # fmt: skip
+    assert [c.result.step_label for c in checks] == ["regions[0]", "regions[1]", "regions.when"]
+    assert metrics[0].item_label is None
+    assert [(r[columns.index("item_label")], r[columns.index("role")]) for r in rows] == [(None, "check")] * 2
+    assert ResultsHistory(store).overview(["pipe"])["pipe"].total == 3  # the verdict is not counted
+    assert not {"item_label", "role"} & _columns_of(store, CHECKS_TABLE)  # reading migrated nothing
 
     store.ensure_tables()  # what every checks, metrics and `when:` task does before it writes
     store.ensure_tables()  # idempotent
-    assert {"item_label"} <= _columns_of(store, CHECKS_TABLE) and {"item_label"} <= _columns_of(store, METRICS_TABLE)
+    assert {"item_label", "role"} <= _columns_of(store, CHECKS_TABLE)
+    assert {"item_label"} <= _columns_of(store, METRICS_TABLE)
     key = {"dag_id": "pipe", "run_id": "new", "step": "regions", "map_index": 1, "logical_date": DATES[1]}
     store.replace(CHECKS_TABLE, key, [{**key, "name": "enough", "kind": "row_count", "outcome": "passed",
                                        "item_label": "eu", "created_at": DATES[1]}])  # fmt: skip
     strips = history.check_series("pipe").items  # the same reader: it had not remembered the old columns
-    assert [(s.step_label, [c.item_label for c in s.cells]) for s in strips] == [
-        ("regions[0]", [None]), ("regions[1:eu]", [None, "eu"])]  # fmt: skip
+    assert [(s.step_label, s.name, [c.item_label for c in s.cells]) for s in strips] == [
+        ("regions", "when", [None]), ("regions[0]", "enough", [None]),
+        ("regions[1:eu]", "enough", [None, "eu"])]  # fmt: skip
     columns, rows = history.newest_rows(CHECKS_TABLE, "pipe", step="regions")
-    assert [(r[columns.index("map_index")], r[columns.index("item_label")]) for r in rows] == [
-        (1, "eu"), (0, None), (1, None)]  # fmt: skip
+    index, label, role = (columns.index(c) for c in ("map_index", "item_label", "role"))
+    assert [(r[index], r[label], r[role]) for r in rows] == [
+        (1, "eu", "check"), (-1, None, "when"), (0, None, "check"), (1, None, "check")]  # fmt: skip

@@ -17,7 +17,7 @@ import duckdb
 from aq_airflow.plan.model import FACT_FIELDS
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory
-from aq_airflow.results.store import when_step
+from aq_airflow.results.rows import Role
 from aq_airflow.ui import pages
 from aq_airflow.warehouse import Warehouse
 from tests import quality_ui_app
@@ -264,7 +264,8 @@ def test_the_serialized_dag_carries_each_recording_tasks_facts():
 
     champion = from_serialized("churn_champion", serialized_spec(EXAMPLES / "churn_champion.aq.yaml"))
     assert champion.tasks["promote.when"] == RecordingTask("promote", "when") and "promote" not in champion.steps
-    assert pages.task_scope(champion, "promote.when") == ([when_step("promote")], (CHECKS_TABLE,))
+    assert pages.task_scope(champion, "promote.when") == (["promote"], (CHECKS_TABLE,), Role.WHEN)
+    assert champion.task_of("promote", "when") == "promote.when" and champion.task_of("promote", "checks") is None
 
 
 def test_sensitive_columns_come_from_the_facts_never_the_docs():
@@ -331,10 +332,16 @@ def test_a_task_is_attributed_by_its_facts_never_its_id():
                            "gate": RecordingTask("a.b", "when")}  # fmt: skip
     assert (found.steps, found.sensitive, found.conn_id, found.schema) == (("x.checks", "a.b"), {"x.checks": ("ssn",)},
                                                                            "wh", "rs")  # fmt: skip
-    assert pages.task_scope(found, "x.checks") == (["x.checks"], (CHECKS_TABLE,))
-    assert pages.task_scope(found, "m.metrics") == (["a.b"], (METRICS_TABLE,))
-    assert pages.task_scope(found, "gate") == ([when_step("a.b")], (CHECKS_TABLE,))
-    assert pages.task_scope(found, "x") == ([], ())
+    assert pages.task_scope(found, "x.checks") == (["x.checks"], (CHECKS_TABLE,), Role.CHECK)
+    assert pages.task_scope(found, "m.metrics") == (["a.b"], (METRICS_TABLE,), Role.CHECK)
+    assert pages.task_scope(found, "gate") == (["a.b"], (CHECKS_TABLE,), Role.WHEN)
+    assert pages.task_scope(found, "x") == ([], (), Role.CHECK)
+    # links go to the task the facts name, never to one built from the step's name
+    assert (found.task_of("a.b", "when"), found.task_of("a.b", "metrics"), found.task_of("x", "checks")) == (
+        "gate",
+        "m.metrics",
+        None,
+    )
 
 
 def test_a_hand_written_pipelines_samples_are_masked_by_its_facts(quality_app):

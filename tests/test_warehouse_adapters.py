@@ -19,7 +19,8 @@ import pytest
 from sqlglot import exp
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.store import COLUMNS
+from aq_airflow.results.history import ResultsHistory
+from aq_airflow.results.statements import Statements
 from aq_airflow.warehouse import (
     DuckDB,
     GenericWarehouse,
@@ -216,7 +217,7 @@ def test_the_results_store_round_trips_on_every_adapter(backend):
     first = [{**key, "name": n, "kind": "not_null", "outcome": "failed", "severity": "error"} for n in ("a", "b")]
     store.replace(CHECKS_TABLE, key, first)
     store.replace(CHECKS_TABLE, key, [{**row, "outcome": "passed"} for row in first])  # a retry replaces
-    columns, rows = store.read(CHECKS_TABLE, "d", run_id="r1")
+    columns, rows = ResultsHistory(store).newest_rows(CHECKS_TABLE, "d", run_id="r1")
     assert sorted((r[columns.index("name")], r[columns.index("outcome")]) for r in rows) == [
         ("a", "passed"), ("b", "passed")]  # fmt: skip
     for run, value in enumerate([10.0, 11.0, 12.0]):
@@ -370,15 +371,19 @@ def test_snowflake_stages_parquet_and_copies_it_into_a_temporary_table():
     )  # fmt: skip
 
 
-KEYED = "WHERE dag_id = {p} AND logical_date = {p} AND step = {p} AND map_index = {p}"
+KEYED = (
+    'WHERE "{dag_id}" = {p} AND "{logical_date}" = {p} AND "{step}" = {p} AND "{map_index}" = {p} AND "{role}" = {p}'
+)
+LOWER = {n: n for n in ("dag_id", "logical_date", "step", "map_index", "role")}
+UPPER = {n: n.upper() for n in LOWER}
 
 
 @pytest.mark.parametrize(
     ("dialect", "placeholder", "expected"),
     [
-        ("duckdb", "?", 'DELETE FROM "aq"."aq_check_results" ' + KEYED.format(p="?")),
-        ("postgres", "%s", 'DELETE FROM "aq"."aq_check_results" ' + KEYED.format(p="%s")),
-        ("snowflake", "%s", 'DELETE FROM "AQ"."AQ_CHECK_RESULTS" ' + KEYED.format(p="%s")),
+        ("duckdb", "?", 'DELETE FROM "aq"."aq_check_results" ' + KEYED.format(p="?", **LOWER)),
+        ("postgres", "%s", 'DELETE FROM "aq"."aq_check_results" ' + KEYED.format(p="%s", **LOWER)),
+        ("snowflake", "%s", 'DELETE FROM "AQ"."AQ_CHECK_RESULTS" ' + KEYED.format(p="%s", **UPPER)),
     ],
 )
 def test_results_statements_use_the_adapters_placeholder_and_names(dialect, placeholder, expected):
@@ -403,7 +408,8 @@ def test_results_statements_use_the_adapters_placeholder_and_names(dialect, plac
     executed = [e for e in executed if not e.startswith("SET client_min_messages")]  # PostgreSQL's connect
     begin = ["BEGIN TRANSACTION"] if dialect != "postgres" else []
     assert executed[: len(begin) + 1] == [*begin, expected]
-    assert executed[-1].startswith(f"INSERT INTO {expected.split()[2]} (dag_id, run_id, step, name, kind, ")
+    first = "DAG_ID" if dialect == "snowflake" else "dag_id"
+    assert executed[-1].startswith(f'INSERT INTO {expected.split()[2]} ("{first}", ')
 
 
 # --- choosing adapters without a registered connection type --------------------------------
@@ -601,31 +607,38 @@ def test_an_in_memory_duckdb_scans_registered_arrow_data(tmp_path):
 
 
 def test_results_tables_ddl_per_dialect():
-    ddl = {d: ResultsStore(Warehouse.for_dialect(d), "aq")._ddl() for d in ("duckdb", "postgres", "snowflake", None)}
+    """Each dialect's spelling of the tables' types (every statement is pinned in test_results_sql)."""
+    ddl = {}
+    for dialect in ("duckdb", "postgres", "snowflake", None):
+        statements = Statements(Warehouse.for_dialect(dialect), "aq")
+        ddl[dialect] = [statements.render(s) for s in (statements.create_schema(),
+                        statements.create_table(CHECKS_TABLE), statements.create_table(METRICS_TABLE))]  # fmt: skip
     assert ddl["snowflake"][0] == 'CREATE SCHEMA IF NOT EXISTS "AQ"'
     assert ddl["snowflake"][2] == (
-        'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" (dag_id VARCHAR, run_id VARCHAR, step VARCHAR, '
-        "name VARCHAR, kind VARCHAR, outcome VARCHAR, severity VARCHAR, message VARCHAR, value DOUBLE, "
-        "expected VARCHAR, map_index INT, try_number INT, spec_hash VARCHAR, image VARCHAR, "
-        "logical_date TIMESTAMPNTZ, created_at TIMESTAMPNTZ, item_label VARCHAR)"
+        'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" ("DAG_ID" VARCHAR, "RUN_ID" VARCHAR, "STEP" VARCHAR, '
+        '"NAME" VARCHAR, "KIND" VARCHAR, "OUTCOME" VARCHAR, "SEVERITY" VARCHAR, "MESSAGE" VARCHAR, "VALUE" DOUBLE, '
+        '"EXPECTED" VARCHAR, "MAP_INDEX" INT, "TRY_NUMBER" INT, "SPEC_HASH" VARCHAR, "IMAGE" VARCHAR, '
+        '"LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ, "ITEM_LABEL" VARCHAR)'
     )
-    assert ddl["postgres"][2].startswith('CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" (dag_id TEXT, ')
-    tail = "value DOUBLE PRECISION, expected TEXT, map_index INT, try_number INT, spec_hash TEXT, image TEXT, "
-    assert ddl["postgres"][2].endswith(tail + "logical_date TIMESTAMP, created_at TIMESTAMP, item_label TEXT)")
-    assert ddl["duckdb"][2].endswith("logical_date TIMESTAMP, created_at TIMESTAMP, item_label TEXT)")
-    assert ddl[None][2].endswith("created_at TIMESTAMP, item_label VARCHAR)")  # not Snowflake's NTZ spelling
+    assert ddl["postgres"][2].startswith('CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" ("dag_id" TEXT, ')
+    tail = '"value" DOUBLE PRECISION, "expected" TEXT, "map_index" INT, "try_number" INT, "spec_hash" TEXT, '
+    assert tail in ddl["postgres"][2]
+    assert ddl["postgres"][2].endswith('"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT)')
+    assert ddl["duckdb"][1].endswith('"item_label" TEXT, "role" TEXT DEFAULT \'check\')')
+    assert ddl[None][2].endswith('"created_at" TIMESTAMP, "item_label" VARCHAR)')  # not Snowflake's NTZ spelling
 
 
 def test_results_tables_of_earlier_versions_get_the_columns_added_since():
     """The migration a first write runs on a table without ``item_label``: one additive ALTER,
-    IF NOT EXISTS where the dialect has it; nothing for a table that has every column."""
-    every = {c for c, _ in COLUMNS[CHECKS_TABLE]}
-    added = {d: ResultsStore(Warehouse.for_dialect(d), "aq")._migrations(CHECKS_TABLE, every - {"item_label"})
-             for d in ("duckdb", "postgres", "snowflake", None)}  # fmt: skip
+    IF NOT EXISTS where the dialect has it (a table that has every column takes none:
+    tests/test_results_migrations.py)."""
+    added = {}
+    for dialect in ("duckdb", "postgres", "snowflake", None):
+        statements = Statements(Warehouse.for_dialect(dialect), "aq")
+        added[dialect] = statements.render(statements.add_column(CHECKS_TABLE, "item_label"))
     assert added == {
-        "duckdb": ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS item_label TEXT'],
-        "postgres": ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS item_label TEXT'],
-        "snowflake": ['ALTER TABLE "AQ"."AQ_CHECK_RESULTS" ADD IF NOT EXISTS item_label VARCHAR'],
-        None: ['ALTER TABLE "aq"."aq_check_results" ADD COLUMN item_label VARCHAR'],  # looked up first: no race guard
+        "duckdb": 'ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS "item_label" TEXT',
+        "postgres": 'ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS "item_label" TEXT',
+        "snowflake": 'ALTER TABLE "AQ"."AQ_CHECK_RESULTS" ADD IF NOT EXISTS "ITEM_LABEL" VARCHAR',
+        None: 'ALTER TABLE "aq"."aq_check_results" ADD COLUMN "item_label" VARCHAR',  # looked up first: no race guard
     }
-    assert ResultsStore(Warehouse.for_dialect("duckdb"), "aq")._migrations(CHECKS_TABLE, every) == []

@@ -2,7 +2,7 @@
 
 ``aq-airflow results SPEC`` reads the spec's pipeline id, warehouse connection and
 ``results_schema``; ``aq-airflow results PIPELINE`` takes the dag_id and the flags. ``aq-airflow
-run`` prints a run's results through the same code (:func:`report`, over ``ResultsStore.read``).
+run`` prints a run's results through the same code (:func:`report`, over ``ResultsHistory.newest_rows``).
 
 stdout carries the results only (a table, a check's failing rows under its row, or one JSON
 document with ``--format json``); logs and messages go to stderr. A `foreach:` item is named as
@@ -31,7 +31,6 @@ from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
-from aq_airflow.results.store import step_of
 from aq_airflow.warehouse import Warehouse
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -396,7 +395,7 @@ def step_hint(store: ResultsStore, dag_id: str, step: str, spec_steps: Sequence[
     import difflib
 
     try:
-        recorded = [step_of(name) for name in ResultsHistory(store).steps(dag_id)]
+        recorded = ResultsHistory(store).steps(dag_id)
     except Exception:  # the hint is a courtesy: the missing rows were already reported
         recorded = []
     known = list(dict.fromkeys([*spec_steps, *recorded]))

@@ -11,9 +11,9 @@ Airflow's default trigger rule (``all_success``) skips every task downstream of 
 upstreams include it, the step's own run, checks, metrics and publish, and any step that needs
 the skipped output, however many other upstreams it has. Steps that do not depend on it run;
 nothing fails because of a skip. The reason (each operand's value) goes to the task log; a
-condition that reads results also records its verdict in ``aq_check_results`` (step
-``{step}.when``, name and kind ``when``), which is how `{recorded: champion}` finds the date of
-the current champion.
+condition that reads results also records its verdict in ``aq_check_results`` (under the step's
+own name, role ``when``, name and kind ``when``), which is how `{recorded: champion}` finds the
+date of the current champion.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from aq_airflow.operators.facts import ResultsRecorder
 from aq_airflow.plan.model import ConditionPlan, WhenPlan
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, utcnow
-from aq_airflow.results.store import WHEN, naive_utc, when_step
+from aq_airflow.results.rows import CheckRow, Outcome, Role, Severity, naive_utc
 from aq_airflow.runtime.param_limits import param_problem
 from aq_airflow.warehouse import Warehouse
 
@@ -111,9 +111,9 @@ def evaluate(node: ConditionPlan, ctx: ConditionContext, lines: list[str], depth
         found = ctx.store.run_result(CHECKS_TABLE, ctx.dag_id, ctx.run_id, node.step, node.name, ctx.logical_date,
                                      ctx.map_index)  # fmt: skip
         outcome = found[1] if found else None
-        held = outcome is not None and (outcome == "passed") == bool(node.value)
+        held = outcome is not None and (outcome == Outcome.PASSED) == bool(node.value)
         shown = outcome if outcome is not None else "not recorded by this run"
-        want = "passed" if node.value else "not passed"
+        want = Outcome.PASSED.value if node.value else f"not {Outcome.PASSED}"
         lines.append(f"{pad}check {node.step}.{node.name}: {shown}; wanted {want}: {_verdict(held)}")
         return held
     if node.kind == "param":
@@ -131,7 +131,7 @@ def evaluate(node: ConditionPlan, ctx: ConditionContext, lines: list[str], depth
         lines.append(f"{pad}{label} = {left!r}: {'truthy' if held else 'not truthy'}: {_verdict(held)}")
         return held
     if node.champion:
-        champion = ctx.store.champion(ctx.dag_id, when_step(ctx.plan.step), node.step, node.name, ctx.logical_date,
+        champion = ctx.store.champion(ctx.dag_id, ctx.plan.step, node.step, node.name, ctx.logical_date,
                                       ctx.map_index)  # fmt: skip
         if champion is None:
             lines.append(f"{pad}{label} = {left!r}; no champion recorded before this date: holds")
@@ -194,27 +194,27 @@ class AqConditionOperator(ResultsRecorder):
         return {"step": plan.step, "held": True}
 
     def _record(self, ctx: ConditionContext, held: bool, reason: str) -> None:
-        """The verdict as a row of aq_check_results (step ``{step}.when``): what
+        """The verdict as a row of aq_check_results (the step's own, role ``when``): what
         ``{recorded: champion}`` finds the champion's date by, and what ``aq-airflow results`` shows."""
         ti = ctx.context["ti"]
-        key = {
-            "dag_id": ctx.dag_id,
-            "run_id": ctx.run_id,
-            "step": when_step(self.plan.step),
-            "map_index": ctx.map_index,
-            "item_label": None,  # a condition task is never mapped: it runs before the items task
-            "try_number": ti.try_number,
-            "spec_hash": self.plan.spec_hash,
-            "logical_date": ctx.logical_date,
-            "created_at": utcnow(),
-        }
-        row = {
-            **key,
-            "name": WHEN,
-            "kind": WHEN,
-            "outcome": "passed" if held else "skipped",
-            "severity": "warning",
-            "message": reason,
-            "details": json.dumps({"held": held}),
-        }
+        row = CheckRow(
+            dag_id=ctx.dag_id,
+            run_id=ctx.run_id,
+            step=self.plan.step,
+            role=Role.WHEN,
+            map_index=ctx.map_index,
+            item_label=None,  # a condition task is never mapped: it runs before the items task
+            try_number=ti.try_number,
+            spec_hash=self.plan.spec_hash,
+            logical_date=ctx.logical_date,
+            created_at=utcnow(),
+            name=Role.WHEN,
+            kind=Role.WHEN,
+            outcome=Outcome.PASSED if held else Outcome.SKIPPED,
+            severity=Severity.WARNING,
+            message=reason,
+            details=json.dumps({"held": held}),
+        )
+        key = {"dag_id": row.dag_id, "logical_date": row.logical_date, "step": row.step, "map_index": row.map_index,
+               "role": row.role}  # fmt: skip
         ctx.store.replace(CHECKS_TABLE, key, [row])

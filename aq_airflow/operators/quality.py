@@ -25,7 +25,7 @@ from aq_airflow.plan.model import FACT_FIELDS, MetricPlan, PublishPlan, QualityP
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
-from aq_airflow.results.store import naive_utc
+from aq_airflow.results.rows import Severity, naive_utc
 from aq_airflow.warehouse import Warehouse, is_infrastructure_error
 from aq_airflow.warehouse.transfer import publish
 
@@ -120,7 +120,7 @@ def _report(log, what: str, outcomes: list[Outcome]) -> list[Outcome]:
         line = f"{what} `{outcome.name}` ({outcome.kind}): {outcome.outcome.upper()} - {outcome.message}"
         if outcome.outcome == PASSED:
             log.info(line)
-        elif outcome.severity == "warning":
+        elif outcome.severity == Severity.WARNING:
             log.warning(line)
         else:
             log.error(line)
@@ -184,7 +184,7 @@ class AqCheckOperator(_QualityTask, ResultsRecorder, BaseSQLOperator):
             name=outcome.name,
             check_type=outcome.kind,
             success=outcome.outcome == PASSED,
-            severity="error" if outcome.severity == "error" else "warn",
+            severity="error" if outcome.severity == Severity.ERROR else "warn",
             column=spec.column,
             table=self._lineage_dataset()[1],
             expected=None if outcome.expected is None else str(outcome.expected),
@@ -234,7 +234,8 @@ class AqMetricOperator(_QualityTask, ResultsRecorder):
                 raise
             outcomes = unreadable(metrics, f"{type(error).__name__}: {error}")
         common["created_at"] = utcnow()
-        store.replace(METRICS_TABLE, common, [result_row(o, common) for o in outcomes], self.item_count(context))
+        rows = [result_row(o, common, METRICS_TABLE) for o in outcomes]
+        store.replace(METRICS_TABLE, common, rows, self.item_count(context))
         blocking = _report(self.log, "metric", outcomes)
         if blocking:
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)

@@ -12,8 +12,10 @@ from typing import Any
 from aq_airflow.plan.model import CheckPlan, MetricPlan
 from aq_airflow.quality.numbers import number
 from aq_airflow.quality.suite import Compiled
+from aq_airflow.results.rows import Outcome as Result
+from aq_airflow.results.rows import Severity
 
-PASSED, FAILED, ERROR = "passed", "failed", "error"
+PASSED, FAILED, ERROR = Result.PASSED, Result.FAILED, Result.ERROR  # what a check or metric recorded
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Outcome:
 
     @property
     def blocking(self) -> bool:
-        return self.outcome != PASSED and self.severity == "error"
+        return self.outcome != PASSED and self.severity == Severity.ERROR
 
 
 def _number(value: Any, what: str) -> float:

@@ -120,7 +120,7 @@ def gx_outcomes(specs: list[CheckPlan], dataframe, sensitive: set[str]) -> list[
             details.pop("partial_unexpected_counts", None)
             details.pop("partial_unexpected_index_list", None)
         failing = details.get("unexpected_count")
-        message = f"{spec.expect}: {'passed' if result.success else 'failed'}"
+        message = f"{spec.expect}: {PASSED if result.success else FAILED}"
         if failing is not None:
             message += f" ({failing} unexpected of {details.get('element_count')})"
         outcomes.append(Outcome(**base, outcome=PASSED if result.success else FAILED, message=message,

@@ -371,7 +371,7 @@ def _task(dag_id: str, run_id: str, task_id: str, map_index: str | None, session
         raise PageError(404, "Not found", f"The pipeline `{dag_id}` has no run `{run_id}`.", dag_id=dag_id)
     session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
     index = _map_index(map_index)
-    _, tables = pages.task_scope(found, task_id)
+    _, tables, _ = pages.task_scope(found, task_id)
     if not tables:
         return pages.TaskPage(found, run_id, task_id, date, index, [], (), [], [], [])
     try:

@@ -21,17 +21,10 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 
-from aq_airflow.results.history import (
-    ERROR,
-    FAILED,
-    OTHER,
-    PASSED,
-    WARNING,
-    CheckResult,
-    CheckSeries,
-    MetricPoint,
-    MetricSeries,
-)
+from aq_airflow.results.history import CheckResult, CheckSeries, MetricPoint, MetricSeries
+from aq_airflow.results.rows import Verdict
+
+PASSED, WARNING, FAILED, ERROR, OTHER = Verdict.PASSED, Verdict.WARNING, Verdict.FAILED, Verdict.ERROR, Verdict.OTHER
 
 COLOURS = {PASSED: "#2e7d32", WARNING: "#f2a900", FAILED: "#c62828", ERROR: "#6a1b9a", OTHER: "#9e9e9e"}
 LABELS = {PASSED: "passed", WARNING: "failed (warning)", FAILED: "failed (error)", ERROR: "error", OTHER: "other"}

@@ -34,7 +34,7 @@ from aq_airflow.results.history import (
     Summary,
     Window,
 )
-from aq_airflow.results.store import WHEN, when_step
+from aq_airflow.results.rows import Role
 from aq_airflow.ui import charts
 from aq_airflow.ui.pipelines import Pipeline
 
@@ -109,31 +109,29 @@ def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, p
     return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates)
 
 
-def check_link(base: str, dag_id: str, cell: CheckResult) -> str | None:
+def check_link(base: str, pipeline: Pipeline, cell: CheckResult) -> str | None:
     """The task instance page of the run that recorded a check's verdict (a condition's verdict:
-    its ``when`` task)."""
-    if not cell.run_id:
+    its ``when`` task); None when the DAG has no such task now (a step renamed since)."""
+    task_id = pipeline.task_of(cell.step, TaskRole.WHEN if cell.role == Role.WHEN else TaskRole.CHECKS)
+    if not cell.run_id or task_id is None:
         return None
-    task_id = cell.step if cell.kind == WHEN else f"{cell.step}.checks"
-    return path(base, "dags", dag_id, "runs", cell.run_id, "tasks", task_id, map_index=cell.map_index)
+    return path(base, "dags", pipeline.dag_id, "runs", cell.run_id, "tasks", task_id, map_index=cell.map_index)
 
 
-def metric_link(base: str, dag_id: str, series: MetricSeries, point: MetricPoint) -> str | None:
-    if not point.run_id:
+def metric_link(base: str, pipeline: Pipeline, series: MetricSeries, point: MetricPoint) -> str | None:
+    task_id = pipeline.task_of(series.step, TaskRole.METRICS)
+    if not point.run_id or task_id is None:
         return None
-    return path(
-        base, "dags", dag_id, "runs", point.run_id, "tasks", f"{series.step}.metrics", map_index=series.map_index
-    )
+    return path(base, "dags", pipeline.dag_id, "runs", point.run_id, "tasks", task_id, map_index=series.map_index)
 
 
 def render_pipeline(view: PipelinePage, base: str, query: dict[str, str | None]) -> str:
-    dag_id = view.pipeline.dag_id
     strips = [
-        (series, Markup(charts.check_strip(series, view.dates, lambda c: check_link(base, dag_id, c))))  # noqa: S704
+        (series, Markup(charts.check_strip(series, view.dates, lambda c: check_link(base, view.pipeline, c))))  # noqa: S704
         for series in view.checks.items
     ]
     metric_charts = [
-        (series, Markup(charts.metric_chart(series, link=lambda p, s=series: metric_link(base, dag_id, s, p))))  # noqa: S704
+        (series, Markup(charts.metric_chart(series, link=lambda p, s=series: metric_link(base, view.pipeline, s, p))))  # noqa: S704
         for series in view.metrics.items
     ]
     return render(
@@ -185,18 +183,18 @@ class TaskPage:
         return sorted(r for r in runs if r and r != self.run_id)
 
 
-def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, ...]]:
-    """Which steps and tables a task instance's page shows, as the task's facts say: a checks
-    task its step's checks, a metrics task its metrics, a condition its verdict; nothing for
-    other tasks (they record no results)."""
+def task_scope(pipeline: Pipeline, task_id: str) -> tuple[list[str], tuple[str, ...], Role]:
+    """Which step, tables and check rows a task instance's page shows, as the task's facts say: a
+    checks task its step's checks, a metrics task its metrics, a condition its step's `when:`
+    verdict; nothing for other tasks (they record no results)."""
     task = pipeline.tasks.get(task_id)
     if task is None:
-        return [], ()
+        return [], (), Role.CHECK
     if task.role == TaskRole.CHECKS:
-        return [task.step], (CHECKS_TABLE,)
+        return [task.step], (CHECKS_TABLE,), Role.CHECK
     if task.role == TaskRole.METRICS:
-        return [task.step], (METRICS_TABLE,)
-    return [when_step(task.step)], (CHECKS_TABLE,)
+        return [task.step], (METRICS_TABLE,), Role.CHECK
+    return [task.step], (CHECKS_TABLE,), Role.WHEN
 
 
 def load_task(
@@ -205,13 +203,13 @@ def load_task(
 ) -> TaskPage:  # fmt: skip
     """One task instance's results on its run's date, failing-row samples included, and the recent
     history of its metrics (one query per table, and one for the history)."""
-    steps, tables = task_scope(pipeline, task_id)
+    steps, tables, role = task_scope(pipeline, task_id)
     if not tables:
         return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, [], [], [])
     recent: list[MetricSeries] = []
     with history.reading():  # one connection, one snapshot
         checks, metrics = history.run_results(pipeline.dag_id, logical_date, steps, map_index, pipeline.sensitive,
-                                              tables)  # fmt: skip
+                                              tables, role=role)  # fmt: skip
         if pipeline.withheld.intersection(steps):  # its sensitive columns are not known: no sample is shown
             checks = [dataclasses.replace(check, sample=None) for check in checks]
         if METRICS_TABLE in tables and metrics:

@@ -58,6 +58,11 @@ class Pipeline:
     withheld: frozenset[str] = frozenset()
     dag_hash: str | None = None
 
+    def task_of(self, step: str, role: str) -> str | None:
+        """The id of the task that records ``role`` (checks, metrics, when) of ``step``, as the
+        tasks' facts say; None when the DAG has none (a step renamed or removed since)."""
+        return next((task_id for task_id, task in self.tasks.items() if task.step == step and task.role == role), None)
+
 
 _cache: dict[str, Pipeline] = {}
 _lock = threading.Lock()

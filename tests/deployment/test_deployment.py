@@ -384,7 +384,7 @@ def test_champion_is_promoted_and_a_weaker_challenger_is_skipped(stack, example_
     # the verdicts, recorded with the results; only the champion was published
     path = stack.examples_warehouse
     verdicts = warehouse_rows(
-        stack, "SELECT run_id, outcome FROM aq_check_results WHERE dag_id = ? AND step = 'promote.when' "
+        stack, "SELECT run_id, outcome FROM aq_check_results WHERE dag_id = ? AND step = 'promote' AND role = 'when' "
         "ORDER BY run_id", CHAMPION, path=path,
     )  # fmt: skip
     assert verdicts == [("challenger", "skipped"), ("champion", "passed")]

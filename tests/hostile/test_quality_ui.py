@@ -273,16 +273,23 @@ def inert(svg: str, base: str = "/aq-quality/dags/ui_pipe/runs/") -> None:
 
 
 def test_names_messages_and_run_ids_from_the_data_stay_inert_in_the_svg():
+    from aq_airflow.plan.model import TaskRole
     from aq_airflow.results.history import Bounds, CheckResult, CheckSeries, MetricPoint, MetricSeries
     from aq_airflow.ui import charts, pages
+    from aq_airflow.ui.pipelines import Pipeline, RecordingTask
 
     day = datetime.datetime(2026, 1, 1)
     for text in BREAKOUTS:
+        tasks = {
+            f"{text}.checks": RecordingTask(text, TaskRole.CHECKS),
+            f"{text}.metrics": RecordingTask(text, TaskRole.METRICS),
+        }
+        pipeline = Pipeline("ui_pipe", None, None, tasks=tasks)
         cells = [CheckResult(day + datetime.timedelta(days=i), text, -1, text, text, text,
                              "failed" if i % 2 else "passed", 1, 2, text, text) for i in range(6)]  # fmt: skip
         series = CheckSeries(text, -1, text, text, cells)
         strip = charts.check_strip(series, [c.logical_date for c in cells],
-                                   lambda c: pages.check_link("/aq-quality", "ui_pipe", c))  # fmt: skip
+                                   lambda c, p=pipeline: pages.check_link("/aq-quality", p, c))  # fmt: skip
         inert(strip)
         assert strip.count("<a href=") == 3
         points = [MetricPoint(day + datetime.timedelta(days=i), float(i), "failed" if i % 2 else text, text, text,
@@ -291,7 +298,7 @@ def test_names_messages_and_run_ids_from_the_data_stay_inert_in_the_svg():
         chart = charts.metric_chart(
             metric,
             mark=points[2].logical_date,
-            link=lambda p, s=metric: pages.metric_link("/aq-quality", "ui_pipe", s, p),
+            link=lambda p, s=metric, pipeline=pipeline: pages.metric_link("/aq-quality", pipeline, s, p),
         )
         inert(chart)
         if any(c in text for c in "<>\"'"):

@@ -26,7 +26,7 @@ from aq_airflow.cli.results import CELL_CHARS, CLI_CONN_ID, MESSAGE_CHARS, MESSA
 from aq_airflow.cli.terminal import ELLIPSIS, bounded, visible
 from aq_airflow.quality.numbers import number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.store import COLUMNS
+from aq_airflow.results.rows import COLUMNS
 from aq_airflow.warehouse import Warehouse
 
 DATE = datetime.datetime(2026, 3, 1)
