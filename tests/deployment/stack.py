@@ -27,14 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from tests.ports import free_port, redis_database
+
 USER, ROLE = "tester", "op"  # an operator: may trigger, clear and unpause; not an admin
 TERMINAL = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -125,14 +121,6 @@ def redis_command(host: str, port: int, *args: str, db: int = 0, timeout: float 
         if db:
             _read_reply(stream)
         return _read_reply(stream)
-
-
-def empty_redis_db(host: str, port: int) -> int:
-    """A Redis database index with no keys (the broker's queue is unique too, see Stack)."""
-    for db in secrets.SystemRandom().sample(range(1, 16), 15):
-        if redis_command(host, port, "DBSIZE", db=db) == 0:
-            return db
-    return 0
 
 
 def clean_redis(host: str, port: int, db: int, queue: str) -> None:
@@ -233,7 +221,7 @@ class Stack:
             assert redis is not None
             host, port = redis
             queue = f"aq_deploy_{secrets.token_hex(4)}"
-            self.redis = (host, port, empty_redis_db(host, port), queue)
+            self.redis = (host, port, redis_database(), queue)  # the queue is unique too
             self.env.update(
                 AIRFLOW__CELERY__BROKER_URL=f"redis://{host}:{port}/{self.redis[2]}",
                 AIRFLOW__CELERY__RESULT_BACKEND="db+" + database_dsn,

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.deployment.stack import Process, free_port, tail, wait_for
+from tests.deployment.stack import Process, tail, wait_for
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = Path(__file__).resolve().parent / "specs"
