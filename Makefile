@@ -36,12 +36,12 @@ lock: install
 		--upgrade -q -o requirements.lock
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time, the
-# heaviest files first (tests/scheduling.py; --no-loadscope-reorder keeps that order): most of its
-# time is spent waiting on the Airflow, emulator and step processes it starts, so a worker more
-# than the cores keeps them busy. Each worker has its own Airflow home and metadata DB, ports and
-# Redis database (tests/ports.py); the wheel and its venvs are built once and shared.
+# heaviest files first and the deployment tests' two executors on two workers (tests/scheduling.py):
+# most of its time is spent waiting on the Airflow, emulator and step processes it starts, so a
+# worker more than the cores keeps them busy. Each worker has its own Airflow home and metadata DB,
+# ports and Redis database (tests/ports.py); the wheel and its venvs are built once and shared.
 TEST_WORKERS ?= 3
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: install
 	$(PYTEST)
 
