@@ -40,7 +40,7 @@ lock: install
 # most of its time is spent waiting on the Airflow, emulator and step processes it starts, so a
 # worker more than the cores keeps them busy. Each worker has its own Airflow home and metadata DB,
 # ports and Redis database (tests/ports.py); the wheel and its venvs are built once and shared.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: install
 	$(PYTEST)
