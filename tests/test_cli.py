@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from aq_airflow.pipeline_spec import json_schema
 from tests.conftest import EXAMPLES
 from tests.helpers import write
@@ -18,6 +20,7 @@ def run(*args, cwd=None):
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_validate_accepts_the_examples():
     result = run("validate", str(EXAMPLES))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -129,6 +132,7 @@ params: {min_rows: 10}
 """
 
 
+@pytest.mark.slow
 def test_run_executes_a_production_spec_locally_and_summarizes(tmp_path):
     """`aq-airflow run` as users run it: a GKE/S3 spec runs here (local steps, local artifacts,
     no retries), prints each task and the results read back from the DuckDB warehouse."""

@@ -16,6 +16,8 @@ import pytest
 
 from aq_airflow.client import MissingOutput, Store, list_runs
 
+pytestmark = pytest.mark.slow  # its module fixtures run pipelines with aq-airflow run
+
 CLI = [sys.executable, "-m", "aq_airflow.cli"]
 
 # Every function logs its call (calls.log beside the module): resume tests count what ran.

@@ -263,6 +263,7 @@ def test_a_param_flag_runs_or_skips_the_step_and_what_needs_it(run_dag, cond_ste
     assert dag_run.state == "success"
 
 
+@pytest.mark.slow
 def test_a_metric_threshold_and_the_champion_decide_what_is_published(run_dag, cond_steps, warehouse, monkeypatch,
                                                                         capsys):  # fmt: skip
     spec = CHAMPION.format(name="c_champ")
@@ -300,6 +301,7 @@ def test_a_skipped_publish_skips_the_step_that_reads_it(run_dag, cond_steps, war
     assert dag_run.state == "success"
 
 
+@pytest.mark.slow
 def test_aq_airflow_run_shows_the_skip_and_succeeds(cond_steps, tmp_path):
     """The same behaviour through `aq-airflow run`: a false flag skips, the run exits 0."""
     import subprocess

@@ -141,6 +141,7 @@ def test_doctor_exits_0_when_everything_answers_and_finds_metadata_db_connection
     assert "(the default, $AIRFLOW_HOME/aq-artifacts)" in result.stdout
 
 
+@pytest.mark.slow
 def test_doctor_asks_the_kubernetes_api_server_of_the_profile_and_lists_the_store(tmp_path, s3_emulator):
     from tests.kube_api import FakeKubernetes
 

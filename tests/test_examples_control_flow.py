@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from tests.conftest import EXAMPLES
 
@@ -23,6 +24,7 @@ def seed(path) -> None:
     module.seed(str(path), customers=2000)
 
 
+@pytest.mark.slow
 def test_region_training_trains_one_model_per_region_and_publishes_the_best(tmp_path):
     work = tmp_path / "work"
     seed(work / "warehouse.duckdb")

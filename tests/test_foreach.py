@@ -431,6 +431,7 @@ def test_a_pod_gets_its_item_as_written_whatever_it_holds(item):
     assert env["AQ_MAP_INDEX"] == "{{ ti.map_index }}" and env["AQ_OUTPUT"].endswith("/doubled/{{ ti.map_index }}")
 
 
+@pytest.mark.slow
 def test_aq_airflow_run_shows_each_item(tmp_path):
     from tests.test_cli import run
 

@@ -303,6 +303,7 @@ def test_each_run_of_a_broken_spec_fails_with_the_located_error_and_alerts(
     assert alerts.read_text() == "nightly\n"  # the spec's own on_failure callback was called
 
 
+@pytest.mark.slow
 def test_dagbag_preflight_prints_each_located_error_and_fails(dags_folder):
     import subprocess
     import sys

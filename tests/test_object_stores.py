@@ -68,6 +68,7 @@ def test_the_churn_production_spec_runs_on_the_store_with_the_local_runner(run_d
     assert published == scores["rows"] > 0  # merged on customer_id from the Parquet in the store
 
 
+@pytest.mark.slow
 def test_aq_airflow_run_puts_the_outputs_on_a_given_store(s3_emulator, tmp_path):
     import subprocess
     import sys

@@ -135,6 +135,7 @@ def test_the_json_carries_the_sample_parsed_and_the_item_label(shop):
     assert {m["item_label"] for m in document["metrics"] if m["name"] == "revenue"} == {None}  # not mapped
 
 
+@pytest.mark.slow
 def test_a_when_verdict_is_found_by_its_step(shop):
     shown = cli("results", "shop.aq.yaml", "--warehouse", "wh.duckdb", "--step", "notify", cwd=shop)
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -150,6 +151,7 @@ def test_a_when_verdict_is_found_by_its_step(shop):
     assert [c["step"] for c in orders["checks"]] == ["orders"]  # another step's verdict is not its own
 
 
+@pytest.mark.slow
 def test_a_table_of_an_earlier_version_reads_as_it_is(tmp_path):
     """Results tables made before `item_label` existed: an item is named by its map index alone,
     and reading migrates nothing (a reader may hold no write rights)."""

@@ -16,6 +16,8 @@ from aq_airflow.plan import compile_text
 from tests.helpers import spec_file
 from tests.test_client import aq_run, calls, make_spec
 
+pytestmark = pytest.mark.slow  # its module fixture runs the pipeline with aq-airflow run several times
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

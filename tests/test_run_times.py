@@ -10,6 +10,7 @@ import re
 import textwrap
 
 import pendulum
+import pytest
 
 from tests.test_cli import run
 
@@ -65,6 +66,7 @@ def test_a_run_started_outside_dag_test_keeps_its_own_start(run_dag):
     assert _recorded("by_hand").start_date == given
 
 
+@pytest.mark.slow
 def test_aq_airflow_run_reports_the_real_start_and_takes_a_comma_separated_list(tmp_path):
     """`aq-airflow run` for an old --date: the summary's start and duration are the DagRun's own
     (read back from the metadata DB before the run's Airflow home is deleted), within the wall clock

@@ -184,6 +184,7 @@ def test_the_baseline_is_valid_and_sets_every_field_of_every_model():
     assert {name: fields for name, fields in unset.items() if fields} == {}
 
 
+@pytest.mark.slow
 def test_no_message_names_a_model_class_or_pydantic_internals():
     data = yaml.safe_load(BASELINE)
     names = sorted(_our_models())

@@ -4,7 +4,6 @@ Redis client library is needed."""
 
 from __future__ import annotations
 
-import secrets
 import socket
 from typing import Any
 
@@ -38,14 +37,6 @@ def redis_command(host: str, port: int, *args: str, db: int = 0, timeout: float 
         if db:
             _read_reply(stream)
         return _read_reply(stream)
-
-
-def empty_redis_db(host: str, port: int) -> int:
-    """A Redis database index with no keys (the broker's queue is unique too)."""
-    for db in secrets.SystemRandom().sample(range(1, 16), 15):
-        if redis_command(host, port, "DBSIZE", db=db) == 0:
-            return db
-    return 0
 
 
 def clean_redis(host: str, port: int, db: int, queue: str) -> None:

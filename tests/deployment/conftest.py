@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.deployment.stack import Stack, create_database, drop_database, redis_command, with_database
+from tests.ports import worker_name
 
 SPECS = Path(__file__).parent / "specs"
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
@@ -90,7 +91,7 @@ def stack(request, postgres_dsn, production_venv, tmp_path_factory):
     executor = request.param
     redis = request.getfixturevalue("redis_server") if executor == "CeleryExecutor" else None
     started = time.monotonic()
-    database = f"aq_deploy_{secrets.token_hex(4)}"
+    database = f"aq_deploy_{worker_name()}_{executor.removesuffix('Executor').lower()}_{secrets.token_hex(4)}"
     admin = with_database(postgres_dsn, "postgres")
     create_database(admin, database)
     root = tmp_path_factory.mktemp(f"deploy-{executor.lower()}")

@@ -21,8 +21,9 @@ from aq_airflow.devstack.api import TERMINAL, RestApi
 from aq_airflow.devstack.home import AirflowHome
 from aq_airflow.devstack.postgres import create_database, drop_database, sqlalchemy_url, with_database
 from aq_airflow.devstack.processes import AirflowProcesses, wait_for
-from aq_airflow.devstack.redis import clean_redis, empty_redis_db, redis_command
+from aq_airflow.devstack.redis import clean_redis, redis_command
 from aq_airflow.warehouse import DuckDB
+from tests.ports import redis_database
 
 __all__ = ["TERMINAL", "Stack", "create_database", "drop_database", "redis_command", "timestamp", "wait_for",
            "with_database"]  # fmt: skip
@@ -48,7 +49,7 @@ class Stack:
         if executor == "CeleryExecutor":
             host, port = redis
             queue = f"aq_deploy_{secrets.token_hex(4)}"
-            self.redis = (host, port, empty_redis_db(host, port), queue)
+            self.redis = (host, port, redis_database(), queue)  # the queue is unique too
             broker = f"redis://{host}:{port}/{self.redis[2]}"
         self.airflow = AirflowHome(
             root, executor=executor, database=sqlalchemy_url(database_dsn), users={USER: ROLE},

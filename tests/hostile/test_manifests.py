@@ -452,6 +452,7 @@ def test_the_client_refuses_a_changed_output(digests_run, tmp_path):
         run.step("model").read()
 
 
+@pytest.mark.slow
 def test_resume_refuses_to_reuse_a_changed_output_and_reused_ones_keep_valid_digests(digests_run):
     before = set(manifests(digests_run))
     result = aq_run(digests_run, "--from", "total")  # reuses numbers, doubled, model and per_region's items

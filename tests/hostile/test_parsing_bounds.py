@@ -277,6 +277,7 @@ def test_a_billion_laughs_in_the_profiles_file_marks_the_specs_and_hides_nothing
     assert "the document passes the limit of" in dag.description and "YAML syntax" not in dag.description
 
 
+@pytest.mark.slow
 def test_a_fuzz_smoke_run_of_300_specs_has_no_failure(tmp_path):
     """`make fuzz` in small: 300 mutated and generated specs (and hostile paths) through
     validate, compile and the loader under DagBag; no uncaught exception, traceback, internal
