@@ -1,5 +1,5 @@
 """Runs made with ``dag.test()`` (``aq-airflow run``, ``demo-ui``'s ``aq_airflow.devstack.history``)
-record when they really started (aq_airflow.cli.dagrun): Airflow's own ``dag.test()`` starts a run at its
+record when they really started (aq_airflow.devstack.dagrun): Airflow's own ``dag.test()`` starts a run at its
 logical date, so a run for a past date lasted months in the UI. The demo's history runs are
 checked through the REST API in tests/ui/test_api.py."""
 
@@ -30,7 +30,7 @@ def _recorded(run_id: str):
 
 
 def test_a_run_for_a_past_date_starts_now_and_keeps_its_logical_date(run_dag):
-    from aq_airflow.cli.dagrun import dag_test
+    from aq_airflow.devstack.dagrun import dag_test
 
     dag, plain, _ = run_dag("times_tiny", TINY, date="2025-02-01")
     # Airflow's dag.test() alone: the run "started" at its logical date (why dagrun.py exists; if this
@@ -55,7 +55,7 @@ def test_a_run_started_outside_dag_test_keeps_its_own_start(run_dag):
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
-    from aq_airflow.cli.dagrun import _started_now
+    from aq_airflow.devstack.dagrun import _started_now
 
     dag, _, _ = run_dag("times_other", TINY, date="2025-02-01")
     given = pendulum.datetime(2025, 4, 1, 6)

@@ -318,7 +318,7 @@ def _run(
     from airflow.utils import db
     from airflow.utils.types import DagRunType
 
-    from aq_airflow.cli.dagrun import dag_test
+    from aq_airflow.devstack.dagrun import dag_test
     from aq_airflow.live_dags import INVALID_TAG
 
     db.initdb()

@@ -4,7 +4,7 @@ Airflow's quality pages have history without a scheduler:
     python -m aq_airflow.devstack.history RUNS_JSON [--skip-done]
 
 ``RUNS_JSON`` is a list of ``[dag_id, date, conf-or-null]``. Each run goes through
-``aq_airflow.cli.dagrun.dag_test`` as in ``aq-airflow run``, so each is recorded with its real
+``aq_airflow.devstack.dagrun.dag_test`` as in ``aq-airflow run``, so each is recorded with its real
 start and duration (not a start at its logical date): the DAG is serialized into the metadata
 DB, the run and its task instances are recorded there, and the checks and metrics tasks write
 the warehouse's results tables, as a scheduled run would. One process for all runs spares
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     from airflow.settings import DAGS_FOLDER
     from airflow.utils.session import create_session
 
-    from aq_airflow.cli.dagrun import dag_test
+    from aq_airflow.devstack.dagrun import dag_test
 
     runs = json.loads(argv[0])
     skip_done = "--skip-done" in argv[1:]

@@ -37,7 +37,7 @@ def test_the_pipelines_ran_for_their_dates(quality_stack, run_ids):
 
 
 def test_the_runs_show_their_real_start_and_duration(quality_stack):
-    """aq_airflow.devstack.history runs each date in turn (``aq_airflow.cli.dagrun.dag_test``): a run
+    """aq_airflow.devstack.history runs each date in turn (``aq_airflow.devstack.dagrun.dag_test``): a run
     starts after it was asked for (``run_after``, the wall clock when dag.test() was called), not at
     its logical date (Airflow's dag.test() alone records that: runs lasting months in the UI), so
     the runs, one after another, do not overlap, and each holds its task instances' times."""

@@ -6,7 +6,7 @@ changes that. A run for a past date therefore showed in Airflow's UI as lasting 
 until it ended (the duration is ``end_date - start_date``): 285 days for the demo's runs. Here the
 run's row gets the wall-clock time as it is inserted, so the UI and the REST API show when the
 run started and how long it took, during the run and after; its logical date stays the one
-asked for. ``aq-airflow run`` and ``make demo-ui``'s history runner (tests/ui/history.py) both
+asked for. ``aq-airflow run`` and ``demo-ui``'s history runner (``devstack.history``) both
 run through :func:`dag_test`.
 """
 
