@@ -211,7 +211,8 @@ class ProductionInstall:
 def _uv() -> str:
     import sys
 
-    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    pinned = Path(sys.executable).parent / "uv"  # the lock's version, in this venv (make install)
+    found = str(pinned) if pinned.exists() else shutil.which("uv") or str(pinned)
     if not Path(found).exists():
         pytest.fail("uv is needed to build the production venv (pip install uv, or make install)")
     return found

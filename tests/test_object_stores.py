@@ -239,7 +239,7 @@ def test_azure_uri_forms(azure_emulator):
 )  # fmt: skip
 def test_azure_settings_come_from_the_sdks_variables(environment, uri, expected, monkeypatch):
     """What the Azure SDKs and adlfs read, as pyarrow's AzureFileSystem options."""
-    from aq_airflow.runtime import artifacts
+    from aq_airflow.artifacts import store as artifacts
 
     for variable in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",
                      "AZURE_STORAGE_SAS_TOKEN"):  # fmt: skip

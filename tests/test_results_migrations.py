@@ -133,3 +133,24 @@ def test_release_n_tables_are_migrated_once_and_keep_every_row(store):
     assert sorted((c.result.role, c.result.name, c.result.outcome) for c in checks) == [
         ("check", "ok", "passed"), ("when", "when", "passed")]  # fmt: skip
     assert len(_rows(store, CHECKS_TABLE)) == 9
+
+
+def test_verdicts_an_older_worker_writes_during_an_upgrade_reach_their_step(store):
+    """Release N's worker, still running after this version added ``role``, writes a verdict under
+    ``<step>.when`` (the column's default says ``check``); the next `when:` task of this version
+    moves it, and a checks task's ensure_tables leaves it be."""
+    _release_n_tables(store)
+    store.ensure_tables()  # this version's first write: the column, and the verdicts moved
+    names = {"checks": store.warehouse.quote_table(f"{store.schema}.{CHECKS_TABLE}")}
+    late = ("pipe", "scheduled__9", "publish.when", "when", "when", "passed", "warning", "late", None, None, None,
+            None, None, None, -1, 1, "h", None, FIRST + DAY * 9, FIRST + DAY * 9, None)  # fmt: skip
+    with store.warehouse.writing() as session:  # release N's INSERT: no role named
+        marks = ", ".join([store.placeholder] * 21)
+        session.execute(f"INSERT INTO {names['checks']} ({_CHECK_COLUMNS_N}) VALUES ({marks})", late)
+    store.ensure_tables()  # a checks or metrics task: nothing moves
+    assert [c.step for c in ResultsHistory(store).check_timeline("pipe").items if c.run_id == "scheduled__9"] == [
+        "publish.when"]  # fmt: skip
+    store.ensure_tables(verdicts=True)  # a `when:` task
+    late_rows = [c for c in ResultsHistory(store).check_timeline("pipe").items if c.run_id == "scheduled__9"]
+    assert [(c.step, c.role) for c in late_rows] == [("publish", Role.WHEN)]
+    assert len(_rows(store, CHECKS_TABLE)) == 10

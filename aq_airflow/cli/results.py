@@ -31,7 +31,7 @@ from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
-from aq_airflow.warehouse import Warehouse
+from aq_airflow.warehouse import FailureKind, Warehouse
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
 # where `aq-airflow run` keeps its DuckDB warehouse (under its default --workdir)
@@ -79,9 +79,9 @@ def read_results(
             found[table] = history.newest_rows(table, dag_id, step, last, run_id, sensitive)
         except Exception as error:
             kind = store.warehouse.failure_kind(error)
-            if kind == "unreachable":
+            if kind == FailureKind.UNREACHABLE:
                 raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
-            if kind == "unreadable":
+            if kind == FailureKind.UNREADABLE:
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found

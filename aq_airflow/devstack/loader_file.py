@@ -50,5 +50,5 @@ def local_run_source() -> str:
 def write_local_loader(dags: Path, name: str = LOCAL_LOADER_NAME) -> Path:
     """Writes the local-run loader into the dags folder ``dags``; returns its path."""
     path = Path(dags) / name
-    path.write_text(_LOCAL_RUN, encoding="utf-8")
+    path.write_text(local_run_source(), encoding="utf-8")
     return path

@@ -177,7 +177,7 @@ class AqConditionOperator(ResultsRecorder):
 
     def _store(self) -> ResultsStore:
         store = ResultsStore(Warehouse.from_conn_id(self.plan.warehouse), self.plan.results_schema)
-        store.ensure_tables()
+        store.ensure_tables(verdicts=True)  # and verdicts a release-N worker wrote during an upgrade
         return store
 
     def execute(self, context: Any) -> Any:

@@ -8,7 +8,6 @@ aggregate (``schema``, raw ``sql``, Great Expectations) are evaluated beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlglot import exp
 
@@ -177,7 +176,3 @@ class Suite:
             return exp.Count(this=exp.Distinct(expressions=[when(where, col)]))
         function = {"mean": "AVG", "min": "MIN", "max": "MAX", "sum": "SUM", "stddev": "STDDEV_SAMP"}[kind]
         return exp.func(function, when(where, col))
-
-
-def row_values(cursor: Any, row: tuple) -> dict[str, Any]:
-    return {d[0].lower(): v for d, v in zip(cursor.description, row, strict=True)}

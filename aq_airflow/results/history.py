@@ -58,6 +58,7 @@ from aq_airflow.results.views import (
     role_of,
     verdict,
 )
+from aq_airflow.warehouse import FailureKind
 from aq_airflow.warehouse.session import ReadSession
 
 __all__ = [
@@ -369,7 +370,7 @@ class ResultsHistory:
         try:
             rows = self.fetch(self.statements.newest_rows(table, columns, present, where, last))
         except Exception as error:  # a date the driver cannot convert (year 20000, BC): read as text
-            if self.warehouse.failure_kind(error) != "unreadable":
+            if self.warehouse.failure_kind(error) != FailureKind.UNREADABLE:
                 raise
             as_text = self.statements.newest_rows(table, columns, present, where, last, text=("logical_date",))
             try:  # (after an error of the server's own, the session opens a new transaction)

@@ -11,7 +11,9 @@ Every change is additive and idempotent, and no row is ever deleted:
   (:meth:`~aq_airflow.results.statements.Statements.move_when_verdicts`). The UPDATE runs only in
   the write that added the column, in the same transaction where DDL is transactional (DuckDB,
   PostgreSQL); Snowflake commits each DDL statement on its own, so a writer stopped between the two
-  would leave the old verdicts under ``<step>.when`` (read as role ``when`` all the same).
+  would leave the old verdicts under ``<step>.when`` (read as role ``when`` all the same). Every
+  `when:` task moves such rows again before it writes (``ensure_tables(verdicts=True)``), so the
+  verdicts a worker of release N writes during a rolling upgrade reach their step too.
 
 Readers never migrate: :class:`~aq_airflow.results.history.ResultsHistory` reads a table that lacks
 a column as it is (``item_label`` NULL, ``role`` from the kind). Every checks, metrics and `when:`
@@ -36,9 +38,12 @@ def table_columns(session: Session, statements: Statements, table: str) -> set[s
     return {str(column).lower() for column in columns}
 
 
-def ensure_tables(statements: Statements) -> None:
+def ensure_tables(statements: Statements, verdicts: bool = False) -> None:
     """Create the schema and tables; add to tables of earlier releases the columns they lack, and
-    move release N's `when:` verdicts when the ``role`` column is added (see the module's docstring)."""
+    move release N's `when:` verdicts when the ``role`` column is added (see the module's docstring).
+    ``verdicts``: move them even when the column is there already (a `when:` task does: a worker
+    of release N still running during an upgrade goes on writing ``<step>.when`` rows, which the
+    column's default marks ``check``)."""
     warehouse = statements.warehouse
     with warehouse.writing(begin=False) as session:
         schema = statements.create_schema()
@@ -48,6 +53,10 @@ def ensure_tables(statements: Statements) -> None:
             session.execute(statements.create_table(table).expression)
         lacking = {table: missing(session, statements, table) for table in COLUMNS}
     if not any(lacking.values()):
+        if verdicts:
+            with warehouse.writing() as session:
+                move = statements.move_when_verdicts()
+                session.execute(move.expression, move.params)
         return
     with warehouse.writing(begin=warehouse.dialect not in DDL_COMMITS) as session:
         for table, columns in lacking.items():

@@ -54,10 +54,11 @@ class ResultsStore:
     def placeholder(self) -> str:
         return self.warehouse.placeholder
 
-    def ensure_tables(self) -> None:
+    def ensure_tables(self, verdicts: bool = False) -> None:
         """Create the tables, or bring tables of earlier releases to this one's shape
-        (:func:`aq_airflow.results.migrations.ensure_tables`: additive, idempotent)."""
-        migrations.ensure_tables(self.statements)
+        (:func:`aq_airflow.results.migrations.ensure_tables`: additive, idempotent; ``verdicts``:
+        a `when:` task's, which also moves verdicts an older worker wrote since)."""
+        migrations.ensure_tables(self.statements, verdicts)
 
     def replace(
         self, table: str, key: Mapping[str, Any], rows: Sequence[CheckRow | MetricRow | Mapping[str, Any]],

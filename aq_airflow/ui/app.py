@@ -34,7 +34,7 @@ from aq_airflow.results import ResultsStore
 from aq_airflow.results.history import MAX_ROWS, MAX_SERIES, ResultsHistory, Window
 from aq_airflow.ui import pages, pipelines
 from aq_airflow.ui.pipelines import Pipeline
-from aq_airflow.warehouse import Warehouse
+from aq_airflow.warehouse import FailureKind, Warehouse
 from aq_airflow.warehouse.secrets import connection_secrets, error_line
 
 log = logging.getLogger(__name__)
@@ -196,12 +196,12 @@ class Results:
         where = f"connection `{self.pipeline.conn_id}`" + (
             f", schema `{self.pipeline.schema}`" if self.pipeline.schema else ""
         )
-        if kind == "missing":
+        if kind == FailureKind.MISSING:
             return PageError(200, "No results yet", f"No results recorded yet: the results tables are not in the "
                              f"warehouse ({where}). They are made when a checks or metrics task first runs.",
                              dag_id=self.pipeline.dag_id)  # fmt: skip
         log.warning("quality pages: reading %s failed: %s", where, error_line(error, self.secrets))
-        if kind == "unreachable":
+        if kind == FailureKind.UNREACHABLE:
             return PageError(503, "Warehouse unreachable", f"Cannot reach the warehouse ({where}).",
                              error_line(error, self.secrets), self.pipeline.dag_id)  # fmt: skip
         return PageError(502, "Results unreadable", f"The warehouse ({where}) refused to read the results tables.",
@@ -343,7 +343,7 @@ def checks_json(
     dag_id: str, session: SessionDep, step: str | None = None, start: str | None = None, end: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 100, offset: Offset = 0,
 ) -> Response:  # fmt: skip
-    """The checks' verdicts, latest row per (logical_date, step, map_index, name), newest first."""
+    """The checks' verdicts, latest row per (logical_date, step, map_index, name, role), newest first."""
     filters = (step, start, end)
     return _history_json(dag_id, session, filters, ResultsHistory.check_timeline, pages.check_json, limit, offset)
 

@@ -24,7 +24,6 @@ from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
     DEFAULT_SERIES,
     CheckResult,
-    CheckSeries,
     MetricPoint,
     MetricSeries,
     Page,
@@ -264,7 +263,8 @@ def _iso(moment: datetime.datetime | None) -> str | None:
 
 def check_json(row: CheckResult) -> dict[str, Any]:
     return {"logical_date": _iso(row.logical_date), "step": row.step, "map_index": row.map_index,
-            "item_label": row.item_label, "name": row.name, "kind": row.kind, "severity": row.severity,
+            "item_label": row.item_label, "name": row.name, "role": str(row.role), "kind": row.kind,
+            "severity": row.severity,
             "outcome": row.outcome, "verdict": row.verdict, "failing_rows": row.failing_rows,
             "total_rows": row.total_rows, "message": row.message, "run_id": row.run_id}  # fmt: skip
 
@@ -296,9 +296,3 @@ def task_json(view: TaskPage) -> dict[str, Any]:
     return {"dag_id": view.pipeline.dag_id, "run_id": view.run_id, "task_id": view.task_id,
             "logical_date": _iso(view.logical_date), "map_index": view.map_index, "steps": view.steps,
             "checks": checks, "metrics": metrics}  # fmt: skip
-
-
-def check_series_json(series: CheckSeries) -> dict[str, Any]:
-    return {"step": series.step, "map_index": series.map_index, "item_label": series.item_label,
-            "name": series.name, "kind": series.kind,
-            "cells": [check_json(c) for c in series.cells]}  # fmt: skip

@@ -194,8 +194,3 @@ def run_date(dag_id: str, run_id: str, session: Any) -> datetime.datetime | None
     if moment is not None and moment.tzinfo is not None:  # naive UTC, as the results tables hold dates
         moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return moment
-
-
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()

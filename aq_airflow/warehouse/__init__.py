@@ -7,6 +7,7 @@ adapter registers itself when its module is imported, which is why this package 
 """
 
 from aq_airflow.warehouse.base import (
+    FailureKind,
     Warehouse,
     column_expression,
     is_infrastructure_error,
@@ -24,6 +25,7 @@ from aq_airflow.warehouse.snowflake import Snowflake
 __all__ = [
     "BATCH_ROWS",
     "DuckDB",
+    "FailureKind",
     "GenericWarehouse",
     "PostgreSQL",
     "ReadSession",

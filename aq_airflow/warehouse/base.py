@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -100,6 +101,14 @@ def is_infrastructure_error(error: BaseException) -> bool:
 def _sqlstate(error: BaseException) -> str | None:
     state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     return state if isinstance(state, str) and len(state) == 5 else None
+
+
+class FailureKind(StrEnum):
+    """What a failed statement says of the warehouse (:meth:`Warehouse.failure_kind`)."""
+
+    UNREACHABLE = "unreachable"  # it could not be used, or a lock is held elsewhere: retry
+    MISSING = "missing"  # the table (or its schema) is not there yet
+    UNREADABLE = "unreadable"  # it answered, but refused the statement
 
 
 class _Connector:
@@ -344,16 +353,16 @@ class Warehouse:
         return _sqlstate(error) in cls.missing_table_sqlstates
 
     @classmethod
-    def failure_kind(cls, error: BaseException) -> str:
+    def failure_kind(cls, error: BaseException) -> FailureKind:
         """``unreachable`` (the warehouse could not be used, or a lock held elsewhere: retry),
         ``missing`` (the table is not there yet) or ``unreadable`` (it answered, but refused the
         statement). A missing table is told first: some drivers raise it under PEP 249's
         OperationalError (sqlite3), and a warehouse that says what it lacks was reached."""
         if cls.is_missing_table(error):
-            return "missing"
+            return FailureKind.MISSING
         if cls.is_infrastructure_error(error):
-            return "unreachable"
-        return "unreadable"
+            return FailureKind.UNREACHABLE
+        return FailureKind.UNREADABLE
 
     @classmethod
     def refused_statement(cls, error: BaseException) -> bool:
