@@ -42,8 +42,9 @@ lock: install
 # ports and Redis database (tests/ports.py); the wheel and its venvs are built once and shared.
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+# (the 25 longest tests are listed at the end: where the next minutes of CI are)
 test: install
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 # The edit loop: all but the deployment, UI, browser, wheel and slow tests (markers: pyproject.toml)
 test-fast: install

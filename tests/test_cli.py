@@ -150,7 +150,7 @@ def test_run_executes_a_production_spec_locally_and_summarizes(tmp_path):
     assert "cli_run: success" in out
     assert "[ 3/3] ok      doubled.run" in out
     assert f"table: 25 rows, {work}/artifacts/cli_run/" in out
-    assert "enough                  row_count        passed" in out  # read back from the warehouse
+    assert "enough                  row_count        check  passed" in out  # read back from the warehouse
     failed = run("run", str(spec), "--date", "2026-03-01", "--workdir", str(work), "--param", "min_rows=100")
     assert failed.returncode == 1
     assert "numbers.checks failed:" in failed.stderr

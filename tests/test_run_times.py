@@ -102,4 +102,4 @@ def test_aq_airflow_run_reports_the_real_start_and_takes_a_comma_separated_list(
     assert started + datetime.timedelta(seconds=seconds) <= after + datetime.timedelta(seconds=0.1)  # .1f rounding
     items = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("per_segment.run")]
     assert items == ["success", "success"], result.stdout
-    assert "enough                  row_count        passed" in result.stdout  # 3 rows, at least 1
+    assert "enough                  row_count        check  passed" in result.stdout  # 3 rows, at least 1

@@ -15,6 +15,11 @@ from playwright.sync_api import expect
 from tests.ui import seed
 from tests.ui.conftest import ANALYST, OUTSIDER, browser_session
 
+# Airflow's own pages load their translations and the plugins' menu after the first paint; with
+# the suite's other workers starting Airflow processes beside this one that takes longer than
+# Playwright's default 5 s, as the page's other waits already allow (conftest: 30 s)
+expect.set_options(timeout=30_000)
+
 
 def quality_frame(page, path: str):
     """The frame of Airflow's external view (an iframe in the React UI) showing the plugin's
