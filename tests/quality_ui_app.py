@@ -218,7 +218,7 @@ def seed_results(path: Path) -> None:
 
 
 def write_dags(folder: Path) -> None:
-    from aq_airflow.cli.main import loader_files
+    from aq_airflow.devstack.loader_file import loader_files
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in loader_files(1).items():

@@ -9,8 +9,8 @@ import shutil
 import duckdb
 import pytest
 
-from aq_airflow.cli.main import loader_files
 from aq_airflow.cli.main import main as cli
+from aq_airflow.devstack.loader_file import loader_files
 from aq_airflow.pipeline_spec import SpecError, SpecFile
 from aq_airflow.pipeline_spec.load import parse_spec
 from aq_airflow.plan import compile_text

@@ -268,7 +268,7 @@ def bundle_dags(airflow_db, request):
     import os
     from pathlib import Path
 
-    from aq_airflow.cli.main import loader_files
+    from aq_airflow.devstack.loader_file import loader_files
 
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"alert_{request.node.name[:40]}"
     folder.mkdir(parents=True)
@@ -426,7 +426,7 @@ def test_validate_leaves_the_code_of_steps_in_pods_to_their_image(tmp_path):
 def test_a_spec_validated_alone_is_checked_as_its_dags_folder_loads_it(tmp_path):
     """A pre-commit hook validates the changed spec alone: inside a dags folder (a loader `init`
     wrote above it), the dags folder's root is where the loader also finds step code."""
-    from aq_airflow.cli.main import loader_files
+    from aq_airflow.devstack.loader_file import loader_files
 
     dags = tmp_path / "dags"
     dags.mkdir()

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from aq_airflow.artifacts.labels import item_name
 from aq_airflow.cli.connection import WarehouseError, also_mask, connection, display, masked_output
 from aq_airflow.cli.terminal import ELLIPSIS, bounded
+from aq_airflow.devstack.home import connection_variable
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
@@ -384,7 +385,7 @@ def _resolve(
                 "pass --warehouse FILE|URI, or the spec file"
             )
         warehouse = warehouse or LOCAL_WAREHOUSE
-    os.environ["AIRFLOW_CONN_" + CLI_CONN_ID.upper()] = connection(warehouse, must_exist=True)
+    os.environ[connection_variable(CLI_CONN_ID)] = connection(warehouse, must_exist=True)
     return dag_id, CLI_CONN_ID, schema, display(warehouse) or warehouse, sensitive, steps
 
 

@@ -9,7 +9,6 @@ all go through these two; no module opens connections or transactions of its own
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
 
 # rows per Arrow batch read from a warehouse when the caller does not say
 BATCH_ROWS = 128 * 1024
-
-log = logging.getLogger(__name__)
 
 
 class Session:
