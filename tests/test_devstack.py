@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aq_airflow.cli.main import main
 from aq_airflow.devstack.loader_file import loader_files, local_run_source
 
@@ -84,3 +86,12 @@ def test_demo_ui_refuses_bad_input_with_one_line_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{broken}:" in err and "Traceback" not in err
     assert not (tmp_path / "w").exists()  # refused before anything was set up
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "0", "\uff18\uff10"])
+def test_demo_ui_refuses_a_port_out_of_range_in_one_line(port, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["demo-ui", "example_dags/churn_scoring.aq.yaml", "--port", port])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "is not a port from 1 to 65535" in error and "Traceback" not in error

@@ -238,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
         "--warehouse", help="a DuckDB file, or an Airflow connection URI/JSON (default: WORKDIR/warehouse.duckdb)"
     )
     demo.add_argument("--workdir", default=".aq-demo-ui", help="the Airflow home, artifacts and warehouse go here")
-    demo.add_argument("--port", type=int, default=0, help="the api-server's port on 127.0.0.1 (default: 8080 if free)")
+    demo.add_argument(
+        "--port", type=_port, default=0, help="the api-server's port on 127.0.0.1 (default: 8080 if free)"
+    )
     demo.add_argument("--first-date", help="the first logical date, YYYY-MM-DD (default: DAYS days ago)")
     demo.add_argument("--days", type=int, default=10, help="consecutive dates to run (default 10)")
     demo.add_argument(
@@ -283,6 +285,13 @@ def _positive(text: str) -> int:
     what was wrong, exit 2). ASCII digits only (``isdigit`` takes fullwidth digits and ``²``)."""
     if not (text.isascii() and text.isdigit()) or len(text) > 7 or not 1 <= int(text) <= MAX_LAST:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LAST:,}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (argparse says what was wrong, exit 2)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
     return int(text)
 
 
