@@ -32,7 +32,9 @@ warehouse: aq_warehouse
 artifacts: /tmp/aq-artifacts
 artifacts_ttl: 30d
 cluster: local
+code: .
 defaults:
+  code: .
   image: python:3.12
   resources: {cpu: 1, memory: 2Gi, gpu: 1, gpu_type: t4, ephemeral_storage: 10Gi}
   env: {MODE: fast, TOKEN: {secret: api, key: token}}
@@ -179,7 +181,8 @@ def test_the_baseline_is_valid_and_sets_every_field_of_every_model():
     seen: dict[type, set[str]] = {}
     _covered(pipeline, seen)
     ours = _our_models()
-    assert {cls.__name__ for cls in seen} == set(ours) - {"Model", "_Model"}
+    # base classes only (StepSettings: the settings a step and `defaults` share) are seen through their subclasses
+    assert {cls.__name__ for cls in seen} == set(ours) - {"Model", "_Model", "StepSettings"}
     unset = {cls.__name__: sorted(set(cls.model_fields) - fields) for cls, fields in seen.items()}
     assert {name: fields for name, fields in unset.items() if fields} == {}
 

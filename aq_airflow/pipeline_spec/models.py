@@ -329,6 +329,30 @@ class StepSettings(Model):
     _env = field_validator("env")(_no_literal_credentials)
 
 
+# `code:`: the folder of the steps' own code, relative to the spec (default: the spec's folder),
+# shipped to every python and command step as a content-addressed package; or `image`: the steps
+# run the copy of their code their image holds, and nothing is shipped.
+CODE_FROM_IMAGE = "image"
+CodeSource = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^\x00\n\r]+$",
+        description=(
+            "The folder of the steps' code, relative to the spec (default: the spec's own folder), shipped "
+            "to every python and command step as a package; `image`: use only the image's copy."
+        ),
+    ),
+]
+
+
+class Defaults(StepSettings):
+    """`defaults`: settings every step gets, and the pipeline's code folder."""
+
+    code: CodeSource | None = None
+
+
 class Step(StepSettings):
     """One unit of work: exactly one of `sql`, `python`, `command`, `table`, `operator`."""
 
@@ -449,7 +473,8 @@ class Pipeline(Model):
     cluster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] = Field(
         "local", description="Cluster profile: gke, eks, aks, nvidia, local, or one from aq-profiles.yaml."
     )
-    defaults: StepSettings = StepSettings()
+    code: CodeSource | None = None
+    defaults: Defaults = Defaults()
     steps: Annotated[dict[StepName, Step], Field(min_length=1)]
     on_failure: CallablePath | None = Field(None, description="`module:callable` run when a task fails.")
     max_active_runs: Annotated[int, Field(ge=1)] | None = None

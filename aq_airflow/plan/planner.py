@@ -24,7 +24,7 @@ import re
 from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.pipeline_spec.conditions import referenced_steps
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
-from aq_airflow.pipeline_spec.models import Check, Metric, ScheduleAfter
+from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.pipeline_spec.types import duration_seconds
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
@@ -153,12 +153,42 @@ class _Planner:
                 )
             )
 
-    @property
-    def code_folder(self) -> str:
-        """Where the steps' own code lives: the spec's folder, relative to the dags folder ("."
-        at its root). Decided here once: the local runner, ``aq-airflow run`` and validate's
-        module lookup all read it."""
-        return posixpath.dirname(self.source.replace(os.sep, "/")) or "."
+    @functools.cached_property
+    def code_folder(self) -> str | None:
+        """Where the steps' own code lives, relative to the dags folder ("." at its root): the
+        spec's folder, or the folder `code:` names relative to it; None for `code: image` (the
+        image's copy, nothing shipped). Decided here once: the runners, ``aq-airflow run``,
+        ``aq-airflow package`` and validate all read it. A folder outside the dags folder is a
+        problem: only the dags folder reaches every worker."""
+        spec_folder = posixpath.dirname(self.source.replace(os.sep, "/")) or "."
+        key, named = ("code",), self.pipeline.code
+        default = self.pipeline.defaults.code
+        if named is not None and default is not None and named != default:
+            self.problems.append(
+                Problem(
+                    ("defaults", "code"),
+                    f"`code: {named}` at the top level and `code: {default}` here name two code folders; a "
+                    "pipeline has one: keep one of them",
+                )
+            )
+        if named is None:
+            key, named = ("defaults", "code"), default
+        if named is None:
+            return spec_folder
+        if named == CODE_FROM_IMAGE:
+            return None
+        folder = posixpath.normpath(posixpath.join(spec_folder, named.replace(os.sep, "/")))
+        if posixpath.isabs(named) or folder == ".." or folder.startswith("../"):
+            self.problems.append(
+                Problem(
+                    key,
+                    f"`{named}` is outside the dags folder, and only the dags folder reaches the workers that "
+                    f"build the code package: name a folder inside it, relative to this spec, or `{CODE_FROM_IMAGE}` "
+                    "to run the image's copy of the code",
+                )
+            )
+            return spec_folder
+        return folder
 
     def output(self, step: str) -> ArtifactRef:
         return ArtifactRef(self.dag_id, step, each=step in self.mapped)

@@ -34,6 +34,28 @@ CODE = "AQ_CODE"
 # environment: by default the dags folder, the loader file's. `aq-airflow run` runs a spec from a
 # temporary dags folder and names the spec's real folder here, so its code is imported from there.
 CODE_ROOT = "AQ_CODE_ROOT"
+# The step's code package (``artifacts.code_package``): where it is in the artifact store and its
+# digest (``sha256:<hex>``, pinned once per DAG run). The runtime fetches it, checks the digest,
+# extracts it once per digest under CODE_CACHE and puts that folder first on the import path (a
+# command step runs in it). Unset (`code: image`): the image's own copy of the code is used.
+CODE_URI = "AQ_CODE_URI"
+CODE_DIGEST = "AQ_CODE_DIGEST"
+# Where packages are extracted, one folder per digest, shared by the steps on one machine or node
+# (default: ``aq-airflow-code`` in the temporary folder)
+CODE_CACHE = "AQ_CODE_CACHE"
+# JSON {"commit": sha, "dirty": bool} of the code folder's git checkout where it is one (provenance)
+CODE_GIT = "AQ_CODE_GIT"
+IMAGE = "AQ_IMAGE"  # the image as the spec names it (a local step: unset)
+SPEC_HASH = "AQ_SPEC_HASH"  # the sha256 of the spec's text (provenance)
+TRY_NUMBER = "AQ_TRY_NUMBER"  # Airflow's try number of the task that started the step
+
+# The runtime's exit codes: the step's own failure, and the two that are not the user code's: a
+# package that cannot be fetched or is not what its digest says, and a module the step's code
+# imports that the image does not have (named before the user's code runs).
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CODE_PACKAGE = 3
+EXIT_MISSING_DEPENDENCY = 4
 
 # The names a python step's function gets by name besides its inputs and `args:` (runtime.step):
 # the run's context values (AQ_CONTEXT; runners.environment.CONTEXT_TEMPLATE renders exactly these)
@@ -43,6 +65,9 @@ CONTEXT_NAMES = ("run_id", "ds", "logical_date", "params")
 ITEM_NAME = "item"
 
 FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:function
+# python -m aq_airflow.runtime --command -- argv...: a command step with a code package, run in
+# the package's extracted folder once it is fetched
+COMMAND_FLAG = "--command"
 
 # Linux starts no process with one environment string ("NAME=value" and its terminating NUL)
 # longer than this: MAX_ARG_STRLEN, 32 pages; exec fails with E2BIG, "Argument list too long".
