@@ -2,14 +2,17 @@
 store, addressed by its digest, so that code reaches pods as data, not as an image.
 
 - **Built** on the worker from the code folder (:func:`build`): the files :func:`scan` keeps
-  (``.gitignore`` and ``.aqignore`` honoured; hidden folders, ``__pycache__`` and bytecode left
-  out; files that look like credentials, a symlink out of the folder and a package over the size
-  limit refused with :class:`PackageRefused`), in sorted order with fixed times and owners, as an
-  uncompressed tar whose sha256 is the package's digest, stored gzip-compressed without a
-  timestamp.
+  (``artifacts.code_files``: ``.gitignore`` and ``.aqignore`` honoured; hidden folders,
+  ``__pycache__`` and bytecode left out; files that look like credentials, a symlink out of the
+  folder and a package over the size limit refused with :class:`PackageRefused`), in sorted order
+  with fixed times and owners, as an uncompressed tar whose sha256 is the package's digest,
+  stored gzip-compressed without a timestamp. Unchanged files (by path, size, time and
+  executable bit) are not read again: ``artifacts.code_cache``.
 - **Stored** once at ``<artifacts>/_code/<hex>`` (:func:`upload`): written under a temporary
   name and moved into place, as a manifest is committed. Its name is its content, so a second
-  writer, concurrent or later, writes the same bytes or nothing.
+  writer, concurrent or later, writes the same bytes or nothing; a process that stored a
+  package there once does not ask again. Packages are kept: ``aq-airflow gc`` never deletes
+  them.
 - **Pinned** per DAG run (:func:`pin`): the first task of a run that needs the package records
   its digest in the run's folder (``_code.json``); every later task and retry of the run uses
   that digest, whatever the dags folder holds by then.
@@ -32,16 +35,31 @@ import shutil
 import tarfile
 import tempfile
 import uuid
+import zlib
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from aq_airflow.artifacts import code_cache
+from aq_airflow.artifacts.code_files import (
+    DEFAULT_SIZE_LIMIT,
+    PackageFile,
+    PackageRefused,
+    open_file,
+    refuse_credentials,
+    scan,
+)
 from aq_airflow.artifacts.store import Location, filesystem
+
+__all__ = [
+    "DEFAULT_SIZE_LIMIT", "Package", "PackageFile", "PackageMismatch", "PackageRefused", "PinnedCode", "archive",
+    "build", "fetch", "location", "pin", "scan", "upload",
+]  # fmt: skip
 
 CODE_FOLDER = "_code"  # <artifacts>/_code/<hex>: every package of every pipeline on this store
 RUN_PIN = "_code.json"  # <artifacts>/<dag_id>/<run_id>/_code.json: the run's one code version
-DEFAULT_SIZE_LIMIT = 50 * 2**20
 DIGEST_PREFIX = "sha256:"
+MAX_TAR = 2 * 2**30  # what fetch decompresses at most: above the largest `code_max_size` a spec may set (1 GiB)
 # What the archive's entries all get, whoever built it where: the digest is the files' paths,
 # contents and executable bits only.
 _MTIME = 0
@@ -50,32 +68,8 @@ _FILE_MODE = 0o644
 _EXEC_MODE = 0o755
 
 
-class PackageRefused(Exception):
-    """The code folder cannot become a package: ``path`` (relative to the folder, or None for the
-    package as a whole) and ``why``, which says how to fix it."""
-
-    def __init__(self, folder: str, path: str | None, why: str):
-        self.folder = folder
-        self.path = path
-        self.why = why
-        where = f"{path} in the code folder {folder}" if path else f"the code folder {folder}"
-        super().__init__(f"{where}: {why}")
-
-
 class PackageMismatch(Exception):
     """A fetched package is not the bytes its digest names (changed, truncated, or another's)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PackageFile:
-    """One file the package holds: its path in the folder (``/``-separated), size, modification
-    time and whether it is executable (the cache key is the sizes and times; the archive keeps
-    the executable bit only)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    executable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,50 +90,6 @@ class Package:
         return self.digest.removeprefix(DIGEST_PREFIX)
 
 
-def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
-    """The files of ``folder`` a package holds, in sorted path order. Never follows a symlink:
-    one to a file inside the folder is packaged as that file's contents; one that leads out of
-    the folder is refused."""
-    root = os.path.realpath(folder)
-    found: list[PackageFile] = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not _skipped_folder(d))
-        for name in files:
-            if _skipped_file(name):
-                continue
-            full = os.path.join(current, name)
-            relative = os.path.relpath(full, root).replace(os.sep, "/")
-            if os.path.islink(full):
-                target = os.path.realpath(full)
-                if os.path.commonpath([root, target]) != root:
-                    raise PackageRefused(
-                        folder, relative,
-                        "is a symbolic link out of the code folder, which a package does not follow: copy the file "
-                        "in, or list the link in .aqignore",
-                    )  # fmt: skip
-            stat = os.stat(full)
-            found.append(PackageFile(relative, stat.st_size, stat.st_mtime_ns, bool(stat.st_mode & 0o111)))
-    found.sort(key=lambda f: f.path)
-    total = sum(f.size for f in found)
-    if total > size_limit:
-        largest = ", ".join(f"{f.path} ({f.size / 2**20:.1f} MiB)" for f in sorted(found, key=lambda f: -f.size)[:3])
-        raise PackageRefused(
-            folder, None,
-            f"its files come to {total / 2**20:.1f} MiB, over the package limit of {size_limit / 2**20:.0f} MiB "
-            f"(largest: {largest}): keep data out of the code folder (in the artifact store or the warehouse), "
-            "or list it in .aqignore",
-        )  # fmt: skip
-    return found
-
-
-def _skipped_folder(name: str) -> bool:
-    return name.startswith(".") or name == "__pycache__"
-
-
-def _skipped_file(name: str) -> bool:
-    return name.endswith((".pyc", ".pyo"))
-
-
 def archive(folder: str, files: list[PackageFile]) -> tuple[bytes, str]:
     """The uncompressed tar of ``files`` (fixed times, owners and modes) and its digest."""
     root = os.path.realpath(folder)
@@ -152,7 +102,7 @@ def archive(folder: str, files: list[PackageFile]) -> tuple[bytes, str]:
             info.uid = info.gid = _OWNER
             info.uname = info.gname = ""
             info.mode = _EXEC_MODE if entry.executable else _FILE_MODE
-            with open(os.path.join(root, *entry.path.split("/")), "rb") as handle:
+            with open_file(folder, root, entry.path) as handle:
                 tar.addfile(info, handle)
     data = buffer.getvalue()
     return data, DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
@@ -163,11 +113,24 @@ def compress(tar: bytes) -> bytes:
     return gzip.compress(tar, compresslevel=6, mtime=0)
 
 
-def build(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> Package:
-    """The package of ``folder`` (see :func:`scan` for what it holds and refuses)."""
-    files = scan(folder, size_limit)
+def build(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT, *, cache: str | bool = True) -> Package:
+    """The package of ``folder`` (see :func:`scan` for what it holds and refuses): from the build
+    cache when no file changed since it was built (``artifacts.code_cache``), else read, scanned
+    for credentials, archived and compressed. ``size_limit``: bytes (None: the default).
+    ``cache``: True for this user's cache folder, a folder, or False for none (the in-process
+    cache too)."""
+    files = scan(folder, DEFAULT_SIZE_LIMIT if size_limit is None else size_limit)
+    folder_cache = code_cache.default_folder() if cache is True else cache or None
+    key = code_cache.key(os.path.realpath(folder), files)
+    cached = code_cache.load(key, folder_cache) if cache is not False else None
+    if cached is not None:
+        return Package(cached[0], tuple(files), cached[1])
+    refuse_credentials(folder, files)
     tar, digest = archive(folder, files)
-    return Package(digest, tuple(files), compress(tar))
+    package = Package(digest, tuple(files), compress(tar))
+    if cache is not False:
+        code_cache.store(key, digest, package.data, folder_cache)
+    return package
 
 
 def location(root: str, digest: str) -> str:
@@ -175,11 +138,19 @@ def location(root: str, digest: str) -> str:
     return f"{root.rstrip('/')}/{CODE_FOLDER}/{digest.removeprefix(DIGEST_PREFIX)}"
 
 
+# (location) of the packages this process stored or found stored: not asked about again
+_STORED: set[str] = set()
+
+
 def upload(package: Package, root: str) -> str:
-    """Store ``package`` under the store ``root`` unless it is there already; its location."""
+    """Store ``package`` under the store ``root`` unless it is there already; its location. A
+    package this process stored (or found) there before costs no request."""
     uri = location(root, package.digest)
+    if uri in _STORED:
+        return uri
     fs, path = filesystem(uri)
     if fs.get_file_info(path).type == pafs.FileType.File:
+        _STORED.add(uri)
         return uri
     fs.create_dir(posixpath.dirname(path), recursive=True)
     temp = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}"
@@ -190,11 +161,16 @@ def upload(package: Package, root: str) -> str:
     except NotImplementedError:  # Azure without a hierarchical namespace: a server-side copy
         fs.copy_file(temp, path)
         fs.delete_file(temp)
+    _STORED.add(uri)
     return uri
 
 
 def default_cache() -> str:
-    return os.path.join(tempfile.gettempdir(), "aq-airflow-code")
+    """This user's folder of extracted packages in the temporary folder (0700). Where it is not
+    this user's own (someone else made it, or may write into it: they could plant code under a
+    digest's name), a new private folder of this process's instead."""
+    folder = os.path.join(tempfile.gettempdir(), f"aq-airflow-code-{os.getuid()}")
+    return folder if code_cache.private(folder) else tempfile.mkdtemp(prefix="aq-airflow-code-")
 
 
 def fetch(uri: str, digest: str, cache: str | None = None) -> str:
@@ -209,7 +185,7 @@ def fetch(uri: str, digest: str, cache: str | None = None) -> str:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as handle:
         compressed = handle.read()
-    tar = gzip.decompress(compressed)
+    tar = _decompress(uri, compressed)
     actual = DIGEST_PREFIX + hashlib.sha256(tar).hexdigest()
     if actual != digest:
         raise PackageMismatch(
@@ -229,6 +205,20 @@ def fetch(uri: str, digest: str, cache: str | None = None) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _decompress(uri: str, compressed: bytes) -> bytes:
+    """The tar a stored package holds, read no further than :data:`MAX_TAR` bytes (a package is
+    at most its size limit plus the tar's headers: a bigger one, or bytes that are not gzip, is
+    not a package aq-airflow stored)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(compressed)) as stream:
+            tar = stream.read(MAX_TAR + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise PackageMismatch(f"the code package at {uri} is not a gzip archive ({error}): delete it") from None
+    if len(tar) > MAX_TAR:
+        raise PackageMismatch(f"the code package at {uri} holds more than {MAX_TAR} bytes: it is not a package")
+    return tar
 
 
 @dataclass(frozen=True, slots=True)

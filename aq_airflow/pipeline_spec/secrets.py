@@ -5,12 +5,10 @@ A spec is not secret: it is in git, in the DAG's docs in the Airflow UI and in t
 DAG, and env values and args reach the pod spec in clear. A credential belongs in a Kubernetes
 Secret, passed as ``{secret: name, key: k}``.
 
-Shapes are the ones secret scanners agree on and that innocent values never take: a URI with a
-password, ``password=...`` settings, cloud and SaaS key formats (AWS, GitHub, Slack, OpenAI and
-Anthropic ``sk-``, Stripe, Google, Hugging Face, Azure storage), bearer tokens, JWTs and PEM
-private key blocks. Hashes, UUIDs, URLs without a password and templated values (``$PASSWORD``,
-``{{ var.value.x }}``) are never flagged; the messages never repeat the value. Templates that read
-an Airflow connection (``{{ conn.x.password }}``) are refused: they would print its credentials.
+The shapes (``artifacts.secret_shapes``, which code packages are scanned with too) are the ones
+secret scanners agree on and that innocent values never take; the messages never repeat the
+value. Templates that read an Airflow connection (``{{ conn.x.password }}``) are refused: they
+would print its credentials.
 """
 
 from __future__ import annotations
@@ -18,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+
+from aq_airflow.artifacts.secret_shapes import secret_kind
 
 # Literal values under these names are credentials; they must come from a secret reference.
 # `TOKENS`/`TOKENIZER` (MAX_TOKENS, TOKENIZERS_PARALLELISM) and `SECRETS` (SECRETS_MANAGER_ARN)
@@ -29,43 +29,6 @@ CREDENTIAL_NAME = re.compile(
 _PATH_NAME = re.compile(r"(_FILE|_PATH|_DIR|_DIRS|_FOLDER|_LOCATION)$|^GOOGLE_APPLICATION_CREDENTIALS$", re.I)
 _PATH_VALUE = re.compile(r"(~|\.{1,2})?/\S*|[A-Za-z]:\\\S*|[^\s/]+/\S*")
 
-# A password or token that is a reference, not a value: a template, an env expansion, a mask
-_REFERENCE = re.compile(r"^(\{|\$|%\(|<|\*+$|x+$|\.\.\.)", re.IGNORECASE)
-
-_SHAPES = re.compile(
-    r"""
-    (?P<uri>\b[a-z][a-z0-9+.-]*://[^\s/:@'"]*:(?P<uri_secret>[^\s/@'"]+)@)
-  | (?P<setting>(?<![A-Za-z0-9_])(?i:password|passwd|pwd)=(?P<setting_secret>[^\s;&'",]+))
-  | (?P<aws>\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b)
-  | (?P<github>\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}))
-  | (?P<slack>\bxox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/(?:services|workflows|triggers)/\S+)
-  | (?P<sk>(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,})
-  | (?P<stripe>\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,})
-  | (?P<google>\bAIza[0-9A-Za-z_-]{35})
-  | (?P<huggingface>\bhf_[A-Za-z0-9]{30,}\b)
-  | (?P<azure>AccountKey=[A-Za-z0-9+/]{20,}|[?&]sig=[A-Za-z0-9%+/]{20,})
-  | (?P<bearer>\bBearer\s+[A-Za-z0-9._~+/-]{20,})
-  | (?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})
-  | (?P<private_key>-----BEGIN[A-Z0-9\ ]*PRIVATE\ KEY[A-Z\ ]*-----)
-    """,
-    re.VERBOSE,
-)
-_KINDS = {
-    "uri": "a URI with a password",
-    "setting": "a password setting",
-    "aws": "an AWS access key",
-    "github": "a GitHub token",
-    "slack": "a Slack token or webhook",
-    "sk": "an API key (sk-...)",
-    "stripe": "a Stripe key",
-    "google": "a Google API key",
-    "huggingface": "a Hugging Face token",
-    "azure": "an Azure storage key or signature",
-    "bearer": "a bearer token",
-    "jwt": "a JSON Web Token",
-    "private_key": "a private key",
-}
-
 
 def is_credential_name(name: str, value: Any) -> bool:
     """Whether an env variable's name says it holds a credential that ``value`` would spell
@@ -73,17 +36,6 @@ def is_credential_name(name: str, value: Any) -> bool:
     if not CREDENTIAL_NAME.search(name):
         return False
     return not (isinstance(value, str) and _PATH_NAME.search(name) and _PATH_VALUE.fullmatch(value))
-
-
-def secret_kind(text: str) -> str | None:
-    """What credential ``text`` holds (``"a URI with a password"``), or None."""
-    for match in _SHAPES.finditer(text):
-        kind = next(k for k in _KINDS if match.group(k) is not None)
-        secret = match.group(f"{kind}_secret") if kind in ("uri", "setting") else None
-        if secret is not None and _REFERENCE.match(secret):
-            continue
-        return _KINDS[kind]
-    return None
 
 
 # An Airflow template that reads a connection (`{{ conn.wh.password }}`, `conn.wh.get_uri()`)
