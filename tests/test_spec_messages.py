@@ -33,6 +33,7 @@ artifacts: /tmp/aq-artifacts
 artifacts_ttl: 30d
 cluster: local
 code: .
+code_max_size: 100MB
 defaults:
   code: .
   image: python:3.12

@@ -33,6 +33,7 @@ from aq_airflow.pipeline_spec.types import (
     KubeName,
     OperatorClass,
     RetryDelay,
+    SizeQuantity,
     SqlCondition,
     SqlExpression,
     SqlQuery,
@@ -474,6 +475,9 @@ class Pipeline(Model):
         "local", description="Cluster profile: gke, eks, aks, nvidia, local, or one from aq-profiles.yaml."
     )
     code: CodeSource | None = None
+    code_max_size: SizeQuantity | None = Field(
+        None, description="The most bytes the code package's files may hold in all: `100MB`, `200Mi` (default 50Mi)."
+    )
     defaults: Defaults = Defaults()
     steps: Annotated[dict[StepName, Step], Field(min_length=1)]
     on_failure: CallablePath | None = Field(None, description="`module:callable` run when a task fails.")

@@ -181,6 +181,36 @@ ByteQuantity = Annotated[
     _quantity_schema(_BYTES, "Kubernetes memory quantity: `512Mi`, `8Gi` (a plain number is bytes).", {"minimum": 0}),
 ]
 
+# A file size: a number of bytes, with an SI (`100MB`, `100M`) or binary (`200Mi`, `200MiB`) unit.
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)(?:([kKMG])|([KMG])i)?B?$")
+SIZE_MAX = 2**30  # a code package is held in memory where it is built and fetched
+
+
+def byte_count(text: str) -> int:
+    """The bytes a :data:`SizeQuantity` names (``100MB``: 100,000,000; ``200Mi``: 200 * 2**20)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(text)
+    number, si, binary = match.groups()
+    scale = 1000 ** " KMG".index(si.upper()) if si else 1024 ** " KMG".index(binary) if binary else 1
+    return int(float(number) * scale)
+
+
+def _check_size(value: str) -> str:
+    if not _SIZE.match(value):
+        raise ValueError(f"`{value}` is not a size: write a number of bytes and a unit, like `100MB` or `200Mi`")
+    if not 0 < byte_count(value) <= SIZE_MAX:
+        raise ValueError(f"`{value}` is out of range: a size from 1 byte to 1Gi")
+    return value
+
+
+SizeQuantity = Annotated[
+    str,
+    BeforeValidator(_to_text),
+    AfterValidator(_check_size),
+    _quantity_schema(_SIZE, "A size in bytes: `100MB`, `200Mi` (a plain number is bytes).", {"minimum": 1}),
+]
+
 # A date, or a date and time, as YAML text (the loader keeps YAML timestamps as text): the one
 # form the loader and the JSON schema both accept. Numbers are refused: pydantic would read
 # `start_date: 20260101` as seconds since 1970.

@@ -217,6 +217,9 @@ class RunPlan:
     # python and command steps: the folder of the step's own code (the spec's folder), relative to
     # the dags folder ("." at its root); the runtime puts it first on sys.path (`AQ_CODE`)
     code_folder: str | None = None
+    # the most bytes the code package's files may hold (the spec's `code_max_size`); None: the
+    # default (`artifacts.code_package.DEFAULT_SIZE_LIMIT`)
+    code_max_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from aq_airflow.pipeline_spec.conditions import referenced_steps
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
 from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
-from aq_airflow.pipeline_spec.types import duration_seconds
+from aq_airflow.pipeline_spec.types import byte_count, duration_seconds
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
     DEFAULT_MIN_HISTORY,
@@ -313,6 +313,7 @@ class _Planner:
             pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
             foreach=self.foreach(name, step),
             code_folder=self.code_folder,
+            code_max_size=byte_count(self.pipeline.code_max_size) if self.pipeline.code_max_size else None,
         )
 
     # -- foreach: mapped steps ---------------------------------------------------------------------
