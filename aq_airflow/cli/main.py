@@ -1,4 +1,4 @@
-"""``aq-airflow``: validate, compile, schema, init, run, demo-ui (and dagbag, a deployment preflight).
+"""``aq-airflow``: validate, compile, schema, init, run, demo-ui, package (and dagbag, a deployment preflight).
 
 ``validate``, ``compile`` and ``schema`` import nothing of Airflow, so they run in editors and
 CI without an Airflow installation or metadata database.
@@ -162,6 +162,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     return show(args.pipeline, args.warehouse, args.step, args.last, args.schema, args.format)
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.package import main as package_main
+
+    return package_main(args.spec, args.upload, args.json)
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from aq_airflow.cli.gc import main as gc_main
 
@@ -263,6 +269,15 @@ def parser() -> argparse.ArgumentParser:
     results.add_argument("--schema", help="schema of the results tables (default: a spec's results_schema)")
     results.add_argument("--format", choices=("text", "json"), default="text", help="a table, or one JSON document")
     results.set_defaults(func=cmd_results)
+    package = sub.add_parser(
+        "package", help="print the code package of a spec's steps: digest, files, size (--upload: store it)"
+    )
+    package.add_argument("spec")
+    package.add_argument(
+        "--upload", action="store_true", help="store it in the spec's artifact store now (CI), and print where"
+    )
+    package.add_argument("--json", action="store_true", help="one JSON document")
+    package.set_defaults(func=cmd_package)
     gc = sub.add_parser("gc", help="delete run outputs older than each pipeline's artifacts_ttl")
     gc.add_argument("dags_folder")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")

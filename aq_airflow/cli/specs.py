@@ -120,10 +120,13 @@ def check(paths: Sequence[str]) -> list[Compiled]:
 
 
 def code_check(compiled: list[Compiled]) -> None:
-    """Each local-runner python step's module looked up beside its spec (``plan.code``), on
-    each spec that plans: validate and dagbag, never the loader."""
+    """Each local-runner python step's module looked up beside its spec (``plan.code``), and
+    the refusal its code package would meet (``cli.package_issues``), on each spec that plans:
+    validate and dagbag, never the loader."""
+    from aq_airflow.cli.package_issues import package_check
     from aq_airflow.plan.code import code_problems
 
+    package_check(compiled)
     for spec in compiled:
         if spec.plan is not None and spec.spec_file is not None:
             try:
