@@ -6,6 +6,9 @@ import os
 
 #: The variable that names the store root when the spec names none (set on workers and in pods).
 ARTIFACTS = "AQ_ARTIFACTS"
+#: ``<root>/_code/<hex>``: the code packages of every pipeline on the store (``code_package``),
+#: beside the pipelines' folders ``<root>/<dag_id>/``: no pipeline may take this name.
+CODE_FOLDER = "_code"
 
 
 def artifacts_root(artifacts: str | None) -> str:

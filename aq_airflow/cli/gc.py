@@ -2,14 +2,16 @@
 ``artifacts_ttl``, and nothing else.
 
 Under ``{artifacts}/{dag_id}/`` it considers only folders whose name is a run id Airflow generates
-(``manual__<time>``, ``scheduled__<time>``, ...: ``client.runs.airflow_run_id``) holding a
-manifest our writer committed at a step's place, or our run record (``client.runs.contents``). In
-such a folder, once its newest file is older than the TTL and Airflow's metadata DB has no queued
-or running run of that id, it deletes file by file what the listing showed to be ours (committed
-outputs, their manifests, item lists and large items' files, the run record; a killed attempt's
-files older than the cutoff), then the folders that left empty. Everything else (a folder that is
-not a run, a run triggered with a run_id of its own, a user's file inside a run folder, a symbolic
-link on a disk) is left where it is, and each is reported on a ``left alone`` line saying why.
+(``manual__<time>``, ``scheduled__<time>``, ...: ``client.runs.airflow_run_id``) holding a manifest
+our writer committed at a step's place, or our run record (``client.runs.contents``). In such a
+folder, once its newest file is older than the TTL and Airflow's metadata DB has no queued or
+running run of that id, it deletes file by file what the listing showed to be ours (committed
+outputs, their manifests, item lists and large items' files, the run record and code pin; a killed
+attempt's files older than the cutoff), then the folders that left empty. The code packages the runs
+pinned (``{artifacts}/_code/``) are kept: gc never lists nor deletes them. Everything else (a folder
+that is not a run, a run triggered with a run_id of its own, a user's file inside a run folder, a
+symbolic link on a disk) is left where it is, and each is reported on a ``left alone`` line saying
+why.
 
 A run folder written to while gc runs keeps what is new: the folder is listed again just before
 deleting and left whole when anything in it changed. After that second listing gc deletes the
@@ -56,10 +58,12 @@ NOT_A_RUN_ID = (
     "not a run folder: its name is not a run id Airflow generates (manual__<time>, scheduled__<time>, ...). "
     "A run triggered with a run_id of its own is left too: delete its folder by hand when done with it"
 )
-NO_RUN_FILES = "not a run folder: no file aq-airflow writes is where a run has one ({step}/_manifest.json, _run.json)"
+NO_RUN_FILES = (
+    "not a run folder: no file aq-airflow writes is where a run has one ({step}/_manifest.json, _run.json, _code.json)"
+)
 NOT_OURS = (
     "not a run folder: no output manifest written by aq-airflow in it (a `{step}/_manifest.json` saying "
-    '"writer": "aq-airflow"), nor its run record'
+    '"writer": "aq-airflow"), nor its run record or code pin'
 )
 LINK = (
     "a symbolic link: gc follows no link out of the store, so neither it nor what it points to is touched; "

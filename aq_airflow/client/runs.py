@@ -9,20 +9,23 @@ leaves a run record, ``_run.json``, saying how the run ended (Airflow's own reco
 the temporary Airflow home).
 
 **A run folder** is a folder directly under ``{root}/{dag_id}/`` with one of our files *where a run
-has it* (:func:`place`): ``_run.json`` at its top; ``{step}/_manifest.json``, ``{step}/_items.json``
-or a killed attempt's file (``artifacts.store.ATTEMPT_FILE``) in a step folder named as the spec
-names steps; the same in ``{step}/{index}/`` beside a ``{step}/_items.json``. A file deeper or
-elsewhere (``projectX/tests/fixtures/_manifest.json``) makes nothing a run. That is what
-:func:`list_runs` lists: one recursive listing per run (even on a store), and besides it only the
-run record (``_run.json``) and each mapped step's ``_items.json`` are read. On a disk the listing
-does not follow symbolic links (:func:`listing`): what a link in a run folder points to is never
-taken for part of the run.
+has it* (:func:`place`): ``_run.json`` or ``_code.json`` (the run's code pin) at its top;
+``{step}/_manifest.json``, ``{step}/_items.json`` or a killed attempt's file
+(``artifacts.store.ATTEMPT_FILE``) in a step folder named as the spec names steps; the same in
+``{step}/{index}/`` beside a ``{step}/_items.json``. A file deeper or elsewhere
+(``projectX/tests/fixtures/_manifest.json``) makes nothing a run. That is what :func:`list_runs`
+lists: one recursive listing per run (even on a store), and besides it only the run record
+(``_run.json``) and each mapped step's ``_items.json`` are read. On a disk the listing does not
+follow symbolic links (:func:`listing`): what a link in a run folder points to is never taken for
+part of the run.
 
 **What aq-airflow wrote** in a run folder (:func:`contents`, which reads them) is narrower: a
 manifest at a step's place that our writer committed (``artifacts.manifest.is_ours``) and the files
-it names, a mapped step's ``_items.json``, a ``_run.json`` naming this run, and the files of
-attempts that never committed. ``aq-airflow gc`` deletes only those, and only in a folder whose
-name is a run id Airflow generates (:func:`airflow_run_id`).
+it names, a mapped step's ``_items.json``, a ``_run.json`` naming this run, a ``_code.json`` pinning
+a code package, and the files of attempts that never committed. ``aq-airflow gc`` deletes only
+those, and only in a folder whose name is a run id Airflow generates (:func:`airflow_run_id`). The
+code packages themselves, ``{root}/_code/``, are no run's: never listed, never deleted (they are
+kept).
 """
 
 from __future__ import annotations
@@ -39,9 +42,13 @@ import pyarrow.fs as pafs
 from aq_airflow.artifacts.item_refs import ITEMS_FOLDER
 from aq_airflow.artifacts.items import ITEMS_FILE, ItemList
 from aq_airflow.artifacts.manifest import is_ours
+from aq_airflow.artifacts.root import CODE_FOLDER
 from aq_airflow.artifacts.store import ATTEMPT_FILE, MANIFEST, Location, MissingArtifact
 
 RUN_RECORD = "_run.json"
+# the run's code pin (`artifacts.code_package.RUN_PIN`; a test holds the two equal): written by
+# the first task of a run that ships a code package, before any output
+RUN_PIN = "_code.json"
 
 # The run types of Airflow 3 (``airflow.utils.types.DagRunType``; a test holds the two equal) and
 # the ids it generates (``DagRunType.generate_run_id``): ``<type>__<run_after in ISO form>``; with
@@ -133,12 +140,15 @@ def _epoch() -> datetime.datetime:
 
 def place(path: str, mapped: set[str]) -> str | None:
     """What a file of a run folder is by where it sits (``path`` relative to the run folder):
-    ``record``, ``manifest``, ``items``, ``item`` (a large item's file, ``{step}/_items/{index}.json``)
-    or ``attempt``; None where aq-airflow never writes one.
-    ``mapped``: the step folders holding a ``_items.json`` (whose item folders count)."""
+    ``record``, ``pin`` (the run's code version), ``manifest``, ``items``, ``item`` (a large
+    item's file, ``{step}/_items/{index}.json``) or ``attempt``; None where aq-airflow never
+    writes one. ``mapped``: the step folders holding a ``_items.json`` (whose item folders
+    count)."""
     parts = path.split("/")
     if parts == [RUN_RECORD]:
         return "record"
+    if parts == [RUN_PIN]:
+        return "pin"
     if len(parts) < 2 or not STEP_FOLDER.fullmatch(parts[0]):
         return None
     if len(parts) == 2 and parts[1] == ITEMS_FILE:
@@ -163,7 +173,10 @@ def pipeline_entries(root: str, dag_id: str) -> list[tuple[str, Location]]:
     """Each folder directly under ``{root}/{dag_id}/`` (a run's, or anyone's): its name and
     location, from one listing of that folder (nothing under them is listed). A folder's location
     is joined to the pipeline's by path (``Location.child``), never parsed from a URI again: a name
-    with ``#``, ``?``, ``%`` or a space is that folder, not another one nor an error."""
+    with ``#``, ``?``, ``%`` or a space is that folder, not another one nor an error. The store's
+    folder of code packages (``_code``) is no pipeline's: nothing under it is listed."""
+    if dag_id == CODE_FOLDER:
+        return []
     pipeline = Location.of(f"{root.rstrip('/')}/{dag_id}")
     try:
         entries = pipeline.fs.get_file_info(pafs.FileSelector(pipeline.path, allow_not_found=True))
@@ -310,9 +323,21 @@ def contents(run: RunFolder) -> Contents:
             if record is not None and record.get("run_id") == run.run_id:
                 outputs.add(path)
                 committed = True
+        elif kind == "pin" and _is_pin(_read_json(run.location, path)):
+            outputs.add(path)
+            committed = True
     attempts = {path for path in paths if path not in outputs and place(path, mapped) == "attempt"}
     others = set(paths) - outputs - attempts
     return Contents(*(tuple(paths[p] for p in sorted(group)) for group in (outputs, attempts, others)), committed)
+
+
+def _is_pin(record: dict | None) -> bool:
+    """Whether a ``_code.json`` is the pin a task wrote: a package's digest and its location in
+    the store's folder of packages."""
+    if record is None or not isinstance(record.get("digest"), str) or not isinstance(record.get("uri"), str):
+        return False
+    hex_ = record["digest"].removeprefix("sha256:")
+    return record["digest"].startswith("sha256:") and record["uri"].endswith(f"/{CODE_FOLDER}/{hex_}")
 
 
 def _item_list(location: Location, step: str) -> ItemList | None:

@@ -19,6 +19,7 @@ replace one or stand beside it (``AQ_ITEM`` beside a large item's ``AQ_ITEM_FROM
 
 from __future__ import annotations
 
+from aq_airflow.artifacts.root import CODE_FOLDER
 from aq_airflow.pipeline_spec.models import Pipeline, Step
 from aq_airflow.runtime.contract import CONTEXT_NAMES, ITEM, ITEM_FROM, ITEM_NAME
 
@@ -109,3 +110,14 @@ def reserved_env_problems(pipeline: Pipeline) -> list[tuple[tuple, str, bool]]:
         for variable in env or {}
         if variable.startswith(RESERVED_ENV_PREFIX)
     ]
+
+
+def reserved_dag_id(dag_id: str) -> str | None:
+    """Why a pipeline may not have this dag_id, or None: its folder in the artifact store,
+    ``<root>/<dag_id>/``, would be the folder of the code packages (``<root>/_code/``)."""
+    if dag_id != CODE_FOLDER:
+        return None
+    return (
+        f"`{dag_id}` is the name of the artifact store's folder of code packages (`<artifacts>/{CODE_FOLDER}/`), "
+        "which no pipeline's outputs may share: give the pipeline another name (`pipeline:` or the file name)"
+    )

@@ -26,6 +26,7 @@ from aq_airflow.pipeline_spec.conditions import referenced_steps
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
 from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
+from aq_airflow.pipeline_spec.reserved import reserved_dag_id
 from aq_airflow.pipeline_spec.types import byte_count, duration_seconds
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
@@ -134,8 +135,9 @@ class _Planner:
         self.source = source
         self.profile = profile
         self.dag_id = pipeline.pipeline or spec_file.default_dag_id
+        reserved = reserved_dag_id(self.dag_id)
+        self.problems: list[Problem] = [Problem(("pipeline",), reserved)] if reserved else []
         self.warehouse = pipeline.warehouse
-        self.problems: list[Problem] = []
         self.tasks: list[TaskPlan] = []
         self.gates: dict[str, tuple[str, ...]] = {}
         consumers = [s for s in pipeline.steps.values() if s.kind in ("python", "command")]
