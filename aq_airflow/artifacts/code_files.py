@@ -182,17 +182,20 @@ def _check_size(folder: str, files: list[PackageFile], size_limit: int) -> None:
     total = sum(f.size for f in files)
     if total <= size_limit:
         return
-    largest = ", ".join(f"{f.path} ({_mib(f.size)})" for f in sorted(files, key=lambda f: -f.size)[:3])
+    largest = ", ".join(f"{f.path} ({_size(f.size)})" for f in sorted(files, key=lambda f: -f.size)[:3])
     raise PackageRefused(
         folder, None,
-        f"its files come to {_mib(total)}, over the package limit of {_mib(size_limit)} (largest: {largest}): keep "
+        f"its files come to {_size(total)}, over the package limit of {_size(size_limit)} (largest: {largest}): keep "
         f"data out of the code folder (in the artifact store or the warehouse), list it in {AQIGNORE}, or raise "
         "the limit with `code_max_size:` in the spec",
     )  # fmt: skip
 
 
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
+def _size(size: int) -> str:
+    """A size as people read it: ``52.3 MiB``, ``12.0 KiB``, ``1,000 bytes``."""
+    if size >= 2**20:
+        return f"{size / 2**20:.1f} MiB"
+    return f"{size / 2**10:.1f} KiB" if size >= 2**10 else f"{size:,} bytes"
 
 
 def refuse_credentials(folder: str, files: list[PackageFile]) -> None:

@@ -205,8 +205,13 @@ def fetch(uri: str, digest: str, cache: str | None = None) -> str:
     os.makedirs(cache, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=cache)
     try:
-        with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive_:
-            archive_.extractall(staging, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive_:
+                archive_.extractall(staging, filter="data")  # no path out of the folder, no device, no link out
+        except tarfile.TarError as error:
+            raise PackageMismatch(
+                f"the code package at {uri} cannot be extracted ({error}): it is not a package aq-airflow stored"
+            ) from None
         try:
             os.rename(staging, target)
         except OSError:  # another step renamed its copy first
