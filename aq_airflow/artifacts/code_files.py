@@ -25,6 +25,7 @@ package is built anew (:func:`refuse_credentials`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -91,22 +92,45 @@ class PackageFile:
     executable: bool
 
 
+class _IgnoreFile:
+    """One ignore file's patterns, and the answers they gave in this process (a worker scans the
+    same folder for task after task: the same question costs a lookup)."""
+
+    __slots__ = ("answers", "spec")
+
+    def __init__(self, spec: GitIgnoreSpec):
+        self.spec = spec
+        self.answers: dict[str, bool | None] = {}
+
+    def decide(self, name: str) -> bool | None:
+        """True: ignored; False: taken back (``!``); None: no pattern matches ``name``."""
+        try:
+            return self.answers[name]
+        except KeyError:
+            answer = self.answers[name] = self.spec.check_file(name).include
+            return answer
+
+
+# ignore files read in this process, by (path, size, mtime_ns, inode): an edited one is read again
+_READ: dict[tuple[str, int, int, int], _IgnoreFile] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class _Rules:
     """The ignore files that hold for one folder: ``.aqignore`` first, then the ``.gitignore``
     files from the deepest up, each with the folder it sits in (its patterns are relative to it)."""
 
-    aqignore: GitIgnoreSpec | None
-    gitignores: tuple[tuple[str, GitIgnoreSpec], ...]  # (folder relative to the root, "" at it)
+    aqignore: _IgnoreFile | None
+    gitignores: tuple[tuple[str, _IgnoreFile], ...]  # (folder relative to the root, "" at it)
 
     def ignored(self, relative: str, folder: bool) -> bool:
         name = relative + "/" if folder else relative
         if self.aqignore is not None:
-            decided = self.aqignore.check_file(name).include
+            decided = self.aqignore.decide(name)
             if decided is not None:
                 return decided
-        for base, spec in self.gitignores:
-            decided = spec.check_file(name[len(base) + 1 :] if base else name).include
+        for base, ignore in self.gitignores:
+            decided = ignore.decide(name[len(base) + 1 :] if base else name)
             if decided is not None:
                 return decided
         return False
@@ -117,19 +141,30 @@ class _Rules:
         return self if spec is None else _Rules(self.aqignore, ((base, spec), *self.gitignores))
 
 
-def _read_spec(path: str) -> GitIgnoreSpec | None:
+def _read_spec(path: str) -> _IgnoreFile | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return GitIgnoreSpec.from_lines(handle.read(SCAN_BYTES).splitlines())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    key = (path, info.st_size, info.st_mtime_ns, info.st_ino)
+    if key not in _READ:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read(SCAN_BYTES).splitlines()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        if len(_READ) > 256:
+            _READ.clear()
+        _READ[key] = _IgnoreFile(GitIgnoreSpec.from_lines(lines))
+    return _READ[key]
 
 
 def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
     """The files of ``folder`` a package holds, in sorted path order: names and stats only, no
-    file is read but the ignore files. Refuses (:class:`PackageRefused`) a file named like a
-    credential, a symbolic link out of the folder or to nothing, and files over ``size_limit``
-    bytes in all. Never follows a symbolic link to a folder."""
+    file is read but the ignore files. Refuses (:class:`PackageRefused`) a symbolic link out of
+    the folder or to nothing, and files over ``size_limit`` bytes in all. Never follows a
+    symbolic link to a folder. Credentials are :func:`refuse_credentials`' (a build checks them
+    when no cached package holds these very files)."""
     root = os.path.realpath(folder)
     if not os.path.isdir(root):
         raise PackageRefused(folder, None, "is not a folder: fix `code:` in the spec, or create the folder")
@@ -146,20 +181,22 @@ def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]
                 if not _SKIPPED_FOLDERS.match_file(entry.name + "/") and not rules.ignored(relative, folder=True):
                     pending.append((relative, entry.path, rules))
                 continue
-            if _SKIPPED_FILES.match_file(entry.name) or rules.ignored(relative, folder=False):
+            if _skipped_file(entry.name) or rules.ignored(relative, folder=False):
                 continue
             if entry.is_symlink() and not _inside(folder, root, relative, entry.path):
                 continue  # a link to a folder inside: not followed
-            if CREDENTIAL_FILES.match_file(entry.name):
-                raise PackageRefused(
-                    folder, relative, f"looks like a credential file by its name: list it in {AQIGNORE}, or {_MOVE_IT}"
-                )
             info = os.stat(entry.path) if entry.is_symlink() else entry.stat(follow_symlinks=False)
             if stat_.S_ISREG(info.st_mode):  # sockets and pipes are not code
                 found.append(PackageFile(relative, info.st_size, info.st_mtime_ns, bool(info.st_mode & 0o111)))
     found.sort(key=lambda f: f.path)
     _check_size(folder, found, size_limit)
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _skipped_file(name: str) -> bool:
+    """Bytecode (names repeat across a folder's packages: asked once per name)."""
+    return _SKIPPED_FILES.match_file(name)
 
 
 def _inside(folder: str, root: str, relative: str, path: str) -> bool:
@@ -199,11 +236,16 @@ def _size(size: int) -> str:
 
 
 def refuse_credentials(folder: str, files: list[PackageFile]) -> None:
-    """Refuses the folder when a text file among ``files`` holds a credential (its first
-    :data:`SCAN_BYTES`; binary files are skipped). The message says which file, which line and
-    what it looks like, never the value. ``password=`` settings are not looked for: in code they
-    are keyword arguments (``connect(password=pw)``)."""
+    """Refuses the folder when a file among ``files`` is named like a credential, or a text file
+    among them holds one (its first :data:`SCAN_BYTES`; binary files are skipped). The message
+    says which file, which line and what it looks like, never the value. ``password=`` settings
+    are not looked for: in code they are keyword arguments (``connect(password=pw)``)."""
     root = os.path.realpath(folder)
+    for entry in files:
+        if CREDENTIAL_FILES.match_file(entry.path.rpartition("/")[2]):
+            raise PackageRefused(
+                folder, entry.path, f"looks like a credential file by its name: list it in {AQIGNORE}, or {_MOVE_IT}"
+            )
     for entry in files:
         with open_file(folder, root, entry.path) as handle:
             head = handle.read(SCAN_BYTES)
