@@ -1,8 +1,8 @@
 """Which files of a code folder a code package holds, and which refuse the folder a package.
 
 One walk of the folder that only lists and stats (``os.scandir``), so that a folder whose
-package is cached costs milliseconds (:func:`scan`); the files' contents are read only when a
-package is built anew (:func:`refuse_credentials`).
+package is cached costs milliseconds (:func:`scan`); the files' names and contents are checked
+for credentials only when a package is built anew (:func:`refuse_credentials`).
 
 - **Left out**: what the folder's ``.gitignore`` files ignore (the root one and nested ones, with
   git's semantics: a deeper file's match wins over a shallower one's, ``!`` re-includes, a
@@ -14,13 +14,13 @@ package is built anew (:func:`refuse_credentials`).
   Matching is ``pathspec``'s ``GitIgnoreSpec``.
 - **Packaged**: every other file, hidden files included (``.airflowignore``, a tool's
   ``.config.toml``: a command step may read them) unless refused below; a symbolic link to a file
-  inside the folder, as that file's contents.
+  inside the folder, as that file's contents (a link to nothing is left out).
 - **Refused** (:class:`PackageRefused`, naming the file and the fix): a file that looks like a
   credential by its name (``.env``, ``*.pem``, ``id_rsa``, ``credentials.json``, ...) or, for a
   text file, by its content (the spec scanner's shapes, ``artifacts.secret_shapes``: private keys,
-  cloud keys, URIs with a password, tokens); a symbolic link out of the folder or to nothing; and
-  a folder whose files come to more than the size limit. An ignored file is never looked at: an
-  ignored ``.env`` is simply left out.
+  cloud keys, URIs with a password, tokens); a symbolic link out of the folder; a file that
+  cannot be read; and a folder whose files come to more than the size limit. An ignored file is
+  never looked at: an ignored ``.env`` is simply left out.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _read_spec(path: str) -> _IgnoreFile | None:
 def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
     """The files of ``folder`` a package holds, in sorted path order: names and stats only, no
     file is read but the ignore files. Refuses (:class:`PackageRefused`) a symbolic link out of
-    the folder or to nothing, and files over ``size_limit`` bytes in all. Never follows a
+    the folder, and files over ``size_limit`` bytes in all. Never follows a
     symbolic link to a folder. Credentials are :func:`refuse_credentials`' (a build checks them
     when no cached package holds these very files)."""
     root = os.path.realpath(folder)
@@ -201,8 +201,8 @@ def _skipped_file(name: str) -> bool:
 
 def _inside(folder: str, root: str, relative: str, path: str) -> bool:
     """For a symbolic link at ``path``: True when it points to a file inside the folder (packaged
-    as that file), False to a folder inside (left out); refused when it leads out of the folder
-    or to nothing."""
+    as that file), False to a folder inside or to nothing (left out: a link someone's checkout
+    left dangling holds no code); refused when it leads out of the folder."""
     target = os.path.realpath(path)
     if os.path.commonpath([root, target]) != root:
         raise PackageRefused(
@@ -210,9 +210,7 @@ def _inside(folder: str, root: str, relative: str, path: str) -> bool:
             "is a symbolic link out of the code folder, which a package does not follow: copy the file in, or list "
             f"the link in {AQIGNORE}",
         )  # fmt: skip
-    if not os.path.exists(target):
-        raise PackageRefused(folder, relative, f"is a symbolic link to nothing: delete it, or list it in {AQIGNORE}")
-    return not os.path.isdir(target)
+    return os.path.isfile(target)
 
 
 def _check_size(folder: str, files: list[PackageFile], size_limit: int) -> None:
