@@ -132,8 +132,12 @@ def _ms(times: list[float]) -> float:
 
 def s3_emulator(env: dict) -> tuple[object, dict]:
     """moto's S3 server on loopback and the environment that points the SDKs at it."""
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
