@@ -559,3 +559,16 @@ def test_validate_reports_a_package_over_the_specs_limit_and_a_link_out(tmp_path
     (tmp_path / "passwd").unlink()
     result = cli("validate", str(spec))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_dagbag_reports_a_refused_package_as_a_step_code_problem(dags_folder):
+    spec = write(dags_folder, "p.aq.yaml", "steps:\n  a:\n    command: [echo, hi]\n")
+    tree(dags_folder, {"deploy/id_rsa": KEY})
+    result = cli("dagbag", str(dags_folder))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("ok")] == [["ok", "p"]]
+    assert (
+        f"STEP CODE {spec}:1:1: the code package cannot be built: deploy/id_rsa in the code folder {dags_folder}: "
+        "looks like a credential file by its name" in result.stdout
+    )
