@@ -26,7 +26,13 @@ import os
 import tempfile
 from collections import OrderedDict
 
-from aq_airflow.artifacts.code_files import PackageFile, rules_fingerprint
+from aq_airflow.artifacts.code_files import (
+    DEFAULT_SIZE_LIMIT,
+    PackageFile,
+    refuse_credentials,
+    rules_fingerprint,
+    scan,
+)
 
 CACHE_FORMAT = 1
 MEMORY_ENTRIES = 16
@@ -132,3 +138,13 @@ def _prune(folder: str) -> None:
         if entry.name.endswith(".tar.gz") and entry.name not in kept:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
+
+
+def check(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
+    """What ``code_package.build`` would package of ``folder``, or the ``PackageRefused`` it
+    would raise, without archiving (``validate``; no pyarrow imported): the credential check is
+    skipped for files a cached package already holds."""
+    files = scan(folder, DEFAULT_SIZE_LIMIT if size_limit is None else size_limit)
+    if load(key(os.path.realpath(folder), files), default_folder()) is None:
+        refuse_credentials(folder, files)
+    return files

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from aq_airflow.artifacts import code_cache
+from aq_airflow.artifacts.code_cache import check
 from aq_airflow.artifacts.code_files import (
     DEFAULT_SIZE_LIMIT,
     PackageFile,
@@ -131,16 +132,6 @@ def build(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT, *, cache: st
     if cache is not False:
         code_cache.store(key, digest, package.data, folder_cache)
     return package
-
-
-def check(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
-    """What :func:`build` would package of ``folder``, or the :class:`PackageRefused` it would
-    raise, without archiving (``validate``): the credential scan is skipped for files a cached
-    package already holds."""
-    files = scan(folder, DEFAULT_SIZE_LIMIT if size_limit is None else size_limit)
-    if code_cache.load(code_cache.key(os.path.realpath(folder), files), code_cache.default_folder()) is None:
-        refuse_credentials(folder, files)
-    return files
 
 
 def location(root: str, digest: str) -> str:

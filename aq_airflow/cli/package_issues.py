@@ -4,7 +4,8 @@ problem at the spec's ``code:`` (or ``defaults.code``; the spec's first line whe
 is the default, the spec's own folder). Only specs with python or command steps and a code
 folder (not ``code: image``) have a package.
 
-Nothing of Airflow is imported here.
+Nothing of Airflow is imported here, nor pyarrow (``validate`` stays light): the check is the
+build cache's (``artifacts.code_cache.check``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aq_airflow.artifacts import code_package
+from aq_airflow.artifacts.code_cache import check
+from aq_airflow.artifacts.code_files import PackageRefused
 from aq_airflow.pipeline_spec import Problem, SpecIssue
 from aq_airflow.pipeline_spec.load import load_document
 from aq_airflow.plan.model import DagPlan, RunPlan
@@ -54,7 +56,7 @@ def _code_key(spec: Compiled) -> tuple[str, ...]:
     return ()
 
 
-def refusal_issue(spec: Compiled, refused: code_package.PackageRefused) -> SpecIssue:
+def refusal_issue(spec: Compiled, refused: PackageRefused) -> SpecIssue:
     """A refused package as an issue located in the spec."""
     message = f"the code package cannot be built: {refused}"
     key = _code_key(spec)
@@ -66,7 +68,7 @@ def refusal_issue(spec: Compiled, refused: code_package.PackageRefused) -> SpecI
 def package_check(compiled: list[Compiled]) -> None:
     """Adds to each spec that plans the refusal its code package would meet, if any (each code
     folder checked once, whatever the number of specs sharing it)."""
-    seen: dict[tuple[str, int | None], code_package.PackageRefused | None] = {}
+    seen: dict[tuple[str, int | None], PackageRefused | None] = {}
     for spec in compiled:
         if spec.plan is None or spec.spec_file is None:
             continue
@@ -76,11 +78,11 @@ def package_check(compiled: list[Compiled]) -> None:
         key = (os.path.realpath(folder.path), folder.size_limit)
         if key not in seen:
             try:
-                code_package.check(folder.path, folder.size_limit)
+                check(folder.path, folder.size_limit)
                 seen[key] = None
-            except code_package.PackageRefused as refused:
+            except PackageRefused as refused:
                 seen[key] = refused
             except OSError as error:  # unreadable folder: said, not a traceback
-                seen[key] = code_package.PackageRefused(folder.path, None, f"cannot be read ({error})")
+                seen[key] = PackageRefused(folder.path, None, f"cannot be read ({error})")
         if seen[key] is not None:
             spec.issues.append(refusal_issue(spec, seen[key]))
