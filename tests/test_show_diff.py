@@ -191,7 +191,8 @@ def test_diff_names_changed_code_image_params_schemas_rows_and_metrics(shop):
     assert "  changed  shop/steps.py" in lines and "  added    shop/util.py" in lines
     assert "  removed  shop/old.py" in lines
     assert "param threshold: 5 → 6" in lines
-    assert 'step scores image: "ghcr.io/acme/shop:1.4" → "ghcr.io/acme/shop:1.5@sha256:' + "c" * 64 + '"' in lines
+    assert f"image: ghcr.io/acme/shop:1.4 → ghcr.io/acme/shop:1.5@sha256:{'c' * 64}  (steps: evaluate[0], " \
+           "evaluate[1], orders, scores)" in lines  # fmt: skip
     assert 'step scores args: {"alpha": 0.5} → {"alpha": 0.6}' in lines
     assert "step orders schema: +region string, -note string, ~id int64 → double" in lines
     assert "step orders rows: 3 → 4" in lines and "step scores rows: 3 → 4" in lines

@@ -24,9 +24,10 @@ from typing import Any, TextIO
 
 from aq_airflow.artifacts.code_package import PinnedCode
 from aq_airflow.cli.run_lookup import LookupFailed, find_run, resolve
-from aq_airflow.cli.show import latest_by_name, run_results, short
+from aq_airflow.cli.show import latest_by_name, run_results
 from aq_airflow.cli.terminal import visible
 from aq_airflow.client.provenance import MissingPackage, StepRecord, file_digest, package_files, run_code, step_records
+from aq_airflow.client.provenance import short_digest as short
 
 SHOWN, PARTIAL, NOT_FOUND = 0, 1, 2
 PATCH_LINES = 2000  # lines of one file's unified diff shown (the rest: counted)
@@ -187,17 +188,21 @@ def print_text(found: dict[str, Any], out: TextIO) -> None:
         for what in ("changed", "added", "removed"):
             for path in code[what]:
                 say(f"  {what:<8} {path}")
-        for path, text in code["patches"].items():
-            out.write("\n" + "\n".join(visible(line) for line in text.splitlines()) + "\n")
     if found["spec_hash"]:
         say(f"spec: {short(found['spec_hash']['a'])} → {short(found['spec_hash']['b'])}")
     for key, change in found["params"].items():
         say(f"param {key}: {_value(change['a'])} → {_value(change['b'])}")
+    images: dict[tuple, list[str]] = {}  # one line per image change, naming the steps it applies to
+    for name, change in found["steps"].items():
+        if "image" in change:
+            images.setdefault((change["image"]["a"], change["image"]["b"]), []).append(name)
+    for (a, b), names in images.items():
+        say(f"image: {a or '(none)'} → {b or '(none)'}  (steps: {', '.join(names)})")
     for name, change in found["steps"].items():
         if "only_in" in change:
             say(f"step {name}: only in run {change['only_in']}")
             continue
-        for key in ("kind", "image", "args", "rows"):
+        for key in ("kind", "args", "rows"):
             if key in change:
                 say(f"step {name} {key}: {_value(change[key]['a'])} → {_value(change[key]['b'])}")
         if "schema" in change:
@@ -217,6 +222,8 @@ def print_text(found: dict[str, Any], out: TextIO) -> None:
     quiet = not (found["params"] or found["steps"] or found["spec_hash"] or (results and any(results.values())))
     if quiet and code["a"] == code["b"] and not code["note"]:
         say("no differences recorded")
+    for text in code["patches"].values():  # last, as `git show` puts a patch after its summary
+        out.write("\n" + "\n".join(visible(line) for line in text.splitlines()) + "\n")
 
 
 def diff(pipeline: str, run_a: str, run_b: str, artifacts: str | None, warehouse: str | None, schema: str | None,

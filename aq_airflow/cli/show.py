@@ -20,17 +20,10 @@ from typing import Any, TextIO
 from aq_airflow.cli.run_lookup import LookupFailed, Target, find_run, resolve
 from aq_airflow.cli.terminal import visible
 from aq_airflow.client.outputs import Run
-from aq_airflow.client.provenance import StepRecord, run_code, step_records
+from aq_airflow.client.provenance import SHORT, StepRecord, run_code, step_records
+from aq_airflow.client.provenance import short_digest as short
 
 SHOWN, NOT_FOUND = 0, 2
-SHORT = 12  # hex digits of a digest shown
-
-
-def short(digest: str | None) -> str:
-    """``sha256:1a2b…`` as its first :data:`SHORT` hex digits; ``-`` for none."""
-    if not digest:
-        return "-"
-    return digest.split(":", 1)[-1][:SHORT]
 
 
 def size(count: int | None) -> str:
@@ -136,7 +129,7 @@ def _step_lines(record: StepRecord) -> list[str]:
         lines.append("  inputs   " + (visible(", ".join(inputs)) if inputs else "none"))
         if p.args:
             lines.append("  args     " + visible(json.dumps(p.args, sort_keys=True, default=str)))
-    rows = f"{record.rows:,} rows, " if record.rows is not None else ""
+    rows = f"{record.rows:,} row{'' if record.rows == 1 else 's'}, " if record.rows is not None else ""
     lines.append(f"  output   {record.kind}, {rows}{size(record.bytes)}")
     if record.schema is not None:
         columns = ", ".join(f"{name} {kind}" for name, kind in record.schema)

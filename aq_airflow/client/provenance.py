@@ -23,6 +23,12 @@ from aq_airflow.artifacts.store import MissingArtifact, filesystem
 from aq_airflow.client.outputs import MissingOutput, Run
 
 MAX_PACKAGE_BYTES = 512 * 2**20  # a stored package larger than this (compressed) is not one we wrote
+SHORT = 12  # hex digits of a digest shown
+
+
+def short_digest(digest: str | None) -> str:
+    """``sha256:1a2b…`` as its first :data:`SHORT` hex digits; ``-`` for none."""
+    return digest.split(":", 1)[-1][:SHORT] if digest else "-"
 
 
 class MissingPackage(Exception):
@@ -101,6 +107,26 @@ def step_records(run: Run) -> list[StepRecord]:
         if started and (record.step not in first or started < first[record.step]):
             first[record.step] = started
     return sorted(records, key=lambda r: (r.step not in first, first.get(r.step, ""), r.step, r.map_index or 0))
+
+
+def output_records(root: str, dag_id: str, run_id: str, step: str, map_index: int | None = None) -> list[StepRecord]:
+    """The records of one step's output in one run (one listing of the run's folder, not of the
+    pipeline's): the item ``map_index`` of a mapped step, or every item when it is None; none when
+    the run or step has no folder in the store."""
+    from aq_airflow.artifacts.store import Location
+    from aq_airflow.client.outputs import Store
+    from aq_airflow.client.runs import read_run
+
+    folder = read_run(run_id, Location.of(f"{root.rstrip('/')}/{dag_id}").child(run_id))
+    if folder is None or step not in folder.steps:
+        return []
+    output = Run(Store(root).pipeline(dag_id), folder).step(step)
+    if not output.mapped:
+        return [_record(output, None, None)]
+    labels = _labels(output)
+    count = output.items_count or 0
+    indexes = range(count) if map_index is None or map_index < 0 else [map_index] if map_index < count else []
+    return [_record(output.item(index), index, labels.get(index)) for index in indexes]
 
 
 def _record(output, index: int | None, label: str | None) -> StepRecord:
