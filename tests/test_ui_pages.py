@@ -290,8 +290,12 @@ def test_the_serialized_dag_carries_each_recording_tasks_facts():
                            "best.metrics": RecordingTask("best", "metrics")}  # fmt: skip
     assert (found.conn_id, found.schema, found.steps) == ("aq_warehouse", None, ("regions", "evaluate", "best"))
     assert "best.publish" in found.task_ids and "best.publish" not in found.tasks  # it records no results
+    assert unmapped["artifacts_root"] == mapped["partial_kwargs"]["artifacts_root"] == "s3://acme-ml/aq"
+    assert found.artifacts == "s3://acme-ml/aq"  # the store the spec names: where its outputs' manifests are
 
-    champion = from_serialized("churn_champion", serialized_spec(EXAMPLES / "churn_champion.aq.yaml"))
+    champion_dag = serialized_spec(EXAMPLES / "churn_champion.aq.yaml")
+    champion = from_serialized("churn_champion", champion_dag)
+    assert "artifacts_root" not in serialized_task(champion_dag, "promote.when")  # a condition writes no output
     assert champion.tasks["promote.when"] == RecordingTask("promote", "when") and "promote" not in champion.steps
     assert pages.task_scope(champion, "promote.when") == (["promote"], (CHECKS_TABLE,), Role.WHEN)
     assert champion.task_of("promote", "when") == "promote.when" and champion.task_of("promote", "checks") is None
