@@ -79,17 +79,20 @@ def commit(root: Path, run_id: str, step: str, table: pa.Table | None, provenanc
 def package(folder: Path, root: Path, run_id: str, commit_sha: str) -> CodeVersion:
     built = code_package.build(str(folder))
     uri = code_package.upload(built, str(root))
-    code_package.pin(f"{root}/{DAG}/{run_id}", code_package.PinnedCode(built.digest, uri, {"commit": commit_sha,
-                                                                                          "dirty": False}))
+    code_package.pin(
+        f"{root}/{DAG}/{run_id}", code_package.PinnedCode(built.digest, uri, {"commit": commit_sha, "dirty": False})
+    )
     return CodeVersion(built.digest, uri, GitState(commit_sha, commit_sha == COMMIT_B))
 
 
 def write_run(root: Path, run_id: str, code: CodeVersion, image: str, threshold: int, orders: pa.Table) -> None:
     def provenance(step: str, started: str, inputs=None, args=None) -> Provenance:
-        return Provenance(code=code, image=ImageVersion(image, "sha256:" + "c" * 64 if "1.5" in image else None),
-                          spec_hash="sha256:" + "d" * 64, args=args or {}, params={"threshold": threshold},
-                          inputs=inputs or {}, run_id=run_id, logical_date=run_id[8:33], try_number=1 + (run_id == RUN_B),
-                          started=f"2026-03-01T00:00:{started}+00:00", finished=f"2026-03-01T00:00:{started}.5+00:00")  # fmt: skip
+        return Provenance(
+            code=code, image=ImageVersion(image, "sha256:" + "c" * 64 if "1.5" in image else None),
+            spec_hash="sha256:" + "d" * 64, args=args or {}, params={"threshold": threshold}, inputs=inputs or {},
+            run_id=run_id, logical_date=run_id[8:33], try_number=1 + (run_id == RUN_B),
+            started=f"2026-03-01T00:00:{started}+00:00", finished=f"2026-03-01T00:00:{started}.5+00:00",
+        )  # fmt: skip
 
     digest = commit(root, run_id, "orders", orders, provenance("orders", "01"))
     scores = pa.table({"id": orders["id"], "score": pa.array([0.5] * len(orders), pa.float64())})
@@ -179,7 +182,9 @@ def test_an_output_without_provenance_shows_as_not_recorded(shop):
     assert shown.returncode == 0, shown.stderr
     assert "code     not recorded" in shown.stdout
     assert "  provenance  not recorded (an output written before aq-airflow recorded provenance)" in shown.stdout
-    assert "  output   table, 3 rows" in shown.stdout and "  schema   id int64, amount double, note string" in shown.stdout
+    assert (
+        "  output   table, 3 rows" in shown.stdout and "  schema   id int64, amount double, note string" in shown.stdout
+    )
     assert "metrics and checks: none recorded for this run" in shown.stdout
 
 
@@ -274,8 +279,10 @@ def test_a_real_run_shows_its_outputs(run_dag, duckdb_warehouse, tmp_path, monke
 
     folder = tmp_path / "steps"
     folder.mkdir()
-    (folder / "show_steps.py").write_text("import pyarrow.compute as pc\n\n\ndef doubled(numbers):\n"
-                                          "    return numbers.append_column('twice', pc.multiply(numbers['n'], 2))\n")
+    (folder / "show_steps.py").write_text(
+        "import pyarrow.compute as pc\n\n\ndef doubled(numbers):\n"
+        "    return numbers.append_column('twice', pc.multiply(numbers['n'], 2))\n"
+    )
     monkeypatch.setenv("PYTHONPATH", f"{folder}:{os.environ['PYTHONPATH']}")
     _, dag_run, states = run_dag("show_real", RUN_SPEC)
     assert set(states.values()) == {"success"}, states

@@ -23,9 +23,9 @@ from aq_airflow.warehouse import Warehouse
 from tests import quality_ui_app
 from tests.quality_ui_app import (
     ANALYST,
+    CODE_DIGEST,
     DATES,
     DOWN_PASSWORD,
-    CODE_DIGEST,
     HANDMADE_TASK,
     OUTPUT_IMAGE,
     XSS_COLUMN,

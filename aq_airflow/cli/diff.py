@@ -166,7 +166,9 @@ def compare(pipeline: str, run_a: str, run_b: str, artifacts: str | None, wareho
 
 
 def _dict_changes(a: dict, b: dict) -> dict[str, dict]:
-    return {key: {"a": a.get(key), "b": b.get(key)} for key in sorted(set(a) | set(b), key=str) if a.get(key) != b.get(key)}
+    return {
+        key: {"a": a.get(key), "b": b.get(key)} for key in sorted(set(a) | set(b), key=str) if a.get(key) != b.get(key)
+    }
 
 
 def _value(value: Any) -> str:

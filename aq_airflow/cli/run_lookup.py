@@ -64,13 +64,23 @@ def resolve(target: str, artifacts: str | None) -> Target:
         root = os.path.abspath(LOCAL_ARTIFACTS)
     found = Target(dag_id, root, spec)
     if not found.pipeline.runs():
-        where = "--artifacts" if artifacts else ("the spec's `artifacts:`" if spec_root else (
-            f"${ARTIFACTS}" if os.environ.get(ARTIFACTS) else f"{LOCAL_ARTIFACTS}, where `aq-airflow run` keeps them"))
+        where = _where(artifacts, spec_root)
         raise LookupFailed(
             f"pipeline `{dag_id}` has no runs in {root}/{dag_id} (the store from {where}): pass --artifacts ROOT, the "
             "store its runs wrote to" + (", or the spec file instead of the dag_id" if spec is None else "")
         )  # fmt: skip
     return found
+
+
+def _where(artifacts: str | None, spec_root: str | None) -> str:
+    """Where the store in a message came from (the order :func:`resolve` takes them in)."""
+    if artifacts:
+        return "--artifacts"
+    if spec_root:
+        return "the spec's `artifacts:`"
+    if os.environ.get(ARTIFACTS):
+        return f"${ARTIFACTS}"
+    return f"{LOCAL_ARTIFACTS}, where `aq-airflow run` keeps them"
 
 
 def find_run(target: Target, name: str) -> Run:
@@ -82,8 +92,10 @@ def find_run(target: Target, name: str) -> Run:
         back = int(latest.group(1) or 0)
         if back < len(runs):
             return runs[back]
-        raise LookupFailed(f"{name}: pipeline `{target.dag_id}` has {len(runs)} run(s) in {target.root}, so there is no "
-                           f"run {back} before the latest{_listed(runs)}")  # fmt: skip
+        raise LookupFailed(
+            f"{name}: pipeline `{target.dag_id}` has {len(runs)} run(s) in {target.root}, so there is no run {back} "
+            f"before the latest{_listed(runs)}"
+        )
     for run in runs:
         if run.run_id == name:
             return run

@@ -48,7 +48,9 @@ def git_text(git: Any) -> str:
 # --- the warehouse's results of a run -------------------------------------------------------------
 
 
-def run_results(pipeline: str, warehouse: str | None, schema: str | None, run_ids: list[str]) -> tuple[dict, str | None]:
+def run_results(
+    pipeline: str, warehouse: str | None, schema: str | None, run_ids: list[str]
+) -> tuple[dict, str | None]:
     """Each run's metric values and check outcomes ({run_id: {"metrics": [...], "checks": [...]}})
     from the results warehouse, and a note when it could not be read (the report goes on without)."""
     from aq_airflow.cli.connection import WarehouseError
@@ -94,9 +96,8 @@ def latest_by_name(rows: list[dict]) -> dict[str, dict]:
 # --- the report -----------------------------------------------------------------------------------
 
 
-def report(target: Target, run: Run) -> dict:
+def report(target: Target, run: Run, records: list[StepRecord]) -> dict:
     """The run's steps and code, as ``--json`` prints them (the warehouse's results added by the caller)."""
-    records = step_records(run)
     code = run_code(run, records)
     record = run.record or {}
     return {
@@ -105,7 +106,6 @@ def report(target: Target, run: Run) -> dict:
             (r.provenance.logical_date for r in records if r.provenance and r.provenance.logical_date), None),
         "code": {"digest": code.digest, "uri": code.uri, "git": code.git} if code else None,
         "steps": [r.as_json() for r in records],
-        "_records": records,
     }  # fmt: skip
 
 
@@ -121,7 +121,8 @@ def _step_lines(record: StepRecord) -> list[str]:
     if p is None:
         lines.append("  provenance  not recorded (an output written before aq-airflow recorded provenance)")
     else:
-        code = f"{short(p.code.digest)}  {git_text(p.code.git)}" if p.code else "the image's own copy (no package)"
+        no_package = "no package (the image's own code, or a sql step)"
+        code = f"{short(p.code.digest)}  {git_text(p.code.git)}" if p.code else no_package
         image = (f"{p.image.name}" + (f" @ {short(p.image.digest)}" if p.image.digest else " (digest not reported)")
                  if p.image else "a local process (no image)")  # fmt: skip
         lines += [f"  code     {visible(code)}", f"  image    {visible(image)}"]
@@ -137,8 +138,7 @@ def _step_lines(record: StepRecord) -> list[str]:
     return lines
 
 
-def print_text(document: dict, out: TextIO) -> None:
-    records: list[StepRecord] = document["_records"]
+def print_text(document: dict, records: list[StepRecord], out: TextIO) -> None:
     state = document["state"] or "no run record"
     date = (document["logical_date"] or "unknown")[:10]
     print(visible(f"run {document['run_id']} of {document['pipeline']} ({state}; logical date {date})"), file=out)
@@ -187,15 +187,15 @@ def show(pipeline: str, run_name: str, artifacts: str | None, warehouse: str | N
         except LookupFailed as error:
             print(visible(str(error), newlines=True), file=sys.stderr)
             return NOT_FOUND
-        document = report(target, run)
+        records = step_records(run)
+        document = report(target, run, records)
         results, note = run_results(pipeline, warehouse, schema, [run.run_id])
         document["results"] = results.get(run.run_id)
         document["results_note"] = note
         if note:
             print(visible(note, newlines=True), file=sys.stderr)
-        records = document.pop("_records")
         if as_json:
             print(json.dumps(document, indent=2, default=str), file=out)
         else:
-            print_text({**document, "_records": records}, out)
+            print_text(document, records, out)
     return SHOWN

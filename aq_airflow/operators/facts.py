@@ -1,6 +1,7 @@
 """The facts a task that records results (a step's checks, metrics or `when:` condition) carries
 into the serialized DAG: its step, its role, the step's sensitive columns, the connection and
-schema of the results tables, and the artifact store the spec names (``plan.model.FACT_FIELDS``, made by ``TaskPlan.facts``).
+schema of the results tables, and the artifact store the spec names (``plan.model.FACT_FIELDS``,
+made by ``TaskPlan.facts``).
 
 They are operator arguments, so a mapped task (a `foreach:` step's checks and metrics) keeps them
 in its ``partial()`` arguments, and template fields, so an unmapped one keeps them as attributes:

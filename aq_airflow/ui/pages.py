@@ -223,7 +223,9 @@ def load_task(
     return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent)
 
 
-def load_outputs(pipeline: Pipeline, run_id: str, task_id: str, map_index: int | None) -> tuple[list[StepRecord], str | None]:
+def load_outputs(
+    pipeline: Pipeline, run_id: str, task_id: str, map_index: int | None
+) -> tuple[list[StepRecord], str | None]:
     """The manifest and provenance of the output of the step a task records results of, in this
     run (``client.provenance``), from the store the spec names (else ``$AQ_ARTIFACTS`` here); a
     note when there is none or it cannot be read. Never raises: the results are shown anyway."""
