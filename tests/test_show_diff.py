@@ -164,6 +164,8 @@ def test_show_json_carries_the_provenance_records(shop):
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
     assert document["run_id"] == RUN_OLD  # the newest run: written last
+    prefix = cli("show", "shop", RUN_A[:18], "--artifacts", "artifacts", "--json", cwd=shop)  # one run starts so
+    assert json.loads(prefix.stdout)["run_id"] == RUN_A, prefix.stderr
     shown = cli("show", "shop", "latest~1", "--artifacts", "artifacts", "--warehouse", "wh.duckdb", "--schema", "aq",
                 "--json", cwd=shop)  # fmt: skip
     document = json.loads(shown.stdout)
@@ -243,20 +245,31 @@ def test_unknown_pipelines_runs_and_stores_are_one_line_each(shop, tmp_path):
 
 
 def test_a_deleted_package_is_named_and_the_rest_still_compared(shop, tmp_path):
+    """The pins name the packages where the runs stored them; runs copied to another store find
+    theirs under its `_code/`; a package in neither place is one line, and the rest is compared."""
     import shutil
 
     copy = tmp_path / "artifacts"
     shutil.copytree(shop / "artifacts", copy)
     pinned = code_package.read_pin(str(copy / DAG / RUN_A))
-    os.remove(code_package.location(str(shop / "artifacts"), pinned.digest))  # the pin names the original store's
+    original, copied = (code_package.location(str(store), pinned.digest) for store in (shop / "artifacts", copy))
+    assert pinned.uri == original
+    kept = tmp_path / "kept"
+    shutil.move(original, kept)
     try:
-        shown = cli("diff", "shop", RUN_A, RUN_B, "--artifacts", str(copy), cwd=shop)
+        moved = cli("diff", "shop", RUN_A, RUN_B, "--artifacts", str(copy), cwd=shop)
+        os.remove(copied)
+        gone = cli("diff", "shop", RUN_A, RUN_B, "--artifacts", str(copy), cwd=shop)
     finally:
-        shutil.copy(code_package.location(str(copy), pinned.digest),
-                    code_package.location(str(shop / "artifacts"), pinned.digest))  # fmt: skip
-    assert shown.returncode == 1, shown.stderr
-    assert f"code files not compared: the code package {pinned.digest} is not at " in shown.stderr
-    assert "Traceback" not in shown.stderr and "param threshold: 5 → 6" in shown.stdout
+        shutil.move(kept, original)
+    assert moved.returncode == 0 and "  changed  shop/steps.py" in moved.stdout, moved.stderr
+    assert gone.returncode == 1, gone.stderr
+    assert gone.stderr.strip().splitlines()[-1] == (
+        f"code files not compared: the code package {pinned.digest} is not at {original} nor at {copied}: it was "
+        "deleted, or the runs were made on another store (pass --artifacts ROOT); its files cannot be compared"
+    )
+    assert "Traceback" not in gone.stderr and "param threshold: 5 → 6" in gone.stdout
+    assert f"  files not compared: the code package {pinned.digest}" in gone.stdout
 
 
 RUN_SPEC = """

@@ -98,8 +98,12 @@ def step_records(run: Run) -> list[StepRecord]:
         if not output.mapped:
             records.append(_record(output, None, None))
             continue
+        if not output.items_count:
+            why = "no items: an empty item list, or one that cannot be read"
+            records.append(StepRecord(name, None, None, output.uri, None, why))
+            continue
         labels = _labels(output)
-        for index in range(output.items_count or 0):
+        for index in range(output.items_count):
             records.append(_record(output.item(index), index, labels.get(index)))
     first = {}
     for record in records:
@@ -161,23 +165,25 @@ def run_code(run: Run, records: list[StepRecord] | None = None) -> PinnedCode | 
 
 def package_files(code: PinnedCode, root: str | None = None) -> dict[str, bytes]:
     """The files of a run's code package (path -> contents), its digest checked. The package is
-    read where the pin says, else (a pin without a location) under the store ``root``.
-    Raises :class:`MissingPackage`."""
+    read where the pin says, else (gone from there: the runs were copied to another store) from
+    ``_code/`` under the store ``root``. Raises :class:`MissingPackage`."""
     from aq_airflow.artifacts.code_package import location
 
-    uri = code.uri or (location(root, code.digest) if root else "")
-    if not uri:
-        raise MissingPackage(f"the code package {code.digest} has no recorded location: pass the store's root")
-    try:
-        fs, path = filesystem(uri)
-        with fs.open_input_stream(path) as handle:
-            compressed = handle.read(MAX_PACKAGE_BYTES + 1)
-    except (FileNotFoundError, OSError, ValueError, MissingArtifact) as error:
+    places = list(dict.fromkeys(uri for uri in (code.uri, location(root, code.digest) if root else "") if uri))
+    compressed = uri = None
+    for uri in places:
+        try:
+            fs, path = filesystem(uri)
+            with fs.open_input_stream(path) as handle:
+                compressed = handle.read(MAX_PACKAGE_BYTES + 1)
+            break
+        except (OSError, ValueError, MissingArtifact):
+            continue
+    if compressed is None:
         raise MissingPackage(
-            f"the code package {code.digest} is not at {uri} ({type(error).__name__}): it was deleted, or the run "
-            "was made on another store; its files cannot be read. Pass --artifacts ROOT if the runs were moved, or "
-            "compare runs whose packages are kept"
-        ) from None
+            f"the code package {code.digest} is not at {' nor at '.join(places) or 'a recorded location'}: it was "
+            "deleted, or the runs were made on another store (pass --artifacts ROOT); its files cannot be compared"
+        )
     try:
         tar = gzip.decompress(compressed)
     except (OSError, EOFError) as error:
