@@ -217,6 +217,37 @@ def seed_results(path: Path) -> None:
     insert(store, METRICS_TABLE, metrics)
 
 
+OUTPUT_IMAGE = f"ghcr.io/acme/{XSS_TEXT}:1.0"  # an image name holding markup: escaped on the task page
+CODE_DIGEST = "sha256:" + "ab" * 32
+
+
+def seed_outputs(root: Path) -> None:
+    """ui_items' step `regions` in its run of DATES[0], in the store $AQ_ARTIFACTS names here:
+    item 0 committed with its provenance, item 1 by a release before provenance (none)."""
+    import pyarrow as pa
+
+    from aq_airflow.artifacts.items import write_items
+    from aq_airflow.artifacts.provenance import CodeVersion, GitState, ImageVersion, InputVersion, Provenance
+    from aq_airflow.artifacts.store import Location, write_batches
+
+    folder = Location.of(f"{root}/ui_items/{run_id(DATES[0])}/regions")
+    write_items(folder, ITEMS)
+    for index in range(len(ITEMS)):
+        item = folder.child(str(index))
+        attempt = item.begin()
+        table = pa.table({"region": [ITEMS[index]] * 3, "amount": [1.5, 2.5, 3.5]})
+        fields = write_batches(item, attempt, table.schema, iter(table.to_batches()))
+        provenance = Provenance(
+            code=CodeVersion(CODE_DIGEST, f"{root}/_code/{'ab' * 32}", GitState("c0ffee" * 6 + "abcd", True)),
+            image=ImageVersion(OUTPUT_IMAGE, "sha256:" + "9f" * 32), spec_hash="sha256:" + "00" * 32,
+            inputs={"orders": InputVersion("orders", f"{root}/ui_items/x/orders", "sha256:" + "12" * 32)},
+            run_id=run_id(DATES[0]), try_number=2, started="2026-03-01T00:05:00+00:00",
+            finished="2026-03-01T00:06:00+00:00",
+        )  # fmt: skip
+        extra = {"provenance": provenance.to_json()} if index == 0 else {}
+        item.commit({**fields, "step": "regions", "attempt": attempt, "uri": item.uri, **extra})
+
+
 def write_dags(folder: Path) -> None:
     from aq_airflow.devstack.loader_file import loader_files
 
@@ -315,6 +346,7 @@ def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
     root = tmp_path_factory.mktemp("quality-ui")
     warehouse, empty = root / "wh.duckdb", root / "empty.duckdb"
     seed_results(warehouse)
+    seed_outputs(root / "artifacts")
     import duckdb
 
     duckdb.connect(str(empty)).close()
@@ -325,6 +357,7 @@ def quality_app(airflow_db, tmp_path_factory) -> QualityApp:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": "quality-ui-test-secret-0123456789abcdef",
         "AIRFLOW_CONN_UI_WH": DuckDB.connection_json(warehouse),
+        "AQ_ARTIFACTS": str(root / "artifacts"),  # the specs name no store: the api-server's own
         "AIRFLOW_CONN_UI_EMPTY_WH": DuckDB.connection_json(empty),
         "AIRFLOW_CONN_UI_NOFILE_WH": DuckDB.connection_json(root / "nowhere.duckdb"),
         "AIRFLOW_CONN_UI_DOWN_WH": json.dumps(

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "live_dags": {"operators", "pipeline_spec", "plan"},
     "codegen": {"operators", "plan"},
     "devstack": set(),
-    "ui": {"artifacts", "operators", "plan", "results", "warehouse"},  # operators: the plugin's extra link
+    "ui": {"artifacts", "client", "operators", "plan", "results", "warehouse"},  # operators: the plugin's extra link
 }
 # never Airflow: what a step image and the notebook client import
 NO_AIRFLOW = ("artifacts", "runtime", "client", "warehouse/session.py")

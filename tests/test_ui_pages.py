@@ -23,9 +23,11 @@ from aq_airflow.warehouse import Warehouse
 from tests import quality_ui_app
 from tests.quality_ui_app import (
     ANALYST,
+    CODE_DIGEST,
     DATES,
     DOWN_PASSWORD,
     HANDMADE_TASK,
+    OUTPUT_IMAGE,
     XSS_COLUMN,
     XSS_NAME,
     XSS_TEXT,
@@ -154,6 +156,33 @@ def test_a_foreach_items_rows_are_named_by_their_item(quality_app):
     assert [(s["map_index"], s["item_label"]) for s in series] == [(0, "us"), (1, "eu")]
 
 
+def test_a_task_instance_shows_its_step_outputs_provenance(quality_app):
+    """A checks task's page shows what made its step's output (its item's): the code package's
+    digest and git state, the image (its name escaped), the inputs with their manifests' digests,
+    the try, rows and schema; an item committed before provenance says it is not recorded; a step
+    that leaves nothing in the store (a `table:` step) says so."""
+    url = f"/aq-quality/dags/ui_items/runs/{run_id(DATES[0])}/tasks/regions.checks"
+    page = get(quality_app, url, map_index="0").text
+    no_raw_markup(page)
+    section = page.split("<h2>Output provenance</h2>")[1]
+    assert "regions[0:us]" in section and "regions[1:eu]" not in section  # this task instance's item only
+    assert f'<code title="{CODE_DIGEST}">{"ab" * 6}</code> · git <code title="{"c0ffee" * 6}abcd">c0ffeec0ffee</code>' \
+           " (dirty: files differ from the commit)" in section  # fmt: skip
+    assert "ghcr.io/acme/&#34;&gt;&lt;img src=x onerror=alert(2)&gt;:1.0 @ " in section and "9f" * 6 in section
+    assert f'orders ← orders <code title="sha256:{"12" * 32}">{"12" * 6}</code>' in section
+    assert "<td>2 · 2026-03-01T00:05:00+00:00 → 2026-03-01T00:06:00+00:00</td>" in section
+    assert "table · 3 rows · " in section and "<code>region</code> string, <code>amount</code> double" in section
+    old = get(quality_app, url, map_index="1").text.split("<h2>Output provenance</h2>")[1]
+    assert "not recorded (an output written before aq-airflow recorded provenance)" in old and "table · 3 rows" in old
+    data = get(quality_app, url.replace("/dags/", "/api/dags/"), map_index="0").json()
+    (output,) = data["outputs"]
+    assert output["provenance"]["image"]["name"] == OUTPUT_IMAGE and output["provenance"]["try_number"] == 2
+    assert output["schema"] == [["region", "string"], ["amount", "double"]] and data["outputs_note"] is None
+    day1 = f"/aq-quality/dags/ui_pipe/runs/{run_id(DATES[0])}/tasks/orders.checks"
+    table = get(quality_app, day1, map_index="-1").text.split("<h2>Output provenance</h2>")[1]
+    assert "Step `orders` left no output in the artifact store" in table
+
+
 def test_unknown_pipelines_runs_and_tasks_are_404_pages(quality_app):
     unknown = [
         "/aq-quality/dags/no_such_dag",
@@ -261,8 +290,12 @@ def test_the_serialized_dag_carries_each_recording_tasks_facts():
                            "best.metrics": RecordingTask("best", "metrics")}  # fmt: skip
     assert (found.conn_id, found.schema, found.steps) == ("aq_warehouse", None, ("regions", "evaluate", "best"))
     assert "best.publish" in found.task_ids and "best.publish" not in found.tasks  # it records no results
+    assert unmapped["artifacts_root"] == mapped["partial_kwargs"]["artifacts_root"] == "s3://acme-ml/aq"
+    assert found.artifacts == "s3://acme-ml/aq"  # the store the spec names: where its outputs' manifests are
 
-    champion = from_serialized("churn_champion", serialized_spec(EXAMPLES / "churn_champion.aq.yaml"))
+    champion_dag = serialized_spec(EXAMPLES / "churn_champion.aq.yaml")
+    champion = from_serialized("churn_champion", champion_dag)
+    assert "artifacts_root" not in serialized_task(champion_dag, "promote.when")  # a condition writes no output
     assert champion.tasks["promote.when"] == RecordingTask("promote", "when") and "promote" not in champion.steps
     assert pages.task_scope(champion, "promote.when") == (["promote"], (CHECKS_TABLE,), Role.WHEN)
     assert champion.task_of("promote", "when") == "promote.when" and champion.task_of("promote", "checks") is None

@@ -1,4 +1,5 @@
-"""``aq-airflow``: validate, compile, schema, init, run, demo-ui, package (and dagbag, a deployment preflight).
+"""``aq-airflow``: validate, compile, schema, init, run, demo-ui, results, show, diff, package, gc (and dagbag,
+doctor: deployment preflights).
 
 ``validate``, ``compile`` and ``schema`` import nothing of Airflow, so they run in editors and
 CI without an Airflow installation or metadata database.
@@ -168,6 +169,41 @@ def cmd_package(args: argparse.Namespace) -> int:
     return package_main(args.spec, args.upload, args.json)
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.show import show
+
+    return show(args.pipeline, args.run, args.artifacts, args.warehouse, args.schema, args.json)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.diff import diff
+
+    return diff(args.pipeline, args.run_a, args.run_b, args.artifacts, args.warehouse, args.schema, args.patch,
+                args.json)  # fmt: skip
+
+
+def _run_reader(sub, name: str, help_: str, runs: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The arguments ``show`` and ``diff`` share: the pipeline, its runs, the store, the warehouse."""
+    reader = sub.add_parser(name, help=help_)
+    reader.add_argument(
+        "pipeline", metavar="SPEC|PIPELINE",
+        help="a spec file (its pipeline, artifact store and warehouse are read from it), or a dag_id",
+    )  # fmt: skip
+    for run in runs:
+        reader.add_argument(run, metavar=run.upper(), help="a run id, `latest`, or `latest~N` (N runs before it)")
+    reader.add_argument(
+        "--artifacts",
+        help="the artifact store holding the runs (default: the spec's artifacts:, else $AQ_ARTIFACTS, else "
+        ".aq-run/artifacts, where `aq-airflow run` keeps them)",
+    )
+    reader.add_argument(
+        "--warehouse", help="where the metrics are: a DuckDB file, or an Airflow connection URI/JSON (as for results)"
+    )
+    reader.add_argument("--schema", help="schema of the results tables (default: a spec's results_schema)")
+    reader.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    return reader
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from aq_airflow.cli.gc import main as gc_main
 
@@ -278,6 +314,13 @@ def parser() -> argparse.ArgumentParser:
     )
     package.add_argument("--json", action="store_true", help="one JSON document")
     package.set_defaults(func=cmd_package)
+    show_ = _run_reader(sub, "show", "print what made each output of a run: code, image, inputs, rows, schema",
+                        ("run",))  # fmt: skip
+    show_.set_defaults(func=cmd_show)
+    diff_ = _run_reader(sub, "diff", "print what changed between two runs: code files, image, params, schemas, "
+                        "metrics", ("run_a", "run_b"))  # fmt: skip
+    diff_.add_argument("--patch", action="store_true", help="a unified diff of each changed code file")
+    diff_.set_defaults(func=cmd_diff)
     gc = sub.add_parser("gc", help="delete run outputs older than each pipeline's artifacts_ttl")
     gc.add_argument("dags_folder")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")

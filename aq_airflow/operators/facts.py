@@ -1,6 +1,7 @@
 """The facts a task that records results (a step's checks, metrics or `when:` condition) carries
-into the serialized DAG: its step, its role, the step's sensitive columns, and the connection and
-schema of the results tables (``plan.model.FACT_FIELDS``, made by ``TaskPlan.facts``).
+into the serialized DAG: its step, its role, the step's sensitive columns, the connection and
+schema of the results tables, and the artifact store the spec names (``plan.model.FACT_FIELDS``,
+made by ``TaskPlan.facts``).
 
 They are operator arguments, so a mapped task (a `foreach:` step's checks and metrics) keeps them
 in its ``partial()`` arguments, and template fields, so an unmapped one keeps them as attributes:
@@ -27,9 +28,10 @@ class ResultsRecorder(BaseOperator):
 
     def __init__(
         self, *, aq_step: str, aq_role: str, sensitive_columns: Sequence[str] = (), results_conn_id: str | None = None,
-        results_schema: str | None = None, **kwargs: Any,
+        results_schema: str | None = None, artifacts_root: str | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.aq_step, self.aq_role = aq_step, aq_role
         self.sensitive_columns = list(sensitive_columns)
         self.results_conn_id, self.results_schema = results_conn_id, results_schema
+        self.artifacts_root = artifacts_root

@@ -451,7 +451,9 @@ class TaskRole(StrEnum):
 # lists them as template fields, the two places Airflow serializes (a mapped task's ``partial()``
 # arguments, an unmapped task's template fields). The quality pages (``aq_airflow.ui``), which parse
 # no DAG files, read them there: never from the task id, the DAG's docs or the spec.
-FACT_FIELDS = ("aq_step", "aq_role", "sensitive_columns", "results_conn_id", "results_schema")
+# ``artifacts_root``: the store the spec names for the step outputs (None: the workers' own,
+# ``$AQ_ARTIFACTS``), where the pages read the step output's manifest and provenance.
+FACT_FIELDS = ("aq_step", "aq_role", "sensitive_columns", "results_conn_id", "results_schema", "artifacts_root")
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +483,7 @@ class TaskPlan:
             "sensitive_columns": list(getattr(body, "sensitive", ())),
             "results_conn_id": body.warehouse,
             "results_schema": body.results_schema,
+            "artifacts_root": getattr(body, "artifacts", None),
         }
 
 

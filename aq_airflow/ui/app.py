@@ -390,6 +390,7 @@ def task_page(
     view = _task(dag_id, run_id, task_id, map_index, session)
     if isinstance(view, PageError):
         return HTMLResponse(pages.render_message(view.title, view.message, _base(request), dag_id=dag_id))
+    view.outputs, view.outputs_note = pages.load_outputs(view.pipeline, run_id, task_id, view.map_index)
     return HTMLResponse(pages.render_task(view, _base(request)))
 
 
@@ -399,4 +400,5 @@ def task_json(dag_id: str, run_id: str, task_id: str, session: SessionDep, map_i
     if isinstance(view, PageError):
         return JSONResponse({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "checks": [], "metrics": [],
                              "recorded": False})  # fmt: skip
+    view.outputs, view.outputs_note = pages.load_outputs(view.pipeline, run_id, task_id, view.map_index)
     return JSONResponse({**pages.task_json(view), "recorded": True})

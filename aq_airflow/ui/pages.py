@@ -19,6 +19,8 @@ import jinja2
 from markupsafe import Markup
 
 from aq_airflow.artifacts.labels import item_name
+from aq_airflow.artifacts.root import artifacts_root
+from aq_airflow.client.provenance import StepRecord, output_records, short_digest
 from aq_airflow.plan.model import TaskRole
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
@@ -53,6 +55,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(day=charts.day, number=charts.number, label=lambda v: charts.LABELS.get(v, v))
+    env.filters.update(short=short_digest)
     env.globals.update(colours=charts.COLOURS, path=path)
     return env
 
@@ -167,6 +170,8 @@ class TaskPage:
     checks: list[RunCheck]
     metrics: list[RunMetric]
     history: list[MetricSeries]
+    outputs: list[StepRecord] = field(default_factory=list)  # the step's output (its item's): what made it
+    outputs_note: str | None = None  # why none is shown
 
     @property
     def instance(self) -> str:
@@ -216,6 +221,27 @@ def load_task(
             found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
             recent = [s for s in found.items if map_index is None or s.map_index == map_index]
     return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent)
+
+
+def load_outputs(
+    pipeline: Pipeline, run_id: str, task_id: str, map_index: int | None
+) -> tuple[list[StepRecord], str | None]:
+    """The manifest and provenance of the output of the step a task records results of, in this
+    run (``client.provenance``), from the store the spec names (else ``$AQ_ARTIFACTS`` here); a
+    note when there is none or it cannot be read. Never raises: the results are shown anyway."""
+    task = pipeline.tasks.get(task_id)
+    if task is None:
+        return [], None
+    root = artifacts_root(pipeline.artifacts)
+    try:
+        records = output_records(root, pipeline.dag_id, run_id, task.step, map_index)
+    except Exception as error:  # a store that cannot be reached from here: a note, never a failed page
+        return [], f"The output of step `{task.step}` could not be read from the artifact store {root} " \
+                   f"({type(error).__name__})."  # fmt: skip
+    if not records:
+        return [], f"Step `{task.step}` left no output in the artifact store {root} for this run (a `table:` " \
+                   "step's data stays in the warehouse; a step that did not run has none)."  # fmt: skip
+    return records, None
 
 
 def render_task(view: TaskPage, base: str) -> str:
@@ -295,4 +321,5 @@ def task_json(view: TaskPage) -> dict[str, Any]:
                 "try_number": m.try_number, **point_json(m.point)} for m in view.metrics]  # fmt: skip
     return {"dag_id": view.pipeline.dag_id, "run_id": view.run_id, "task_id": view.task_id,
             "logical_date": _iso(view.logical_date), "map_index": view.map_index, "steps": view.steps,
-            "checks": checks, "metrics": metrics}  # fmt: skip
+            "checks": checks, "metrics": metrics, "outputs": [r.as_json() for r in view.outputs],
+            "outputs_note": view.outputs_note}  # fmt: skip

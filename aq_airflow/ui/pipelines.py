@@ -57,6 +57,7 @@ class Pipeline:
     # long template field to text): their failing-row samples are not shown at all
     withheld: frozenset[str] = frozenset()
     dag_hash: str | None = None
+    artifacts: str | None = None  # the store the spec names for step outputs (None: $AQ_ARTIFACTS here)
 
     def task_of(self, step: str, role: str) -> str | None:
         """The id of the task that records ``role`` (checks, metrics, when) of ``step``, as the
@@ -109,7 +110,7 @@ def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = No
     steps: list[str] = []
     sensitive: dict[str, tuple[str, ...]] = {}
     withheld: set[str] = set()
-    conn_id = schema = None
+    conn_id = schema = artifacts = None
     for task in tasks:
         facts = facts_of(task)
         step, role = _text(facts.get("aq_step")), _text(facts.get("aq_role"))
@@ -125,6 +126,7 @@ def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = No
             withheld.add(step)
         elif columns:
             sensitive[step] = tuple(dict.fromkeys((*sensitive.get(step, ()), *columns)))
+        artifacts = artifacts or _text(facts.get("artifacts_root"))
         if conn_id is None and _text(facts.get("results_conn_id")):
             conn_id, schema = _text(facts.get("results_conn_id")), _text(facts.get("results_schema"))
     tags = dag.get("tags") or []
@@ -141,6 +143,7 @@ def from_serialized(dag_id: str, data: dict[str, Any], dag_hash: str | None = No
         sensitive=sensitive,
         withheld=frozenset(withheld),
         dag_hash=dag_hash,
+        artifacts=artifacts,
     )
 
 
