@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
 
 import duckdb
 import pyarrow as pa
@@ -356,3 +357,76 @@ def test_manifests_of_older_releases_without_provenance_are_compared(tmp_path):
         "columns retyped: id int64 → int32; compared with run scheduled__2026-03-01T00:00:00+00:00 "
         "(run id time 2026-03-01T00:00:00+00:00, no provenance)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# any warehouse: the comparison is the manifests', only the row is the warehouse's
+
+ON_WAREHOUSE = """
+pipeline: {name}
+warehouse: {conn}
+results_schema: {schema}
+steps:
+  totals:
+    sql: SELECT region, count(*) AS customers{extra} FROM {schema}.customers GROUP BY region
+    checks:
+      - {{name: same_columns, schema_change: {{}}, severity: warning}}
+"""
+ROWS = [(1, "eu", 9.5), (2, "eu", 19.0), (3, "us", 39.0)]
+
+
+def two_dates(run_dag, name: str, conn: str, schema: str) -> tuple:
+    """A sql step run on two dates, the second selecting one column more; both runs' ids."""
+    ids = []
+    for date, extra in (("2026-03-01", ""), ("2026-03-02", ", sum(fee) AS fees")):
+        text = ON_WAREHOUSE.format(name=name, conn=conn, schema=schema, extra=extra)
+        _, dag_run, states = run_dag(name, text, date=date)
+        assert set(states.values()) == {"success"}, states  # a warning: the task stays green
+        ids.append(dag_run.run_id)
+    return tuple(ids)
+
+
+def assert_recorded(found: list[tuple], first: str, second: str) -> None:
+    by_run = {run_id: (outcome, message) for run_id, outcome, message in found}
+    assert by_run[first][0] == "passed" and by_run[first][1].startswith(FIRST_OUTPUT)
+    outcome, message = by_run[second]
+    assert outcome == "failed", message
+    assert message.lower().startswith("columns added: fees (") and f"compared with run {first}" in message
+
+
+def test_on_postgresql(run_dag, postgres_dsn, tmp_path, monkeypatch):
+    import psycopg2
+
+    schema = f"aq_drift_{uuid.uuid4().hex[:8]}"
+    with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {schema}")
+        cursor.execute(f"CREATE TABLE {schema}.customers (id int, region text, fee numeric(8,2))")
+        cursor.executemany(f"INSERT INTO {schema}.customers VALUES (%s, %s, %s)", ROWS)
+    monkeypatch.setenv("AIRFLOW_CONN_PG_WAREHOUSE", postgres_dsn.replace("postgresql://", "postgres://"))
+    try:
+        first, second = two_dates(run_dag, "drift_pg", "pg_warehouse", schema)
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(f"SELECT run_id, outcome, message FROM {schema}.aq_check_results WHERE kind = 'schema_change'")
+            assert_recorded(cursor.fetchall(), first, second)
+    finally:
+        with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_on_snowflake_through_the_real_hook(run_dag, tmp_path, monkeypatch):
+    import fakesnow
+    import snowflake.connector
+
+    conn = {"conn_type": "snowflake", "login": "aq", "password": "test", "schema": "raw",
+            "extra": {"account": "aq-test", "database": "analytics_db", "warehouse": "wh"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_SNOW_WAREHOUSE", json.dumps(conn))
+    with fakesnow.patch():
+        with snowflake.connector.connect(database="analytics_db", schema="raw") as sf:
+            sf.cursor().execute("CREATE TABLE raw.customers (id int, region varchar, fee number(8,2))")
+            sf.cursor().executemany("INSERT INTO raw.customers VALUES (%s, %s, %s)", ROWS)
+        first, second = two_dates(run_dag, "drift_snow", "snow_warehouse", "raw")
+        with snowflake.connector.connect(database="analytics_db", schema="raw") as sf:
+            found = sf.cursor().execute(
+                "SELECT run_id, outcome, message FROM raw.aq_check_results WHERE kind = 'schema_change'"
+            ).fetchall()
+    assert_recorded(found, first, second)
