@@ -406,7 +406,8 @@ def test_on_postgresql(run_dag, postgres_dsn, tmp_path, monkeypatch):
     try:
         first, second = two_dates(run_dag, "drift_pg", "pg_warehouse", schema)
         with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
-            cursor.execute(f"SELECT run_id, outcome, message FROM {schema}.aq_check_results WHERE kind = 'schema_change'")
+            table = f"{schema}.aq_check_results"
+            cursor.execute(f"SELECT run_id, outcome, message FROM {table} WHERE kind = 'schema_change'")
             assert_recorded(cursor.fetchall(), first, second)
     finally:
         with psycopg2.connect(postgres_dsn) as conn, conn.cursor() as cursor:
@@ -426,7 +427,9 @@ def test_on_snowflake_through_the_real_hook(run_dag, tmp_path, monkeypatch):
             sf.cursor().executemany("INSERT INTO raw.customers VALUES (%s, %s, %s)", ROWS)
         first, second = two_dates(run_dag, "drift_snow", "snow_warehouse", "raw")
         with snowflake.connector.connect(database="analytics_db", schema="raw") as sf:
-            found = sf.cursor().execute(
-                "SELECT run_id, outcome, message FROM raw.aq_check_results WHERE kind = 'schema_change'"
-            ).fetchall()
+            found = (
+                sf.cursor()
+                .execute("SELECT run_id, outcome, message FROM raw.aq_check_results WHERE kind = 'schema_change'")
+                .fetchall()
+            )
     assert_recorded(found, first, second)
