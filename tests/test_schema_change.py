@@ -22,8 +22,13 @@ from aq_airflow.artifacts.store import Location, write_batches
 from aq_airflow.cli.results import print_results, store_for
 from aq_airflow.client.earlier import PROVENANCE, RUN_ID, find_earlier
 from aq_airflow.client.runs import run_id_time
+from aq_airflow.codegen.literals import py_literal
+from aq_airflow.pipeline_spec import SpecFile
+from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import CheckPlan, Severity
+from aq_airflow.plan.store import plan_from_json, plan_to_json
 from aq_airflow.quality.drift import FIRST_OUTPUT, diff, schema_change_outcome
+from tests.helpers import issues_of
 
 UTC = datetime.timezone.utc
 
@@ -163,6 +168,43 @@ def test_each_item_of_a_foreach_step_is_compared_with_the_same_item(run_dag, dri
     assert [row[:2] for row in found] == [(0, "failed"), (1, "failed")]
     message = "columns removed: legacy (double) (also retyped: tenure int64 → string, not in `on`)"
     assert all(row[2].startswith(message) for row in found), found
+
+
+# ---------------------------------------------------------------------------------------------
+# the spec and the plan
+
+
+def test_planned_with_its_kinds_and_read_back_from_the_cache_and_generated_code():
+    text = (
+        "steps:\n  s:\n    sql: SELECT 1 AS x\n    checks:\n      - {name: all, schema_change: {}}\n"
+        "      - {name: adds, schema_change: {on: [added]}, severity: warning}\n"
+    )
+    plan = compile_text(SpecFile("p.aq.yaml", text))
+    checks = next(t for t in plan.tasks if t.task_id == "s.checks").body.checks
+    assert [(c.kind, c.changes, c.severity) for c in checks] == [
+        ("schema_change", ("added", "removed", "retyped"), Severity.ERROR),
+        ("schema_change", ("added",), Severity.WARNING),
+    ]
+    back = plan_from_json(plan_to_json(plan))
+    assert back == plan and py_literal(back) == py_literal(plan)
+
+
+def test_refused_where_it_cannot_apply_at_its_line():
+    table = "steps:\n  t:\n    table: shop.orders\n    checks:\n      - {name: d, schema_change: {on: [removed]}}\n"
+    (issue,) = issues_of(table)
+    assert (
+        issue.startswith("pipe.aq.yaml:5:34:") and "`t` is a table step: it leaves no output in the artifact" in issue
+    )
+    rows = "steps:\n  s:\n    sql: SELECT 1 AS x\n    checks:\n      - {name: d, schema_change: {}, mostly: 0.5}\n"
+    (issue,) = issues_of(rows)
+    assert "`where` and `mostly` select rows; `schema_change` compares columns" in issue
+    twice = (
+        "steps:\n  s:\n    sql: SELECT 1 AS x\n    checks:\n      - {name: d, schema_change: {on: [added, added]}}\n"
+    )
+    (issue,) = issues_of(twice)
+    assert "added is listed twice" in issue
+    (issue,) = issues_of(rows.replace("{}, mostly: 0.5", "{on: [renamed]}"))
+    assert "expected `added`, `removed` or `retyped`, not the text `renamed`" in issue
 
 
 # ---------------------------------------------------------------------------------------------
