@@ -311,6 +311,19 @@ def test_a_foreach_item_is_compared_with_the_same_item(tmp_path):
     assert search(tmp_path, "2026-03-02", map_index=2).found is None
 
 
+def test_on_each_object_store(object_store):
+    """One listing of the pipeline's folder and a manifest read per run, on S3, GCS and Azure."""
+    scheme, make_bucket = object_store
+    make_bucket("drift")
+    root = f"{scheme}://drift/aq"
+    assert search(root, "2026-03-02").found is None  # no pipeline folder yet: the first output
+    commit(root, "scheduled__2026-03-01T00:00:00+00:00", columns=INT, logical_date="2026-03-01T00:00:00+00:00")
+    commit(root, "scheduled__2026-03-02T00:00:00+00:00", columns={"id": pa.string()}, logical_date="2026-03-02")
+    result = search(root, "2026-03-02T12:00:00")
+    assert result.found.run_id == "scheduled__2026-03-02T00:00:00+00:00" and result.read == 1
+    assert result.found.manifest["schema"] == [["id", "string"]]
+
+
 def test_run_id_time():
     assert run_id_time("scheduled__2026-01-01T00:00:00+00:00") == datetime.datetime(2026, 1, 1, tzinfo=UTC)
     assert run_id_time("manual__2026-01-01T06:30:00.123456+00:00_a1B2c3D4") == datetime.datetime(
