@@ -62,6 +62,7 @@ steps:
       - {name: c_fresh, freshness: {column: day, max_age: 1d}}
       - {name: c_expr, expression: amount >= 0}
       - {name: c_schema, schema: {id: integer}}
+      - {name: c_drift, schema_change: {on: [added, retyped]}}
       - {name: c_expect, expect: expect_column_to_exist, kwargs: {column: id}}
       - {name: c_sql, sql: SELECT true}
     metrics:

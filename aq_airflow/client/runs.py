@@ -76,6 +76,19 @@ def airflow_run_id(name: str) -> bool:
     return AIRFLOW_RUN_ID.fullmatch(name) is not None
 
 
+def run_id_time(run_id: str) -> datetime.datetime | None:
+    """The time an Airflow-generated run id carries (the run's ``run_after``:
+    ``scheduled__2026-01-01T00:00:00+00:00``, with or without its suffix), aware UTC; None for an
+    id of another form."""
+    if not airflow_run_id(run_id):
+        return None
+    stamp = re.match(_ISO_TIME, run_id.split("__", 1)[1])
+    try:
+        return as_utc(datetime.datetime.fromisoformat(stamp.group(0)))
+    except (AttributeError, ValueError):  # a time the pattern admits that is none (month 13)
+        return None
+
+
 @dataclass(frozen=True)
 class StepFolder:
     """What a run folder holds of one step.

@@ -17,11 +17,13 @@ from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheck
 from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.items import item_label
-from aq_airflow.artifacts.root import artifact_uri
+from aq_airflow.artifacts.root import artifact_uri, artifacts_root
 from aq_airflow.artifacts.store import Location, MissingArtifact
+from aq_airflow.client.earlier import find_earlier
 from aq_airflow.operators.facts import ResultsRecorder
 from aq_airflow.operators.links import QualityLink
-from aq_airflow.plan.model import FACT_FIELDS, MetricPlan, PublishPlan, QualityPlan, SourceKind
+from aq_airflow.plan.model import FACT_FIELDS, CheckPlan, MetricPlan, PublishPlan, QualityPlan, SourceKind
+from aq_airflow.quality.drift import SCHEMA_CHANGE, schema_change_outcome
 from aq_airflow.quality.engine import Dataset, run_checks, run_metrics, unreadable
 from aq_airflow.quality.evaluate import PASSED, Outcome
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore, result_row, utcnow
@@ -148,19 +150,11 @@ class AqCheckOperator(_QualityTask, ResultsRecorder, BaseSQLOperator):
     def execute(self, context: Any) -> Any:
         warehouse = Warehouse.of(self.get_db_hook())
         checks = self.plan.checks
-        try:
-            as_of = None
-            if any(c.kind == "freshness" for c in checks):
-                as_of, why = freshness_reference(context, _now())
-                self.log.info("freshness judged as of %s (%s)", as_of.isoformat(), why)
-            outcomes = run_checks(self.dataset(warehouse, context), checks, set(self.plan.sensitive), as_of or _now())
-        except MissingArtifact as error:
-            outcomes = unreadable(checks, f"could not read the data: {error}")
-        except Exception as error:
-            if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
-                raise
-            # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
-            outcomes = unreadable(checks, f"{type(error).__name__}: {error}")
+        scanned = tuple(c for c in checks if c.kind != SCHEMA_CHANGE)  # read the data; schema_change: manifests
+        found = {o.name: o for o in self.scan(warehouse, context, scanned)} if scanned else {}
+        drift = tuple(c for c in checks if c.kind == SCHEMA_CHANGE)
+        found.update({o.name: o for o in self.schema_changes(context, drift)} if drift else {})
+        outcomes = [found[c.name] for c in checks]
         common = self.common_row(context)
         rows = [result_row(o, common) for o in outcomes]
         self.results(warehouse).replace(CHECKS_TABLE, common, rows, self.item_count(context))
@@ -170,6 +164,43 @@ class AqCheckOperator(_QualityTask, ResultsRecorder, BaseSQLOperator):
             listing = "\n".join(f"  {o.name}: {o.message}" for o in blocking)
             raise AirflowException(f"step `{self.plan.step}`: {len(blocking)} check(s) failed:\n{listing}")
         return {"checks": len(outcomes), "passed": sum(o.outcome == PASSED for o in outcomes)}
+
+    def scan(self, warehouse: Warehouse, context: Any, checks: tuple[CheckPlan, ...]) -> list[Outcome]:
+        """The checks that read the data: one fused scan where it lives."""
+        try:
+            as_of = None
+            if any(c.kind == "freshness" for c in checks):
+                as_of, why = freshness_reference(context, _now())
+                self.log.info("freshness judged as of %s (%s)", as_of.isoformat(), why)
+            return run_checks(self.dataset(warehouse, context), checks, set(self.plan.sensitive), as_of or _now())
+        except MissingArtifact as error:
+            return unreadable(checks, f"could not read the data: {error}")
+        except Exception as error:
+            if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
+                raise
+            # the warehouse rejected the fused query (a missing column, a bad expression): every check errors
+            return unreadable(checks, f"{type(error).__name__}: {error}")
+
+    def schema_changes(self, context: Any, checks: tuple[CheckPlan, ...]) -> list[Outcome]:
+        """`schema_change` checks: this run's committed output against the same step's (the same
+        item's, for a `foreach:` step) last output of an earlier logical date, manifest to
+        manifest: no data is read, whatever the warehouse. A store that cannot be listed raises
+        (the task fails and retries, recording nothing)."""
+        ref = self.plan.source.artifact
+        if ref is None:  # a table step (refused when planned): it leaves no output to compare
+            return unreadable(checks, f"step `{self.plan.step}` leaves no output in the artifact store")
+        try:
+            manifest = self.artifact(context, contents=False)[1]
+        except MissingArtifact as error:
+            return unreadable(checks, f"could not read the output: {error}")
+        dag_run = context["dag_run"]
+        search = find_earlier(artifacts_root(self.plan.artifacts), ref.dag_id, self.plan.step, context["run_id"],
+                              run_date(context), dag_run.run_after or run_date(context),
+                              context["ti"].map_index if ref.each else None)  # fmt: skip
+        found = search.found
+        self.log.info("schema_change: %s (%d manifest(s) read)",
+                      f"comparing with run {found.run_id}" if found else "no earlier output", search.read)  # fmt: skip
+        return [schema_change_outcome(spec, manifest, search) for spec in checks]
 
     def _lineage_dataset(self) -> tuple[str, str]:
         """(namespace, name) of the data the checks read, for OpenLineage."""

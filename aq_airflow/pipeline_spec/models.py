@@ -128,6 +128,27 @@ class Quantile(Model):
     q: Annotated[float, Field(gt=0, lt=1)]
 
 
+SCHEMA_CHANGES = ("added", "removed", "retyped")
+
+
+class SchemaChange(Model):
+    """The output's columns against the same step's last output of an earlier logical date: the
+    check fails (at its severity) when a change of a kind in `on` happened."""
+
+    on: Annotated[list[Literal["added", "removed", "retyped"]], Field(min_length=1)] = Field(
+        default=list(SCHEMA_CHANGES),
+        description="The changes that fail the check: columns `added`, `removed`, `retyped` (default: all three).",
+    )
+
+    @field_validator("on")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        twice = sorted({kind for kind in value if value.count(kind) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} is listed twice: name each change once")
+        return value
+
+
 ColumnList = Column | Annotated[list[Column], Field(min_length=1)]
 
 CHECK_KINDS = (
@@ -139,6 +160,7 @@ CHECK_KINDS = (
     "freshness",
     "expression",
     "schema_",
+    "schema_change",
     "expect",
     "sql",
 )
@@ -157,6 +179,10 @@ class Check(Model):
     freshness: Freshness | None = None
     expression: SqlExpression | None = Field(None, description="A boolean SQL expression that must hold for every row.")
     schema_: dict[Column, Text] | None = Field(None, alias="schema", description="Expected columns and types.")
+    schema_change: SchemaChange | None = Field(
+        None,
+        description="Columns added, removed or retyped since the same step's last output of an earlier logical date.",
+    )
     expect: Annotated[str, Field(pattern=r"^expect_[a-z0-9_]+$")] | None = Field(
         None, description="A Great Expectations expectation, e.g. `expect_column_values_to_not_be_null`."
     )
@@ -174,6 +200,10 @@ class Check(Model):
             raise ValueError(f"check `{self.name}`: `column` goes with `between: [lo, hi]`, and only with it")
         if self.kwargs is not None and kind != "expect":
             raise ValueError(f"check `{self.name}`: `kwargs` goes with `expect:` only")
+        if kind == "schema_change" and (self.where is not None or self.mostly is not None):
+            raise ValueError(
+                f"check `{self.name}`: `where` and `mostly` select rows; `schema_change` compares columns: remove them"
+            )
         return self
 
     @field_validator("between")

@@ -64,6 +64,12 @@ def _character_error(text: str, byte_offset: int, character: int | str) -> YAMLC
     )
 
 
+_BOOL, _STR = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:str"
+# YAML 1.1's word booleans, which YAML 1.2 (and editors' schema checks) read as text; as a key
+# they can only mean the word (a spec's keys are text), while `true` and `false` stay refused
+_WORD_BOOLEANS = ("on", "off", "yes", "no")
+
+
 class _StrictLoader(SafeLoader):  # type: ignore[misc,valid-type]
     """Safe loader that keeps dates as text (the spec model parses them) and rejects
     duplicate keys, which plain YAML silently resolves to the last value."""
@@ -85,6 +91,8 @@ class _StrictLoader(SafeLoader):  # type: ignore[misc,valid-type]
         seen: set = set()
         for key, _ in node.value:
             if isinstance(key, yaml.ScalarNode):
+                if key.tag == _BOOL and not key.style and key.value.lower() in _WORD_BOOLEANS:  # plain
+                    key.tag = _STR  # a plain `on:` key is text, as YAML 1.2 reads it (`schema_change: {on: ...}`)
                 if key.value in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"duplicate key `{key.value}`: remove one of them", key.start_mark
@@ -97,7 +105,7 @@ class _StrictLoader(SafeLoader):  # type: ignore[misc,valid-type]
                 if not isinstance(key, str):
                     raise YAMLTypeError(
                         problem=f"the key `{key_node.value}` is read as {type(key).__name__}, and keys are text in "
-                        f"a spec (YAML reads on, off, yes, no, numbers and null as other types): write it quoted, "
+                        f"a spec (YAML reads true, false, numbers and null as other types): write it quoted, "
                         f"'{key_node.value}'",
                         problem_mark=key_node.start_mark,
                     )

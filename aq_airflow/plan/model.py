@@ -278,7 +278,8 @@ class CheckPlan:
     typed fields (unused ones stay empty)."""
 
     name: str
-    kind: str  # not_null, unique, between, accepted_values, row_count, freshness, expression, schema, expect, sql
+    # not_null, unique, between, accepted_values, row_count, freshness, expression, schema, schema_change, expect, sql
+    kind: str
     severity: Severity
     columns: tuple[str, ...] = ()  # not_null / unique: the columns; between, accepted_values, freshness, expect: one
     low: Any = None  # between / row_count lower bound
@@ -289,6 +290,7 @@ class CheckPlan:
     expression: str | None = None
     sql: str | None = None
     schema: dict[str, str] = field(default_factory=dict)
+    changes: tuple[str, ...] = ()  # schema_change: the kinds that fail it (added, removed, retyped)
     expect: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     where: str | None = None

@@ -100,6 +100,8 @@ def compile_check(check: Check) -> CheckPlan:
             fields["columns"] = (column,) if isinstance(column, str) else ()
     elif kind == "schema":
         fields["schema"] = dict(value)
+    elif kind == "schema_change":
+        fields["changes"] = tuple(value.on)
     return CheckPlan(name=check.name, kind=kind, severity=Severity(check.severity), where=check.where,
                      mostly=check.mostly, description=check.description, **fields)  # fmt: skip
 
@@ -426,6 +428,22 @@ class _Planner:
             return QualitySource(SourceKind.QUERY, query=step.sql, artifact=self.output(name))
         return QualitySource(SourceKind.ARTIFACT, artifact=self.output(name))
 
+    def schema_change_source(self, name: str, step: Step) -> None:
+        """A `schema_change` check compares the step's committed outputs (their manifests) in the
+        artifact store; a `table` step reads a table in place and leaves none."""
+        if step.kind != "table":
+            return
+        for index, check in enumerate(step.checks):
+            if check.schema_change is not None:
+                self.problems.append(
+                    Problem(
+                        ("steps", name, "checks", index, "schema_change"),
+                        f"`{name}` is a table step: it leaves no output in the artifact store for `schema_change` "
+                        f"to compare across runs. Check its columns with `schema:`, or put the check on a `sql:` "
+                        f"step that selects from the table",
+                    )
+                )
+
     def when_task(self, name: str, step: Step, start: tuple[str, ...], settings: TaskSettings) -> tuple[str, ...]:
         """The step's condition task (after its producers and the quality tasks it reads); the
         step's tasks start after it. Without `when:`, ``start`` as it is."""
@@ -460,6 +478,7 @@ class _Planner:
             "image": run.image if run else None,
         }
         if step.checks:
+            self.schema_change_source(name, step)
             checks = tuple(compile_check(c) for c in step.checks)
             sensitive = tuple(c.lower() for c in step.sensitive)
             body = QualityPlan(**quality, checks=checks, sensitive=sensitive)

@@ -245,7 +245,7 @@ def test_a_control_character_after_non_ascii_text_is_located_by_character():
         ("!!binary aGk=", "1:13: `!!binary` makes bytes, which a spec cannot hold"),
         ("!!omap [{a: 1}]", "1:13: `!!omap` makes ordered pairs, which a spec cannot hold"),
         ("!!pairs [{a: 1}]", "1:13: `!!pairs` makes pairs, which a spec cannot hold"),
-        ("{on: 1}", "1:14: the key `on` is read as bool, and keys are text in a spec"),
+        ("{true: 1}", "1:14: the key `true` is read as bool, and keys are text in a spec"),
         ("{1: a}", "1:14: the key `1` is read as int, and keys are text in a spec"),
         ("{null: a}", "1:14: the key `null` is read as NoneType, and keys are text in a spec"),
     ],
@@ -255,6 +255,16 @@ def test_yaml_values_json_cannot_hold_are_located_errors(value, expected):
     bytes or a non-text key would fail there or come back changed."""
     (issue,) = issues(f"params: {{p: {value}}}\n" + STEPS)
     assert issue.startswith(f"pipe.aq.yaml:{expected}")
+
+
+def test_word_boolean_keys_are_text_as_yaml_1_2_reads_them():
+    """`schema_change: {on: [added]}`: a plain `on`, `off`, `yes` or `no` key is the word (YAML 1.1
+    would make it a boolean, which no spec key can be); `true` and `false` stay refused (above)."""
+    from aq_airflow.pipeline_spec.yamlpos import load_yaml_node
+
+    value, _ = load_yaml_node("{on: 1, Off: 2, yes: 3, NO: 4, 'true': 5}")
+    assert value == {"on": 1, "Off": 2, "yes": 3, "NO": 4, "true": 5}
+    assert load_yaml_node("a: on")[0] == {"a": True}  # a value stays YAML's: only keys are read as text
 
 
 def test_a_python_object_tag_is_a_located_error_and_runs_nothing(tmp_path):
