@@ -18,12 +18,13 @@ from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.labels import item_label
 from aq_airflow.artifacts.manifest import read_local_manifest
+from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, record
 
 
 class AqLocalStepOperator(BaseOperator):
@@ -94,6 +95,7 @@ class AqLocalStepOperator(BaseOperator):
         too_large = local.oversized_variable(env)
         if too_large:
             raise StepFailed(f"step `{run.step}` cannot start: {too_large}", [])
+        started = record.now()
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             # the worker's own environment, less any item variables of its own: the item's are these
             inherited = {k: v for k, v in os.environ.items() if k not in environment.ITEM_VARIABLES}
@@ -110,8 +112,9 @@ class AqLocalStepOperator(BaseOperator):
             return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
         from aq_airflow.artifacts.store import BadOutput, commit_files
 
+        made = record.provenance(env, started, record.now())
         try:
-            return commit_files(output, attempt, {"step": run.step})
+            return commit_files(output, attempt, {"step": run.step, PROVENANCE: made.to_json()})
         except BadOutput as error:  # Parquet files of two schemas, or one that is not Parquet
             raise StepFailed(str(error), []) from None
 

@@ -217,6 +217,7 @@ class RunPlan:
     # python and command steps: the folder of the step's own code (the spec's folder), relative to
     # the dags folder ("." at its root); the runtime puts it first on sys.path (`AQ_CODE`)
     code_folder: str | None = None
+    spec_hash: str | None = None  # the sha256 of the spec's text, recorded in its outputs' provenance
 
 
 @dataclass(frozen=True, slots=True)
