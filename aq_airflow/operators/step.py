@@ -99,9 +99,8 @@ class AqLocalStepOperator(BaseOperator):
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             # the worker's own environment, less any item variables of its own: the item's are these
             inherited = {k: v for k, v in os.environ.items() if k not in environment.ITEM_VARIABLES}
-            self._process = LocalProcess(
-                local.executable(self.argv), env={**inherited, **env, "PYTHONPATH": pythonpath}, cwd=workdir
-            )
+            env = {**inherited, **env, "PYTHONPATH": pythonpath}
+            self._process = LocalProcess(local.executable(self.argv), env=env, cwd=workdir)
             try:
                 self._process.run()
             except (local.ProcessFailed, local.StartRefused) as failure:

@@ -32,6 +32,14 @@ def _json(text: str | None) -> object:
         return None
 
 
+def _iso(moment: object) -> str | None:
+    """A context's date (``str(datetime)``: ``2026-03-01 00:00:00+00:00``) in ISO 8601's own form."""
+    try:
+        return datetime.datetime.fromisoformat(str(moment)).isoformat() if moment else None
+    except ValueError:
+        return str(moment)
+
+
 def code_version(env: Mapping[str, str]) -> CodeVersion | None:
     """The code package the step ran (``AQ_CODE_DIGEST``, ``AQ_CODE_URI``, ``AQ_CODE_GIT``); None
     without one (`code: image`, a sql step)."""
@@ -104,7 +112,7 @@ def provenance(
         params=params if isinstance(params, dict) else {},
         inputs=input_versions(env, digests),
         run_id=env.get(contract.RUN_ID) or None,
-        logical_date=context.get("logical_date"),
+        logical_date=_iso(context.get("logical_date")),
         try_number=int(try_number) if try_number.isdigit() else None,
         started=started,
         finished=finished,

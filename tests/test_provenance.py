@@ -1,0 +1,136 @@
+"""What every step output's manifest records of what made it (``artifacts.provenance``), on the
+local runner with dag.test() and a DuckDB warehouse: python, command and sql steps, a retry's try
+number, and the check and metric rows that carry the output's code digest and image."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+
+import pytest
+
+from aq_airflow.artifacts.provenance import CodeVersion, GitState, Provenance
+from aq_airflow.artifacts.store import MANIFEST
+from aq_airflow.runtime import record
+from tests.test_execution import manifest, output_dir
+
+DIGEST = "sha256:" + "ab" * 32
+SPEC = """
+pipeline: {name}
+cluster: local
+artifacts: {artifacts}
+params: {{factor: 3, note: hello}}
+steps:
+  numbers:
+    sql: SELECT range AS n FROM range(10) WHERE '{{{{ ds }}}}' = '2026-03-01'
+  scaled:
+    python: prov_steps:scale
+    inputs: [numbers]
+    args: {{factor: "{{{{ params.factor }}}}", day: "{{{{ ds }}}}"}}
+    checks:
+      - {{name: n_present, not_null: n}}
+    metrics:
+      - {{name: rows, count: "*"}}
+  report:
+    command: [python, -c, "import os; open(os.path.join(os.environ['AQ_OUTPUT'], 'out.txt'), 'w').write('hi')"]
+    inputs: [scaled]
+  flaky:
+    python: prov_steps:flaky
+    retries: 1
+    retry_delay: 1s
+"""
+
+
+@pytest.fixture
+def prov_steps(tmp_path, monkeypatch):
+    """Step functions on the steps' PYTHONPATH; ``flaky`` fails its first try (a marker file)."""
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    marker = tmp_path / "flaky-tried"
+    (folder / "prov_steps.py").write_text(
+        "import os\nimport pyarrow as pa\n\n"
+        "def scale(numbers, factor, day):\n"
+        "    return pa.table({'n': [v * int(factor) for v in numbers.column('n').to_pylist()]})\n\n"
+        "def flaky():\n"
+        f"    if not os.path.exists({str(marker)!r}):\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
+        "        raise RuntimeError('first try fails')\n"
+        "    return pa.table({'x': [1]})\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ['PYTHONPATH']}")
+    # the code package variables, as the task that ships the package sets them for its step
+    monkeypatch.setenv("AQ_CODE_DIGEST", DIGEST)
+    monkeypatch.setenv("AQ_CODE_URI", "file:///store/_code/" + "ab" * 32)
+    monkeypatch.setenv("AQ_CODE_GIT", json.dumps({"commit": "c0ffee" * 6 + "beef", "dirty": True}))
+    return folder
+
+
+def _iso(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text)
+    assert moment.utcoffset() == datetime.timedelta(0), text  # UTC
+    return moment
+
+
+def _sha256(path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_output_records_what_made_it(run_dag, duckdb_warehouse, prov_steps, tmp_path):
+    from aq_airflow.pipeline_spec.load import SpecFile
+
+    name = "prov_local"
+    text = SPEC.format(name=name, artifacts=tmp_path / "artifacts")
+    began = datetime.datetime.now(datetime.timezone.utc)
+    dag, dag_run, states = run_dag(name, text, local=False)  # the local profile, with its retries
+    ended = datetime.datetime.now(datetime.timezone.utc)
+    assert set(states.values()) == {"success"}, states
+    spec_hash = hashlib.sha256(text.encode()).hexdigest()
+    assert SpecFile("x.aq.yaml", text).sha256 == spec_hash  # the spec's sha256, whole
+    made = {step: manifest(tmp_path, dag_run, name, step) for step in ("numbers", "scaled", "report", "flaky")}
+    records = {step: Provenance.of(m) for step, m in made.items()}
+    for step, made_by in records.items():
+        assert made_by is not None, step
+        assert made_by.run_id == dag_run.run_id and made_by.spec_hash == spec_hash, step
+        assert made_by.logical_date.startswith("2026-03-01T00:00:00"), step
+        assert made_by.params == {"factor": 3, "note": "hello"}, step
+        assert began <= _iso(made_by.started) <= _iso(made_by.finished) <= ended, step
+        assert made_by.image is None  # local processes
+    numbers, scaled, report, flaky = (records[s] for s in ("numbers", "scaled", "report", "flaky"))
+    # a sql step: no code, no image, no inputs
+    assert numbers.code is None and numbers.inputs == {} and numbers.args == {} and numbers.try_number == 1
+    # a python step: its code package, args as rendered, its input pinned by its producer's manifest
+    code = CodeVersion(DIGEST, "file:///store/_code/" + "ab" * 32, GitState("c0ffee" * 6 + "beef", True))
+    assert scaled.code == code and scaled.try_number == 1
+    assert scaled.args == {"factor": "3", "day": "2026-03-01"}
+    (numbers_input,) = scaled.inputs.values()
+    assert (numbers_input.step, numbers_input.uri) == ("numbers", str(output_dir(tmp_path, dag_run, name, "numbers")))
+    assert numbers_input.manifest_digest == _sha256(output_dir(tmp_path, dag_run, name, "numbers") / MANIFEST)
+    # a command step: the same record, made by the operator that commits its files
+    assert report.code == code and report.args == {}
+    assert report.inputs["scaled"].manifest_digest == _sha256(output_dir(tmp_path, dag_run, name, "scaled") / MANIFEST)
+    assert made["report"]["kind"] == "files" and made["report"]["files"] == ["out.txt"]
+    # the schema and rows stay where they were, top level
+    assert made["scaled"]["schema"] == [["n", "int64"]] and made["scaled"]["rows"] == 10
+    # a retry: its output records the try that made it
+    assert flaky.try_number == 2
+    assert Provenance.from_json(records["scaled"].to_json()) == records["scaled"]  # the record round-trips
+
+    import duckdb
+
+    with duckdb.connect(str(duckdb_warehouse), read_only=True) as conn:
+        for table in ("aq_check_results", "aq_metric_results"):
+            rows = conn.execute(
+                f"SELECT DISTINCT step, code_digest, image, image_digest FROM {table} WHERE dag_id = ?", [name]
+            ).fetchall()
+            assert rows == [("scaled", DIGEST, None, None)], table
+
+
+def test_the_record_reads_what_a_pod_status_says():
+    """``imageID`` as kubelets report it: a repository digest, with the docker-pullable scheme or
+    without; nothing else is taken for a digest."""
+    hexdigits = "0123456789abcdef" * 4
+    assert record.image_digest(f"ghcr.io/acme/steps@sha256:{hexdigits}") == f"sha256:{hexdigits}"
+    assert record.image_digest(f"docker-pullable://ghcr.io/acme/steps@sha256:{hexdigits}") == f"sha256:{hexdigits}"
+    assert record.image_digest(f"sha256:{hexdigits}") is None  # an image ID, not a repository digest
+    assert record.image_digest("") is None and record.image_digest(None) is None
