@@ -10,10 +10,13 @@ import json
 
 import pytest
 
-from aq_airflow.artifacts.provenance import CodeVersion, GitState, Provenance
-from aq_airflow.artifacts.store import MANIFEST
+from aq_airflow.artifacts.provenance import CodeVersion, GitState, ImageVersion, Provenance
+from aq_airflow.artifacts.store import MANIFEST, Location
 from aq_airflow.runtime import record
+from tests.kube_api import image_id
 from tests.test_execution import manifest, output_dir
+from tests.test_kubernetes import cluster  # noqa: F401  (the loopback API server and its kubelet)
+from tests.test_kubernetes import spec as k8s_spec
 
 DIGEST = "sha256:" + "ab" * 32
 SPEC = """
@@ -82,7 +85,7 @@ def test_every_output_records_what_made_it(run_dag, duckdb_warehouse, prov_steps
     name = "prov_local"
     text = SPEC.format(name=name, artifacts=tmp_path / "artifacts")
     began = datetime.datetime.now(datetime.timezone.utc)
-    dag, dag_run, states = run_dag(name, text, local=False)  # the local profile, with its retries
+    _, dag_run, states = run_dag(name, text, local=False)  # the local profile, with its retries
     ended = datetime.datetime.now(datetime.timezone.utc)
     assert set(states.values()) == {"success"}, states
     spec_hash = hashlib.sha256(text.encode()).hexdigest()
@@ -134,3 +137,29 @@ def test_the_record_reads_what_a_pod_status_says():
     assert record.image_digest(f"docker-pullable://ghcr.io/acme/steps@sha256:{hexdigits}") == f"sha256:{hexdigits}"
     assert record.image_digest(f"sha256:{hexdigits}") is None  # an image ID, not a repository digest
     assert record.image_digest("") is None and record.image_digest(None) is None
+
+
+@pytest.mark.usefixtures("cluster")
+def test_pod_outputs_record_the_image_and_its_digest(run_dag, tmp_path):
+    """Through the real KubernetesPodOperator: the image as the spec names it (``AQ_IMAGE``) and the
+    digest the pod's container status reports (``imageID``), in a python step's manifest (which
+    the runtime committed in the pod and the operator commits again with the digest) and a command
+    step's (committed by the operator)."""
+    name = "prov_k8s"
+    extra = (
+        "listing:\n    command: [python, -c, \"import os; open(os.path.join(os.environ['AQ_OUTPUT'], 'a.txt'), "
+        "'w').write('a')\"]\n    inputs: [numbers]\n    image: ghcr.io/acme/tools:2"
+    )
+    _, dag_run, states = run_dag(name, k8s_spec(tmp_path, name, extra), local=False)
+    assert set(states.values()) == {"success"}, states
+    for step, image in (("numbers", "ghcr.io/acme/steps:1"), ("doubled", "ghcr.io/acme/steps:1"),
+                        ("listing", "ghcr.io/acme/tools:2")):  # fmt: skip
+        written = manifest(tmp_path, dag_run, name, step)
+        made = Provenance.of(written)
+        assert made.image == ImageVersion(image, image_id(image).partition("@")[2]), step
+        assert made.run_id == dag_run.run_id and made.try_number == 1, step
+        assert Location.of(str(output_dir(tmp_path, dag_run, name, step))).read_output(step) == written
+    doubled = Provenance.of(manifest(tmp_path, dag_run, name, "doubled"))
+    assert doubled.args == {"factor": 3}
+    numbers_manifest = output_dir(tmp_path, dag_run, name, "numbers") / MANIFEST
+    assert doubled.inputs["numbers"].manifest_digest == _sha256(numbers_manifest)  # as the pod read it
