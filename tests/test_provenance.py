@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import uuid
 
 import pytest
 
@@ -23,10 +24,12 @@ SPEC = """
 pipeline: {name}
 cluster: local
 artifacts: {artifacts}
+warehouse: {warehouse}
+results_schema: {results}
 params: {{factor: 3, note: hello}}
 steps:
   numbers:
-    sql: SELECT range AS n FROM range(10) WHERE '{{{{ ds }}}}' = '2026-03-01'
+    sql: SELECT {numbers} WHERE '{{{{ ds }}}}' = '2026-03-01'
   scaled:
     python: prov_steps:scale
     inputs: [numbers]
@@ -79,11 +82,47 @@ def _sha256(path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_every_output_records_what_made_it(run_dag, duckdb_warehouse, prov_steps, tmp_path):
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path, monkeypatch):
+    """(connection id, results schema, the query of ten numbers, a function returning a table's
+    rows) on DuckDB or PostgreSQL."""
+    schema = f"aq_prov_{uuid.uuid4().hex[:8]}"
+    if request.param == "duckdb":
+        import duckdb
+
+        path = str(tmp_path / "wh.duckdb")
+        monkeypatch.setenv("AIRFLOW_CONN_PROV_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": path}))
+
+        def rows(sql: str, params: list) -> list[tuple]:
+            with duckdb.connect(path, read_only=True) as conn:
+                return conn.execute(sql, params).fetchall()
+
+        yield "prov_warehouse", schema, "range AS n FROM range(10)", rows
+        return
+    import psycopg2
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    monkeypatch.setenv("AIRFLOW_CONN_PROV_WAREHOUSE", dsn.replace("postgresql://", "postgres://"))
+
+    def rows(sql: str, params: list) -> list[tuple]:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall()
+
+    try:
+        yield "prov_warehouse", schema, "n FROM generate_series(0, 9) AS n", rows
+    finally:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_every_output_records_what_made_it(run_dag, warehouse, prov_steps, tmp_path):
     from aq_airflow.pipeline_spec.load import SpecFile
 
+    conn_id, results, numbers_sql, fetch = warehouse
     name = "prov_local"
-    text = SPEC.format(name=name, artifacts=tmp_path / "artifacts")
+    text = SPEC.format(name=name, artifacts=tmp_path / "artifacts", warehouse=conn_id, results=results,
+                       numbers=numbers_sql)  # fmt: skip
     began = datetime.datetime.now(datetime.timezone.utc)
     _, dag_run, states = run_dag(name, text, local=False)  # the local profile, with its retries
     ended = datetime.datetime.now(datetime.timezone.utc)
@@ -119,14 +158,11 @@ def test_every_output_records_what_made_it(run_dag, duckdb_warehouse, prov_steps
     assert flaky.try_number == 2
     assert Provenance.from_json(records["scaled"].to_json()) == records["scaled"]  # the record round-trips
 
-    import duckdb
-
-    with duckdb.connect(str(duckdb_warehouse), read_only=True) as conn:
-        for table in ("aq_check_results", "aq_metric_results"):
-            rows = conn.execute(
-                f"SELECT DISTINCT step, code_digest, image, image_digest FROM {table} WHERE dag_id = ?", [name]
-            ).fetchall()
-            assert rows == [("scaled", DIGEST, None, None)], table
+    # the check and metric rows of `scaled` carry what its output's manifest records
+    for table in ("aq_check_results", "aq_metric_results"):
+        rows = fetch(f"SELECT DISTINCT step, code_digest, image, image_digest FROM {results}.{table} WHERE dag_id = ?",
+                     [name])  # fmt: skip
+        assert rows == [("scaled", DIGEST, None, None)], table
 
 
 def test_the_record_reads_what_a_pod_status_says():
