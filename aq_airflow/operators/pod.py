@@ -69,7 +69,15 @@ class AqPodStepOperator(KubernetesPodOperator):
             raise StepFailed(str(error), []) from None
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
+        self.committed = manifest
         return manifest
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and output the step's manifest records, the output's schema and the code's
+        location and version (``operators.lineage``)."""
+        from aq_airflow.operators.lineage import step_lineage
+
+        return step_lineage(getattr(self, "committed", None))
 
     def _image_id(self) -> str | None:
         """The step container's ``imageID`` as the finished pod's status reports it (a real kubelet:

@@ -53,4 +53,11 @@ class AqSqlStepOperator(BaseOperator):
         except Exception as error:
             raise AirflowException(f"step `{run.step}`: the query failed: {type(error).__name__}: {error}") from None
         self.log.info("step `%s`: %s rows, %s bytes", run.step, manifest["rows"], manifest["bytes"])
+        self.committed, self.query = manifest, sql
         return manifest
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The output the step's manifest records, its schema and the query (``operators.lineage``)."""
+        from aq_airflow.operators.lineage import step_lineage
+
+        return step_lineage(getattr(self, "committed", None), getattr(self, "query", None))

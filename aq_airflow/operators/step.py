@@ -108,14 +108,24 @@ class AqLocalStepOperator(BaseOperator):
         if run.command.runs_runtime:
             # the manifest this step's runtime just committed, for XCom, its shape checked; its files
             # are not re-read here: every reader after this task verifies them (Location.read_output)
-            return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
+            committed = output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
+            self.committed = committed  # for its OpenLineage facets
+            return committed
         from aq_airflow.artifacts.store import BadOutput, commit_files
 
         made = record.provenance(env, started, record.now())
         try:
-            return commit_files(output, attempt, {"step": run.step, PROVENANCE: made.to_json()})
+            self.committed = commit_files(output, attempt, {"step": run.step, PROVENANCE: made.to_json()})
         except BadOutput as error:  # Parquet files of two schemas, or one that is not Parquet
             raise StepFailed(str(error), []) from None
+        return self.committed
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and output the step's manifest records, the output's schema and the code's
+        location and version (``operators.lineage``)."""
+        from aq_airflow.operators.lineage import step_lineage
+
+        return step_lineage(getattr(self, "committed", None))
 
     def on_kill(self) -> None:
         process = getattr(self, "_process", None)
