@@ -30,7 +30,7 @@ CONTEXT_TEMPLATE = (
 )
 
 
-TRY_NUMBER_TEMPLATE = "{{ ti.try_number }}"
+TRY_NUMBER_TEMPLATE = "{{ ti.try_number if ti is defined else '' }}"  # every task run has a ti; a bare render not
 
 
 def record_environment(run: RunPlan) -> dict[str, str]:
