@@ -13,10 +13,11 @@ that kind's published schema URL; the others (the Airflow provider's own) must c
 ``_producer`` and ``_schemaURL``, as every facet must. The facets we emit (``schema``,
 ``sourceCodeLocation``, ``sql``) are also read for their values.
 
-The provider's plugin decides at import whether OpenLineage is configured, which in this test
-process happened before the transport was set: the fixture sets the transport, clears the
-provider's cached configuration and registers the provider's listener itself, which Airflow then
-calls as it would the plugin's.
+The provider's plugin decides at import whether OpenLineage is configured, which in a test
+process may have happened before the transport was set: the fixture sets the transport, clears the
+provider's cached configuration and registers a new listener of the provider's with the task
+runner's listener manager (``airflow.sdk.listener``), which Airflow then calls as it would the
+plugin's. The DAG run's own events (sent from a process pool when the run ends) are left out.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def lineage_events(tmp_path, monkeypatch):
     """The provider's listener, emitting through its file transport into a file; returns a
     function that reads the events written so far."""
-    from airflow.listeners.listener import get_listener_manager
     from airflow.providers.openlineage import conf
     from airflow.providers.openlineage.plugins import listener as ol_listener
+    from airflow.sdk.listener import get_listener_manager  # the task runner's, which task events go through
 
     events = tmp_path / "openlineage.jsonl"
     transport = {"type": "file", "log_file_path": str(events), "append": True}
@@ -65,17 +66,27 @@ def lineage_events(tmp_path, monkeypatch):
         if clear:
             clear()
     monkeypatch.setattr(ol_listener, "_openlineage_listener", None, raising=False)
-    listener = ol_listener.get_openlineage_listener()
     manager = get_listener_manager()
+    # one listener, configured as above: the plugin's, if it was enabled when it was imported, is
+    # set aside for the test (its client was made with whatever configuration there was then)
+    before = [p for p in manager.pm.get_plugins() if isinstance(p, ol_listener.OpenLineageListener)]
+    for plugin in before:
+        manager.pm.unregister(plugin)
+    listener = ol_listener.get_openlineage_listener()
     manager.add_listener(listener)
 
     def read() -> list[dict]:
-        return [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+        """The task events (the run's own, on the DAG run's completion, come from another process
+        some time after and are not ours to check)."""
+        lines = events.read_text().splitlines() if events.exists() else []
+        return [e for e in map(json.loads, filter(None, lines)) if e["job"]["name"].count(".") == 2]
 
     try:
         yield read
     finally:
         manager.pm.unregister(listener)
+        for plugin in before:
+            manager.add_listener(plugin)
         for name in dir(conf):
             clear = getattr(getattr(conf, name), "cache_clear", None)
             if clear:
