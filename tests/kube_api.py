@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import hashlib
 import os
 import sys
 import tempfile
@@ -25,6 +26,17 @@ from aiohttp import web
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_id(image: str) -> str:
+    """The ``imageID`` this kubelet reports for ``image``: containerd's form, the repository and the
+    digest it pulled (``ghcr.io/acme/steps@sha256:<hex>``; here the sha256 of the image's name, as
+    no image is pulled). A real kubelet's value was not seen by these tests."""
+    repository = image.split("@")[0]
+    name, _, tag = repository.rpartition(":")
+    if name and "/" not in tag:  # `repo:tag`, not a registry's `host:port/repo`
+        repository = name
+    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
 def _matches(labels: dict, selector: str) -> bool:
@@ -218,7 +230,8 @@ class FakeKubernetes:
             stderr=asyncio.subprocess.STDOUT,
         )
         started = _now()
-        base = {"name": container["name"], "image": container["image"], "imageID": "", "restartCount": 0}
+        base = {"name": container["name"], "image": container["image"], "imageID": image_id(container["image"]),
+                "restartCount": 0}  # fmt: skip
         pod["status"].update(
             phase="Running",
             containerStatuses=[{**base, "ready": True, "started": True, "state": {"running": {"startedAt": started}}}],

@@ -154,3 +154,44 @@ def test_verdicts_an_older_worker_writes_during_an_upgrade_reach_their_step(stor
     late_rows = [c for c in ResultsHistory(store).check_timeline("pipe").items if c.run_id == "scheduled__9"]
     assert [(c.step, c.role) for c in late_rows] == [("publish", Role.WHEN)]
     assert len(_rows(store, CHECKS_TABLE)) == 10
+
+
+def _release_n1_tables(store: ResultsStore) -> None:
+    """The tables as the release after N wrote them: N's, with ``role`` (the ALTER that release
+    ran), and no ``code_digest`` or ``image_digest``."""
+    _release_n_tables(store)
+    table = store.warehouse.quote_table(f"{store.schema}.{CHECKS_TABLE}")
+    role = f"ALTER TABLE {table} ADD COLUMN role {_TYPES_N[store.warehouse.dialect]['text']} DEFAULT 'check'"
+    with store.warehouse.writing(begin=False) as session:
+        session.execute(role.replace("ADD COLUMN", "ADD") if store.warehouse.dialect == "snowflake" else role)
+
+
+def test_tables_before_provenance_gain_its_columns_and_keep_every_row(store):
+    """``code_digest`` and ``image_digest`` are added to tables that lack them (NULL in every row
+    there), once; each row is still there, and this version's rows carry the values."""
+    _release_n1_tables(store)
+    before = {table: sorted(map(repr, _rows(store, table))) for table in (CHECKS_TABLE, METRICS_TABLE)}
+    store.ensure_tables()
+    store.ensure_tables()  # idempotent
+    with store.warehouse.reading() as session:
+        for table in (CHECKS_TABLE, METRICS_TABLE):
+            columns = table_columns(session, store.statements, table)
+            assert {"code_digest", "image_digest"} <= columns, table
+    for table in (CHECKS_TABLE, METRICS_TABLE):
+        rows = _rows(store, table)
+        assert sorted(repr(row[:-2]) for row in rows) == before[table], table  # every row, as it was
+        assert {row[-2:] for row in rows} == {(None, None)}, table
+
+    digest, image_digest = "sha256:" + "c" * 64, "sha256:" + "d" * 64
+    made = {"code_digest": digest, "image": "ghcr.io/acme/steps:1", "image_digest": image_digest}
+    key = {"dag_id": "pipe", "run_id": "new", "step": "train", "map_index": -1, "logical_date": FIRST + DAY * 5}
+    store.replace(CHECKS_TABLE, key, [{**key, **made, "name": "rows", "kind": "row_count", "outcome": "passed"}])
+    store.replace(METRICS_TABLE, key, [{**key, **made, "name": "auc", "kind": "mean", "outcome": "passed", "value": 1}])
+    quote = store.warehouse.quote_table
+    for table in (CHECKS_TABLE, METRICS_TABLE):
+        with store.warehouse.reading() as session:
+            columns, rows = session.fetch(f"SELECT * FROM {quote(f'{store.schema}.{table}')} WHERE run_id = 'new'")
+        names = [str(c).lower() for c in columns]
+        (row,) = rows
+        assert [row[names.index(c)] for c in ("code_digest", "image", "image_digest")] == list(made.values()), table
+    assert len(_rows(store, CHECKS_TABLE)) == 10 and len(_rows(store, METRICS_TABLE)) == 4

@@ -53,6 +53,7 @@ def cases(st: Statements) -> dict:
         "create_checks": st.create_table(CHECKS_TABLE),
         "create_metrics": st.create_table(METRICS_TABLE),
         "add_role": st.add_column(CHECKS_TABLE, "role"),
+        "add_code_digest": st.add_column(METRICS_TABLE, "code_digest"),
         "probe": st.probe(CHECKS_TABLE),
         "move_when_verdicts": st.move_when_verdicts(),
         "delete_key": st.delete_key(CHECKS_TABLE, KEY),
@@ -102,14 +103,16 @@ GOLDEN = {
             '"name" TEXT, "kind" TEXT, "outcome" TEXT, "severity" TEXT, "message" TEXT, "observed" TEXT, '
             '"expected" TEXT, "failing_rows" BIGINT, "total_rows" BIGINT, "sample" TEXT, "details" TEXT, '
             '"map_index" INT, "try_number" INT, "spec_hash" TEXT, "image" TEXT, "logical_date" TIMESTAMP, '
-            '"created_at" TIMESTAMP, "item_label" TEXT, "role" TEXT DEFAULT \'check\')'
+            '"created_at" TIMESTAMP, "item_label" TEXT, "role" TEXT DEFAULT \'check\', "code_digest" TEXT, '
+            '"image_digest" TEXT)'
         ),
         'postgres': (
             'CREATE TABLE IF NOT EXISTS "aq"."aq_check_results" ("dag_id" TEXT, "run_id" TEXT, "step" TEXT, '
             '"name" TEXT, "kind" TEXT, "outcome" TEXT, "severity" TEXT, "message" TEXT, "observed" TEXT, '
             '"expected" TEXT, "failing_rows" BIGINT, "total_rows" BIGINT, "sample" TEXT, "details" TEXT, '
             '"map_index" INT, "try_number" INT, "spec_hash" TEXT, "image" TEXT, "logical_date" TIMESTAMP, '
-            '"created_at" TIMESTAMP, "item_label" TEXT, "role" TEXT DEFAULT \'check\')'
+            '"created_at" TIMESTAMP, "item_label" TEXT, "role" TEXT DEFAULT \'check\', "code_digest" TEXT, '
+            '"image_digest" TEXT)'
         ),
         'snowflake': (
             'CREATE TABLE IF NOT EXISTS "AQ"."AQ_CHECK_RESULTS" ("DAG_ID" VARCHAR, "RUN_ID" VARCHAR, "STEP" '
@@ -117,7 +120,7 @@ GOLDEN = {
             'VARCHAR, "OBSERVED" VARCHAR, "EXPECTED" VARCHAR, "FAILING_ROWS" BIGINT, "TOTAL_ROWS" BIGINT, '
             '"SAMPLE" VARCHAR, "DETAILS" VARCHAR, "MAP_INDEX" INT, "TRY_NUMBER" INT, "SPEC_HASH" VARCHAR, '
             '"IMAGE" VARCHAR, "LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ, "ITEM_LABEL" VARCHAR, '
-            '"ROLE" VARCHAR DEFAULT \'check\')'
+            '"ROLE" VARCHAR DEFAULT \'check\', "CODE_DIGEST" VARCHAR, "IMAGE_DIGEST" VARCHAR)'
         ),
     },
     'create_metrics': {
@@ -125,26 +128,33 @@ GOLDEN = {
             'CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" ("dag_id" TEXT, "run_id" TEXT, "step" TEXT, '
             '"name" TEXT, "kind" TEXT, "outcome" TEXT, "severity" TEXT, "message" TEXT, "value" DOUBLE, '
             '"expected" TEXT, "map_index" INT, "try_number" INT, "spec_hash" TEXT, "image" TEXT, '
-            '"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT)'
+            '"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT, "code_digest" TEXT, '
+            '"image_digest" TEXT)'
         ),
         'postgres': (
             'CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" ("dag_id" TEXT, "run_id" TEXT, "step" TEXT, '
             '"name" TEXT, "kind" TEXT, "outcome" TEXT, "severity" TEXT, "message" TEXT, "value" DOUBLE '
             'PRECISION, "expected" TEXT, "map_index" INT, "try_number" INT, "spec_hash" TEXT, "image" TEXT, '
-            '"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT)'
+            '"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT, "code_digest" TEXT, '
+            '"image_digest" TEXT)'
         ),
         'snowflake': (
             'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" ("DAG_ID" VARCHAR, "RUN_ID" VARCHAR, "STEP" '
             'VARCHAR, "NAME" VARCHAR, "KIND" VARCHAR, "OUTCOME" VARCHAR, "SEVERITY" VARCHAR, "MESSAGE" '
             'VARCHAR, "VALUE" DOUBLE, "EXPECTED" VARCHAR, "MAP_INDEX" INT, "TRY_NUMBER" INT, "SPEC_HASH" '
             'VARCHAR, "IMAGE" VARCHAR, "LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ, "ITEM_LABEL" '
-            'VARCHAR)'
+            'VARCHAR, "CODE_DIGEST" VARCHAR, "IMAGE_DIGEST" VARCHAR)'
         ),
     },
     'add_role': {
         'duckdb': 'ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS "role" TEXT DEFAULT \'check\'',
         'postgres': 'ALTER TABLE "aq"."aq_check_results" ADD COLUMN IF NOT EXISTS "role" TEXT DEFAULT \'check\'',
         'snowflake': 'ALTER TABLE "AQ"."AQ_CHECK_RESULTS" ADD IF NOT EXISTS "ROLE" VARCHAR DEFAULT \'check\'',
+    },
+    'add_code_digest': {
+        'duckdb': 'ALTER TABLE "aq"."aq_metric_results" ADD COLUMN IF NOT EXISTS "code_digest" TEXT',
+        'postgres': 'ALTER TABLE "aq"."aq_metric_results" ADD COLUMN IF NOT EXISTS "code_digest" TEXT',
+        'snowflake': 'ALTER TABLE "AQ"."AQ_METRIC_RESULTS" ADD IF NOT EXISTS "CODE_DIGEST" VARCHAR',
     },
     'probe': {
         'duckdb': 'SELECT * FROM "aq"."aq_check_results" WHERE 1 = 0',
@@ -197,20 +207,20 @@ GOLDEN = {
         'duckdb': (
             'INSERT INTO "aq"."aq_metric_results" ("dag_id", "run_id", "step", "name", "kind", "outcome", '
             '"severity", "message", "value", "expected", "map_index", "try_number", "spec_hash", "image", '
-            '"logical_date", "created_at", "item_label") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '
-            '?, ?)'
+            '"logical_date", "created_at", "item_label", "code_digest", "image_digest") VALUES (?, ?, ?, ?, ?, '
+            '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
         ),
         'postgres': (
             'INSERT INTO "aq"."aq_metric_results" ("dag_id", "run_id", "step", "name", "kind", "outcome", '
             '"severity", "message", "value", "expected", "map_index", "try_number", "spec_hash", "image", '
-            '"logical_date", "created_at", "item_label") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '
-            '%s, %s, %s, %s, %s, %s)'
+            '"logical_date", "created_at", "item_label", "code_digest", "image_digest") VALUES (%s, %s, %s, %s, '
+            '%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
         ),
         'snowflake': (
             'INSERT INTO "AQ"."AQ_METRIC_RESULTS" ("DAG_ID", "RUN_ID", "STEP", "NAME", "KIND", "OUTCOME", '
             '"SEVERITY", "MESSAGE", "VALUE", "EXPECTED", "MAP_INDEX", "TRY_NUMBER", "SPEC_HASH", "IMAGE", '
-            '"LOGICAL_DATE", "CREATED_AT", "ITEM_LABEL") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '
-            '%s, %s, %s, %s, %s, %s)'
+            '"LOGICAL_DATE", "CREATED_AT", "ITEM_LABEL", "CODE_DIGEST", "IMAGE_DIGEST") VALUES (%s, %s, %s, %s, '
+            '%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
         ),
     },
     'metric_history': {
@@ -633,6 +643,7 @@ PARAMS = {
     'create_checks': [],
     'create_metrics': [],
     'add_role': [],
+    'add_code_digest': [],
     'probe': [],
     'move_when_verdicts': [5, 'when', 'when', 'when', '%.when'],
     'delete_key': ['d', DATE, 's', -1, 'check'],

@@ -618,14 +618,19 @@ def test_results_tables_ddl_per_dialect():
         'CREATE TABLE IF NOT EXISTS "AQ"."AQ_METRIC_RESULTS" ("DAG_ID" VARCHAR, "RUN_ID" VARCHAR, "STEP" VARCHAR, '
         '"NAME" VARCHAR, "KIND" VARCHAR, "OUTCOME" VARCHAR, "SEVERITY" VARCHAR, "MESSAGE" VARCHAR, "VALUE" DOUBLE, '
         '"EXPECTED" VARCHAR, "MAP_INDEX" INT, "TRY_NUMBER" INT, "SPEC_HASH" VARCHAR, "IMAGE" VARCHAR, '
-        '"LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ, "ITEM_LABEL" VARCHAR)'
+        '"LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ, "ITEM_LABEL" VARCHAR, "CODE_DIGEST" VARCHAR, '
+        '"IMAGE_DIGEST" VARCHAR)'
     )
     assert ddl["postgres"][2].startswith('CREATE TABLE IF NOT EXISTS "aq"."aq_metric_results" ("dag_id" TEXT, ')
     tail = '"value" DOUBLE PRECISION, "expected" TEXT, "map_index" INT, "try_number" INT, "spec_hash" TEXT, '
     assert tail in ddl["postgres"][2]
-    assert ddl["postgres"][2].endswith('"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT)')
-    assert ddl["duckdb"][1].endswith('"item_label" TEXT, "role" TEXT DEFAULT \'check\')')
-    assert ddl[None][2].endswith('"created_at" TIMESTAMP, "item_label" VARCHAR)')  # not Snowflake's NTZ spelling
+    assert ddl["postgres"][2].endswith(
+        '"logical_date" TIMESTAMP, "created_at" TIMESTAMP, "item_label" TEXT, "code_digest" TEXT, "image_digest" TEXT)'
+    )
+    assert ddl["duckdb"][1].endswith('"role" TEXT DEFAULT \'check\', "code_digest" TEXT, "image_digest" TEXT)')
+    # not Snowflake's NTZ spelling
+    assert ddl[None][2].endswith('"created_at" TIMESTAMP, "item_label" VARCHAR, "code_digest" VARCHAR, '
+                                 '"image_digest" VARCHAR)')  # fmt: skip
 
 
 def test_results_tables_of_earlier_versions_get_the_columns_added_since():

@@ -7,6 +7,7 @@ spares each task instance (each item of a ``foreach:`` step) the pyarrow import.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -32,6 +33,12 @@ DIGEST = "sha256"
 # A manifest larger than this is not one our writer made (a command step's 100,000 files list in
 # a few MiB): it is refused before it is parsed.
 MAX_MANIFEST_BYTES = 64 * 2**20
+
+
+def manifest_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of a committed manifest's bytes: one value that pins an output whole (the
+    manifest holds every file's digest), recorded by the steps that read it (``artifacts.provenance``)."""
+    return f"{DIGEST}:{hashlib.sha256(data).hexdigest()}"
 
 
 def plain_file_name(name: object) -> bool:

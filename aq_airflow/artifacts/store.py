@@ -28,7 +28,7 @@ import posixpath
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -43,6 +43,7 @@ from aq_airflow.artifacts.manifest import (  # noqa: F401
     WRITER,
     BadOutput,
     MissingArtifact,
+    manifest_digest,
     missing_output,
     parse,
     plain_file_name,
@@ -175,6 +176,9 @@ class Location:
     fs: pafs.FileSystem
     path: str
     uri: str
+    # ``sha256:<hex>`` of the manifest bytes :meth:`read_manifest` last read (a reader's provenance
+    # records it without reading the manifest again); None before
+    manifest_digest: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, uri: str) -> Location:
@@ -203,7 +207,9 @@ class Location:
                 data = handle.read(MAX_MANIFEST_BYTES + 1)
         except (FileNotFoundError, OSError) as error:
             raise missing_output(self.uri, producer, error) from None
-        return parse(data, self.uri, producer)
+        manifest = parse(data, self.uri, producer)
+        self.manifest_digest = manifest_digest(data)
+        return manifest
 
     def read_output(self, producer: str | None = None, *, contents: bool = True) -> dict:
         """The committed manifest, held to the files it names (:meth:`verified`): what every

@@ -6,17 +6,19 @@ and the Kubernetes client.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from aq_airflow.artifacts.labels import item_label
+from aq_airflow.artifacts.provenance import PROVENANCE, Provenance
 from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, kubernetes
 from aq_airflow.runners.local import oversized_variable
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, record
 
 
 class AqPodStepOperator(KubernetesPodOperator):
@@ -46,25 +48,55 @@ class AqPodStepOperator(KubernetesPodOperator):
         self._bound_context()
         self._check_environment(context)
         attempt = None if runtime else clear(output)
+        started = record.now()
         super().execute(context)
+        finished = record.now()
+        image_id = self._image_id()
         # the pod's own commit, its shape checked (its files are verified by every reader after this task),
-        # or a command step's files committed here, each hashed
+        # with the image digest the pod's status reports; or a command step's files committed here, each hashed
         try:
             if runtime:
                 manifest = output.read_manifest(plan.step)
+                made = Provenance.of(manifest)
+                digest = record.image_digest(image_id)
+                if made is not None and made.image is not None and digest:
+                    image = dataclasses.replace(made.image, digest=digest)
+                    manifest = output.commit({**manifest, PROVENANCE: dataclasses.replace(made, image=image).to_json()})
             else:
-                manifest = commit_files(output, attempt, {"step": plan.step})
+                made = record.provenance(self._plain_environment(), started, finished, image_id=image_id)
+                manifest = commit_files(output, attempt, {"step": plan.step, PROVENANCE: made.to_json()})
         except BadOutput as error:  # a command step's Parquet files of two schemas, or one that is not Parquet
             raise StepFailed(str(error), []) from None
         # ``do_xcom_push`` is off (it would add KPO's sidecar), so the manifest is pushed here
         context["ti"].xcom_push(key="return_value", value=manifest)
+        self.committed = manifest
         return manifest
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and output the step's manifest records, the output's schema and the code's
+        location and version (``operators.lineage``)."""
+        from aq_airflow.operators.lineage import step_lineage
+
+        return step_lineage(getattr(self, "committed", None))
+
+    def _image_id(self) -> str | None:
+        """The step container's ``imageID`` as the finished pod's status reports it (a real kubelet:
+        ``<repository>@sha256:<hex>``), or None."""
+        status = getattr(self.remote_pod, "status", None)
+        for container in getattr(status, "container_statuses", None) or []:
+            if container.name == self.base_container_name:
+                return container.image_id or None
+        return None
+
+    def _plain_environment(self) -> dict[str, str]:
+        """The pod's plain variables, as Airflow rendered them (secrets are references: left out)."""
+        return {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
 
     def _check_environment(self, context: Any) -> None:
         """Refuse, before a pod is asked for, an environment its container could not start with:
         a param past the limits templated into `args:` (``environment.args_problem``), or any
         variable over what Linux takes in one (the API server would take the pod; exec would not)."""
-        plain = {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
+        plain = self._plain_environment()
         problem = environment.args_problem(self.plan, plain.get(contract.ARGS), context.get("params"))
         problem = problem or oversized_variable(plain)
         if problem:

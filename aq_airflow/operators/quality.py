@@ -17,6 +17,7 @@ from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheck
 from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.items import item_label
+from aq_airflow.artifacts.provenance import Provenance
 from aq_airflow.artifacts.root import artifact_uri, artifacts_root
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.client.earlier import find_earlier
@@ -71,7 +72,21 @@ class _QualityTask:
         if ref.each:  # a `foreach:` step's checks and metrics: this instance's item
             ref = ref.item(context["ti"].map_index)
         location = Location.of(artifact_uri(self.plan.artifacts, ref, context["run_id"]))
-        return location, location.read_output(self.plan.step, contents=contents)
+        self.output_manifest = location.read_output(self.plan.step, contents=contents)
+        return location, self.output_manifest
+
+    def made_by(self) -> dict:
+        """The result columns that say what made the data: the code digest, image and image digest
+        the step's output records (:class:`Provenance`, read with the data, never again); the
+        image the spec names where the output records none (a table step, a local process, an
+        output of a release before provenance)."""
+        made = Provenance.of(getattr(self, "output_manifest", None) or {})
+        image = made.image if made is not None else None
+        return {
+            "code_digest": made.code.digest if made is not None and made.code is not None else None,
+            "image": image.name if image is not None else self.plan.image,
+            "image_digest": image.digest if image is not None else None,
+        }
 
     def dataset(self, warehouse: Warehouse, context: Any) -> Dataset:
         """Pushed down to the warehouse for table and sql steps; DuckDB over Parquet otherwise."""
@@ -101,7 +116,7 @@ class _QualityTask:
             "item_label": self.item_label if map_index >= 0 else None,
             "try_number": ti.try_number,
             "spec_hash": self.plan.spec_hash,
-            "image": self.plan.image,
+            **self.made_by(),
             "logical_date": naive_utc(run_date(context)),
             "created_at": utcnow(),
         }
@@ -264,7 +279,7 @@ class AqMetricOperator(_QualityTask, ResultsRecorder):
             if is_infrastructure_error(error):  # not a verdict on the data: fail (and retry), record nothing
                 raise
             outcomes = unreadable(metrics, f"{type(error).__name__}: {error}")
-        common["created_at"] = utcnow()
+        common.update(self.made_by(), created_at=utcnow())  # the output's record, read with its data
         rows = [result_row(o, common, METRICS_TABLE) for o in outcomes]
         store.replace(METRICS_TABLE, common, rows, self.item_count(context))
         blocking = _report(self.log, "metric", outcomes)

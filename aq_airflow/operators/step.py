@@ -18,12 +18,13 @@ from airflow.sdk import BaseOperator
 
 from aq_airflow.artifacts.labels import item_label
 from aq_airflow.artifacts.manifest import read_local_manifest
+from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, local
 from aq_airflow.runners.local import LocalProcess
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, record
 
 
 class AqLocalStepOperator(BaseOperator):
@@ -94,12 +95,12 @@ class AqLocalStepOperator(BaseOperator):
         too_large = local.oversized_variable(env)
         if too_large:
             raise StepFailed(f"step `{run.step}` cannot start: {too_large}", [])
+        started = record.now()
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             # the worker's own environment, less any item variables of its own: the item's are these
             inherited = {k: v for k, v in os.environ.items() if k not in environment.ITEM_VARIABLES}
-            self._process = LocalProcess(
-                local.executable(self.argv), env={**inherited, **env, "PYTHONPATH": pythonpath}, cwd=workdir
-            )
+            env = {**inherited, **env, "PYTHONPATH": pythonpath}
+            self._process = LocalProcess(local.executable(self.argv), env=env, cwd=workdir)
             try:
                 self._process.run()
             except (local.ProcessFailed, local.StartRefused) as failure:
@@ -107,13 +108,24 @@ class AqLocalStepOperator(BaseOperator):
         if run.command.runs_runtime:
             # the manifest this step's runtime just committed, for XCom, its shape checked; its files
             # are not re-read here: every reader after this task verifies them (Location.read_output)
-            return output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
+            committed = output.read_manifest(run.step) if output is not None else read_local_manifest(uri, run.step)
+            self.committed = committed  # for its OpenLineage facets
+            return committed
         from aq_airflow.artifacts.store import BadOutput, commit_files
 
+        made = record.provenance(env, started, record.now())
         try:
-            return commit_files(output, attempt, {"step": run.step})
+            self.committed = commit_files(output, attempt, {"step": run.step, PROVENANCE: made.to_json()})
         except BadOutput as error:  # Parquet files of two schemas, or one that is not Parquet
             raise StepFailed(str(error), []) from None
+        return self.committed
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and output the step's manifest records, the output's schema and the code's
+        location and version (``operators.lineage``)."""
+        from aq_airflow.operators.lineage import step_lineage
+
+        return step_lineage(getattr(self, "committed", None))
 
     def on_kill(self) -> None:
         process = getattr(self, "_process", None)

@@ -220,6 +220,7 @@ class RunPlan:
     # the most bytes the code package's files may hold (the spec's `code_max_size`); None: the
     # default (`artifacts.code_package.DEFAULT_SIZE_LIMIT`)
     code_max_size: int | None = None
+    spec_hash: str | None = None  # the sha256 of the spec's text, recorded in its outputs' provenance
 
 
 @dataclass(frozen=True, slots=True)

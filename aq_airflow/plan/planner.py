@@ -284,7 +284,8 @@ class _Planner:
 
     def run_plan(self, name: str, step: Step) -> RunPlan | None:
         kind = StepKind(step.kind)
-        common = {"step": name, "kind": kind, "output": self.output(name), "artifacts": self.pipeline.artifacts}
+        common = {"step": name, "kind": kind, "output": self.output(name), "artifacts": self.pipeline.artifacts,
+                  "spec_hash": self.spec_file.sha256}  # fmt: skip
         if kind in (StepKind.SQL, StepKind.TABLE):
             if kind == StepKind.TABLE and name not in self.exported:
                 return None

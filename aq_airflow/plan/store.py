@@ -23,7 +23,7 @@ from aq_airflow.plan.model import PLAN_TYPES, DagPlan, KeptSettings
 # marks an encoded value; a user param dict using this key would decode to a plan object (plain
 # data: nothing is imported or run at parse time)
 _TAG = "__aq_plan_value__"
-_FORMAT = "5"  # part of every key: entries written in another format are never read
+_FORMAT = "6"  # part of every key: entries written in another format are never read
 
 
 def _encode(value: Any) -> Any:

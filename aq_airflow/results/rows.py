@@ -129,6 +129,10 @@ class CheckRow(_Row):
         default=None, metadata={"sql": "VARCHAR"}
     )  # a `foreach:` item's label; NULL when not mapped
     role: str = field(default=Role.CHECK, metadata={"sql": "VARCHAR"})  # since release N+1 (Role)
+    # since release N+2: what made the data checked, from its output's provenance (NULL: a table
+    # step's, an output without a code package or not made in a pod, or a row of an earlier release)
+    code_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    image_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +157,8 @@ class MetricRow(_Row):
     logical_date: datetime.datetime = field(default=None, metadata={"sql": "TIMESTAMP"})
     created_at: datetime.datetime | None = field(default=None, metadata={"sql": "TIMESTAMP"})
     item_label: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    code_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # since release N+2, as in CheckRow
+    image_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})
 
 
 _ROWS: dict[str, type[_Row]] = {CHECKS_TABLE: CheckRow, METRICS_TABLE: MetricRow}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aq_airflow.artifacts.item_refs import is_reference, item_file
-from aq_airflow.plan.model import ArtifactRef, RunPlan
+from aq_airflow.plan.model import ArtifactRef, Runner, RunPlan
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.param_limits import param_problem, params_problems
 
@@ -30,13 +30,29 @@ CONTEXT_TEMPLATE = (
 )
 
 
+TRY_NUMBER_TEMPLATE = "{{ ti.try_number if ti is defined else '' }}"  # every task run has a ti; a bare render not
+
+
+def record_environment(run: RunPlan) -> dict[str, str]:
+    """What an output's provenance records of the task that made it (``runtime.record``): who the
+    step is, the run, its context (params, logical date), the try and the spec's hash; the image
+    as the spec names it for a pod. A sql step's operator renders just these."""
+    env = {contract.DAG_ID: run.output.dag_id, contract.RUN_ID: RUN_ID_TEMPLATE, contract.STEP: run.step,
+           contract.CONTEXT: CONTEXT_TEMPLATE, contract.TRY_NUMBER: TRY_NUMBER_TEMPLATE}  # fmt: skip
+    if run.spec_hash:
+        env[contract.SPEC_HASH] = run.spec_hash
+    if run.runner == Runner.KUBERNETES and run.image:
+        env[contract.IMAGE] = run.image
+    return env
+
+
 def step_environment(run: RunPlan) -> dict[str, str]:
-    """The user's plain values, then the contract's: who the step is, its args, its context and
-    the names and form of its inputs (their locations come from :func:`locations`)."""
-    env = {**run.env, contract.DAG_ID: run.output.dag_id, contract.RUN_ID: RUN_ID_TEMPLATE, contract.STEP: run.step}
+    """The user's plain values, then the contract's: who the step is, its args, its context, what
+    its provenance records (:func:`record_environment`) and the names and form of its inputs (their
+    locations come from :func:`locations`)."""
+    env = {**run.env, **record_environment(run)}
     if run.args:
         env[contract.ARGS] = json.dumps(run.args, sort_keys=True)
-    env[contract.CONTEXT] = CONTEXT_TEMPLATE
     if run.inputs:
         env[contract.INPUTS] = contract.encode_inputs(
             {i.argument: i.artifact.step for i in run.inputs},

@@ -19,9 +19,10 @@ from typing import Any
 import pyarrow as pa
 
 from aq_airflow.artifacts.items import gather, read_item
+from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.artifacts.values import read_input, write_output
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, record
 from aq_airflow.runtime.param_limits import FIX
 
 
@@ -81,8 +82,10 @@ def _bind_inputs(
     return bound
 
 
-def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
-    """Keyword arguments for ``function`` from inputs, spec args and Airflow context values."""
+def call_arguments(function, env: dict[str, str], step: str, digests: dict | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``function`` from inputs, spec args and Airflow context values.
+    ``digests`` gets each input's manifest digest as it is read (a fan-in's: None), for the
+    output's provenance."""
     args = json.loads(env.get(contract.ARGS) or "{}")
     context = json.loads(env.get(contract.CONTEXT) or "{}")
     refused = context.pop(contract.REFUSED_PARAMS, None) or {}  # params past the limits, left out
@@ -107,7 +110,10 @@ def call_arguments(function, env: dict[str, str], step: str) -> dict[str, Any]:
         try:
             producer = declared.producers[input_name]
             read = gather if input_name in declared.gathered else read_input
-            kwargs[parameter_name] = read(Location.of(inputs[input_name]), producer, annotation)
+            location = Location.of(inputs[input_name])
+            kwargs[parameter_name] = read(location, producer, annotation)
+            if digests is not None:
+                digests[input_name] = location.manifest_digest if input_name not in declared.gathered else None
         except MissingArtifact as missing:
             raise StepFailed(f"step `{step}`, input `{input_name}`: {missing}") from None
     for name, parameter in parameters.items():
@@ -139,9 +145,10 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
     output = env.get(contract.OUTPUT)
     if not output:
         raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
-    started = time.perf_counter()
+    started, began = time.perf_counter(), record.now()
     function = _import(function_path, env.get(contract.CODE))
-    kwargs = call_arguments(function, env, step)
+    digests: dict[str, str | None] = {}
+    kwargs = call_arguments(function, env, step, digests)
     location = Location.of(output)
     attempt = location.begin()
     user_started = time.perf_counter()
@@ -166,6 +173,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         "user_seconds": round(user_seconds, 3),
         "peak_rss_mib": _peak_rss_mib(),
         "peak_arrow_mib": round(pa.default_memory_pool().max_memory() / 2**20, 1),
+        PROVENANCE: record.provenance(env, began, record.now(), digests=digests).to_json(),
     }
     return location.commit(manifest)
 

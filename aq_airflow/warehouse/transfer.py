@@ -12,22 +12,28 @@ adapter's Arrow and bulk paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from aq_airflow.artifacts.provenance import PROVENANCE, Provenance
 from aq_airflow.artifacts.store import ROW_GROUP_ROWS, Location, write_batches
 from aq_airflow.warehouse import Warehouse
 
 
-def export_query(hook, sql: str, output: Location) -> dict:
+def export_query(hook, sql: str, output: Location, provenance: Callable[[], Provenance] | None = None) -> dict:
     """Run ``sql`` in the warehouse of ``hook`` (a DbApiHook or an adapter) and commit its
-    result as the step's table output."""
+    result as the step's table output; ``provenance`` makes its record once the result is
+    written (so its finish time is the export's)."""
     warehouse = Warehouse.of(hook)
     with warehouse.reading() as session:  # read-only where the warehouse has it: the SQL is the user's
         schema, batches = session.arrow(sql, batch_rows=ROW_GROUP_ROWS)
         attempt = output.begin()
         manifest = write_batches(output, attempt, schema, batches)
     manifest = {**manifest, "attempt": attempt, "uri": output.uri, "dialect": warehouse.dialect}
+    if provenance is not None:
+        manifest[PROVENANCE] = provenance().to_json()
     return output.commit(manifest)
 
 
