@@ -266,6 +266,13 @@ def pin(run_folder: str, code: PinnedCode) -> PinnedCode:
     return _read_pin(recorded.fs, path) or code
 
 
+def pinned(run_folder: str) -> PinnedCode | None:
+    """The code version recorded for the run whose folder is ``run_folder``, or None before its
+    first task records one (a later task need not build the package to learn it)."""
+    recorded = Location.of(run_folder)
+    return _read_pin(recorded.fs, recorded.join(RUN_PIN))
+
+
 def _read_pin(fs: pafs.FileSystem, path: str) -> PinnedCode | None:
     try:
         with fs.open_input_stream(path) as handle:

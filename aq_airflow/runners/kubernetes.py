@@ -44,9 +44,13 @@ def _model(kind: type, **fields):
 
 def command(run: RunPlan) -> tuple[list[str], list[str]]:
     """The container's ``cmds`` and ``arguments``: the aq runtime calling the step's function,
-    or the user's own command."""
+    or the user's own command (through the runtime, which fetches the code package and runs the
+    command in its folder, when one is shipped: such an image needs Python with aq-airflow, as a
+    python step's does; with `code: image` the command runs as it is)."""
     if run.command.runs_runtime:
         return contract.runtime_command("python"), contract.runtime_arguments(run.command.function)
+    if run.code_folder is not None:
+        return contract.runtime_command("python"), contract.command_arguments(list(run.command.argv))
     return list(run.command.argv), []
 
 
@@ -58,6 +62,8 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
     env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
+    if run.image:  # named in the runtime's errors (a module the image lacks); provenance records it too
+        env[contract.IMAGE] = run.image
     if contract.ITEM in env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
         env[contract.ITEM] = _untemplated(env[contract.ITEM])
     return {
@@ -83,6 +89,10 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
             "fsGroup": pod.run_as_user,
         },
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
+        # a failed container's last log lines become its terminated state's message (unless the
+        # runtime wrote the termination-message file): the runtime's one-line reason reaches the
+        # pod's status, and so the task's error
+        "termination_message_policy": "FallbackToLogsOnError",
     }
 
 
