@@ -15,12 +15,6 @@ import os
 import posixpath
 from dataclasses import asdict
 
-import pyarrow.fs as pafs
-
-from aq_airflow.artifacts import code_package
-from aq_airflow.artifacts.code_package import PackageRefused, PinnedCode
-from aq_airflow.artifacts.provenance import git_state
-from aq_airflow.artifacts.store import filesystem
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runtime import contract
 
@@ -53,6 +47,11 @@ def ship(run: RunPlan, folder_root: str | None, root: str, run_id: str) -> dict[
     Raises :class:`CodeUnavailable`."""
     if run.code_folder is None:
         return {}
+    # pyarrow's filesystems: imported when a task runs, not when a local task process parses its DAG
+    from aq_airflow.artifacts import code_package
+    from aq_airflow.artifacts.code_package import PackageRefused, PinnedCode
+    from aq_airflow.artifacts.provenance import git_state
+
     where = run_folder(run, root, run_id)
     code = code_package.pinned(where)
     if code is None:
@@ -82,6 +81,10 @@ def ship(run: RunPlan, folder_root: str | None, root: str, run_id: str) -> dict[
 
 
 def _stored(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    from aq_airflow.artifacts.store import filesystem
+
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type == pafs.FileType.File
 
