@@ -121,3 +121,19 @@ def test_a_missing_module_fails_the_local_task_with_its_reason(run_dag, cache, c
         f"Python ({sys.executable}) has no Python package `not_on_this_worker_xyz` (imported by local_code/fit.py "
         "line 1)"
     ) in output.out + output.err
+
+
+def test_a_code_folder_that_cannot_be_packaged_fails_the_task_saying_why(run_dag, tmp_path, cache, capsys):
+    code = code_folder("local_refused")
+    (code / "local_code" / "__init__.py").write_text("def f():\n    return 1\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the pipeline's")
+    (code / "local_code" / "linked.txt").symlink_to(outside)
+    _, _, states = run_dag("local_refused", "code: local_refused_code\nsteps:\n  f:\n    python: local_code:f\n")
+    assert states == {"f.run": "failed"}
+    output = capsys.readouterr()
+    assert (
+        f"step `f` cannot start: its code cannot be packaged: local_code/linked.txt in the code folder "
+        f"{code}: is a symbolic link out of the code folder"
+    ) in output.out + output.err
+    assert not cache.exists()  # nothing ran

@@ -27,7 +27,8 @@ FAILURE_REASONS = {
 
 class CodeUnavailable(Exception):
     """The step's code cannot be shipped: the folder is refused as a package, or the run's pinned
-    package is gone from the store. The message says why and what to do."""
+    package is gone from the store. The message says why and what to do (the operator names the
+    step)."""
 
 
 def code_root(dag_file: str | None) -> str | None:
@@ -56,22 +57,20 @@ def ship(run: RunPlan, folder_root: str | None, root: str, run_id: str) -> dict[
     code = code_package.pinned(where)
     if code is None:
         if folder_root is None:
-            raise CodeUnavailable(f"step `{run.step}`: no dags folder to find its code folder `{run.code_folder}` in")
+            raise CodeUnavailable(f"no dags folder to find its code folder `{run.code_folder}` in")
         folder = os.path.normpath(os.path.join(folder_root, run.code_folder))
         if not os.path.isdir(folder):
-            raise CodeUnavailable(
-                f"step `{run.step}`: its code folder {folder} is not on this worker: the dags folder must hold it"
-            )
+            raise CodeUnavailable(f"its code folder {folder} is not on this worker: the dags folder must hold it")
         try:
             package = code_package.build(folder)
         except PackageRefused as refused:
-            raise CodeUnavailable(f"step `{run.step}`: its code cannot be packaged: {refused}") from None
+            raise CodeUnavailable(f"its code cannot be packaged: {refused}") from None
         uri = code_package.upload(package, root)
         git = git_state(folder)
         code = code_package.pin(where, PinnedCode(package.digest, uri, asdict(git) if git else None))
     elif not _stored(code.uri):
         raise CodeUnavailable(
-            f"step `{run.step}`: this run's code package {code.digest} is no longer at {code.uri} (deleted from the "
+            f"this run's code package {code.digest} is no longer at {code.uri} (deleted from the "
             "artifact store?): start a new run, which packages the code folder again"
         )
     env = {contract.CODE_URI: code.uri, contract.CODE_DIGEST: code.digest}
