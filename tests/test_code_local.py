@@ -137,3 +137,19 @@ def test_a_code_folder_that_cannot_be_packaged_fails_the_task_saying_why(run_dag
         f"{code}: is a symbolic link out of the code folder"
     ) in output.out + output.err
     assert not cache.exists()  # nothing ran
+
+
+def test_a_later_task_whose_pinned_package_is_gone_fails_saying_so(run_dag, cache, capsys):
+    """A later task never rebuilds: it checks that the run's package is still in the store."""
+    code = code_folder("local_gone")
+    (code / "local_code" / "__init__.py").write_text(
+        "import os\n\ndef first():\n    os.remove(os.environ['AQ_CODE_URI'])\n    return 1\n\n"
+        "def second(first):\n    return 2\n"
+    )
+    spec = "code: local_gone_code\nsteps:\n  first:\n    python: local_code:first\n" \
+        "  second:\n    python: local_code:second\n    inputs: [first]\n"  # fmt: skip
+    _, _, states = run_dag("local_gone", spec)
+    assert states == {"first.run": "success", "second.run": "failed"}
+    output = capsys.readouterr()
+    digest = code_package.build(str(code)).digest
+    assert f"step `second` cannot start: this run's code package {digest} is no longer at " in output.out + output.err
