@@ -62,14 +62,25 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache"
 
 
-def code_folder(name: str) -> Path:
-    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "local" / f"{name}_code"
-    shutil.rmtree(folder, ignore_errors=True)
-    (folder / "local_code").mkdir(parents=True)
-    return folder
+@pytest.fixture
+def code_folder():
+    """Makes code folders beside the specs `run_dag` writes (named in their `code:`), and removes
+    them after the test: the dags folder is the session's, and a spec at its root packages it all."""
+    made = []
+
+    def make(name: str) -> Path:
+        folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "local" / f"{name}_code"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "local_code").mkdir(parents=True)
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_local_runner_runs_the_runs_package(run_dag, tmp_path, cache):
+def test_the_local_runner_runs_the_runs_package(code_folder, run_dag, tmp_path, cache):
     code = code_folder("local_pinned")
     live = code / "local_code" / "steps.py"
     (code / "local_code" / "__init__.py").write_text("")
@@ -108,7 +119,7 @@ def test_code_image_ships_nothing(run_dag, tmp_path, cache, monkeypatch):
     assert not cache.exists()
 
 
-def test_a_missing_module_fails_the_local_task_with_its_reason(run_dag, cache, capsys):
+def test_a_missing_module_fails_the_local_task_with_its_reason(code_folder, run_dag, cache, capsys):
     code = code_folder("local_missing")
     (code / "local_code" / "__init__.py").write_text("")
     (code / "local_code" / "fit.py").write_text("import not_on_this_worker_xyz\n\n\ndef fit():\n    return 1\n")
@@ -123,7 +134,7 @@ def test_a_missing_module_fails_the_local_task_with_its_reason(run_dag, cache, c
     ) in output.out + output.err
 
 
-def test_a_code_folder_that_cannot_be_packaged_fails_the_task_saying_why(run_dag, tmp_path, cache, capsys):
+def test_a_code_folder_that_cannot_be_packaged_fails_the_task_saying_why(code_folder, run_dag, tmp_path, cache, capsys):
     code = code_folder("local_refused")
     (code / "local_code" / "__init__.py").write_text("def f():\n    return 1\n")
     outside = tmp_path / "outside.txt"
@@ -139,7 +150,7 @@ def test_a_code_folder_that_cannot_be_packaged_fails_the_task_saying_why(run_dag
     assert not cache.exists()  # nothing ran
 
 
-def test_a_later_task_whose_pinned_package_is_gone_fails_saying_so(run_dag, cache, capsys):
+def test_a_later_task_whose_pinned_package_is_gone_fails_saying_so(code_folder, run_dag, cache, capsys):
     """A later task never rebuilds: it checks that the run's package is still in the store."""
     code = code_folder("local_gone")
     (code / "local_code" / "__init__.py").write_text(

@@ -49,12 +49,22 @@ def node(cluster, object_store, tmp_path):
     cluster.extra_env = {}
 
 
-def code_folder(name: str) -> Path:
-    """A code folder beside the specs `run_dag` writes (named in their `code:`)."""
-    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / f"{name}_code"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
+@pytest.fixture
+def code_folder():
+    """Makes code folders beside the specs `run_dag` writes (named in their `code:`), and removes
+    them after the test: the dags folder is the session's, and a spec at its root packages it all."""
+    made = []
+
+    def make(name: str) -> Path:
+        folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / f"{name}_code"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pods_of(cluster, dag_id: str) -> list[dict]:
@@ -65,7 +75,7 @@ def container_env(pod: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
 
 
-def test_the_churn_example_runs_in_pods_from_its_package(run_dag, duckdb_warehouse, node, cluster):
+def test_the_churn_example_runs_in_pods_from_its_package(code_folder, run_dag, duckdb_warehouse, node, cluster):
     scheme, bucket = node
     bucket("acme-ml")
     name = f"churn_pods_{scheme}"
@@ -134,7 +144,7 @@ steps:
 """
 
 
-def test_edited_code_reaches_the_next_runs_pods_and_a_retry_keeps_its_runs_code(run_dag, node, cluster):
+def test_edited_code_reaches_the_next_runs_pods_and_a_retry_keeps_its_runs_code(code_folder, run_dag, node, cluster):
     """One spec and one image throughout. The first run's first task pins the package; its
     retry, after the code folder changed, still runs that package; the next run runs the new code."""
     scheme, bucket = node
@@ -184,7 +194,7 @@ steps:
 """
 
 
-def test_an_image_without_a_needed_package_fails_naming_it(run_dag, node, cluster, capsys):
+def test_an_image_without_a_needed_package_fails_naming_it(code_folder, run_dag, node, cluster, capsys):
     scheme, bucket = node
     bucket("missing")
     name = f"missing_{scheme}"
