@@ -266,11 +266,12 @@ def pin(run_folder: str, code: PinnedCode) -> PinnedCode:
     return _read_pin(recorded.fs, path) or code
 
 
-def pinned(run_folder: str) -> PinnedCode | None:
-    """The code version recorded for the run whose folder is ``run_folder``, or None before its
-    first task records one (a later task need not build the package to learn it)."""
-    recorded = Location.of(run_folder)
-    return _read_pin(recorded.fs, recorded.join(RUN_PIN))
+def read_pin(run_folder: str | Location) -> PinnedCode | None:
+    """The code version pinned in a run's folder (a URI, or its :class:`Location` as a listing
+    found it); None when the run pinned none (no python or command step ran in a pod, or the run
+    is older than code packages) or its record is unreadable."""
+    folder = run_folder if isinstance(run_folder, Location) else Location.of(run_folder)
+    return _read_pin(folder.fs, folder.join(RUN_PIN))
 
 
 def _read_pin(fs: pafs.FileSystem, path: str) -> PinnedCode | None:

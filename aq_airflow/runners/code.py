@@ -54,7 +54,7 @@ def ship(run: RunPlan, folder_root: str | None, root: str, run_id: str) -> dict[
     from aq_airflow.artifacts.provenance import git_state
 
     where = run_folder(run, root, run_id)
-    code = code_package.pinned(where)
+    code = code_package.read_pin(where)
     if code is None:
         if folder_root is None:
             raise CodeUnavailable(f"no dags folder to find its code folder `{run.code_folder}` in")
