@@ -12,7 +12,6 @@ from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from aq_airflow.artifacts.labels import item_label
-from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
@@ -63,13 +62,32 @@ class AqPodStepOperator(KubernetesPodOperator):
         context["ti"].xcom_push(key="return_value", value=manifest)
         return manifest
 
+    def _check_environment(self, context: Any) -> None:
+        """Refuse, before a pod is asked for, an environment its container could not start with:
+        a param past the limits templated into `args:` (``environment.args_problem``), or any
+        variable over what Linux takes in one (the API server would take the pod; exec would not)."""
+        plain = {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
+        problem = environment.args_problem(self.plan, plain.get(contract.ARGS), context.get("params"))
+        problem = problem or oversized_variable(plain)
+        if problem:
+            raise StepFailed(f"step `{self.plan.step}` cannot start: {problem}", [])
+
+    def _bound_context(self) -> None:
+        """The rendered ``AQ_CONTEXT`` less the params past the limits (a run's conf may hold
+        anything; a pod's spec is refused over 1.5 MiB), each named in the task log."""
+        for variable in self.env_vars or []:
+            if getattr(variable, "name", None) == contract.CONTEXT and isinstance(variable.value, str):
+                variable.value, refused = environment.bounded_context(variable.value)
+                for why in refused.values():
+                    self.log.warning("step `%s`: %s; left out of the step's `params`", self.plan.step, why)
+
     def _ship_code(self, context: Any) -> None:
         """The run's code package (built, stored and pinned by the run's first task that needs it)
         named in the pod's environment; nothing for `code: image`."""
         dag = context.get("dag")
         folder_root = code.code_root(dag.fileloc if dag else None)
         try:
-            shipped = code.ship(self.plan, folder_root, artifacts_root(self.plan.artifacts), context["run_id"])
+            shipped = code.ship(self.plan, folder_root, context["run_id"])
         except code.CodeUnavailable as unavailable:
             raise StepFailed(f"step `{self.plan.step}` cannot start: {unavailable}", []) from None
         names = set(shipped)
@@ -91,25 +109,6 @@ class AqPodStepOperator(KubernetesPodOperator):
             message = (getattr(terminated, "message", None) or "").strip()
             last = next((line.strip() for line in reversed(message.splitlines()) if line.strip()), "")
             raise StepFailed(f"step `{self.plan.step}` failed: {reason} (exit code {exit_code}): {last}", []) from None
-
-    def _check_environment(self, context: Any) -> None:
-        """Refuse, before a pod is asked for, an environment its container could not start with:
-        a param past the limits templated into `args:` (``environment.args_problem``), or any
-        variable over what Linux takes in one (the API server would take the pod; exec would not)."""
-        plain = {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
-        problem = environment.args_problem(self.plan, plain.get(contract.ARGS), context.get("params"))
-        problem = problem or oversized_variable(plain)
-        if problem:
-            raise StepFailed(f"step `{self.plan.step}` cannot start: {problem}", [])
-
-    def _bound_context(self) -> None:
-        """The rendered ``AQ_CONTEXT`` less the params past the limits (a run's conf may hold
-        anything; a pod's spec is refused over 1.5 MiB), each named in the task log."""
-        for variable in self.env_vars or []:
-            if getattr(variable, "name", None) == contract.CONTEXT and isinstance(variable.value, str):
-                variable.value, refused = environment.bounded_context(variable.value)
-                for why in refused.values():
-                    self.log.warning("step `%s`: %s; left out of the step's `params`", self.plan.step, why)
 
 
 def _terminated(remote_pod: Any, container: str) -> Any:

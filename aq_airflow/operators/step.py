@@ -86,7 +86,7 @@ class AqLocalStepOperator(BaseOperator):
             attempt = None if run.command.runs_runtime else clear(output)
         dag_file = context["dag"].fileloc if context.get("dag") else None
         try:  # the run's code package, as a pod gets it: the runtime puts it first on the path
-            env.update(code.ship(run, code.code_root(dag_file), root, context["run_id"]))
+            env.update(code.ship(run, code.code_root(dag_file), context["run_id"]))
         except code.CodeUnavailable as unavailable:
             raise StepFailed(f"step `{run.step}` cannot start: {unavailable}", []) from None
         # after the package (or, with `code: image`, the worker's installed packages): the dags

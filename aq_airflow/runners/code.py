@@ -15,6 +15,7 @@ import os
 import posixpath
 from dataclasses import asdict
 
+from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runtime import contract
 
@@ -42,12 +43,13 @@ def run_folder(run: RunPlan, root: str, run_id: str) -> str:
     return posixpath.dirname(run.output.location(root, run_id).rstrip("/"))
 
 
-def ship(run: RunPlan, folder_root: str | None, root: str, run_id: str) -> dict[str, str]:
+def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
     """The step's package variables for this run: the run's pinned package, or (the run's first
-    task) the code folder built, uploaded under ``root`` and pinned. Empty for ``code: image``.
-    Raises :class:`CodeUnavailable`."""
+    task) the code folder (under ``folder_root``) built, uploaded to the step's artifact store
+    and pinned. Empty for ``code: image``. Raises :class:`CodeUnavailable`."""
     if run.code_folder is None:
         return {}
+    root = artifacts_root(run.artifacts)
     # pyarrow's filesystems: imported when a task runs, not when a local task process parses its DAG
     from aq_airflow.artifacts import code_package
     from aq_airflow.artifacts.code_package import PackageRefused, PinnedCode
