@@ -70,14 +70,10 @@ def airflow_db():
     return _HOME
 
 
-RUN_LOADER = (
-    "import os\nfrom aq_airflow.live_dags import load_dags\n\n"
-    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "local"), local_run=True)\n'
-)
-PROFILE_LOADER = (
-    "import os\nfrom aq_airflow.live_dags import load_dags\n\n"
-    'load_dags(globals(), folder=os.path.join(os.path.dirname(__file__), "profiles"))\n'
-)
+# each in the folder of the specs it loads, as `aq-airflow init` writes one: the plan's code
+# folders are relative to it, and the operators resolve them against the DAG file's folder
+RUN_LOADER = "from aq_airflow.live_dags import load_dags\n\nload_dags(globals(), local_run=True)\n"
+PROFILE_LOADER = "from aq_airflow.live_dags import load_dags\n\nload_dags(globals())\n"
 
 
 @pytest.fixture
@@ -89,8 +85,12 @@ def run_dag(airflow_db, tmp_path, monkeypatch):
 
     dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dags.mkdir(exist_ok=True)
-    (dags / "aq_run_dags.py").write_text(RUN_LOADER)
-    (dags / "aq_profile_dags.py").write_text(PROFILE_LOADER)
+    for folder, loader, text in (
+        ("local", "aq_run_dags.py", RUN_LOADER),
+        ("profiles", "aq_profile_dags.py", PROFILE_LOADER),
+    ):
+        (dags / folder).mkdir(exist_ok=True)
+        (dags / folder / loader).write_text(text)
     monkeypatch.setenv("AQ_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))

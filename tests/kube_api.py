@@ -5,8 +5,12 @@ It serves what KPO calls for a pod task (DESIGN.md section 3): list pods by labe
 a pod, read it (polling), stream its log (follow, timestamps), delete and patch it, list events;
 and ``/version`` (what ``aq-airflow doctor`` asks).
 The kubelet runs each created pod's container command as a local process (``python`` is this
-interpreter), with the pod's env (Secret references resolved from ``secrets``), and reports its
-phase, exit code and output. Every created pod is kept in ``created`` for assertions.
+interpreter), with the pod's env (Secret references resolved from ``secrets``), in an empty
+working folder, with an import path of aq-airflow's own install only (what an image with the
+runtime has: never the dags folder, so only a code package can supply a step's code), and
+reports its phase, exit code and output; a failed container whose ``terminationMessagePolicy``
+is ``FallbackToLogsOnError`` gets its last log lines as its terminated state's message, as a
+kubelet does. Every created pod is kept in ``created`` for assertions.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ import threading
 import uuid
 
 from aiohttp import web
+
+import aq_airflow
+
+# the folder aq-airflow is imported from here: a pod's import path holds it and nothing else
+_RUNTIME_PATH = os.path.dirname(os.path.dirname(os.path.abspath(aq_airflow.__file__)))
 
 
 def _now() -> str:
@@ -206,7 +215,7 @@ class FakeKubernetes:
 
     # -- kubelet -------------------------------------------------------------------------------
     def _env(self, container: dict) -> dict[str, str]:
-        env = {"PATH": os.environ["PATH"], **self.extra_env}
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": _RUNTIME_PATH, **self.extra_env}
         for var in container.get("env") or []:
             if "value" in var:
                 env[var["name"]] = var["value"]
@@ -243,6 +252,8 @@ class FakeKubernetes:
         code = await process.wait()
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
                       "finishedAt": _now()}  # fmt: skip
+        if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            terminated["message"] = "\n".join(text for _, text in self.logs[key][-80:])[-2048:]
         if key in self.pods:
             pod["status"].update(
                 phase="Succeeded" if code == 0 else "Failed",

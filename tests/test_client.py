@@ -20,13 +20,13 @@ pytestmark = pytest.mark.slow  # its module fixtures run pipelines with aq-airfl
 
 CLI = [sys.executable, "-m", "aq_airflow.cli"]
 
-# Every function logs its call (calls.log beside the module): resume tests count what ran.
+# Every function logs its call (calls.log beside the spec): resume tests count what ran.
 STEPS = """
 import os
 
 import pyarrow as pa
 
-LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.log")
+LOG = os.path.join(CALLS_FOLDER, "calls.log")
 
 
 def _called(name):
@@ -82,7 +82,8 @@ steps:
 def make_spec(folder: Path, name: str) -> Path:
     """A small pipeline with a sql step, a table, an object, a mapped step and its fan-in."""
     module = f"{name}_steps"
-    (folder / f"{module}.py").write_text(STEPS)
+    # the log beside the spec: the module runs from the run's code package, extracted elsewhere
+    (folder / f"{module}.py").write_text(STEPS.replace("CALLS_FOLDER", repr(str(folder))))
     spec = folder / f"{name}.aq.yaml"
     spec.write_text(textwrap.dedent(SPEC.format(name=name, module=module)))
     return spec

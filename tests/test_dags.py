@@ -186,7 +186,9 @@ def test_secrets_reach_pods_only_as_secret_references(bag):
 
 def test_command_step_runs_its_own_command(bag):
     container = pod_dict(bag.dags["fraud_training"].get_task("evaluate.run"))["spec"]["containers"][0]
-    assert container["command"] == ["fraud-eval", "--report", "/tmp/report.html"]
+    # through the runtime, which fetches the run's code package and runs the command in its folder
+    assert container["command"] == ["python", "-m", "aq_airflow.runtime"]
+    assert container["args"] == ["--command", "--", "fraud-eval", "--report", "/tmp/report.html"]
     assert container["image"].endswith("fraud-eval:2.3.0")
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AQ_INPUT_GBM"].endswith("/train_gbm") and env["AQ_OUTPUT"].endswith("/evaluate")

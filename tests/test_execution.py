@@ -197,4 +197,5 @@ def test_a_local_command_is_templated_as_a_pod_command_is():
     task.render_template_fields(
         {"ds": "2026-03-01", "logical_date": when, "run_id": "r1", "params": {}, "dag_run": dag_run}
     )
-    assert task.argv == ["/bin/sh", "-c", "echo 2026-03-01"]
+    # through the runtime, which fetches the run's code package and runs the command in its folder
+    assert task.argv == ["python", "-m", "aq_airflow.runtime", "--command", "--", "/bin/sh", "-c", "echo 2026-03-01"]

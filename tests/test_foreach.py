@@ -373,6 +373,7 @@ POD_SPEC = """
 pipeline: {name}
 artifacts: {artifacts}
 cluster: eks
+code: k8s_code
 defaults:
   image: ghcr.io/acme/steps:1
   env:
@@ -413,6 +414,7 @@ def test_a_mapped_gpu_step_runs_one_pod_per_item_with_its_placement(run_dag, clu
                   key=lambda env: env["AQ_MAP_INDEX"])  # fmt: skip
     assert [(env["AQ_ITEM"], env["AQ_MAP_INDEX"]) for env in envs] == [('"eu"', "0"), ('"us"', "1")]
     assert [env["AQ_OUTPUT"].rsplit("/", 2)[-2:] for env in envs] == [["doubled", "0"], ["doubled", "1"]]
+    assert len({env["AQ_CODE_DIGEST"] for env in envs}) == 1  # every item runs the run's one package
     labels = [tis(dag_run)["doubled.run", i].rendered_map_index for i in (0, 1)]
     assert labels == ["eu", "us"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import kubernetes_validate
 import pyarrow.parquet as pq
@@ -17,6 +18,7 @@ PIPELINE = """
 pipeline: {name}
 artifacts: {artifacts}
 cluster: eks
+code: k8s_code
 defaults:
   image: ghcr.io/acme/steps:1
   env:
@@ -38,8 +40,10 @@ def cluster(tmp_path_factory):
     """One API server for the module, reached through the `kubernetes_default` connection (the
     Kubernetes client reads $KUBECONFIG once per process, so the path goes in the connection)."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    steps = tmp_path / "k8s_steps"
-    steps.mkdir()
+    # the steps' code folder, beside the specs `run_dag` writes: it reaches the pods only as the
+    # run's code package (the kubelet's import path holds aq-airflow alone)
+    steps = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / "k8s_code" / "k8s_steps"
+    steps.mkdir(parents=True, exist_ok=True)
     (steps / "__init__.py").write_text(
         "import os\nimport pyarrow as pa\n\n"
         "def numbers():\n    print('making numbers'); return pa.table({'n': list(range(100))})\n\n"
@@ -48,9 +52,7 @@ def cluster(tmp_path_factory):
         "    return pa.table({'n': [v * factor for v in numbers.column('n').to_pylist()]})\n\n"
         "def broken(numbers):\n    print('about to fail'); raise RuntimeError('the model diverged')\n"
     )
-    with FakeKubernetes(
-        secrets={("api", "token"): "s3cret"}, extra_env={"PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
-    ) as fake:
+    with FakeKubernetes(secrets={("api", "token"): "s3cret"}) as fake:
         connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": fake.kubeconfig(str(tmp_path))}}
         os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(connection)
         try:

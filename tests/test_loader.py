@@ -371,11 +371,15 @@ def _team_spec(folder, name: str = "team_orders", cluster: str = "local", extra:
 
 def test_a_spec_in_a_subfolder_imports_its_code_from_beside_it(bundle_dags, tmp_path, monkeypatch, duckdb_warehouse):
     import json
+    import os
 
     import pendulum
     from airflow.utils.session import create_session
 
+    from aq_airflow.artifacts import code_package
+
     monkeypatch.setenv("AQ_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.delenv("AQ_CODE_CACHE", raising=False)
     _team_spec(bundle_dags)
     dag = DagBag(dag_folder=str(bundle_dags)).dags["team_orders"]
     assert INVALID_TAG not in dag.tags, dag.description
@@ -386,8 +390,12 @@ def test_a_spec_in_a_subfolder_imports_its_code_from_beside_it(bundle_dags, tmp_
     assert dag_run.state == "success", states
     root = tmp_path / "artifacts" / "team_orders" / dag_run.run_id
     assert json.loads((root / "orders" / "_manifest.json").read_text())["rows"] == 5
-    # the command step's `python -m` found the package beside the spec too (AQ_CODE first on PYTHONPATH)
-    assert (root / "report" / "where.txt").read_text() == str(bundle_dags / "team")
+    # the command step's `python -m` found the package beside the spec too: in the run's code package
+    # of the spec's folder (extracted, its working folder and first on PYTHONPATH)
+    pinned = json.loads((root / "_code.json").read_text())
+    extracted = os.path.join(code_package.default_cache(), pinned["digest"].removeprefix("sha256:"))
+    assert (root / "report" / "where.txt").read_text() == extracted
+    assert os.path.isfile(os.path.join(extracted, "shop_beside", "orders.py"))
 
 
 def _validate(*paths):

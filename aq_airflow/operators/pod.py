@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from aq_airflow.artifacts.labels import item_label
@@ -16,7 +17,7 @@ from aq_airflow.artifacts.provenance import PROVENANCE, Provenance
 from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
-from aq_airflow.runners import environment, kubernetes
+from aq_airflow.runners import code, environment, kubernetes
 from aq_airflow.runners.local import oversized_variable
 from aq_airflow.runtime import contract, record
 
@@ -47,6 +48,7 @@ class AqPodStepOperator(KubernetesPodOperator):
         runtime = plan.command.runs_runtime
         self._bound_context()
         self._check_environment(context)
+        self._ship_code(context)
         attempt = None if runtime else clear(output)
         started = record.now()
         super().execute(context)
@@ -110,3 +112,39 @@ class AqPodStepOperator(KubernetesPodOperator):
                 variable.value, refused = environment.bounded_context(variable.value)
                 for why in refused.values():
                     self.log.warning("step `%s`: %s; left out of the step's `params`", self.plan.step, why)
+
+    def _ship_code(self, context: Any) -> None:
+        """The run's code package (built, stored and pinned by the run's first task that needs it)
+        named in the pod's environment; nothing for `code: image`."""
+        dag = context.get("dag")
+        folder_root = code.code_root(dag.fileloc if dag else None)
+        try:
+            shipped = code.ship(self.plan, folder_root, context["run_id"])
+        except code.CodeUnavailable as unavailable:
+            raise StepFailed(f"step `{self.plan.step}` cannot start: {unavailable}", []) from None
+        names = set(shipped)
+        kept = [v for v in self.env_vars or [] if getattr(v, "name", None) not in names]  # a retry's earlier ones
+        self.env_vars = kept + kubernetes.env_vars(shipped, ())
+
+    def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
+        """KubernetesPodOperator's clean-up, whose failure for the runtime's own exit codes (the
+        code package, a missing Python package) says so, with the runtime's one-line reason (the
+        container's termination message)."""
+        try:
+            super().cleanup(pod, remote_pod, *args, **kwargs)
+        except AirflowException:
+            terminated = _terminated(remote_pod, self.base_container_name)
+            exit_code = getattr(terminated, "exit_code", None)
+            reason = code.failure_reason(exit_code)
+            if reason is None:
+                raise
+            message = (getattr(terminated, "message", None) or "").strip()
+            last = next((line.strip() for line in reversed(message.splitlines()) if line.strip()), "")
+            raise StepFailed(f"step `{self.plan.step}` failed: {reason} (exit code {exit_code}): {last}", []) from None
+
+
+def _terminated(remote_pod: Any, container: str) -> Any:
+    """The terminated state of ``container`` in the pod's last status, or None."""
+    statuses = getattr(getattr(remote_pod, "status", None), "container_statuses", None) or []
+    status = next((s for s in statuses if getattr(s, "name", None) == container), None)
+    return getattr(getattr(status, "state", None), "terminated", None)

@@ -22,7 +22,7 @@ from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.plan.model import RunPlan
-from aq_airflow.runners import environment, local
+from aq_airflow.runners import code, environment, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runtime import contract, record
 
@@ -85,12 +85,14 @@ class AqLocalStepOperator(BaseOperator):
 
             output = Location.of(uri)
             attempt = None if run.command.runs_runtime else clear(output)
-        dags_folder = os.path.dirname(context["dag"].fileloc) if context.get("dag") else None
-        code_root = os.environ.get(contract.CODE_ROOT) or dags_folder
-        env.update(environment.code_environment(run, code_root) if code_root else {})
-        # the spec's folder first (a command step's `python -m pkg` finds it too), then the dags
-        # folder's root, as before
-        paths = (env.get(contract.CODE), dags_folder, os.environ.get("PYTHONPATH"))
+        dag_file = context["dag"].fileloc if context.get("dag") else None
+        try:  # the run's code package, as a pod gets it: the runtime puts it first on the path
+            env.update(code.ship(run, code.code_root(dag_file), context["run_id"]))
+        except code.CodeUnavailable as unavailable:
+            raise StepFailed(f"step `{run.step}` cannot start: {unavailable}", []) from None
+        # after the package (or, with `code: image`, the worker's installed packages): the dags
+        # folder's root, as the dag-processor has it
+        paths = (os.path.dirname(dag_file) if dag_file else None, os.environ.get("PYTHONPATH"))
         pythonpath = os.pathsep.join(dict.fromkeys(p for p in paths if p))
         too_large = local.oversized_variable(env)
         if too_large:
@@ -103,7 +105,11 @@ class AqLocalStepOperator(BaseOperator):
             self._process = LocalProcess(local.executable(self.argv), env=env, cwd=workdir)
             try:
                 self._process.run()
-            except (local.ProcessFailed, local.StartRefused) as failure:
+            except local.ProcessFailed as failure:
+                reason = code.failure_reason(failure.returncode)
+                why = f"{reason} (exit code {failure.returncode}): {failure.last_line}" if reason else str(failure)
+                raise StepFailed(f"step `{run.step}` failed: {why}", failure.tail) from None
+            except local.StartRefused as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
             # the manifest this step's runtime just committed, for XCom, its shape checked; its files

@@ -1,10 +1,11 @@
 """Where a python step's module is looked for, checked before it runs (``validate``, ``dagbag``).
 
-The local runner imports a step's function with the step's code folder (its spec's folder) first
-on the path, then the dags folder's root (``AQ_CODE``, ``runners.environment``). A module found
-in neither fails only at run time (``ModuleNotFoundError``), so validate looks for its top-level
-package or module there, on the filesystem only: user code is never imported here. Steps on
-Kubernetes carry their code in their image, which validate cannot see: not checked.
+The local runner imports a step's function from the run's package of the step's code folder (its
+spec's folder) first, then the dags folder's root (``runners.code``, ``runtime.code``). A module
+found in neither fails only at run time (``ModuleNotFoundError``), so validate looks for its
+top-level package or module there, on the filesystem only: user code is never imported here.
+Steps on Kubernetes get the same package, but may import modules their image installs, which
+validate cannot see: not checked.
 
 Not run by the loader (it costs file lookups per step at every parse).
 """

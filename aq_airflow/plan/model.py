@@ -214,8 +214,9 @@ class RunPlan:
     placement: Placement | None = None
     pod: PodSettings | None = None
     foreach: Foreach | None = None  # a mapped step: the item arrives as `item` / AQ_ITEM
-    # python and command steps: the folder of the step's own code (the spec's folder), relative to
-    # the dags folder ("." at its root); the runtime puts it first on sys.path (`AQ_CODE`)
+    # python and command steps: the folder of the step's own code (the spec's folder, or `code:`),
+    # relative to the dags folder ("." at its root), shipped as the run's code package
+    # (`runners.code`); None for `code: image` (nothing shipped)
     code_folder: str | None = None
     # the most bytes the code package's files may hold (the spec's `code_max_size`); None: the
     # default (`artifacts.code_package.DEFAULT_SIZE_LIMIT`)

@@ -8,7 +8,6 @@ renders before the step starts.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -122,14 +121,6 @@ def args_problem(run: RunPlan, rendered: str | None, params: Any) -> str | None:
             "`args:` smaller (keep large data in a file or table and pass its path or name)"
         )
     return None
-
-
-def code_environment(run: RunPlan, dags_folder: str) -> dict[str, str]:
-    """``AQ_CODE``: the step's code folder (its spec's folder, from the plan) under the folder the
-    plan's paths are relative to. Pods carry their code in the image and get none of it yet."""
-    if run.code_folder is None:
-        return {}
-    return {contract.CODE: os.path.normpath(os.path.join(dags_folder, run.code_folder))}
 
 
 # the item's variables: a mapped step gets exactly one of the first two (runtime.step reads AQ_ITEM first)

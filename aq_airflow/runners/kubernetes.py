@@ -44,9 +44,13 @@ def _model(kind: type, **fields):
 
 def command(run: RunPlan) -> tuple[list[str], list[str]]:
     """The container's ``cmds`` and ``arguments``: the aq runtime calling the step's function,
-    or the user's own command."""
+    or the user's own command (through the runtime, which fetches the code package and runs the
+    command in its folder, when one is shipped: such an image needs Python with aq-airflow, as a
+    python step's does; with `code: image` the command runs as it is)."""
     if run.command.runs_runtime:
         return contract.runtime_command("python"), contract.runtime_arguments(run.command.function)
+    if run.code_folder is not None:
+        return contract.runtime_command("python"), contract.command_arguments(list(run.command.argv))
     return list(run.command.argv), []
 
 
@@ -83,6 +87,10 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
             "fsGroup": pod.run_as_user,
         },
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
+        # a failed container's last log lines become its terminated state's message (unless the
+        # runtime wrote the termination-message file): the runtime's one-line reason reaches the
+        # pod's status, and so the task's error
+        "termination_message_policy": "FallbackToLogsOnError",
     }
 
 

@@ -39,9 +39,12 @@ def oversized_variable(env: dict[str, str]) -> str | None:
 
 def command(run: RunPlan) -> list[str]:
     """The step's argv as a pod would run it: the aq runtime calling its function, or the user's
-    command (Airflow renders templates in it before :func:`executable`)."""
+    command (through the runtime, which fetches the code package first, when one is shipped;
+    Airflow renders templates in it before :func:`executable`)."""
     if run.command.runs_runtime:
         return contract.runtime_command("python") + contract.runtime_arguments(run.command.function)
+    if run.code_folder is not None:
+        return contract.runtime_command("python") + contract.command_arguments(list(run.command.argv))
     return list(run.command.argv)
 
 
@@ -58,8 +61,8 @@ class ProcessFailed(Exception):
         self.returncode = returncode
         self.tail = tail
         how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
-        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
-        super().__init__(f"the step's process {how}" + (f": {last}" if last else ""))
+        self.last_line = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        super().__init__(f"the step's process {how}" + (f": {self.last_line}" if self.last_line else ""))
 
 
 class StartRefused(Exception):

@@ -27,21 +27,23 @@ ITEM = "AQ_ITEM"  # JSON: a `foreach:` step's item (a python step's function get
 # (a path or URI in the artifact store, as AQ_OUTPUT) of a file holding the item's JSON
 ITEM_FROM = "AQ_ITEM_FROM"
 MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its output is under `{step}/{index}/`)
-# the folder of the step's own code (its spec's folder); the runtime puts it first on sys.path before
-# importing a python step's function. Unset: the code is importable already (installed in a pod's image)
-CODE = "AQ_CODE"
 # The folder a plan's code folders are relative to (`RunPlan.code_folder`), in the worker's own
 # environment: by default the dags folder, the loader file's. `aq-airflow run` runs a spec from a
-# temporary dags folder and names the spec's real folder here, so its code is imported from there.
+# temporary dags folder and names the spec's real folder here, so its code is packaged from there.
 CODE_ROOT = "AQ_CODE_ROOT"
-# The step's code package (``artifacts.code_package``): where it is in the artifact store and its
-# digest (``sha256:<hex>``, pinned once per DAG run). The runtime fetches it, checks the digest,
-# extracts it once per digest under CODE_CACHE and puts that folder first on the import path (a
-# command step runs in it). Unset (`code: image`): the image's own copy of the code is used.
+# The step's code package (``artifacts.code_package``), set by the task that starts the step
+# (``runners.code``), in a pod and in a local process alike: where it is in the artifact store and
+# its digest (``sha256:<hex>``, pinned once per DAG run: every task and retry of the run gets the
+# same). The runtime (``runtime.code``) fetches it, checks the digest, extracts it once per digest
+# under CODE_CACHE and puts that folder first on the import path before a python step's function
+# is imported; a command step runs through ``--command`` (COMMAND_FLAG) with that folder as its
+# working directory and first on PYTHONPATH. Unset (`code: image`): nothing is shipped, and the
+# step runs the code its image (on the local runner, the worker's Python) has installed.
 CODE_URI = "AQ_CODE_URI"
 CODE_DIGEST = "AQ_CODE_DIGEST"
 # Where packages are extracted, one folder per digest, shared by the steps on one machine or node
-# (default: ``aq-airflow-code`` in the temporary folder)
+# (default: ``aq-airflow-code`` in the temporary folder); read from the step's own environment
+# (the worker's, for a local process; the image's or the node's, for a pod)
 CODE_CACHE = "AQ_CODE_CACHE"
 # JSON {"commit": sha, "dirty": bool} of the code folder's git checkout where it is one (provenance)
 CODE_GIT = "AQ_CODE_GIT"
@@ -51,7 +53,8 @@ TRY_NUMBER = "AQ_TRY_NUMBER"  # Airflow's try number of the task that started th
 
 # The runtime's exit codes: the step's own failure, and the two that are not the user code's: a
 # package that cannot be fetched or is not what its digest says, and a module the step's code
-# imports that the image does not have (named before the user's code runs).
+# imports that the image does not have (named before the user's code runs, with the file and line
+# importing it). The operators turn 3 and 4 into their own failure reasons (``runners.code``).
 EXIT_STEP_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CODE_PACKAGE = 3
@@ -90,6 +93,12 @@ def runtime_command(python: str) -> list[str]:
 def runtime_arguments(function: str) -> list[str]:
     """The runtime's arguments: the step's ``module:function``."""
     return [FUNCTION_FLAG, function]
+
+
+def command_arguments(argv: list[str]) -> list[str]:
+    """The runtime's arguments for a command step whose code package is shipped: fetch it, then
+    run ``argv`` in its folder."""
+    return [COMMAND_FLAG, "--", *argv]
 
 
 def input_variable(name: str) -> str:

@@ -22,7 +22,7 @@ from aq_airflow.artifacts.items import gather, read_item
 from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.artifacts.values import read_input, write_output
-from aq_airflow.runtime import contract, record
+from aq_airflow.runtime import code, contract, record
 from aq_airflow.runtime.param_limits import FIX
 
 
@@ -30,12 +30,13 @@ class StepFailed(Exception):
     """A user-facing failure: the message says which step, which function, which input."""
 
 
-def _import(path: str, code: str | None = None):
-    """The step's function; ``code`` (``AQ_CODE``), the folder of the step's own code, is
-    searched first, so the step imports what sits beside its spec wherever the spec is."""
-    if code and (not sys.path or sys.path[0] != code):
-        sys.path.insert(0, code)
+def _import(path: str, env: dict[str, str]):
+    """The step's function, from its code package when one is shipped (``runtime.code``: first on
+    the path, its imports checked first), else from what this Python has installed."""
     module_name, _, attr = path.partition(":")
+    folder = code.use_package(env)
+    if folder:
+        code.check_imports(folder, module_name, env)
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -140,13 +141,14 @@ def call_arguments(function, env: dict[str, str], step: str, digests: dict | Non
 
 
 def run_step(function_path: str, env: dict[str, str]) -> dict:
-    """Run the step; returns its committed manifest. Raises :class:`StepFailed`."""
+    """Run the step; returns its committed manifest. Raises :class:`StepFailed`, or a
+    ``runtime.code.CodeProblem`` when its code package or a module it imports is missing."""
     step = env.get(contract.STEP, "?")
     output = env.get(contract.OUTPUT)
     if not output:
         raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
     started, began = time.perf_counter(), record.now()
-    function = _import(function_path, env.get(contract.CODE))
+    function = _import(function_path, env)
     digests: dict[str, str | None] = {}
     kwargs = call_arguments(function, env, step, digests)
     location = Location.of(output)
@@ -180,12 +182,18 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != contract.FUNCTION_FLAG:
-        print("usage: python -m aq_airflow.runtime --function package.module:function", file=sys.stderr)
-        return 2
+        print(
+            f"usage: python -m aq_airflow.runtime {contract.FUNCTION_FLAG} package.module:function\n"
+            f"       python -m aq_airflow.runtime {contract.COMMAND_FLAG} -- command [args...]",
+            file=sys.stderr,
+        )
+        return contract.EXIT_USAGE
     try:
         manifest = run_step(argv[1], dict(os.environ))
     except StepFailed as failure:
         print(f"aq-airflow: {failure}", file=sys.stderr)
-        return 1
+        return contract.EXIT_STEP_FAILED
+    except code.CodeProblem as problem:
+        return code.report(problem)
     print(json.dumps(manifest))
     return 0

@@ -289,13 +289,13 @@ def test_small_items_stay_inline_until_the_list_budget_then_the_largest_go_by_re
     assert item_refs.by_reference(pair, [item_refs.encode(item) for item in pair]) == [1]
 
 
-def test_a_step_whose_item_file_is_gone_fails_naming_the_step_and_the_file(tmp_path):
+def test_a_step_whose_item_file_is_gone_fails_naming_the_step_and_the_file(tmp_path, monkeypatch):
     from aq_airflow.runtime.step import StepFailed, run_step
 
     (tmp_path / "item_fn.py").write_text("def f(item):\n    return item\n")
     missing = str(tmp_path / "per" / "_items" / "4.json")
-    env = {"AQ_STEP": "per", "AQ_OUTPUT": str(tmp_path / "per" / "4"), "AQ_CODE": str(tmp_path),
-           "AQ_ITEM_FROM": missing, "AQ_MAP_INDEX": "4"}  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))  # the step's code, as an image has it installed
+    env = {"AQ_STEP": "per", "AQ_OUTPUT": str(tmp_path / "per" / "4"), "AQ_ITEM_FROM": missing, "AQ_MAP_INDEX": "4"}
     with pytest.raises(StepFailed, match=rf"step `per`: no item of step `per` at {missing}"):
         run_step("item_fn:f", env)
     os.makedirs(os.path.dirname(missing))
@@ -365,7 +365,7 @@ GATHER = "def total(per):\n    return per\n"
 
 
 @pytest.mark.parametrize(("data", "why"), BAD_LISTS[:5])
-def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path, data, why):
+def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path, data, why, monkeypatch):
     """The runtime's fan-in (the step's process): a StepFailed naming the step, the input and the
     producer's item list, never a traceback."""
     from aq_airflow.runtime import contract
@@ -375,8 +375,9 @@ def test_a_fan_in_over_a_malformed_item_list_fails_its_step_naming_both(tmp_path
     per = tmp_path / "per"
     bad_list(per, data)
     inputs = contract.encode_inputs({"per": "per"}, True, ["per"])
-    env = {"AQ_STEP": "total", "AQ_OUTPUT": str(tmp_path / "total"), "AQ_CODE": str(tmp_path),
-           contract.INPUTS: inputs, "AQ_INPUT_PER": str(per)}  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))  # the step's code, as an image has it installed
+    env = {"AQ_STEP": "total", "AQ_OUTPUT": str(tmp_path / "total"), contract.INPUTS: inputs,
+           "AQ_INPUT_PER": str(per)}  # fmt: skip
     with pytest.raises(StepFailed) as failed:
         run_step("gather_fn:total", env)
     assert str(failed.value) == f"step `total`, input `per`: {refusal(str(per), 'per', why)}"

@@ -1,0 +1,95 @@
+"""A step's code package on the worker, for both runners: built from the step's code folder,
+stored in the artifact store and pinned to the DAG run when its first task runs
+(``artifacts.code_package``), and named to the step in ``AQ_CODE_URI``/``AQ_CODE_DIGEST``
+(``runtime.contract``), so a pod and a local process run the same bytes.
+
+One DAG run, one code version: a later task, or a retry, of the run reads the run's pin and uses
+that package, without building one, even if the dags folder changed since; the next run builds
+and pins the new code. ``code: image`` (no code folder in the plan) ships nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import asdict
+
+from aq_airflow.artifacts.root import artifacts_root
+from aq_airflow.plan.model import RunPlan
+from aq_airflow.runtime import contract
+
+# what the operators say of the runtime's own exit codes (not the user code's failures)
+FAILURE_REASONS = {
+    contract.EXIT_CODE_PACKAGE: "its code package could not be fetched",
+    contract.EXIT_MISSING_DEPENDENCY: "a Python package its code imports is missing",
+}
+
+
+class CodeUnavailable(Exception):
+    """The step's code cannot be shipped: the folder is refused as a package, or the run's pinned
+    package is gone from the store. The message says why and what to do (the operator names the
+    step)."""
+
+
+def code_root(dag_file: str | None) -> str | None:
+    """The folder the plan's code folders are relative to: ``AQ_CODE_ROOT`` where the worker
+    names one (``aq-airflow run``), else the folder of the file that built the DAG."""
+    return os.environ.get(contract.CODE_ROOT) or (os.path.dirname(dag_file) if dag_file else None)
+
+
+def run_folder(run: RunPlan, root: str, run_id: str) -> str:
+    """The DAG run's folder in the store at ``root`` (where its pin, ``_code.json``, is kept)."""
+    return posixpath.dirname(run.output.location(root, run_id).rstrip("/"))
+
+
+def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
+    """The step's package variables for this run: the run's pinned package, or (the run's first
+    task) the code folder (under ``folder_root``) built, uploaded to the step's artifact store
+    and pinned. Empty for ``code: image``. Raises :class:`CodeUnavailable`."""
+    if run.code_folder is None:
+        return {}
+    root = artifacts_root(run.artifacts)
+    # pyarrow's filesystems: imported when a task runs, not when a local task process parses its DAG
+    from aq_airflow.artifacts import code_package
+    from aq_airflow.artifacts.code_package import PackageRefused, PinnedCode
+    from aq_airflow.artifacts.provenance import git_state
+
+    where = run_folder(run, root, run_id)
+    code = code_package.read_pin(where)
+    if code is None:
+        if folder_root is None:
+            raise CodeUnavailable(f"no dags folder to find its code folder `{run.code_folder}` in")
+        folder = os.path.normpath(os.path.join(folder_root, run.code_folder))
+        if not os.path.isdir(folder):
+            raise CodeUnavailable(f"its code folder {folder} is not on this worker: the dags folder must hold it")
+        try:
+            package = code_package.build(folder, run.code_max_size)
+        except PackageRefused as refused:
+            raise CodeUnavailable(f"its code cannot be packaged: {refused}") from None
+        uri = code_package.upload(package, root)
+        git = git_state(folder)
+        code = code_package.pin(where, PinnedCode(package.digest, uri, asdict(git) if git else None))
+    elif not _stored(code.uri):
+        raise CodeUnavailable(
+            f"this run's code package {code.digest} is no longer at {code.uri} (deleted from the "
+            "artifact store?): start a new run, which packages the code folder again"
+        )
+    env = {contract.CODE_URI: code.uri, contract.CODE_DIGEST: code.digest}
+    if code.git:
+        env[contract.CODE_GIT] = json.dumps(code.git, sort_keys=True)
+    return env
+
+
+def _stored(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    from aq_airflow.artifacts.store import filesystem
+
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def failure_reason(exit_code: int | None) -> str | None:
+    """What a step's exit code says when the runtime, not the user's code, stopped it."""
+    return FAILURE_REASONS.get(exit_code) if exit_code is not None else None

@@ -1,0 +1,126 @@
+"""The step's code package where the step runs: fetched, checked and extracted
+(``artifacts.code_package.fetch``), put first on the import path, its imports checked against
+this Python before any of the user's code runs; and a ``command`` step started in its folder.
+
+The task that starts a step names the package in ``AQ_CODE_URI`` and ``AQ_CODE_DIGEST``
+(``runners.code``); without them (``code: image``) the step runs the code its image (or, on the
+local runner, the worker's Python) already has, and nothing here does anything. The failures
+here are not the user code's: each has its own exit code (``runtime.contract``) and one line
+saying what is wrong, which the runtime also writes to the container's termination-message file
+where Kubernetes gives it one, so the pod's status carries it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from aq_airflow.runtime import contract
+from aq_airflow.runtime.imports import missing_modules
+
+TERMINATION_LOG = "/dev/termination-log"  # Kubernetes' default terminationMessagePath
+
+
+class CodeProblem(Exception):
+    """The step cannot run its code, for a reason that is not the code's: ``exit_code`` says which."""
+
+    exit_code = contract.EXIT_STEP_FAILED
+
+
+class PackageUnavailable(CodeProblem):
+    """The package cannot be fetched, or is not the bytes its digest names."""
+
+    exit_code = contract.EXIT_CODE_PACKAGE
+
+
+class MissingDependency(CodeProblem):
+    """The step's code imports a module this Python (the image's) does not have."""
+
+    exit_code = contract.EXIT_MISSING_DEPENDENCY
+
+
+def package_folder(env: dict[str, str]) -> str | None:
+    """The extracted folder of the step's package (fetched once per digest into ``AQ_CODE_CACHE``,
+    default ``artifacts.code_package.default_cache()``), or None when no package is shipped."""
+    digest, uri = env.get(contract.CODE_DIGEST), env.get(contract.CODE_URI)
+    if not digest:
+        return None
+    step = env.get(contract.STEP, "?")
+    if not uri:
+        raise PackageUnavailable(f"step `{step}`: {contract.CODE_DIGEST} is set without {contract.CODE_URI}")
+    from aq_airflow.artifacts import code_package  # pyarrow's filesystems: only when a package is shipped
+
+    try:
+        return code_package.fetch(uri, digest, env.get(contract.CODE_CACHE) or None)
+    except Exception as error:  # any failure to fetch is this one failure, in one line
+        why = " ".join(str(error).split()) or type(error).__name__
+        raise PackageUnavailable(f"step `{step}`: cannot fetch its code package {digest} from {uri}: {why}") from None
+
+
+def use_package(env: dict[str, str]) -> str | None:
+    """:func:`package_folder`, put first on ``sys.path`` (the package's modules win over any
+    other copy on the path, the image's included)."""
+    folder = package_folder(env)
+    if folder and (not sys.path or sys.path[0] != folder):
+        sys.path.insert(0, folder)
+    return folder
+
+
+def check_imports(folder: str, module: str, env: dict[str, str]) -> None:
+    """Raise :class:`MissingDependency` naming each module ``module`` (transitively, within the
+    package) imports that this Python cannot find, the image (``AQ_IMAGE``) or the worker's
+    interpreter, and the file and line importing it."""
+    missing = missing_modules(folder, module)
+    if not missing:
+        return
+    image = env.get(contract.IMAGE)
+    python = f"image {image}" if image else f"this worker's Python ({sys.executable})"
+    first, *more = missing
+    message = f"{python} has no Python package `{first.name}` (imported by {first.path} line {first.line})"
+    if more:
+        others = ", ".join(f"`{m.name}` ({m.path} line {m.line})" for m in more)
+        message += f"; nor {others}"
+    fix = "add it to the image" if image else "install it into the worker's environment"
+    raise MissingDependency(f"{message}: {fix}, or stop importing it")
+
+
+def report(problem: CodeProblem) -> int:
+    """Print ``problem`` as the step's last line (and into the termination-message file where
+    the container has one); the runtime's exit code for it."""
+    line = f"aq-airflow: {problem}"
+    print(line, file=sys.stderr, flush=True)
+    if os.path.isfile(TERMINATION_LOG) and os.access(TERMINATION_LOG, os.W_OK):
+        try:
+            with open(TERMINATION_LOG, "w", encoding="utf-8") as handle:
+                handle.write(line[:4096])  # Kubernetes keeps at most 4 KiB of it
+        except OSError:
+            pass
+    return problem.exit_code
+
+
+def run_command(argv: list[str]) -> int:
+    """``python -m aq_airflow.runtime --command -- argv...``: fetch the package, then replace this
+    process with ``argv`` in the package's folder, which is also first on ``PYTHONPATH`` (a
+    ``python -m pkg`` finds the package's modules). ``python`` is the Python running this."""
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print(f"usage: python -m aq_airflow.runtime {contract.COMMAND_FLAG} -- command [args...]", file=sys.stderr)
+        return contract.EXIT_USAGE
+    env = dict(os.environ)
+    try:
+        folder = package_folder(env)
+    except CodeProblem as problem:
+        return report(problem)
+    if folder:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
+        os.chdir(folder)
+    if argv[0] == "python":
+        argv = [sys.executable, *argv[1:]]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, env)  # noqa: S606  the step's own command, as the spec gives it
+    except OSError as error:
+        print(f"aq-airflow: step `{env.get(contract.STEP, '?')}`: cannot start {argv[0]}: {error}", file=sys.stderr)
+        return 127

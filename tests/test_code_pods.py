@@ -1,0 +1,226 @@
+"""Code packages reaching pods: the real KubernetesPodOperator against the loopback Kubernetes
+API, whose test-side kubelet runs each pod in an empty working folder with an import path of
+aq-airflow alone (``tests.kube_api``), so only the run's code package can supply the steps' code;
+the artifact store (and so the package) on each object store's emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aq_airflow.artifacts import code_package
+from aq_airflow.artifacts.store import Location
+from aq_airflow.artifacts.values import read_input
+from tests.conftest import EXAMPLES
+from tests.kube_api import FakeKubernetes
+
+# what a pod on the emulators' node has in its environment: the stores' SDK variables
+STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                   "AWS_REGION", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("code-cluster")
+    with FakeKubernetes() as fake:
+        connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": fake.kubeconfig(str(folder))}}
+        os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(connection)
+        try:
+            yield fake
+        finally:
+            del os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+
+
+@pytest.fixture
+def node(cluster, object_store, tmp_path):
+    """The cluster's node for this test: the store's variables and a package cache of its own
+    (``AQ_CODE_CACHE``, shared by the pods on it, as a hostPath would be). Returns (scheme, bucket)."""
+    scheme, bucket = object_store
+    cluster.extra_env = {
+        **{name: os.environ[name] for name in STORE_VARIABLES if name in os.environ},
+        "AQ_CODE_CACHE": str(tmp_path / "node-cache"),
+    }
+    yield scheme, bucket
+    cluster.extra_env = {}
+
+
+@pytest.fixture
+def code_folder():
+    """Makes code folders beside the specs `run_dag` writes (named in their `code:`), and removes
+    them after the test: the dags folder is the session's, and a spec at its root packages it all."""
+    made = []
+
+    def make(name: str) -> Path:
+        folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / f"{name}_code"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pods_of(cluster, dag_id: str) -> list[dict]:
+    return [pod for pod in cluster.created if pod["metadata"]["labels"]["dag_id"] == dag_id]
+
+
+def container_env(pod: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_the_churn_example_runs_in_pods_from_its_package(code_folder, run_dag, duckdb_warehouse, node, cluster):
+    scheme, bucket = node
+    bucket("acme-ml")
+    name = f"churn_pods_{scheme}"
+    code = code_folder(name)
+    shutil.copytree(EXAMPLES / "churn", code / "churn")
+    text = (EXAMPLES / "churn_scoring.aq.yaml").read_text()
+    text = text.replace("pipeline: churn_scoring", f"pipeline: {name}")
+    text = text.replace("cluster: gke", f"cluster: eks\ncode: {name}_code").replace("retries: 2", "retries: 0")
+    text = text.replace("artifacts: s3://", f"artifacts: {scheme}://")
+    _, dag_run, states = run_dag(name, text, local=False)
+    assert set(states.values()) == {"success"}, states
+    pods = pods_of(cluster, name)
+    assert sorted(p["metadata"]["labels"]["aq-airflow/step"] for p in pods) == ["features", "report", "scores", "train"]
+    digests = {container_env(p)["AQ_CODE_DIGEST"] for p in pods}
+    assert digests == {code_package.build(str(code)).digest}  # one package for the run: the code folder's
+    assert all("PYTHONPATH" not in container_env(p) for p in pods)
+    report = next(p for p in pods if p["metadata"]["labels"]["aq-airflow/step"] == "report")
+    container = report["spec"]["containers"][0]
+    assert container["command"] + container["args"] == [
+        "python", "-m", "aq_airflow.runtime", "--command", "--", "python", "-m", "churn.report"]  # fmt: skip
+    run_root = f"{scheme}://acme-ml/aq/{name}/{dag_run.run_id}"
+    report_output = Location.of(f"{run_root}/report")  # the command step ran in the package's folder
+    with report_output.fs.open_input_stream(report_output.join("report.md")) as handle:
+        assert handle.read().startswith(b"# Churn report")
+    assert Location.of(f"{run_root}/scores").read_manifest()["rows"] > 0
+
+
+CHANGING = '''\
+import os
+import pathlib
+
+VERSION = "v1"
+LIVE = pathlib.Path(os.environ["LIVE_CODE"])  # this very file in the dags folder
+
+
+def flaky():
+    """Its first try changes the code in the dags folder, then fails."""
+    marker = LIVE.with_suffix(".tried")
+    if not marker.exists():
+        marker.write_text("tried")
+        LIVE.write_text(LIVE.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+        raise RuntimeError("the first try fails, after the dags folder changed")
+    return {"version": VERSION}
+
+
+def version(flaky):
+    return {"version": VERSION, "flaky": flaky["version"]}
+'''
+
+CHANGING_SPEC = """
+pipeline: {name}
+artifacts: {artifacts}
+cluster: eks
+code: {name}_code
+defaults:
+  image: ghcr.io/acme/steps:1
+  env: {{LIVE_CODE: "{live}"}}
+steps:
+  flaky:
+    python: changing.steps:flaky
+    retries: 1
+    retry_delay: 1s
+  version:
+    python: changing.steps:version
+    inputs: [flaky]
+"""
+
+
+def test_edited_code_reaches_the_next_runs_pods_and_a_retry_keeps_its_runs_code(code_folder, run_dag, node, cluster):
+    """One spec and one image throughout. The first run's first task pins the package; its
+    retry, after the code folder changed, still runs that package; the next run runs the new code."""
+    scheme, bucket = node
+    bucket("runs")
+    name = f"changing_{scheme}"
+    code = code_folder(name)
+    live = code / "changing" / "steps.py"
+    live.parent.mkdir()
+    (code / "changing" / "__init__.py").write_text("")
+    live.write_text(CHANGING)
+    first_digest = code_package.build(str(code)).digest
+    text = CHANGING_SPEC.format(name=name, artifacts=f"{scheme}://runs/aq", live=live)
+
+    def outputs(dag_run) -> dict:
+        root = f"{scheme}://runs/aq/{name}/{dag_run.run_id}"
+        return {step: read_input(Location.of(f"{root}/{step}"), step, dict) for step in ("flaky", "version")}
+
+    _, first, states = run_dag(name, text, local=False)
+    assert states == {"flaky.run": "success", "version.run": "success"}, states
+    assert 'VERSION = "v2"' in live.read_text()  # the dags folder changed during the run ...
+    assert outputs(first) == {"flaky": {"version": "v1"}, "version": {"version": "v1", "flaky": "v1"}}  # ... not it
+    first_pods = pods_of(cluster, name)
+    assert [p["metadata"]["labels"]["aq-airflow/step"] for p in first_pods] == ["flaky", "flaky", "version"]  # a retry
+    assert {container_env(p)["AQ_CODE_DIGEST"] for p in first_pods} == {first_digest}
+
+    _, second, states = run_dag(name, text, date="2026-03-02", local=False)
+    assert states == {"flaky.run": "success", "version.run": "success"}, states
+    assert outputs(second) == {"flaky": {"version": "v2"}, "version": {"version": "v2", "flaky": "v2"}}
+    second_pods = pods_of(cluster, name)[len(first_pods) :]
+    second_digest = code_package.build(str(code)).digest
+    assert second_digest != first_digest
+    assert {container_env(p)["AQ_CODE_DIGEST"] for p in second_pods} == {second_digest}
+    assert {p["spec"]["containers"][0]["image"] for p in first_pods + second_pods} == {"ghcr.io/acme/steps:1"}
+
+
+MISSING_SPEC = """
+pipeline: {name}
+artifacts: {artifacts}
+cluster: eks
+code: {name}_code
+defaults:
+  image: ghcr.io/acme/churn:1.4.2
+steps:
+  train:
+    python: churn.train:fit
+    retries: 0
+"""
+
+
+def test_an_image_without_a_needed_package_fails_naming_it(code_folder, run_dag, node, cluster, capsys):
+    scheme, bucket = node
+    bucket("missing")
+    name = f"missing_{scheme}"
+    code = code_folder(name)
+    (code / "churn").mkdir()
+    (code / "churn" / "__init__.py").write_text("")
+    (code / "churn" / "train.py").write_text(textwrap.dedent("""\
+        from __future__ import annotations
+
+        import sklearn_not_in_this_image
+
+
+        def fit():
+            return {"never": "run"}
+        """))  # fmt: skip
+    _, _, states = run_dag(name, MISSING_SPEC.format(name=name, artifacts=f"{scheme}://missing/aq"), local=False)
+    assert states == {"train.run": "failed"}
+    message = (
+        "image ghcr.io/acme/churn:1.4.2 has no Python package `sklearn_not_in_this_image` "
+        "(imported by churn/train.py line 3)"
+    )
+    (pod,) = pods_of(cluster, name)
+    logged = [text for _, text in cluster.logs[("default", pod["metadata"]["name"])]]
+    assert logged == [f"aq-airflow: {message}: add it to the image, or stop importing it"]  # no traceback
+    output = capsys.readouterr()
+    text = output.out + output.err
+    # the task's error: the distinct reason, the exit code and the runtime's line
+    reason = "step `train` failed: a Python package its code imports is missing (exit code 4)"
+    assert f"{reason}: aq-airflow: {message}" in text
