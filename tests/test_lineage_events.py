@@ -35,6 +35,7 @@ SPEC = """
 pipeline: {name}
 cluster: local
 artifacts: {artifacts}
+code: {code}
 steps:
   numbers:
     sql: SELECT range AS n, 'x' AS label FROM range(5)
@@ -47,6 +48,14 @@ steps:
 """
 DIGEST = "sha256:" + "ef" * 32
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _git(folder, *args: str) -> str:
+    import subprocess
+
+    identity = ["-c", "user.email=aq@example.com", "-c", "user.name=aq", "-c", "commit.gpgsign=false"]
+    done = subprocess.run(["git", "-C", str(folder), *identity, *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -185,16 +194,30 @@ def validated(event: dict) -> object:
 def test_run_events_carry_code_versions_and_output_schemas(
     run_dag, duckdb_warehouse, lineage_events, tmp_path, monkeypatch
 ):
-    folder = tmp_path / "steps"
-    folder.mkdir()
-    (folder / "lineage_steps.py").write_text("def scale(numbers):\n    return numbers\n")
-    monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ['PYTHONPATH']}")
-    # the code package variables, as the task that ships the package sets them
-    monkeypatch.setenv("AQ_CODE_DIGEST", DIGEST)
-    monkeypatch.setenv("AQ_CODE_URI", f"s3://bucket/_code/{DIGEST[7:]}")
-    monkeypatch.setenv("AQ_CODE_GIT", json.dumps({"commit": COMMIT, "dirty": False}))
-    _, dag_run, states = run_dag("ol_run", SPEC.format(name="ol_run", artifacts=tmp_path / "artifacts"), local=False)
+    import os
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    from aq_airflow.artifacts.code_package import read_pin
+
+    # the step code in its own folder beside the spec, a clean git checkout: the run ships it as
+    # its code package, and the version is the commit
+    code = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / f"ol_code_{uuid.uuid4().hex[:8]}"
+    code.mkdir(parents=True)
+    try:
+        (code / "lineage_steps.py").write_text("def scale(numbers):\n    return numbers\n")
+        _git(code, "init", "-q")
+        _git(code, "add", ".")
+        _git(code, "commit", "-qm", "v1")
+        commit = _git(code, "rev-parse", "HEAD")
+        spec = SPEC.format(name="ol_run", artifacts=tmp_path / "artifacts", code=code.name)
+        _, dag_run, states = run_dag("ol_run", spec, local=False)
+    finally:
+        shutil.rmtree(code, ignore_errors=True)  # left beside the session's specs, it would go into their packages
     assert set(states.values()) == {"success"}, states
+    pinned = read_pin(str(tmp_path / "artifacts" / "ol_run" / dag_run.run_id))
+    assert pinned is not None and pinned.git == {"commit": commit, "dirty": False}
     events = lineage_events()
     assert sorted((e["job"]["name"], e["eventType"]) for e in events) == sorted(
         (f"ol_run.{step}.run", kind) for step in ("numbers", "scaled", "report") for kind in ("START", "COMPLETE")
@@ -223,8 +246,7 @@ def test_run_events_carry_code_versions_and_output_schemas(
     # the code's location and version: the package in the store, the git commit it was built from
     for event in (scaled, report):
         location = event["job"]["facets"]["sourceCodeLocation"]
-        assert (location["type"], location["url"], location["version"]) == (
-            "git", f"s3://bucket/_code/{DIGEST[7:]}", COMMIT)  # fmt: skip
+        assert (location["type"], location["url"], location["version"]) == ("git", f"file://{pinned.uri}", commit)
     assert "sourceCodeLocation" not in numbers["job"]["facets"]  # a sql step runs no code package
     assert numbers["job"]["facets"]["sql"]["query"].startswith("SELECT")
 

@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from aq_airflow.artifacts.provenance import CodeVersion, GitState, ImageVersion, Provenance
+from aq_airflow.artifacts.code_package import read_pin
+from aq_airflow.artifacts.provenance import CodeVersion, ImageVersion, Provenance
 from aq_airflow.artifacts.store import MANIFEST, Location
 from aq_airflow.runtime import record
 from tests.kube_api import image_id
@@ -19,7 +20,6 @@ from tests.test_execution import manifest, output_dir
 from tests.test_kubernetes import cluster  # noqa: F401  (the loopback API server and its kubelet)
 from tests.test_kubernetes import spec as k8s_spec
 
-DIGEST = "sha256:" + "ab" * 32
 SPEC = """
 pipeline: {name}
 cluster: local
@@ -65,10 +65,6 @@ def prov_steps(tmp_path, monkeypatch):
         "    return pa.table({'x': [1]})\n"
     )
     monkeypatch.setenv("PYTHONPATH", f"{folder}:{__import__('os').environ['PYTHONPATH']}")
-    # the code package variables, as the task that ships the package sets them for its step
-    monkeypatch.setenv("AQ_CODE_DIGEST", DIGEST)
-    monkeypatch.setenv("AQ_CODE_URI", "file:///store/_code/" + "ab" * 32)
-    monkeypatch.setenv("AQ_CODE_GIT", json.dumps({"commit": "c0ffee" * 6 + "beef", "dirty": True}))
     return folder
 
 
@@ -142,7 +138,10 @@ def test_every_output_records_what_made_it(run_dag, warehouse, prov_steps, tmp_p
     # a sql step: no code, no image, no inputs
     assert numbers.code is None and numbers.inputs == {} and numbers.args == {} and numbers.try_number == 1
     # a python step: its code package, args as rendered, its input pinned by its producer's manifest
-    code = CodeVersion(DIGEST, "file:///store/_code/" + "ab" * 32, GitState("c0ffee" * 6 + "beef", True))
+    # the run's code package, as its first task pinned it (the spec's folder; not a git checkout)
+    pinned = read_pin(str(tmp_path / "artifacts" / name / dag_run.run_id))
+    assert pinned is not None and pinned.git is None
+    code = CodeVersion(pinned.digest, pinned.uri, None)
     assert scaled.code == code and scaled.try_number == 1
     assert scaled.args == {"factor": "3", "day": "2026-03-01"}
     (numbers_input,) = scaled.inputs.values()
@@ -162,7 +161,7 @@ def test_every_output_records_what_made_it(run_dag, warehouse, prov_steps, tmp_p
     for table in ("aq_check_results", "aq_metric_results"):
         rows = fetch(f"SELECT DISTINCT step, code_digest, image, image_digest FROM {results}.{table} WHERE dag_id = ?",
                      [name])  # fmt: skip
-        assert rows == [("scaled", DIGEST, None, None)], table
+        assert rows == [("scaled", pinned.digest, None, None)], table
 
 
 def test_the_record_reads_what_a_pod_status_says():
