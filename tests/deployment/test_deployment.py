@@ -437,4 +437,35 @@ def test_a_broken_spec_keeps_its_schedule_and_each_scheduled_run_fails_with_the_
 def test_a_spec_in_a_subfolder_runs_its_step_code_from_beside_it(stack, runs):
     run = stack.wait_run(TEAM, "team", timeout=300)
     assert run["state"] == "success", stack.explain_run(TEAM, "team")
-    assert stack.states(TEAM, "team") == {"orders.run": "success", "totals.run": "success"}
+    assert stack.states(TEAM, "team") == {"orders.run": "success", "totals.run": "success", "totals.checks": "success"}
+
+
+def test_step_code_edited_in_the_dags_folder_reaches_the_next_run_and_each_run_records_its_own(stack, runs):
+    """The team's step code edited in the dags folder between two triggered runs, as a git-sync
+    would: the second run runs the new code (no image, no spec changed), each run pinned its own
+    code package, and each run's outputs and check rows record their code digest."""
+    import json
+
+    from aq_airflow.artifacts.code_package import read_pin
+    from aq_airflow.artifacts.provenance import Provenance
+
+    assert stack.wait_run(TEAM, "team", timeout=300)["state"] == "success", stack.explain_run(TEAM, "team")
+    module = stack.dags / "team" / "shop_team" / "totals.py"
+    module.write_text(module.read_text().replace('"total": [', '"release": ["v2"], "total": ['))
+    assert stack.trigger(TEAM, "team_v2", "2026-03-02T00:00:00Z")["state"] in ("queued", "running")
+    run = stack.wait_run(TEAM, "team_v2", timeout=300)
+    assert run["state"] == "success", stack.explain_run(TEAM, "team_v2")
+    store = stack.home / "aq-artifacts" / TEAM
+    pins = {run_id: read_pin(str(store / run_id)) for run_id in ("team", "team_v2")}
+    assert all(pins.values()) and pins["team"].digest != pins["team_v2"].digest, pins
+    for run_id, pin in pins.items():
+        manifest = json.loads((store / run_id / "totals" / "_manifest.json").read_text())
+        made = Provenance.of(manifest)
+        assert made.code.digest == pin.digest and made.run_id == run_id, (run_id, made)
+        assert [column for column, _ in manifest["schema"]] == (
+            ["rows", "total"] if run_id == "team" else ["rows", "release", "total"]
+        ), run_id
+    rows = dict(warehouse_rows(
+        stack, "SELECT run_id, code_digest FROM aq_check_results WHERE dag_id = ? AND step = 'totals'", TEAM
+    ))  # fmt: skip
+    assert rows == {run_id: pin.digest for run_id, pin in pins.items()}
