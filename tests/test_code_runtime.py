@@ -192,3 +192,31 @@ def test_steps_extracting_one_package_at_once_share_one_folder(object_store, tmp
     assert [p.name for p in cache.iterdir()] == [env[contract.CODE_DIGEST].removeprefix("sha256:")]  # no staging left
     (extracted,) = cache.iterdir()
     assert sorted(str(p.relative_to(extracted)) for p in extracted.rglob("*.py")) == sorted(files)
+
+
+def test_an_import_the_check_leaves_to_run_time_is_named_as_missing_when_it_runs(tmp_path):
+    """An import in a function (not required before the step runs: it may never be called) that
+    fails when the function calls it is the same missing-dependency failure, with its file and
+    line; a misspelt module of the package's own is the user's error, with its traceback."""
+    env = shipped(tmp_path, {
+        "lazy/__init__.py": "",
+        "lazy/steps.py": """\
+            def fit():
+                import plotting_lib_not_here
+                return {"fitted": True}
+
+            def typo():
+                import lazy.stepz
+                return {}
+            """,
+    })  # fmt: skip
+    image = {**env, contract.IMAGE: "ghcr.io/acme/churn:1.4.2"}
+    result = runtime(tmp_path, ["--function", "lazy.steps:fit"], image)
+    assert result.returncode == contract.EXIT_MISSING_DEPENDENCY, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "aq-airflow: image ghcr.io/acme/churn:1.4.2 has no Python package `plotting_lib_not_here` "
+        "(imported by lazy/steps.py line 2): add it to the image, or stop importing it"
+    ]
+    own = runtime(tmp_path, ["--function", "lazy.steps:typo"], image)
+    assert own.returncode == contract.EXIT_STEP_FAILED
+    assert "No module named 'lazy.stepz'" in own.stderr and "Traceback" in own.stderr

@@ -16,7 +16,7 @@ import os
 import sys
 
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.imports import missing_modules
+from aq_airflow.runtime.imports import MissingModule, missing_modules
 
 TERMINATION_LOG = "/dev/termination-log"  # Kubernetes' default terminationMessagePath
 
@@ -71,8 +71,13 @@ def check_imports(folder: str, module: str, env: dict[str, str]) -> None:
     package) imports that this Python cannot find, the image (``AQ_IMAGE``) or the worker's
     interpreter, and the file and line importing it."""
     missing = missing_modules(folder, module)
-    if not missing:
-        return
+    if missing:
+        raise missing_dependency(missing, env)
+
+
+def missing_dependency(missing: list[MissingModule], env: dict[str, str]) -> MissingDependency:
+    """The one message of a module the step's Python lacks: which Python (the image, or the
+    worker's interpreter), which module, the file and line importing it, and the fix."""
     image = env.get(contract.IMAGE)
     python = f"image {image}" if image else f"this worker's Python ({sys.executable})"
     first, *more = missing
@@ -81,7 +86,7 @@ def check_imports(folder: str, module: str, env: dict[str, str]) -> None:
         others = ", ".join(f"`{m.name}` ({m.path} line {m.line})" for m in more)
         message += f"; nor {others}"
     fix = "add it to the image" if image else "install it into the worker's environment"
-    raise MissingDependency(f"{message}: {fix}, or stop importing it")
+    return MissingDependency(f"{message}: {fix}, or stop importing it")
 
 
 def report(problem: CodeProblem) -> int:

@@ -7,6 +7,7 @@ the process); :mod:`aq_airflow.runtime.contract` names every variable.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -23,6 +24,7 @@ from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.artifacts.values import read_input, write_output
 from aq_airflow.runtime import code, contract, record
+from aq_airflow.runtime.imports import MissingModule
 from aq_airflow.runtime.param_limits import FIX
 
 
@@ -41,11 +43,36 @@ def _import(path: str, env: dict[str, str]):
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
+    except ModuleNotFoundError as error:
+        raise _lacking(error, folder, env) or StepFailed(
+            f"cannot import `{path}`:\n{traceback.format_exc(limit=-4)}".rstrip()
+        ) from None
     except Exception:
         raise StepFailed(f"cannot import `{path}`:\n{traceback.format_exc(limit=-4)}".rstrip()) from None
     if not callable(target):
         raise StepFailed(f"`{path}` is a {type(target).__name__}, not a function")
     return target
+
+
+def _lacking(error: ModuleNotFoundError, folder: str | None, env: dict[str, str]) -> code.MissingDependency | None:
+    """A module this Python does not have, imported by the step's code while it ran (an import
+    the static check leaves to run time: in a function, under a condition), as the runtime's
+    missing-dependency failure with the file and line of the import; None when the missing
+    module is not an installable one (the package's own module misspelt: the user's traceback
+    says more)."""
+    top = (error.name or "").partition(".")[0]
+    if not top or importlib.util.find_spec(top) is not None:
+        return None
+    if folder and (os.path.isdir(os.path.join(folder, top)) or os.path.isfile(os.path.join(folder, f"{top}.py"))):
+        return None
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return None
+    where = frames[-1]
+    path = where.filename
+    if folder and os.path.commonpath([os.path.abspath(path), folder]) == folder:
+        path = os.path.relpath(path, folder).replace(os.sep, "/")
+    return code.missing_dependency([MissingModule(top, path, where.lineno or 0)], env)
 
 
 def _peak_rss_mib() -> float:
@@ -156,6 +183,10 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
     user_started = time.perf_counter()
     try:
         value = function(**kwargs)
+    except ModuleNotFoundError as error:  # an import the static check does not require (in a function)
+        raise _lacking(error, code.package_folder(env), env) or StepFailed(
+            f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
+        ) from None
     except Exception:
         raise StepFailed(
             f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
