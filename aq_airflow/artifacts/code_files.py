@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import stat as stat_
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -155,8 +156,18 @@ def _read_spec(path: str) -> _IgnoreFile | None:
             return None
         if len(_READ) > 256:
             _READ.clear()
-        _READ[key] = _IgnoreFile(GitIgnoreSpec.from_lines(lines))
+        _READ[key] = _IgnoreFile(GitIgnoreSpec.from_lines([line for line in lines if _valid_pattern(line)]))
     return _READ[key]
+
+
+def _valid_pattern(line: str) -> bool:
+    """Whether ``line`` is a pattern git would use: git skips one it cannot parse (a trailing
+    ``\\``, ``!`` alone), and so does a package, rather than refusing the folder over it."""
+    try:
+        GitIgnoreSpec.from_lines([line])
+    except (ValueError, re.error):  # pathspec's GitIgnorePatternError; a range such as `[b-a]`
+        return False
+    return True
 
 
 def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:

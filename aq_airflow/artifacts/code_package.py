@@ -31,12 +31,14 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
 import uuid
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pyarrow.fs as pafs
 
@@ -104,7 +106,15 @@ def archive(folder: str, files: list[PackageFile]) -> tuple[bytes, str]:
             info.uname = info.gname = ""
             info.mode = _EXEC_MODE if entry.executable else _FILE_MODE
             with open_file(folder, root, entry.path) as handle:
-                tar.addfile(info, handle)
+                try:
+                    tar.addfile(info, handle)
+                    unchanged = os.fstat(handle.fileno()).st_size == entry.size and not handle.read(1)
+                except OSError:  # tarfile's "unexpected end of data": it shrank
+                    unchanged = False
+            if not unchanged:  # a package holding part of a file would run code nobody wrote
+                raise PackageRefused(
+                    folder, entry.path, "changed while it was being packaged: package again once nothing writes to it"
+                )
     data = buffer.getvalue()
     return data, DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
@@ -132,6 +142,18 @@ def build(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT, *, cache: st
     if cache is not False:
         code_cache.store(key, digest, package.data, folder_cache)
     return package
+
+
+def is_digest(digest: object) -> bool:
+    """Whether ``digest`` is a package digest, ``sha256:`` and 64 lowercase hex digits."""
+    return isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest) is not None
+
+
+def confined(uri: object, digest: str) -> bool:
+    """Whether ``uri`` is where some store keeps the package ``digest`` (``<root>/_code/<hex>``):
+    a pin or a provenance record naming anything else (another file, a local path such as a pipe
+    that never ends) is not followed."""
+    return isinstance(uri, str) and is_digest(digest) and uri.endswith(f"/{CODE_FOLDER}/{digest[len(DIGEST_PREFIX) :]}")
 
 
 def location(root: str, digest: str) -> str:
@@ -178,53 +200,66 @@ def fetch(uri: str, digest: str, cache: str | None = None) -> str:
     """The folder holding package ``digest`` extracted: from the cache when an earlier step on
     this machine extracted it, else downloaded from ``uri``, checked against ``digest``, and
     extracted into a temporary folder that is renamed into place (a concurrent step that renamed
-    first wins; both hold the same files)."""
-    cache = cache or default_cache()
+    first wins; both hold the same files). A ``cache`` folder that is not this user's alone (see
+    :func:`default_cache`) is not used; a file or link where the digest's folder belongs is
+    replaced."""
+    if not is_digest(digest):  # its hex names a folder: `sha256:/usr/lib` must not be one
+        raise PackageMismatch(f"{digest!r} is not a package digest (sha256:<64 hex digits>)")
+    if not cache or (os.path.lexists(cache) and not code_cache.private(cache)):
+        cache = default_cache()  # a folder another may write into could hold their code under this digest's name
     target = os.path.join(cache, digest.removeprefix(DIGEST_PREFIX))
-    if os.path.isdir(target):
+    if os.path.isdir(target) and not os.path.islink(target):
         return target
     fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as handle:
-        compressed = handle.read()
-    tar = _decompress(uri, compressed)
-    actual = DIGEST_PREFIX + hashlib.sha256(tar).hexdigest()
-    if actual != digest:
-        raise PackageMismatch(
-            f"the code package at {uri} is not the package {digest} (its bytes hash to {actual}): it was changed "
-            f"after it was stored; delete it, and the next task stores it again"
-        )
-    os.makedirs(cache, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=cache)
-    try:
-        try:
-            with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive_:
-                archive_.extractall(staging, filter="data")  # no path out of the folder, no device, no link out
-        except tarfile.TarError as error:
+    with tempfile.TemporaryFile() as tar:
+        with fs.open_input_stream(path) as handle:
+            actual = unpack(uri, handle, tar)
+        if actual != digest:
             raise PackageMismatch(
-                f"the code package at {uri} cannot be extracted ({error}): it is not a package aq-airflow stored"
-            ) from None
+                f"the code package at {uri} is not the package {digest} (its bytes hash to {actual}): it was "
+                "changed after it was stored; delete it, and the next task stores it again"
+            )
+        tar.seek(0)
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=cache)
         try:
-            os.rename(staging, target)
-        except OSError:  # another step renamed its copy first
-            if not os.path.isdir(target):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            try:
+                with tarfile.open(fileobj=tar, mode="r:") as archive_:
+                    archive_.extractall(staging, filter="data")  # no path out of the folder, no device, no link out
+            except tarfile.TarError as error:
+                raise PackageMismatch(
+                    f"the code package at {uri} cannot be extracted ({error}): it is not a package aq-airflow stored"
+                ) from None
+            if os.path.islink(target) or (os.path.lexists(target) and not os.path.isdir(target)):
+                os.unlink(target)  # not an extracted package (a stray file or link): the package takes its place
+            try:
+                os.rename(staging, target)
+            except OSError:  # another step renamed its copy first
+                if not os.path.isdir(target):
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _decompress(uri: str, compressed: bytes) -> bytes:
-    """The tar a stored package holds, read no further than :data:`MAX_TAR` bytes (a package is
-    at most its size limit plus the tar's headers: a bigger one, or bytes that are not gzip, is
-    not a package aq-airflow stored)."""
+def unpack(uri: str, source: BinaryIO, out: BinaryIO) -> str:
+    """The tar a stored package (``source``, read from ``uri``) holds, written to ``out`` a chunk
+    at a time, and its digest: read no further than :data:`MAX_TAR` bytes (a package is at most
+    its size limit plus the tar's headers: a bigger one, or bytes that are not gzip, is not a
+    package aq-airflow stored, and a few MiB that decompress to far more never fill memory)."""
+    digest = hashlib.sha256()
+    size = 0
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(compressed)) as stream:
-            tar = stream.read(MAX_TAR + 1)
+        with gzip.GzipFile(fileobj=source) as stream:
+            while chunk := stream.read(2**20):
+                size += len(chunk)
+                if size > MAX_TAR:
+                    raise PackageMismatch(f"the code package at {uri} holds over {MAX_TAR} bytes: it is not a package")
+                digest.update(chunk)
+                out.write(chunk)
     except (OSError, EOFError, zlib.error) as error:
         raise PackageMismatch(f"the code package at {uri} is not a gzip archive ({error}): delete it") from None
-    if len(tar) > MAX_TAR:
-        raise PackageMismatch(f"the code package at {uri} holds more than {MAX_TAR} bytes: it is not a package")
-    return tar
+    return DIGEST_PREFIX + digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +291,13 @@ def pin(run_folder: str, code: PinnedCode) -> PinnedCode:
                 handle.write(code.to_json())
             return code
         except FileExistsError:
-            return _read_pin(recorded.fs, path) or code
+            existing = _read_pin(recorded.fs, path)
+            if existing is None:  # never what `pin` wrote: the run's code version is unknown
+                raise PackageMismatch(
+                    f"{path} is not a code pin aq-airflow wrote (not JSON naming a digest and its package under "
+                    f"`{CODE_FOLDER}/`): start a new run, or delete it to pin this run's code anew"
+                ) from None
+            return existing
     with recorded.fs.open_output_stream(path) as handle:
         handle.write(code.to_json().encode())
     return _read_pin(recorded.fs, path) or code
@@ -276,6 +317,7 @@ def _read_pin(fs: pafs.FileSystem, path: str) -> PinnedCode | None:
             record = json.loads(handle.read(64 * 1024))
     except (FileNotFoundError, OSError, ValueError):
         return None
-    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("digest", "uri")):
+    if not isinstance(record, dict) or not confined(record.get("uri"), record.get("digest")):
         return None
-    return PinnedCode(record["digest"], record["uri"], record.get("git"))
+    git = record.get("git")
+    return PinnedCode(record["digest"], record["uri"], git if isinstance(git, dict) else None)

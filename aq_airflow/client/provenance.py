@@ -10,11 +10,10 @@ they never fail on them. No Airflow here (the client layer's rule).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import tarfile
+import tempfile
 from dataclasses import dataclass
-from io import BytesIO
 
 from aq_airflow.artifacts.code_package import DIGEST_PREFIX, PinnedCode, read_pin
 from aq_airflow.artifacts.labels import item_label, item_name
@@ -22,7 +21,6 @@ from aq_airflow.artifacts.provenance import Provenance
 from aq_airflow.artifacts.store import MissingArtifact, filesystem
 from aq_airflow.client.outputs import MissingOutput, Run
 
-MAX_PACKAGE_BYTES = 512 * 2**20  # a stored package larger than this (compressed) is not one we wrote
 SHORT = 12  # hex digits of a digest shown
 
 
@@ -167,39 +165,42 @@ def package_files(code: PinnedCode, root: str | None = None) -> dict[str, bytes]
     """The files of a run's code package (path -> contents), its digest checked. The package is
     read where the pin says, else (gone from there: the runs were copied to another store) from
     ``_code/`` under the store ``root``. Raises :class:`MissingPackage`."""
-    from aq_airflow.artifacts.code_package import location
+    from aq_airflow.artifacts.code_package import PackageMismatch, confined, location, unpack
 
-    places = list(dict.fromkeys(uri for uri in (code.uri, location(root, code.digest) if root else "") if uri))
-    compressed = uri = None
-    for uri in places:
-        try:
-            fs, path = filesystem(uri)
-            with fs.open_input_stream(path) as handle:
-                compressed = handle.read(MAX_PACKAGE_BYTES + 1)
-            break
-        except (OSError, ValueError, MissingArtifact):
-            continue
-    if compressed is None:
-        raise MissingPackage(
-            f"the code package {code.digest} is not at {' nor at '.join(places) or 'a recorded location'}: it was "
-            "deleted, or the runs were made on another store (pass --artifacts ROOT); its files cannot be compared"
-        )
-    try:
-        tar = gzip.decompress(compressed)
-    except (OSError, EOFError) as error:
-        raise MissingPackage(f"the code package at {uri} is not a gzip'd tar ({error}): delete it") from None
-    actual = DIGEST_PREFIX + hashlib.sha256(tar).hexdigest()
-    if actual != code.digest:
-        raise MissingPackage(
-            f"the code package at {uri} is not the package {code.digest} (its bytes hash to {actual}): it was "
-            "changed after it was stored; delete it, and the next run stores it again"
-        )
-    files: dict[str, bytes] = {}
-    with tarfile.open(fileobj=BytesIO(tar), mode="r:") as archive:
-        for member in archive.getmembers():
-            handle = archive.extractfile(member) if member.isfile() else None
-            if handle is not None:
-                files[member.name] = handle.read()
+    # only where a store keeps packages: a record naming another file (a pipe that never ends) is not read
+    candidates = (code.uri, location(root, code.digest) if root else "")
+    places = list(dict.fromkeys(uri for uri in candidates if confined(uri, code.digest)))
+    with tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as tar:
+        uri = actual = None
+        for uri in places:
+            try:
+                fs, path = filesystem(uri)
+                with fs.open_input_stream(path) as handle:
+                    actual = unpack(uri, handle, tar)
+                break
+            except (OSError, ValueError, MissingArtifact):  # not there: the next place
+                tar.seek(0)
+                tar.truncate()
+            except PackageMismatch as error:
+                raise MissingPackage(str(error)) from None
+        if actual is None:
+            raise MissingPackage(
+                f"the code package {code.digest} is not at {' nor at '.join(places) or 'a recorded location'}: it "
+                "was deleted, or the runs were made on another store (pass --artifacts ROOT); its files cannot be "
+                "compared"
+            )
+        if actual != code.digest:
+            raise MissingPackage(
+                f"the code package at {uri} is not the package {code.digest} (its bytes hash to {actual}): it was "
+                "changed after it was stored; delete it, and the next run stores it again"
+            )
+        tar.seek(0)
+        files: dict[str, bytes] = {}
+        with tarfile.open(fileobj=tar, mode="r:") as archive:
+            for member in archive.getmembers():
+                handle = archive.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    files[member.name] = handle.read()
     return files
 
 

@@ -57,6 +57,7 @@ def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
 
     where = run_folder(run, root, run_id)
     code = code_package.read_pin(where)
+    recorded = code is not None
     if code is None:
         if folder_root is None:
             raise CodeUnavailable(f"no dags folder to find its code folder `{run.code_folder}` in")
@@ -69,8 +70,16 @@ def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
             raise CodeUnavailable(f"its code cannot be packaged: {refused}") from None
         uri = code_package.upload(package, root)
         git = git_state(folder)
-        code = code_package.pin(where, PinnedCode(package.digest, uri, asdict(git) if git else None))
-    elif not _stored(code.uri):
+        try:
+            code = code_package.pin(where, PinnedCode(package.digest, uri, asdict(git) if git else None))
+        except code_package.PackageMismatch as error:
+            raise CodeUnavailable(str(error)) from None
+    if code.uri != code_package.location(root, code.digest):  # a pin is followed into this store's `_code/` only
+        raise CodeUnavailable(
+            f"this run's code pin names {code.uri}, not {code_package.location(root, code.digest)} in the step's "
+            "artifact store: the pin was not written for this store; start a new run"
+        )
+    if recorded and not _stored(code.uri):
         raise CodeUnavailable(
             f"this run's code package {code.digest} is no longer at {code.uri} (deleted from the "
             "artifact store?): start a new run, which packages the code folder again"

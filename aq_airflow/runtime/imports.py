@@ -7,7 +7,10 @@ module (and the packages above it, which Python imports first) and follows every
 resolves to a file of the package, transitively. A top-level module imported from outside the
 package must be findable (``importlib.util.find_spec``: the standard library and installed
 packages are). Not required: imports inside ``try:`` blocks that catch ``ImportError`` or
-``ModuleNotFoundError`` (optional dependencies), and those under ``if TYPE_CHECKING:``.
+``ModuleNotFoundError`` (optional dependencies), those under ``if TYPE_CHECKING:``, and those in
+the branch this Python does not take of an ``if`` on ``sys.version_info``, ``sys.platform`` or
+``os.name`` (``import tomli`` for Pythons before 3.11). A file the parser cannot read (a syntax
+error, nesting too deep for it) is not walked: importing it raises the user's own error.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import sys
 from collections import deque
 from dataclasses import dataclass
 
@@ -75,13 +79,63 @@ def _required_imports(tree: ast.AST):
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
             continue
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
+        if isinstance(node, ast.If):
+            taken = _condition(node.test)
+            if taken is not None:  # `if sys.version_info < (3, 11):` here: only the branch this Python runs
+                stack.extend(node.body if taken else node.orelse)
+                continue
         if isinstance(node, ast.Try) and _guarded(node.handlers):
             stack.extend([*node.handlers, *node.orelse, *node.finalbody])
             continue
         stack.extend(ast.iter_child_nodes(node))
+
+
+def _condition(test: ast.expr) -> bool | None:
+    """What an ``if`` test is on this Python, for the tests that say which Python runs the code
+    (``TYPE_CHECKING``: false; comparisons of ``sys.version_info``, ``sys.platform``, ``os.name``
+    with constants, and ``not``/``and``/``or`` of them); None for any other test (both branches
+    count)."""
+    try:
+        for node in ast.walk(test):
+            if isinstance(node, ast.Name | ast.Attribute) and _dotted(node) in _FACTS:
+                continue
+            if not isinstance(node, _PLAIN) and not (isinstance(node, ast.Name | ast.Attribute) and _under_fact(node)):
+                return None
+        value = eval(compile(ast.Expression(test), "<if>", "eval"), {"__builtins__": {}}, dict(_NAMESPACE))  # noqa: S307
+    except Exception:  # a comparison this Python cannot make (an odd operand): both branches count
+        return None
+    return bool(value)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _under_fact(node: ast.expr) -> bool:
+    """``sys`` of ``sys.version_info``: a part of a fact's name (checked as the whole)."""
+    name = _dotted(node)
+    return name is not None and any(fact.startswith(name + ".") for fact in _FACTS)
+
+
+_FACTS = {
+    "sys.version_info", "sys.platform", "os.name", "sys.version_info.major", "sys.version_info.minor",
+    "TYPE_CHECKING", "typing.TYPE_CHECKING",
+}  # fmt: skip
+_PLAIN = (
+    ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant, ast.Tuple, ast.Load, ast.Subscript, ast.Slice,
+    ast.cmpop, ast.boolop, ast.unaryop,
+)  # fmt: skip
+_NAMESPACE = {
+    "sys": type("sys", (), {"version_info": sys.version_info, "platform": sys.platform}),
+    "os": type("os", (), {"name": os.name}),
+    "typing": type("typing", (), {"TYPE_CHECKING": False}),
+    "TYPE_CHECKING": False,
+}
 
 
 def _package_of(folder: str, path: str) -> str:
@@ -97,6 +151,8 @@ def _imported(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
         return [alias.name for alias in node.names]
     if node.level:
         base = package.split(".") if package else []
+        if node.level > len(base):  # beyond the top: Python's own ImportError says so
+            return []
         base = base[: len(base) - node.level + 1] if node.level > 1 else base
         module = ".".join([*base, node.module] if node.module else base)
     else:
@@ -126,7 +182,7 @@ def missing_modules(folder: str, module: str) -> list[MissingModule]:
         try:
             with open(path, "rb") as handle:
                 tree = ast.parse(handle.read(), filename=path)
-        except (SyntaxError, ValueError, OSError):
+        except (SyntaxError, ValueError, OSError, MemoryError, RecursionError):  # too deeply nested for the parser
             continue  # importing it says what is wrong, in the user's own words
         package = _package_of(folder, path)
         relative = os.path.relpath(path, folder).replace(os.sep, "/")
