@@ -132,8 +132,7 @@ def test_the_import_walk_follows_the_package_and_skips_optional_imports(tmp_path
         "unrelated.py": "import never_walked_not_here\n",
     })  # fmt: skip
     found = [(m.name, m.path, m.line) for m in missing_modules(str(folder), "app.step")]
-    assert found == [
-        ("lazy_not_here", "app/step.py", 18),  # inside a function: still run when the step calls it
+    assert found == [  # `lazy_not_here`, in a function, is named when it runs (the test below)
         ("helper_dep_not_here", "app/helpers.py", 4),
         ("deep_dep_not_here", "app/sub/deep.py", 3),
     ]
@@ -220,3 +219,37 @@ def test_an_import_the_check_leaves_to_run_time_is_named_as_missing_when_it_runs
     own = runtime(tmp_path, ["--function", "lazy.steps:typo"], image)
     assert own.returncode == contract.EXIT_STEP_FAILED
     assert "No module named 'lazy.stepz'" in own.stderr and "Traceback" in own.stderr
+
+
+def test_imports_a_valid_step_may_never_run_are_not_required(tmp_path):
+    """Conditional and guarded imports of code that runs fine here are not refused up front."""
+    folder = write(tmp_path / "code", {
+        "valid.py": """\
+            import contextlib
+            import sys
+
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:
+                import tomli_not_here
+            if sys.platform == "win32":
+                import winreg_not_here
+            if __debug__ and False:
+                import never_not_here
+            try:
+                import ujson_not_here
+            except Exception:
+                import json
+            with contextlib.suppress(ImportError):
+                import orjson_not_here
+
+            class Plots:
+                import json as codec
+
+            def plot():
+                import matplotlib_not_here
+            """,
+    })  # fmt: skip
+    assert missing_modules(str(folder), "valid") == []
+    class_level = write(tmp_path / "cls", {"c.py": "class C:\n    import class_dep_not_here\n"})
+    assert [m.name for m in missing_modules(str(class_level), "c")] == ["class_dep_not_here"]  # runs at import

@@ -4,13 +4,17 @@ surfacing as a ``ModuleNotFoundError`` traceback from somewhere inside the user'
 
 Static (``ast``): nothing of the user's is imported or run here. The walk starts at the step's
 module (and the packages above it, which Python imports first) and follows every import that
-resolves to a file of the package, transitively. A top-level module imported from outside the
-package must be findable (``importlib.util.find_spec``: the standard library and installed
-packages are). Not required: imports inside ``try:`` blocks that catch ``ImportError`` or
-``ModuleNotFoundError`` (optional dependencies), those under ``if TYPE_CHECKING:``, and those in
-the branch this Python does not take of an ``if`` on ``sys.version_info``, ``sys.platform`` or
-``os.name`` (``import tomli`` for Pythons before 3.11). A file the parser cannot read (a syntax
-error, nesting too deep for it) is not walked: importing it raises the user's own error.
+resolves to a file of the package, transitively. Required are the imports that importing a
+module always runs: at module level or in a class body, outside any condition. A top-level module
+imported so from outside the package must be findable (``importlib.util.find_spec``: the
+standard library and installed packages are). Not required, since a valid step may never run
+them: imports in functions; under an ``if`` (but for the tests that say which Python runs the
+code: ``TYPE_CHECKING``, ``sys.version_info``, ``sys.platform``, ``os.name``, whose branch this
+Python takes is followed, e.g. ``import tomli`` only before 3.11); in a ``try:`` whose handlers
+catch ``ImportError``, ``ModuleNotFoundError``, ``Exception`` or everything; in a ``with
+contextlib.suppress(...)`` of those. Such an import that fails when it runs is named the same way
+by the runtime (``runtime.step``). A file the parser cannot read (a syntax error, nesting too
+deep for it) is not walked: importing it raises the user's own error.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-_GUARDS = {"ImportError", "ModuleNotFoundError"}
+_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +75,39 @@ def _guarded(handlers: list[ast.ExceptHandler]) -> bool:
     return False
 
 
+def _suppresses_imports(node: ast.With) -> bool:
+    """Whether a ``with`` statement is ``contextlib.suppress(...)`` of a failed import."""
+    for item in node.items:
+        call = item.context_expr
+        if (
+            isinstance(call, ast.Call)
+            and (getattr(call.func, "attr", None) or getattr(call.func, "id", None)) == "suppress"
+        ):
+            names = [getattr(arg, "id", None) or getattr(arg, "attr", None) for arg in call.args]
+            if any(name in _GUARDS for name in names):
+                return True
+    return False
+
+
 def _required_imports(tree: ast.AST):
-    """The import statements of ``tree`` a run may execute unguarded (see the module's doc)."""
+    """The import statements of ``tree`` that importing it always runs (see the module's doc)."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
             continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue  # runs when called, if ever
         if isinstance(node, ast.If):
             taken = _condition(node.test)
             if taken is not None:  # `if sys.version_info < (3, 11):` here: only the branch this Python runs
                 stack.extend(node.body if taken else node.orelse)
-                continue
+            continue  # any other condition: neither branch is sure to run
         if isinstance(node, ast.Try) and _guarded(node.handlers):
             stack.extend([*node.handlers, *node.orelse, *node.finalbody])
+            continue
+        if isinstance(node, ast.With) and _suppresses_imports(node):
             continue
         stack.extend(ast.iter_child_nodes(node))
 

@@ -44,7 +44,8 @@ def _import(path: str, env: dict[str, str]):
         for part in attr.split("."):
             target = getattr(target, part)
     except ModuleNotFoundError as error:
-        raise _lacking(error, folder, env) or StepFailed(
+        lacking = None if error.name and error.name.partition(".")[0] == module_name.partition(".")[0] else error
+        raise (lacking and _lacking(lacking, folder, env)) or StepFailed(
             f"cannot import `{path}`:\n{traceback.format_exc(limit=-4)}".rstrip()
         ) from None
     except Exception:
@@ -55,7 +56,8 @@ def _import(path: str, env: dict[str, str]):
 
 
 def _lacking(error: ModuleNotFoundError, folder: str | None, env: dict[str, str]) -> code.MissingDependency | None:
-    """A module this Python does not have, imported by the step's code while it ran (an import
+    """A module this Python does not have (not the step's own module: that is the step's code
+    missing, the user's error), imported by the step's code while it ran (an import
     the static check leaves to run time: in a function, under a condition), as the runtime's
     missing-dependency failure with the file and line of the import; None when the missing
     module is not an installable one (the package's own module misspelt: the user's traceback
@@ -65,7 +67,12 @@ def _lacking(error: ModuleNotFoundError, folder: str | None, env: dict[str, str]
         return None
     if folder and (os.path.isdir(os.path.join(folder, top)) or os.path.isfile(os.path.join(folder, f"{top}.py"))):
         return None
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")]
+    machinery = os.path.dirname(importlib.__file__)  # importlib's own frames are not where the import is
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not f.filename.startswith("<") and os.path.dirname(f.filename) != machinery
+    ]
     if not frames:
         return None
     where = frames[-1]
