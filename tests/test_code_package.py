@@ -252,6 +252,36 @@ def test_links_inside_the_folder_a_file_as_its_contents_a_folder_not_followed_ev
     assert members(package)["model_link.py"] == (folder / "pkg/model.py").read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("files", "link", "target", "why"),
+    [
+        # the review's case: an ignored .env reached through a link whose name is harmless
+        ({".gitignore": ".env\n", ".env": "DB_PASSWORD=hunter2\n"}, "settings.cfg", ".env", "is ignored"),
+        ({".gitignore": "private/\n", "private/dsn.txt": "DB_PASSWORD=hunter2\n"}, "pkg/dsn.txt",
+         "private/dsn.txt", "is in the ignored folder private/"),
+        ({"conf/.gitignore": "local.ini\n", "conf/local.ini": "DB_PASSWORD=hunter2\n"}, "local.cfg",
+         "conf/local.ini", "is ignored"),
+        ({".secrets/token": "DB_PASSWORD=hunter2\n"}, "token.txt", ".secrets/token",
+         "is in the hidden or cache folder .secrets/"),
+        ({"keys/prod.pem": "DB_PASSWORD=hunter2\n"}, "cert.txt", "keys/prod.pem",
+         "looks like a credential file by its name"),
+    ],
+)  # fmt: skip
+def test_a_link_to_a_file_the_package_leaves_out_or_refuses_is_refused_naming_link_and_target(
+    tmp_path, files, link, target, why
+):
+    folder = tree(tmp_path / "code", {**CODE, **files})
+    (folder / link).symlink_to(folder / target)
+    with pytest.raises(PackageRefused) as refused:
+        code_package.build(str(folder))
+    assert refused.value.path == link
+    assert f"is a symbolic link to {target}, which {why}" in refused.value.why
+    # the link listed (and the .pem, which refuses the folder by itself): the target's contents stay out
+    (folder / ".aqignore").write_text(f"{link}\n{target}\n")
+    package = code_package.build(str(folder))
+    assert link not in paths(package) and b"hunter2" not in gzip.decompress(package.data)
+
+
 def test_a_folder_over_the_size_limit_is_refused_naming_its_largest_files(tmp_path):
     folder = tree(tmp_path / "code", {**CODE, "data/big.csv": "x" * 3000, "data/mid.csv": "y" * 1500})
     with pytest.raises(PackageRefused) as refused:
