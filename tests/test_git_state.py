@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from aq_airflow.artifacts.provenance import GitState, Provenance, git_state, without_credentials
+from aq_airflow.runtime import contract, record
 
 IDENTITY = ["-c", "user.email=aq@example.com", "-c", "user.name=aq", "-c", "commit.gpgsign=false"]
 
@@ -68,10 +69,18 @@ def test_the_remote_is_recorded_without_credentials(repo):
 
 def test_a_record_without_a_remote_is_read_as_one_with_none():
     """Manifests of a release before ``remote`` still read."""
-    record = Provenance.from_json({"code": {"digest": "sha256:x", "git": {"commit": "abc", "dirty": False}}})
-    assert record.code.git == GitState("abc", False, None)
-    record = Provenance.from_json({"code": {"digest": "sha256:x", "git": {"commit": "abc", "dirty": True, "remote": 7}}})
-    assert record.code.git == GitState("abc", True, None)
+    old = Provenance.from_json({"code": {"digest": "sha256:x", "git": {"commit": "abc", "dirty": False}}})
+    assert old.code.git == GitState("abc", False, None)
+    odd = Provenance.from_json({"code": {"digest": "sha256:x", "git": {"commit": "abc", "dirty": True, "remote": 7}}})
+    assert odd.code.git == GitState("abc", True, None)
+
+
+def test_the_step_reads_the_remote_its_runner_pinned():
+    """The runner passes the pin's git state to the step as JSON (``AQ_CODE_GIT``)."""
+    env = {contract.CODE_DIGEST: "sha256:x", contract.CODE_GIT: '{"commit": "abc", "dirty": false, "remote": "r"}'}
+    assert record.code_version(env).git == GitState("abc", False, "r")
+    env[contract.CODE_GIT] = '{"commit": "abc", "dirty": false}'
+    assert record.code_version(env).git == GitState("abc", False, None)
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give the repo away")
