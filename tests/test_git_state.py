@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -88,13 +87,29 @@ def test_a_checkout_owned_by_another_user_like_git_syncs(repo):
     """Git refuses a repository another user owns ("dubious ownership"), root included, unless
     ``safe.directory`` allows it: git-sync's checkout is another user's to the worker."""
     commit = git(repo, "rev-parse", "HEAD")
-    shutil.chown(repo, "nobody")
-    for folder, dirs, files in os.walk(repo):
-        for name in dirs + files:
-            os.chown(os.path.join(folder, name), 65534, -1, follow_symlinks=False)
+    give_away(repo)
     plain = subprocess.run(["git", "-C", str(repo / "code"), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert plain.returncode != 0 and "dubious ownership" in plain.stderr  # what git-sync's users hit
     assert git_state(str(repo / "code")) == GitState(commit, dirty=False, remote=None)
+
+
+def give_away(folder: Path) -> None:
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), 65534, -1, follow_symlinks=False)
+    os.chown(folder, 65534, -1)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give the repo away")
+def test_a_git_sync_worktree_behind_a_link_owned_by_another_user(repo, tmp_path):
+    """git-sync's layout: the dags folder is a link to a worktree of its repository (``.git`` a
+    file there), all another user's."""
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "worktree", "add", "-q", "--detach", str(tmp_path / ".worktrees" / "abc"), commit)
+    (tmp_path / "current").symlink_to(tmp_path / ".worktrees" / "abc", target_is_directory=True)
+    give_away(repo)
+    give_away(tmp_path / ".worktrees")
+    assert git_state(str(tmp_path / "current" / "code")) == GitState(commit, dirty=False, remote=None)
 
 
 def test_the_repositorys_fsmonitor_program_is_not_run(repo, tmp_path):
