@@ -252,6 +252,79 @@ def test_links_inside_the_folder_a_file_as_its_contents_a_folder_not_followed_ev
     assert members(package)["model_link.py"] == (folder / "pkg/model.py").read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("files", "link", "target", "why"),
+    [
+        # the review's case: an ignored .env reached through a link whose name is harmless
+        ({".gitignore": ".env\n", ".env": "DB_PASSWORD=hunter2\n"}, "settings.cfg", ".env", "is ignored"),
+        ({".gitignore": "private/\n", "private/dsn.txt": "DB_PASSWORD=hunter2\n"}, "pkg/dsn.txt",
+         "private/dsn.txt", "is in the ignored folder private/"),
+        ({"conf/.gitignore": "local.ini\n", "conf/local.ini": "DB_PASSWORD=hunter2\n"}, "local.cfg",
+         "conf/local.ini", "is ignored"),
+        ({".secrets/token": "DB_PASSWORD=hunter2\n"}, "token.txt", ".secrets/token",
+         "is in the hidden or cache folder .secrets/"),
+        ({"keys/prod.pem": "DB_PASSWORD=hunter2\n"}, "cert.txt", "keys/prod.pem",
+         "looks like a credential file by its name"),
+    ],
+)  # fmt: skip
+def test_a_link_to_a_file_the_package_leaves_out_or_refuses_is_refused_naming_link_and_target(
+    tmp_path, files, link, target, why
+):
+    folder = tree(tmp_path / "code", {**CODE, **files})
+    (folder / link).symlink_to(folder / target)
+    with pytest.raises(PackageRefused) as refused:
+        code_package.build(str(folder))
+    assert refused.value.path == link
+    assert f"is a symbolic link to {target}, which {why}" in refused.value.why
+    # the link listed (and the .pem, which refuses the folder by itself): the target's contents stay out
+    (folder / ".aqignore").write_text(f"{link}\n{target}\n")
+    package = code_package.build(str(folder))
+    assert link not in paths(package) and b"hunter2" not in gzip.decompress(package.data)
+
+
+def test_a_run_reships_its_pinned_code_until_its_pin_is_deleted(tmp_path):
+    """What Airflow's Clear does (the docs' "Running fixed code"): a cleared task of a run gets the
+    run's pinned package, not the fixed folder; with the run's ``_code.json`` deleted first, the
+    next task pins the folder as it is now."""
+    from aq_airflow.runners.code import run_folder, ship
+    from aq_airflow.runtime import contract
+
+    dags = tmp_path / "dags"
+    tree(dags / "src", CODE)
+    spec = write(
+        dags,
+        "p.aq.yaml",
+        f"pipeline: p\nartifacts: {tmp_path / 'store'}\ncode: src\nsteps:\n  a:\n    python: pkg.model:train\n",
+    )
+    (run,) = [t.body for t in compile_spec(str(spec), str(dags)).tasks if isinstance(t.body, RunPlan)]
+    first = ship(run, str(dags), "manual__1")
+    (dags / "src/pkg/model.py").write_text("def train():\n    return 2\n")  # the fix
+    assert ship(run, str(dags), "manual__1") == first  # the task cleared: the run's pinned code
+    fixed = code_package.build(str(dags / "src")).digest
+    assert first[contract.CODE_DIGEST] != fixed
+    assert ship(run, str(dags), "manual__2")[contract.CODE_DIGEST] == fixed  # a new run: the fix
+    os.remove(os.path.join(run_folder(run, str(tmp_path / "store"), "manual__1"), "_code.json"))
+    assert ship(run, str(dags), "manual__1")[contract.CODE_DIGEST] == fixed  # pin deleted, then cleared: the fix
+    assert code_package.read_pin(run_folder(run, str(tmp_path / "store"), "manual__1")).digest == fixed
+
+
+def test_the_package_requires_a_python_whose_tarfile_has_extraction_filters():
+    """``fetch`` extracts with ``filter="data"`` (3.10.12, 3.11.4, 3.12.0 on): an older Python
+    must not install aq-airflow, or every step's extraction fails."""
+    import configparser
+
+    from packaging.specifiers import SpecifierSet
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parents[1] / "setup.cfg")
+    allowed = SpecifierSet(setup["options"]["python_requires"])
+    assert [v for v in ("3.9.18", "3.10.11", "3.11.0", "3.11.3") if v in allowed] == []
+    assert [v for v in ("3.10.12", "3.11.4", "3.11.7", "3.12.0", "3.13.1") if v in allowed] == [
+        "3.10.12", "3.11.4", "3.11.7", "3.12.0", "3.13.1"
+    ]  # fmt: skip
+    assert hasattr(tarfile, "data_filter")  # this Python, which the tests run on
+
+
 def test_a_folder_over_the_size_limit_is_refused_naming_its_largest_files(tmp_path):
     folder = tree(tmp_path / "code", {**CODE, "data/big.csv": "x" * 3000, "data/mid.csv": "y" * 1500})
     with pytest.raises(PackageRefused) as refused:

@@ -217,7 +217,7 @@ def test_run_events_carry_code_versions_and_output_schemas(
         shutil.rmtree(code, ignore_errors=True)  # left beside the session's specs, it would go into their packages
     assert set(states.values()) == {"success"}, states
     pinned = read_pin(str(tmp_path / "artifacts" / "ol_run" / dag_run.run_id))
-    assert pinned is not None and pinned.git == {"commit": commit, "dirty": False}
+    assert pinned is not None and pinned.git == {"commit": commit, "dirty": False, "remote": None}
     events = lineage_events()
     assert sorted((e["job"]["name"], e["eventType"]) for e in events) == sorted(
         (f"ol_run.{step}.run", kind) for step in ("numbers", "scaled", "report") for kind in ("START", "COMPLETE")
@@ -243,10 +243,15 @@ def test_run_events_carry_code_versions_and_output_schemas(
     # inputs: the producers' outputs
     assert [{k: i[k] for k in ("namespace", "name")} for i in scaled["inputs"]] == [dataset("numbers")]
     assert [{k: i[k] for k in ("namespace", "name")} for i in report["inputs"]] == [dataset("scaled")]
-    # the code's location and version: the package in the store, the git commit it was built from
+    # the code's location and version: a checkout without a remote is not reachable through git, so the
+    # location is the package in the store; the version is the commit it was built from
     for event in (scaled, report):
         location = event["job"]["facets"]["sourceCodeLocation"]
-        assert (location["type"], location["url"], location["version"]) == ("git", f"file://{pinned.uri}", commit)
+        assert (location["type"], location["url"], location["version"]) == (
+            "aq-code-package",
+            f"file://{pinned.uri}",
+            commit,
+        )
     assert "sourceCodeLocation" not in numbers["job"]["facets"]  # a sql step runs no code package
     assert numbers["job"]["facets"]["sql"]["query"].startswith("SELECT")
 
@@ -260,6 +265,20 @@ def test_a_dirty_checkout_is_versioned_by_the_package_digest():
     assert (facet.type, facet.url, facet.version) == ("aq-code-package", "file:///store/_code/x", DIGEST)
     assert dataset_name("s3://bucket/pipe/run/step") == ("s3://bucket", "pipe/run/step")
     assert dataset_name("/data/pipe/run/step") == ("file", "/data/pipe/run/step")
+
+
+def test_a_clean_checkout_with_a_remote_is_located_in_git():
+    """The facet describes git only where git can find the code: the remote, at the commit."""
+    from aq_airflow.artifacts.provenance import CodeVersion, GitState
+    from aq_airflow.operators.lineage import code_location
+
+    remote = "https://github.com/acme/steps.git"
+    facet = code_location(CodeVersion(DIGEST, "s3://bucket/_code/x", GitState(COMMIT, dirty=False, remote=remote)))
+    assert (facet.type, facet.url, facet.repoUrl, facet.version) == ("git", remote, remote, COMMIT)
+    facet = code_location(CodeVersion(DIGEST, "s3://bucket/_code/x", GitState(COMMIT, dirty=False)))
+    assert (facet.type, facet.url, facet.version) == ("aq-code-package", "s3://bucket/_code/x", COMMIT)
+    facet = code_location(CodeVersion(DIGEST, "s3://bucket/_code/x", GitState(COMMIT, dirty=True, remote=remote)))
+    assert (facet.type, facet.url, facet.version) == ("aq-code-package", "s3://bucket/_code/x", DIGEST)
 
 
 def test_the_check_refuses_what_the_spec_does_not_allow():

@@ -21,6 +21,10 @@ for credentials only when a package is built anew (:func:`refuse_credentials`).
   cloud keys, URIs with a password, tokens); a symbolic link out of the folder; a file that
   cannot be read; and a folder whose files come to more than the size limit. An ignored file is
   never looked at: an ignored ``.env`` is simply left out.
+- **Refused** too: a symbolic link to a file the package would not hold under the file's own name
+  (ignored, in a hidden or ignored folder, bytecode, or named like a credential): the rules apply
+  to the link's target as well as to the link, so that ``settings.cfg -> .env`` cannot ship a
+  gitignored ``.env``.
 """
 
 from __future__ import annotations
@@ -180,7 +184,8 @@ def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]
     if not os.path.isdir(root):
         raise PackageRefused(folder, None, "is not a folder: fix `code:` in the spec, or create the folder")
     found: list[PackageFile] = []
-    pending = [("", root, _Rules(_read_spec(os.path.join(root, AQIGNORE)), ()))]
+    top = _Rules(_read_spec(os.path.join(root, AQIGNORE)), ())
+    pending = [("", root, top)]
     while pending:
         base, current, rules = pending.pop()
         rules = rules.below(base, os.path.join(current, GITIGNORE))
@@ -194,8 +199,11 @@ def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]
                 continue
             if _skipped_file(entry.name) or rules.ignored(relative, folder=False):
                 continue
-            if entry.is_symlink() and not _inside(folder, root, relative, entry.path):
-                continue  # a link to a folder inside: not followed
+            if entry.is_symlink():
+                target = _inside(folder, root, relative, entry.path)
+                if target is None:
+                    continue  # a link to a folder inside: not followed
+                _refuse_hidden_target(folder, root, top, relative, target)
             info = os.stat(entry.path) if entry.is_symlink() else entry.stat(follow_symlinks=False)
             if stat_.S_ISREG(info.st_mode):  # sockets and pipes are not code
                 found.append(PackageFile(relative, info.st_size, info.st_mtime_ns, bool(info.st_mode & 0o111)))
@@ -210,10 +218,11 @@ def _skipped_file(name: str) -> bool:
     return _SKIPPED_FILES.match_file(name)
 
 
-def _inside(folder: str, root: str, relative: str, path: str) -> bool:
-    """For a symbolic link at ``path``: True when it points to a file inside the folder (packaged
-    as that file), False to a folder inside or to nothing (left out: a link someone's checkout
-    left dangling holds no code); refused when it leads out of the folder."""
+def _inside(folder: str, root: str, relative: str, path: str) -> str | None:
+    """For a symbolic link at ``path``: its target's path relative to the folder when it points to
+    a file inside the folder (packaged as that file), None to a folder inside or to nothing (left
+    out: a link someone's checkout left dangling holds no code); refused when it leads out of the
+    folder."""
     target = os.path.realpath(path)
     if os.path.commonpath([root, target]) != root:
         raise PackageRefused(
@@ -221,7 +230,41 @@ def _inside(folder: str, root: str, relative: str, path: str) -> bool:
             "is a symbolic link out of the code folder, which a package does not follow: copy the file in, or list "
             f"the link in {AQIGNORE}",
         )  # fmt: skip
-    return os.path.isfile(target)
+    return os.path.relpath(target, root).replace(os.sep, "/") if os.path.isfile(target) else None
+
+
+def _refuse_hidden_target(folder: str, root: str, top: _Rules, relative: str, target: str) -> None:
+    """Refuses a link whose target the package would not hold under its own name: one in a hidden
+    or ignored folder, an ignored file, bytecode, or a file named like a credential (``settings.cfg
+    -> .env`` with ``.env`` ignored would otherwise ship the ``.env``'s contents, whose
+    ``password=`` lines the content scan does not look for). Refused, not left out: the link is
+    there for a reason, and a package quietly without it would fail later, far from the cause."""
+    why = _excluded(root, top, target)
+    if why is not None:
+        raise PackageRefused(
+            folder, relative,
+            f"is a symbolic link to {target}, which {why}, so the package does not hold it through the link either: "
+            f"remove the link, or list it in {AQIGNORE}",
+        )  # fmt: skip
+
+
+def _excluded(root: str, top: _Rules, target: str) -> str | None:
+    """Why the package leaves out or refuses the file at ``target`` (relative to the folder), by
+    the rules :func:`scan` and :func:`refuse_credentials` apply to its path; None if it holds it."""
+    *folders, name = target.split("/")
+    rules = top.below("", os.path.join(root, GITIGNORE))
+    for depth, part in enumerate(folders, 1):
+        base = "/".join(folders[:depth])
+        if _SKIPPED_FOLDERS.match_file(part + "/"):
+            return f"is in the hidden or cache folder {base}/"
+        if rules.ignored(base, folder=True):
+            return f"is in the ignored folder {base}/"
+        rules = rules.below(base, os.path.join(root, *folders[:depth], GITIGNORE))
+    if _skipped_file(name) or rules.ignored(target, folder=False):
+        return "is ignored"
+    if CREDENTIAL_FILES.match_file(name):
+        return "looks like a credential file by its name"
+    return None
 
 
 def _check_size(folder: str, files: list[PackageFile], size_limit: int) -> None:

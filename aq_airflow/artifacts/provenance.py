@@ -9,19 +9,33 @@ them decodes the JSON by hand.
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
 
 PROVENANCE = "provenance"  # the manifest's key
 
 
 @dataclass(frozen=True, slots=True)
 class GitState:
-    """The code folder's git checkout: its ``HEAD`` commit and whether files differ from it."""
+    """The code folder's git checkout: its ``HEAD`` commit, whether files differ from it, and the
+    repository's ``origin`` remote URL (without any ``user:password@``), None when it has none."""
 
     commit: str
     dirty: bool
+    remote: str | None = None
+
+    @classmethod
+    def of(cls, data: dict) -> GitState:
+        """The state as :func:`dataclasses.asdict` wrote it (a record without ``remote`` is one of a
+        release before it)."""
+        remote = data.get("remote")
+        return cls(str(data.get("commit")), bool(data.get("dirty")), remote if isinstance(remote, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,7 @@ class Provenance:
             code=CodeVersion(
                 str(code.get("digest")),
                 code.get("uri"),
-                GitState(str(git.get("commit")), bool(git.get("dirty"))) if git else None,
+                GitState.of(git) if git else None,
             )
             if code
             else None,
@@ -109,22 +123,65 @@ class Provenance:
 
 
 def git_state(folder: str) -> GitState | None:
-    """The git commit ``folder`` is checked out at and whether its files differ from it (the
-    folder only, not the rest of the repository); None when it is not in a git checkout or git is
-    not installed."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-        if head.returncode != 0:
-            return None
-        status = subprocess.run(
-            ["git", "-C", folder, "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    """The git commit ``folder`` is checked out at, whether its files differ from it (the folder
+    only, not the rest of the repository) and the repository's ``origin`` URL; None when it is not
+    in a git checkout, git is not installed or git fails (logged).
+
+    Git runs as in a deployment's dags folder, which git-sync (or a CI job) checked out as another
+    user: ``safe.directory`` is set to the checkout on the command line, or git would refuse the
+    repository for its "dubious ownership" and say nothing useful here. ``core.fsmonitor`` is off,
+    since the repository's config could name a program to run, and ``--no-optional-locks`` keeps
+    ``git status`` from writing the index under git-sync while it updates the checkout.
+
+    "Dirty" is what ``git status`` reports for the folder: a changed tracked file, or an untracked
+    one that git does not ignore. Files git ignores are not packaged either (unless ``.aqignore``
+    takes one back), so they do not count; an untracked file the package leaves out only through
+    ``.aqignore`` still does (the checkout is not its commit, even if the package could be)."""
+    top = _checkout(os.path.realpath(folder))
+    if top is None:
         return None
-    return GitState(head.stdout.strip(), bool(status.stdout.strip()) or status.returncode != 0)
+    git = ["git", "--no-optional-locks", "-c", f"safe.directory={top}", "-c", "core.fsmonitor=false", "-C", folder]
+    try:
+        head = _git(git, "rev-parse", "--verify", "HEAD")
+        status = _git(git, "status", "--porcelain", "--", ".")
+        remote = _git(git, "config", "--get", "remote.origin.url")
+    except FileNotFoundError:
+        log.debug("git is not installed: no git state for %s", folder)
+        return None
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("git failed in %s, its git state is not recorded: %s", folder, error)
+        return None
+    for done in (head, status):
+        if done.returncode != 0:
+            log.warning("git failed in %s, its git state is not recorded: %s", folder, done.stderr.strip())
+            return None
+    url = remote.stdout.strip() if remote.returncode == 0 else ""
+    return GitState(head.stdout.strip(), bool(status.stdout.strip()), without_credentials(url) or None)
+
+
+def _checkout(folder: str) -> str | None:
+    """The top of the git checkout holding ``folder`` (the nearest folder up with a ``.git``
+    folder or file), or None."""
+    current = folder
+    while True:
+        if os.path.exists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def _git(git: list[str], *args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    return subprocess.run([*git, *args], capture_output=True, text=True, timeout=10, check=False, env=environment)
+
+
+def without_credentials(url: str) -> str:
+    """A remote URL without the ``user:password@`` (or token) a clone URL may carry: it is
+    recorded in manifests and lineage events. An scp-like ``git@host:org/repo`` names a user and
+    no password, and is kept."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from aq_airflow.artifacts.code_package import DIGEST_PREFIX, PinnedCode, read_pin
 from aq_airflow.artifacts.labels import item_label, item_name
@@ -156,7 +156,7 @@ def run_code(run: Run, records: list[StepRecord] | None = None) -> PinnedCode | 
     for record in records if records is not None else step_records(run):
         code = record.provenance.code if record.provenance else None
         if code is not None:
-            git = {"commit": code.git.commit, "dirty": code.git.dirty} if code.git else None
+            git = asdict(code.git) if code.git else None
             return PinnedCode(code.digest, code.uri or "", git)
     return None
 

@@ -1,7 +1,8 @@
 """A step task's OpenLineage facets, from the manifest it committed: its inputs and output as
 datasets in the artifact store, the output's columns (``SchemaDatasetFacet``), and where the code
-that made it is and which version (``SourceCodeLocationJobFacet``: the code package's location, and
-the git commit it was built from, or else its digest). A sql step's query is its ``SQLJobFacet``.
+that made it is and which version (``SourceCodeLocationJobFacet``: the git repository's remote and
+commit for a clean checkout, else the code package's location and its commit or digest). A sql
+step's query is its ``SQLJobFacet``.
 
 The provider's listener asks each operator for these when its task completes
 (``get_openlineage_facets_on_complete``); the manifest's provenance (``artifacts.provenance``) is
@@ -27,17 +28,22 @@ def dataset_name(uri: str) -> tuple[str, str]:
 
 
 def code_location(code: CodeVersion) -> Any:
-    """Where the code package is (its URI in the store) and its version: the git commit it was
-    built from when its folder was a clean checkout, else the package's digest."""
+    """Where the code that ran is and its version. A clean git checkout is its commit: the facet
+    is git's (``type: git``, the repository's remote URL) when the checkout has a remote, else the
+    code package's (``type: aq-code-package``, its URI in the store), versioned by the commit it
+    was built from either way. A dirty checkout or a folder out of git is the package, versioned by
+    its digest (no commit holds those files)."""
     from openlineage.client.facet_v2 import source_code_location_job
 
     clean_git = code.git is not None and not code.git.dirty
+    if clean_git and code.git.remote:
+        return source_code_location_job.SourceCodeLocationJobFacet(
+            type="git", url=code.git.remote, repoUrl=code.git.remote, version=code.git.commit
+        )
     uri = code.uri or ""
     url = uri if "://" in uri else f"file://{os.path.abspath(uri)}" if uri else f"aq-code:{code.digest}"
     return source_code_location_job.SourceCodeLocationJobFacet(
-        type="git" if clean_git else "aq-code-package",
-        url=url,
-        version=code.git.commit if clean_git else code.digest,
+        type="aq-code-package", url=url, version=code.git.commit if clean_git else code.digest
     )
 
 

@@ -45,7 +45,8 @@ CODE_DIGEST = "AQ_CODE_DIGEST"
 # (default: ``aq-airflow-code`` in the temporary folder); read from the step's own environment
 # (the worker's, for a local process; the image's or the node's, for a pod)
 CODE_CACHE = "AQ_CODE_CACHE"
-# JSON {"commit": sha, "dirty": bool} of the code folder's git checkout where it is one (provenance)
+# JSON {"commit": sha, "dirty": bool, "remote": url or null} of the code folder's git checkout where it is one
+# (provenance; `remote` without credentials, absent in pins of a release before it)
 CODE_GIT = "AQ_CODE_GIT"
 IMAGE = "AQ_IMAGE"  # the image as the spec names it (a local step: unset)
 SPEC_HASH = "AQ_SPEC_HASH"  # the sha256 of the spec's text (provenance)

@@ -48,7 +48,7 @@ def code_version(env: Mapping[str, str]) -> CodeVersion | None:
         return None
     git = _json(env.get(contract.CODE_GIT))
     known = isinstance(git, dict) and git.get("commit")
-    state = GitState(str(git["commit"]), bool(git.get("dirty"))) if known else None
+    state = GitState.of(git) if known else None
     return CodeVersion(digest, env.get(contract.CODE_URI) or None, state)
 
 
