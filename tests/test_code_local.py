@@ -197,7 +197,9 @@ def test_a_command_exiting_3_or_4_fails_as_its_own(shipped, code_folder, run_dag
 def test_a_python_step_calling_sys_exit_4_is_no_missing_package(code_folder, run_dag, cache, capsys):
     code = code_folder("local_sys_exit")
     (code / "local_code" / "__init__.py").write_text("import sys\n\n\ndef quit():\n    sys.exit(4)\n")
-    _, _, states = run_dag("local_sys_exit", "code: local_sys_exit_code\nsteps:\n  quit:\n    python: local_code:quit\n")
+    _, _, states = run_dag(
+        "local_sys_exit", "code: local_sys_exit_code\nsteps:\n  quit:\n    python: local_code:quit\n"
+    )
     assert states == {"quit.run": "failed"}
     output = capsys.readouterr()
     text = output.out + output.err
@@ -212,7 +214,7 @@ SHARED = "def value():\n    return {'from': 'the dags folder'}\n"
 
 
 @pytest.mark.parametrize("shipped", [True, False], ids=["package", "image"])
-def test_a_module_of_the_dags_folder_outside_the_code_folder_is_not_the_runs(shipped, code_folder, run_dag, cache, capsys):
+def test_a_dags_folder_module_outside_the_code_folder_is_not_shipped(shipped, code_folder, run_dag, cache, capsys):
     """A shipped step's code is its package, all of it, as in a pod: a module in the dags folder
     beside (not in) its code folder is missing, named; with `code: image` the dags folder's root is
     on the path, as the dag-processor has it."""

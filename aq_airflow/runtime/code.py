@@ -160,7 +160,7 @@ def _run_child(argv: list[str], env: dict[str, str], cwd: str, step: str) -> int
     """``argv`` as a child in ``cwd``, the signals this process gets forwarded to it; its exit
     code, or (killed by a signal) this process killed by the same signal once the copy is gone."""
     try:
-        child = subprocess.Popen(argv, env=env, cwd=cwd)  # noqa: S603  the step's own command
+        child = subprocess.Popen(argv, env=env, cwd=cwd)
     except OSError as error:
         print(f"{contract.RUNTIME_MARKER}step `{step}`: cannot start {argv[0]}: {error}", file=sys.stderr)
         return 127

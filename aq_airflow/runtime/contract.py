@@ -37,8 +37,9 @@ CODE_ROOT = "AQ_CODE_ROOT"
 # same). The runtime (``runtime.code``) fetches it, checks the digest, extracts it once per digest
 # under CODE_CACHE and puts that folder first on the import path before a python step's function
 # is imported; a command step runs through ``--command`` (COMMAND_FLAG) in a fresh copy of that
-# folder of its own (its working directory, first on PYTHONPATH; removed when the command exits). Unset (`code: image`): nothing is shipped, and the
-# step runs the code its image (on the local runner, the worker's Python) has installed.
+# folder of its own (its working directory, first on PYTHONPATH; removed when the command exits).
+# Unset (`code: image`): nothing is shipped, and the step runs the code its image (on the local
+# runner, the worker's Python) has installed.
 CODE_URI = "AQ_CODE_URI"
 CODE_DIGEST = "AQ_CODE_DIGEST"
 # Where packages are extracted, one folder per digest, shared by the steps on one machine or node
@@ -102,7 +103,7 @@ def runtime_arguments(function: str) -> list[str]:
 
 def command_arguments(argv: list[str]) -> list[str]:
     """The runtime's arguments for a command step whose code package is shipped: fetch it, then
-    run ``argv`` in its folder."""
+    run ``argv`` in a fresh copy of its folder."""
     return [COMMAND_FLAG, "--", *argv]
 
 

@@ -157,7 +157,9 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
     try:
         value = function(**kwargs)
     except SystemExit as exit:  # its own failure (exit code 1), never one of the runtime's (3, 4)
-        raise StepFailed(f"step `{step}`: `{function_path}` called sys.exit({exit.code!r}) instead of returning") from None
+        raise StepFailed(
+            f"step `{step}`: `{function_path}` called sys.exit({exit.code!r}) instead of returning"
+        ) from None
     except Exception:
         raise StepFailed(
             f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
