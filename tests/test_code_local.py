@@ -96,7 +96,9 @@ def test_the_local_runner_runs_the_runs_package(code_folder, run_dag, tmp_path, 
     assert 'VERSION = "v2"' in live.read_text()
     after = read_input(Location.of(str(root / "after")), "after", dict)
     assert after == {"version": "v1", "file": str(extracted / "local_code" / "steps.py")}
-    assert (root / "where" / "where.txt").read_text() == f"{extracted} v1"  # a command step, in the package
+    where, version = (root / "where" / "where.txt").read_text().split()
+    assert version == "v1" and where != str(extracted)  # a command step, in a copy of the package of its own
+    assert sorted(p.name for p in extracted.iterdir()) == ["local_code"]
     _, second, states = run_dag("local_pinned", text, date="2026-03-02")
     assert set(states.values()) == {"success"}, states
     root = tmp_path / "artifacts" / "local_pinned" / second.run_id
@@ -164,3 +166,81 @@ def test_a_later_task_whose_pinned_package_is_gone_fails_saying_so(code_folder, 
     output = capsys.readouterr()
     digest = code_package.build(str(code)).digest
     assert f"step `second` cannot start: this run's code package {digest} is no longer at " in output.out + output.err
+
+
+EXITS = """
+code: {code}
+steps:
+  grep_3:
+    command: [sh, -c, "echo no match; exit 3"]
+  cli_4:
+    command: [sh, -c, "echo usage problem; exit 4"]
+"""
+
+
+@pytest.mark.parametrize("shipped", [True, False], ids=["package", "image"])
+def test_a_command_exiting_3_or_4_fails_as_its_own(shipped, code_folder, run_dag, cache, capsys):
+    """grep, pytest or any CLI may exit 3 or 4: the step's own failure, whether its command went
+    through the runtime (a package shipped, exec'd after the fetch) or not (`code: image`)."""
+    name = f"local_exits_{'package' if shipped else 'image'}"
+    if shipped:
+        (code_folder(name) / "local_code" / "__init__.py").write_text("")
+    _, _, states = run_dag(name, EXITS.format(code=f"{name}_code" if shipped else "image"))
+    assert states == {"grep_3.run": "failed", "cli_4.run": "failed"}
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert "step `grep_3` failed: the step's process exited with code 3: no match" in text
+    assert "step `cli_4` failed: the step's process exited with code 4: usage problem" in text
+    assert "could not be fetched" not in text and "is missing" not in text
+
+
+def test_a_python_step_calling_sys_exit_4_is_no_missing_package(code_folder, run_dag, cache, capsys):
+    code = code_folder("local_sys_exit")
+    (code / "local_code" / "__init__.py").write_text("import sys\n\n\ndef quit():\n    sys.exit(4)\n")
+    _, _, states = run_dag(
+        "local_sys_exit", "code: local_sys_exit_code\nsteps:\n  quit:\n    python: local_code:quit\n"
+    )
+    assert states == {"quit.run": "failed"}
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert (
+        "step `quit` failed: the step's process exited with code 1: aq-airflow: step `quit`: `local_code:quit` "
+        "called sys.exit(4) instead of returning"
+    ) in text
+    assert "a Python package its code imports is missing" not in text
+
+
+SHARED = "def value():\n    return {'from': 'the dags folder'}\n"
+
+
+@pytest.mark.parametrize("shipped", [True, False], ids=["package", "image"])
+def test_a_dags_folder_module_outside_the_code_folder_is_not_shipped(shipped, code_folder, run_dag, cache, capsys):
+    """A shipped step's code is its package, all of it, as in a pod: a module in the dags folder
+    beside (not in) its code folder is missing, named; with `code: image` the dags folder's root is
+    on the path, as the dag-processor has it."""
+    dags_root = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "local"
+    shared = dags_root / "aq_shared_outside_xyz.py"
+    shared.write_text(SHARED)
+    try:
+        name = f"local_outside_{'package' if shipped else 'image'}"
+        uses = "from aq_shared_outside_xyz import value\n\n\ndef f():\n    return value()\n"
+        if shipped:
+            (code_folder(name) / "local_code" / "__init__.py").write_text(uses)
+            spec = f"code: {name}_code\nsteps:\n  f:\n    python: local_code:f\n"
+        else:
+            (dags_root / "aq_uses_outside_xyz.py").write_text(uses)
+            spec = "code: image\nsteps:\n  f:\n    python: aq_uses_outside_xyz:f\n"
+        _, _, states = run_dag(name, spec)
+    finally:
+        shared.unlink()
+        (dags_root / "aq_uses_outside_xyz.py").unlink(missing_ok=True)
+    output = capsys.readouterr()
+    if shipped:
+        assert states == {"f.run": "failed"}
+        assert (
+            "step `f` failed: a Python package its code imports is missing (exit code 4): aq-airflow: this worker's "
+            f"Python ({sys.executable}) has no Python package `aq_shared_outside_xyz` (imported by "
+            "local_code/__init__.py line 1)"
+        ) in output.out + output.err
+    else:
+        assert states == {"f.run": "success"}

@@ -224,3 +224,66 @@ def test_an_image_without_a_needed_package_fails_naming_it(code_folder, run_dag,
     # the task's error: the distinct reason, the exit code and the runtime's line
     reason = "step `train` failed: a Python package its code imports is missing (exit code 4)"
     assert f"{reason}: aq-airflow: {message}" in text
+
+
+EXITS_SPEC = """
+pipeline: {name}
+artifacts: {artifacts}
+cluster: eks
+code: {code}
+defaults:
+  image: ghcr.io/acme/tools:1
+  retries: 0
+steps:
+  grep_3:
+    command: [sh, -c, "echo no match; exit 3"]
+  cli_4:
+    command: [sh, -c, "echo usage problem; exit 4"]
+"""
+
+
+@pytest.mark.parametrize("shipped", [True, False], ids=["package", "image"])
+def test_a_pod_command_exiting_3_or_4_fails_as_its_own(shipped, code_folder, run_dag, node, cluster, capsys):
+    """A user command exiting 3 or 4 in a pod (exec'd by the runtime after the fetch, or with no
+    runtime at all, `code: image`) is KubernetesPodOperator's plain failure, with its exit code."""
+    scheme, bucket = node
+    bucket("exits")
+    name = f"pod_exits_{'package' if shipped else 'image'}_{scheme}"
+    if shipped:
+        (code_folder(name) / "tools.txt").write_text("shipped")
+    code = f"{name}_code" if shipped else "image"
+    _, _, states = run_dag(name, EXITS_SPEC.format(name=name, artifacts=f"{scheme}://exits/aq", code=code), local=False)
+    assert states == {"grep_3.run": "failed", "cli_4.run": "failed"}
+    pods = {p["metadata"]["labels"]["aq-airflow/step"]: p for p in pods_of(cluster, name)}
+    assert ("--command" in pods["grep_3"]["spec"]["containers"][0].get("args", [])) is shipped
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert "returned a failure" in text and "'exit_code': 3" in text and "'exit_code': 4" in text
+    assert "could not be fetched" not in text and "a Python package its code imports is missing" not in text
+
+
+EXIT_4_SPEC = """
+pipeline: {name}
+artifacts: {artifacts}
+cluster: eks
+code: {name}_code
+defaults:
+  image: ghcr.io/acme/steps:1
+  retries: 0
+steps:
+  quit:
+    python: quitting:quit
+"""
+
+
+def test_a_python_step_calling_sys_exit_4_in_a_pod_is_no_missing_package(code_folder, run_dag, node, cluster, capsys):
+    scheme, bucket = node
+    bucket("quits")
+    name = f"pod_sys_exit_{scheme}"
+    (code_folder(name) / "quitting.py").write_text("import sys\n\n\ndef quit():\n    sys.exit(4)\n")
+    _, _, states = run_dag(name, EXIT_4_SPEC.format(name=name, artifacts=f"{scheme}://quits/aq"), local=False)
+    assert states == {"quit.run": "failed"}
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert "'exit_code': 1" in text and "called sys.exit(4) instead of returning" in text
+    assert "a Python package its code imports is missing" not in text

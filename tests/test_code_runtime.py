@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -150,7 +151,7 @@ def test_a_package_that_is_not_its_digest_fails_with_its_own_exit_code(tmp_path)
     assert gone.returncode == contract.EXIT_CODE_PACKAGE and len(gone.stderr.strip().splitlines()) == 1
 
 
-def test_a_command_step_runs_in_the_package_folder(tmp_path):
+def test_a_command_step_runs_in_a_copy_of_the_package(tmp_path):
     env = shipped(tmp_path, {"tool/__init__.py": "", "tool/__main__.py": """\
         import os, sys
         print("cwd", os.getcwd())
@@ -160,7 +161,9 @@ def test_a_command_step_runs_in_the_package_folder(tmp_path):
     result = runtime(tmp_path, ["--command", "--", "python", "-m", "tool", "0"], env)
     assert result.returncode == 0, result.stderr
     extracted = tmp_path / "cache" / env[contract.CODE_DIGEST].removeprefix("sha256:")
-    assert f"cwd {extracted}" in result.stdout and "data beside the code" in result.stdout
+    cwd = Path(result.stdout.split("cwd ", 1)[1].splitlines()[0])
+    assert cwd != extracted and cwd.name == "code" and "data beside the code" in result.stdout
+    assert not cwd.exists()  # removed once the command exited
     assert runtime(tmp_path, ["--command", "--", "python", "-m", "tool", "7"], env).returncode == 7  # its own
     shell = runtime(tmp_path, ["--command", "--", "sh", "-c", "ls tool"], env)  # any language
     assert shell.returncode == 0 and "__main__.py" in shell.stdout
@@ -253,3 +256,48 @@ def test_imports_a_valid_step_may_never_run_are_not_required(tmp_path):
     assert missing_modules(str(folder), "valid") == []
     class_level = write(tmp_path / "cls", {"c.py": "class C:\n    import class_dep_not_here\n"})
     assert [m.name for m in missing_modules(str(class_level), "c")] == ["class_dep_not_here"]  # runs at import
+
+
+def test_what_a_command_writes_where_it_runs_stays_its_own(tmp_path):
+    """dbt writes `target/` and `logs/` beside its project: each run of a command gets a copy of
+    the package of its own, so the shared cache is unchanged and two runs never see each other's files."""
+    env = shipped(tmp_path, {"project/__init__.py": "", "project/__main__.py": """\
+        import os, sys
+        print("before", sorted(os.listdir(".")))
+        os.makedirs("target", exist_ok=True)
+        open("target/x", "a").write(sys.argv[1])
+        """})  # fmt: skip
+    extracted = tmp_path / "cache" / env[contract.CODE_DIGEST].removeprefix("sha256:")
+    first = runtime(tmp_path, ["--command", "--", "python", "-m", "project", "one"], env)
+    assert first.returncode == 0, first.stderr
+    files = sorted(str(p.relative_to(extracted)) for p in extracted.rglob("*"))
+    second = runtime(tmp_path, ["--command", "--", "python", "-m", "project", "two"], env)
+    assert second.returncode == 0, second.stderr
+    assert "target" not in first.stdout and "target" not in second.stdout  # neither saw the other's
+    assert sorted(str(p.relative_to(extracted)) for p in extracted.rglob("*")) == files
+    assert not (extracted / "target").exists() and "project/__pycache__" not in files
+
+
+def test_a_python_step_calling_sys_exit_fails_as_its_own(tmp_path):
+    """A user's `sys.exit(4)` is the step's failure (exit code 1), never the runtime's missing package."""
+    env = shipped(tmp_path, {"quits.py": "import sys\n\ndef f():\n    sys.exit(4)\n"})
+    result = runtime(tmp_path, ["--function", "quits:f"], env)
+    assert result.returncode == contract.EXIT_STEP_FAILED, result.stderr
+    assert "aq-airflow: step `s`: `quits:f` called sys.exit(4) instead of returning" in result.stderr
+
+
+def test_a_forwarded_signal_ends_the_command_and_its_copy(tmp_path):
+    """The runtime runs the command as its child: a SIGTERM to the runtime (a pod's PID 1) reaches
+    the command, the runtime ends by the same signal, and the copy is gone."""
+    env = shipped(tmp_path, {"wait.py": "import os, time\nprint(os.getcwd(), flush=True)\ntime.sleep(60)\n"})
+    (tmp_path / "pod").mkdir()
+    base = {"PATH": os.environ["PATH"], "PYTHONPATH": RUNTIME_PATH, contract.STEP: "s"}
+    step = subprocess.Popen(
+        [sys.executable, "-m", "aq_airflow.runtime", "--command", "--", "python", "wait.py"],
+        env={**base, **env}, cwd=tmp_path / "pod", stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    cwd = Path(step.stdout.readline().strip())
+    assert cwd.is_dir()
+    step.send_signal(signal.SIGTERM)
+    assert step.wait(timeout=30) == -signal.SIGTERM
+    assert not cwd.exists()

@@ -69,3 +69,13 @@ def step_lineage(manifest: dict | None, sql: str | None = None) -> Any:
         job_facets["sql"] = sql_job.SQLJobFacet(query=sql)
     output = Dataset(*dataset_name(manifest["uri"]), facets=facets)
     return OperatorLineage(inputs=inputs, outputs=[output], job_facets=job_facets)
+
+
+class StepLineage:
+    """The OpenLineage method of the python and command step operators (local and pod): the
+    facets of the manifest the task committed (``self.committed``, set by its ``execute``)."""
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and output the step's manifest records, the output's schema and the code's
+        location and version (:func:`step_lineage`)."""
+        return step_lineage(getattr(self, "committed", None))

@@ -16,13 +16,14 @@ from aq_airflow.artifacts.labels import item_label
 from aq_airflow.artifacts.provenance import PROVENANCE, Provenance
 from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
 from aq_airflow.operators.errors import StepFailed
+from aq_airflow.operators.lineage import StepLineage
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import code, environment, kubernetes
 from aq_airflow.runners.local import oversized_variable
 from aq_airflow.runtime import contract, record
 
 
-class AqPodStepOperator(KubernetesPodOperator):
+class AqPodStepOperator(StepLineage, KubernetesPodOperator):
     """A ``python`` or ``command`` step in its own pod.
 
     Takes the step's run plan (so live DAGs and generated files pass the same value) and hands
@@ -74,13 +75,6 @@ class AqPodStepOperator(KubernetesPodOperator):
         self.committed = manifest
         return manifest
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """The inputs and output the step's manifest records, the output's schema and the code's
-        location and version (``operators.lineage``)."""
-        from aq_airflow.operators.lineage import step_lineage
-
-        return step_lineage(getattr(self, "committed", None))
-
     def _image_id(self) -> str | None:
         """The step container's ``imageID`` as the finished pod's status reports it (a real kubelet:
         ``<repository>@sha256:<hex>``), or None."""
@@ -129,18 +123,17 @@ class AqPodStepOperator(KubernetesPodOperator):
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
         """KubernetesPodOperator's clean-up, whose failure for the runtime's own exit codes (the
         code package, a missing Python package) says so, with the runtime's one-line reason (the
-        container's termination message)."""
+        container's termination message); any other failure, the user code's, is KPO's."""
         try:
             super().cleanup(pod, remote_pod, *args, **kwargs)
         except AirflowException:
             terminated = _terminated(remote_pod, self.base_container_name)
-            exit_code = getattr(terminated, "exit_code", None)
-            reason = code.failure_reason(exit_code)
-            if reason is None:
+            text = (getattr(terminated, "message", None) or "").strip()
+            last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+            message = code.failure_message(self.plan, getattr(terminated, "exit_code", None), last)
+            if message is None:
                 raise
-            message = (getattr(terminated, "message", None) or "").strip()
-            last = next((line.strip() for line in reversed(message.splitlines()) if line.strip()), "")
-            raise StepFailed(f"step `{self.plan.step}` failed: {reason} (exit code {exit_code}): {last}", []) from None
+            raise StepFailed(message, []) from None
 
 
 def _terminated(remote_pod: Any, container: str) -> Any:

@@ -21,13 +21,14 @@ from aq_airflow.artifacts.manifest import read_local_manifest
 from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.root import artifacts_root
 from aq_airflow.operators.errors import StepFailed
+from aq_airflow.operators.lineage import StepLineage
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import code, environment, local
 from aq_airflow.runners.local import LocalProcess
 from aq_airflow.runtime import contract, record
 
 
-class AqLocalStepOperator(BaseOperator):
+class AqLocalStepOperator(StepLineage, BaseOperator):
     """A ``python`` or ``command`` step as a process on the Airflow worker (the ``local`` profile)."""
 
     template_fields = ("argv", "env_vars")
@@ -90,9 +91,11 @@ class AqLocalStepOperator(BaseOperator):
             env.update(code.ship(run, code.code_root(dag_file), context["run_id"]))
         except code.CodeUnavailable as unavailable:
             raise StepFailed(f"step `{run.step}` cannot start: {unavailable}", []) from None
-        # after the package (or, with `code: image`, the worker's installed packages): the dags
-        # folder's root, as the dag-processor has it
-        paths = (os.path.dirname(dag_file) if dag_file else None, os.environ.get("PYTHONPATH"))
+        # with `code: image`, after the worker's installed packages: the dags folder's root, as the
+        # dag-processor has it. Not with a package: its code is the run's, all of it, as in a pod
+        # (a module of the dags folder outside the code folder is missing there too, exit code 4)
+        dags_root = os.path.dirname(dag_file) if dag_file and contract.CODE_DIGEST not in env else None
+        paths = (dags_root, os.environ.get("PYTHONPATH"))
         pythonpath = os.pathsep.join(dict.fromkeys(p for p in paths if p))
         too_large = local.oversized_variable(env)
         if too_large:
@@ -106,9 +109,8 @@ class AqLocalStepOperator(BaseOperator):
             try:
                 self._process.run()
             except local.ProcessFailed as failure:
-                reason = code.failure_reason(failure.returncode)
-                why = f"{reason} (exit code {failure.returncode}): {failure.last_line}" if reason else str(failure)
-                raise StepFailed(f"step `{run.step}` failed: {why}", failure.tail) from None
+                message = code.failure_message(run, failure.returncode, failure.last_line)
+                raise StepFailed(message or f"step `{run.step}` failed: {failure}", failure.tail) from None
             except local.StartRefused as failure:
                 raise StepFailed(f"step `{run.step}` failed: {failure}", failure.tail) from None
         if run.command.runs_runtime:
@@ -125,13 +127,6 @@ class AqLocalStepOperator(BaseOperator):
         except BadOutput as error:  # Parquet files of two schemas, or one that is not Parquet
             raise StepFailed(str(error), []) from None
         return self.committed
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """The inputs and output the step's manifest records, the output's schema and the code's
-        location and version (``operators.lineage``)."""
-        from aq_airflow.operators.lineage import step_lineage
-
-        return step_lineage(getattr(self, "committed", None))
 
     def on_kill(self) -> None:
         process = getattr(self, "_process", None)

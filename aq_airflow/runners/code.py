@@ -99,6 +99,26 @@ def _stored(uri: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
-def failure_reason(exit_code: int | None) -> str | None:
-    """What a step's exit code says when the runtime, not the user's code, stopped it."""
-    return FAILURE_REASONS.get(exit_code) if exit_code is not None else None
+def through_runtime(run: RunPlan) -> bool:
+    """Whether the step's process is the aq runtime: a python step, or a command step whose code
+    package is shipped (``--command``); a plain command step's exit codes are all its own."""
+    return run.command.runs_runtime or run.code_folder is not None
+
+
+def failure_reason(run: RunPlan, exit_code: int | None, last_line: str) -> str | None:
+    """What a step's exit code says when the runtime, not the user's code, stopped it: only for a
+    step that went through the runtime, and only when its last line (a pod's termination message)
+    is the runtime's own (``contract.RUNTIME_MARKER``). A user command exiting 3 after the runtime
+    exec'd it, or a python step's ``sys.exit(4)`` (the runtime reports that as exit code 1), is the
+    step's own failure."""
+    if exit_code not in FAILURE_REASONS or not through_runtime(run):
+        return None
+    return FAILURE_REASONS[exit_code] if last_line.startswith(contract.RUNTIME_MARKER) else None
+
+
+def failure_message(run: RunPlan, exit_code: int | None, last_line: str) -> str | None:
+    """The task's failure message for a step the runtime stopped (:func:`failure_reason`), with
+    the exit code and the runtime's one-line reason; None for the user code's own failures (the
+    operator's usual message)."""
+    reason = failure_reason(run, exit_code, last_line)
+    return f"step `{run.step}` failed: {reason} (exit code {exit_code}): {last_line}" if reason else None

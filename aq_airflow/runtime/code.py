@@ -1,6 +1,7 @@
 """The step's code package where the step runs: fetched, checked and extracted
 (``artifacts.code_package.fetch``), put first on the import path, its imports checked against
-this Python before any of the user's code runs; and a ``command`` step started in its folder.
+this Python before any of the user's code runs; and a ``command`` step started in a fresh working
+copy of it.
 
 The task that starts a step names the package in ``AQ_CODE_URI`` and ``AQ_CODE_DIGEST``
 (``runners.code``); without them (``code: image``) the step runs the code its image (or, on the
@@ -13,7 +14,11 @@ where Kubernetes gives it one, so the pod's status carries it.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.imports import MissingModule, missing_modules
@@ -92,7 +97,7 @@ def missing_dependency(missing: list[MissingModule], env: dict[str, str]) -> Mis
 def report(problem: CodeProblem) -> int:
     """Print ``problem`` as the step's last line (and into the termination-message file where
     the container has one); the runtime's exit code for it."""
-    line = f"aq-airflow: {problem}"
+    line = f"{contract.RUNTIME_MARKER}{problem}"
     print(line, file=sys.stderr, flush=True)
     if os.path.isfile(TERMINATION_LOG) and os.access(TERMINATION_LOG, os.W_OK):
         try:
@@ -103,29 +108,73 @@ def report(problem: CodeProblem) -> int:
     return problem.exit_code
 
 
+# what the runtime passes on to the command it runs (a pod's SIGTERM reaches PID 1, this, alone)
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def working_copy(folder: str, step: str) -> str:
+    """A fresh copy of the extracted package, the command's own: what it writes where it runs
+    (dbt's ``target/`` and ``logs/``) never changes the shared cache, which every later step of
+    the digest on this machine extracts from, nor another step running at the same time."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in step)[:60]
+    copy = os.path.join(tempfile.mkdtemp(prefix=f"aq-{safe}-"), "code")
+    shutil.copytree(folder, copy, symlinks=True)
+    return copy
+
+
 def run_command(argv: list[str]) -> int:
-    """``python -m aq_airflow.runtime --command -- argv...``: fetch the package, then replace this
-    process with ``argv`` in the package's folder, which is also first on ``PYTHONPATH`` (a
-    ``python -m pkg`` finds the package's modules). ``python`` is the Python running this."""
+    """``python -m aq_airflow.runtime --command -- argv...``: fetch the package, then run ``argv``
+    in a fresh working copy of it (:func:`working_copy`), which is also first on ``PYTHONPATH`` (a
+    ``python -m pkg`` finds the package's modules), and remove the copy when it exits. ``argv`` is
+    a child process, not exec'd, so the copy can be removed: the runtime forwards the signals it
+    gets to it and exits with its exit code (or its signal). ``python`` is the Python running this.
+    (If the runtime itself is killed with SIGKILL, the copy is left to the temporary folder's
+    cleaning.) Without a package, ``argv`` is exec'd where the step started."""
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
         print(f"usage: python -m aq_airflow.runtime {contract.COMMAND_FLAG} -- command [args...]", file=sys.stderr)
         return contract.EXIT_USAGE
     env = dict(os.environ)
+    step = env.get(contract.STEP, "?")
     try:
         folder = package_folder(env)
+        copy = working_copy(folder, step) if folder else None
     except CodeProblem as problem:
         return report(problem)
-    if folder:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
-        os.chdir(folder)
+    except OSError as error:
+        return report(PackageUnavailable(f"step `{step}`: cannot copy its code package to a working folder: {error}"))
     if argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     sys.stdout.flush()
     sys.stderr.flush()
+    if copy is None:
+        try:
+            os.execvpe(argv[0], argv, env)  # noqa: S606  the step's own command, as the spec gives it
+        except OSError as error:
+            print(f"{contract.RUNTIME_MARKER}step `{step}`: cannot start {argv[0]}: {error}", file=sys.stderr)
+            return 127
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (copy, env.get("PYTHONPATH")) if p)
     try:
-        os.execvpe(argv[0], argv, env)  # noqa: S606  the step's own command, as the spec gives it
+        return _run_child(argv, env, copy, step)
+    finally:
+        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+
+
+def _run_child(argv: list[str], env: dict[str, str], cwd: str, step: str) -> int:
+    """``argv`` as a child in ``cwd``, the signals this process gets forwarded to it; its exit
+    code, or (killed by a signal) this process killed by the same signal once the copy is gone."""
+    try:
+        child = subprocess.Popen(argv, env=env, cwd=cwd)
     except OSError as error:
-        print(f"aq-airflow: step `{env.get(contract.STEP, '?')}`: cannot start {argv[0]}: {error}", file=sys.stderr)
+        print(f"{contract.RUNTIME_MARKER}step `{step}`: cannot start {argv[0]}: {error}", file=sys.stderr)
         return 127
+    for number in FORWARDED:
+        signal.signal(number, lambda received, _frame: child.send_signal(received))
+    returncode = child.wait()
+    if returncode >= 0:
+        return returncode
+    shutil.rmtree(os.path.dirname(cwd), ignore_errors=True)
+    signal.signal(-returncode, signal.SIG_DFL)
+    os.kill(os.getpid(), -returncode)
+    return 128 - returncode  # a signal that does not end this process: the shell's convention

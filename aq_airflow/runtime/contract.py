@@ -36,9 +36,10 @@ CODE_ROOT = "AQ_CODE_ROOT"
 # its digest (``sha256:<hex>``, pinned once per DAG run: every task and retry of the run gets the
 # same). The runtime (``runtime.code``) fetches it, checks the digest, extracts it once per digest
 # under CODE_CACHE and puts that folder first on the import path before a python step's function
-# is imported; a command step runs through ``--command`` (COMMAND_FLAG) with that folder as its
-# working directory and first on PYTHONPATH. Unset (`code: image`): nothing is shipped, and the
-# step runs the code its image (on the local runner, the worker's Python) has installed.
+# is imported; a command step runs through ``--command`` (COMMAND_FLAG) in a fresh copy of that
+# folder of its own (its working directory, first on PYTHONPATH; removed when the command exits).
+# Unset (`code: image`): nothing is shipped, and the step runs the code its image (on the local
+# runner, the worker's Python) has installed.
 CODE_URI = "AQ_CODE_URI"
 CODE_DIGEST = "AQ_CODE_DIGEST"
 # Where packages are extracted, one folder per digest, shared by the steps on one machine or node
@@ -55,11 +56,16 @@ TRY_NUMBER = "AQ_TRY_NUMBER"  # Airflow's try number of the task that started th
 # The runtime's exit codes: the step's own failure, and the two that are not the user code's: a
 # package that cannot be fetched or is not what its digest says, and a module the step's code
 # imports that the image does not have (named before the user's code runs, with the file and line
-# importing it). The operators turn 3 and 4 into their own failure reasons (``runners.code``).
+# importing it). The operators turn 3 and 4 into their own failure reasons (``runners.code``)
+# when the runtime said so (RUNTIME_MARKER).
 EXIT_STEP_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CODE_PACKAGE = 3
 EXIT_MISSING_DEPENDENCY = 4
+# How the runtime's own failure lines start (its last line, and a pod's termination message): the
+# operators take exit codes 3 and 4 for the runtime's only with it, as a user command (exec'd by
+# `--command`) or a plain command step may exit 3 or 4 for reasons of its own
+RUNTIME_MARKER = "aq-airflow: "
 
 # The names a python step's function gets by name besides its inputs and `args:` (runtime.step):
 # the run's context values (AQ_CONTEXT; runners.environment.CONTEXT_TEMPLATE renders exactly these)
@@ -98,7 +104,7 @@ def runtime_arguments(function: str) -> list[str]:
 
 def command_arguments(argv: list[str]) -> list[str]:
     """The runtime's arguments for a command step whose code package is shipped: fetch it, then
-    run ``argv`` in its folder."""
+    run ``argv`` in a fresh copy of its folder."""
     return [COMMAND_FLAG, "--", *argv]
 
 

@@ -48,7 +48,7 @@ def _import(path: str, env: dict[str, str]):
         raise (lacking and _lacking(lacking, folder, env)) or StepFailed(
             f"cannot import `{path}`:\n{traceback.format_exc(limit=-4)}".rstrip()
         ) from None
-    except Exception:
+    except (Exception, SystemExit):  # a module calling sys.exit(...) as it is imported: its own failure
         raise StepFailed(f"cannot import `{path}`:\n{traceback.format_exc(limit=-4)}".rstrip()) from None
     if not callable(target):
         raise StepFailed(f"`{path}` is a {type(target).__name__}, not a function")
@@ -194,6 +194,10 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         raise _lacking(error, code.package_folder(env), env) or StepFailed(
             f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
         ) from None
+    except SystemExit as exit:  # its own failure (exit code 1), never one of the runtime's (3, 4)
+        raise StepFailed(
+            f"step `{step}`: `{function_path}` called sys.exit({exit.code!r}) instead of returning"
+        ) from None
     except Exception:
         raise StepFailed(
             f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
@@ -229,7 +233,7 @@ def main(argv: list[str]) -> int:
     try:
         manifest = run_step(argv[1], dict(os.environ))
     except StepFailed as failure:
-        print(f"aq-airflow: {failure}", file=sys.stderr)
+        print(f"{contract.RUNTIME_MARKER}{failure}", file=sys.stderr)
         return contract.EXIT_STEP_FAILED
     except code.CodeProblem as problem:
         return code.report(problem)
