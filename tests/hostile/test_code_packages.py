@@ -327,3 +327,34 @@ def test_corrupt_manifests_and_provenance_are_shown_never_a_traceback(shop, tmp_
     for args in (["show", "shop", RUN_B], ["show", "shop", RUN_B, "--json"], ["diff", "shop", RUN_A, RUN_B]):
         result = cli(*args, "--artifacts", str(copy), cwd=shop)
         assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+
+
+def test_schema_change_passes_over_corrupt_earlier_manifests(tmp_path):
+    """The earlier output a `schema_change` check compares with: manifests that are garbage, too
+    deep to parse, or carry a date of another type are passed over, never a crash of the check."""
+    import datetime
+
+    import pyarrow as pa
+
+    from aq_airflow.artifacts.provenance import Provenance
+    from aq_airflow.client.earlier import PROVENANCE, find_earlier
+    from tests.test_show_diff import commit
+
+    def provenance(run_id: str, logical_date) -> Provenance:
+        return Provenance(None, None, None, {}, {}, {}, run_id, logical_date, 1, None, None)
+
+    table = pa.table({"id": [1]})
+    good = "manual__2026-03-01T00:00:00+00:00"
+    commit(tmp_path, good, "orders", table, provenance(good, "2026-03-01T00:00:00+00:00"))
+    for day, text in ((2, "{{{ garbage"), (3, "[" * 100_000 + "]" * 100_000), (4, None)):
+        run_id = f"custom_{day}"  # an id that carries no time: only its provenance could date it
+        commit(tmp_path, run_id, "orders", table, provenance(run_id, "2026-03-0{day}T00:00:00+00:00"))
+        manifest = tmp_path / DAG / run_id / "orders" / MANIFEST
+        if text is None:  # a date of another type
+            record = json.loads(manifest.read_text())
+            record["provenance"]["logical_date"] = 20260304
+            text = json.dumps(record)
+        manifest.write_text(text)
+    when = datetime.datetime(2026, 3, 5, tzinfo=datetime.UTC)
+    search = find_earlier(str(tmp_path), DAG, "orders", "manual__2026-03-05T00:00:00+00:00", when, when)
+    assert search.found is not None and (search.found.run_id, search.found.dated_by) == (good, PROVENANCE)
