@@ -358,3 +358,26 @@ def test_schema_change_passes_over_corrupt_earlier_manifests(tmp_path):
     when = datetime.datetime(2026, 3, 5, tzinfo=datetime.UTC)
     search = find_earlier(str(tmp_path), DAG, "orders", "manual__2026-03-05T00:00:00+00:00", when, when)
     assert search.found is not None and (search.found.run_id, search.found.dated_by) == (good, PROVENANCE)
+
+
+@pytest.mark.parametrize("unreadable", ["sub", "sub/.gitignore", ".aqignore"])
+def test_a_folder_or_ignore_file_that_cannot_be_read_is_refused_naming_it(tmp_path, monkeypatch, unreadable):
+    """What this user may not read (the tests may run as root, who reads everything: the
+    permission error is the operating system's, raised where it would be)."""
+    import builtins
+
+    folder = tree(tmp_path / "code", {"m.py": "X = 1\n", "sub/x.py": "Y = 1\n", "sub/.gitignore": "", ".aqignore": ""})
+    denied = str(folder / unreadable)
+
+    def denying(real):
+        def call(path, *args, **kwargs):
+            if os.fspath(path) == denied:
+                raise PermissionError(13, "Permission denied", denied)
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "scandir", denying(os.scandir))
+    monkeypatch.setattr(builtins, "open", denying(builtins.open))
+    with pytest.raises(PackageRefused, match=rf"{unreadable.split('/')[0]} in the code folder .*: cannot be read"):
+        code_package.scan(str(folder))
