@@ -177,20 +177,29 @@ def _valid_pattern(line: str) -> bool:
 def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
     """The files of ``folder`` a package holds, in sorted path order: names and stats only, no
     file is read but the ignore files. Refuses (:class:`PackageRefused`) a symbolic link out of
-    the folder, and files over ``size_limit`` bytes in all. Never follows a
+    the folder, a folder or ignore file it cannot read, and files over ``size_limit`` bytes in all. Never follows a
     symbolic link to a folder. Credentials are :func:`refuse_credentials`' (a build checks them
     when no cached package holds these very files)."""
     root = os.path.realpath(folder)
     if not os.path.isdir(root):
         raise PackageRefused(folder, None, "is not a folder: fix `code:` in the spec, or create the folder")
     found: list[PackageFile] = []
-    top = _Rules(_read_spec(os.path.join(root, AQIGNORE)), ())
+    try:
+        aqignore = _read_spec(os.path.join(root, AQIGNORE))
+    except OSError as error:
+        raise PackageRefused(folder, AQIGNORE, f"cannot be read ({error.strerror}): make it readable") from None
+    top = _Rules(aqignore, ())
     pending = [("", root, top)]
     while pending:
         base, current, rules = pending.pop()
-        rules = rules.below(base, os.path.join(current, GITIGNORE))
-        with os.scandir(current) as listed:
-            entries = sorted(listed, key=lambda e: e.name)
+        try:
+            rules = rules.below(base, os.path.join(current, GITIGNORE))
+            with os.scandir(current) as listed:
+                entries = sorted(listed, key=lambda e: e.name)
+        except OSError as error:  # a folder (or its .gitignore) this user may not read
+            raise PackageRefused(
+                folder, base or None, f"cannot be read ({error.strerror}): make it readable, or list it in {AQIGNORE}"
+            ) from None
         for entry in entries:
             relative = f"{base}/{entry.name}" if base else entry.name
             if entry.is_dir(follow_symlinks=False):

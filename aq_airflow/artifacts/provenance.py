@@ -95,31 +95,37 @@ class Provenance:
         return cls(
             code=CodeVersion(
                 str(code.get("digest")),
-                code.get("uri"),
+                _text(code.get("uri")),
                 GitState.of(git) if git else None,
             )
             if code
             else None,
-            image=ImageVersion(str(image.get("name")), image.get("digest")) if image else None,
-            spec_hash=data.get("spec_hash"),
+            image=ImageVersion(str(image.get("name")), _text(image.get("digest"))) if image else None,
+            spec_hash=_text(data.get("spec_hash")),
             args=data.get("args") if isinstance(data.get("args"), dict) else {},
             params=data.get("params") if isinstance(data.get("params"), dict) else {},
             inputs={
-                str(name): InputVersion(str(i.get("step")), str(i.get("uri")), i.get("manifest_digest"))
+                str(name): InputVersion(str(i.get("step")), str(i.get("uri")), _text(i.get("manifest_digest")))
                 for name, i in inputs.items()
                 if isinstance(i, dict)
             },
-            run_id=data.get("run_id"),
-            logical_date=data.get("logical_date"),
+            run_id=_text(data.get("run_id")),
+            logical_date=_text(data.get("logical_date")),
             try_number=data.get("try_number") if isinstance(data.get("try_number"), int) else None,
-            started=data.get("started"),
-            finished=data.get("finished"),
+            started=_text(data.get("started")),
+            finished=_text(data.get("finished")),
         )
 
     @classmethod
     def of(cls, manifest: dict) -> Provenance | None:
         """The provenance a committed manifest records, or None."""
         return cls.from_json(manifest.get(PROVENANCE))
+
+
+def _text(value: object) -> str | None:
+    """A recorded string, or None for any other value (a damaged record's number where a time
+    belongs would otherwise be compared with the times of the other steps)."""
+    return value if isinstance(value, str) else None
 
 
 def git_state(folder: str) -> GitState | None:

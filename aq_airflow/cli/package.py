@@ -9,6 +9,7 @@ Nothing of Airflow is imported here.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from aq_airflow.artifacts import code_package
@@ -21,6 +22,12 @@ from aq_airflow.plan.model import RunPlan
 def main(spec_path: str, upload: bool, as_json: bool) -> int:
     """Print the package of the spec's code folder (``--json``: one document) and with
     ``upload`` store it; 1 when the spec or its package is refused or the store fails."""
+    if os.path.isdir(spec_path):  # `check` would plan each spec in it: a package is one spec's
+        print(
+            f"{spec_path}: is a folder; `aq-airflow package` takes one spec file (`*.aq.yaml`): name it",
+            file=sys.stderr,
+        )
+        return 1
     (spec,) = check([spec_path])
     if spec.issues or spec.plan is None:
         for issue in spec.issues:

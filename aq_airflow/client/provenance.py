@@ -170,7 +170,7 @@ def package_files(code: PinnedCode, root: str | None = None) -> dict[str, bytes]
     # only where a store keeps packages: a record naming another file (a pipe that never ends) is not read
     candidates = (code.uri, location(root, code.digest) if root else "")
     places = list(dict.fromkeys(uri for uri in candidates if confined(uri, code.digest)))
-    with tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as tar:
+    with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as tar:
         uri = actual = None
         for uri in places:
             try:
