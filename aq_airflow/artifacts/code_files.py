@@ -174,12 +174,14 @@ def _valid_pattern(line: str) -> bool:
     return True
 
 
-def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]:
+def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT, exclude: frozenset[str] = frozenset()) -> list[PackageFile]:
     """The files of ``folder`` a package holds, in sorted path order: names and stats only, no
     file is read but the ignore files. Refuses (:class:`PackageRefused`) a symbolic link out of
     the folder, a folder or ignore file it cannot read, and files over ``size_limit`` bytes in all. Never follows a
     symbolic link to a folder. Credentials are :func:`refuse_credentials`' (a build checks them
-    when no cached package holds these very files)."""
+    when no cached package holds these very files). ``exclude``: real paths of folders that are
+    never code, whatever the ignore files say (the worker's artifact store and Airflow home, an
+    ``aq-airflow run`` workdir, when they sit in the code folder)."""
     root = os.path.realpath(folder)
     if not os.path.isdir(root):
         raise PackageRefused(folder, None, "is not a folder: fix `code:` in the spec, or create the folder")
@@ -203,6 +205,8 @@ def scan(folder: str, size_limit: int = DEFAULT_SIZE_LIMIT) -> list[PackageFile]
         for entry in entries:
             relative = f"{base}/{entry.name}" if base else entry.name
             if entry.is_dir(follow_symlinks=False):
+                if exclude and os.path.realpath(entry.path) in exclude:
+                    continue
                 if not _SKIPPED_FOLDERS.match_file(entry.name + "/") and not rules.ignored(relative, folder=True):
                     pending.append((relative, entry.path, rules))
                 continue

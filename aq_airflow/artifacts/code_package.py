@@ -37,6 +37,7 @@ import tarfile
 import tempfile
 import uuid
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -124,13 +125,16 @@ def compress(tar: bytes) -> bytes:
     return gzip.compress(tar, compresslevel=6, mtime=0)
 
 
-def build(folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT, *, cache: str | bool = True) -> Package:
+def build(
+    folder: str, size_limit: int | None = DEFAULT_SIZE_LIMIT, *, cache: str | bool = True, exclude: Iterable[str] = ()
+) -> Package:
     """The package of ``folder`` (see :func:`scan` for what it holds and refuses): from the build
     cache when no file changed since it was built (``artifacts.code_cache``), else read, scanned
     for credentials, archived and compressed. ``size_limit``: bytes (None: the default).
     ``cache``: True for this user's cache folder, a folder, or False for none (the in-process
-    cache too)."""
-    files = scan(folder, DEFAULT_SIZE_LIMIT if size_limit is None else size_limit)
+    cache too). ``exclude``: folders never packaged (see :func:`scan`)."""
+    never = frozenset(os.path.realpath(path) for path in exclude)
+    files = scan(folder, DEFAULT_SIZE_LIMIT if size_limit is None else size_limit, never)
     folder_cache = code_cache.default_folder() if cache is True else cache or None
     key = code_cache.key(os.path.realpath(folder), files)
     cached = code_cache.load(key, folder_cache) if cache is not False else None

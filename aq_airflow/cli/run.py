@@ -142,6 +142,8 @@ def _prepare(
             # the spec runs from the temporary dags folder; its steps' code stays beside the spec, where
             # the local runner finds it as it does in a deployed dags folder (the plan's code folder)
             contract.CODE_ROOT: str(spec.parent.resolve()),
+            # the run's own outputs and warehouse are no code, if the workdir sits beside the spec
+            contract.CODE_EXCLUDE: str(workdir.resolve()),
         }
     )
     if dags_root and Path(dags_root) != spec.parent.resolve():

@@ -65,7 +65,7 @@ def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
         if not os.path.isdir(folder):
             raise CodeUnavailable(f"its code folder {folder} is not on this worker: the dags folder must hold it")
         try:
-            package = code_package.build(folder, run.code_max_size)
+            package = code_package.build(folder, run.code_max_size, exclude=_never_code(root))
         except PackageRefused as refused:
             raise CodeUnavailable(f"its code cannot be packaged: {refused}") from None
         uri = code_package.upload(package, root)
@@ -88,6 +88,13 @@ def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
     if code.git:
         env[contract.CODE_GIT] = json.dumps(code.git, sort_keys=True)
     return env
+
+
+def _never_code(root: str) -> list[str]:
+    """Folders that may sit in a code folder and are never code: the local artifact store, the
+    worker's Airflow home (its logs, its metadata DB) and what ``AQ_CODE_EXCLUDE`` names."""
+    named = [p for p in os.environ.get(contract.CODE_EXCLUDE, "").split(os.pathsep) if p]
+    return [*named, *([root] if "://" not in root else []), *filter(None, [os.environ.get("AIRFLOW_HOME")])]
 
 
 def _stored(uri: str) -> bool:

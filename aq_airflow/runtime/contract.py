@@ -31,6 +31,10 @@ MAP_INDEX = "AQ_MAP_INDEX"  # the item's position in the step's items (its outpu
 # environment: by default the dags folder, the loader file's. `aq-airflow run` runs a spec from a
 # temporary dags folder and names the spec's real folder here, so its code is packaged from there.
 CODE_ROOT = "AQ_CODE_ROOT"
+# Folders (os.pathsep-separated) the worker never puts in a code package, whatever the ignore
+# files say: `aq-airflow run` names its workdir (outputs, warehouse) here, which may sit in the
+# spec's folder. The worker's local artifact store and Airflow home are never packaged either.
+CODE_EXCLUDE = "AQ_CODE_EXCLUDE"
 # The step's code package (``artifacts.code_package``), set by the task that starts the step
 # (``runners.code``), in a pod and in a local process alike: where it is in the artifact store and
 # its digest (``sha256:<hex>``, pinned once per DAG run: every task and retry of the run gets the

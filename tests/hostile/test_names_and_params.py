@@ -400,6 +400,7 @@ POD_SPEC = """
 pipeline: np_pod
 artifacts: {artifacts}
 cluster: eks
+code: k8s_code  # the cluster fixture writes k8s_steps there
 params: {{big: "", small: 1}}
 defaults:
   image: ghcr.io/acme/steps:1
