@@ -280,48 +280,67 @@ class PinnedCode:
 
 def pin(run_folder: str, code: PinnedCode) -> PinnedCode:
     """The code version of the run whose folder is ``run_folder``: the one recorded there when a
-    task recorded one first, else ``code``, recorded now. On a local disk the record is created
-    exclusively (two first tasks agree); an object store has no create-if-absent, so two first
-    tasks racing there may each keep their own, if the dags folder changed between them."""
+    task recorded one first, else ``code``, recorded now. On a local disk the record is written
+    whole under a temporary name and linked into place, which fails if it exists: two first tasks
+    agree, and no reader ever sees half a record. An object store has no create-if-absent, so two
+    first tasks racing there may each keep their own, if the dags folder changed between them.
+    A record that cannot be read, or is not one :func:`pin` wrote, raises :class:`PackageMismatch`
+    (the task fails and retries; it never pins other code over it)."""
     recorded = Location.of(run_folder)
     path = recorded.join(RUN_PIN)
-    existing = _read_pin(recorded.fs, path)
+    existing = _read_pin(recorded.fs, path, strict=True)
     if existing is not None:
         return existing
     recorded.fs.create_dir(recorded.path, recursive=True)
     if recorded.is_local:
+        temp = f"{path}.{uuid.uuid4().hex[:8]}"
+        with open(temp, "x", encoding="utf-8") as handle:
+            handle.write(code.to_json())
         try:
-            with open(path, "x", encoding="utf-8") as handle:
-                handle.write(code.to_json())
+            os.link(temp, path)
             return code
         except FileExistsError:
-            existing = _read_pin(recorded.fs, path)
-            if existing is None:  # never what `pin` wrote: the run's code version is unknown
-                raise PackageMismatch(
-                    f"{path} is not a code pin aq-airflow wrote (not JSON naming a digest and its package under "
-                    f"`{CODE_FOLDER}/`): start a new run, or delete it to pin this run's code anew"
-                ) from None
-            return existing
+            return _read_pin(recorded.fs, path, strict=True) or code
+        finally:
+            os.unlink(temp)
     with recorded.fs.open_output_stream(path) as handle:
         handle.write(code.to_json().encode())
-    return _read_pin(recorded.fs, path) or code
+    return _read_pin(recorded.fs, path, strict=True) or code
 
 
-def read_pin(run_folder: str | Location) -> PinnedCode | None:
+def read_pin(run_folder: str | Location, *, strict: bool = False) -> PinnedCode | None:
     """The code version pinned in a run's folder (a URI, or its :class:`Location` as a listing
-    found it); None when the run pinned none (no python or command step ran in a pod, or the run
-    is older than code packages) or its record is unreadable."""
+    found it); None when the run pinned none (no python or command step ran, or the run is older
+    than code packages). A record that cannot be read or is not a pin: None for readers (``show``,
+    ``diff``), :class:`PackageMismatch` with ``strict`` (a task, which must not take a store's
+    passing error for "no pin" and pin other code)."""
     folder = run_folder if isinstance(run_folder, Location) else Location.of(run_folder)
-    return _read_pin(folder.fs, folder.join(RUN_PIN))
+    return _read_pin(folder.fs, folder.join(RUN_PIN), strict=strict)
 
 
-def _read_pin(fs: pafs.FileSystem, path: str) -> PinnedCode | None:
+def _read_pin(fs: pafs.FileSystem, path: str, strict: bool = False) -> PinnedCode | None:
     try:
         with fs.open_input_stream(path) as handle:
-            record = json.loads(handle.read(64 * 1024))
-    except (FileNotFoundError, OSError, ValueError):
+            data = handle.read(64 * 1024)
+    except FileNotFoundError:
         return None
+    except OSError as error:
+        if strict:
+            raise PackageMismatch(
+                f"{path}, this run's code pin, cannot be read ({' '.join(str(error).split())}): the task tries again; "
+                f"if the file is damaged, delete it (the next task pins the code folder as it is then)"
+            ) from None
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError:  # not JSON, or cut short: a record larger than any pin
+        record = None
     if not isinstance(record, dict) or not confined(record.get("uri"), record.get("digest")):
+        if strict:
+            raise PackageMismatch(
+                f"{path} is not a code pin aq-airflow wrote (not JSON naming a digest and its package under "
+                f"`{CODE_FOLDER}/`): start a new run, or delete it to pin this run's code anew"
+            )
         return None
     git = record.get("git")
     return PinnedCode(record["digest"], record["uri"], git if isinstance(git, dict) else None)

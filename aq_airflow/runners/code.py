@@ -56,7 +56,10 @@ def ship(run: RunPlan, folder_root: str | None, run_id: str) -> dict[str, str]:
     from aq_airflow.artifacts.provenance import git_state
 
     where = run_folder(run, root, run_id)
-    code = code_package.read_pin(where)
+    try:
+        code = code_package.read_pin(where, strict=True)  # a store's passing error is no "no pin"
+    except code_package.PackageMismatch as error:
+        raise CodeUnavailable(str(error)) from None
     recorded = code is not None
     if code is None:
         if folder_root is None:

@@ -228,6 +228,42 @@ def test_a_pin_naming_another_stores_package_is_not_followed(tmp_path):
     assert ship(run, str(tmp_path), "manual__2")["AQ_CODE_URI"].startswith(str(tmp_path / "store" / "_code"))
 
 
+def test_first_tasks_pinning_at_once_all_get_the_one_pin_never_half_a_record(tmp_path):
+    """Two first tasks of a run pin at once (threads on one disk, each with other code): every
+    call returns the same pin, the record is whole at any moment, and no temporary file is left."""
+    import threading
+
+    folder = str(tmp_path / "store" / "p" / "manual__1")
+    codes = [PinnedCode("sha256:" + f"{i:x}" * 64, f"{tmp_path}/store/_code/" + f"{i:x}" * 64) for i in range(1, 9)]
+    seen, barrier = [], threading.Barrier(len(codes))
+
+    def first_task(code):
+        barrier.wait()
+        seen.append(code_package.pin(folder, code))
+
+    threads = [threading.Thread(target=first_task, args=(code,)) for code in codes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == len(codes) and len(set(seen)) == 1 and seen[0] in codes
+    assert code_package.read_pin(folder, strict=True) == seen[0]
+    assert sorted(p.name for p in (tmp_path / "store" / "p" / "manual__1").iterdir()) == ["_code.json"]
+
+
+def test_a_pin_the_store_cannot_read_fails_the_task_and_is_never_replaced(tmp_path):
+    """A later task whose read of the run's pin fails (a store's passing error: here, a folder
+    where the record belongs) fails and retries; it never takes that for "no pin" and pins the
+    code the dags folder holds by then."""
+    tree(tmp_path / "code", {"m.py": "def f():\n    return 1\n"})
+    run = step_plan(tmp_path / "store")
+    (tmp_path / "store" / "p" / "manual__1" / "_code.json").mkdir(parents=True)  # reading it is an OSError
+    with pytest.raises(CodeUnavailable, match=r"_code.json, this run's code pin, cannot be read .*tries again"):
+        ship(run, str(tmp_path), "manual__1")
+    assert (tmp_path / "store" / "p" / "manual__1" / "_code.json").is_dir()  # left as it was
+    assert code_package.read_pin(str(tmp_path / "store" / "p" / "manual__1")) is None  # readers: no pin shown
+
+
 # --- the runtime's import walk ----------------------------------------------------------------
 
 
