@@ -107,6 +107,9 @@ CHANGING = '''\
 import os
 import pathlib
 
+# ten minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
+pytestmark = pytest.mark.slow
+
 VERSION = "v1"
 LIVE = pathlib.Path(os.environ["LIVE_CODE"])  # this very file in the dags folder
 
