@@ -19,6 +19,9 @@ from aq_airflow.artifacts.values import read_input
 from tests.conftest import EXAMPLES
 from tests.kube_api import FakeKubernetes
 
+# ten minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
+pytestmark = pytest.mark.slow
+
 # what a pod on the emulators' node has in its environment: the stores' SDK variables
 STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
                    "AWS_REGION", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")  # fmt: skip
@@ -106,9 +109,6 @@ def test_the_churn_example_runs_in_pods_from_its_package(code_folder, run_dag, d
 CHANGING = '''\
 import os
 import pathlib
-
-# ten minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
-pytestmark = pytest.mark.slow
 
 VERSION = "v1"
 LIVE = pathlib.Path(os.environ["LIVE_CODE"])  # this very file in the dags folder
