@@ -313,3 +313,17 @@ def test_a_real_run_shows_its_outputs(run_dag, duckdb_warehouse, tmp_path, monke
     unrecorded = sum(record.provenance is None for record in records)
     assert text.stdout.count("provenance  not recorded") == unrecorded
     assert text.stdout.count("  code     ") + text.stdout.count("  image    ") == 2 * (len(records) - unrecorded)
+
+
+def test_without_a_store_named_show_finds_a_deployed_airflows_runs(shop, tmp_path):
+    """No `--artifacts`, no `artifacts:` and no $AQ_ARTIFACTS: `aq-airflow run`'s `.aq-run/artifacts`
+    first, else the store a deployed Airflow's workers write to, `$AIRFLOW_HOME/aq-artifacts` (where
+    `aq-airflow package --upload` stores packages too)."""
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    (home / "aq-artifacts").symlink_to(shop / "artifacts")
+    found = cli("show", "shop", RUN_B, cwd=tmp_path, env={"AIRFLOW_HOME": str(home)})
+    assert found.returncode == 0, found.stderr
+    assert RUN_B in found.stdout
+    nowhere = cli("show", "shop", "latest", cwd=tmp_path, env={"AIRFLOW_HOME": str(tmp_path / "empty")})
+    assert nowhere.returncode == 2 and "where a deployed Airflow's workers keep them" in nowhere.stderr

@@ -2,7 +2,9 @@
 the artifact store that holds its runs, and a run by its id or as ``latest`` / ``latest~N``.
 
 The store: ``--artifacts`` when given; else the spec's ``artifacts:``; else ``$AQ_ARTIFACTS`` (as
-workers have it); else ``.aq-run/artifacts``, where ``aq-airflow run`` keeps its outputs.
+workers have it); else ``.aq-run/artifacts``, where ``aq-airflow run`` keeps its outputs, or, when
+the pipeline has no runs there, the deployed default a worker writes to (``$AIRFLOW_HOME/aq-artifacts``,
+the store ``aq-airflow package --upload`` uses too).
 Every failure is a :class:`LookupFailed` whose message names what exists and the fix.
 """
 
@@ -60,8 +62,9 @@ def resolve(target: str, artifacts: str | None) -> Target:
         root = artifacts_root(artifacts)
     elif spec_root or os.environ.get(ARTIFACTS):
         root = artifacts_root(spec_root)
-    else:
-        root = os.path.abspath(LOCAL_ARTIFACTS)
+    else:  # `aq-airflow run`'s outputs here, else a deployed Airflow's (the workers' default)
+        local, deployed = os.path.abspath(LOCAL_ARTIFACTS), artifacts_root(None)
+        root = next((r for r in (local, deployed) if Target(dag_id, r, spec).pipeline.runs()), local)
     found = Target(dag_id, root, spec)
     if not found.pipeline.runs():
         where = _where(artifacts, spec_root)
@@ -80,7 +83,10 @@ def _where(artifacts: str | None, spec_root: str | None) -> str:
         return "the spec's `artifacts:`"
     if os.environ.get(ARTIFACTS):
         return f"${ARTIFACTS}"
-    return f"{LOCAL_ARTIFACTS}, where `aq-airflow run` keeps them"
+    return (
+        f"{LOCAL_ARTIFACTS}, where `aq-airflow run` keeps them, nor in {artifacts_root(None)}, where a deployed "
+        "Airflow's workers keep them"
+    )
 
 
 def find_run(target: Target, name: str) -> Run:
