@@ -244,3 +244,26 @@ def test_a_dags_folder_module_outside_the_code_folder_is_not_shipped(shipped, co
         ) in output.out + output.err
     else:
         assert states == {"f.run": "success"}
+
+
+def test_validate_checks_a_code_image_steps_module_where_the_worker_imports_it(tmp_path):
+    """`code: image` on the local runner: the step imports what the worker's Python has (and the
+    dags folder's root), so validate looks there, not in the spec's folder (before: not at all)."""
+    import subprocess
+    import sys
+
+    dags = tmp_path / "dags"
+    (dags / "team" / "shop_only_here").mkdir(parents=True)
+    (dags / "team" / "shop_only_here" / "__init__.py").write_text("def build():\n    return {}\n")
+    spec = dags / "team" / "img.aq.yaml"
+    spec.write_text("pipeline: img\ncluster: local\ncode: image\nsteps:\n  s:\n    python: shop_only_here:build\n")
+    (dags / "aq_dags.py").write_text("")  # the dags folder's root: the spec's folder's parent
+    result = subprocess.run([sys.executable, "-m", "aq_airflow.cli", "validate", str(dags)], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "module `shop_only_here` of `shop_only_here:build` is not installed here, nor at the dags folder's root" \
+        in result.stdout  # fmt: skip
+    (dags / "team" / "shop_only_here").rename(dags / "shop_only_here")  # at the root: the worker's path has it
+    again = subprocess.run([sys.executable, "-m", "aq_airflow.cli", "validate", str(dags)], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr

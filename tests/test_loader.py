@@ -415,9 +415,9 @@ def test_validate_reports_step_code_that_is_not_beside_its_spec(tmp_path):
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{spec}:8:13: module `shop_beside` of `shop_beside.orders:build` is not beside this spec: no "
-        f"`shop_beside/` package or `shop_beside.py` in {dags}/team or {dags}, and it is not installed here. "
-        "The local runner imports step code from the spec's folder: put `shop_beside/` beside the spec, or fix "
-        "the module path"
+        f"`shop_beside/` package or `shop_beside.py` in {dags}/team, and it is not installed here. The steps "
+        "import their code from the spec's folder (or the folder `code:` names), shipped as its code package: put "
+        "`shop_beside/` there, or fix the module path"
     ]
     assert _validate(spec).returncode == 1  # the spec alone: its own folder is where its code is looked for
     _team_spec(dags)  # the package beside it
@@ -433,8 +433,10 @@ def test_validate_leaves_the_code_of_steps_in_pods_to_their_image(tmp_path):
 
 
 def test_a_spec_validated_alone_is_checked_as_its_dags_folder_loads_it(tmp_path):
-    """A pre-commit hook validates the changed spec alone: inside a dags folder (a loader `init`
-    wrote above it), the dags folder's root is where the loader also finds step code."""
+    """A pre-commit hook validates the changed spec alone, inside a dags folder (a loader `init`
+    wrote above it). Its steps run their code folder's package, which holds the spec's folder only:
+    a package at the dags folder's root is not theirs (they would fail at run time), so validate
+    refuses it as it refuses a package found nowhere."""
     from aq_airflow.devstack.loader_file import loader_files
 
     dags = tmp_path / "dags"
@@ -448,4 +450,4 @@ def test_a_spec_validated_alone_is_checked_as_its_dags_folder_loads_it(tmp_path)
     for file, text in SHOP.items():
         (dags / "shop_beside" / file).write_text(text)
     result = _validate(spec)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1 and "is not beside this spec" in result.stdout, result.stdout + result.stderr

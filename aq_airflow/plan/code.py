@@ -31,27 +31,33 @@ def _installed(name: str) -> bool:
 
 def code_problems(plan: DagPlan, dags_folder: str) -> list[Problem]:
     """A problem at the ``python:`` value of each local-runner step whose module's top-level
-    package or module is neither in the step's code folder (under ``dags_folder``, the folder
-    the plan's paths are relative to), nor at the dags folder's root, nor installed."""
+    package or module is not where the step will import it from: its code folder (under
+    ``dags_folder``, the folder the plan's paths are relative to), which is shipped as its code
+    package; with ``code: image``, the dags folder's root (the worker's path); or installed."""
     problems = []
     for task in plan.tasks:
         run = task.body
         if not isinstance(run, RunPlan) or run.runner != Runner.LOCAL or run.command is None:
             continue
-        if not run.command.runs_runtime or run.code_folder is None:
+        if not run.command.runs_runtime:
             continue
         top = run.command.function.partition(":")[0].split(".")[0]
-        code = os.path.normpath(os.path.join(dags_folder, run.code_folder))
-        searched = list(dict.fromkeys([code, os.path.normpath(dags_folder)]))
+        shipped = run.code_folder is not None
+        searched = [os.path.normpath(os.path.join(dags_folder, run.code_folder if shipped else "."))]
         if importlib.machinery.PathFinder.find_spec(top, searched) is not None or _installed(top):
             continue
-        where = " or ".join(searched)
-        problems.append(
-            Problem(
-                ("steps", run.step, "python"),
+        if shipped:
+            why = (
                 f"module `{top}` of `{run.command.function}` is not beside this spec: no `{top}/` package or "
-                f"`{top}.py` in {where}, and it is not installed here. The local runner imports step code from "
-                f"the spec's folder: put `{top}/` beside the spec, or fix the module path",
+                f"`{top}.py` in {searched[0]}, and it is not installed here. The steps import their code from the "
+                f"spec's folder (or the folder `code:` names), shipped as its code package: put `{top}/` there, or "
+                "fix the module path"
             )
-        )
+        else:
+            why = (
+                f"module `{top}` of `{run.command.function}` is not installed here, nor at the dags folder's root "
+                f"{searched[0]}: with `code: image` a local step imports what the worker's Python has; install it, "
+                "or drop `code: image` to ship the spec's folder"
+            )
+        problems.append(Problem(("steps", run.step, "python"), why))
     return problems
