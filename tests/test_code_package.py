@@ -607,7 +607,7 @@ def test_a_refused_package_is_a_located_error_in_package_and_validate(tmp_path, 
         result = cli(*command)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "Traceback" not in result.stderr
-        (line,) = [line for line in result.stdout.splitlines() if "code package" in line]
+        (line,) = [line for line in result.stdout.splitlines() if "code package cannot be built" in line]
         folder = tmp_path / "src" if head else tmp_path
         assert line == (
             f"{spec}:{where}: the code package cannot be built: .env in the code folder {folder}: looks like a "
