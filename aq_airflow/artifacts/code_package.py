@@ -53,15 +53,28 @@ from aq_airflow.artifacts.code_files import (
     refuse_credentials,
     scan,
 )
-from aq_airflow.artifacts.root import CODE_FOLDER
+from aq_airflow.artifacts.root import CODE_FOLDER, RUN_PIN
 from aq_airflow.artifacts.store import Location, filesystem
 
 __all__ = [
-    "CODE_FOLDER", "DEFAULT_SIZE_LIMIT", "Package", "PackageFile", "PackageMismatch", "PackageRefused", "PinnedCode",
-    "archive", "build", "check", "fetch", "location", "pin", "scan", "upload",
+    "CODE_FOLDER",
+    "DEFAULT_SIZE_LIMIT",
+    "RUN_PIN",
+    "Package",
+    "PackageFile",
+    "PackageMismatch",
+    "PackageRefused",
+    "PinnedCode",
+    "archive",
+    "build",
+    "check",
+    "fetch",
+    "location",
+    "pin",
+    "scan",
+    "upload",
 ]  # fmt: skip
 
-RUN_PIN = "_code.json"  # <artifacts>/<dag_id>/<run_id>/_code.json: the run's one code version
 DIGEST_PREFIX = "sha256:"
 MAX_TAR = 2 * 2**30  # what fetch decompresses at most: above the largest `code_max_size` a spec may set (1 GiB)
 # What the archive's entries all get, whoever built it where: the digest is the files' paths,

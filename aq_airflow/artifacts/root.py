@@ -9,6 +9,8 @@ ARTIFACTS = "AQ_ARTIFACTS"
 #: ``<root>/_code/<hex>``: the code packages of every pipeline on the store (``code_package``),
 #: beside the pipelines' folders ``<root>/<dag_id>/``: no pipeline may take this name.
 CODE_FOLDER = "_code"
+#: ``<root>/<dag_id>/<run_id>/_code.json``: the run's one code version (``code_package.pin``)
+RUN_PIN = "_code.json"
 
 
 def artifacts_root(artifacts: str | None) -> str:

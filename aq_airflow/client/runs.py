@@ -39,16 +39,14 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
+from aq_airflow.artifacts.code_package import confined
 from aq_airflow.artifacts.item_refs import ITEMS_FOLDER
 from aq_airflow.artifacts.items import ITEMS_FILE, ItemList
 from aq_airflow.artifacts.manifest import is_ours
-from aq_airflow.artifacts.root import CODE_FOLDER
+from aq_airflow.artifacts.root import CODE_FOLDER, RUN_PIN
 from aq_airflow.artifacts.store import ATTEMPT_FILE, MANIFEST, Location, MissingArtifact
 
 RUN_RECORD = "_run.json"
-# the run's code pin (`artifacts.code_package.RUN_PIN`; a test holds the two equal): written by
-# the first task of a run that ships a code package, before any output
-RUN_PIN = "_code.json"
 
 # The run types of Airflow 3 (``airflow.utils.types.DagRunType``; a test holds the two equal) and
 # the ids it generates (``DagRunType.generate_run_id``): ``<type>__<run_after in ISO form>``; with
@@ -345,12 +343,8 @@ def contents(run: RunFolder) -> Contents:
 
 
 def _is_pin(record: dict | None) -> bool:
-    """Whether a ``_code.json`` is the pin a task wrote: a package's digest and its location in
-    the store's folder of packages."""
-    if record is None or not isinstance(record.get("digest"), str) or not isinstance(record.get("uri"), str):
-        return False
-    hex_ = record["digest"].removeprefix("sha256:")
-    return record["digest"].startswith("sha256:") and record["uri"].endswith(f"/{CODE_FOLDER}/{hex_}")
+    """Whether a ``_code.json`` is the pin a task wrote (``code_package.confined``)."""
+    return record is not None and confined(record.get("uri"), record.get("digest"))
 
 
 def _item_list(location: Location, step: str) -> ItemList | None:
