@@ -18,7 +18,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "$$(grep -m1 '^uv==' requirements.lock)"
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e ".[airflow,dev,test]"
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e ".[airflow,dev,test,spark,ray]"
 	touch $(STAMP)
 
 # The emulators at the versions of their package-lock.json. Without npm this is left out (with a
@@ -32,7 +32,7 @@ $(EMULATORS_STAMP): $(EMULATORS)/package.json $(EMULATORS)/package-lock.json
 
 # Refresh the lock from setup.cfg's ranges (users get the ranges; CI and make install the lock).
 lock: install
-	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --python-version 3.11 \
+	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --extra spark --extra ray --python-version 3.11 \
 		--upgrade -q -o requirements.lock
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time, the

@@ -48,6 +48,23 @@ def image_id(image: str) -> str:
     return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
+def _owned_by(pod: dict, resource: dict) -> bool:
+    """Whether ``resource`` owns ``pod`` (its ``ownerReferences``), so deleting it deletes the pod."""
+    uid = resource["metadata"].get("uid")
+    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+
+
+def _merge(target: dict, patch: dict) -> None:
+    """A JSON merge patch (RFC 7386), in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
 def _matches(labels: dict, selector: str) -> bool:
     for term in filter(None, (selector or "").split(",")):
         if "!=" in term:
@@ -67,13 +84,25 @@ def _matches(labels: dict, selector: str) -> bool:
 
 
 class FakeKubernetes:
-    def __init__(self, secrets: dict[tuple[str, str], str] | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        secrets: dict[tuple[str, str], str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        controllers: dict[str, object] | None = None,
+    ):
         self.secrets = secrets or {}
+        # custom resources, by (plural, namespace, name), and the test-side controllers that act on
+        # them: {plural: async callable(api, key)}, started when one is created (a SparkApplication's
+        # controller makes its driver pod, a RayJob's its submitter pod, and report the state)
+        self.objects: dict[tuple[str, str, str], dict] = {}
+        self.controllers = controllers or {}
+        self.created_objects: list[dict] = []
         self.extra_env = extra_env or {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.logs: dict[tuple[str, str], list[str]] = {}
         self.done: dict[tuple[str, str], asyncio.Event] = {}
         self.created: list[dict] = []
+        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
         self.requests: list[str] = []
         self.loop = asyncio.new_event_loop()
         self.url = ""
@@ -103,6 +132,13 @@ class FakeKubernetes:
         app.router.add_get(pods + "/{name}/log", self.read_log)
         app.router.add_get("/api/v1/namespaces/{ns}/events", self.list_events)
         app.router.add_get("/version/", self.version)
+        objects = "/apis/{group}/{version}/namespaces/{ns}/{plural}"
+        app.router.add_post(objects, self.create_object)
+        app.router.add_get(objects, self.list_objects)
+        app.router.add_get(objects + "/{name}", self.read_object)
+        app.router.add_get(objects + "/{name}/status", self.read_object)
+        app.router.add_delete(objects + "/{name}", self.delete_object)
+        app.router.add_patch(objects + "/{name}", self.patch_object)
         runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -187,6 +223,88 @@ class FakeKubernetes:
         pod["metadata"].setdefault("labels", {}).update((patch.get("metadata") or {}).get("labels") or {})
         return web.json_response(pod)
 
+    # -- custom resources ------------------------------------------------------------------------
+    @staticmethod
+    def _object_key(request: web.Request) -> tuple[str, str, str]:
+        match = request.match_info
+        return match["plural"], match["ns"], match["name"]
+
+    async def create_object(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        plural, namespace = request.match_info["plural"], request.match_info["ns"]
+        key = (plural, namespace, body["metadata"]["name"])
+        self.requests.append(f"POST {plural} {namespace}/{key[2]}")
+        if key in self.objects:
+            return web.json_response({"kind": "Status", "code": 409, "reason": "AlreadyExists"}, status=409)
+        self.created_objects.append(copy.deepcopy(body))
+        resource = copy.deepcopy(body)
+        resource["metadata"].update(
+            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1"
+        )
+        self.objects[key] = resource
+        controller = self.controllers.get(plural)
+        if controller is not None:
+            self.loop.create_task(controller(self, key))
+        return web.json_response(resource, status=201)
+
+    async def list_objects(self, request: web.Request) -> web.Response:
+        plural, namespace = request.match_info["plural"], request.match_info["ns"]
+        selector = request.query.get("labelSelector", "")
+        items = [
+            o
+            for (p, ns, _), o in self.objects.items()
+            if p == plural and ns == namespace and _matches(o["metadata"].get("labels", {}), selector)
+        ]
+        return web.json_response({"kind": "List", "metadata": {}, "items": items})
+
+    async def read_object(self, request: web.Request) -> web.Response:
+        key = self._object_key(request)
+        self.requests.append(f"GET {key[0]} {key[2]}")
+        if key not in self.objects:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        return web.json_response(self.objects[key])
+
+    async def delete_object(self, request: web.Request) -> web.Response:
+        key = self._object_key(request)
+        self.requests.append(f"DELETE {key[0]} {key[2]}")
+        resource = self.objects.pop(key, None)
+        if resource is None:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        owned = [k for k, pod in self.pods.items() if _owned_by(pod, resource)]  # garbage collection
+        for pod_key in owned:
+            await self.stop_pod(pod_key)
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    async def patch_object(self, request: web.Request) -> web.Response:
+        key = self._object_key(request)
+        self.requests.append(f"PATCH {key[0]} {key[2]}")
+        resource = self.objects.get(key)
+        if resource is None:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        _merge(resource, await request.json())
+        return web.json_response(resource)
+
+    def start_pod(self, namespace: str, body: dict) -> tuple[str, str]:
+        """A pod a controller makes (a driver, a submitter): created and run as a posted pod is."""
+        pod = copy.deepcopy(body)
+        pod["metadata"].update(
+            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1"
+        )
+        pod["status"] = {"phase": "Pending", "conditions": [], "startTime": _now()}
+        key = (namespace, pod["metadata"]["name"])
+        self.pods[key] = pod
+        self.logs[key] = []
+        self.done[key] = asyncio.Event()
+        self.loop.create_task(self.kubelet(key))
+        return key
+
+    async def stop_pod(self, key: tuple[str, str]) -> None:
+        """Delete a pod and kill its process, as a kubelet does on deletion."""
+        self.pods.pop(key, None)
+        process = self.processes.get(key)
+        if process is not None and process.returncode is None:
+            process.kill()
+
     async def list_events(self, request: web.Request) -> web.Response:
         self.requests.append("EVENTS")
         return web.json_response({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []})
@@ -238,6 +356,7 @@ class FakeKubernetes:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
+        self.processes[key] = process
         started = _now()
         base = {"name": container["name"], "image": container["image"], "imageID": image_id(container["image"]),
                 "restartCount": 0}  # fmt: skip

@@ -73,7 +73,7 @@ def test_minimal_spec_parses_with_defaults():
         ),
         (
             "steps:\n  a:\n    python: m:f\n    sql: SELECT 1\n",
-            "pipe.aq.yaml:3:5: steps.a: a step needs exactly one of sql, python, command, table, operator; "
+            "pipe.aq.yaml:3:5: steps.a: a step needs exactly one of sql, python, command, table, operator, spark, ray; "
             "found `sql` and `python`",
         ),
         (

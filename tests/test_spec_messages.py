@@ -15,7 +15,7 @@ import pydantic
 import pytest
 import yaml
 
-from aq_airflow.pipeline_spec import SpecError, SpecFile, conditions, foreach, models, parse_spec
+from aq_airflow.pipeline_spec import SpecError, SpecFile, conditions, engines, foreach, models, parse_spec
 from tests.helpers import issues_of
 
 BASELINE = """
@@ -113,6 +113,21 @@ steps:
   wait:
     operator: airflow.providers.standard.sensors.time_delta.TimeDeltaSensor
     args: {delta: 60}
+  features:
+    spark: pkg.spark_jobs:features
+    inputs: [source]
+    driver: {cpu: 1, memory: 2Gi}
+    executors: {instances: 2, cpu: 2, memory: 4Gi, gpu: 1, gpu_type: t4}
+    spark_conf: {spark.sql.shuffle.partitions: 8, spark.sql.adaptive.enabled: true}
+  aggregate:
+    spark: {file: jobs/aggregate.py, args: [--day, "{{ ds }}"]}
+    dynamic_allocation: {min: 1, max: 4}
+  tune:
+    ray: pkg.ray_jobs:tune
+    inputs: [features]
+    head: {cpu: 1, memory: 2Gi}
+    workers: {replicas: 2, cpu: 1, memory: 2Gi, gpu: 1, gpu_type: t4}
+    runtime_env: {env_vars: {MODE: tune}}
 """
 
 # pydantic's internals that must never reach a user
@@ -126,7 +141,7 @@ def _our_models() -> dict[str, type[pydantic.BaseModel]]:
     """Every pydantic model class the spec modules define."""
     return {
         name: value
-        for module in (models, conditions, foreach)
+        for module in (models, conditions, foreach, engines)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, pydantic.BaseModel) and value.__module__ == module.__name__
     }

@@ -19,6 +19,8 @@ _MODULES = {
     "AqItemsOperator": "foreach",
     "AqLocalStepOperator": "step",
     "AqPodStepOperator": "pod",
+    "AqRayJobStepOperator": "ray_job",
+    "AqSparkStepOperator": "spark_application",
     "AqSqlStepOperator": "sql_step",
     "ImportedCallback": "callbacks",
 }

@@ -33,6 +33,10 @@ _RUN_OPERATORS: dict[tuple[StepKind, Runner | None], str] = {
     (StepKind.COMMAND, Runner.KUBERNETES): "AqPodStepOperator",
     (StepKind.PYTHON, Runner.LOCAL): "AqLocalStepOperator",
     (StepKind.COMMAND, Runner.LOCAL): "AqLocalStepOperator",
+    (StepKind.SPARK, Runner.KUBERNETES): "AqSparkStepOperator",
+    (StepKind.RAY, Runner.KUBERNETES): "AqRayJobStepOperator",
+    (StepKind.SPARK, Runner.LOCAL): "AqLocalStepOperator",  # PySpark's local mode in the step's process
+    (StepKind.RAY, Runner.LOCAL): "AqLocalStepOperator",  # a local Ray in the step's process
 }
 _QUALITY_OPERATORS = {
     TaskRole.CHECKS: "AqCheckOperator",

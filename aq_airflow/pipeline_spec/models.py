@@ -15,6 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.conditions import Condition
+from aq_airflow.pipeline_spec.engines import (
+    DynamicAllocation,
+    Pod,
+    RayWorkers,
+    RuntimeEnv,
+    SparkConf,
+    SparkExecutors,
+    SparkScript,
+    check_spark_conf,
+)
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.roots import unsafe_root
 from aq_airflow.pipeline_spec.secrets import is_credential_name
@@ -384,8 +394,30 @@ class Defaults(StepSettings):
     code: CodeSource | None = None
 
 
+STEP_KINDS = ("sql", "python", "command", "table", "operator", "spark", "ray")
+# the kinds that run the user's code as a process (a pod, a cluster, a local process): they read
+# their inputs from the artifact store and write their output there
+PROCESS_KINDS = ("python", "command", "spark", "ray")
+
+
+def _for_engine(key: str, engine: str):
+    """A field validator refusing ``key`` (a sizing key of ``engine``) on a step of another kind, at
+    the key's own line (the step's kind keys are declared before the sizing keys, so
+    ``info.data`` holds them)."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        kind = next((k for k in STEP_KINDS if info.data.get(k) is not None), None)
+        if kind is not None and kind != engine:
+            raise ValueError(f"`{key}` sizes a `{engine}:` step's cluster; a `{kind}` step has none: remove it")
+        return value
+
+    return field_validator(key)(check)
+
+
 class Step(StepSettings):
-    """One unit of work: exactly one of `sql`, `python`, `command`, `table`, `operator`."""
+    """One unit of work: exactly one of `sql`, `python`, `command`, `table`, `operator`, `spark`, `ray`."""
 
     sql: SqlQuery | None = None
     python: CallablePath | None = None
@@ -396,7 +428,30 @@ class Step(StepSettings):
         description="Any Airflow operator or sensor class, `args:` its keyword arguments; no inputs or output "
         "(see README).",
     )
+    spark: CallablePath | SparkScript | None = Field(
+        None,
+        description="A PySpark step: `module:function` (gets `spark` and its inputs as DataFrames, returns a "
+        "DataFrame) or `{file: script.py, args: [...]}`; a SparkApplication on Kubernetes, local mode locally.",
+    )
+    ray: CallablePath | None = Field(
+        None,
+        description="A Ray step: `module:function`, the entrypoint of a RayJob on Kubernetes (a local Ray "
+        "locally); inputs and output as a python step's.",
+    )
     inputs: list[StepName] | dict[StepName, StepName] | None = None
+    driver: Pod | None = Field(None, description="The Spark driver's `cpu` and `memory`.")
+    executors: SparkExecutors | None = Field(
+        None, description="Spark executors: `instances`, and each one's `cpu`, `memory`, `gpu`."
+    )
+    dynamic_allocation: DynamicAllocation | None = Field(
+        None, description="Spark adds and removes executors between `min` and `max` (instead of `instances`)."
+    )
+    spark_conf: SparkConf | None = None
+    head: Pod | None = Field(None, description="The Ray head's `cpu` and `memory`.")
+    workers: RayWorkers | None = Field(
+        None, description="Ray's worker group: `replicas`, and each one's `cpu`, `memory`, `gpu`."
+    )
+    runtime_env: RuntimeEnv | None = None
     depends_on: list[StepName] = []
     foreach: Foreach | None = Field(
         None, description="Run the step once per item: a list, `{param: name}` or `{step: name}` (see README)."
@@ -415,9 +470,30 @@ class Step(StepSettings):
         None, description="Run the step only if this holds (params, this run's metrics and checks); else skip it."
     )
 
+    _driver = _for_engine("driver", "spark")
+    _executors = _for_engine("executors", "spark")
+    _dynamic_allocation = _for_engine("dynamic_allocation", "spark")
+    _spark_conf = _for_engine("spark_conf", "spark")
+    _head = _for_engine("head", "ray")
+    _workers = _for_engine("workers", "ray")
+    _runtime_env = _for_engine("runtime_env", "ray")
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_conf_not_ours(cls, value: Any) -> Any:
+        return check_spark_conf(value)
+
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kind = _exactly_one(self, ("sql", "python", "command", "table", "operator"), "a step")
+        kind = _exactly_one(self, STEP_KINDS, "a step")
+        if kind in ("spark", "ray") and self.resources:
+            sizing = "`driver:` and `executors:`" if kind == "spark" else "`head:` and `workers:`"
+            raise ValueError(f"a `{kind}` step's cluster is sized by {sizing}, not `resources`: move the ask there")
+        if kind == "spark" and self.executors and self.executors.instances and self.dynamic_allocation:
+            raise ValueError(
+                "`executors.instances` fixes the executor count and `dynamic_allocation` lets Spark choose it: "
+                "keep one of them"
+            )
         if kind == "table" and self.inputs:
             raise ValueError("a `table` step reads an existing table; it takes no `inputs`")
         if kind in ("sql", "table") and (self.image or self.resources):
@@ -454,7 +530,7 @@ class Step(StepSettings):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("sql", "python", "command", "table", "operator") if getattr(self, k) is not None)
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
     @property
     def input_map(self) -> dict[str, str]:

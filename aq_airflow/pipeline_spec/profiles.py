@@ -58,6 +58,9 @@ class ProfileSpec(Model):
         description="Portable GPU type -> node labels; a list of values becomes a node-affinity `In`.",
     )
     gpu_tolerations: list[Toleration] | None = None
+    gpu_nodes: bool | None = Field(
+        None, description="Whether the cluster has GPU nodes (default true): false makes any `gpu:` ask an error."
+    )
     default_cpu: CpuQuantity | None = None
     default_memory: ByteQuantity | None = None
     run_as_user: Annotated[int, Field(ge=1)] | None = None

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from aq_airflow.pipeline_spec.load import Problem
-from aq_airflow.pipeline_spec.models import Pipeline
+from aq_airflow.pipeline_spec.models import PROCESS_KINDS, Pipeline
 
 WAREHOUSE_DIALECTS = ("duckdb", "postgres", "snowflake", "")  # "" is sqlglot's generic dialect
 ARTIFACT_DIALECTS = ("duckdb",)
@@ -172,7 +172,7 @@ def sql_problems(pipeline: Pipeline) -> list[Problem]:
     for name, step in pipeline.steps.items():
         at = ("steps", name)
         check((*at, "sql"), step.sql, "query", WAREHOUSE_DIALECTS)
-        dialects = ARTIFACT_DIALECTS if step.kind in ("python", "command") else WAREHOUSE_DIALECTS
+        dialects = ARTIFACT_DIALECTS if step.kind in PROCESS_KINDS else WAREHOUSE_DIALECTS
         for i, item in enumerate(step.checks):
             check((*at, "checks", i, "sql"), item.sql, "query", dialects)
             check((*at, "checks", i, "expression"), item.expression, "expression", dialects)

@@ -1,4 +1,5 @@
-"""Where a python step's module is looked for, checked before it runs (``validate``, ``dagbag``).
+"""Where a python, spark or ray step's module (or a Spark script) is looked for, checked before
+it runs (``validate``, ``dagbag``).
 
 The local runner imports a step's function from the run's package of the step's code folder (its
 spec's folder) first, then the dags folder's root (``runners.code``, ``runtime.code``). A module
@@ -41,6 +42,18 @@ def code_problems(plan: DagPlan, dags_folder: str) -> list[Problem]:
             continue
         if not run.command.runs_runtime:
             continue
+        if run.command.script is not None:  # a Spark script: a file of the code folder
+            folder = os.path.join(dags_folder, run.code_folder or ".")
+            if not os.path.isfile(os.path.join(folder, run.command.script)):
+                where = "the code folder" if run.code_folder is not None else "the dags folder's root (`code: image`)"
+                problems.append(
+                    Problem(
+                        ("steps", run.step, "spark", "file"),
+                        f"no `{run.command.script}` in {where}, {os.path.normpath(folder)}: the script is "
+                        "relative to it; fix the path",
+                    )
+                )
+            continue
         top = run.command.function.partition(":")[0].split(".")[0]
         shipped = run.code_folder is not None
         searched = [os.path.normpath(os.path.join(dags_folder, run.code_folder if shipped else "."))]
@@ -59,5 +72,5 @@ def code_problems(plan: DagPlan, dags_folder: str) -> list[Problem]:
                 f"{searched[0]}: with `code: image` a local step imports what the worker's Python has; install it, "
                 "or drop `code: image` to ship the spec's folder"
             )
-        problems.append(Problem(("steps", run.step, "python"), why))
+        problems.append(Problem(("steps", run.step, str(run.kind)), why))
     return problems

@@ -28,10 +28,12 @@ class StepKind(StrEnum):
     TABLE = "table"  # an existing warehouse table: exported only when a python/command step reads it
     PYTHON = "python"  # module:function called by the aq runtime in the step's image
     COMMAND = "command"  # any container command; inputs and output locations in its environment
+    SPARK = "spark"  # PySpark: a SparkApplication on Kubernetes, local mode on the local runner
+    RAY = "ray"  # a Ray job's entrypoint: a KubeRay RayJob on Kubernetes, a local Ray on the local runner
 
 
 class Runner(StrEnum):
-    """Where a python or command step runs (sql and table steps run in the warehouse)."""
+    """Where a python, command, spark or ray step runs (sql and table steps run in the warehouse)."""
 
     KUBERNETES = "kubernetes"
     LOCAL = "local"
@@ -143,15 +145,19 @@ class Command:
     """What a python or command step's container runs.
 
     ``function`` (``module:function``) runs under the aq runtime, which reads inputs, calls it and
-    commits its output; ``argv`` is the user's own command, whose files the task commits after.
+    commits its output; ``argv`` is the user's own command, whose files the task commits after;
+    ``script`` is a Spark script the runtime runs with ``argv`` as its arguments (and commits).
     """
 
     function: str | None = None
     argv: tuple[str, ...] = ()
+    script: str | None = None  # a spark step's `{file: ...}`, relative to the code folder; its args in ``argv``
 
     @property
     def runs_runtime(self) -> bool:
-        return self.function is not None
+        """The aq runtime runs the step and commits its output (a function, or a Spark script
+        whose files it commits); a plain command's files the task commits after."""
+        return self.function is not None or self.script is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,33 @@ class Placement:
     node_selector: dict[str, str] = field(default_factory=dict)
     node_affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tolerations: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGroup:
+    """The pods of one role of a step's cluster (Spark's driver or executors, Ray's head or
+    workers): the size of each, where they may run, how many. ``placement`` is None on the local
+    runner. ``min_replicas``/``max_replicas``: Spark's dynamic allocation (``replicas`` is then
+    the initial count)."""
+
+    resources: ComputeResources
+    placement: Placement | None = None
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterJob:
+    """A spark or ray step's cluster, decided from the spec and the profile: the leader (Spark's
+    driver, Ray's head) and the workers (executors, Ray's worker group), and the engine's own
+    settings passed through (``spark_conf``; Ray's ``runtime_env``). What runs is the step's
+    ``RunPlan.command``: a function, or a Spark script."""
+
+    leader: NodeGroup
+    workers: NodeGroup
+    conf: dict[str, Any] = field(default_factory=dict)
+    runtime_env: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +255,7 @@ class RunPlan:
     # default (`artifacts.code_package.DEFAULT_SIZE_LIMIT`)
     code_max_size: int | None = None
     spec_hash: str | None = None  # the sha256 of the spec's text, recorded in its outputs' provenance
+    job: ClusterJob | None = None  # spark and ray steps: their cluster (`runners.custom_resource` builds it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,3 +610,4 @@ PLAN_TYPES: dict[str, type] = {
 PLAN_TYPES.update({cls.__name__: cls for cls in (Foreach, ItemsPlan, Expansion)})  # `foreach:` steps
 PLAN_TYPES[OperatorPlan.__name__] = OperatorPlan  # `operator:` steps
 PLAN_TYPES[KeptSettings.__name__] = KeptSettings  # the plan store's per-spec record
+PLAN_TYPES.update({cls.__name__: cls for cls in (NodeGroup, ClusterJob)})  # spark and ray steps

@@ -23,8 +23,9 @@ import re
 
 from aq_airflow.pipeline_spec import Pipeline, Problem, ProblemsFound, Resources, SecretRef, SpecFile, Step
 from aq_airflow.pipeline_spec.conditions import referenced_steps
+from aq_airflow.pipeline_spec.engines import SparkScript
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, ForeachStep, too_many_items
-from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, Check, Metric, ScheduleAfter
+from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, PROCESS_KINDS, Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.pipeline_spec.reserved import reserved_dag_id
 from aq_airflow.pipeline_spec.types import byte_count, duration_seconds
@@ -35,6 +36,7 @@ from aq_airflow.plan.model import (
     AssetRef,
     CallbackRef,
     CheckPlan,
+    ClusterJob,
     Command,
     ComputeResources,
     DagPlan,
@@ -44,6 +46,7 @@ from aq_airflow.plan.model import (
     InputRef,
     ItemsPlan,
     MetricPlan,
+    NodeGroup,
     OperatorPlan,
     Placement,
     PodSettings,
@@ -142,7 +145,7 @@ class _Planner:
         self.warehouse = pipeline.warehouse
         self.tasks: list[TaskPlan] = []
         self.gates: dict[str, tuple[str, ...]] = {}
-        consumers = [s for s in pipeline.steps.values() if s.kind in ("python", "command")]
+        consumers = [s for s in pipeline.steps.values() if s.kind in PROCESS_KINDS]
         # table steps whose data leaves the warehouse: read by a python/command step, or published
         # (publish loads a step's Parquet output)
         self.exported = {producer for s in consumers for producer in s.input_map.values()}
@@ -232,8 +235,9 @@ class _Planner:
         asked = ask.model_dump(exclude_none=True, mode="json") if ask else {}
         return ComputeResources(requests=requests, limits=limits, asked=asked, gpu=gpu)
 
-    def placement(self, name: str, ask: Resources | None) -> Placement:
-        """Node selector, node affinity and tolerations for the step's GPU ask."""
+    def placement(self, name: str, ask: Resources | None, key: tuple[str, ...] | None = None) -> Placement:
+        """Node selector, node affinity and tolerations for the step's GPU ask (``key``: where the
+        ask is in the spec, for a problem with its `gpu_type`; the step's `resources` by default)."""
         selector = dict(self.profile.node_selector)
         tolerations = list(self.profile.tolerations)
         affinity: dict[str, tuple[str, ...]] = {}
@@ -246,7 +250,7 @@ class _Planner:
                     known = ", ".join(sorted(self.profile.gpu_type_labels)) or "none"
                     self.problems.append(
                         Problem(
-                            ("steps", name, "resources", "gpu_type"),
+                            (*(key or ("steps", name, "resources")), "gpu_type"),
                             f"profile `{self.profile.name}` has no GPU type `{ask.gpu_type}`; it knows: {known}",
                         )
                     )
@@ -292,6 +296,10 @@ class _Planner:
             return RunPlan(**common, warehouse=self.warehouse, sql=step.sql, table=step.table)
         if kind == StepKind.PYTHON:
             command = Command(function=step.python)
+        elif kind in (StepKind.SPARK, StepKind.RAY):
+            code = getattr(step, kind)
+            script = code if isinstance(code, SparkScript) else None
+            command = Command(function=code) if script is None else Command(argv=tuple(script.args), script=script.file)
         else:
             argv = ["/bin/sh", "-c", step.command] if isinstance(step.command, str) else step.command
             command = Command(argv=tuple(argv))
@@ -301,7 +309,10 @@ class _Planner:
             self.problems.append(
                 Problem(("steps", name), f"step `{name}` has no image: set `image:` on it or under `defaults:`")
             )
-        ask = _merged(self.pipeline, step, "resources")
+        job = self.cluster_job(name, step, runner) if kind in (StepKind.SPARK, StepKind.RAY) else None
+        # a cluster's pods are sized by its groups (`driver:`, `executors:`, ...); the task's own
+        # process (the local runner's) by the leader's ask
+        ask = _merged(self.pipeline, step, "resources") if job is None else None
         env, secrets = self.environment(step)
         return RunPlan(
             **common,
@@ -313,12 +324,50 @@ class _Planner:
             args=dict(step.args or {}),
             env=env,
             secrets=secrets,
-            resources=self.resources(ask),
-            placement=self.placement(name, ask) if runner == Runner.KUBERNETES else None,
+            resources=self.resources(ask) if job is None else job.leader.resources,
+            placement=(job.leader.placement if job else self.placement(name, ask))
+            if runner == Runner.KUBERNETES
+            else None,
             pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
             foreach=self.foreach(name, step),
+            job=job,
             code_folder=self.code_folder,
             code_max_size=byte_count(self.pipeline.code_max_size) if self.pipeline.code_max_size else None,
+        )
+
+    def cluster_job(self, name: str, step: Step, runner: Runner) -> ClusterJob:
+        """A spark or ray step's cluster: its leader (Spark's driver, Ray's head) and its workers
+        (executors, Ray's worker group), each sized by the spec with the profile's defaults and
+        placed by the profile (a GPU ask: the profile's GPU selector, labels and tolerations)."""
+        spark = step.kind == "spark"
+        leader_ask = step.driver if spark else step.head
+        group = step.executors if spark else step.workers
+        workers_key = "executors" if spark else "workers"
+        ask = Resources(cpu=group.cpu, memory=group.memory, gpu=group.gpu, gpu_type=group.gpu_type) if group else None
+        leader = Resources(cpu=leader_ask.cpu, memory=leader_ask.memory) if leader_ask else None
+        placed = runner == Runner.KUBERNETES
+        if ask and ask.gpu and placed and not self.profile.gpu_nodes:
+            self.problems.append(
+                Problem(
+                    ("steps", name, workers_key, "gpu"),
+                    f"profile `{self.profile.name}` has no GPU nodes (`gpu_nodes: false`): remove `gpu:`, or run "
+                    "the pipeline on a profile with GPU nodes",
+                )
+            )
+        if spark:
+            dynamic = step.dynamic_allocation
+            replicas = (group.instances if group and group.instances else None) or (dynamic.min if dynamic else 1)
+            bounds = {"min_replicas": dynamic.min, "max_replicas": dynamic.max} if dynamic else {}
+        else:
+            replicas, bounds = (group.replicas if group else 1), {}
+        gpu_key = ("steps", name, workers_key)
+        return ClusterJob(
+            leader=NodeGroup(self.resources(leader), self.placement(name, leader) if placed else None),
+            workers=NodeGroup(
+                self.resources(ask), self.placement(name, ask, gpu_key) if placed else None, replicas, **bounds
+            ),
+            conf=dict(step.spark_conf or {}),
+            runtime_env=dict(step.runtime_env or {}),
         )
 
     # -- foreach: mapped steps ---------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Profile:
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_type_labels: dict[str, dict[str, str | list[str]]] = field(default_factory=dict)
     gpu_tolerations: tuple[dict, ...] = (_GPU_TAINT,)
+    gpu_nodes: bool = True  # false: the cluster has none, and a step's GPU ask is a spec problem
     default_cpu: str = "1"
     default_memory: str = "2Gi"
     run_as_user: int = 1000

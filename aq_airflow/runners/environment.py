@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aq_airflow.artifacts.item_refs import is_reference, item_file
-from aq_airflow.plan.model import ArtifactRef, Runner, RunPlan
+from aq_airflow.plan.model import ArtifactRef, Runner, RunPlan, StepKind
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.param_limits import param_problem, params_problems
 
@@ -50,6 +50,11 @@ def step_environment(run: RunPlan) -> dict[str, str]:
     its provenance records (:func:`record_environment`) and the names and form of its inputs (their
     locations come from :func:`locations`)."""
     env = {**run.env, **record_environment(run)}
+    if run.job is not None:  # a spark or ray step: the engine the runtime starts, and its settings
+        env[contract.ENGINE] = str(run.kind)
+        conf = run.job.conf if run.kind == StepKind.SPARK else run.job.runtime_env
+        if conf:
+            env[contract.ENGINE_CONF] = json.dumps(conf, sort_keys=True)
     if run.args:
         env[contract.ARGS] = json.dumps(run.args, sort_keys=True)
     if run.inputs:

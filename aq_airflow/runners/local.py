@@ -41,6 +41,10 @@ def command(run: RunPlan) -> list[str]:
     """The step's argv as a pod would run it: the aq runtime calling its function, or the user's
     command (through the runtime, which fetches the code package first, when one is shipped;
     Airflow renders templates in it before :func:`executable`)."""
+    if run.command.script is not None:
+        return contract.runtime_command("python") + contract.script_arguments(
+            run.command.script, list(run.command.argv)
+        )
     if run.command.runs_runtime:
         return contract.runtime_command("python") + contract.runtime_arguments(run.command.function)
     if run.code_folder is not None:

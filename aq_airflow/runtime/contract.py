@@ -53,6 +53,10 @@ CODE_CACHE = "AQ_CODE_CACHE"
 # JSON {"commit": sha, "dirty": bool, "remote": url or null} of the code folder's git checkout where it is one
 # (provenance; `remote` without credentials, absent in pins of a release before it)
 CODE_GIT = "AQ_CODE_GIT"
+# A spark or ray step: the engine the runtime starts before the step's code runs (`runtime.engines`),
+# and its settings as JSON (Spark's `spark_conf`, Ray's `runtime_env`); unset for a python step
+ENGINE = "AQ_ENGINE"
+ENGINE_CONF = "AQ_ENGINE_CONF"
 IMAGE = "AQ_IMAGE"  # the image as the spec names it (a local step: unset)
 SPEC_HASH = "AQ_SPEC_HASH"  # the sha256 of the spec's text (provenance)
 TRY_NUMBER = "AQ_TRY_NUMBER"  # Airflow's try number of the task that started the step
@@ -82,6 +86,9 @@ FUNCTION_FLAG = "--function"  # python -m aq_airflow.runtime --function module:f
 # python -m aq_airflow.runtime --command -- argv...: a command step with a code package, run in
 # the package's extracted folder once it is fetched
 COMMAND_FLAG = "--command"
+# python -m aq_airflow.runtime --script FILE -- args...: a spark step's `{file: ...}` (relative to the
+# code package, else to the working directory), run as spark-submit runs a script, its output committed
+SCRIPT_FLAG = "--script"
 
 # Linux starts no process with one environment string ("NAME=value" and its terminating NUL)
 # longer than this: MAX_ARG_STRLEN, 32 pages; exec fails with E2BIG, "Argument list too long".
@@ -104,6 +111,11 @@ def runtime_command(python: str) -> list[str]:
 def runtime_arguments(function: str) -> list[str]:
     """The runtime's arguments: the step's ``module:function``."""
     return [FUNCTION_FLAG, function]
+
+
+def script_arguments(script: str, argv: list[str]) -> list[str]:
+    """The runtime's arguments for a Spark script and its own arguments."""
+    return [SCRIPT_FLAG, script, "--", *argv]
 
 
 def command_arguments(argv: list[str]) -> list[str]:

@@ -22,8 +22,8 @@ import pyarrow as pa
 from aq_airflow.artifacts.items import gather, read_item
 from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
-from aq_airflow.artifacts.values import read_input, write_output
 from aq_airflow.runtime import code, contract, record
+from aq_airflow.runtime.engines import Engine, engine_for
 from aq_airflow.runtime.imports import MissingModule
 from aq_airflow.runtime.param_limits import FIX
 
@@ -117,12 +117,16 @@ def _bind_inputs(
     return bound
 
 
-def call_arguments(function, env: dict[str, str], step: str, digests: dict | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``function`` from inputs, spec args and Airflow context values.
+def call_arguments(
+    function, env: dict[str, str], step: str, digests: dict | None = None, engine: Engine | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``function`` from inputs, spec args and Airflow context values (and
+    the ``engine``'s values, read as its inputs are: a spark step's DataFrames).
     ``digests`` gets each input's manifest digest as it is read (a fan-in's: None), for the
     output's provenance."""
+    engine = engine or Engine()
     args = json.loads(env.get(contract.ARGS) or "{}")
-    context = json.loads(env.get(contract.CONTEXT) or "{}")
+    context = {**engine.values(), **json.loads(env.get(contract.CONTEXT) or "{}")}
     refused = context.pop(contract.REFUSED_PARAMS, None) or {}  # params past the limits, left out
     declared = contract.decode_inputs(env)
     inputs = declared.locations
@@ -144,7 +148,7 @@ def call_arguments(function, env: dict[str, str], step: str, digests: dict | Non
         annotation = parameter.annotation if parameter is not None else None
         try:
             producer = declared.producers[input_name]
-            read = gather if input_name in declared.gathered else read_input
+            read = gather if input_name in declared.gathered else engine.read_input
             location = Location.of(inputs[input_name])
             kwargs[parameter_name] = read(location, producer, annotation)
             if digests is not None:
@@ -183,8 +187,18 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
     started, began = time.perf_counter(), record.now()
     function = _import(function_path, env)
+    engine = engine_for(env)
+    engine.start(env)
+    try:
+        return _run(function, function_path, env, step, output, engine, started, began)
+    finally:
+        engine.stop()
+
+
+def _run(function, function_path: str, env: dict[str, str], step: str, output: str, engine: Engine,
+         started: float, began: str) -> dict:  # fmt: skip
     digests: dict[str, str | None] = {}
-    kwargs = call_arguments(function, env, step, digests)
+    kwargs = call_arguments(function, env, step, digests, engine)
     location = Location.of(output)
     attempt = location.begin()
     user_started = time.perf_counter()
@@ -204,7 +218,7 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
         ) from None
     user_seconds = time.perf_counter() - user_started
     try:
-        stored = write_output(location, attempt, value)
+        stored = engine.write_output(location, attempt, value, step)
     except TypeError as error:
         raise StepFailed(f"step `{step}`: {error}") from None
     manifest = {
@@ -223,10 +237,23 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == [contract.SCRIPT_FLAG] and len(argv) >= 3 and argv[2] == "--":  # a Spark script
+        from aq_airflow.runtime.spark import run_script
+
+        try:
+            manifest = run_script(argv[1], argv[3:], dict(os.environ))
+        except StepFailed as failure:
+            print(f"{contract.RUNTIME_MARKER}{failure}", file=sys.stderr)
+            return contract.EXIT_STEP_FAILED
+        except code.CodeProblem as problem:
+            return code.report(problem)
+        print(json.dumps(manifest))
+        return 0
     if len(argv) != 2 or argv[0] != contract.FUNCTION_FLAG:
         print(
             f"usage: python -m aq_airflow.runtime {contract.FUNCTION_FLAG} package.module:function\n"
-            f"       python -m aq_airflow.runtime {contract.COMMAND_FLAG} -- command [args...]",
+            f"       python -m aq_airflow.runtime {contract.COMMAND_FLAG} -- command [args...]\n"
+            f"       python -m aq_airflow.runtime {contract.SCRIPT_FLAG} script.py -- [args...]",
             file=sys.stderr,
         )
         return contract.EXIT_USAGE

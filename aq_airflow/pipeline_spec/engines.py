@@ -1,0 +1,141 @@
+"""The spec's scale-out steps: `spark:` (a SparkApplication on Kubernetes, PySpark's local mode on
+a laptop) and `ray:` (a KubeRay RayJob, a local Ray), and how big their clusters are.
+
+A step's engine and its sizing are sibling keys of the step (`spark:` with `driver:`,
+`executors:`, `dynamic_allocation:`, `spark_conf:`; `ray:` with `head:`, `workers:`,
+`runtime_env:`); :class:`~aq_airflow.pipeline_spec.models.Step` refuses a sizing key on a step of
+another kind, at the key's own line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType
+
+# The sizing keys each engine takes (a step of another kind may not name them)
+SPARK_KEYS = ("driver", "executors", "dynamic_allocation", "spark_conf")
+RAY_KEYS = ("head", "workers", "runtime_env")
+ENGINE_KEYS = {"spark": SPARK_KEYS, "ray": RAY_KEYS}
+
+MAX_REPLICAS = 1000
+SparkConfValue = str | int | float | bool
+
+# a Spark setting aq-airflow decides itself (where the driver runs, how it reaches the store), which
+# `spark_conf:` may not override: the same step must run the same way on a laptop and a cluster
+RESERVED_SPARK_CONF = ("spark.master", "spark.submit.deployMode", "spark.kubernetes.namespace")
+
+
+class _Model(BaseModel):  # as the spec's other models: frozen, strict, unknown keys refused
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+
+class SparkScript(_Model):
+    """`spark: {file: jobs/features.py, args: [...]}`: a plain PySpark script (relative to the code
+    folder), run as spark-submit runs it; it writes its output as Parquet into `AQ_OUTPUT`."""
+
+    file: Annotated[
+        str,
+        Field(
+            min_length=4,
+            max_length=1024,
+            pattern=r"^[^/\x00\n\r][^\x00\n\r]*\.py$",
+            description="A `.py` file, relative to the code folder (the spec's folder by default).",
+        ),
+    ]
+
+    @field_validator("file")
+    @classmethod
+    def _inside(cls, file: str) -> str:
+        if ".." in file.replace("\\", "/").split("/"):
+            raise ValueError(f"`{file}` leaves the code folder: name a script inside it")
+        return file
+
+    args: list[Annotated[str, Field(max_length=4096)]] = Field([], description="The script's arguments (sys.argv[1:]).")
+
+
+class Pod(_Model):
+    """One pod's size: Spark's driver, Ray's head."""
+
+    cpu: CpuQuantity | None = None
+    memory: ByteQuantity | None = None
+
+
+def _memory_given(group: Any, what: str) -> None:
+    if group.memory is None:
+        raise ValueError(
+            f"{what} need `memory`: each one's size is fixed when the cluster starts (e.g. `memory: 8Gi`); "
+            "a default too small fails the job long after it started"
+        )
+
+
+def _gpu_type_needs_gpu(group: Any) -> None:
+    if group.gpu_type is not None and not group.gpu:
+        raise ValueError("`gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)")
+
+
+class SparkExecutors(_Model):
+    """`executors:`: how many executors and the size of each (or `dynamic_allocation:`)."""
+
+    instances: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | None = None
+    cpu: CpuQuantity | None = None
+    memory: ByteQuantity | None = None
+    gpu: Annotated[int, Field(ge=0, le=8)] | None = None
+    gpu_type: GpuType | None = None
+
+    @model_validator(mode="after")
+    def _sized(self) -> SparkExecutors:
+        _memory_given(self, "executors")
+        _gpu_type_needs_gpu(self)
+        return self
+
+
+class DynamicAllocation(_Model):
+    """`dynamic_allocation: {min, max}`: Spark adds and removes executors within these bounds."""
+
+    min: Annotated[int, Field(ge=0, le=MAX_REPLICAS)] = 0
+    max: Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
+
+    @model_validator(mode="after")
+    def _in_order(self) -> DynamicAllocation:
+        if self.min > self.max:
+            raise ValueError(f"`dynamic_allocation` is reversed: `min` ({self.min}) is above `max` ({self.max})")
+        return self
+
+
+class RayWorkers(_Model):
+    """`workers:`: Ray's worker group, its replicas and the size of each."""
+
+    replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] = 1
+    cpu: CpuQuantity | None = None
+    memory: ByteQuantity | None = None
+    gpu: Annotated[int, Field(ge=0, le=8)] | None = None
+    gpu_type: GpuType | None = None
+
+    @model_validator(mode="after")
+    def _sized(self) -> RayWorkers:
+        _memory_given(self, "workers")
+        _gpu_type_needs_gpu(self)
+        return self
+
+
+def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkConfValue] | None:
+    for key in conf or {}:
+        if key in RESERVED_SPARK_CONF:
+            raise ValueError(
+                f"`{key}` is set by aq-airflow (local mode on a laptop, the SparkApplication on a cluster): "
+                "remove it; the cluster profile decides where the job runs"
+            )
+    return conf
+
+
+SparkConf = Annotated[
+    dict[Annotated[str, Field(pattern=r"^spark\.[A-Za-z0-9._-]+$", max_length=200)], SparkConfValue],
+    Field(description="Spark settings passed through (`spark.sql.shuffle.partitions: 64`)."),
+]
+RuntimeEnv = Annotated[
+    dict[str, Any],
+    Field(description="Ray's runtime_env passed through (`pip`, `env_vars`, ...)."),
+]

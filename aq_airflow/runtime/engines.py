@@ -1,0 +1,54 @@
+"""The engine a spark or ray step's code runs on, started by the runtime around the user's code.
+
+A spark step's function gets a SparkSession (``spark``) and its inputs as DataFrames and returns
+a DataFrame, which Spark itself writes as the step's Parquet output; a ray step's function runs
+as a Ray job's entrypoint with a Ray connected (a local one, or the RayJob's cluster), its inputs
+and output as a python step's. Everything else (binding, provenance, the commit) is
+``runtime.step``'s, the same for every step kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aq_airflow.artifacts.store import Location
+from aq_airflow.artifacts.values import read_input, write_output
+from aq_airflow.runtime import contract
+
+
+class Engine:
+    """A python step's way (no engine), which the engines override where theirs differs."""
+
+    name = "python"
+
+    def start(self, env: dict[str, str]) -> None:
+        """Start (or connect to) the engine before the step's inputs are read."""
+
+    def values(self) -> dict[str, Any]:
+        """Values a step function may take by name besides its inputs, args and context (Spark's
+        ``spark``)."""
+        return {}
+
+    def read_input(self, location: Location, producer: str, annotation: Any) -> Any:
+        return read_input(location, producer, annotation)
+
+    def write_output(self, location: Location, attempt: str, value: Any, step: str) -> dict:
+        """Store the function's return value in the output folder; the manifest's fields."""
+        return write_output(location, attempt, value)
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started (never a cluster the step only connected to)."""
+
+
+def engine_for(env: dict[str, str]) -> Engine:
+    """The step's engine, by ``AQ_ENGINE`` (imported only for the steps that use it)."""
+    name = env.get(contract.ENGINE)
+    if name == "spark":
+        from aq_airflow.runtime.spark import SparkEngine
+
+        return SparkEngine()
+    if name == "ray":
+        from aq_airflow.runtime.ray import RayEngine
+
+        return RayEngine()
+    return Engine()
