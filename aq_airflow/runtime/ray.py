@@ -1,0 +1,151 @@
+"""A ray step's engine: Ray connected in the step's process before its function runs.
+
+On Kubernetes the step's process is a KubeRay RayJob's entrypoint on the head, where KubeRay sets
+``RAY_ADDRESS``: the engine only connects (the RayJob owns the cluster, and its ``runtimeEnvYAML``
+already carries the step's ``runtime_env``). Anywhere else (the local runner, a laptop) it starts
+a Ray of its own in the step's process, sized to the machine, and stops it when the step ends.
+The function's inputs and output are a python step's (:class:`~aq_airflow.runtime.engines.Engine`'s
+defaults): it gets DataFrames and values, calls Ray as it likes, and returns what a python step
+returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from aq_airflow.runtime import contract, ray_reaper
+from aq_airflow.runtime.engines import Engine
+
+ADDRESS = "RAY_ADDRESS"  # set by KubeRay on a RayJob's entrypoint (and by `ray job submit`)
+# Ray's token authentication: its mode, the token, a file holding it
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def machine_cpus() -> int:
+    """The CPUs this process may run on (a container's or a taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        return os.cpu_count() or 1
+
+
+def _temp_root() -> str | None:
+    """Where the private Ray folder goes: ``/tmp`` where there is one. Ray puts Unix sockets
+    under it, whose paths may not exceed 107 bytes, and a macOS ``$TMPDIR`` alone takes 50."""
+    shared = "/tmp"  # noqa: S108 - mkdtemp makes a folder of its own there, readable by this user only
+    return shared if os.path.isdir(shared) else None
+
+
+class RayEngine(Engine):
+    """Ray for the step's function: the RayJob's cluster, else a private local one."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._temp_dir: str | None = None  # set only while a Ray this engine started runs
+        self._reaper: _Reaper | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        import ray
+
+        address = env.get(ADDRESS)
+        if address:  # a RayJob's entrypoint: the cluster is KubeRay's, with the job's runtime_env
+            ray.init(address=address, log_to_driver=True)
+            return
+        runtime_env = json.loads(env.get(contract.ENGINE_CONF) or "{}")
+        # Ray's own folder (sessions, logs, sockets, the address a later `ray.init()` would find) is
+        # this step's: two steps running at once on one worker never find or share each other's Ray
+        self._temp_dir = tempfile.mkdtemp(prefix="aq-ray-", dir=_temp_root())
+        # A local Ray checks a token on every connection to its processes, by default one per user
+        # written to ~/.ray on first use (a race between two first steps, a home that may be
+        # read-only): unless the worker's environment says otherwise, this Ray gets a fresh token
+        # of its own, in the environment its processes inherit
+        if not any(name in os.environ for name in AUTH_VARIABLES):
+            os.environ[AUTH_VARIABLES[1]] = secrets.token_hex(32)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a step does not report to Ray's servers
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
+        self._reaper = _start_reaper(self._temp_dir)
+        try:
+            ray.init(
+                address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
+                num_cpus=machine_cpus(),
+                include_dashboard=False,
+                log_to_driver=True,  # the tasks' prints in the step's output: the task log
+                runtime_env=runtime_env or None,
+                _temp_dir=self._temp_dir,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        signal.signal(signal.SIGTERM, _terminated)
+
+    def stop(self) -> None:
+        if self._temp_dir is None:  # connected to the RayJob's cluster: KubeRay stops it
+            return
+        import ray
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            ray.shutdown()
+        finally:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+            if self._reaper is not None:
+                self._reaper.stand_down()
+                self._reaper = None
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """The task was killed or timed out (the local runner signals the step's process group).
+    Ray's own handler raises SystemExit in the user's code, which would read as the function
+    calling sys.exit; instead: say so, and go (the reaper then stops what is left of the Ray)."""
+    print(
+        f"{contract.RUNTIME_MARKER}stopped by signal {signal.Signals(signum).name} (the task was killed or "
+        f"timed out); the step's local Ray stops with it",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(128 + signum)
+
+
+class _Reaper:
+    """The :mod:`~aq_airflow.runtime.ray_reaper` watching this process: told to stand down when
+    the step stops its Ray itself."""
+
+    def __init__(self, process: subprocess.Popen, pipe: int) -> None:
+        self.process, self.pipe = process, pipe
+
+    def stand_down(self) -> None:
+        os.write(self.pipe, ray_reaper.STAND_DOWN)
+        os.close(self.pipe)
+        self.process.wait()
+
+
+def _start_reaper(folder: str) -> _Reaper | None:
+    """Ray's processes in a process group of this process's own (Ray does the same as it starts),
+    watched by a reaper in a session of its own. None where the group cannot be this process's
+    own (the reaper would kill another's group)."""
+    try:
+        os.setpgrp()
+    except OSError:  # already a session leader (the local runner's step): its own group already
+        pass
+    if os.getpgrp() != os.getpid():
+        return None
+    read, write = os.pipe()  # neither end inherited by Ray's processes (Python's pipes are close-on-exec)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", ray_reaper.__name__, str(os.getpgrp()), folder],
+            stdin=read,
+            start_new_session=True,
+        )
+    finally:
+        os.close(read)
+    return _Reaper(process, write)
