@@ -11,6 +11,7 @@ returns.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 from aq_airflow.runtime import contract, ray_reaper
@@ -38,10 +40,11 @@ def machine_cpus() -> int:
 
 
 def _temp_root() -> str | None:
-    """Where the private Ray folder goes: ``/tmp`` where there is one. Ray puts Unix sockets
-    under it, whose paths may not exceed 107 bytes, and a macOS ``$TMPDIR`` alone takes 50."""
+    """Where the step's Ray folder goes: where Ray's own would (``RAY_TMPDIR``, else ``/tmp``).
+    Not ``$TMPDIR``: Ray puts Unix sockets in the folder, whose paths may not exceed 107 bytes,
+    and a macOS ``$TMPDIR`` alone takes 50."""
     shared = "/tmp"  # noqa: S108 - mkdtemp makes a folder of its own there, readable by this user only
-    return shared if os.path.isdir(shared) else None
+    return os.environ.get("RAY_TMPDIR") or (shared if os.path.isdir(shared) else None)
 
 
 class RayEngine(Engine):
@@ -94,6 +97,7 @@ class RayEngine(Engine):
 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
+            _await_task_output(self._temp_dir)
             ray.shutdown()
         finally:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
@@ -101,6 +105,31 @@ class RayEngine(Engine):
             if self._reaper is not None:
                 self._reaper.stand_down()
                 self._reaper = None
+
+
+def _await_task_output(folder: str, quiet: float = 0.5, longest: float = 10.0) -> None:
+    """Until the tasks' output files (where Ray's workers write what they print) have not grown
+    for ``quiet`` seconds: Ray's log monitor reads them every 0.1 s and sends the lines on to this
+    process, which prints them to the step's log; disconnected sooner, the last lines (a
+    traceback, a task's final prints) never reach the log."""
+    logs = os.path.join(folder, "session_latest", "logs")  # Ray's documented layout
+
+    def sizes() -> dict[str, int]:
+        found = {}
+        for path in glob.glob(os.path.join(logs, "worker*.out")) + glob.glob(os.path.join(logs, "worker*.err")):
+            try:
+                found[path] = os.path.getsize(path)
+            except OSError:  # gone meanwhile
+                pass
+        return found
+
+    began = last_change = time.monotonic()
+    seen = sizes()
+    while time.monotonic() - last_change < quiet and time.monotonic() - began < longest:
+        time.sleep(0.1)
+        now = sizes()
+        if now != seen:
+            seen, last_change = now, time.monotonic()
 
 
 def _terminated(signum: int, frame: Any) -> None:
