@@ -25,6 +25,7 @@ from typing import Any
 
 from aq_airflow.runtime import contract, ray_reaper
 from aq_airflow.runtime.engines import Engine
+from aq_airflow.runtime.failures import StepFailed
 
 ADDRESS = "RAY_ADDRESS"  # set by KubeRay on a RayJob's entrypoint (and by `ray job submit`)
 # Ray's token authentication: its mode, the token, a file holding it
@@ -59,9 +60,16 @@ class RayEngine(Engine):
     def start(self, env: dict[str, str]) -> None:
         import ray
 
+        step = env.get(contract.STEP, "?")
         address = env.get(ADDRESS)
         if address:  # a RayJob's entrypoint: the cluster is KubeRay's, with the job's runtime_env
-            ray.init(address=address, log_to_driver=True)
+            try:
+                ray.init(address=address, log_to_driver=True)
+            except Exception as error:
+                raise StepFailed(
+                    f"step `{step}`: cannot connect to the Ray cluster at {ADDRESS}={address}: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
             return
         runtime_env = json.loads(env.get(contract.ENGINE_CONF) or "{}")
         # Ray's own folder (sessions, logs, sockets, the address a later `ray.init()` would find) is
@@ -85,6 +93,9 @@ class RayEngine(Engine):
                 runtime_env=runtime_env or None,
                 _temp_dir=self._temp_dir,
             )
+        except Exception as error:
+            self.stop()
+            raise StepFailed(f"step `{step}`: the local Ray did not start: {type(error).__name__}: {error}") from None
         except BaseException:
             self.stop()
             raise
