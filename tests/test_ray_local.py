@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -118,17 +119,34 @@ steps:
 
 
 @pytest.fixture
-def ray_steps(tmp_path, monkeypatch):
-    """The test's step functions on the steps' path, and Ray's folders (``RAY_TMPDIR``, where the
-    engine puts each step's Ray) in a folder of the test's own, short enough for Ray's sockets."""
+def ray_tmp(monkeypatch):
+    """Ray's folders (``RAY_TMPDIR``, where the engine puts each step's Ray) in a folder of the
+    test's own, short enough for Ray's sockets."""
+    folder = tempfile.mkdtemp(prefix="aqrt-", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", folder)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def shipped_steps():
+    """The test's step module beside the spec, so in the run's code package: the step's process
+    (the Ray driver) imports it from the extracted package, and so must Ray's task workers."""
+    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "local" / "ray_test_steps.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STEPS)
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def steps_on_path(tmp_path, monkeypatch):
+    """The test's step module on the step's PYTHONPATH (a step started without the local operator)."""
     folder = tmp_path / "steps"
     folder.mkdir()
     (folder / "ray_test_steps.py").write_text(STEPS)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
-    ray_tmp = tempfile.mkdtemp(prefix="aqrt-", dir="/tmp")
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    yield folder, Path(ray_tmp)
-    shutil.rmtree(ray_tmp, ignore_errors=True)
+    return folder
 
 
 def processes_naming(text: str) -> list[str]:
@@ -172,9 +190,8 @@ def gone(probe, seconds: float = 30.0) -> list[str]:
 
 
 def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
-    run_dag, duckdb_warehouse, ray_steps, tmp_path, capsys, caplog
+    run_dag, duckdb_warehouse, shipped_steps, ray_tmp, tmp_path, capsys, caplog
 ):
-    _, ray_tmp = ray_steps
     _, dag_run, states = run_dag("ray_local", SPEC)
     logged = capsys.readouterr()
     text = logged.out + logged.err + caplog.text
@@ -206,7 +223,7 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
     assert all(f"hello from a task: {n}\n" in text for n in range(6)), text[-5000:]
     # a failing Ray task: the step's failure names the step, the function and the task's own traceback
     assert "step `broken`: `ray_test_steps:broken` raised an exception" in text
-    assert "ray::explode()" in text and "ray_test_steps.py\", line 27, in explode" in text
+    assert "ray::explode()" in text and 'ray_test_steps.py", line 27, in explode' in text
     assert 'raise ValueError(f"bad value {n}")' in text
     assert "step `broken` failed: the step's process exited with code 1: ValueError: bad value" in text
     # the Tune search: one row per trial, as the checks and metrics record them
@@ -236,11 +253,10 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
 
 
 @pytest.mark.parametrize("kill", ["task_killed", "process_killed_outright"])
-def test_a_killed_step_leaves_no_ray_process_behind(ray_steps, tmp_path, kill):
+def test_a_killed_step_leaves_no_ray_process_behind(steps_on_path, ray_tmp, tmp_path, kill):
     """The local operator's kill (a task killed or timed out: SIGTERM to the step's process
     group), and the step's process alone killed outright (SIGKILL: the OOM killer): every
     process of the step's Ray goes, and its folder."""
-    _, ray_tmp = ray_steps
     marker = tmp_path / "task_started"
     env = {
         **os.environ,  # the steps' folder first on its PYTHONPATH (the fixture's)
@@ -285,3 +301,48 @@ def test_a_killed_step_leaves_no_ray_process_behind(ray_steps, tmp_path, kill):
         assert failure.returncode == -signal.SIGKILL
     assert gone(lambda: session_processes(session)) == []
     assert gone(lambda: list(ray_tmp.iterdir())) == []
+
+
+SHIPPED = """
+import sys
+
+import pandas as pd
+import ray
+
+
+@ray.remote
+def where():
+    import shipped_steps
+    return shipped_steps.__file__
+
+
+def run() -> pd.DataFrame:
+    return pd.DataFrame({"task_imported": [ray.get(where.remote())]})
+"""
+
+
+def test_ray_tasks_import_the_steps_code_package(ray_tmp, tmp_path):
+    """A step's code package is on its tasks' import path too: a task defined in the package (a
+    module on no PYTHONPATH) is imported by Ray's workers from the extracted package."""
+    from aq_airflow.artifacts import code_package
+
+    source = tmp_path / "code"
+    source.mkdir()
+    (source / "shipped_steps.py").write_text(SHIPPED)
+    package = code_package.build(str(source))
+    env = {
+        **os.environ,
+        contract.STEP: "shipped",
+        contract.OUTPUT: str(tmp_path / "store" / "shipped"),
+        contract.ENGINE: "ray",
+        contract.CONTEXT: "{}",
+        contract.CODE_URI: code_package.upload(package, str(tmp_path / "store")),
+        contract.CODE_DIGEST: package.digest,
+        contract.CODE_CACHE: str(tmp_path / "cache"),
+    }
+    command = [sys.executable, "-m", "aq_airflow.runtime", "--function", "shipped_steps:run"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "store" / "shipped" / MANIFEST).read_text())
+    imported = pq.read_table(tmp_path / "store" / "shipped" / manifest["files"][0]).column(0).to_pylist()
+    assert imported == [str(tmp_path / "cache" / package.digest.removeprefix("sha256:") / "shipped_steps.py")]

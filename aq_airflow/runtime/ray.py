@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import secrets
 import shutil
@@ -23,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from aq_airflow.runtime import contract, ray_reaper
+from aq_airflow.runtime import code, contract, ray_reaper
 from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 
@@ -33,11 +34,36 @@ AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 def machine_cpus() -> int:
-    """The CPUs this process may run on (a container's or a taskset's share, not the host's)."""
+    """The CPUs this process may use: its CPU affinity (a taskset's share, not the host's), no
+    more than its container's CPU quota (cgroup v2 or v1), at least 1."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS has no affinity
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The container's CPU quota in CPUs (``quota / period``), None when there is none."""
+    for path, read in (
+        ("/sys/fs/cgroup/cpu.max", lambda text: text.split()),  # v2: "max 100000" or "200000 100000"
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None),  # v1: quota here, its period beside it
+    ):
+        try:
+            with open(path) as file:
+                text = file.read()
+            if read is not None:
+                quota, period = read(text)
+            else:
+                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as file:
+                    quota, period = text.strip(), file.read().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        return int(quota) / int(period)
+    return None
 
 
 def _temp_root() -> str | None:
@@ -91,6 +117,7 @@ class RayEngine(Engine):
                 include_dashboard=False,
                 log_to_driver=True,  # the tasks' prints in the step's output: the task log
                 runtime_env=runtime_env or None,
+                job_config=_job_config(env),
                 _temp_dir=self._temp_dir,
             )
         except Exception as error:
@@ -116,6 +143,16 @@ class RayEngine(Engine):
             if self._reaper is not None:
                 self._reaper.stand_down()
                 self._reaper = None
+
+
+def _job_config(env: dict[str, str]):
+    """The step's code package on the import path of Ray's task workers, as it is on the step's
+    own (``runtime.code``): Ray gives its workers the driver's script folder and working
+    directory, not its ``sys.path``, and a task defined in the package is imported by module."""
+    from ray.job_config import JobConfig
+
+    folder = code.package_folder(env)  # already fetched and extracted as the function was imported
+    return JobConfig(code_search_path=[folder]) if folder else None
 
 
 def _await_task_output(folder: str, quiet: float = 0.5, longest: float = 10.0) -> None:
