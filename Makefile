@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/results_cli.py
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/code_package.py
+	$(BIN)/python bench/ray_step.py
 
 # The fuzz campaign (minutes; not part of `make test`, which runs a 300-spec smoke run of it):
 # mutated and generated specs through validate, compile and the loader; a summary table, exit 1

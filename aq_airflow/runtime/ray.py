@@ -1,0 +1,228 @@
+"""A ray step's engine: Ray connected in the step's process before its function runs.
+
+On Kubernetes the step's process is a KubeRay RayJob's entrypoint on the head, where KubeRay sets
+``RAY_ADDRESS``: the engine only connects (the RayJob owns the cluster, and its ``runtimeEnvYAML``
+already carries the step's ``runtime_env``). Anywhere else (the local runner, a laptop) it starts
+a Ray of its own in the step's process, sized to the machine, and stops it when the step ends.
+The function's inputs and output are a python step's (:class:`~aq_airflow.runtime.engines.Engine`'s
+defaults): it gets DataFrames and values, calls Ray as it likes, and returns what a python step
+returns.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from aq_airflow.runtime import code, contract, ray_reaper
+from aq_airflow.runtime.engines import Engine
+from aq_airflow.runtime.failures import StepFailed
+
+ADDRESS = "RAY_ADDRESS"  # set by KubeRay on a RayJob's entrypoint (and by `ray job submit`)
+# Ray's token authentication: its mode, the token, a file holding it
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def machine_cpus() -> int:
+    """The CPUs this process may use: its CPU affinity (a taskset's share, not the host's), no
+    more than its container's CPU quota (cgroup v2 or v1), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The container's CPU quota in CPUs (``quota / period``), None when there is none."""
+    for path, read in (
+        ("/sys/fs/cgroup/cpu.max", lambda text: text.split()),  # v2: "max 100000" or "200000 100000"
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None),  # v1: quota here, its period beside it
+    ):
+        try:
+            with open(path) as file:
+                text = file.read()
+            if read is not None:
+                quota, period = read(text)
+            else:
+                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as file:
+                    quota, period = text.strip(), file.read().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        return int(quota) / int(period)
+    return None
+
+
+def _temp_root() -> str | None:
+    """Where the step's Ray folder goes: where Ray's own would (``RAY_TMPDIR``, else ``/tmp``).
+    Not ``$TMPDIR``: Ray puts Unix sockets in the folder, whose paths may not exceed 107 bytes,
+    and a macOS ``$TMPDIR`` alone takes 50."""
+    shared = "/tmp"  # noqa: S108 - mkdtemp makes a folder of its own there, readable by this user only
+    return os.environ.get("RAY_TMPDIR") or (shared if os.path.isdir(shared) else None)
+
+
+class RayEngine(Engine):
+    """Ray for the step's function: the RayJob's cluster, else a private local one."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._temp_dir: str | None = None  # set only while a Ray this engine started runs
+        self._reaper: _Reaper | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        import ray
+
+        step = env.get(contract.STEP, "?")
+        address = env.get(ADDRESS)
+        if address:  # a RayJob's entrypoint: the cluster is KubeRay's, with the job's runtime_env
+            try:
+                ray.init(address=address, log_to_driver=True)
+            except Exception as error:
+                raise StepFailed(
+                    f"step `{step}`: cannot connect to the Ray cluster at {ADDRESS}={address}: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+            return
+        runtime_env = json.loads(env.get(contract.ENGINE_CONF) or "{}")
+        # Ray's own folder (sessions, logs, sockets, the address a later `ray.init()` would find) is
+        # this step's: two steps running at once on one worker never find or share each other's Ray
+        self._temp_dir = tempfile.mkdtemp(prefix="aq-ray-", dir=_temp_root())
+        # A local Ray checks a token on every connection to its processes, by default one per user
+        # written to ~/.ray on first use (a race between two first steps, a home that may be
+        # read-only): unless the worker's environment says otherwise, this Ray gets a fresh token
+        # of its own, in the environment its processes inherit
+        if not any(name in os.environ for name in AUTH_VARIABLES):
+            os.environ[AUTH_VARIABLES[1]] = secrets.token_hex(32)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a step does not report to Ray's servers
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
+        self._reaper = _start_reaper(self._temp_dir)
+        try:
+            ray.init(
+                address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
+                num_cpus=machine_cpus(),
+                include_dashboard=False,
+                log_to_driver=True,  # the tasks' prints in the step's output: the task log
+                runtime_env=runtime_env or None,
+                job_config=_job_config(env),
+                _temp_dir=self._temp_dir,
+            )
+        except Exception as error:
+            self.stop()
+            raise StepFailed(f"step `{step}`: the local Ray did not start: {type(error).__name__}: {error}") from None
+        except BaseException:
+            self.stop()
+            raise
+        signal.signal(signal.SIGTERM, _terminated)
+
+    def stop(self) -> None:
+        if self._temp_dir is None:  # connected to the RayJob's cluster: KubeRay stops it
+            return
+        import ray
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            _await_task_output(self._temp_dir)
+            ray.shutdown()
+        finally:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+            if self._reaper is not None:
+                self._reaper.stand_down()
+                self._reaper = None
+
+
+def _job_config(env: dict[str, str]):
+    """The step's code package on the import path of Ray's task workers, as it is on the step's
+    own (``runtime.code``): Ray gives its workers the driver's script folder and working
+    directory, not its ``sys.path``, and a task defined in the package is imported by module."""
+    from ray.job_config import JobConfig
+
+    folder = code.package_folder(env)  # already fetched and extracted as the function was imported
+    return JobConfig(code_search_path=[folder]) if folder else None
+
+
+def _await_task_output(folder: str, quiet: float = 0.5, longest: float = 10.0) -> None:
+    """Until the tasks' output files (where Ray's workers write what they print) have not grown
+    for ``quiet`` seconds: Ray's log monitor reads them every 0.1 s and sends the lines on to this
+    process, which prints them to the step's log; disconnected sooner, the last lines (a
+    traceback, a task's final prints) never reach the log."""
+    logs = os.path.join(folder, "session_latest", "logs")  # Ray's documented layout
+
+    def sizes() -> dict[str, int]:
+        found = {}
+        for path in glob.glob(os.path.join(logs, "worker*.out")) + glob.glob(os.path.join(logs, "worker*.err")):
+            try:
+                found[path] = os.path.getsize(path)
+            except OSError:  # gone meanwhile
+                pass
+        return found
+
+    began = last_change = time.monotonic()
+    seen = sizes()
+    while time.monotonic() - last_change < quiet and time.monotonic() - began < longest:
+        time.sleep(0.1)
+        now = sizes()
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """The task was killed or timed out (the local runner signals the step's process group).
+    Ray's own handler raises SystemExit in the user's code, which would read as the function
+    calling sys.exit; instead: say so, and go (the reaper then stops what is left of the Ray)."""
+    print(
+        f"{contract.RUNTIME_MARKER}stopped by signal {signal.Signals(signum).name} (the task was killed or "
+        f"timed out); the step's local Ray stops with it",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(128 + signum)
+
+
+class _Reaper:
+    """The :mod:`~aq_airflow.runtime.ray_reaper` watching this process: told to stand down when
+    the step stops its Ray itself."""
+
+    def __init__(self, process: subprocess.Popen, pipe: int) -> None:
+        self.process, self.pipe = process, pipe
+
+    def stand_down(self) -> None:
+        os.write(self.pipe, ray_reaper.STAND_DOWN)
+        os.close(self.pipe)
+        self.process.wait()
+
+
+def _start_reaper(folder: str) -> _Reaper | None:
+    """Ray's processes in a process group of this process's own (Ray does the same as it starts),
+    watched by a reaper in a session of its own. None where the group cannot be this process's
+    own (the reaper would kill another's group)."""
+    try:
+        os.setpgrp()
+    except OSError:  # already a session leader (the local runner's step): its own group already
+        pass
+    if os.getpgrp() != os.getpid():
+        return None
+    read, write = os.pipe()  # neither end inherited by Ray's processes (Python's pipes are close-on-exec)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", ray_reaper.__name__, str(os.getpgrp()), folder],
+            stdin=read,
+            start_new_session=True,
+        )
+    finally:
+        os.close(read)
+    return _Reaper(process, write)
