@@ -424,3 +424,30 @@ def test_a_ray_step_uses_ray_in_its_job(run_dag, cluster, tmp_path):
     result = manifest(tmp_path, dag_run, "ray_remote", "scaled")
     table = pq.read_table(output_dir(tmp_path, dag_run, "ray_remote", "scaled") / result["files"][0])
     assert table.column("n").to_pylist() == [v * 3 for v in range(10)]
+
+
+def test_a_rayjob_of_the_same_try_is_followed_not_made_again(cluster):
+    """A worker that restarted mid-try finds its try's RayJob (same name) and follows it to its end:
+    no second RayJob; it is deleted at the end as any other (here KubeRay refused it)."""
+    from types import SimpleNamespace
+
+    from aq_airflow.operators.errors import StepFailed
+    from aq_airflow.operators.ray_job import AqRayJobStepOperator
+    from aq_airflow.runners.custom_resource import resource_name
+
+    run = ray_plan("eks", False)
+    operator = AqRayJobStepOperator(task_id="search.run", plan=run)
+    operator.poll_interval = 0.1
+    ti = SimpleNamespace(dag_id="tune", task_id="search.run", map_index=-1, try_number=2)
+    name = resource_name("tune", "search", "manual__again", -1, 2)
+    labels = identity("tune", "search.run", "manual__again", -1, 2)
+    body = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": name, "labels": labels}, "spec": {}}
+    hook = operator.hook()
+    hook.create_custom_object("ray.io", "v1", "rayjobs", body, namespace="default")
+    posts = [r for r in cluster.requests if r.startswith("POST rayjobs")]
+    with pytest.raises(
+        StepFailed, match=rf"its RayJob {name} ended ValidationFailed: ValidationFailed: no rayClusterSpec"
+    ):
+        operator.execute({"ti": ti, "run_id": "manual__again", "dag": None, "params": {}})
+    assert [r for r in cluster.requests if r.startswith("POST rayjobs")] == posts  # none made
+    assert ("rayjobs", "default", name) not in cluster.objects
