@@ -19,6 +19,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from aq_airflow.artifacts.manifest import MANIFEST
 from aq_airflow.pipeline_spec.load import SpecFile
 from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import RunPlan
@@ -216,6 +217,10 @@ def flaky(numbers, factor):
     return scale(numbers, factor)
 
 
+def per_item(numbers, factor, item):
+    return pa.table({"n": [v * item for v in numbers.column("n").to_pylist()]})
+
+
 def slow(numbers, factor):
     print("sleeping", flush=True)
     time.sleep(300)
@@ -326,6 +331,19 @@ def test_a_failing_ray_job_fails_its_task_with_its_error(run_dag, cluster, tmp_p
     assert "its RayJob" in logged and "ended FAILED (exit code 1): RuntimeError: the search diverged" in logged
     (rayjob,) = rayjobs_of(cluster, "ray_fail")
     assert not [k for k in cluster.objects if k[2] == rayjob["metadata"]["name"]]  # deleted on failure too
+
+
+def test_each_item_of_a_foreach_ray_step_is_a_rayjob_of_its_own(run_dag, cluster, tmp_path):
+    text = spec(tmp_path, "ray_items", "per_item", "    foreach: [2, 5]\n    retries: 0")
+    _, dag_run, states = run_dag("ray_items", text, local=False)
+    assert states["scaled.run"] == "success", states
+    jobs = sorted(rayjobs_of(cluster, "ray_items"), key=lambda o: o["metadata"]["labels"]["map_index"])
+    assert [o["metadata"]["labels"]["map_index"] for o in jobs] == ["0", "1"]
+    assert len({o["metadata"]["name"] for o in jobs}) == 2
+    for index, factor in enumerate((2, 5)):
+        folder = output_dir(tmp_path, dag_run, "ray_items", "scaled") / str(index)
+        committed = json.loads((folder / MANIFEST).read_text())
+        assert pq.read_table(folder / committed["files"][0]).column("n").to_pylist() == [v * factor for v in range(10)]
 
 
 def test_a_retry_makes_a_new_rayjob_for_its_try(run_dag, cluster, tmp_path):
