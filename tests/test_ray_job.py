@@ -179,7 +179,7 @@ steps:
   numbers:
     python: ray_steps:numbers
   {step}:
-    ray: ray_steps:{function}
+    ray: {function}
     inputs: [numbers]
     args: {{factor: 3}}
     head: {{cpu: 1, memory: 2Gi}}
@@ -264,6 +264,7 @@ def cluster(tmp_path_factory):
     steps = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / "ray_code"
     steps.mkdir(parents=True, exist_ok=True)
     (steps / "ray_steps.py").write_text(STEPS)
+    (steps / "ray_missing.py").write_text("import sklearn_not_in_this_image\n\n\ndef fit(numbers, factor):\n    pass\n")
     extra_env = {}
     if not HAS_RAY_ENGINE:
         shim = tmp_path / "stand-in"
@@ -281,6 +282,7 @@ def cluster(tmp_path_factory):
 
 
 def spec(tmp_path, name: str, function: str, settings: str = "    retries: 0", step: str = "scaled") -> str:
+    function = function if ":" in function else f"ray_steps:{function}"
     return PIPELINE.format(name=name, artifacts=tmp_path / "artifacts", step=step, function=function, settings=settings)
 
 
@@ -344,6 +346,16 @@ def test_each_item_of_a_foreach_ray_step_is_a_rayjob_of_its_own(run_dag, cluster
         folder = output_dir(tmp_path, dag_run, "ray_items", "scaled") / str(index)
         committed = json.loads((folder / MANIFEST).read_text())
         assert pq.read_table(folder / committed["files"][0]).column("n").to_pylist() == [v * factor for v in range(10)]
+
+
+def test_a_package_missing_from_the_image_fails_with_the_runtimes_reason(run_dag, cluster, tmp_path, capsys, caplog):
+    """The runtime's own failure (exit code 4, its marker line) is the task's reason, as in a pod."""
+    _, _, states = run_dag("ray_missing", spec(tmp_path, "ray_missing", "ray_missing:fit"), local=False)
+    assert states["scaled.run"] == "failed"
+    output = capsys.readouterr()
+    text = output.out + output.err + caplog.text
+    reason = "step `scaled` failed: a Python package its code imports is missing (exit code 4): aq-airflow: image"
+    assert reason in text and "`sklearn_not_in_this_image`" in text, text[-3000:]
 
 
 def test_a_retry_makes_a_new_rayjob_for_its_try(run_dag, cluster, tmp_path):
