@@ -207,7 +207,7 @@ class LogFollower(threading.Thread):
             if not fresh:
                 if self._finishing.is_set():
                     return
-                self._finishing.wait(1.0)
+                self._finishing.wait(2.0)  # as often as the status is read
                 continue
             pod = fresh[0]
             seen.add(pod.metadata.uid)
