@@ -324,7 +324,8 @@ class FakeKubernetes:
                 stamp, text = lines[sent]
                 await response.write(((stamp + " ") if stamps else "").encode() + text.encode() + b"\n")
                 sent += 1
-            if self.done[key].is_set() or request.query.get("follow") != "true":
+            follow = request.query.get("follow", "").lower() == "true"  # the Python client sends `True`
+            if self.done[key].is_set() or not follow:
                 if sent >= len(self.logs[key]):
                     break
             await asyncio.sleep(0.05)

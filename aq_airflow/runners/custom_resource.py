@@ -146,3 +146,24 @@ def pod_template(
     if run.pod.service_account:
         spec["serviceAccountName"] = run.pod.service_account
     return {"metadata": {"labels": dict(pod_labels)}, "spec": spec}
+
+
+MAP_LABEL = "map_index"
+
+
+def identity(dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int) -> dict[str, str]:
+    """The labels that name one task instance's try on its resource (as KubernetesPodOperator
+    labels its pods): what finds it again, and an earlier try's (:func:`earlier_tries`)."""
+    return {
+        DAG_LABEL: label_value(dag_id),
+        TASK_LABEL: label_value(task_id),
+        RUN_LABEL: label_value(run_id),
+        MAP_LABEL: str(map_index),
+        TRY_LABEL: str(try_number),
+    }
+
+
+def earlier_tries(labels_: dict[str, str]) -> str:
+    """A label selector for the same task instance's resources of other tries than ``labels_``'s."""
+    same = ",".join(f"{k}={labels_[k]}" for k in (DAG_LABEL, TASK_LABEL, RUN_LABEL, MAP_LABEL))
+    return f"{same},{TRY_LABEL}!={labels_[TRY_LABEL]}"
