@@ -215,6 +215,11 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
         runs first: it marks a failed driver pod as checked, so no later try reattaches to it.)"""
         if self._killed or not remote_pod:
             return
+        phase = getattr(getattr(remote_pod, "status", None), "phase", None)
+        if phase not in ("Succeeded", "Failed"):
+            # the driver still runs: the wait was interrupted (the task's timeout, an API error),
+            # whose exception is on its way; `execute` deletes the application
+            return
         outcome = self._await_outcome()
         try:
             super().cleanup(pod, remote_pod, *args, **kwargs)
