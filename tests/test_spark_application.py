@@ -182,3 +182,21 @@ def test_the_application_state_reads_as_an_outcome():
     for running in ("", "SUBMITTED", "RUNNING", "SUCCEEDING", "FAILING", "UNKNOWN"):
         assert not outcome(status(running)).finished, running
     assert not outcome({}).finished and not outcome(None).finished
+
+
+def test_a_profile_names_the_images_launcher_and_spark_version():
+    from aq_airflow.pipeline_spec.errors import SpecError
+    from aq_airflow.pipeline_spec.profiles import parse_profiles
+
+    text = (
+        "profiles:\n  gke-spark:\n    extends: gke\n"
+        '    spark_launcher: local:///app/spark_main.py\n    spark_version: "4.0.1"\n'
+    )
+    profiles = parse_profiles(SpecFile("aq-profiles.yaml", text))
+    spec_text = SPEC.format(cluster="gke-spark", gpu="", artifacts="s3://acme-ml/aq")
+    plan = compile_text(SpecFile("sparky.aq.yaml", spec_text), profiles=("gke-spark-v1", profiles))
+    run = next(t.body for t in plan.tasks if isinstance(t.body, RunPlan) and t.body.step == "features")
+    spec = application(run, name="aq-x")["spec"]
+    assert (spec["mainApplicationFile"], spec["sparkVersion"]) == ("local:///app/spark_main.py", "4.0.1")
+    with pytest.raises(SpecError, match=r"aq-profiles.yaml:4:"):  # a path without a scheme Spark reads
+        parse_profiles(SpecFile("aq-profiles.yaml", text.replace("local:///app/", "/app/")))
