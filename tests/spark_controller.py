@@ -5,7 +5,8 @@ the body is checked against the vendored CRD schema (the API server's own check:
 it is refused here as there, with a 422-like SUBMISSION_FAILED), then spark-submit makes the
 driver pod ``<name>-driver`` (labels ``spark-role=driver``, ``sparkoperator.k8s.io/app-name``,
 the application's driver labels; owned by the application, so deleting it deletes the pod), and
-the status goes SUBMITTED -> RUNNING -> COMPLETED or FAILED (``errorMessage`` "driver container
+the status goes SUBMITTED -> RUNNING -> COMPLETED or FAILED (or SUBMISSION_FAILED, for a body
+the schema refuses or a failure a test asks for in ``SUBMISSION_ERRORS``) (``errorMessage`` "driver container
 failed with ExitCode: N, Reason: Error", as upstream's controller writes it), with
 ``driverInfo.podName``.
 
@@ -29,6 +30,9 @@ from tests.crd_schema import crd_problems
 
 IMAGE_LAUNCHER = "/opt/aq-airflow/spark_main.py"
 DRIVER_CONTAINER = "spark-kubernetes-driver"
+# spark-submit failures a test asks for: {application name prefix: error message} (an image the
+# node cannot pull, an admission webhook's refusal: what a real cluster reports as SUBMISSION_FAILED)
+SUBMISSION_ERRORS: dict[str, str] = {}
 
 
 def _now() -> str:
@@ -81,8 +85,9 @@ async def spark_applications(api, key) -> None:
     resource = api.objects[key]
     await asyncio.sleep(0.1)
     problems = crd_problems(resource)
-    if problems:
-        _set_state(api, key, "SUBMISSION_FAILED", errorMessage="; ".join(problems))
+    refused = next((m for prefix, m in SUBMISSION_ERRORS.items() if key[2].startswith(prefix)), None)
+    if problems or refused:
+        _set_state(api, key, "SUBMISSION_FAILED", errorMessage=refused or "; ".join(problems))
         return
     if not _set_state(api, key, "", submissionID=str(uuid.uuid4())):
         return

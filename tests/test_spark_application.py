@@ -4,6 +4,8 @@ every built-in cluster profile and checked against the Kubeflow Spark operator's
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from aq_airflow.pipeline_spec import SpecFile
@@ -200,3 +202,26 @@ def test_a_profile_names_the_images_launcher_and_spark_version():
     assert (spec["mainApplicationFile"], spec["sparkVersion"]) == ("local:///app/spark_main.py", "4.0.1")
     with pytest.raises(SpecError, match=r"aq-profiles.yaml:4:"):  # a path without a scheme Spark reads
         parse_profiles(SpecFile("aq-profiles.yaml", text.replace("local:///app/", "/app/")))
+
+
+def test_the_operator_is_built_without_a_cluster_and_renders_script_arguments_as_text(monkeypatch):
+    import jinja2
+    from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
+    from airflow.sdk import DAG
+
+    from aq_airflow.operators.spark_application import AqSparkStepOperator
+
+    # parse time: nothing is asked of the cluster (there is none at this address)
+    connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": "/nonexistent/kubeconfig"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+    with DAG(dag_id="sparky", schedule=None):
+        operator = AqSparkStepOperator(task_id="script.run", plan=spark_plans()["script"])
+        provider = SparkKubernetesOperator(task_id="as_the_provider_renders", template_spec={})
+    assert not {"hook", "client", "custom_obj_api", "launcher"} & set(operator.__dict__)
+    assert crd_problems({**operator.template_spec["spark"], "metadata": {"name": "aq-x"}}) == []
+    # a script argument naming a .json file is an argument, not a template file to load
+    arguments = operator.template_spec["spark"]["spec"]["arguments"]
+    rendered = operator.render_template(arguments, {"ds": "2026-03-01"})
+    assert rendered == ["--script", "jobs/report.py", "--", "--out", "summary.json", "2026-03-01"]
+    with pytest.raises(jinja2.TemplateNotFound):
+        provider.render_template(arguments, {"ds": "2026-03-01"})

@@ -13,8 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.kube_api import FakeKubernetes
-from tests.spark_controller import spark_applications
+from aq_airflow.artifacts.provenance import Provenance
+from tests.kube_api import FakeKubernetes, image_id
+from tests.spark_controller import SUBMISSION_ERRORS, spark_applications
 from tests.test_execution import manifest, output_dir
 
 # the driver runs aq_airflow.runtime.spark's SparkEngine (PySpark in local mode)
@@ -128,6 +129,8 @@ def test_a_spark_step_runs_as_a_spark_application(run_dag, duckdb_warehouse, clu
     result = manifest(tmp_path, dag_run, "spark_k8s", "doubled")
     table = pq.read_table(output_dir(tmp_path, dag_run, "spark_k8s", "doubled") / result["files"][0])
     assert sorted(table.column("n").to_pylist()) == [v * 3 for v in range(100)]
+    image = "ghcr.io/acme/spark-steps:1"  # the digest the driver pod's status reported, in the provenance
+    assert Provenance.of(result).image.digest == image_id(image).partition("@")[2]
     (body,) = applications(cluster, "spark_k8s", "doubled")
     env = {e["name"]: e for e in body["spec"]["driver"]["env"]}
     assert env["AQ_RUN_ID"]["value"] == dag_run.run_id  # rendered by Airflow before it was created
@@ -171,3 +174,18 @@ def test_a_killed_task_deletes_its_application_and_driver(run_dag, cluster, tmp_
     assert driver not in cluster.pods  # owned by the application: gone with it, its process killed
     process = cluster.processes.get(driver)
     assert process is not None and process.returncode is not None and process.returncode < 0  # killed, not done
+
+
+def test_a_refused_submission_fails_the_task_with_the_spark_operators_reason(run_dag, cluster, tmp_path, capsys):
+    SUBMISSION_ERRORS["aq-spark-refused-"] = "failed to run spark-submit: admission webhook denied the driver pod"
+    try:
+        steps = "refused:\n    spark: spark_steps:flaky\n    retries: 0"
+        _, _, states = run_dag("spark_refused", spec(tmp_path, "spark_refused", steps), local=False)
+    finally:
+        SUBMISSION_ERRORS.clear()
+    assert states == {"refused.run": "failed"}
+    logged = capsys.readouterr()
+    assert "ended SUBMISSION_FAILED: failed to run spark-submit: admission webhook denied" in logged.out + logged.err
+    (body,) = applications(cluster, "spark_refused", "refused")
+    assert deleted(cluster, body)
+    assert not any(k[1].startswith(body["metadata"]["name"]) for k in cluster.pods)  # no driver was made

@@ -40,6 +40,7 @@ from aq_airflow.artifacts.labels import item_label
 from aq_airflow.artifacts.store import Location
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.operators.lineage import StepLineage
+from aq_airflow.operators.pod import container_image_id, with_image_digest
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import code, custom_resource, environment, spark_application
 from aq_airflow.runners.local import oversized_variable
@@ -117,7 +118,9 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
             KubernetesPodOperator.execute(self, context)
         finally:
             self._delete_application()
-        manifest = output.read_manifest(plan.step)
+        # the driver's commit, with the image digest its pod's status reports
+        image_id = container_image_id(self.remote_pod, spark_application.DRIVER_CONTAINER)
+        manifest = with_image_digest(output, output.read_manifest(plan.step), image_id)
         ti.xcom_push(key="return_value", value=manifest)
         self.committed = manifest
         return manifest
