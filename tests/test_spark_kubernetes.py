@@ -2,7 +2,8 @@
 in real Airflow (``dag.test``), against the loopback Kubernetes API with the test-side Spark
 operator (``tests.spark_controller``): the driver pod runs the aq runtime through the image's
 launcher, PySpark in local mode in it, and commits the output; the task follows the driver's log,
-decides by the SparkApplication's state and deletes it."""
+decides by the SparkApplication's state and deletes it. (The driver's Spark is the runtime's
+``aq_airflow.runtime.spark``.)"""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from tests.kube_api import FakeKubernetes, image_id
 from tests.spark_controller import SUBMISSION_ERRORS, spark_applications
 from tests.test_execution import manifest, output_dir
 
-# the driver runs aq_airflow.runtime.spark's SparkEngine (PySpark in local mode)
-pytest.importorskip("aq_airflow.runtime.spark", reason="the Spark runtime (aq_airflow.runtime.spark) is not here")
 pytestmark = pytest.mark.slow  # a JVM per driver, several runs
 
 PIPELINE = """
@@ -86,6 +85,18 @@ def slow(spark):
 """
 
 
+# a plain PySpark script, as spark-submit runs it: its arguments in sys.argv, Parquet into AQ_OUTPUT
+SCRIPT = """\
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.getOrCreate()
+spark.range(int(sys.argv[1])).withColumnRenamed("id", "n").write.parquet(os.environ["AQ_OUTPUT"])
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One API server with the Spark operator's stand-in for the module, reached through the
@@ -94,6 +105,8 @@ def cluster(tmp_path_factory):
     steps = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / "spark_code" / "spark_steps"
     steps.mkdir(parents=True, exist_ok=True)
     (steps / "__init__.py").write_text(STEPS)
+    (steps.parent / "jobs").mkdir(exist_ok=True)
+    (steps.parent / "jobs" / "report.py").write_text(SCRIPT)
     controllers = {"sparkapplications": spark_applications}
     with FakeKubernetes(secrets={("api", "token"): "s3cret"}, controllers=controllers) as fake:
         connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": fake.kubeconfig(str(tmp_path))}}
@@ -140,6 +153,20 @@ def test_a_spark_step_runs_as_a_spark_application(run_dag, duckdb_warehouse, clu
     assert deleted(cluster, body)
     logged = capsys.readouterr()
     assert "doubling on local" in logged.out + logged.err  # the driver's log, followed into the task log
+
+
+def test_a_script_step_runs_in_the_driver_with_its_arguments(run_dag, cluster, tmp_path):
+    steps = 'report:\n    spark: {file: jobs/report.py, args: ["7"]}\n    retries: 0'
+    _, dag_run, states = run_dag("spark_script", spec(tmp_path, "spark_script", steps), local=False)
+    assert states == {"report.run": "success"}, states
+    result = manifest(tmp_path, dag_run, "spark_script", "report")
+    folder = output_dir(tmp_path, dag_run, "spark_script", "report")
+    assert sorted(v for f in result["files"] for v in pq.read_table(folder / f).column("n").to_pylist()) == list(
+        range(7)
+    )
+    (body,) = applications(cluster, "spark_script", "report")
+    assert body["spec"]["arguments"] == ["--script", "jobs/report.py", "--", "7"]
+    assert deleted(cluster, body)
 
 
 def test_a_failing_driver_fails_the_task_with_its_error_and_the_reason(run_dag, cluster, tmp_path, capsys):

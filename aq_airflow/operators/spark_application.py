@@ -177,7 +177,9 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
         while True:
             outcome = spark_application.outcome(self._read_application())
             if outcome.finished and not outcome.succeeded and self.find_spark_job(context) is None:
-                raise StepFailed(self._failure(outcome, driver_log=None), [])
+                # refused before it ran, or a driver that failed faster than this poll (its pod,
+                # failed, is no pod to follow): the reason, and the driver's log where there is one
+                raise StepFailed(self._failure(outcome, self._driver_tail(driver.metadata.name)), [])
             if outcome.state not in spark_application.WAITING_STATES:
                 return self.find_spark_job(context) or driver
             if time.monotonic() > deadline:
@@ -227,24 +229,21 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
         try:
             super().cleanup(pod, remote_pod, *args, **kwargs)
         except AirflowException:
-            raise StepFailed(self._failure(outcome, self._driver_tail(remote_pod)), []) from None
+            raise StepFailed(self._failure(outcome, self._driver_tail(remote_pod.metadata.name)), []) from None
         if not outcome.succeeded:
-            raise StepFailed(self._failure(outcome, self._driver_tail(remote_pod)), [])
+            raise StepFailed(self._failure(outcome, self._driver_tail(remote_pod.metadata.name)), [])
 
-    def _driver_tail(self, remote_pod: Any) -> str:
-        """The driver's last log lines (its error), for the task's failure message: the whole log
-        is already in the task log, streamed while the driver ran."""
+    def _driver_tail(self, pod_name: str) -> str:
+        """The driver's last log lines (its error), for the task's failure message (a driver that
+        ran had its whole log streamed into the task log already); empty when there is no driver."""
         from kubernetes.client.rest import ApiException
 
         try:
             text = self.client.read_namespaced_pod_log(
-                remote_pod.metadata.name,
-                remote_pod.metadata.namespace,
-                container=spark_application.DRIVER_CONTAINER,
-                tail_lines=DRIVER_TAIL_LINES,
+                pod_name, self.namespace, container=spark_application.DRIVER_CONTAINER, tail_lines=DRIVER_TAIL_LINES
             )
         except ApiException as error:
-            return f"(the driver's log could not be read: {error.status} {error.reason})"
+            return "" if error.status == 404 else f"(the driver's log could not be read: {error.status} {error.reason})"
         lines = [line for line in str(text).splitlines() if line.strip()]
         return "\n".join(lines[-DRIVER_TAIL_LINES:])
 
