@@ -54,17 +54,12 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
         started = record.now()
         super().execute(context)
         finished = record.now()
-        image_id = self._image_id()
+        image_id = container_image_id(self.remote_pod, self.base_container_name)
         # the pod's own commit, its shape checked (its files are verified by every reader after this task),
         # with the image digest the pod's status reports; or a command step's files committed here, each hashed
         try:
             if runtime:
-                manifest = output.read_manifest(plan.step)
-                made = Provenance.of(manifest)
-                digest = record.image_digest(image_id)
-                if made is not None and made.image is not None and digest:
-                    image = dataclasses.replace(made.image, digest=digest)
-                    manifest = output.commit({**manifest, PROVENANCE: dataclasses.replace(made, image=image).to_json()})
+                manifest = with_image_digest(output, output.read_manifest(plan.step), image_id)
             else:
                 made = record.provenance(self._plain_environment(), started, finished, image_id=image_id)
                 manifest = commit_files(output, attempt, {"step": plan.step, PROVENANCE: made.to_json()})
@@ -74,15 +69,6 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
         context["ti"].xcom_push(key="return_value", value=manifest)
         self.committed = manifest
         return manifest
-
-    def _image_id(self) -> str | None:
-        """The step container's ``imageID`` as the finished pod's status reports it (a real kubelet:
-        ``<repository>@sha256:<hex>``), or None."""
-        status = getattr(self.remote_pod, "status", None)
-        for container in getattr(status, "container_statuses", None) or []:
-            if container.name == self.base_container_name:
-                return container.image_id or None
-        return None
 
     def _plain_environment(self) -> dict[str, str]:
         """The pod's plain variables, as Airflow rendered them (secrets are references: left out)."""
@@ -134,6 +120,28 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
             if message is None:
                 raise
             raise StepFailed(message, []) from None
+
+
+def with_image_digest(output: Location, manifest: dict, image_id: str | None) -> dict:
+    """The step's committed manifest with the image digest its pod's status reported (the
+    runtime knows the image only by the name the spec gives it), committed again; as it was when
+    the status names no digest."""
+    made = Provenance.of(manifest)
+    digest = record.image_digest(image_id)
+    if made is None or made.image is None or not digest:
+        return manifest
+    image = dataclasses.replace(made.image, digest=digest)
+    return output.commit({**manifest, PROVENANCE: dataclasses.replace(made, image=image).to_json()})
+
+
+def container_image_id(remote_pod: Any, container: str) -> str | None:
+    """``container``'s ``imageID`` as a finished pod's status reports it (a real kubelet:
+    ``<repository>@sha256:<hex>``), or None."""
+    status = getattr(remote_pod, "status", None)
+    for state in getattr(status, "container_statuses", None) or []:
+        if state.name == container:
+            return state.image_id or None
+    return None
 
 
 def _terminated(remote_pod: Any, container: str) -> Any:

@@ -69,6 +69,15 @@ class ProfileSpec(Model):
         description='Labels on every pod, e.g. `{azure.workload.identity/use: "true"}` for AKS workload identity.',
     )
     artifacts_ttl: Duration | None = Field(None, description="How long run outputs are kept (`aq-airflow gc`).")
+    spark_launcher: Annotated[str, Field(pattern=r"^(local|s3a|gs|abfss|https?)://\S+\.py$")] | None = Field(
+        None,
+        description="The SparkApplication's main file: aq-airflow's launcher "
+        "(`aq_airflow/runtime/spark_main.py`) where the image holds it (default "
+        "`local:///opt/aq-airflow/spark_main.py`).",
+    )
+    spark_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] | None = Field(
+        None, description="The Spark version of the steps' image (a SparkApplication's `sparkVersion`)."
+    )
 
 
 class ProfilesFile(Model):

@@ -218,6 +218,10 @@ class PodSettings:
     image_pull_policy: str
     run_as_user: int
     labels: dict[str, str] = field(default_factory=dict)  # the profile's own pod labels
+    # a spark step's SparkApplication (`runners.spark_application`): the main file the image holds
+    # (aq-airflow's launcher, `runtime/spark_main.py`) and the image's Spark version
+    spark_launcher: str = "local:///opt/aq-airflow/spark_main.py"
+    spark_version: str = "4.3.0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,6 +271,8 @@ class _Planner:
             image_pull_policy=profile.image_pull_policy,
             run_as_user=profile.run_as_user,
             labels=dict(profile.pod_labels),
+            spark_launcher=profile.spark_launcher,
+            spark_version=profile.spark_version,
         )
 
     # -- tasks ---------------------------------------------------------------------------------

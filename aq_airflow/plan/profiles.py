@@ -46,6 +46,9 @@ class Profile:
     run_as_user: int = 1000
     pod_labels: dict[str, str] = field(default_factory=dict)
     artifacts_ttl: str | None = None  # a duration; None keeps outputs until deleted by hand
+    # a spark step's SparkApplication: its main file, the launcher the image holds, and the image's Spark
+    spark_launcher: str = "local:///opt/aq-airflow/spark_main.py"
+    spark_version: str = "4.3.0"
 
 
 def _karpenter(prefix: str) -> dict[str, dict[str, str | list[str]]]:

@@ -63,7 +63,7 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
     env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
     if contract.ITEM in env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
-        env[contract.ITEM] = _untemplated(env[contract.ITEM])
+        env[contract.ITEM] = untemplated(env[contract.ITEM])
     return {
         "image": run.image or "",
         "cmds": cmds,
@@ -94,7 +94,7 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
     }
 
 
-def _untemplated(value: str) -> str:
+def untemplated(value: str) -> str:
     """A value KubernetesPodOperator must pass as it is (it renders ``env_vars``): an item holding
     ``{{`` inside a Jinja raw block."""
     if not any(mark in value for mark in ("{{", "{%", "{#")):
