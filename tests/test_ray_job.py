@@ -5,7 +5,6 @@ operator in real Airflow against the loopback Kubernetes API, whose test-side Ra
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -26,18 +25,13 @@ from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, ray_job
 from aq_airflow.runners.custom_resource import identity
 from tests import ray_controller
-from tests.kube_api import _RUNTIME_PATH, FakeKubernetes
+from tests.kube_api import FakeKubernetes
 from tests.test_execution import manifest, output_dir
 
 pytestmark = pytest.mark.slow
 
 CRD = Path(__file__).parent / "crds" / "kuberay" / "ray.io_rayjobs.yaml"
 PROFILES = ("gke", "eks", "eks-auto", "aks", "nvidia")
-# the runtime's Ray engine (aq_airflow.runtime.ray) is written beside this work; until it is on
-# this branch, the pods get a stand-in that runs the function as a python step (no Ray), which is
-# all the tests below need but one: see ``needs_ray_engine``
-HAS_RAY_ENGINE = importlib.util.find_spec("aq_airflow.runtime.ray") is not None
-needs_ray_engine = pytest.mark.skipif(not HAS_RAY_ENGINE, reason="aq_airflow.runtime.ray (the Ray engine) is missing")
 
 
 @cache
@@ -237,24 +231,6 @@ def on_ray(numbers, factor):
     return pa.table({"n": values, "nodes": [len(ray.nodes())] * len(values)})
 """
 
-STAND_IN = """\
-# a stand-in for aq_airflow.runtime.ray until the Ray engine is on this branch: a python step's way
-import sys
-import types
-
-from aq_airflow.runtime.engines import Engine
-
-module = types.ModuleType("aq_airflow.runtime.ray")
-
-
-class RayEngine(Engine):
-    name = "ray"
-
-
-module.RayEngine = RayEngine
-sys.modules["aq_airflow.runtime.ray"] = module
-"""
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -265,14 +241,8 @@ def cluster(tmp_path_factory):
     steps.mkdir(parents=True, exist_ok=True)
     (steps / "ray_steps.py").write_text(STEPS)
     (steps / "ray_missing.py").write_text("import sklearn_not_in_this_image\n\n\ndef fit(numbers, factor):\n    pass\n")
-    extra_env = {}
-    if not HAS_RAY_ENGINE:
-        shim = tmp_path / "stand-in"
-        shim.mkdir()
-        (shim / "sitecustomize.py").write_text(STAND_IN)
-        extra_env["PYTHONPATH"] = os.pathsep.join([str(shim), _RUNTIME_PATH])
     controllers = {"rayjobs": ray_controller.rayjob}
-    with FakeKubernetes(secrets={("api", "token"): "s3cret"}, extra_env=extra_env, controllers=controllers) as fake:
+    with FakeKubernetes(secrets={("api", "token"): "s3cret"}, controllers=controllers) as fake:
         connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": fake.kubeconfig(str(tmp_path))}}
         os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(connection)
         try:
@@ -445,7 +415,6 @@ def test_earlier_tries_rayjobs_are_deleted_before_a_new_one(cluster):
         hook.delete_custom_object("ray.io", "v1", "rayjobs", name, namespace="default")
 
 
-@needs_ray_engine
 def test_a_ray_step_uses_ray_in_its_job(run_dag, cluster, tmp_path):
     """The Ray engine (aq_airflow.runtime.ray) connects the step to a Ray: here a local one in the
     submitter's process (no RAY_ADDRESS), on a real KubeRay the RayJob's cluster."""
