@@ -24,12 +24,9 @@ from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.runtime import code, contract, record
 from aq_airflow.runtime.engines import Engine, engine_for
+from aq_airflow.runtime.failures import StepFailed
 from aq_airflow.runtime.imports import MissingModule
 from aq_airflow.runtime.param_limits import FIX
-
-
-class StepFailed(Exception):
-    """A user-facing failure: the message says which step, which function, which input."""
 
 
 def _import(path: str, env: dict[str, str]):
