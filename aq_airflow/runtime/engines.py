@@ -4,7 +4,8 @@ A spark step's function gets a SparkSession (``spark``) and its inputs as DataFr
 a DataFrame, which Spark itself writes as the step's Parquet output; a ray step's function runs
 as a Ray job's entrypoint with a Ray connected (a local one, or the RayJob's cluster), its inputs
 and output as a python step's. Everything else (binding, provenance, the commit) is
-``runtime.step``'s, the same for every step kind.
+``runtime.step``'s, the same for every step kind. Which engine a step gets is
+``runtime.which_engine``'s (apart from this base, which the engines import).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from aq_airflow.artifacts.store import Location
 from aq_airflow.artifacts.values import read_input, write_output
-from aq_airflow.runtime import contract
 
 
 class Engine:
@@ -38,17 +38,3 @@ class Engine:
 
     def stop(self) -> None:
         """Stop what :meth:`start` started (never a cluster the step only connected to)."""
-
-
-def engine_for(env: dict[str, str]) -> Engine:
-    """The step's engine, by ``AQ_ENGINE`` (imported only for the steps that use it)."""
-    name = env.get(contract.ENGINE)
-    if name == "spark":
-        from aq_airflow.runtime.spark import SparkEngine
-
-        return SparkEngine()
-    if name == "ray":
-        from aq_airflow.runtime.ray import RayEngine
-
-        return RayEngine()
-    return Engine()

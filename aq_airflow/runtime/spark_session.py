@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from urllib.parse import urlsplit
 
 from aq_airflow.runtime import contract
@@ -38,6 +39,11 @@ LOCAL_DEFAULTS = {
     # Parquet's own timestamp type, not the deprecated INT96, for every reader after the step
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+
+
+# PySpark warns on every pandas conversion that it has not caught up with pandas 3 (which the
+# lock pins): in every spark step's log, and nothing a step's author can do about it
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def engine_conf(env: dict[str, str]) -> dict[str, str]:

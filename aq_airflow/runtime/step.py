@@ -23,10 +23,11 @@ from aq_airflow.artifacts.items import gather, read_item
 from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import Location, MissingArtifact
 from aq_airflow.runtime import code, contract, record
-from aq_airflow.runtime.engines import Engine, engine_for
+from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 from aq_airflow.runtime.imports import MissingModule
 from aq_airflow.runtime.param_limits import FIX
+from aq_airflow.runtime.which_engine import engine_for
 
 
 def _import(path: str, env: dict[str, str]):
