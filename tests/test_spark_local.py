@@ -386,3 +386,24 @@ def test_a_failing_spark_function_fails_its_task_with_the_users_traceback(
     assert "step `boom` failed: the step's process exited with code 1: ValueError: bad numbers: 10" in text
     assert "step `wrong` failed: the step's process exited with code 1: aq-airflow: step `wrong`: its function " \
         "returned a pyspark.sql.group.GroupedData" in text  # fmt: skip
+
+
+def test_without_java_the_step_says_so(tmp_path):
+    """PySpark's JVM cannot start: the step's one line names the Java it looked for and the fix."""
+    import subprocess
+
+    (tmp_path / "spark_steps_nojava.py").write_text("def one(spark):\n    return spark.range(1)\n")
+    env = {**os.environ, **step_env(tmp_path, "nojava", {}), "JAVA_HOME": str(tmp_path / "no-jdk")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "aq_airflow.runtime", "--function", "spark_steps_nojava:one"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"aq-airflow: step `nojava`: cannot start Spark: JAVA_HOME is {tmp_path / 'no-jdk'}, with no bin/java: "
+        "PySpark needs a JDK 17 or 21 (`make install` installs Debian's default-jdk-headless; elsewhere install one "
+        "and put it on the PATH, or set JAVA_HOME)"
+    )
+    assert "Traceback" not in done.stderr

@@ -70,7 +70,18 @@ class SparkEngine(Engine):
 
     def start(self, env: dict[str, str]) -> None:
         self.env = env
-        self.session, self.created = start_session(env)
+        try:
+            self.session, self.created = start_session(env)
+        except Exception as error:  # PySpark's JVM did not start: most often no Java
+            step = env.get(contract.STEP, "?")
+            problem = java_problem()
+            if problem:
+                raise StepFailed(
+                    f"step `{step}`: cannot start Spark: {problem}: PySpark needs a JDK 17 or 21 (`make install` "
+                    "installs Debian's default-jdk-headless; elsewhere install one and put it on the PATH, or set "
+                    "JAVA_HOME)"
+                ) from None
+            raise StepFailed(f"step `{step}`: cannot start Spark:\n{_tail(error)}") from None
 
     def values(self) -> dict[str, Any]:
         return {"spark": self.session}
@@ -167,6 +178,15 @@ class SparkEngine(Engine):
         size = sum(location.fs.get_file_info(location.join(n)).size for n in names)
         stored = {"kind": "table", "files": names, "bytes": size, **fields, "python_type": "pyspark.sql.DataFrame"}
         return {**stored, "digests": digests} if digests else stored
+
+
+def java_problem() -> str | None:
+    """Why PySpark finds no Java (it runs ``$JAVA_HOME/bin/java``, else ``java`` on the PATH), or None."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = os.path.join(home, "bin", "java")
+        return None if os.access(java, os.X_OK) else f"JAVA_HOME is {home}, with no bin/java"
+    return None if shutil.which("java") else "there is no `java` on the PATH and JAVA_HOME is not set"
 
 
 def _is_table(value: Any) -> bool:
