@@ -280,6 +280,46 @@ def test_on_an_object_store_without_spark_s_connector_the_files_go_through_a_loc
     assert read_input(output, "scaled", pa.Table).num_rows == 30
 
 
+def test_store_uris_as_hadoop_names_them():
+    from aq_airflow.runtime.spark_session import spark_uri
+
+    assert spark_uri("s3://bucket/aq/run/step", {}) == "s3a://bucket/aq/run/step"
+    assert spark_uri("gs://bucket/aq", {}) == "gs://bucket/aq"
+    account = {"AZURE_STORAGE_ACCOUNT_NAME": "acme"}
+    assert spark_uri("abfs://outputs/aq", account) == "abfss://outputs@acme.dfs.core.windows.net/aq"
+    connection = "AccountName=acme;AccountKey=k;EndpointSuffix=core.chinacloudapi.cn"
+    sovereign = {"AZURE_STORAGE_CONNECTION_STRING": connection}
+    assert spark_uri("az://outputs/aq", sovereign) == "abfss://outputs@acme.dfs.core.chinacloudapi.cn/aq"
+    assert spark_uri("abfss://outputs@other.dfs.core.windows.net/aq", account) == (
+        "abfss://outputs@other.dfs.core.windows.net/aq"
+    )
+    assert spark_uri("relative/folder", {}) == os.path.abspath("relative/folder")
+
+
+def test_local_mode_is_sized_to_the_machine_and_the_steps_conf_goes_on_top(monkeypatch):
+    from aq_airflow.runtime.spark_session import local_settings, usable_cpus, usable_memory_mib
+
+    master, conf = local_settings({contract.ENGINE_CONF: json.dumps({"spark.sql.shuffle.partitions": 8,
+                                                                     "spark.ui.enabled": True})})  # fmt: skip
+    assert master == f"local[{usable_cpus()}]" and usable_cpus() <= (os.cpu_count() or 1)
+    assert conf["spark.driver.memory"] == f"{min(max(usable_memory_mib() // 2, 1024), 65536)}m"
+    assert conf["spark.sql.shuffle.partitions"] == "8" and conf["spark.ui.enabled"] == "true"  # the step's
+    assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+    assert local_settings({"SPARK_MASTER": "local[1]"})[0] == "local[1]"
+
+
+def test_s3a_reaches_the_endpoint_the_sdks_variables_name_without_the_credentials(spark):
+    from aq_airflow.runtime.spark_session import configure_stores
+
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    configure_stores(spark, env)
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    assert hadoop.get("fs.s3a.endpoint") == "http://127.0.0.1:9000"
+    assert hadoop.get("fs.s3a.path.style.access") == "true"
+    assert hadoop.get("fs.s3a.endpoint.region") == "eu-west-1"
+    assert hadoop.get("fs.s3a.secret.key") is None  # S3A's own providers read it from the environment
+
+
 # -- through the real local runner -----------------------------------------------------------------
 PIPELINE = """
 pipeline: {name}
