@@ -422,7 +422,7 @@ def test_a_failing_spark_function_fails_its_task_with_the_users_traceback(
     logged = capsys.readouterr()
     text = logged.out + logged.err + caplog.text
     assert "step `boom`: `spark_steps_here:explode` raised an exception" in text
-    assert re.search(r'spark_steps_here\.py", line \d+, in explode', text)
+    assert re.search(r'spark_steps_here\.py\\?", line \d+, in explode', text)  # (escaped in a JSON log line)
     assert "step `boom` failed: the step's process exited with code 1: ValueError: bad numbers: 10" in text
     assert "step `wrong` failed: the step's process exited with code 1: aq-airflow: step `wrong`: its function " \
         "returned a pyspark.sql.group.GroupedData" in text  # fmt: skip
