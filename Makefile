@@ -7,9 +7,23 @@ STAMP := $(VENV)/.installed
 EMULATORS := tests/emulators
 EMULATORS_STAMP := $(EMULATORS)/node_modules/.installed
 
-.PHONY: install lock test test-fast lint bench fuzz demo demo-ui schema clean
+.PHONY: install java lock test test-fast lint bench fuzz demo demo-ui schema clean
 
-install: $(STAMP) $(EMULATORS_STAMP)
+install: $(STAMP) $(EMULATORS_STAMP) java
+
+# PySpark (spark: steps, in local mode on this machine) runs on a JVM, which its wheel does not
+# bring: Debian's headless JDK when there is no `java` (apt-get, as root or through sudo);
+# elsewhere install a JDK 17 or 21 yourself (brew install openjdk@17, ...) or set JAVA_HOME.
+java:
+	@if ! command -v java >/dev/null 2>&1 && [ -z "$$JAVA_HOME" ]; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+			{ $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				default-jdk-headless >/dev/null; } || echo "could not install default-jdk-headless: spark steps need a JDK"; \
+		else \
+			echo "no java: spark steps need a JDK 17 or 21 (install one, or set JAVA_HOME)"; \
+		fi; \
+	fi
 
 # The versions CI passed with (requirements.lock), then this checkout on top, editable. uv (the
 # lock's version, from PyPI through pip) installs them: it downloads and installs in parallel, where
@@ -65,6 +79,7 @@ bench: install
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/code_package.py
 	$(BIN)/python bench/ray_step.py
+	$(BIN)/python bench/spark_step.py
 
 # The fuzz campaign (minutes; not part of `make test`, which runs a 300-spec smoke run of it):
 # mutated and generated specs through validate, compile and the loader; a summary table, exit 1

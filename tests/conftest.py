@@ -127,7 +127,7 @@ def warehouse_file(tmp_path_factory) -> Path:
     module_spec = importlib.util.spec_from_file_location("seed_warehouse", EXAMPLES / "seed_warehouse.py")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    module.seed(str(path), customers=2000)
+    module.seed(str(path), customers=2000, order_events=20_000)
     return path
 
 

@@ -57,7 +57,7 @@ def test_demo_ui_from_the_wheel_serves_the_quality_page_and_stops_everything(pro
     work = tmp_path / "demo"
     work.mkdir()
     seed = [production_venv.python, REPO / "example_dags" / "seed_warehouse.py", work / "warehouse.duckdb"]
-    seeded = subprocess.run([*seed, "--customers", "2000"], capture_output=True, text=True)
+    seeded = subprocess.run([*seed, "--customers", "2000", "--order-events", "20000"], capture_output=True, text=True)
     assert seeded.returncode == 0, seeded.stderr
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AQ_", "PYTHON", "VIRTUAL_ENV"))}

@@ -52,12 +52,15 @@ from aq_airflow.artifacts.manifest import (  # noqa: F401
 
 ROW_GROUP_ROWS = 128 * 1024
 # The names an attempt gives its files before its manifest commits them: a table's
-# ``part-<attempt>.parquet`` (:class:`TableWriter`), an object's ``object-<attempt>.pkl``
+# ``part-<attempt>.parquet`` (:class:`TableWriter`; Spark's parts ``part-<attempt>-<n>.parquet``,
+# ``runtime.spark``), an object's ``object-<attempt>.pkl``
 # (``artifacts.values.write_output``), the manifest's temporary ``._manifest.json.<hex>``
 # (:meth:`Location.commit`); ``<attempt>`` is :meth:`Location.begin`'s id. What a killed attempt
 # leaves is only these, which ``aq-airflow gc`` may therefore take (a command step's own file names
 # are the user's: never guessed).
-ATTEMPT_FILE = re.compile(r"part-[0-9a-f]{12}\.parquet|object-[0-9a-f]{12}\.pkl|\._manifest\.json\.[0-9a-f]{8}")
+ATTEMPT_FILE = re.compile(
+    r"part-[0-9a-f]{12}(?:-[0-9]{5})?\.parquet|object-[0-9a-f]{12}\.pkl|\._manifest\.json\.[0-9a-f]{8}"
+)
 TEMP_MANIFEST = re.compile(r"\._manifest\.json\.[0-9a-f]{8}")  # :meth:`Location.commit`'s, before it is moved
 CHUNK = 2**20  # a local file is hashed a MiB at a time: memory stays flat whatever its size
 REMOTE_CHUNK, REMOTE_WINDOW = 8 * 2**20, 4  # an object store's file: 8 MiB ranges, 4 in flight
@@ -539,6 +542,29 @@ def open_dataset(location: Location, manifest: dict):
     return ds.dataset([location.join(f) for f in manifest["files"]], filesystem=location.fs, format="parquet")
 
 
+def parquet_fields(location: Location, names: list[str], step: str) -> dict:
+    """``rows`` and ``schema`` of a table written as Parquet files by someone else's writer (a
+    command step's, Spark's), from their footers; :class:`BadOutput` when one is not Parquet or
+    two disagree on the schema (one output is one table)."""
+    rows, schemas = 0, {}
+    for name in names:
+        try:
+            with location.fs.open_input_file(location.join(name)) as handle:
+                footer = read_footer(handle)
+        except ValueError as error:
+            raise BadOutput(f"step `{step}` wrote {name}, which is not a readable Parquet "
+                            f"file ({error}); nothing was committed") from None  # fmt: skip
+        rows += footer.metadata.num_rows
+        schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
+    if len(schemas) > 1:
+        first, other = list(schemas.values())[:2]
+        raise BadOutput(
+            f"step `{step}` wrote Parquet files of different schemas ({first} and {other}): "
+            "one output is one table; write its files with one schema. Nothing was committed"
+        )
+    return {"rows": rows, "schema": json.loads(next(iter(schemas)))}
+
+
 def commit_files(location: Location, attempt: str, extra: dict) -> dict:
     """Commit what a ``command`` step wrote into its output folder: a table when every file is
     Parquet (of one schema), otherwise a folder of files. Files the user's code wrote are hashed
@@ -553,23 +579,7 @@ def commit_files(location: Location, attempt: str, extra: dict) -> dict:
                         "committed")  # fmt: skip
     manifest = {"files": names, "bytes": sum(i.size for i in infos), "attempt": attempt, "uri": location.uri}
     if names and all(n.endswith(".parquet") for n in names):
-        rows, schemas = 0, {}
-        for name in names:
-            try:
-                with location.fs.open_input_file(location.join(name)) as handle:
-                    footer = read_footer(handle)
-            except ValueError as error:
-                raise BadOutput(f"step `{extra.get('step', '?')}` wrote {name}, which is not a readable Parquet "
-                                f"file ({error}); nothing was committed") from None  # fmt: skip
-            rows += footer.metadata.num_rows
-            schemas.setdefault(json.dumps(schema_text(footer.schema_arrow)), name)
-        if len(schemas) > 1:
-            first, other = list(schemas.values())[:2]
-            raise BadOutput(
-                f"step `{extra.get('step', '?')}` wrote Parquet files of different schemas ({first} and {other}): "
-                "one output is one table; write its files with one schema. Nothing was committed"
-            )
-        manifest.update(kind="table", rows=rows, schema=json.loads(next(iter(schemas))))
+        manifest.update(kind="table", **parquet_fields(location, names, extra.get("step", "?")))
     else:
         manifest.update(kind="files" if names else "none", rows=None)
     if manifest["kind"] == "files":  # handed over whole: every entry is one the manifest lists
