@@ -256,7 +256,8 @@ def _built_once(tmp_path_factory, name: str, build) -> Path:
 
 @pytest.fixture(scope="session")
 def production_venv(tmp_path_factory) -> ProductionInstall:
-    """The wheel (not the editable checkout) installed with ``[airflow,test]`` into a fresh venv."""
+    """The wheel (not the editable checkout) installed with ``[airflow,test,spark,ray]`` into a fresh
+    venv (the deployment's workers run spark and ray steps)."""
     root = _built_once(tmp_path_factory, "production", _build_production)
     (wheel,) = (root / "dist").glob("aq_airflow-*.whl")
     (sdist,) = (root / "dist").glob("aq_airflow-*.tar.gz")
@@ -284,7 +285,7 @@ def _build_production(root: Path) -> None:
     subprocess.run([uv, "venv", "-q", "--python", python, str(env_dir)], check=True, timeout=300)
     installed = subprocess.run(
         [uv, "pip", "install", "-q", "--python", str(env_dir / "bin" / "python"),
-         f"{wheel}[airflow,test]", "-c", str(source / "requirements.lock")],
+         f"{wheel}[airflow,test,spark,ray]", "-c", str(source / "requirements.lock")],
         capture_output=True,
         text=True,
         timeout=1200,

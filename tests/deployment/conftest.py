@@ -19,7 +19,11 @@ from tests.ports import worker_name
 SPECS = Path(__file__).parent / "specs"
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 # the control-flow examples, deployed under these dag_ids: {example: dag_id}
-DEPLOYED_EXAMPLES = {"churn_champion": "deploy_churn_champion", "region_training": "deploy_region_training"}
+DEPLOYED_EXAMPLES = {
+    "churn_champion": "deploy_churn_champion",
+    "region_training": "deploy_region_training",
+    "churn_at_scale": "deploy_churn_at_scale",  # a spark step (PySpark local mode) and a ray step (a local Ray)
+}
 EXAMPLE_PACKAGES = ("churn", "regions")  # their step code, beside the loader in the dags folder
 REDIS = os.environ.get("AQ_TEST_REDIS", "127.0.0.1:6379")
 EXECUTORS = ["LocalExecutor", "CeleryExecutor"]

@@ -45,6 +45,11 @@ EXAMPLE_RUNS = {
     (CHAMPION, "champion"): "2026-03-02T00:00:00Z",
     (CHAMPION, "challenger"): "2026-03-09T00:00:00Z",
 }
+# example_dags/churn_at_scale.aq.yaml (Spark features, a Ray Tune search, the best published): run
+# under LocalExecutor (the issue's topology for it; two Spark and Ray jobs at once would take the
+# 2-core machine's minutes), loaded under both
+SCALE = "deploy_churn_at_scale"
+SCALE_RUN = ("scale", "2026-03-01T00:00:00Z")
 REGION_ITEMS = ["apac", "eu", "us"]  # the regions step's rows, in order: map indexes 0, 1, 2
 GREEN_TASKS = {
     "orders.run", "orders.checks", "scored.run", "scored.checks", "scored.metrics", "scored.publish", "summary.run",
@@ -57,7 +62,8 @@ def dags(stack) -> dict[str, dict]:
     visible = wait_for(
         "the aq DAGs in the API",
         lambda: (
-            stack.check_alive() or stack.dags_visible([DAG, BROKEN, ALERTS, CHAMPION, REGIONS, BROKEN_MINUTELY, TEAM])
+            stack.check_alive()
+            or stack.dags_visible([DAG, BROKEN, ALERTS, CHAMPION, REGIONS, BROKEN_MINUTELY, TEAM, SCALE])
         ),
         180,
         every=1,
@@ -111,6 +117,9 @@ def examples_started(stack, dags):
     for (dag_id, run_id), logical_date in EXAMPLE_RUNS.items():
         if run_id != "challenger":
             assert stack.trigger(dag_id, run_id, logical_date)["state"] in ("queued", "running")
+    if stack.executor == "LocalExecutor":
+        stack.unpause(SCALE)
+        assert stack.trigger(SCALE, *SCALE_RUN)["state"] in ("queued", "running")
     challenger = ChallengerTrigger(stack)
     challenger.start()
     yield started, challenger
@@ -469,3 +478,29 @@ def test_step_code_edited_in_the_dags_folder_reaches_the_next_run_and_each_run_r
         stack, "SELECT run_id, code_digest FROM aq_check_results WHERE dag_id = ? AND step = 'totals'", TEAM
     ))  # fmt: skip
     assert rows == {run_id: pin.digest for run_id, pin in pins.items()}
+
+
+def test_the_scale_out_example_runs_spark_and_ray_steps_on_the_workers(stack, dags, example_runs):
+    """churn_at_scale under LocalExecutor: the spark step in PySpark's local mode and the Ray Tune
+    search on a local Ray, each a task process of the scheduler's executor, from the wheel's venv;
+    their checks and metrics in the examples' warehouse, the best configuration published. Under
+    CeleryExecutor the DAG is loaded (no import error; it is not run there)."""
+    assert SCALE in dags and not [e for e in stack.import_errors() if SCALE in str(e)]
+    if stack.executor != "LocalExecutor":
+        return
+    run = stack.wait_run(SCALE, SCALE_RUN[0], timeout=600)
+    assert run["state"] == "success", stack.explain_run(SCALE, SCALE_RUN[0])
+    states = {task: ti["state"] for task, ti in stack.task_instances(SCALE, SCALE_RUN[0]).items()}
+    assert set(states.values()) == {"success"}, states
+    assert {"features.run", "features.checks", "search.run", "search.metrics", "best_config.publish"} <= set(states)
+    path = stack.examples_warehouse
+    metrics = dict(
+        warehouse_rows(
+            stack, "SELECT step || '.' || name, value FROM aq_metric_results WHERE dag_id = ? AND outcome = 'passed'",
+            SCALE, path=path,
+        )
+    )  # fmt: skip
+    assert metrics["search.trials"] == 8 and 0.5 <= metrics["search.best_auc"] <= 1, metrics
+    assert metrics["features.customers"] >= 1000, metrics
+    best = warehouse_rows(stack, "SELECT auc FROM analytics.churn_best_config", path=path)
+    assert best == [(metrics["search.best_auc"],)]
