@@ -9,10 +9,12 @@ another kind, at the key's own line.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aq_airflow.pipeline_spec.secrets import is_credential_name
 from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType
 
 # The sizing keys each engine takes (a step of another kind may not name them)
@@ -121,6 +123,19 @@ class RayWorkers(_Model):
         return self
 
 
+# a Spark setting whose value is a credential (S3A's keys and session token, an Azure account key
+# or OAuth secret, Spark's own authentication secret, a keystore password); not a setting that
+# names where credentials come from (`...credentials.provider`, a key file's path)
+_SPARK_CREDENTIAL = re.compile(r"secret|password|passwd|token|credential|access\.?key|account\.key|api\.?key", re.I)
+_SPARK_NOT_CREDENTIAL = re.compile(r"\.(provider|provider\.type|type|file|path|location|class|impl|enabled)$", re.I)
+
+_ENV_FIX = (
+    "a spec is not secret (it shows in the Airflow UI and in the cluster's resources): give the step the "
+    "credential as an `env:` value `{secret: name, key: k}` (S3A, Azure and GCS connectors read their "
+    "standard variables from the environment)"
+)
+
+
 def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkConfValue] | None:
     for key in conf or {}:
         if key in RESERVED_SPARK_CONF:
@@ -128,7 +143,21 @@ def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkC
                 f"`{key}` is set by aq-airflow (local mode on a laptop, the SparkApplication on a cluster): "
                 "remove it; the cluster profile decides where the job runs"
             )
+        if _SPARK_CREDENTIAL.search(key) and not _SPARK_NOT_CREDENTIAL.search(key):
+            raise ValueError(f"`{key}` holds a credential: {_ENV_FIX}")
     return conf
+
+
+def check_runtime_env(runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Ray's `runtime_env`: its `env_vars` reach every Ray worker in clear (the RayJob's body), so
+    a literal credential there is refused as in `env:`."""
+    env_vars = (runtime_env or {}).get("env_vars")
+    if env_vars is not None and not isinstance(env_vars, dict):
+        raise ValueError("`runtime_env.env_vars` is a mapping of variable names to text")
+    for name, value in (env_vars or {}).items():
+        if is_credential_name(str(name), value):
+            raise ValueError(f"`runtime_env.env_vars.{name}` looks like a credential: {_ENV_FIX}")
+    return runtime_env
 
 
 SparkConf = Annotated[

@@ -23,6 +23,7 @@ from aq_airflow.pipeline_spec.engines import (
     SparkConf,
     SparkExecutors,
     SparkScript,
+    check_runtime_env,
     check_spark_conf,
 )
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
@@ -482,6 +483,11 @@ class Step(StepSettings):
     @classmethod
     def _spark_conf_not_ours(cls, value: Any) -> Any:
         return check_spark_conf(value)
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _runtime_env_without_credentials(cls, value: Any) -> Any:
+        return check_runtime_env(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
