@@ -62,7 +62,8 @@ def test_compile_writes_one_file_per_spec(tmp_path):
     result = run("compile", str(EXAMPLES), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path / "out")) == [
-        "churn_alerts.py", "churn_champion.py", "churn_scoring.py", "fraud_training.py", "image_embeddings.py",
+        "churn_alerts.py", "churn_at_scale.py", "churn_champion.py", "churn_scoring.py", "fraud_training.py",
+        "image_embeddings.py",
         "region_training.py",
     ]  # fmt: skip
     first = (tmp_path / "out" / "churn_scoring.py").read_bytes()

@@ -115,6 +115,8 @@ def verdicts(tmp_path_factory) -> dict[str, tuple[bool, bool]]:
     (folder / "pkg" / "__init__.py").write_text("")
     (folder / "pkg" / "mod.py").write_text("def score():\n    return 1\n\n\ndef each(item):\n    return item\n")
     (folder / "pkg" / "alerts.py").write_text("def notify(context):\n    pass\n")
+    (folder / "jobs").mkdir()  # the baseline's spark script
+    (folder / "jobs" / "aggregate.py").write_text("print('aggregate')\n")
     written = []
     for name, text in {**VALID, **INVALID}.items():
         written.append(folder / name)
