@@ -397,7 +397,7 @@ def test_earlier_tries_rayjobs_are_deleted_before_a_new_one(cluster):
 
     run = ray_plan("eks", False)
     operator = AqRayJobStepOperator(task_id="search.run", plan=run)
-    hook = operator.hook()
+    hook = operator.hook
     mine = identity("tune", "search.run", "manual__1", -1, 3)
     left = {
         "left-1": {**mine, "try_number": "1"},
@@ -441,7 +441,7 @@ def test_a_rayjob_of_the_same_try_is_followed_not_made_again(cluster):
     name = resource_name("tune", "search", "manual__again", -1, 2)
     labels = identity("tune", "search.run", "manual__again", -1, 2)
     body = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": name, "labels": labels}, "spec": {}}
-    hook = operator.hook()
+    hook = operator.hook
     hook.create_custom_object("ray.io", "v1", "rayjobs", body, namespace="default")
     posts = [r for r in cluster.requests if r.startswith("POST rayjobs")]
     with pytest.raises(

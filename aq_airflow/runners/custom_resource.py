@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aq_airflow.plan.model import ComputeResources, NodeGroup, Placement, RunPlan, SecretEnv
+from aq_airflow.plan.model import ComputeResources, Placement, RunPlan, SecretEnv
 from aq_airflow.runners.environment import (
     MAP_INDEX_TEMPLATE,
     RUN_ID_TEMPLATE,
@@ -22,7 +22,7 @@ from aq_airflow.runners.environment import (
     locations,
     step_environment,
 )
-from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT, untemplated
+from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, pod_security_context, untemplated
 from aq_airflow.runtime import contract
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "aq-airflow"}
@@ -143,33 +143,34 @@ def placement_fields(placement: Placement | None) -> dict[str, Any]:
     return fields
 
 
-def pod_security_context(run: RunPlan) -> dict[str, Any]:
-    """Non-root, as every pod of ours: the profile's user and group."""
-    user = run.pod.run_as_user
-    return {**POD_SECURITY_CONTEXT, "runAsUser": user, "runAsGroup": user, "fsGroup": user}
-
-
 def container_security_context() -> dict[str, Any]:
     return dict(CONTAINER_SECURITY_CONTEXT)
 
 
 def pod_template(
-    run: RunPlan, group: NodeGroup, container: dict[str, Any], pod_labels: dict[str, str]
+    run: RunPlan,
+    container: dict[str, Any],
+    pod_labels: dict[str, str],
+    sizes: dict[str, dict[str, str]],
+    placement: Placement | None = None,
+    **spec_fields: Any,
 ) -> dict[str, Any]:
-    """A pod template (a RayJob's head or worker group, a submitter) for ``group``: ``container``
-    (name, image, command, env) with the group's resources and our security context, placed by
-    the group's placement, run as the profile's service account."""
+    """A pod template (a RayJob's head or worker group, its submitter) with one ``container``
+    (name, image, command, env) of ``sizes`` (requests and limits) and our security context,
+    placed by ``placement``, run as the profile's service account and user, with ``spec_fields``
+    (``restartPolicy``, ...)."""
     spec: dict[str, Any] = {
         "containers": [
             {
                 "imagePullPolicy": run.pod.image_pull_policy,
                 **container,
-                "resources": resources(group.resources),
+                "resources": sizes,
                 "securityContext": container_security_context(),
             }
         ],
+        **spec_fields,
         "securityContext": pod_security_context(run),
-        **placement_fields(group.placement),
+        **placement_fields(placement),
     }
     if run.pod.service_account:
         spec["serviceAccountName"] = run.pod.service_account

@@ -80,18 +80,20 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
         "service_account_name": pod.service_account,
         "image_pull_policy": pod.image_pull_policy,
         "labels": {**pod.labels, "app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": run.step},
-        "security_context": {
-            **POD_SECURITY_CONTEXT,
-            "runAsUser": pod.run_as_user,
-            "runAsGroup": pod.run_as_user,
-            "fsGroup": pod.run_as_user,
-        },
+        "security_context": pod_security_context(run),
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
         # a failed container's last log lines become its terminated state's message (unless the
         # runtime wrote the termination-message file): the runtime's one-line reason reaches the
         # pod's status, and so the task's error
         "termination_message_policy": "FallbackToLogsOnError",
     }
+
+
+def pod_security_context(run: RunPlan) -> dict[str, Any]:
+    """Non-root, as every pod of ours (a step's, a SparkApplication's, a RayJob's): the profile's
+    user and group."""
+    user = run.pod.run_as_user
+    return {**POD_SECURITY_CONTEXT, "runAsUser": user, "runAsGroup": user, "fsGroup": user}
 
 
 def untemplated(value: str) -> str:
