@@ -260,3 +260,32 @@ def test_a_retry_deletes_the_earlier_tries_application_and_never_reattaches_to_i
     assert created["metadata"]["labels"]["try_number"] == "2"
     assert created["spec"]["driver"]["labels"]["try_number"] == "2"
     assert not any(k[2] == mine for k in cluster.objects)  # deleted at the end, as any other
+
+
+def test_an_application_whose_driver_never_starts_fails_at_the_startup_limit(tmp_path, monkeypatch):
+    """No Spark operator acts on the application (none runs here): at the start-up limit the task
+    fails saying what did not start and what to look at, and the application is deleted. (The
+    limit and its message are every custom-resource step's: a RayJob's too.)"""
+    from types import SimpleNamespace
+
+    from aq_airflow.operators.errors import StepFailed
+    from aq_airflow.operators.spark_application import AqSparkStepOperator
+    from tests.test_spark_application import spark_plans
+
+    with FakeKubernetes() as idle:  # an API server with no controller: the application stays new
+        connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": idle.kubeconfig(str(tmp_path))}}
+        monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+        run = dataclasses.replace(spark_plans()["script"], code_folder=None)
+        operator = AqSparkStepOperator(task_id="script.run", plan=run)
+        operator.poll_interval, operator.startup_timeout = 0.1, 1
+        ti = SimpleNamespace(dag_id="sparky", task_id="script.run", map_index=-1, try_number=1)
+        with pytest.raises(StepFailed) as failed:
+            operator.execute({"ti": ti, "run_id": "manual__stuck", "dag": None, "params": {}})
+        (body,) = idle.created_objects
+        name = body["metadata"]["name"]
+        assert str(failed.value) == (
+            f"step `script`: SparkApplication {name} did not start its work in 1s (new, no "
+            "spark-kubernetes-driver pod yet): is the SparkApplication operator running and watching "
+            "namespace `default`, and can its other pods be scheduled?"
+        )
+        assert not idle.objects
