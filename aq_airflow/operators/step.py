@@ -69,11 +69,12 @@ class AqLocalStepOperator(StepLineage, BaseOperator):
         # a triggered run's conf may hold params past the limits (out of the context, named in the
         # log); the run's code package, as a pod gets it (the runtime puts it first on the path)
         env = prepared_environment(self, env, context)
-        asked = run.resources.asked if run.resources else {}
+        compute = run.job.leader.resources if run.job else run.resources  # a spark or ray step: its leader's
+        asked = compute.asked if compute else {}
         if asked:  # what the spec asked (profile defaults are no ask)
             note = ", ".join(f"{k}={v}" for k, v in sorted(asked.items()))
             self.log.debug("local runner: resource asks (%s) are not enforced on this worker", note)
-        if run.resources and run.resources.gpu:
+        if compute and compute.gpu:
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", run.step
             )
