@@ -15,15 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aq_airflow.plan.model import ComputeResources, Placement, RunPlan, SecretEnv
-from aq_airflow.runners.environment import (
-    MAP_INDEX_TEMPLATE,
-    RUN_ID_TEMPLATE,
-    item_environment,
-    locations,
-    step_environment,
-)
-from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, pod_security_context, untemplated
-from aq_airflow.runtime import contract
+from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, pod_security_context, templated_environment
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "aq-airflow"}
 STEP_LABEL = "aq-airflow/step"
@@ -93,16 +85,10 @@ def env_list(env: dict[str, str], secrets: tuple[SecretEnv, ...]) -> list[dict[s
 
 
 def step_env(run: RunPlan, item: Any = None) -> list[dict[str, Any]]:
-    """The step's container ``env`` in a custom resource's pods: the contract's variables as a
-    pod's (``kubernetes.pod_arguments``), its locations holding the run id (and a mapped step's
-    map index) as Airflow templates, which the operator renders in the resource's body before it
-    is created; then the step's Secret references."""
-    map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
-    env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
-    env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
-    if contract.ITEM in env:  # the item as written; its location (AQ_ITEM_FROM) is templated as AQ_OUTPUT
-        env[contract.ITEM] = untemplated(env[contract.ITEM])
-    return env_list(env, run.secrets)
+    """The step's container ``env`` in a custom resource's pods: a pod's
+    (``kubernetes.templated_environment``, rendered by the operator in the resource's body before
+    it is created), then the step's Secret references."""
+    return env_list(templated_environment(run, item), run.secrets)
 
 
 def gpu_resource(compute: ComputeResources) -> str | None:
