@@ -10,13 +10,11 @@ import os
 import signal
 import threading
 import time
-from functools import cache
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from jsonschema import Draft7Validator
 
 from aq_airflow.artifacts.manifest import MANIFEST
 from aq_airflow.pipeline_spec.load import SpecFile
@@ -25,39 +23,13 @@ from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import environment, ray_job
 from aq_airflow.runners.custom_resource import identity
 from tests import ray_controller
+from tests.crd_schema import RAY_JOBS, crd_problems
 from tests.kube_api import FakeKubernetes
 from tests.test_execution import manifest, output_dir
 
 pytestmark = pytest.mark.slow
 
-CRD = Path(__file__).parent / "crds" / "kuberay" / "ray.io_rayjobs.yaml"
 PROFILES = ("gke", "eks", "eks-auto", "aks", "nvidia")
-
-
-@cache
-def rayjob_schema() -> Draft7Validator:
-    """The RayJob's ``openAPIV3Schema``, strict: an object with ``properties`` takes no others
-    (the API server would drop an unknown field without a word; here it is an error)."""
-    crd = yaml.load(CRD.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema = version["schema"]["openAPIV3Schema"]
-
-    def strict(node):
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node["additionalProperties"] = False
-            for value in node.values():
-                strict(value)
-        elif isinstance(node, list):
-            for value in node:
-                strict(value)
-
-    strict(schema)
-    return Draft7Validator(schema)
 
 
 def ray_plan(cluster: str, gpu: bool) -> RunPlan:
@@ -92,8 +64,8 @@ def body_for(run: RunPlan) -> dict:
 def test_the_rayjob_is_valid_for_kuberay_on_every_profile(cluster, gpu):
     run = ray_plan(cluster, gpu)
     body = body_for(run)
-    errors = sorted(rayjob_schema().iter_errors(body), key=lambda e: list(e.path))
-    assert not errors, "\n".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+    problems = crd_problems(body, RAY_JOBS)
+    assert problems == [], problems
     spec = body["spec"]
     assert (body["apiVersion"], body["kind"]) == ("ray.io/v1", "RayJob")
     assert spec["entrypoint"] == "python -m aq_airflow.runtime --function tune_steps:search"
@@ -138,7 +110,7 @@ def test_a_body_with_a_misspelt_field_is_refused_by_the_schema():
     body = body_for(ray_plan("gke", False))
     body["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replica"] = 2
     body["spec"]["ttlSecondsAfterFinished"] = "60"
-    messages = [e.message for e in rayjob_schema().iter_errors(body)]
+    messages = crd_problems(body, RAY_JOBS)
     assert any("'replica' was unexpected" in m for m in messages), messages
     assert any("is not of type 'integer'" in m for m in messages), messages
 
@@ -283,8 +255,7 @@ def test_a_ray_step_runs_as_a_rayjob_and_commits_its_output(run_dag, cluster, tm
     table = pq.read_table(output_dir(tmp_path, dag_run, "ray_ok", "scaled") / result["files"][0])
     assert table.column("n").to_pylist() == [v * 3 for v in range(10)]
     (rayjob,) = rayjobs_of(cluster, "ray_ok")
-    errors = [e.message for e in rayjob_schema().iter_errors(rayjob)]
-    assert not errors, errors
+    assert crd_problems(rayjob, RAY_JOBS) == []
     labels = rayjob["metadata"]["labels"]
     assert (labels["task_id"], labels["try_number"], labels["map_index"]) == ("scaled.run", "1", "-1")
     env = {e["name"]: e.get("value") for e in rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
@@ -349,11 +320,9 @@ def test_a_retry_makes_a_new_rayjob_for_its_try(run_dag, cluster, tmp_path):
 
 
 def test_the_task_timeout_is_the_rayjobs_deadline_and_stops_it(run_dag, cluster, tmp_path):
-    started = time.monotonic()
     text = spec(tmp_path, "ray_slow", "slow", "    retries: 0\n    timeout: 4s")
     _, _, states = run_dag("ray_slow", text, local=False)
     assert states["scaled.run"] == "failed"
-    assert time.monotonic() - started < 120  # not the step's five minutes
     (rayjob,) = rayjobs_of(cluster, "ray_slow")
     assert rayjob["spec"]["activeDeadlineSeconds"] == 4
     assert not [k for k in cluster.objects if k[2] == rayjob["metadata"]["name"]]
@@ -404,7 +373,7 @@ def test_earlier_tries_rayjobs_are_deleted_before_a_new_one(cluster):
 
     run = ray_plan("eks", False)
     operator = AqRayJobStepOperator(task_id="search.run", plan=run)
-    hook = operator.hook()
+    hook = operator.hook
     mine = identity("tune", "search.run", "manual__1", -1, 3)
     left = {
         "left-1": {**mine, "try_number": "1"},
@@ -451,7 +420,7 @@ def test_a_rayjob_of_the_same_try_is_followed_not_made_again(cluster):
     name = resource_name("tune", "search", "manual__again", -1, 2)
     labels = identity("tune", "search.run", "manual__again", -1, 2)
     body = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": name, "labels": labels}, "spec": {}}
-    hook = operator.hook()
+    hook = operator.hook
     hook.create_custom_object("ray.io", "v1", "rayjobs", body, namespace="default")
     posts = [r for r in cluster.requests if r.startswith("POST rayjobs")]
     with pytest.raises(

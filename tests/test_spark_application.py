@@ -175,7 +175,7 @@ def test_dynamic_allocation_from_zero_executors():
 
 def test_the_application_state_reads_as_an_outcome():
     def status(state, message=None):
-        return {"status": {"applicationState": {"state": state, **({"errorMessage": message} if message else {})}}}
+        return {"applicationState": {"state": state, **({"errorMessage": message} if message else {})}}
 
     assert outcome(status("COMPLETED")).succeeded
     failed = outcome(status("FAILED", "driver container failed with ExitCode: 1, Reason: Error"))

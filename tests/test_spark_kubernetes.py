@@ -7,6 +7,7 @@ decides by the SparkApplication's state and deletes it. (The driver's Spark is t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -136,7 +137,7 @@ def deleted(cluster, body: dict) -> bool:
     return f"DELETE sparkapplications {name}" in cluster.requests and not any(k[2] == name for k in cluster.objects)
 
 
-def test_a_spark_step_runs_as_a_spark_application(run_dag, duckdb_warehouse, cluster, tmp_path, capsys):
+def test_a_spark_step_runs_as_a_spark_application(run_dag, duckdb_warehouse, cluster, tmp_path, capsys, caplog):
     _, dag_run, states = run_dag("spark_k8s", spec(tmp_path, "spark_k8s", DOUBLED), local=False)
     assert states == {"numbers.run": "success", "doubled.run": "success", "doubled.checks": "success"}, states
     result = manifest(tmp_path, dag_run, "spark_k8s", "doubled")
@@ -152,7 +153,7 @@ def test_a_spark_step_runs_as_a_spark_application(run_dag, duckdb_warehouse, clu
     assert body["spec"]["driver"]["labels"]["try_number"] == "1"
     assert deleted(cluster, body)
     logged = capsys.readouterr()
-    assert "doubling on local" in logged.out + logged.err  # the driver's log, followed into the task log
+    assert "doubling on local" in logged.out + logged.err + caplog.text  # the driver's log, followed into the task log
 
 
 def test_a_script_step_runs_in_the_driver_with_its_arguments(run_dag, cluster, tmp_path):
@@ -169,12 +170,12 @@ def test_a_script_step_runs_in_the_driver_with_its_arguments(run_dag, cluster, t
     assert deleted(cluster, body)
 
 
-def test_a_failing_driver_fails_the_task_with_its_error_and_the_reason(run_dag, cluster, tmp_path, capsys):
+def test_a_failing_driver_fails_the_task_with_its_error_and_the_reason(run_dag, cluster, tmp_path, capsys, caplog):
     steps = "broken:\n    spark: spark_steps:broken\n    retries: 0"
     _, _, states = run_dag("spark_fail", spec(tmp_path, "spark_fail", steps), local=False)
     assert states == {"broken.run": "failed"}
     logged = capsys.readouterr()
-    text = logged.out + logged.err
+    text = logged.out + logged.err + caplog.text
     assert "about to fail" in text and "RuntimeError: the job diverged" in text  # the driver's error
     assert "ended FAILED: driver container failed with ExitCode: 1" in text  # the Spark operator's reason
     (body,) = applications(cluster, "spark_fail", "broken")
@@ -203,7 +204,9 @@ def test_a_killed_task_deletes_its_application_and_driver(run_dag, cluster, tmp_
     assert process is not None and process.returncode is not None and process.returncode < 0  # killed, not done
 
 
-def test_a_refused_submission_fails_the_task_with_the_spark_operators_reason(run_dag, cluster, tmp_path, capsys):
+def test_a_refused_submission_fails_the_task_with_the_spark_operators_reason(
+    run_dag, cluster, tmp_path, capsys, caplog
+):
     SUBMISSION_ERRORS["aq-spark-refused-"] = "failed to run spark-submit: admission webhook denied the driver pod"
     try:
         steps = "refused:\n    spark: spark_steps:flaky\n    retries: 0"
@@ -212,7 +215,77 @@ def test_a_refused_submission_fails_the_task_with_the_spark_operators_reason(run
         SUBMISSION_ERRORS.clear()
     assert states == {"refused.run": "failed"}
     logged = capsys.readouterr()
-    assert "ended SUBMISSION_FAILED: failed to run spark-submit: admission webhook denied" in logged.out + logged.err
+    text = logged.out + logged.err + caplog.text
+    assert "ended SUBMISSION_FAILED: failed to run spark-submit: admission webhook denied" in text
     (body,) = applications(cluster, "spark_refused", "refused")
     assert deleted(cluster, body)
     assert not any(k[1].startswith(body["metadata"]["name"]) for k in cluster.pods)  # no driver was made
+
+
+def test_a_retry_deletes_the_earlier_tries_application_and_never_reattaches_to_it(cluster):
+    """What a worker that died mid-task left (the application of try 1, its driver still there):
+    try 2 deletes it and creates its own, named and labelled for try 2; it reattaches only to an
+    application of its own try."""
+    from types import SimpleNamespace
+
+    from aq_airflow.operators.errors import StepFailed
+    from aq_airflow.operators.spark_application import AqSparkStepOperator
+    from aq_airflow.runners.custom_resource import identity, resource_name
+    from tests.test_spark_application import spark_plans
+
+    run = dataclasses.replace(spark_plans()["script"], code_folder=None)  # `code: image`: no package to ship
+    operator = AqSparkStepOperator(task_id="script.run", plan=run)
+    operator.poll_interval = 0.1
+    run_id = "manual__leftover"
+    left = resource_name("sparky", run.step, run_id, -1, 1)
+    body = {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "SparkApplication",
+        "metadata": {"name": left, "labels": identity("sparky", "script.run", run_id, -1, 1)},
+        "spec": {},
+    }
+    kind = operator.kind
+    operator.hook.create_custom_object(kind.group, kind.version, kind.plural, body, namespace="default")
+    ti = SimpleNamespace(dag_id="sparky", task_id="script.run", map_index=-1, try_number=2)
+    SUBMISSION_ERRORS["aq-sparky-script-"] = "refused here: this test needs no driver"
+    try:
+        with pytest.raises(StepFailed, match="ended SUBMISSION_FAILED: refused here"):
+            operator.execute({"ti": ti, "run_id": run_id, "dag": None, "params": {}})
+    finally:
+        SUBMISSION_ERRORS.clear()
+    assert f"DELETE sparkapplications {left}" in cluster.requests
+    assert not any(k[2] == left for k in cluster.objects)
+    mine = resource_name("sparky", run.step, run_id, -1, 2)
+    (created,) = [b for b in cluster.created_objects if b["metadata"]["name"] == mine]
+    assert created["metadata"]["labels"]["try_number"] == "2"
+    assert created["spec"]["driver"]["labels"]["try_number"] == "2"
+    assert not any(k[2] == mine for k in cluster.objects)  # deleted at the end, as any other
+
+
+def test_an_application_whose_driver_never_starts_fails_at_the_startup_limit(tmp_path, monkeypatch):
+    """No Spark operator acts on the application (none runs here): at the start-up limit the task
+    fails saying what did not start and what to look at, and the application is deleted. (The
+    limit and its message are every custom-resource step's: a RayJob's too.)"""
+    from types import SimpleNamespace
+
+    from aq_airflow.operators.errors import StepFailed
+    from aq_airflow.operators.spark_application import AqSparkStepOperator
+    from tests.test_spark_application import spark_plans
+
+    with FakeKubernetes() as idle:  # an API server with no controller: the application stays new
+        connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": idle.kubeconfig(str(tmp_path))}}
+        monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+        run = dataclasses.replace(spark_plans()["script"], code_folder=None)
+        operator = AqSparkStepOperator(task_id="script.run", plan=run)
+        operator.poll_interval, operator.startup_timeout = 0.1, 1
+        ti = SimpleNamespace(dag_id="sparky", task_id="script.run", map_index=-1, try_number=1)
+        with pytest.raises(StepFailed) as failed:
+            operator.execute({"ti": ti, "run_id": "manual__stuck", "dag": None, "params": {}})
+        (body,) = idle.created_objects
+        name = body["metadata"]["name"]
+        assert str(failed.value) == (
+            f"step `script`: SparkApplication {name} did not start its work in 1s (new, no "
+            "spark-kubernetes-driver pod yet): is the SparkApplication operator running and watching "
+            "namespace `default`, and can its other pods be scheduled?"
+        )
+        assert not idle.objects

@@ -6,21 +6,21 @@ and the Kubernetes client.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from airflow.exceptions import AirflowException
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from aq_airflow.artifacts.labels import item_label
-from aq_airflow.artifacts.provenance import PROVENANCE, Provenance
+from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.store import BadOutput, Location, clear, commit_files
+from aq_airflow.operators.environment import plain_values, prepared_environment, references
 from aq_airflow.operators.errors import StepFailed
+from aq_airflow.operators.image import container_image_id, with_image_digest
 from aq_airflow.operators.lineage import StepLineage
 from aq_airflow.plan.model import RunPlan
 from aq_airflow.runners import code, environment, kubernetes
-from aq_airflow.runners.local import oversized_variable
-from aq_airflow.runtime import contract, record
+from aq_airflow.runtime import record
 
 
 class AqPodStepOperator(StepLineage, KubernetesPodOperator):
@@ -47,9 +47,8 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
         output_ref = environment.output_ref(plan, context["ti"].map_index)
         output = Location.of(output_ref.location(plan.artifacts, context["run_id"]))
         runtime = plan.command.runs_runtime
-        self._bound_context()
-        self._check_environment(context)
-        self._ship_code(context)
+        env = prepared_environment(self, self._plain_environment(), context)
+        self.env_vars = kubernetes.env_vars(env, ()) + references(self.env_vars, env)  # then Secret references
         attempt = None if runtime else clear(output)
         started = record.now()
         super().execute(context)
@@ -72,39 +71,7 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
 
     def _plain_environment(self) -> dict[str, str]:
         """The pod's plain variables, as Airflow rendered them (secrets are references: left out)."""
-        return {v.name: v.value for v in self.env_vars or [] if isinstance(getattr(v, "value", None), str)}
-
-    def _check_environment(self, context: Any) -> None:
-        """Refuse, before a pod is asked for, an environment its container could not start with:
-        a param past the limits templated into `args:` (``environment.args_problem``), or any
-        variable over what Linux takes in one (the API server would take the pod; exec would not)."""
-        plain = self._plain_environment()
-        problem = environment.args_problem(self.plan, plain.get(contract.ARGS), context.get("params"))
-        problem = problem or oversized_variable(plain)
-        if problem:
-            raise StepFailed(f"step `{self.plan.step}` cannot start: {problem}", [])
-
-    def _bound_context(self) -> None:
-        """The rendered ``AQ_CONTEXT`` less the params past the limits (a run's conf may hold
-        anything; a pod's spec is refused over 1.5 MiB), each named in the task log."""
-        for variable in self.env_vars or []:
-            if getattr(variable, "name", None) == contract.CONTEXT and isinstance(variable.value, str):
-                variable.value, refused = environment.bounded_context(variable.value)
-                for why in refused.values():
-                    self.log.warning("step `%s`: %s; left out of the step's `params`", self.plan.step, why)
-
-    def _ship_code(self, context: Any) -> None:
-        """The run's code package (built, stored and pinned by the run's first task that needs it)
-        named in the pod's environment; nothing for `code: image`."""
-        dag = context.get("dag")
-        folder_root = code.code_root(dag.fileloc if dag else None)
-        try:
-            shipped = code.ship(self.plan, folder_root, context["run_id"])
-        except code.CodeUnavailable as unavailable:
-            raise StepFailed(f"step `{self.plan.step}` cannot start: {unavailable}", []) from None
-        names = set(shipped)
-        kept = [v for v in self.env_vars or [] if getattr(v, "name", None) not in names]  # a retry's earlier ones
-        self.env_vars = kept + kubernetes.env_vars(shipped, ())
+        return plain_values(self.env_vars)
 
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
         """KubernetesPodOperator's clean-up, whose failure for the runtime's own exit codes (the
@@ -120,28 +87,6 @@ class AqPodStepOperator(StepLineage, KubernetesPodOperator):
             if message is None:
                 raise
             raise StepFailed(message, []) from None
-
-
-def with_image_digest(output: Location, manifest: dict, image_id: str | None) -> dict:
-    """The step's committed manifest with the image digest its pod's status reported (the
-    runtime knows the image only by the name the spec gives it), committed again; as it was when
-    the status names no digest."""
-    made = Provenance.of(manifest)
-    digest = record.image_digest(image_id)
-    if made is None or made.image is None or not digest:
-        return manifest
-    image = dataclasses.replace(made.image, digest=digest)
-    return output.commit({**manifest, PROVENANCE: dataclasses.replace(made, image=image).to_json()})
-
-
-def container_image_id(remote_pod: Any, container: str) -> str | None:
-    """``container``'s ``imageID`` as a finished pod's status reports it (a real kubelet:
-    ``<repository>@sha256:<hex>``), or None."""
-    status = getattr(remote_pod, "status", None)
-    for state in getattr(status, "container_statuses", None) or []:
-        if state.name == container:
-            return state.image_id or None
-    return None
 
 
 def _terminated(remote_pod: Any, container: str) -> Any:

@@ -20,6 +20,7 @@ from aq_airflow.artifacts.labels import item_label
 from aq_airflow.artifacts.manifest import read_local_manifest
 from aq_airflow.artifacts.provenance import PROVENANCE
 from aq_airflow.artifacts.root import artifacts_root
+from aq_airflow.operators.environment import prepared_environment
 from aq_airflow.operators.errors import StepFailed
 from aq_airflow.operators.lineage import StepLineage
 from aq_airflow.plan.model import RunPlan
@@ -57,13 +58,6 @@ class AqLocalStepOperator(StepLineage, BaseOperator):
         map_index = context["ti"].map_index
         env = {**self.env_vars, **environment.locations(run, root, context["run_id"], map_index)}
         env = environment.item_environment(env, run, self.item, map_index, root, context["run_id"])  # never templated
-        # a triggered run's conf may hold params past the limits: out of the context, named in the log
-        env[contract.CONTEXT], refused = environment.bounded_context(env[contract.CONTEXT])
-        for why in refused.values():
-            self.log.warning("step `%s`: %s; left out of the step's `params`", run.step, why)
-        problem = environment.args_problem(run, env.get(contract.ARGS), context.get("params"))
-        if problem:  # a param templated into `args:` carries it whole
-            raise StepFailed(f"step `{run.step}` cannot start: {problem}", [])
         for ref in run.secrets:
             if ref.name not in os.environ:
                 raise AirflowException(
@@ -71,11 +65,16 @@ class AqLocalStepOperator(StepLineage, BaseOperator):
                     f"pod); on the local runner export it in the worker's environment"
                 )
             env[ref.name] = os.environ[ref.name]
-        asked = run.resources.asked if run.resources else {}
+        dag_file = context["dag"].fileloc if context.get("dag") else None
+        # a triggered run's conf may hold params past the limits (out of the context, named in the
+        # log); the run's code package, as a pod gets it (the runtime puts it first on the path)
+        env = prepared_environment(self, env, context)
+        compute = run.job.leader.resources if run.job else run.resources  # a spark or ray step: its leader's
+        asked = compute.asked if compute else {}
         if asked:  # what the spec asked (profile defaults are no ask)
             note = ", ".join(f"{k}={v}" for k, v in sorted(asked.items()))
             self.log.debug("local runner: resource asks (%s) are not enforced on this worker", note)
-        if run.resources and run.resources.gpu:
+        if compute and compute.gpu:
             self.log.warning(
                 "local runner: step `%s` asks for a GPU; it runs here on whatever this machine has", run.step
             )
@@ -86,20 +85,12 @@ class AqLocalStepOperator(StepLineage, BaseOperator):
 
             output = Location.of(uri)
             attempt = None if run.command.runs_runtime else clear(output)
-        dag_file = context["dag"].fileloc if context.get("dag") else None
-        try:  # the run's code package, as a pod gets it: the runtime puts it first on the path
-            env.update(code.ship(run, code.code_root(dag_file), context["run_id"]))
-        except code.CodeUnavailable as unavailable:
-            raise StepFailed(f"step `{run.step}` cannot start: {unavailable}", []) from None
         # with `code: image`, after the worker's installed packages: the dags folder's root, as the
         # dag-processor has it. Not with a package: its code is the run's, all of it, as in a pod
         # (a module of the dags folder outside the code folder is missing there too, exit code 4)
         dags_root = os.path.dirname(dag_file) if dag_file and contract.CODE_DIGEST not in env else None
         paths = (dags_root, os.environ.get("PYTHONPATH"))
         pythonpath = os.pathsep.join(dict.fromkeys(p for p in paths if p))
-        too_large = local.oversized_variable(env)
-        if too_large:
-            raise StepFailed(f"step `{run.step}` cannot start: {too_large}", [])
         started = record.now()
         with tempfile.TemporaryDirectory(prefix=f"aq-{run.step}-") as workdir:  # a clean cwd, as in a pod
             # the worker's own environment, less any item variables of its own: the item's are these

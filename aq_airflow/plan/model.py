@@ -217,11 +217,12 @@ class PodSettings:
     service_account: str | None
     image_pull_policy: str
     run_as_user: int
-    labels: dict[str, str] = field(default_factory=dict)  # the profile's own pod labels
     # a spark step's SparkApplication (`runners.spark_application`): the main file the image holds
-    # (aq-airflow's launcher, `runtime/spark_main.py`) and the image's Spark version
-    spark_launcher: str = "local:///opt/aq-airflow/spark_main.py"
-    spark_version: str = "4.3.0"
+    # (aq-airflow's launcher, `runtime/spark_main.py`) and the image's Spark version; the
+    # profile's (`plan.profiles.Profile`, which holds their defaults)
+    spark_launcher: str
+    spark_version: str
+    labels: dict[str, str] = field(default_factory=dict)  # the profile's own pod labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,8 @@ class RunPlan:
     args: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     secrets: tuple[SecretEnv, ...] = ()
+    # a python or command step's process (placement: its pod's); a spark or ray step's are its
+    # `job`'s groups (None here: one fact, one place)
     resources: ComputeResources | None = None
     placement: Placement | None = None
     pod: PodSettings | None = None

@@ -326,10 +326,8 @@ class _Planner:
             args=dict(step.args or {}),
             env=env,
             secrets=secrets,
-            resources=self.resources(ask) if job is None else job.leader.resources,
-            placement=(job.leader.placement if job else self.placement(name, ask))
-            if runner == Runner.KUBERNETES
-            else None,
+            resources=self.resources(ask) if job is None else None,
+            placement=self.placement(name, ask) if runner == Runner.KUBERNETES and job is None else None,
             pod=self.pod_settings() if runner == Runner.KUBERNETES else None,
             foreach=self.foreach(name, step),
             job=job,

@@ -14,16 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aq_airflow.plan.model import ComputeResources, NodeGroup, Placement, RunPlan, SecretEnv
-from aq_airflow.runners.environment import (
-    MAP_INDEX_TEMPLATE,
-    RUN_ID_TEMPLATE,
-    item_environment,
-    locations,
-    step_environment,
-)
-from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT, untemplated
-from aq_airflow.runtime import contract
+from aq_airflow.plan.model import ComputeResources, Placement, RunPlan, SecretEnv
+from aq_airflow.runners.kubernetes import CONTAINER_SECURITY_CONTEXT, pod_security_context, templated_environment
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "aq-airflow"}
 STEP_LABEL = "aq-airflow/step"
@@ -93,16 +85,10 @@ def env_list(env: dict[str, str], secrets: tuple[SecretEnv, ...]) -> list[dict[s
 
 
 def step_env(run: RunPlan, item: Any = None) -> list[dict[str, Any]]:
-    """The step's container ``env`` in a custom resource's pods: the contract's variables as a
-    pod's (``kubernetes.pod_arguments``), its locations holding the run id (and a mapped step's
-    map index) as Airflow templates, which the operator renders in the resource's body before it
-    is created; then the step's Secret references."""
-    map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
-    env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
-    env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
-    if contract.ITEM in env:  # the item as written; its location (AQ_ITEM_FROM) is templated as AQ_OUTPUT
-        env[contract.ITEM] = untemplated(env[contract.ITEM])
-    return env_list(env, run.secrets)
+    """The step's container ``env`` in a custom resource's pods: a pod's
+    (``kubernetes.templated_environment``, rendered by the operator in the resource's body before
+    it is created), then the step's Secret references."""
+    return env_list(templated_environment(run, item), run.secrets)
 
 
 def gpu_resource(compute: ComputeResources) -> str | None:
@@ -143,33 +129,34 @@ def placement_fields(placement: Placement | None) -> dict[str, Any]:
     return fields
 
 
-def pod_security_context(run: RunPlan) -> dict[str, Any]:
-    """Non-root, as every pod of ours: the profile's user and group."""
-    user = run.pod.run_as_user
-    return {**POD_SECURITY_CONTEXT, "runAsUser": user, "runAsGroup": user, "fsGroup": user}
-
-
 def container_security_context() -> dict[str, Any]:
     return dict(CONTAINER_SECURITY_CONTEXT)
 
 
 def pod_template(
-    run: RunPlan, group: NodeGroup, container: dict[str, Any], pod_labels: dict[str, str]
+    run: RunPlan,
+    container: dict[str, Any],
+    pod_labels: dict[str, str],
+    sizes: dict[str, dict[str, str]],
+    placement: Placement | None = None,
+    **spec_fields: Any,
 ) -> dict[str, Any]:
-    """A pod template (a RayJob's head or worker group, a submitter) for ``group``: ``container``
-    (name, image, command, env) with the group's resources and our security context, placed by
-    the group's placement, run as the profile's service account."""
+    """A pod template (a RayJob's head or worker group, its submitter) with one ``container``
+    (name, image, command, env) of ``sizes`` (requests and limits) and our security context,
+    placed by ``placement``, run as the profile's service account and user, with ``spec_fields``
+    (``restartPolicy``, ...)."""
     spec: dict[str, Any] = {
         "containers": [
             {
                 "imagePullPolicy": run.pod.image_pull_policy,
                 **container,
-                "resources": resources(group.resources),
+                "resources": sizes,
                 "securityContext": container_security_context(),
             }
         ],
+        **spec_fields,
         "securityContext": pod_security_context(run),
-        **placement_fields(group.placement),
+        **placement_fields(placement),
     }
     if run.pod.service_account:
         spec["serviceAccountName"] = run.pod.service_account

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aq_airflow.artifacts.item_refs import is_reference, item_file
 from aq_airflow.plan.model import ArtifactRef, Runner, RunPlan, StepKind
+from aq_airflow.runners import code
+from aq_airflow.runners.local import oversized_variable
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.param_limits import param_problem, params_problems
 
@@ -162,4 +164,33 @@ def locations(run: RunPlan, root: str, run_id: str, map_index: int | str | None 
     for ref in sorted(run.inputs, key=lambda i: i.argument):
         artifact = ref.artifact.item(map_index) if ref.artifact.each and not ref.gather else ref.artifact
         env[contract.input_variable(ref.argument)] = artifact.location(root, run_id)
+    return env
+
+
+class CannotStart(Exception):
+    """Why a step's process or container would not start with its environment (the message
+    completes "step `x` cannot start: ...")."""
+
+
+def prepared(
+    run: RunPlan, env: dict[str, str], params: Any, dag_file: str | None, run_id: str, warn: Callable[[str], None]
+) -> dict[str, str]:
+    """The step's rendered plain environment made ready to start it, the same for a local
+    process, a pod, a SparkApplication and a RayJob: ``AQ_CONTEXT`` less the params past the
+    limits (each named through ``warn``), the `args:` checked (``args_problem``), the run's code
+    package named (``code.ship``: built, stored and pinned by the run's first task that needs it),
+    and no variable over what Linux takes in one. Raises :class:`CannotStart` with the reason."""
+    env = dict(env)
+    if isinstance(env.get(contract.CONTEXT), str):
+        env[contract.CONTEXT], refused = bounded_context(env[contract.CONTEXT])
+        for why in refused.values():
+            warn(f"step `{run.step}`: {why}; left out of the step's `params`")
+    if problem := args_problem(run, env.get(contract.ARGS), params):
+        raise CannotStart(problem)
+    try:
+        env.update(code.ship(run, code.code_root(dag_file), run_id))
+    except code.CodeUnavailable as unavailable:
+        raise CannotStart(str(unavailable)) from None
+    if problem := oversized_variable(env):
+        raise CannotStart(problem)
     return env

@@ -54,16 +54,25 @@ def command(run: RunPlan) -> tuple[list[str], list[str]]:
     return list(run.command.argv), []
 
 
-def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments for a python or command step (and one item of
-    a `foreach:` step: its locations hold the map index as a template, rendered per instance)."""
-    cmds, arguments = command(run)
-    pod, placement, resources = run.pod, run.placement, run.resources
+def templated_environment(run: RunPlan, item: Any = None) -> dict[str, str]:
+    """The step's plain environment in a pod (its own, or a SparkApplication's driver and
+    executors): the contract's variables, its locations holding the run id (and a mapped step's
+    map index) as Airflow templates, rendered by the operator before the pod or resource is
+    created, and the item as written (``untemplated``)."""
     map_index = MAP_INDEX_TEMPLATE if run.foreach is not None else None
     env = {**step_environment(run), **locations(run, run.artifacts or "", RUN_ID_TEMPLATE, map_index)}
     env = item_environment(env, run, item, map_index, run.artifacts or "", RUN_ID_TEMPLATE)
     if contract.ITEM in env:  # the item as written; AQ_ITEM_FROM is a location, templated as AQ_OUTPUT
         env[contract.ITEM] = untemplated(env[contract.ITEM])
+    return env
+
+
+def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments for a python or command step (and one item of
+    a `foreach:` step: its locations hold the map index as a template, rendered per instance)."""
+    cmds, arguments = command(run)
+    pod, placement, resources = run.pod, run.placement, run.resources
+    env = templated_environment(run, item)
     return {
         "image": run.image or "",
         "cmds": cmds,
@@ -80,18 +89,20 @@ def pod_arguments(run: RunPlan, item: Any = None) -> dict[str, Any]:
         "service_account_name": pod.service_account,
         "image_pull_policy": pod.image_pull_policy,
         "labels": {**pod.labels, "app.kubernetes.io/managed-by": "aq-airflow", "aq-airflow/step": run.step},
-        "security_context": {
-            **POD_SECURITY_CONTEXT,
-            "runAsUser": pod.run_as_user,
-            "runAsGroup": pod.run_as_user,
-            "fsGroup": pod.run_as_user,
-        },
+        "security_context": pod_security_context(run),
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
         # a failed container's last log lines become its terminated state's message (unless the
         # runtime wrote the termination-message file): the runtime's one-line reason reaches the
         # pod's status, and so the task's error
         "termination_message_policy": "FallbackToLogsOnError",
     }
+
+
+def pod_security_context(run: RunPlan) -> dict[str, Any]:
+    """Non-root, as every pod of ours (a step's, a SparkApplication's, a RayJob's): the profile's
+    user and group."""
+    user = run.pod.run_as_user
+    return {**POD_SECURITY_CONTEXT, "runAsUser": user, "runAsGroup": user, "fsGroup": user}
 
 
 def untemplated(value: str) -> str:

@@ -26,11 +26,10 @@ from aq_airflow.plan.model import NodeGroup, RunPlan
 from aq_airflow.runners.custom_resource import (
     Outcome,
     ResourceKind,
-    container_security_context,
     env_list,
     labels,
-    pod_security_context,
     pod_template,
+    resources,
 )
 from aq_airflow.runtime import contract
 
@@ -109,7 +108,8 @@ def ray_job(
     container_env = env_list(env, run.secrets)
 
     def group_template(group: NodeGroup, container: str) -> dict[str, Any]:
-        return pod_template(run, group, {"name": container, "image": run.image or "", "env": container_env}, pod_labels)
+        container_fields = {"name": container, "image": run.image or "", "env": container_env}
+        return pod_template(run, container_fields, pod_labels, resources(group.resources), group.placement)
 
     workers = job.workers
     spec: dict[str, Any] = {
@@ -150,21 +150,9 @@ def submitter_template(run: RunPlan, pod_labels: dict[str, str]) -> dict[str, An
     """The submitter's pod: KubeRay's default (the head's image, a small size; KubeRay fills in
     the ``ray job submit`` command) run as non-root as every pod of ours, as the profile's service
     account, never restarted in place (its Job is the retry)."""
-    container = {
-        "name": SUBMITTER_CONTAINER,
-        "image": run.image or "",
-        "imagePullPolicy": run.pod.image_pull_policy,
-        "resources": {k: dict(v) for k, v in SUBMITTER_RESOURCES.items()},
-        "securityContext": container_security_context(),
-    }
-    spec: dict[str, Any] = {
-        "containers": [container],
-        "restartPolicy": "Never",
-        "securityContext": pod_security_context(run),
-    }
-    if run.pod.service_account:
-        spec["serviceAccountName"] = run.pod.service_account
-    return {"metadata": {"labels": dict(pod_labels)}, "spec": spec}
+    container = {"name": SUBMITTER_CONTAINER, "image": run.image or ""}
+    sizes = {k: dict(v) for k, v in SUBMITTER_RESOURCES.items()}
+    return pod_template(run, container, pod_labels, sizes, restartPolicy="Never")
 
 
 def submitter_selector(name: str) -> str:

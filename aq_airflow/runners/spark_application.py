@@ -45,8 +45,6 @@ TIME_TO_LIVE_SECONDS = 24 * 3600
 # the driver's application states (api/v1beta2 ApplicationStateType) that end a run
 COMPLETED = "COMPLETED"
 FAILED_STATES = ("FAILED", "SUBMISSION_FAILED")
-# the states before the driver runs (`""` is a new application the Spark operator has not seen)
-WAITING_STATES = ("", "SUBMITTED", "PENDING_RERUN")
 
 # RAPIDS Accelerator for Apache Spark on executors that ask for GPUs (docs/spark.md): the plugin,
 # one GPU share per task, and Spark's own discovery script (in the Spark image's examples)
@@ -207,11 +205,16 @@ def application(run: RunPlan, name: str = "", item: Any = None, extra_labels: di
             "spec": spec}  # fmt: skip
 
 
-def outcome(resource: dict | None) -> Outcome:
-    """What a SparkApplication's ``status.applicationState`` says: COMPLETED succeeded; FAILED
+def outcome(status: dict | None) -> Outcome:
+    """What a SparkApplication's ``status`` (its ``applicationState``) says: COMPLETED succeeded; FAILED
     and SUBMISSION_FAILED failed (with the Spark operator's error message); anything else (new,
     SUBMITTED, RUNNING, SUCCEEDING, FAILING, UNKNOWN, ...) is not finished yet."""
-    state = ((resource or {}).get("status") or {}).get("applicationState") or {}
+    state = (status or {}).get("applicationState") or {}
     name, message = str(state.get("state") or ""), str(state.get("errorMessage") or "")
     finished = name == COMPLETED or name in FAILED_STATES
     return Outcome(finished=finished, succeeded=name == COMPLETED, state=name, message=message)
+
+
+def driver_selector(name: str) -> str:
+    """The label selector of the SparkApplication ``name``'s driver pod (the Spark operator's labels)."""
+    return f"spark-role=driver,sparkoperator.k8s.io/app-name={name}"
