@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import graphlib
 import json
+import math
 import os
 import posixpath
 import re
@@ -363,13 +364,32 @@ class _Planner:
         else:
             replicas, bounds = (group.replicas if group else 1), {}
         gpu_key = ("steps", name, workers_key)
+        workers = self.resources(ask)
+        if spark and workers.gpu:
+            self.gpu_share(name, workers.gpu, workers.requests["cpu"])
         return ClusterJob(
             leader=NodeGroup(self.resources(leader), self.placement(name, leader) if placed else None),
-            workers=NodeGroup(
-                self.resources(ask), self.placement(name, ask, gpu_key) if placed else None, replicas, **bounds
-            ),
+            workers=NodeGroup(workers, self.placement(name, ask, gpu_key) if placed else None, replicas, **bounds),
             conf=dict(step.spark_conf or {}),
             runtime_env=dict(step.runtime_env or {}),
+        )
+
+    def gpu_share(self, name: str, gpus: int, cpu: str) -> None:
+        """RAPIDS runs every executor task slot (one per core) on an equal share of the executor's
+        GPUs, and Spark takes a task's GPU amount only as a whole number or as one GPU over a whole
+        number of tasks (at most 0.5): so the cores must be a multiple of the GPUs or the GPUs of
+        the cores. Refused here, at the ask, rather than by Spark when the executors start."""
+        cores = max(1, math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)))
+        if cores % gpus == 0 or gpus % cores == 0:
+            return
+        fits = sorted({c for c in (gpus, 2 * gpus, cores - cores % gpus) if c >= 1})
+        self.problems.append(
+            Problem(
+                ("steps", name, "executors", "gpu"),
+                f"executors with {gpus} GPUs and {cores} cores: Spark shares an executor's GPUs evenly among its "
+                f"task slots (one per core), so the cores must be a multiple of the GPUs or the GPUs of the cores "
+                f"(e.g. `cpu: {fits[0]}`" + "".join(f" or `cpu: {c}`" for c in fits[1:]) + ")",
+            )
         )
 
     # -- foreach: mapped steps ---------------------------------------------------------------------

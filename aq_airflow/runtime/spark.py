@@ -51,8 +51,9 @@ from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 from aq_airflow.runtime.spark_session import direct_access, spark_uri, start_session
 
-# a file name Spark takes as itself: Hadoop reads `*?[]{}\` as a glob and `:` as a URI's scheme
-SPARK_SAFE_NAME = re.compile(r"[^*?\[\]{}\\:]+")
+# a file name Spark takes as itself: Hadoop reads `*?[]{}\` as a glob (`,` in a glob's `{a,b}`) and
+# `:` as a URI's scheme
+SPARK_SAFE_NAME = re.compile(r"[^*?\[\]{}\\:,]+")
 STAGING_PREFIX = ".spark-"  # the folder Spark writes an attempt's output into, in the output folder
 MAX_ERROR_LINES = 60  # of a Spark failure or a script's traceback, the last lines
 
@@ -82,6 +83,20 @@ class SparkEngine(Engine):
                     "JAVA_HOME)"
                 ) from None
             raise StepFailed(f"step `{step}`: cannot start Spark:\n{_tail(error)}") from None
+        self.ship_code(env)
+
+    def ship_code(self, env: dict[str, str]) -> None:
+        """The step's code package to Spark's Python workers: the driver has it on its path
+        (``runtime.code``), but a UDF, or a function a ``mapInPandas`` calls, runs in a worker
+        process (on an executor pod, on a cluster) that imports its module by name. Spark ships an
+        ``addPyFile`` zip to every executor and puts it on its workers' path."""
+        folder = code.package_folder(env)
+        if folder is None:
+            return
+        archive = code.package_zip(folder)
+        context = self.session.sparkContext
+        if not any(f.endswith("/" + os.path.basename(archive)) for f in context.listFiles):  # a reused session's
+            context.addPyFile(archive)
 
     def values(self) -> dict[str, Any]:
         return {"spark": self.session}
@@ -306,10 +321,22 @@ def run_script(file: str, args: list[str], env: dict[str, str]) -> dict:
         engine.stop()
 
 
+def exact_files(paths: list[str]) -> str:
+    """Files of one folder as one path Spark reads (a Hadoop glob naming each: ``folder/{a,b}``),
+    or "" for none. Not the folder: Spark would read what it finds there (files added after the
+    manifest was verified) and skip what it lists under names starting with ``_`` or ``.``.
+    (:data:`SPARK_SAFE_NAME` names are literal in the glob.)"""
+    if not paths:
+        return ""
+    folder = paths[0].rsplit("/", 1)[0]
+    names = [path.rsplit("/", 1)[1] for path in paths]
+    return f"{folder}/{names[0]}" if len(names) == 1 else f"{folder}/{{{','.join(names)}}}"
+
+
 def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[str, str | None]:
     """Each table input's ``AQ_INPUT_<NAME>`` (in this process's environment, which the script
-    reads) as a folder Spark reads, its files verified first; returns each input's manifest
-    digest (provenance)."""
+    reads) as a path Spark reads naming exactly its manifest's files (:func:`exact_files`),
+    verified first; returns each input's manifest digest (provenance)."""
     declared = contract.decode_inputs(env)
     digests: dict[str, str | None] = {}
     for name, uri in declared.locations.items():
@@ -318,8 +345,7 @@ def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[s
         try:
             manifest = location.read_manifest(producer)
             if manifest["kind"] == "table":
-                paths = engine.table_paths(location, manifest, producer)
-                readable = os.path.dirname(paths[0]) if paths else spark_uri(uri, env)
+                readable = exact_files(engine.table_paths(location, manifest, producer)) or spark_uri(uri, env)
             else:
                 location.verified(manifest, producer)
                 readable = uri
