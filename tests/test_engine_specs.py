@@ -80,6 +80,11 @@ def _run(text: str, step: str, profiles=("", {})):
             "steps:\n  a:\n    spark: {file: ../outside.py}\n",
             "pipe.aq.yaml:3:19: steps.a.spark.file: `../outside.py` leaves the code folder: name a script inside it",
         ),
+        (  # a heap Spark cannot start with, once 384Mi of the pod are outside it
+            "steps:\n  a:\n    spark: m:f\n    executors: {instances: 2, memory: 900Mi}\n",
+            "pipe.aq.yaml:4:39: `executors` memory 900Mi is too small for Spark: a Spark pod needs at least 1Gi "
+            "(384Mi outside the JVM's heap, and a heap of at least 450Mi): ask for `memory: 1Gi` or more",
+        ),
         (
             "steps:\n  a:\n    ray: m:f\n    workers: {replicas: 1, memory: 1Gi, gpu_type: t4}\n",
             "pipe.aq.yaml:4:14: steps.a.workers: `gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)",
