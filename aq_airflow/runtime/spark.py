@@ -51,9 +51,8 @@ from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 from aq_airflow.runtime.spark_session import direct_access, spark_uri, start_session
 
-# a file name Spark takes as itself: Hadoop reads `*?[]{}\` as a glob (`,` in a glob's `{a,b}`) and
-# `:` as a URI's scheme
-SPARK_SAFE_NAME = re.compile(r"[^*?\[\]{}\\:,]+")
+# a file name Spark takes as itself: Hadoop reads `*?[]{}\` as a glob and `:` as a URI's scheme
+SPARK_SAFE_NAME = re.compile(r"[^*?\[\]{}\\:]+")
 STAGING_PREFIX = ".spark-"  # the folder Spark writes an attempt's output into, in the output folder
 MAX_ERROR_LINES = 60  # of a Spark failure or a script's traceback, the last lines
 
@@ -321,22 +320,28 @@ def run_script(file: str, args: list[str], env: dict[str, str]) -> dict:
         engine.stop()
 
 
-def exact_files(paths: list[str]) -> str:
-    """Files of one folder as one path Spark reads (a Hadoop glob naming each: ``folder/{a,b}``),
-    or "" for none. Not the folder: Spark would read what it finds there (files added after the
-    manifest was verified) and skip what it lists under names starting with ``_`` or ``.``.
-    (:data:`SPARK_SAFE_NAME` names are literal in the glob.)"""
-    if not paths:
-        return ""
-    folder = paths[0].rsplit("/", 1)[0]
-    names = [path.rsplit("/", 1)[1] for path in paths]
-    return f"{folder}/{names[0]}" if len(names) == 1 else f"{folder}/{{{','.join(names)}}}"
+def exact_files(engine: SparkEngine, paths: list[str]) -> str | None:
+    """A folder Spark reads holding exactly ``paths`` (a table's verified files), or None where
+    they are not local files. Not the input's own folder: Spark would read what else it finds
+    there (files added after the manifest was verified). Local copies are such a folder already;
+    files read in place get one of links to them. (Not a Hadoop glob naming the files: Hadoop
+    cannot glob under a folder whose name has a ``:``, as a run id's time does.)"""
+    if not paths or "://" in paths[0]:
+        return None
+    folder = os.path.dirname(paths[0])
+    if engine._scratch and folder.startswith(engine._scratch + os.sep):
+        return folder  # local copies (runtime.spark.SparkEngine.table_paths)
+    links = engine.scratch("input")
+    for path in paths:
+        os.symlink(path, os.path.join(links, os.path.basename(path)))
+    return links
 
 
 def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[str, str | None]:
     """Each table input's ``AQ_INPUT_<NAME>`` (in this process's environment, which the script
-    reads) as a path Spark reads naming exactly its manifest's files (:func:`exact_files`),
-    verified first; returns each input's manifest digest (provenance)."""
+    reads) as a folder Spark reads holding exactly its manifest's files (:func:`exact_files`;
+    on an object store Spark reads in place, the input's folder), verified first; returns each
+    input's manifest digest (provenance)."""
     declared = contract.decode_inputs(env)
     digests: dict[str, str | None] = {}
     for name, uri in declared.locations.items():
@@ -345,7 +350,7 @@ def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[s
         try:
             manifest = location.read_manifest(producer)
             if manifest["kind"] == "table":
-                readable = exact_files(engine.table_paths(location, manifest, producer)) or spark_uri(uri, env)
+                readable = exact_files(engine, engine.table_paths(location, manifest, producer)) or spark_uri(uri, env)
             else:
                 location.verified(manifest, producer)
                 readable = uri
