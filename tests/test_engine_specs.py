@@ -80,6 +80,11 @@ def _run(text: str, step: str, profiles=("", {})):
             "steps:\n  a:\n    spark: {file: ../outside.py}\n",
             "pipe.aq.yaml:3:19: steps.a.spark.file: `../outside.py` leaves the code folder: name a script inside it",
         ),
+        (  # a heap Spark cannot start with, once 384Mi of the pod are outside it
+            "steps:\n  a:\n    spark: m:f\n    executors: {instances: 2, memory: 900Mi}\n",
+            "pipe.aq.yaml:4:39: `executors` memory 900Mi is too small for Spark: a Spark pod needs at least 1Gi "
+            "(384Mi outside the JVM's heap, and a heap of at least 450Mi): ask for `memory: 1Gi` or more",
+        ),
         (
             "steps:\n  a:\n    ray: m:f\n    workers: {replicas: 1, memory: 1Gi, gpu_type: t4}\n",
             "pipe.aq.yaml:4:14: steps.a.workers: `gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)",
@@ -88,6 +93,28 @@ def _run(text: str, step: str, profiles=("", {})):
 )
 def test_each_engine_mistake_is_one_located_line(text, expected):
     assert issues_of(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    "cpu, gpu, cores, fix",
+    [("3", 2, 3, "`cpu: 2` or `cpu: 4`"), ("2", 3, 2, "`cpu: 3` or `cpu: 6`"), ("2500m", 2, 3, "`cpu: 2` or `cpu: 4`")],
+)
+def test_a_gpu_share_spark_refuses_is_located_at_the_gpu_ask(cpu, gpu, cores, fix):
+    """RAPIDS' task GPU amount is GPUs over cores; Spark takes a whole number or 1/n only (3 cores
+    over 2 GPUs: 0.6667; 3 GPUs over 2 cores: 1.5). Ray's workers have no such rule."""
+    executors = f"{{instances: 2, cpu: {cpu}, memory: 4Gi, gpu: {gpu}}}"
+    (issue,) = issues_of(POD + f"steps:\n  a:\n    spark: m:f\n    executors: {executors}\n")
+    assert issue == (  # at the value of `gpu:` (the `executors:` mapping starts at column 16)
+        f"pipe.aq.yaml:7:{16 + executors.index('gpu:') + 5}: executors with {gpu} GPUs and {cores} cores: Spark "
+        "shares an executor's GPUs evenly among its task slots (one per core), so the cores must be a multiple of "
+        f"the GPUs or the GPUs of the cores (e.g. {fix})"
+    )
+    for fits in ("2", "4", "8"):  # 2 GPUs over 4 cores: each task 0.5 of one; 4 GPUs over 2: 2 each
+        assert (
+            issues_of(POD + f"steps:\n  a:\n    spark: m:f\n    executors: {{cpu: {fits}, memory: 4Gi, gpu: 2}}\n")
+            == []
+        )
+    assert issues_of(POD + f"steps:\n  a:\n    ray: m:f\n    workers: {{cpu: {cpu}, memory: 4Gi, gpu: {gpu}}}\n") == []
 
 
 def test_gpu_on_a_profile_without_gpu_nodes_is_located():

@@ -11,7 +11,7 @@ import pytest
 from aq_airflow.pipeline_spec import SpecFile
 from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import RunPlan
-from aq_airflow.runners.spark_application import application, outcome, quantity_bytes, spark_memory, store_conf
+from aq_airflow.runners.spark_application import application, memory_split, outcome, quantity_bytes
 from tests.crd_schema import crd_problems
 
 SPEC = """
@@ -86,20 +86,22 @@ def test_a_script_step_passes_its_file_and_arguments_to_the_runtime():
     assert spec["arguments"] == ["--script", "jobs/report.py", "--", "--out", "summary.json", "{{ ds }}"]
 
 
-def test_sizes_are_spark_quantities():
+def test_sizes_are_spark_quantities_and_the_memory_is_the_pods_whole():
     spec = application(spark_plans()["features"], name="aq-x")["spec"]
     driver, executor = spec["driver"], spec["executor"]
     # half a core: Spark's `cores` is whole (one task slot), the pod asks for exactly 500m
-    assert (driver["cores"], driver["coreRequest"], driver["coreLimit"], driver["memory"]) == (
-        1,
-        "500m",
-        "500m",
-        "2048m",
-    )
-    assert (executor["cores"], executor["coreLimit"], executor["memory"], executor["instances"]) == (4, "4", "8192m", 3)
+    assert (driver["cores"], driver["coreRequest"], driver["coreLimit"]) == (1, "500m", "500m")
+    assert (executor["cores"], executor["coreLimit"], executor["instances"]) == (4, "4", 3)
     assert "coreRequest" not in executor
-    assert [spark_memory(q) for q in ("2Gi", "1500M", "512Mi", "1e9", "1")] == ["2048m", "1431m", "512m", "954m", "1m"]
-    assert quantity_bytes("1Ki") == 1024
+    # Spark asks Kubernetes for heap + overhead: together exactly the spec's 2Gi and 8Gi
+    assert (driver["memory"], driver["memoryOverhead"]) == ("1462m", "586m")  # 2/7 of 2048, rounded up
+    assert (executor["memory"], executor["memoryOverhead"]) == ("5851m", "2341m")
+    assert memory_split("1Gi") == ("640m", "384m")  # 2/7 of 1024 is below Spark's minimum overhead
+    for quantity in ("2Gi", "1500M", "1Gi", "1e10", "8Gi", "100Gi"):
+        heap, overhead = memory_split(quantity)
+        assert int(heap[:-1]) + int(overhead[:-1]) == -(-quantity_bytes(quantity) // 2**20), quantity
+        assert int(overhead[:-1]) >= 384 and int(heap[:-1]) > 0
+    assert quantity_bytes("1Ki") == 1024 and quantity_bytes("1500M") == 1_500_000_000
     with pytest.raises(ValueError, match="not a Kubernetes memory quantity"):
         quantity_bytes("2 GB")
 
@@ -122,15 +124,18 @@ def test_environment_labels_and_security_reach_driver_and_executors():
     assert "s3cret" not in str(body)
 
 
-def test_spark_conf_maps_the_object_store_and_keeps_the_users_settings():
+def test_spark_conf_has_the_always_settings_and_keeps_the_users():
+    """The settings local mode has too (one constant), the user's on top; no store settings: the
+    runtime in the driver sets those from its environment (configure_stores), as in local mode."""
+    from aq_airflow.runtime.spark_session import ALWAYS, local_settings
+
     conf = application(spark_plans()["features"], name="aq-x")["spec"]["sparkConf"]
-    assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
-    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio.storage:9000"
-    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
-    assert conf["spark.sql.shuffle.partitions"] == "64" and conf["spark.sql.adaptive.enabled"] == "true"
-    azure = spark_plans(artifacts="abfs://ml@acme.dfs.core.windows.net/aq")["features"]
-    assert store_conf(azure) == {"spark.hadoop.fs.abfs.impl": "org.apache.hadoop.fs.azurebfs.SecureAzureBlobFileSystem"}
-    assert store_conf(spark_plans(artifacts="gs://acme-ml/aq")["features"]) == {}
+    assert conf == {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+                    "spark.sql.shuffle.partitions": "64", "spark.sql.adaptive.enabled": "true"}  # fmt: skip
+    assert ALWAYS.items() <= conf.items() and ALWAYS.items() <= local_settings({})[1].items()
+    for root in ("abfs://ml@acme.dfs.core.windows.net/aq", "gs://acme-ml/aq"):
+        assert not any(k.startswith("spark.hadoop.") for k in application(spark_plans(artifacts=root)["features"])[
+            "spec"]["sparkConf"])  # fmt: skip
 
 
 @pytest.mark.parametrize(

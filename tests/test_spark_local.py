@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -231,6 +232,9 @@ def script_run(inputs, monkeypatch):
 def test_a_script_writes_parquet_into_its_output_and_it_is_committed(script_run):
     root, env = script_run
     (root / "job.py").write_text(SCRIPT.format(after=""))
+    # a file in the input's folder that its manifest does not list: the script reads the manifest's files only
+    stray = pq.read_table(root / "scaled").slice(0, 5)
+    pq.write_table(stray, root / "scaled" / "stray.parquet")
     manifest = run_script("job.py", ["--factor", "3"], env)
     assert manifest["kind"] == "table" and manifest["rows"] == 30 and manifest["script"] == "job.py"
     assert manifest["schema"] == [["n", "int64"], ["tripled", "double"]]
@@ -296,17 +300,36 @@ def test_store_uris_as_hadoop_names_them():
     assert spark_uri("relative/folder", {}) == os.path.abspath("relative/folder")
 
 
-def test_local_mode_is_sized_to_the_machine_and_the_steps_conf_goes_on_top(monkeypatch):
-    from aq_airflow.runtime.machine import usable_cpus, usable_memory
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="util-linux's taskset pins a process to CPUs")
+def test_local_mode_uses_the_cpus_the_process_may_run_on_and_the_steps_conf_goes_on_top():
+    """Pinned to one CPU (whatever the machine has), local mode is local[1]."""
+    import subprocess
+
+    conf = json.dumps({"spark.sql.shuffle.partitions": 8, "spark.ui.enabled": True})
+    code = (
+        "import json, sys\nfrom aq_airflow.runtime.spark_session import local_settings\n"
+        f"print(json.dumps(local_settings({{'{contract.ENGINE_CONF}': sys.argv[1]}})))"
+    )
+    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code, conf], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    master, settings = json.loads(done.stdout)
+    assert master == "local[1]"
+    assert 1024 <= int(settings["spark.driver.memory"].removesuffix("m")) <= 65536  # half the memory, bounded
+    assert settings["spark.sql.shuffle.partitions"] == "8" and settings["spark.ui.enabled"] == "true"  # the step's
+    assert settings["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
     from aq_airflow.runtime.spark_session import local_settings
 
-    master, conf = local_settings({contract.ENGINE_CONF: json.dumps({"spark.sql.shuffle.partitions": 8,
-                                                                     "spark.ui.enabled": True})})  # fmt: skip
-    assert master == f"local[{usable_cpus()}]" and usable_cpus() <= (os.cpu_count() or 1)
-    assert conf["spark.driver.memory"] == f"{min(max(usable_memory() // 2**21, 1024), 65536)}m"
-    assert conf["spark.sql.shuffle.partitions"] == "8" and conf["spark.ui.enabled"] == "true"  # the step's
-    assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
-    assert local_settings({"SPARK_MASTER": "local[1]"})[0] == "local[1]"
+    assert local_settings({"SPARK_MASTER": "local[3]"})[0] == "local[3]"
+
+
+def test_a_session_already_running_in_the_process_is_used_and_left_running(spark, tmp_path):
+    from aq_airflow.runtime.spark import SparkEngine
+
+    engine = SparkEngine()
+    engine.start(step_env(tmp_path, "reused", {}))
+    assert engine.session is spark and not engine.created
+    engine.stop()
+    assert spark.range(3).count() == 3  # still running: the notebook's (here the module's) session
 
 
 def test_s3a_reaches_the_endpoint_the_sdks_variables_name_without_the_credentials(spark):
@@ -427,6 +450,89 @@ def test_a_failing_spark_function_fails_its_task_with_the_users_traceback(
     assert "step `boom` failed: the step's process exited with code 1: ValueError: bad numbers: 10" in text
     assert "step `wrong` failed: the step's process exited with code 1: aq-airflow: step `wrong`: its function " \
         "returned a pyspark.sql.group.GroupedData" in text  # fmt: skip
+
+
+SHIPPED_UDFS = """
+import pyspark.sql.functions as F
+from pyspark.sql.types import LongType
+
+
+def double(n):
+    return n * 2
+
+
+double_udf = F.udf(double, LongType())  # pickled by reference: a Python worker imports this module
+
+
+def run(spark):
+    return spark.range(4).select(double_udf("id").alias("doubled"))
+"""
+
+
+SUBMITTED_SETTINGS = """
+
+def settings(spark):
+    used = (spark.sparkContext.master, spark.conf.get("spark.sql.shuffle.partitions"),
+            spark.range(2).select(double_udf("id")).count())
+    return spark.createDataFrame([used], "master string, partitions string, udf_rows long")
+"""
+
+
+def shipped_step(tmp_path: Path, steps: str = SHIPPED_UDFS) -> dict[str, str]:
+    """The environment of a step whose code (``shipped_udfs.py``, on no PYTHONPATH) is a code package."""
+    from aq_airflow.artifacts import code_package
+
+    source = tmp_path / "code"
+    source.mkdir()
+    (source / "shipped_udfs.py").write_text(steps)
+    package = code_package.build(str(source))
+    return {
+        **os.environ,
+        **step_env(tmp_path / "store", "shipped", {}),
+        contract.CODE_URI: code_package.upload(package, str(tmp_path / "store")),
+        contract.CODE_DIGEST: package.digest,
+        contract.CODE_CACHE: str(tmp_path / "cache"),
+    }
+
+
+def test_a_udf_in_the_steps_code_package_runs_in_sparks_python_workers(tmp_path):
+    """The code package is on the driver's path (runtime.code); Spark's Python workers (other
+    processes: executors' on a cluster) get it as the zip the engine adds with addPyFile. The
+    module is on no PYTHONPATH, so a worker without the zip cannot unpickle the UDF."""
+    import subprocess
+
+    env = {**shipped_step(tmp_path), "SPARK_MASTER": "local[2]"}
+    command = [sys.executable, "-m", "aq_airflow.runtime", "--function", "shipped_udfs:run"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = read_input(Location.of(str(tmp_path / "store" / "shipped")), "shipped", pa.Table)
+    assert sorted(table.column("doubled").to_pylist()) == [0, 2, 4, 6]
+    digest = env[contract.CODE_DIGEST].removeprefix("sha256:")
+    assert (tmp_path / "cache" / f"{digest}.zip").is_file()  # made once per digest, beside the extracted package
+
+
+def test_under_spark_submit_the_step_runs_on_its_session_with_the_submitted_settings(tmp_path):
+    """As a SparkApplication's driver runs it: spark-submit starts the JVM with the cluster's
+    settings and runs the launcher; the runtime takes that session (not a local-mode one of its
+    own), and the shipped code still reaches the Python workers."""
+    import subprocess
+
+    import pyspark
+
+    from aq_airflow.runtime import spark_main
+
+    env = shipped_step(tmp_path, SHIPPED_UDFS + SUBMITTED_SETTINGS)
+    env.pop("SPARK_MASTER", None)
+    env["PYSPARK_PYTHON"] = sys.executable
+    submit = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit")
+    command = [submit, "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
+               "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.host=127.0.0.1",
+               "--conf", "spark.driver.bindAddress=127.0.0.1",
+               spark_main.__file__, "--function", "shipped_udfs:settings"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = read_input(Location.of(str(tmp_path / "store" / "shipped")), "shipped", pa.Table)
+    assert table.to_pylist() == [{"master": "local[1]", "partitions": "3", "udf_rows": 2}]
 
 
 def test_without_java_the_step_says_so(tmp_path):

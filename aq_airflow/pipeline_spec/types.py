@@ -162,6 +162,16 @@ def _check_bytes(value: str) -> str:
     return value
 
 
+def memory_bytes(value: str) -> int:
+    """The bytes a :data:`ByteQuantity` names (``8Gi``: 8 * 2**30; ``1500M``: 1,500,000,000)."""
+    match = _BYTES.match(value)
+    if match is None:
+        raise ValueError(value)
+    number, _, unit = match.groups()
+    scale = 1024 ** " KMGTPE".index(unit[0]) if unit and unit.endswith("i") else 1000 ** " kMGTPE".index(unit or " ")
+    return int(float(number) * scale)
+
+
 def _quantity_schema(pattern: re.Pattern, description: str, number: dict) -> WithJsonSchema:
     """What editors check: the text form, or the plain number YAML gives for `cpu: 2`."""
     forms = [{"type": "string", "pattern": pattern.pattern}, {"type": "number", **number}]

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import graphlib
 import json
+import math
 import os
 import posixpath
 import re
@@ -28,7 +29,7 @@ from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, ForeachParam, Forea
 from aq_airflow.pipeline_spec.models import CODE_FROM_IMAGE, PROCESS_KINDS, Check, Metric, ScheduleAfter
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.pipeline_spec.reserved import reserved_dag_id
-from aq_airflow.pipeline_spec.types import byte_count, duration_seconds
+from aq_airflow.pipeline_spec.types import byte_count, duration_seconds, memory_bytes
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
     DEFAULT_MIN_HISTORY,
@@ -66,6 +67,9 @@ from aq_airflow.plan.model import (
     WhenPlan,
 )
 from aq_airflow.plan.profiles import Profile, resolve_profile
+
+# the smallest pod a Spark driver or executor starts in (:meth:`_Planner.spark_memory`)
+MIN_SPARK_MEMORY = 2**30
 
 
 def _merged(pipeline: Pipeline, step: Step, key: str):
@@ -361,13 +365,50 @@ class _Planner:
         else:
             replicas, bounds = (group.replicas if group else 1), {}
         gpu_key = ("steps", name, workers_key)
+        workers, driver = self.resources(ask), self.resources(leader)
+        if spark:
+            for key, pod in (("driver", driver), ("executors", workers)):
+                self.spark_memory(name, key, pod.requests["memory"], getattr(step, key))
+            if workers.gpu:
+                self.gpu_share(name, workers.gpu, workers.requests["cpu"])
         return ClusterJob(
-            leader=NodeGroup(self.resources(leader), self.placement(name, leader) if placed else None),
-            workers=NodeGroup(
-                self.resources(ask), self.placement(name, ask, gpu_key) if placed else None, replicas, **bounds
-            ),
+            leader=NodeGroup(driver, self.placement(name, leader) if placed else None),
+            workers=NodeGroup(workers, self.placement(name, ask, gpu_key) if placed else None, replicas, **bounds),
             conf=dict(step.spark_conf or {}),
             runtime_env=dict(step.runtime_env or {}),
+        )
+
+    def spark_memory(self, name: str, key: str, memory: str, asked) -> None:
+        """A Spark pod's memory is its JVM's heap plus at least 384 MiB outside it
+        (``runners.spark_application.memory_split``); below 1Gi the heap is too small for Spark
+        to start (it wants 450 MiB), which would fail only when the pod runs."""
+        if memory_bytes(memory) >= MIN_SPARK_MEMORY:
+            return
+        where = ("steps", name, key, "memory") if asked is not None and asked.memory else ("steps", name)
+        self.problems.append(
+            Problem(
+                where,
+                f"`{key}` memory {memory} is too small for Spark: a Spark pod needs at least 1Gi (384Mi outside the "
+                "JVM's heap, and a heap of at least 450Mi): ask for `memory: 1Gi` or more",
+            )
+        )
+
+    def gpu_share(self, name: str, gpus: int, cpu: str) -> None:
+        """RAPIDS runs every executor task slot (one per core) on an equal share of the executor's
+        GPUs, and Spark takes a task's GPU amount only as a whole number or as one GPU over a whole
+        number of tasks (at most 0.5): so the cores must be a multiple of the GPUs or the GPUs of
+        the cores. Refused here, at the ask, rather than by Spark when the executors start."""
+        cores = max(1, math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)))
+        if cores % gpus == 0 or gpus % cores == 0:
+            return
+        fits = sorted({c for c in (gpus, 2 * gpus, cores - cores % gpus) if c >= 1})
+        self.problems.append(
+            Problem(
+                ("steps", name, "executors", "gpu"),
+                f"executors with {gpus} GPUs and {cores} cores: Spark shares an executor's GPUs evenly among its "
+                f"task slots (one per core), so the cores must be a multiple of the GPUs or the GPUs of the cores "
+                f"(e.g. `cpu: {fits[0]}`" + "".join(f" or `cpu: {c}`" for c in fits[1:]) + ")",
+            )
         )
 
     # -- foreach: mapped steps ---------------------------------------------------------------------

@@ -13,8 +13,10 @@ spark-submit (in the Spark operator's pod, not ours) would otherwise have to rea
 its own Hadoop connectors and credentials before the driver even starts.
 
 Sizes: Kubernetes quantities become Spark's (``cores`` an integer of at least 1 with the exact
-request in ``coreRequest``, ``coreLimit`` a string, ``memory`` in MiB: ``2Gi`` -> ``2048m``). The
-memory is the JVM's heap; Spark adds its overhead to the pod (10%, at least 384 MiB).
+request in ``coreRequest``, ``coreLimit`` a string). The spec's ``memory`` is the pod's whole memory:
+Spark sizes a pod as its JVM heap (``memory``) plus ``memoryOverhead`` (Python workers, native
+buffers), so the body splits the ask into the two (:func:`memory_split`) rather than passing it as
+the heap, which would make Spark ask Kubernetes for 40% more than the spec says.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from aq_airflow.runners.custom_resource import (
     step_env,
 )
 from aq_airflow.runtime import contract
+from aq_airflow.runtime.spark_session import ALWAYS
 
 SPARK_APPLICATION = ResourceKind("sparkoperator.k8s.io", "v1beta2", "sparkapplications", "SparkApplication")
 DRIVER_CONTAINER = "spark-kubernetes-driver"  # the Spark operator's name for the driver's container
@@ -51,6 +54,11 @@ FAILED_STATES = ("FAILED", "SUBMISSION_FAILED")
 RAPIDS_PLUGIN = "com.nvidia.spark.SQLPlugin"
 GPU_DISCOVERY_SCRIPT = "/opt/spark/examples/src/main/scripts/getGpusResources.sh"
 
+# the part of a pod's memory outside the JVM's heap: Spark's own share for a Python application
+# (an overhead of 40% of the heap, i.e. 2/7 of the pod), at least Spark's minimum overhead
+OVERHEAD_SHARE = 0.4 / 1.4
+MIN_OVERHEAD_MIB = 384
+
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 
@@ -64,9 +72,13 @@ def quantity_bytes(quantity: str) -> int:
     return math.ceil(float(number) * (_BINARY.get(unit or "") or _DECIMAL[unit or ""]))
 
 
-def spark_memory(quantity: str) -> str:
-    """A Kubernetes memory quantity as Spark's (MiB, rounded up): ``2Gi`` -> ``2048m``."""
-    return f"{math.ceil(quantity_bytes(quantity) / 2**20)}m"
+def memory_split(quantity: str) -> tuple[str, str]:
+    """(heap, overhead) in Spark's MiB (``2Gi`` is 2048 MiB, rounded up) adding up to the pod's
+    memory ``quantity``: the overhead Spark would add for a Python application
+    (:data:`OVERHEAD_SHARE`, at least :data:`MIN_OVERHEAD_MIB`), the heap the rest."""
+    total = math.ceil(quantity_bytes(quantity) / 2**20)
+    overhead = max(MIN_OVERHEAD_MIB, math.ceil(total * OVERHEAD_SHARE))
+    return f"{total - overhead}m", f"{overhead}m"
 
 
 def cpu_cores(quantity: str) -> float:
@@ -76,9 +88,10 @@ def cpu_cores(quantity: str) -> float:
 
 
 def sizes(compute: ComputeResources) -> dict[str, Any]:
-    """A driver's or executor's ``cores``/``coreRequest``/``coreLimit``/``memory`` from its pod
-    resources. Spark's ``cores`` is a whole number (its task slots), so a fractional request is
-    rounded up there and kept exact in ``coreRequest`` (what the pod asks the scheduler for)."""
+    """A driver's or executor's ``cores``/``coreRequest``/``coreLimit``/``memory``/``memoryOverhead``
+    from its pod resources (the memory: :func:`memory_split`). Spark's ``cores`` is a whole number
+    (its task slots), so a fractional request is rounded up there and kept exact in
+    ``coreRequest`` (what the pod asks the scheduler for)."""
     fields: dict[str, Any] = {}
     cpu = compute.requests.get("cpu")
     if cpu is not None:
@@ -90,7 +103,7 @@ def sizes(compute: ComputeResources) -> dict[str, Any]:
         fields["coreLimit"] = str(compute.limits["cpu"])
     memory = compute.limits.get("memory") or compute.requests.get("memory")
     if memory is not None:
-        fields["memory"] = spark_memory(memory)
+        fields["memory"], fields["memoryOverhead"] = memory_split(memory)
     return fields
 
 
@@ -107,28 +120,11 @@ def conf_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def store_conf(run: RunPlan) -> dict[str, str]:
-    """Hadoop settings that let Spark read and write the artifact store's URIs as the rest of
-    aq-airflow writes them: ``s3://`` through S3A (path-style, at ``AWS_ENDPOINT_URL_S3`` or
-    ``AWS_ENDPOINT_URL`` where the step's environment names one: MinIO, a private endpoint),
-    ``abfs://`` over TLS as ``abfss://``; ``gs://`` is the GCS connector's own scheme."""
-    root = run.artifacts or ""
-    conf: dict[str, str] = {}
-    if root.startswith("s3://"):
-        conf["spark.hadoop.fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
-        endpoint = run.env.get("AWS_ENDPOINT_URL_S3") or run.env.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
-            conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
-    elif root.startswith("abfs://"):
-        conf["spark.hadoop.fs.abfs.impl"] = "org.apache.hadoop.fs.azurebfs.SecureAzureBlobFileSystem"
-    return conf
-
-
 def gpu_conf(executors: NodeGroup) -> dict[str, str]:
     """RAPIDS on executors that ask for GPUs: the plugin, each executor's GPUs as a Spark resource
     (found by the discovery script), and each task's share of them (its GPUs over its cores, so
-    every task slot runs on a GPU)."""
+    every task slot runs on a GPU; the planner has made sure that share is one Spark takes: a whole
+    number, or one GPU over a whole number of tasks)."""
     compute = executors.resources
     if not compute.gpu:
         return {}
@@ -145,11 +141,15 @@ def gpu_conf(executors: NodeGroup) -> dict[str, str]:
 
 
 def spark_conf(run: RunPlan) -> dict[str, str]:
-    """``sparkConf``: the store's and the GPUs' settings, then the step's own ``spark_conf``
-    (which wins: a team's RAPIDS tuning, its own S3A settings)."""
+    """``sparkConf``: what every spark step runs with (``runtime.spark_session.ALWAYS``, as in
+    local mode), the GPUs' settings, then the step's own ``spark_conf`` (which wins: a team's
+    RAPIDS tuning, its own S3A settings). The object store's Hadoop settings are not here: the
+    runtime in the driver sets them from the environment it actually has
+    (``runtime.spark_session.configure_stores``), the same code as in local mode, and Spark ships
+    the driver's Hadoop configuration to the executors with each job."""
     assert run.job is not None, run.step
     user = {key: conf_value(value) for key, value in run.job.conf.items()}
-    return {**store_conf(run), **gpu_conf(run.job.workers), **user}
+    return {**ALWAYS, **gpu_conf(run.job.workers), **user}
 
 
 def _pod_fields(run: RunPlan, group: NodeGroup, env: list[dict[str, Any]], pod_labels: dict[str, str]) -> dict:

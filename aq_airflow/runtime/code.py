@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.imports import MissingModule, missing_modules
@@ -69,6 +70,34 @@ def use_package(env: dict[str, str]) -> str | None:
     if folder and (not sys.path or sys.path[0] != folder):
         sys.path.insert(0, folder)
     return folder
+
+
+def package_zip(folder: str) -> str:
+    """The extracted package ``folder`` as a zip beside it (``<digest>.zip``, made once per digest
+    and machine, written to a temporary name and renamed into place), for an engine whose Python
+    workers are other processes, on other machines, that import the step's code from it (Spark's
+    ``addPyFile``). Its path is the same for every step of the digest: Spark refuses a second file
+    of the same name from another path. (The package's files are dated 1970, for reproducible
+    bytes; zip's dates start in 1980, so they are stored as 1980.)"""
+    path = f"{folder}.zip"
+    if os.path.isfile(path) and not os.path.islink(path):
+        return path
+    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(folder))
+    try:
+        with (
+            os.fdopen(handle, "wb") as raw,
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as archive,
+        ):
+            for root, folders, files in os.walk(folder):
+                folders.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    archive.write(full, os.path.relpath(full, folder))
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+    return path
 
 
 def check_imports(folder: str, module: str, env: dict[str, str]) -> None:

@@ -82,6 +82,20 @@ class SparkEngine(Engine):
                     "JAVA_HOME)"
                 ) from None
             raise StepFailed(f"step `{step}`: cannot start Spark:\n{_tail(error)}") from None
+        self.ship_code(env)
+
+    def ship_code(self, env: dict[str, str]) -> None:
+        """The step's code package to Spark's Python workers: the driver has it on its path
+        (``runtime.code``), but a UDF, or a function a ``mapInPandas`` calls, runs in a worker
+        process (on an executor pod, on a cluster) that imports its module by name. Spark ships an
+        ``addPyFile`` zip to every executor and puts it on its workers' path."""
+        folder = code.package_folder(env)
+        if folder is None:
+            return
+        archive = code.package_zip(folder)
+        context = self.session.sparkContext
+        if not any(f.endswith("/" + os.path.basename(archive)) for f in context.listFiles):  # a reused session's
+            context.addPyFile(archive)
 
     def values(self) -> dict[str, Any]:
         return {"spark": self.session}
@@ -306,10 +320,28 @@ def run_script(file: str, args: list[str], env: dict[str, str]) -> dict:
         engine.stop()
 
 
+def exact_files(engine: SparkEngine, paths: list[str]) -> str | None:
+    """A folder Spark reads holding exactly ``paths`` (a table's verified files), or None where
+    they are not local files. Not the input's own folder: Spark would read what else it finds
+    there (files added after the manifest was verified). Local copies are such a folder already;
+    files read in place get one of links to them. (Not a Hadoop glob naming the files: Hadoop
+    cannot glob under a folder whose name has a ``:``, as a run id's time does.)"""
+    if not paths or "://" in paths[0]:
+        return None
+    folder = os.path.dirname(paths[0])
+    if engine._scratch and folder.startswith(engine._scratch + os.sep):
+        return folder  # local copies (runtime.spark.SparkEngine.table_paths)
+    links = engine.scratch("input")
+    for path in paths:
+        os.symlink(path, os.path.join(links, os.path.basename(path)))
+    return links
+
+
 def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[str, str | None]:
     """Each table input's ``AQ_INPUT_<NAME>`` (in this process's environment, which the script
-    reads) as a folder Spark reads, its files verified first; returns each input's manifest
-    digest (provenance)."""
+    reads) as a folder Spark reads holding exactly its manifest's files (:func:`exact_files`;
+    on an object store Spark reads in place, the input's folder), verified first; returns each
+    input's manifest digest (provenance)."""
     declared = contract.decode_inputs(env)
     digests: dict[str, str | None] = {}
     for name, uri in declared.locations.items():
@@ -318,8 +350,7 @@ def script_inputs(engine: SparkEngine, env: dict[str, str], step: str) -> dict[s
         try:
             manifest = location.read_manifest(producer)
             if manifest["kind"] == "table":
-                paths = engine.table_paths(location, manifest, producer)
-                readable = os.path.dirname(paths[0]) if paths else spark_uri(uri, env)
+                readable = exact_files(engine, engine.table_paths(location, manifest, producer)) or spark_uri(uri, env)
             else:
                 location.verified(manifest, producer)
                 readable = uri

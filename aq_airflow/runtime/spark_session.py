@@ -31,14 +31,18 @@ SPARK_SCHEMES = {"s3": "s3a", "gs": "gs", "abfs": "abfss", "abfss": "abfss", "az
 SUBMITTED = "PYSPARK_GATEWAY_PORT"
 # local mode's master when set in the worker's environment (e.g. `local[4]` to use fewer cores)
 MASTER = "SPARK_MASTER"
-# what aq-airflow sets on a session it starts (the step's `spark_conf:` may change any of them)
+# what every spark step runs with, in local mode and in a SparkApplication's `sparkConf` alike
+# (the step's `spark_conf:` may change them): the same step writes the same files everywhere
+ALWAYS = {
+    # Parquet's own timestamp type, not the deprecated INT96, for every reader after the step
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+# what aq-airflow sets on a local-mode session it starts, besides ALWAYS
 LOCAL_DEFAULTS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",  # a progress bar's carriage returns in a task log
     "spark.driver.host": "127.0.0.1",  # a laptop's hostname may not resolve (VPNs, hotel Wi-Fi)
     "spark.driver.bindAddress": "127.0.0.1",
-    # Parquet's own timestamp type, not the deprecated INT96, for every reader after the step
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 
@@ -57,10 +61,11 @@ def engine_conf(env: dict[str, str]) -> dict[str, str]:
 def local_settings(env: dict[str, str]) -> tuple[str, dict[str, str]]:
     """(master, conf) of a local-mode session: every usable CPU (``SPARK_MASTER`` to say
     otherwise), half the memory as the driver's heap (at least 1 GiB, at most 64 GiB: a larger
-    heap pauses longer in garbage collection), :data:`LOCAL_DEFAULTS`, then the step's conf."""
+    heap pauses longer in garbage collection), :data:`ALWAYS`, :data:`LOCAL_DEFAULTS`, then the
+    step's conf."""
     master = env.get(MASTER) or f"local[{usable_cpus()}]"
     heap = min(max(usable_memory() // 2**21, 1024), 64 * 1024)  # half, in MiB
-    conf = {**LOCAL_DEFAULTS, "spark.driver.memory": f"{heap}m", **engine_conf(env)}
+    conf = {**ALWAYS, **LOCAL_DEFAULTS, "spark.driver.memory": f"{heap}m", **engine_conf(env)}
     return master, conf
 
 
