@@ -9,11 +9,13 @@ another kind, at the key's own line.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType
+from aq_airflow.pipeline_spec.secrets import is_credential_name
+from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType, memory_bytes
 
 # The sizing keys each engine takes (a step of another kind may not name them)
 SPARK_KEYS = ("driver", "executors", "dynamic_allocation", "spark_conf")
@@ -26,6 +28,27 @@ SparkConfValue = str | int | float | bool
 # a Spark setting aq-airflow decides itself (where the driver runs, how it reaches the store), which
 # `spark_conf:` may not override: the same step must run the same way on a laptop and a cluster
 RESERVED_SPARK_CONF = ("spark.master", "spark.submit.deployMode", "spark.kubernetes.namespace")
+# ...nor the pods' identity and shape on a cluster, which the cluster profile decides (the service
+# account, the credentials spark-submit uses, pod templates and feature steps that would replace the
+# non-root security context): the SparkApplication's own fields set them, and a `--conf` wins over them
+RESERVED_SPARK_PREFIXES = ("spark.kubernetes.authenticate.",)
+RESERVED_SPARK_SUFFIXES = (".podTemplateFile", ".podTemplateContainerName", ".pod.featureSteps")
+
+# A `spark_conf` key whose value is a credential, by Spark's and Hadoop's names for them
+# (`spark.hadoop.fs.s3a.secret.key`, `spark.ssl.keyPassword`, `fs.azure.account.key.<account>...`,
+# `fs.s3a.session.token`)
+_SPARK_CREDENTIAL = re.compile(
+    r"password|passwd|secret(?!s)|token(?!s|izer)|credential|api.?key|private.?key|account\.key(\.|$)|encryption\.key$",
+    re.IGNORECASE,
+)
+# ...and keys that name a Kubernetes Secret (`spark.kubernetes.driver.secretKeyRef.ENV: name:key`,
+# `spark.kubernetes.executor.secrets.<name>: /mount/path`), which is the way to pass one
+_SECRET_REFERENCE = re.compile(r"\.secretKeyRef\.|\.secrets\.", re.IGNORECASE)
+# ...unless the key says where the credential is or how it is got, not the credential itself
+# (`fs.s3a.aws.credentials.provider`, `spark.authenticate.secret.file`, `...sas.token.provider.type`)
+_SPARK_ABOUT_CREDENTIAL = re.compile(r"(file|path|provider|providers|class|impl|type|enabled|mode|algorithm)$", re.I)
+# a value read from the environment when the job runs (Hadoop's `${env.NAME}`, Spark's `${env:NAME}`)
+ENV_REFERENCE = re.compile(r"\$\{env[.:][A-Za-z_][A-Za-z0-9_]*\}")
 
 
 class _Model(BaseModel):  # as the spec's other models: frozen, strict, unknown keys refused
@@ -71,6 +94,19 @@ def _memory_given(group: Any, what: str) -> None:
         )
 
 
+# Spark's least JVM heap for a driver or an executor (1.5 times the 300 MiB it reserves for itself):
+# with less, it refuses to start ("System memory ... must be at least 471859200"), on the cluster only
+SPARK_MIN_MEMORY = 450 * 2**20
+
+
+def check_spark_memory(memory: str | None) -> None:
+    if memory is not None and memory_bytes(memory) < SPARK_MIN_MEMORY:
+        raise ValueError(
+            f"`memory: {memory}` is below the least heap Spark starts with, 450Mi (a driver's or an executor's "
+            "memory is its JVM heap; a plain number is bytes): ask for at least `512Mi`"
+        )
+
+
 def _gpu_type_needs_gpu(group: Any) -> None:
     if group.gpu_type is not None and not group.gpu:
         raise ValueError("`gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)")
@@ -88,6 +124,7 @@ class SparkExecutors(_Model):
     @model_validator(mode="after")
     def _sized(self) -> SparkExecutors:
         _memory_given(self, "executors")
+        check_spark_memory(self.memory)
         _gpu_type_needs_gpu(self)
         return self
 
@@ -121,14 +158,57 @@ class RayWorkers(_Model):
         return self
 
 
+def is_spark_credential(key: str, value: SparkConfValue) -> bool:
+    """Whether ``key: value`` spells out a credential (``spark.hadoop.fs.s3a.secret.key: ...``):
+    a key that names one, with a literal value (not a switch, not ``${env.NAME}``)."""
+    if isinstance(value, bool) or not _SPARK_CREDENTIAL.search(key) or _SPARK_ABOUT_CREDENTIAL.search(key):
+        return False
+    if _SECRET_REFERENCE.search(key):
+        return False
+    return not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value.strip()))
+
+
 def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkConfValue] | None:
-    for key in conf or {}:
+    for key, value in (conf or {}).items():
         if key in RESERVED_SPARK_CONF:
             raise ValueError(
                 f"`{key}` is set by aq-airflow (local mode on a laptop, the SparkApplication on a cluster): "
                 "remove it; the cluster profile decides where the job runs"
             )
+        if key.startswith(RESERVED_SPARK_PREFIXES) or key.endswith(RESERVED_SPARK_SUFFIXES):
+            raise ValueError(
+                f"`{key}` would change the identity or the security of the job's pods, which the cluster profile "
+                "decides (its service account, non-root pods): remove it"
+            )
+        if is_spark_credential(key, value):
+            raise ValueError(
+                f"`{key}` holds a credential, and a spec is not secret (it shows in the Airflow UI and the "
+                "SparkApplication): keep it in a Kubernetes Secret, give it to the step as an env value "
+                f"(`env: {{MY_KEY: {{secret: my-secret, key: k}}}}`) and write `{key}: ${{env.MY_KEY}}` here "
+                "(Hadoop reads it from the environment; S3A reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "by itself)"
+            )
     return conf
+
+
+def check_runtime_env(runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A credential in ``runtime_env.env_vars`` is refused as one in ``env:`` is: the runtime_env
+    is in the RayJob's body and the Airflow UI in clear, and the step's ``env:`` (Secret
+    references) already reaches every Ray process (they inherit the step's environment)."""
+    env_vars = (runtime_env or {}).get("env_vars")
+    if env_vars is not None and not isinstance(env_vars, dict):
+        raise ValueError("`env_vars` is a mapping of variable names to text: `env_vars: {NAME: value}`")
+    for name, value in (env_vars or {}).items():
+        if not isinstance(value, str):
+            raise ValueError(f"`env_vars.{name}` is not text: Ray takes text values only; quote it")
+        if is_credential_name(str(name), value):
+            reference = f"{{{name}: {{secret: my-secret, key: {str(name).lower()}}}}}"
+            raise ValueError(
+                f"`env_vars.{name}` looks like a credential: a spec is not secret; give it to the step as an env "
+                f"value from a Kubernetes Secret instead, `env: {reference}` (every Ray process inherits the step's "
+                "environment)"
+            )
+    return runtime_env
 
 
 SparkConf = Annotated[

@@ -24,6 +24,7 @@ import tempfile
 import time
 from typing import Any
 
+from aq_airflow.artifacts.store import Location
 from aq_airflow.runtime import code, contract, ray_reaper
 from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
@@ -87,6 +88,12 @@ class RayEngine(Engine):
         import ray
 
         step = env.get(contract.STEP, "?")
+        if ray.is_initialized():  # started as the step's modules were imported
+            raise StepFailed(
+                f"step `{step}`: its code started Ray itself as it was imported (`ray.init()` at a module's top "
+                "level): remove the call; the runtime starts a local Ray (or connects to the RayJob's) before the "
+                "function runs"
+            )
         address = env.get(ADDRESS)
         if address:  # a RayJob's entrypoint: the cluster is KubeRay's, with the job's runtime_env
             try:
@@ -128,6 +135,19 @@ class RayEngine(Engine):
             raise
         signal.signal(signal.SIGTERM, _terminated)
 
+    def write_output(self, location: Location, attempt: str, value: Any, step: str) -> dict:
+        """As a python step's, but a Ray handle (an ObjectRef, an actor, a Dataset), also inside a
+        list or a dict, is refused: pickled, it names objects in this Ray's object store, which is
+        gone when the step ends, and the next step would unpickle nothing it can read."""
+        handle = ray_handle(value)
+        if handle is not None:
+            raise TypeError(
+                f"its function returned {handle}, a handle to data in Ray's object store, which ends with the "
+                "step: return the data itself (`ray.get(ref)`; a Dataset's `.to_pandas()` or "
+                "`pyarrow.concat_tables(ray.get(dataset.to_arrow_refs()))`)"
+            )
+        return super().write_output(location, attempt, value, step)
+
     def stop(self) -> None:
         if self._temp_dir is None:  # connected to the RayJob's cluster: KubeRay stops it
             return
@@ -143,6 +163,37 @@ class RayEngine(Engine):
             if self._reaper is not None:
                 self._reaper.stand_down()
                 self._reaper = None
+
+
+def ray_handle(value: Any, depth: int = 0) -> str | None:
+    """What Ray handle ``value`` is or holds (in lists, tuples, sets and dicts, a few levels
+    deep), named for the message (``a ray.ObjectRef``, ``a list holding a ray.ObjectRef``), or None."""
+    import ray
+    from ray.actor import ActorHandle
+
+    handles = (ray.ObjectRef, ray.ObjectRefGenerator, ActorHandle)
+    dataset = _dataset_type()
+    if isinstance(value, handles) or (dataset is not None and isinstance(value, dataset)):
+        return f"a {type(value).__module__.split('.')[0]}.{type(value).__qualname__}"
+    if depth >= 3:
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        return None
+    for item in items[:10_000]:
+        inner = ray_handle(item, depth + 1)
+        if inner is not None:
+            return f"a {type(value).__name__} holding {inner}"
+    return None
+
+
+def _dataset_type():
+    """Ray Data's Dataset class when Ray Data is imported (a step that never used it returns none)."""
+    module = sys.modules.get("ray.data")
+    return getattr(module, "Dataset", None) if module is not None else None
 
 
 def _job_config(env: dict[str, str]):
