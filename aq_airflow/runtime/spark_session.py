@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from urllib.parse import urlsplit
 
@@ -109,6 +110,10 @@ def start_session(env: dict[str, str]):
     if SUBMITTED in os.environ:  # spark-submit's driver: the cluster's settings are already the JVM's
         session = builder.getOrCreate()
     else:
+        # Spark runs a UDF's Python (and an RDD's) in workers it starts as `$PYSPARK_PYTHON`, else the
+        # `python3` on the PATH: another Python, without the step's packages, when the worker's venv
+        # is not on its PATH. Local mode's workers are this Python
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         master, conf = local_settings(env)
         for key, value in conf.items():
             builder = builder.config(key, value)
