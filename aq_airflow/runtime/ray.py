@@ -12,7 +12,6 @@ returns.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import secrets
@@ -25,7 +24,7 @@ import time
 from typing import Any
 
 from aq_airflow.artifacts.store import Location
-from aq_airflow.runtime import code, contract, ray_reaper
+from aq_airflow.runtime import code, contract, ray_reaper, which_engine
 from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 
@@ -104,7 +103,7 @@ class RayEngine(Engine):
                     f"{type(error).__name__}: {error}"
                 ) from None
             return
-        runtime_env = json.loads(env.get(contract.ENGINE_CONF) or "{}")
+        runtime_env = which_engine.engine_conf(env)
         # Ray's own folder (sessions, logs, sockets, the address a later `ray.init()` would find) is
         # this step's: two steps running at once on one worker never find or share each other's Ray
         self._temp_dir = tempfile.mkdtemp(prefix="aq-ray-", dir=_temp_root())

@@ -72,6 +72,8 @@ class SparkEngine(Engine):
         self.env = env
         try:
             self.session, self.created = start_session(env)
+        except StepFailed:
+            raise
         except Exception as error:  # PySpark's JVM did not start: most often no Java
             step = env.get(contract.STEP, "?")
             problem = java_problem()

@@ -17,13 +17,12 @@ them).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
 from urllib.parse import urlsplit
 
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, which_engine
 
 # Hadoop's scheme for each store scheme the artifact store takes
 SPARK_SCHEMES = {"s3": "s3a", "gs": "gs", "abfs": "abfss", "abfss": "abfss", "az": "abfss"}
@@ -50,7 +49,7 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 def engine_conf(env: dict[str, str]) -> dict[str, str]:
     """The step's ``spark_conf:`` (``AQ_ENGINE_CONF``) as Spark takes it: every value a string
     (``true``, not Python's ``True``)."""
-    conf = json.loads(env.get(contract.ENGINE_CONF) or "{}")
+    conf = which_engine.engine_conf(env)
     return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()}
 
 
