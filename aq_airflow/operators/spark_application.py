@@ -51,6 +51,7 @@ from aq_airflow.runtime import contract
 OUTCOME_TIMEOUT_SECONDS = 300
 _POLL_SECONDS = 1.0
 DRIVER_TAIL_LINES = 20  # the driver's last lines in a failed task's message
+DELETED = "DELETED"  # the outcome of an application that is gone before it said how it ended
 
 
 class _Launcher(CustomObjectLauncher):
@@ -115,7 +116,14 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
             else:
                 self.pod = self._start(context)
             self.pod_request_obj = self.pod
-            KubernetesPodOperator.execute(self, context)
+            try:
+                KubernetesPodOperator.execute(self, context)
+            except Exception:
+                # the provider's own error (a 404 reading the driver pod) when the application was
+                # deleted under it, its driver with it: say that instead
+                if self._killed or self._read_application() is not None:
+                    raise
+                raise StepFailed(self._failure(self._outcome(), ""), []) from None
         finally:
             self._delete_application()
         # the driver's commit, with the image digest its pod's status reports
@@ -175,7 +183,7 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
         launcher.pod_spec = driver
         deadline = time.monotonic() + self.startup_timeout_seconds
         while True:
-            outcome = spark_application.outcome(self._read_application())
+            outcome = self._outcome()
             if outcome.finished and not outcome.succeeded and self.find_spark_job(context) is None:
                 # refused before it ran, or a driver that failed faster than this poll (its pod,
                 # failed, is no pod to follow): the reason, and the driver's log where there is one
@@ -209,10 +217,21 @@ class AqSparkStepOperator(StepLineage, SparkKubernetesOperator):
         it within a reconcile), or the last state read after :data:`OUTCOME_TIMEOUT_SECONDS`."""
         deadline = time.monotonic() + OUTCOME_TIMEOUT_SECONDS
         while True:
-            outcome = spark_application.outcome(self._read_application())
+            outcome = self._outcome()
             if outcome.finished or time.monotonic() > deadline:
                 return outcome
             time.sleep(_POLL_SECONDS)
+
+    def _outcome(self) -> spark_application.Outcome:
+        """The application's outcome; one that is gone (deleted by hand or by another process,
+        its driver and executors with it) has ended, without success: no state will come."""
+        resource = self._read_application()
+        if resource is None:
+            return spark_application.Outcome(
+                finished=True, state=DELETED, message="it was deleted before it finished (by hand, or by another "
+                "process), and its driver and executors with it"
+            )  # fmt: skip
+        return spark_application.outcome(resource)
 
     def cleanup(self, pod: Any, remote_pod: Any, *args: Any, **kwargs: Any) -> None:
         """Decide by the application's state: COMPLETED is success; otherwise the task fails with
