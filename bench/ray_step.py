@@ -67,12 +67,12 @@ DIRECT = r"""
 import json, sys, time
 import pandas as pd
 import ray
-from aq_airflow.runtime.ray import machine_cpus
+from aq_airflow.runtime.machine import usable_cpus
 from churn.tune import search
 
 source, target, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 began = time.perf_counter()
-ray.init(num_cpus=machine_cpus(), include_dashboard=False)
+ray.init(num_cpus=usable_cpus(), include_dashboard=False)
 ray_init = time.perf_counter() - began
 frame = pd.read_parquet(source)
 began = time.perf_counter()

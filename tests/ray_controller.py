@@ -9,7 +9,8 @@ the Job controller put on it (``ray.io/originated-from-*``, ``job-name``,
 cluster: the pod runs the job's entrypoint itself (where KubeRay's runs ``ray job submit`` and
 follows the job's log, here the log is the entrypoint's own) with the head container's
 environment and the runtime env's ``env_vars``, as Ray's job supervisor gives the entrypoint on
-the head; no ``RAY_ADDRESS``, so a step starts a local Ray inside that process.
+the head, and the token KubeRay's ``authOptions`` give the cluster's pods; no ``RAY_ADDRESS``, so
+a step starts a local Ray inside that process (with that token).
 When the process ends it reports ``jobStatus`` SUCCEEDED or FAILED and the deployment Complete or
 Failed (reason AppFailed, Ray's message with the exit code and the last lines), as KubeRay does
 once the submitter finished. ``activeDeadlineSeconds`` stops the pod with DeadlineExceeded.
@@ -58,6 +59,8 @@ async def rayjob(api, key: tuple[str, str, str]) -> None:
         *({"name": k, "value": str(v)} for k, v in (runtime_env.get("env_vars") or {}).items()),
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+    if (spec["rayClusterSpec"].get("authOptions") or {}).get("mode") == "token":  # KubeRay's Secret's token
+        env += [{"name": "RAY_AUTH_MODE", "value": "token"}, {"name": "RAY_AUTH_TOKEN", "value": uuid.uuid4().hex * 2}]
     template = copy.deepcopy(spec["submitterPodTemplate"])
     labels = {
         **(template.get("metadata") or {}).get("labels", {}),

@@ -188,3 +188,43 @@ def test_engine_steps_are_process_steps_for_their_inputs_and_checks():
 def test_pods_need_a_shared_store_for_engine_steps_too():
     (issue,) = issues_of("cluster: gke\ndefaults: {image: i}\nsteps:\n  a:\n    ray: m:f\n")
     assert "need a shared artifact store" in issue
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        "spark.hadoop.fs.s3a.secret.key: wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        "spark.hadoop.fs.s3a.access.key: AKIDEXAMPLE",
+        "spark.hadoop.fs.s3a.session.token: abc",
+        "spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net: c2VjcmV0",
+        "spark.hadoop.fs.azure.account.oauth2.client.secret: oauth-s3cr3t-value",
+        "spark.authenticate.secret: auth-s3cr3t-value",
+        "spark.ssl.keyStorePassword: keystore-pw-value",
+    ],
+)
+def test_a_credential_in_spark_conf_is_refused_at_its_line(conf):
+    (issue,) = issues_of(f"steps:\n  a:\n    spark: m:f\n    spark_conf:\n      {conf}\n")
+    key = conf.partition(":")[0]
+    assert issue.startswith(f"pipe.aq.yaml:5:7: steps.a.spark_conf: `{key}` holds a credential: ")
+    assert "`{secret: name, key: k}`" in issue and conf.partition(": ")[2] not in issue  # the value never shown
+
+
+def test_settings_that_name_where_credentials_come_from_are_not_credentials():
+    text = (
+        "steps:\n  a:\n    spark: m:f\n    spark_conf:\n"
+        "      spark.hadoop.fs.s3a.aws.credentials.provider:\n"
+        "        com.amazonaws.auth.EnvironmentVariableCredentialsProvider\n"
+        "      spark.hadoop.google.cloud.auth.service.account.json.keyfile: /var/secrets/gcs/key.json\n"
+        "      spark.sql.shuffle.partitions: 8\n"
+    )
+    assert issues_of(text) == []
+
+
+def test_a_credential_in_ray_runtime_env_is_refused():
+    text = "steps:\n  a:\n    ray: m:f\n    runtime_env: {env_vars: {DB_PASSWORD: hunter2, MODE: fast}}\n"
+    (issue,) = issues_of(text)
+    assert issue.startswith("pipe.aq.yaml:4:18: steps.a.runtime_env: `runtime_env.env_vars.DB_PASSWORD` looks like")
+    assert "hunter2" not in issue
+    shaped = "steps:\n  a:\n    ray: m:f\n    runtime_env: {pip: [x], note: AKIAIOSFODNN7EXAMPLE}\n"  # by its shape
+    (issue,) = issues_of(shaped)
+    assert "steps.a.runtime_env.note: this looks like a credential" in issue

@@ -102,6 +102,8 @@ def test_the_rayjob_is_valid_for_kuberay_on_every_profile(cluster, gpu):
     assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"env_vars": {"OMP_NUM_THREADS": "1"}, "pip": ["xgboost"]}
     assert body["metadata"]["labels"]["run_id"].startswith("manual__2026-03-01T00-00-00-00-00-")  # a label value
     cluster_spec = spec["rayClusterSpec"]
+    # token authentication: KubeRay makes the token's Secret, and accepts it for Ray 2.52 or later
+    assert cluster_spec["authOptions"] == {"mode": "token"} and cluster_spec["rayVersion"] == "2.60.0"
     head = cluster_spec["headGroupSpec"]
     (workers,) = cluster_spec["workerGroupSpecs"]
     assert head["rayStartParams"] == {"num-cpus": "2", "num-gpus": "0", "dashboard-host": "0.0.0.0"}
@@ -223,12 +225,17 @@ def slow(numbers, factor):
 def on_ray(numbers, factor):
     import ray
 
+    assert ray.is_initialized(), "the engine did not start Ray"  # before any Ray call would start one
+    # the engine's own local Ray (no RAY_ADDRESS here): its folder is the one the engine made
+    temp = ray._private.worker._global_node.get_temp_dir_path()
+
     @ray.remote
     def times(value):
         return value * factor
 
     values = ray.get([times.remote(v) for v in numbers.column("n").to_pylist()])
-    return pa.table({"n": values, "nodes": [len(ray.nodes())] * len(values)})
+    rows = len(values)
+    return pa.table({"n": values, "nodes": [len(ray.nodes())] * rows, "temp": [temp] * rows})
 """
 
 
@@ -423,6 +430,9 @@ def test_a_ray_step_uses_ray_in_its_job(run_dag, cluster, tmp_path):
     result = manifest(tmp_path, dag_run, "ray_remote", "scaled")
     table = pq.read_table(output_dir(tmp_path, dag_run, "ray_remote", "scaled") / result["files"][0])
     assert table.column("n").to_pylist() == [v * 3 for v in range(10)]
+    assert set(table.column("nodes").to_pylist()) == {1}  # one local Ray, the engine's
+    (temp,) = set(table.column("temp").to_pylist())
+    assert os.path.basename(temp).startswith("aq-ray-"), temp  # runtime.ray's folder, not Ray's default
 
 
 def test_a_rayjob_of_the_same_try_is_followed_not_made_again(cluster):

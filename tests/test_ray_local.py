@@ -27,7 +27,7 @@ import pytest
 from aq_airflow.artifacts.store import MANIFEST
 from aq_airflow.runners import local
 from aq_airflow.runtime import contract
-from aq_airflow.runtime.ray import machine_cpus
+from aq_airflow.runtime.machine import usable_cpus
 
 pytestmark = pytest.mark.slow  # three local Rays in one DAG run, two more killed: over a minute on 2 cores
 
@@ -218,7 +218,7 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
     # a ray step's inputs and output as a python step's; the local Ray has the machine's CPUs
     squares = table("squares")
     assert squares["sq"].tolist() == [0, 1, 4, 9, 16, 25]
-    assert set(squares["cpus"]) == {machine_cpus()}
+    assert set(squares["cpus"]) == {usable_cpus()}
     # the step's runtime_env reached its tasks, and their prints the task's log
     assert all(f"hello from a task: {n}\n" in text for n in range(6)), text[-5000:]
     # a failing Ray task: the step's failure names the step, the function and the task's own traceback
@@ -346,3 +346,123 @@ def test_ray_tasks_import_the_steps_code_package(ray_tmp, tmp_path):
     manifest = json.loads((tmp_path / "store" / "shipped" / MANIFEST).read_text())
     imported = pq.read_table(tmp_path / "store" / "shipped" / manifest["files"][0]).column(0).to_pylist()
     assert imported == [str(tmp_path / "cache" / package.digest.removeprefix("sha256:") / "shipped_steps.py")]
+
+
+ON_A_CLUSTER = """
+import os
+
+import pandas as pd
+import ray
+
+
+@ray.remote
+def where():
+    import shipped_on_a_cluster
+    return shipped_on_a_cluster.__file__
+
+
+def run() -> pd.DataFrame:
+    assert ray.is_initialized()  # by the engine, before the function's first Ray call
+    return pd.DataFrame({
+        "task_imported": [ray.get(where.remote())],
+        "gcs_address": [ray.get_runtime_context().gcs_address],
+        "nodes": [len(ray.nodes())],
+        "greeting": [ray.get(ray.remote(lambda: os.environ.get("GREETING")).remote())],
+    })
+"""
+
+
+@pytest.fixture
+def ray_head(ray_tmp):
+    """A Ray head of its own on loopback (``ray start --head``, as a RayJob's head runs), with a
+    token as KubeRay's authOptions give one; stopped after. (address, the environment to reach it)"""
+    from tests.ports import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": "a" * 64,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    started = [ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+               "--include-dashboard=false", f"--temp-dir={ray_tmp}"]  # fmt: skip
+    done = subprocess.run(started, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    try:
+        yield f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env={**env, "RAY_TMPDIR": str(ray_tmp)},
+                       capture_output=True, timeout=120)  # fmt: skip
+
+
+def test_a_step_on_a_ray_cluster_ships_its_code_package_to_the_workers(ray_head, ray_tmp, tmp_path):
+    """With ``RAY_ADDRESS`` (a RayJob's entrypoint) the engine connects to that cluster, with the
+    step's runtime_env and its code package: a task defined in the package is imported by the
+    cluster's workers from the copy Ray shipped them, not from the step's extracted folder (on
+    KubeRay another pod's filesystem)."""
+    from aq_airflow.artifacts import code_package
+
+    address, head_env = ray_head
+    source = tmp_path / "code"
+    source.mkdir()
+    (source / "shipped_on_a_cluster.py").write_text(ON_A_CLUSTER)
+    package = code_package.build(str(source))
+    env = {
+        **head_env,
+        "RAY_ADDRESS": address,
+        contract.STEP: "shipped",
+        contract.OUTPUT: str(tmp_path / "store" / "shipped"),
+        contract.ENGINE: "ray",
+        contract.ENGINE_CONF: json.dumps({"env_vars": {"GREETING": "hello"}}),
+        contract.CONTEXT: "{}",
+        contract.CODE_URI: code_package.upload(package, str(tmp_path / "store")),
+        contract.CODE_DIGEST: package.digest,
+        contract.CODE_CACHE: str(tmp_path / "cache"),
+    }
+    command = [sys.executable, "-m", "aq_airflow.runtime", "--function", "shipped_on_a_cluster:run"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "store" / "shipped" / MANIFEST).read_text())
+    [row] = pq.read_table(tmp_path / "store" / "shipped" / manifest["files"][0]).to_pylist()
+    # the cluster's Ray (its GCS's port: the head names itself by the machine's address), not one of its own
+    assert row["gcs_address"].rpartition(":")[2] == address.rpartition(":")[2] and row["nodes"] == 1
+    assert row["greeting"] == "hello"  # the step's runtime_env reached the cluster's workers
+    extracted = tmp_path / "cache" / package.digest.removeprefix("sha256:")
+    imported = Path(row["task_imported"])
+    assert imported.name == "shipped_on_a_cluster.py" and imported.is_relative_to(ray_tmp), row
+    assert not imported.is_relative_to(extracted), row
+
+
+def test_the_engine_leaves_the_process_as_it_found_it(ray_tmp, tmp_path, monkeypatch):
+    """Started in a process that is not a session of its own (a terminal's job, a script's
+    child: here pytest's), the engine keeps the process in its group (a Ctrl-C still reaches it;
+    no reaper that would kill its parent's group), and puts its SIGTERM handler back as it was
+    when the step ends (ray.init replaces it with one of Ray's)."""
+    from aq_airflow.runtime.ray import RayEngine
+
+    for name, value in (("RAY_AUTH_TOKEN", "b" * 64), ("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_COLOR_PREFIX", "0")):
+        monkeypatch.setenv(name, value)  # what the engine would set in this process, put back after
+    assert os.getsid(0) != os.getpid()
+
+    def handler(signum, frame):  # this process's own handler
+        pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    group = os.getpgrp()
+    engine = RayEngine()
+    try:
+        engine.start({contract.STEP: "in_process", contract.ENGINE: "ray"})
+        import ray
+
+        assert ray.is_initialized() and os.getpgrp() == group
+        assert engine._reaper is None
+    finally:
+        engine.stop()
+        restored = signal.signal(signal.SIGTERM, previous)
+    assert restored is handler
+    import ray
+
+    assert not ray.is_initialized()
+    assert list(ray_tmp.iterdir()) == []

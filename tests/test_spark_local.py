@@ -297,12 +297,13 @@ def test_store_uris_as_hadoop_names_them():
 
 
 def test_local_mode_is_sized_to_the_machine_and_the_steps_conf_goes_on_top(monkeypatch):
-    from aq_airflow.runtime.spark_session import local_settings, usable_cpus, usable_memory_mib
+    from aq_airflow.runtime.machine import usable_cpus, usable_memory
+    from aq_airflow.runtime.spark_session import local_settings
 
     master, conf = local_settings({contract.ENGINE_CONF: json.dumps({"spark.sql.shuffle.partitions": 8,
                                                                      "spark.ui.enabled": True})})  # fmt: skip
     assert master == f"local[{usable_cpus()}]" and usable_cpus() <= (os.cpu_count() or 1)
-    assert conf["spark.driver.memory"] == f"{min(max(usable_memory_mib() // 2, 1024), 65536)}m"
+    assert conf["spark.driver.memory"] == f"{min(max(usable_memory() // 2**21, 1024), 65536)}m"
     assert conf["spark.sql.shuffle.partitions"] == "8" and conf["spark.ui.enabled"] == "true"  # the step's
     assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
     assert local_settings({"SPARK_MASTER": "local[1]"})[0] == "local[1]"

@@ -38,7 +38,8 @@ RESERVED_SPARK_SUFFIXES = (".podTemplateFile", ".podTemplateContainerName", ".po
 # (`spark.hadoop.fs.s3a.secret.key`, `spark.ssl.keyPassword`, `fs.azure.account.key.<account>...`,
 # `fs.s3a.session.token`)
 _SPARK_CREDENTIAL = re.compile(
-    r"password|passwd|secret(?!s)|token(?!s|izer)|credential|api.?key|private.?key|account\.key(\.|$)|encryption\.key$",
+    r"password|passwd|secret(?!s)|token(?!s|izer)|credential|access\.?key|api.?key|private.?key|"
+    r"account\.key(\.|$)|encryption\.key$",
     re.IGNORECASE,
 )
 # ...and keys that name a Kubernetes Secret (`spark.kubernetes.driver.secretKeyRef.ENV: name:key`,
@@ -46,7 +47,9 @@ _SPARK_CREDENTIAL = re.compile(
 _SECRET_REFERENCE = re.compile(r"\.secretKeyRef\.|\.secrets\.", re.IGNORECASE)
 # ...unless the key says where the credential is or how it is got, not the credential itself
 # (`fs.s3a.aws.credentials.provider`, `spark.authenticate.secret.file`, `...sas.token.provider.type`)
-_SPARK_ABOUT_CREDENTIAL = re.compile(r"(file|path|provider|providers|class|impl|type|enabled|mode|algorithm)$", re.I)
+_SPARK_ABOUT_CREDENTIAL = re.compile(
+    r"(file|path|location|provider|providers|class|impl|type|enabled|mode|algorithm)$", re.IGNORECASE
+)
 # a value read from the environment when the job runs (Hadoop's `${env.NAME}`, Spark's `${env:NAME}`)
 ENV_REFERENCE = re.compile(r"\$\{env[.:][A-Za-z_][A-Za-z0-9_]*\}")
 
@@ -158,9 +161,17 @@ class RayWorkers(_Model):
         return self
 
 
+_ENV_FIX = (
+    "a spec is not secret (it shows in the Airflow UI and in the cluster's resources): give the step the "
+    "credential as an `env:` value `{secret: name, key: k}` (S3A, Azure and GCS connectors read their "
+    "standard variables from the environment)"
+)
+
+
 def is_spark_credential(key: str, value: SparkConfValue) -> bool:
     """Whether ``key: value`` spells out a credential (``spark.hadoop.fs.s3a.secret.key: ...``):
-    a key that names one, with a literal value (not a switch, not ``${env.NAME}``)."""
+    a key that names one, with a literal value (not a switch, not ``${env.NAME}``), and that is
+    not a reference to a Kubernetes Secret (``spark.kubernetes.driver.secretKeyRef.*``)."""
     if isinstance(value, bool) or not _SPARK_CREDENTIAL.search(key) or _SPARK_ABOUT_CREDENTIAL.search(key):
         return False
     if _SECRET_REFERENCE.search(key):
@@ -182,32 +193,25 @@ def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkC
             )
         if is_spark_credential(key, value):
             raise ValueError(
-                f"`{key}` holds a credential, and a spec is not secret (it shows in the Airflow UI and the "
-                "SparkApplication): keep it in a Kubernetes Secret, give it to the step as an env value "
-                f"(`env: {{MY_KEY: {{secret: my-secret, key: k}}}}`) and write `{key}: ${{env.MY_KEY}}` here "
-                "(Hadoop reads it from the environment; S3A reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "by itself)"
+                f"`{key}` holds a credential: {_ENV_FIX}; Hadoop's settings read it from there as "
+                f"`{key}: ${{env.NAME}}`"
             )
     return conf
 
 
 def check_runtime_env(runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A credential in ``runtime_env.env_vars`` is refused as one in ``env:`` is: the runtime_env
-    is in the RayJob's body and the Airflow UI in clear, and the step's ``env:`` (Secret
-    references) already reaches every Ray process (they inherit the step's environment)."""
+    """Ray's `runtime_env`: its `env_vars` reach every Ray worker in clear (the RayJob's body, the
+    Airflow UI), so a literal credential there is refused as in `env:` (the step's `env:`, Secret
+    references, reaches every Ray process: they inherit the step's environment); a value Ray
+    would refuse when the job starts (not text) is refused here."""
     env_vars = (runtime_env or {}).get("env_vars")
     if env_vars is not None and not isinstance(env_vars, dict):
-        raise ValueError("`env_vars` is a mapping of variable names to text: `env_vars: {NAME: value}`")
+        raise ValueError("`runtime_env.env_vars` is a mapping of variable names to text")
     for name, value in (env_vars or {}).items():
         if not isinstance(value, str):
-            raise ValueError(f"`env_vars.{name}` is not text: Ray takes text values only; quote it")
+            raise ValueError(f"`runtime_env.env_vars.{name}` is not text: Ray takes text values only; quote it")
         if is_credential_name(str(name), value):
-            reference = f"{{{name}: {{secret: my-secret, key: {str(name).lower()}}}}}"
-            raise ValueError(
-                f"`env_vars.{name}` looks like a credential: a spec is not secret; give it to the step as an env "
-                f"value from a Kubernetes Secret instead, `env: {reference}` (every Ray process inherits the step's "
-                "environment)"
-            )
+            raise ValueError(f"`runtime_env.env_vars.{name}` looks like a credential: {_ENV_FIX}")
     return runtime_env
 
 

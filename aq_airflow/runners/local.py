@@ -134,6 +134,8 @@ class LocalProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                # a session (and process group) of its own: kill() signals the step and whatever it
+                # started, and a ray step's runtime knows its group is its own to clean up
                 start_new_session=True,
             )
         except OSError as error:

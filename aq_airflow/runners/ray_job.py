@@ -45,6 +45,14 @@ SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits":
 # the operator deletes the whole RayJob as soon as it has read the outcome; this bounds what a
 # worker that died mid-task leaves running
 CLUSTER_TTL_SECONDS = 60
+# Token authentication on the job's Ray cluster (KubeRay's authOptions): KubeRay makes a Secret
+# with a random token for the cluster and gives it (RAY_AUTH_MODE, RAY_AUTH_TOKEN from the Secret)
+# to the head, the workers and the submitter; without it any pod that reaches the head's ports
+# (its dashboard listens on every address) may submit jobs and run code as the step.
+AUTH_OPTIONS = {"mode": "token"}
+# the Ray the runtime is built for (requirements.lock): KubeRay refuses token authentication
+# unless the cluster says its Ray is 2.52 or later (ray-operator validation.go)
+RAY_VERSION = "2.60.0"
 # the labels the Kubernetes Job controller puts on the pods of a Job (here, KubeRay's submitter Job,
 # named as the RayJob) and that KubeRay puts on its submitter's pod template
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -111,6 +119,8 @@ def ray_job(
         "ttlSecondsAfterFinished": CLUSTER_TTL_SECONDS,
         "backoffLimit": 0,  # Airflow's retries are the step's retries: one cluster per try
         "rayClusterSpec": {
+            "rayVersion": RAY_VERSION,
+            "authOptions": dict(AUTH_OPTIONS),
             "headGroupSpec": {
                 "rayStartParams": start_params(job.leader, head=True),
                 "template": group_template(job.leader, HEAD_CONTAINER),

@@ -1,9 +1,10 @@
 """A ray step's engine: Ray connected in the step's process before its function runs.
 
 On Kubernetes the step's process is a KubeRay RayJob's entrypoint on the head, where KubeRay sets
-``RAY_ADDRESS``: the engine only connects (the RayJob owns the cluster, and its ``runtimeEnvYAML``
-already carries the step's ``runtime_env``). Anywhere else (the local runner, a laptop) it starts
-a Ray of its own in the step's process, sized to the machine, and stops it when the step ends.
+``RAY_ADDRESS``: the engine connects (the RayJob owns the cluster) with the step's ``runtime_env``
+and its code package, which Ray ships to the workers on the other pods (:func:`with_code`).
+Anywhere else (the local runner, a laptop) it starts a Ray of its own in the step's process,
+sized to the machine (``runtime.machine``), and stops it when the step ends.
 The function's inputs and output are a python step's (:class:`~aq_airflow.runtime.engines.Engine`'s
 defaults): it gets DataFrames and values, calls Ray as it likes, and returns what a python step
 returns.
@@ -11,8 +12,8 @@ returns.
 
 from __future__ import annotations
 
+import contextlib
 import glob
-import math
 import os
 import secrets
 import shutil
@@ -20,50 +21,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 from aq_airflow.artifacts.store import Location
-from aq_airflow.runtime import code, contract, ray_reaper, which_engine
+from aq_airflow.runtime import code, contract, engines, machine, ray_reaper
 from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 
 ADDRESS = "RAY_ADDRESS"  # set by KubeRay on a RayJob's entrypoint (and by `ray job submit`)
 # Ray's token authentication: its mode, the token, a file holding it
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-
-
-def machine_cpus() -> int:
-    """The CPUs this process may use: its CPU affinity (a taskset's share, not the host's), no
-    more than its container's CPU quota (cgroup v2 or v1), at least 1."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS has no affinity
-        cpus = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
-
-
-def _cgroup_cpu_quota() -> float | None:
-    """The container's CPU quota in CPUs (``quota / period``), None when there is none."""
-    for path, read in (
-        ("/sys/fs/cgroup/cpu.max", lambda text: text.split()),  # v2: "max 100000" or "200000 100000"
-        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None),  # v1: quota here, its period beside it
-    ):
-        try:
-            with open(path) as file:
-                text = file.read()
-            if read is not None:
-                quota, period = read(text)
-            else:
-                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as file:
-                    quota, period = text.strip(), file.read().strip()
-        except (OSError, ValueError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        return int(quota) / int(period)
-    return None
 
 
 def _temp_root() -> str | None:
@@ -82,6 +51,8 @@ class RayEngine(Engine):
     def __init__(self) -> None:
         self._temp_dir: str | None = None  # set only while a Ray this engine started runs
         self._reaper: _Reaper | None = None
+        self._connected = False  # to a cluster's Ray (RAY_ADDRESS)
+        self._sigterm: Any = None  # the process's SIGTERM handler before Ray's start replaced it
 
     def start(self, env: dict[str, str]) -> None:
         import ray
@@ -93,17 +64,23 @@ class RayEngine(Engine):
                 "level): remove the call; the runtime starts a local Ray (or connects to the RayJob's) before the "
                 "function runs"
             )
+        runtime_env = engines.engine_conf(env)
+        # ray.init sets a SIGTERM handler of its own (on the main thread only): put back at stop
+        self._sigterm = signal.getsignal(signal.SIGTERM) if _on_main_thread() else None
         address = env.get(ADDRESS)
-        if address:  # a RayJob's entrypoint: the cluster is KubeRay's, with the job's runtime_env
+        if address:  # a RayJob's entrypoint: the cluster is KubeRay's
+            cluster_env = with_code(runtime_env, code.package_folder(env))  # the package: fetched already
             try:
-                ray.init(address=address, log_to_driver=True)
+                with _job_runtime_env_overridden():
+                    ray.init(address=address, runtime_env=cluster_env or None, log_to_driver=True)
             except Exception as error:
+                self._restore_sigterm()
                 raise StepFailed(
                     f"step `{step}`: cannot connect to the Ray cluster at {ADDRESS}={address}: "
                     f"{type(error).__name__}: {error}"
                 ) from None
+            self._connected = True
             return
-        runtime_env = which_engine.engine_conf(env)
         # Ray's own folder (sessions, logs, sockets, the address a later `ray.init()` would find) is
         # this step's: two steps running at once on one worker never find or share each other's Ray
         self._temp_dir = tempfile.mkdtemp(prefix="aq-ray-", dir=_temp_root())
@@ -115,24 +92,29 @@ class RayEngine(Engine):
             os.environ[AUTH_VARIABLES[1]] = secrets.token_hex(32)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a step does not report to Ray's servers
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
-        self._reaper = _start_reaper(self._temp_dir)
         try:
+            self._reaper = _start_reaper(self._temp_dir)
             ray.init(
                 address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
-                num_cpus=machine_cpus(),
+                num_cpus=machine.usable_cpus(),
                 include_dashboard=False,
                 log_to_driver=True,  # the tasks' prints in the step's output: the task log
                 runtime_env=runtime_env or None,
                 job_config=_job_config(env),
                 _temp_dir=self._temp_dir,
             )
+            # Killed (SIGTERM), the step says so and goes, and its reaper stops the Ray; with no
+            # reaper (the process's group is not its own), the handler the process had before
+            if self._reaper is not None and self._sigterm is not None:
+                signal.signal(signal.SIGTERM, _terminated)
+            else:
+                self._restore_sigterm()
         except Exception as error:
             self.stop()
             raise StepFailed(f"step `{step}`: the local Ray did not start: {type(error).__name__}: {error}") from None
         except BaseException:
             self.stop()
             raise
-        signal.signal(signal.SIGTERM, _terminated)
 
     def write_output(self, location: Location, attempt: str, value: Any, step: str) -> dict:
         """As a python step's, but a Ray handle (an ObjectRef, an actor, a Dataset), also inside a
@@ -148,11 +130,15 @@ class RayEngine(Engine):
         return super().write_output(location, attempt, value, step)
 
     def stop(self) -> None:
-        if self._temp_dir is None:  # connected to the RayJob's cluster: KubeRay stops it
+        self._restore_sigterm()
+        if not self._connected and self._temp_dir is None:
             return
         import ray
 
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self._connected:  # the RayJob's cluster goes on (KubeRay stops it): this process only leaves
+            self._connected = False
+            ray.shutdown()
+            return
         try:
             _await_task_output(self._temp_dir)
             ray.shutdown()
@@ -162,6 +148,52 @@ class RayEngine(Engine):
             if self._reaper is not None:
                 self._reaper.stand_down()
                 self._reaper = None
+
+    def _restore_sigterm(self) -> None:
+        if self._sigterm is not None and _on_main_thread():
+            signal.signal(signal.SIGTERM, self._sigterm)
+
+
+def _on_main_thread() -> bool:
+    """Whether this is the main thread, the only one that may set a signal handler."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def with_code(runtime_env: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """The step's ``runtime_env`` with its code package (the extracted ``folder``) for a cluster's
+    workers: the processes on the other pods have the image's Python, not this process's import
+    path, and a task or Tune trainable defined in the package is pickled by module name. Ray
+    uploads the folder to the cluster as the job's ``working_dir`` (on every task's import path);
+    where the step's ``runtime_env`` has a working directory of its own, as ``py_modules`` (the
+    package's top-level modules and packages) instead."""
+    if not folder:
+        return dict(runtime_env)
+    if "working_dir" not in runtime_env:
+        return {**runtime_env, "working_dir": folder}
+    entries = sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(folder)
+        if not name.startswith(".") and (name.endswith(".py") or os.path.isdir(os.path.join(folder, name)))
+    )
+    return {**runtime_env, "py_modules": [*runtime_env.get("py_modules", []), *entries]}
+
+
+@contextlib.contextmanager
+def _job_runtime_env_overridden():
+    """A submitted job's process (KubeRay's RayJob: ``ray job submit``) has the job's runtime env
+    from its submitter, and ``ray.init`` refuses one of the driver's that names any of its fields
+    again, unless ``RAY_OVERRIDE_JOB_RUNTIME_ENV`` says the driver's wins: it does here, the driver's
+    being the step's (the job's own) with the code package added."""
+    name = "RAY_OVERRIDE_JOB_RUNTIME_ENV"
+    before = os.environ.get(name)
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def ray_handle(value: Any, depth: int = 0) -> str | None:
@@ -198,7 +230,8 @@ def _dataset_type():
 def _job_config(env: dict[str, str]):
     """The step's code package on the import path of Ray's task workers, as it is on the step's
     own (``runtime.code``): Ray gives its workers the driver's script folder and working
-    directory, not its ``sys.path``, and a task defined in the package is imported by module."""
+    directory, not its ``sys.path``, and a task defined in the package is imported by module.
+    (A local Ray's workers are on this machine: its folder is theirs, with no upload.)"""
     from ray.job_config import JobConfig
 
     folder = code.package_folder(env)  # already fetched and extracted as the function was imported
@@ -257,14 +290,13 @@ class _Reaper:
 
 
 def _start_reaper(folder: str) -> _Reaper | None:
-    """Ray's processes in a process group of this process's own (Ray does the same as it starts),
-    watched by a reaper in a session of its own. None where the group cannot be this process's
-    own (the reaper would kill another's group)."""
-    try:
-        os.setpgrp()
-    except OSError:  # already a session leader (the local runner's step): its own group already
-        pass
-    if os.getpgrp() != os.getpid():
+    """A reaper watching this process, when its process group is its own alone: a session of its
+    own, as the local runner starts every step (``runners.local``: a new session) and a
+    container starts its first process. Ray's processes are then in that group, and the reaper
+    may kill the group. None anywhere else: a step started from a terminal or a script shares
+    its group with its parent's job, which the reaper must not kill, and which a Ctrl-C must
+    still reach (the process's group is never changed here)."""
+    if os.getsid(0) != os.getpid():
         return None
     read, write = os.pipe()  # neither end inherited by Ray's processes (Python's pipes are close-on-exec)
     try:

@@ -22,7 +22,8 @@ import sys
 import warnings
 from urllib.parse import urlsplit
 
-from aq_airflow.runtime import contract, which_engine
+from aq_airflow.runtime import contract, engines
+from aq_airflow.runtime.machine import usable_cpus, usable_memory
 
 # Hadoop's scheme for each store scheme the artifact store takes
 SPARK_SCHEMES = {"s3": "s3a", "gs": "gs", "abfs": "abfss", "abfss": "abfss", "az": "abfss"}
@@ -49,37 +50,8 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 def engine_conf(env: dict[str, str]) -> dict[str, str]:
     """The step's ``spark_conf:`` (``AQ_ENGINE_CONF``) as Spark takes it: every value a string
     (``true``, not Python's ``True``)."""
-    conf = which_engine.engine_conf(env)
+    conf = engines.engine_conf(env)
     return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()}
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity, less a container's CPU quota (cgroup v2)."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        count = os.cpu_count() or 1
-    try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as handle:
-            quota, period = handle.read().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, count)
-
-
-def usable_memory_mib() -> int:
-    """This machine's memory in MiB, less a container's limit (cgroup v2) when lower."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
-            limit = handle.read().strip()
-        if limit != "max":
-            total = min(total, int(limit))
-    except (OSError, ValueError):
-        pass
-    return total // 2**20
 
 
 def local_settings(env: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -87,7 +59,7 @@ def local_settings(env: dict[str, str]) -> tuple[str, dict[str, str]]:
     otherwise), half the memory as the driver's heap (at least 1 GiB, at most 64 GiB: a larger
     heap pauses longer in garbage collection), :data:`LOCAL_DEFAULTS`, then the step's conf."""
     master = env.get(MASTER) or f"local[{usable_cpus()}]"
-    heap = min(max(usable_memory_mib() // 2, 1024), 64 * 1024)
+    heap = min(max(usable_memory() // 2**21, 1024), 64 * 1024)  # half, in MiB
     conf = {**LOCAL_DEFAULTS, "spark.driver.memory": f"{heap}m", **engine_conf(env)}
     return master, conf
 
