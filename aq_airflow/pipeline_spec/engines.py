@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.secrets import is_credential_name
-from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType
+from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType, memory_bytes
 
 # The sizing keys each engine takes (a step of another kind may not name them)
 SPARK_KEYS = ("driver", "executors", "dynamic_allocation", "spark_conf")
@@ -28,6 +28,30 @@ SparkConfValue = str | int | float | bool
 # a Spark setting aq-airflow decides itself (where the driver runs, how it reaches the store), which
 # `spark_conf:` may not override: the same step must run the same way on a laptop and a cluster
 RESERVED_SPARK_CONF = ("spark.master", "spark.submit.deployMode", "spark.kubernetes.namespace")
+# ...nor the pods' identity and shape on a cluster, which the cluster profile decides (the service
+# account, the credentials spark-submit uses, pod templates and feature steps that would replace the
+# non-root security context): the SparkApplication's own fields set them, and a `--conf` wins over them
+RESERVED_SPARK_PREFIXES = ("spark.kubernetes.authenticate.",)
+RESERVED_SPARK_SUFFIXES = (".podTemplateFile", ".podTemplateContainerName", ".pod.featureSteps")
+
+# A `spark_conf` key whose value is a credential, by Spark's and Hadoop's names for them
+# (`spark.hadoop.fs.s3a.secret.key`, `spark.ssl.keyPassword`, `fs.azure.account.key.<account>...`,
+# `fs.s3a.session.token`)
+_SPARK_CREDENTIAL = re.compile(
+    r"password|passwd|secret(?!s)|token(?!s|izer)|credential|access\.?key|api.?key|private.?key|"
+    r"account\.key(\.|$)|encryption\.key$",
+    re.IGNORECASE,
+)
+# ...and keys that name a Kubernetes Secret (`spark.kubernetes.driver.secretKeyRef.ENV: name:key`,
+# `spark.kubernetes.executor.secrets.<name>: /mount/path`), which is the way to pass one
+_SECRET_REFERENCE = re.compile(r"\.secretKeyRef\.|\.secrets\.", re.IGNORECASE)
+# ...unless the key says where the credential is or how it is got, not the credential itself
+# (`fs.s3a.aws.credentials.provider`, `spark.authenticate.secret.file`, `...sas.token.provider.type`)
+_SPARK_ABOUT_CREDENTIAL = re.compile(
+    r"(file|path|location|provider|providers|class|impl|type|enabled|mode|algorithm)$", re.IGNORECASE
+)
+# a value read from the environment when the job runs (Hadoop's `${env.NAME}`, Spark's `${env:NAME}`)
+ENV_REFERENCE = re.compile(r"\$\{env[.:][A-Za-z_][A-Za-z0-9_]*\}")
 
 
 class _Model(BaseModel):  # as the spec's other models: frozen, strict, unknown keys refused
@@ -73,6 +97,19 @@ def _memory_given(group: Any, what: str) -> None:
         )
 
 
+# Spark's least JVM heap for a driver or an executor (1.5 times the 300 MiB it reserves for itself):
+# with less, it refuses to start ("System memory ... must be at least 471859200"), on the cluster only
+SPARK_MIN_MEMORY = 450 * 2**20
+
+
+def check_spark_memory(memory: str | None) -> None:
+    if memory is not None and memory_bytes(memory) < SPARK_MIN_MEMORY:
+        raise ValueError(
+            f"`memory: {memory}` is below the least heap Spark starts with, 450Mi (a driver's or an executor's "
+            "memory is its JVM heap; a plain number is bytes): ask for at least `512Mi`"
+        )
+
+
 def _gpu_type_needs_gpu(group: Any) -> None:
     if group.gpu_type is not None and not group.gpu:
         raise ValueError("`gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)")
@@ -90,6 +127,7 @@ class SparkExecutors(_Model):
     @model_validator(mode="after")
     def _sized(self) -> SparkExecutors:
         _memory_given(self, "executors")
+        check_spark_memory(self.memory)
         _gpu_type_needs_gpu(self)
         return self
 
@@ -123,12 +161,6 @@ class RayWorkers(_Model):
         return self
 
 
-# a Spark setting whose value is a credential (S3A's keys and session token, an Azure account key
-# or OAuth secret, Spark's own authentication secret, a keystore password); not a setting that
-# names where credentials come from (`...credentials.provider`, a key file's path)
-_SPARK_CREDENTIAL = re.compile(r"secret|password|passwd|token|credential|access\.?key|account\.key|api\.?key", re.I)
-_SPARK_NOT_CREDENTIAL = re.compile(r"\.(provider|provider\.type|type|file|path|location|class|impl|enabled)$", re.I)
-
 _ENV_FIX = (
     "a spec is not secret (it shows in the Airflow UI and in the cluster's resources): give the step the "
     "credential as an `env:` value `{secret: name, key: k}` (S3A, Azure and GCS connectors read their "
@@ -136,25 +168,48 @@ _ENV_FIX = (
 )
 
 
+def is_spark_credential(key: str, value: SparkConfValue) -> bool:
+    """Whether ``key: value`` spells out a credential (``spark.hadoop.fs.s3a.secret.key: ...``):
+    a key that names one, with a literal value (not a switch, not ``${env.NAME}``), and that is
+    not a reference to a Kubernetes Secret (``spark.kubernetes.driver.secretKeyRef.*``)."""
+    if isinstance(value, bool) or not _SPARK_CREDENTIAL.search(key) or _SPARK_ABOUT_CREDENTIAL.search(key):
+        return False
+    if _SECRET_REFERENCE.search(key):
+        return False
+    return not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value.strip()))
+
+
 def check_spark_conf(conf: dict[str, SparkConfValue] | None) -> dict[str, SparkConfValue] | None:
-    for key in conf or {}:
+    for key, value in (conf or {}).items():
         if key in RESERVED_SPARK_CONF:
             raise ValueError(
                 f"`{key}` is set by aq-airflow (local mode on a laptop, the SparkApplication on a cluster): "
                 "remove it; the cluster profile decides where the job runs"
             )
-        if _SPARK_CREDENTIAL.search(key) and not _SPARK_NOT_CREDENTIAL.search(key):
-            raise ValueError(f"`{key}` holds a credential: {_ENV_FIX}")
+        if key.startswith(RESERVED_SPARK_PREFIXES) or key.endswith(RESERVED_SPARK_SUFFIXES):
+            raise ValueError(
+                f"`{key}` would change the identity or the security of the job's pods, which the cluster profile "
+                "decides (its service account, non-root pods): remove it"
+            )
+        if is_spark_credential(key, value):
+            raise ValueError(
+                f"`{key}` holds a credential: {_ENV_FIX}; Hadoop's settings read it from there as "
+                f"`{key}: ${{env.NAME}}`"
+            )
     return conf
 
 
 def check_runtime_env(runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Ray's `runtime_env`: its `env_vars` reach every Ray worker in clear (the RayJob's body), so
-    a literal credential there is refused as in `env:`."""
+    """Ray's `runtime_env`: its `env_vars` reach every Ray worker in clear (the RayJob's body, the
+    Airflow UI), so a literal credential there is refused as in `env:` (the step's `env:`, Secret
+    references, reaches every Ray process: they inherit the step's environment); a value Ray
+    would refuse when the job starts (not text) is refused here."""
     env_vars = (runtime_env or {}).get("env_vars")
     if env_vars is not None and not isinstance(env_vars, dict):
         raise ValueError("`runtime_env.env_vars` is a mapping of variable names to text")
     for name, value in (env_vars or {}).items():
+        if not isinstance(value, str):
+            raise ValueError(f"`runtime_env.env_vars.{name}` is not text: Ray takes text values only; quote it")
         if is_credential_name(str(name), value):
             raise ValueError(f"`runtime_env.env_vars.{name}` looks like a credential: {_ENV_FIX}")
     return runtime_env

@@ -25,6 +25,7 @@ from aq_airflow.pipeline_spec.engines import (
     SparkScript,
     check_runtime_env,
     check_spark_conf,
+    check_spark_memory,
 )
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.roots import unsafe_root
@@ -484,10 +485,34 @@ class Step(StepSettings):
     def _spark_conf_not_ours(cls, value: Any) -> Any:
         return check_spark_conf(value)
 
+    @field_validator("driver")
+    @classmethod
+    def _driver_heap(cls, value: Any) -> Any:
+        check_spark_memory(value.memory if value is not None else None)
+        return value
+
     @field_validator("runtime_env")
     @classmethod
-    def _runtime_env_without_credentials(cls, value: Any) -> Any:
+    def _runtime_env_no_credentials(cls, value: Any) -> Any:
         return check_runtime_env(value)
+
+    @field_validator("inputs", "args")
+    @classmethod
+    def _spark_is_the_session(cls, value: Any, info: ValidationInfo) -> Any:
+        """A spark function's `spark` parameter is the SparkSession: an input or an `args:` entry
+        of that name would take its place, silently."""
+        function = isinstance(info.data.get("spark"), str)
+        names = value if isinstance(value, list) else list(value or {})
+        if function and "spark" in names:
+            what, fix = (
+                ("an input", "pass it as another parameter with the map form, `inputs: {events: spark}`")
+                if info.field_name == "inputs"
+                else ("an `args:` entry", "rename the entry and the function's parameter")
+            )
+            raise ValueError(
+                f"{what} named `spark` would replace the SparkSession a spark step's function gets as `spark`: {fix}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:

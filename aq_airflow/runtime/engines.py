@@ -10,10 +10,13 @@ and output as a python step's. Everything else (binding, provenance, the commit)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aq_airflow.artifacts.store import Location
 from aq_airflow.artifacts.values import read_input, write_output
+from aq_airflow.runtime import contract
+from aq_airflow.runtime.failures import StepFailed
 
 
 class Engine:
@@ -38,3 +41,19 @@ class Engine:
 
     def stop(self) -> None:
         """Stop what :meth:`start` started (never a cluster the step only connected to)."""
+
+
+def engine_conf(env: dict[str, str]) -> dict[str, Any]:
+    """``AQ_ENGINE_CONF``, the step's ``spark_conf:`` or ``runtime_env:`` as aq-airflow wrote it
+    (a JSON object); anything else is the step's one-line failure, not a traceback."""
+    text = env.get(contract.ENGINE_CONF) or "{}"
+    try:
+        conf = json.loads(text)
+    except ValueError:
+        conf = None
+    if not isinstance(conf, dict):
+        raise StepFailed(
+            f"step `{env.get(contract.STEP, '?')}`: {contract.ENGINE_CONF} is not a JSON object (aq-airflow writes "
+            "the step's `spark_conf:` or `runtime_env:` there): it was changed after the DAG was compiled"
+        )
+    return conf

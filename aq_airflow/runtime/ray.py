@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import secrets
 import shutil
@@ -26,7 +25,8 @@ import threading
 import time
 from typing import Any
 
-from aq_airflow.runtime import code, contract, machine, ray_reaper
+from aq_airflow.artifacts.store import Location
+from aq_airflow.runtime import code, contract, engines, machine, ray_reaper
 from aq_airflow.runtime.engines import Engine
 from aq_airflow.runtime.failures import StepFailed
 
@@ -58,9 +58,15 @@ class RayEngine(Engine):
         import ray
 
         step = env.get(contract.STEP, "?")
+        if ray.is_initialized():  # started as the step's modules were imported
+            raise StepFailed(
+                f"step `{step}`: its code started Ray itself as it was imported (`ray.init()` at a module's top "
+                "level): remove the call; the runtime starts a local Ray (or connects to the RayJob's) before the "
+                "function runs"
+            )
+        runtime_env = engines.engine_conf(env)
         # ray.init sets a SIGTERM handler of its own (on the main thread only): put back at stop
         self._sigterm = signal.getsignal(signal.SIGTERM) if _on_main_thread() else None
-        runtime_env = json.loads(env.get(contract.ENGINE_CONF) or "{}")
         address = env.get(ADDRESS)
         if address:  # a RayJob's entrypoint: the cluster is KubeRay's
             cluster_env = with_code(runtime_env, code.package_folder(env))  # the package: fetched already
@@ -109,6 +115,19 @@ class RayEngine(Engine):
         except BaseException:
             self.stop()
             raise
+
+    def write_output(self, location: Location, attempt: str, value: Any, step: str) -> dict:
+        """As a python step's, but a Ray handle (an ObjectRef, an actor, a Dataset), also inside a
+        list or a dict, is refused: pickled, it names objects in this Ray's object store, which is
+        gone when the step ends, and the next step would unpickle nothing it can read."""
+        handle = ray_handle(value)
+        if handle is not None:
+            raise TypeError(
+                f"its function returned {handle}, a handle to data in Ray's object store, which ends with the "
+                "step: return the data itself (`ray.get(ref)`; a Dataset's `.to_pandas()` or "
+                "`pyarrow.concat_tables(ray.get(dataset.to_arrow_refs()))`)"
+            )
+        return super().write_output(location, attempt, value, step)
 
     def stop(self) -> None:
         self._restore_sigterm()
@@ -175,6 +194,37 @@ def _job_runtime_env_overridden():
             os.environ.pop(name, None)
         else:
             os.environ[name] = before
+
+
+def ray_handle(value: Any, depth: int = 0) -> str | None:
+    """What Ray handle ``value`` is or holds (in lists, tuples, sets and dicts, a few levels
+    deep), named for the message (``a ray.ObjectRef``, ``a list holding a ray.ObjectRef``), or None."""
+    import ray
+    from ray.actor import ActorHandle
+
+    handles = (ray.ObjectRef, ray.ObjectRefGenerator, ActorHandle)
+    dataset = _dataset_type()
+    if isinstance(value, handles) or (dataset is not None and isinstance(value, dataset)):
+        return f"a {type(value).__module__.split('.')[0]}.{type(value).__qualname__}"
+    if depth >= 3:
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        return None
+    for item in items[:10_000]:
+        inner = ray_handle(item, depth + 1)
+        if inner is not None:
+            return f"a {type(value).__name__} holding {inner}"
+    return None
+
+
+def _dataset_type():
+    """Ray Data's Dataset class when Ray Data is imported (a step that never used it returns none)."""
+    module = sys.modules.get("ray.data")
+    return getattr(module, "Dataset", None) if module is not None else None
 
 
 def _job_config(env: dict[str, str]):

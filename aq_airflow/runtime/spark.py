@@ -72,6 +72,8 @@ class SparkEngine(Engine):
         self.env = env
         try:
             self.session, self.created = start_session(env)
+        except StepFailed:
+            raise
         except Exception as error:  # PySpark's JVM did not start: most often no Java
             step = env.get(contract.STEP, "?")
             problem = java_problem()
@@ -159,6 +161,12 @@ class SparkEngine(Engine):
         from pyspark.sql import DataFrame
 
         if isinstance(value, DataFrame):
+            if value.sparkSession.sparkContext._jsc is None:  # stopped: nothing can compute the frame now
+                raise StepFailed(
+                    f"step `{step}`: its function stopped the SparkSession (`spark.stop()`) and then returned a "
+                    "DataFrame, which Spark computes and writes only after the function, with that session: "
+                    "leave stopping it to the runtime"
+                )
             return self.write_frame(location, attempt, value, step)
         if value is None or _is_table(value):
             return write_output(location, attempt, value)
@@ -183,7 +191,7 @@ class SparkEngine(Engine):
             frame.write.mode("overwrite").parquet(target)
         except Exception as error:  # Spark's own failure, raised only now that the plan runs
             raise StepFailed(f"step `{step}`: Spark failed computing or writing the DataFrame its function "
-                             f"returned:\n{_tail(error)}") from None  # fmt: skip
+                             f"returned:\n{spark_error(error)}") from None  # fmt: skip
         try:
             names, digests = adopt_parts(folder, location, attempt, upload=not direct)
         finally:
@@ -251,6 +259,20 @@ def upload_file(path: str, location: Location, name: str) -> str:
     finally:
         sink.close()
     return sink.digest
+
+
+def spark_error(error: BaseException) -> str:
+    """Spark's own error as Spark says it (``AnalysisException: [COLUMN_ALREADY_EXISTS] ...``; a
+    UDF's: the Python worker's traceback), without the frames of the runtime and py4j it passed
+    through; any other error as Python shows it (:func:`_tail`)."""
+    from pyspark.errors import PySparkException
+
+    if not isinstance(error, PySparkException):
+        return _tail(error)
+    lines = f"{type(error).__name__}: {error}".splitlines()
+    if len(lines) > MAX_ERROR_LINES:
+        lines = ["...", *lines[-MAX_ERROR_LINES:]]
+    return "\n".join(lines)
 
 
 def _tail(error: BaseException, start=None) -> str:

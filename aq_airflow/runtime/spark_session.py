@@ -17,12 +17,12 @@ them).
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import warnings
 from urllib.parse import urlsplit
 
-from aq_airflow.runtime import contract
+from aq_airflow.runtime import contract, engines
 from aq_airflow.runtime.machine import usable_cpus, usable_memory
 
 # Hadoop's scheme for each store scheme the artifact store takes
@@ -54,7 +54,7 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 def engine_conf(env: dict[str, str]) -> dict[str, str]:
     """The step's ``spark_conf:`` (``AQ_ENGINE_CONF``) as Spark takes it: every value a string
     (``true``, not Python's ``True``)."""
-    conf = json.loads(env.get(contract.ENGINE_CONF) or "{}")
+    conf = engines.engine_conf(env)
     return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()}
 
 
@@ -86,6 +86,10 @@ def start_session(env: dict[str, str]):
     if SUBMITTED in os.environ:  # spark-submit's driver: the cluster's settings are already the JVM's
         session = builder.getOrCreate()
     else:
+        # Spark runs a UDF's Python (and an RDD's) in workers it starts as `$PYSPARK_PYTHON`, else the
+        # `python3` on the PATH: another Python, without the step's packages, when the worker's venv
+        # is not on its PATH. Local mode's workers are this Python
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         master, conf = local_settings(env)
         for key, value in conf.items():
             builder = builder.config(key, value)

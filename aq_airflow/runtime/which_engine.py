@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from aq_airflow.runtime import contract
 from aq_airflow.runtime.engines import Engine
+from aq_airflow.runtime.failures import StepFailed
+
+ENGINES = ("spark", "ray")
 
 
 def engine_for(env: dict[str, str]) -> Engine:
@@ -18,4 +21,9 @@ def engine_for(env: dict[str, str]) -> Engine:
         from aq_airflow.runtime.ray import RayEngine
 
         return RayEngine()
+    if name:  # a step of an engine this runtime does not have would run as a python step, silently
+        raise StepFailed(
+            f"step `{env.get(contract.STEP, '?')}`: {contract.ENGINE} is `{name}`, which this runtime does not know "
+            f"({', '.join(ENGINES)}): the image's aq-airflow is older than the DAG's, or the variable was changed"
+        )
     return Engine()
