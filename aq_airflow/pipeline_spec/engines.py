@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.secrets import is_credential_name
-from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType, memory_bytes
+from aq_airflow.pipeline_spec.types import ByteQuantity, CpuQuantity, GpuType
 
 # The sizing keys each engine takes (a step of another kind may not name them)
 SPARK_KEYS = ("driver", "executors", "dynamic_allocation", "spark_conf")
@@ -97,19 +97,6 @@ def _memory_given(group: Any, what: str) -> None:
         )
 
 
-# Spark's least JVM heap for a driver or an executor (1.5 times the 300 MiB it reserves for itself):
-# with less, it refuses to start ("System memory ... must be at least 471859200"), on the cluster only
-SPARK_MIN_MEMORY = 450 * 2**20
-
-
-def check_spark_memory(memory: str | None) -> None:
-    if memory is not None and memory_bytes(memory) < SPARK_MIN_MEMORY:
-        raise ValueError(
-            f"`memory: {memory}` is below the least heap Spark starts with, 450Mi (a driver's or an executor's "
-            "memory is its JVM heap; a plain number is bytes): ask for at least `512Mi`"
-        )
-
-
 def _gpu_type_needs_gpu(group: Any) -> None:
     if group.gpu_type is not None and not group.gpu:
         raise ValueError("`gpu_type` is set but `gpu` is not: add `gpu: 1` (or more)")
@@ -127,7 +114,6 @@ class SparkExecutors(_Model):
     @model_validator(mode="after")
     def _sized(self) -> SparkExecutors:
         _memory_given(self, "executors")
-        check_spark_memory(self.memory)
         _gpu_type_needs_gpu(self)
         return self
 

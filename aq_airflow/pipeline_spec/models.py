@@ -25,7 +25,6 @@ from aq_airflow.pipeline_spec.engines import (
     SparkScript,
     check_runtime_env,
     check_spark_conf,
-    check_spark_memory,
 )
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.roots import unsafe_root
@@ -484,12 +483,6 @@ class Step(StepSettings):
     @classmethod
     def _spark_conf_not_ours(cls, value: Any) -> Any:
         return check_spark_conf(value)
-
-    @field_validator("driver")
-    @classmethod
-    def _driver_heap(cls, value: Any) -> Any:
-        check_spark_memory(value.memory if value is not None else None)
-        return value
 
     @field_validator("runtime_env")
     @classmethod

@@ -160,14 +160,6 @@ _BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**
 _BYTE_UNITS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60})
 
 
-def memory_bytes(text: str) -> float:
-    """The bytes a validated :data:`ByteQuantity` names (``512Mi``: 536870912)."""
-    match = _BYTES.match(text)
-    if match is None:
-        raise ValueError(text)
-    return float(match.group(1)) * _BYTE_UNITS[match.group(3) or ""]
-
-
 def _check_bytes(value: str) -> str:
     if not _BYTES.match(value):
         raise ValueError(f"`{value}` is not a memory quantity: write a number and a unit, like `512Mi` or `8Gi`")

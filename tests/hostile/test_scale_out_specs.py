@@ -103,23 +103,25 @@ def test_runtime_env_vars_that_ray_cannot_take_are_refused_at_validate():
     assert issues_of(base + "{env_vars: {OMP_NUM_THREADS: '4', PASSWORD_FILE: /run/pw}}\n") == []
 
 
-@pytest.mark.parametrize("memory, line", [("0", 5), ("1", 5), ("1.5", 5), ("256Mi", 5), ("449Mi", 5)])
-def test_a_spark_heap_below_the_least_spark_starts_with_is_refused(memory, line):
-    """Spark refuses a driver or executor heap under 450 MiB only when the pod starts on the
-    cluster (local mode sizes itself): caught at validate, not an hour into a queue."""
+@pytest.mark.parametrize("memory", ["0", "1", "1.5", "256Mi", "1023Mi"])
+def test_a_spark_pod_too_small_for_its_heap_is_refused(memory):
+    """A Spark pod's `memory:` is the pod's total: the JVM's heap and at least 384Mi beside it; Spark
+    refuses a heap under 450 MiB only when the pod starts on the cluster (local mode sizes itself):
+    caught at validate, at the ask, not an hour into a queue."""
     text = (
         SPARK + f"    driver: {{cpu: 1, memory: 1Gi}}\n    executors: {{instances: 2, cpu: 500m, memory: {memory}}}\n"
     )
+    column = 50
     assert issues_of(text) == [
-        f"pipe.aq.yaml:{line}:16: steps.a.executors: `memory: {memory}` is below the least heap Spark starts with, "
-        "450Mi (a driver's or an executor's memory is its JVM heap; a plain number is bytes): ask for at least `512Mi`"
+        f"pipe.aq.yaml:5:{column}: `executors` memory {memory} is too small for Spark: a Spark pod needs at least 1Gi "
+        "(384Mi outside the JVM's heap, and a heap of at least 450Mi): ask for `memory: 1Gi` or more"
     ]
-    text = SPARK + f"    driver: {{memory: {memory}}}\n"
-    assert issues_of(text)[0].startswith(f"pipe.aq.yaml:4:13: steps.a.driver: `memory: {memory}` is below")
+    (issue,) = issues_of(SPARK + f"    driver: {{memory: {memory}}}\n")
+    assert issue.startswith(f"pipe.aq.yaml:4:22: `driver` memory {memory} is too small for Spark")
 
 
-def test_the_least_spark_heap_and_a_small_ray_head_are_accepted():
-    assert issues_of(SPARK + "    driver: {memory: 450Mi}\n    executors: {instances: 1, memory: 512Mi}\n") == []
+def test_the_least_spark_pod_and_a_small_ray_head_are_accepted():
+    assert issues_of(SPARK + "    driver: {memory: 1Gi}\n    executors: {instances: 1, memory: 1Gi}\n") == []
     assert issues_of("steps:\n  a:\n    ray: m:f\n    head: {memory: 256Mi}\n") == []
 
 
