@@ -7,7 +7,10 @@ same lookup finds unknown names (with the closest known ones), and the class's f
 unknown and missing ``kwargs``.
 
 Importing GX takes seconds, so only ``aq-airflow validate`` does it, and only for specs with
-``expect:`` checks; the dags-folder loader never does.
+``expect:`` checks; the dags-folder loader never does. It is imported without its optional Spark
+support (:func:`registry`): with pyspark installed, GX imports pyspark's SQL and ML packages (most
+of GX's import time, and pyspark's pandas FutureWarning on every validate), and names and fields
+are all this check reads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import difflib
 import functools
 import os
 import re
+import sys
+import warnings
 
 from aq_airflow.pipeline_spec.load import Problem
 from aq_airflow.pipeline_spec.models import Pipeline
@@ -33,7 +38,19 @@ def _snake(name: str) -> str:
 def registry() -> dict[str, type]:
     """GX Core's expectations by their snake_case name (``expect_column_values_to_be_between``)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations.expectations as gx_expectations
+    # pyspark blocked while GX is imported (GX then takes Spark for not installed), unless this
+    # process had imported it already; the GX this process keeps has no Spark support, which
+    # validate never needs (a step's checks run in the step's own process)
+    blocked = "pyspark" not in sys.modules
+    if blocked:
+        sys.modules["pyspark"] = None  # type: ignore[assignment] - `import pyspark` raises ImportError
+    try:
+        with warnings.catch_warnings():  # a library's notice on import is not a finding of validate
+            warnings.simplefilter("ignore", FutureWarning)
+            import great_expectations.expectations as gx_expectations
+    finally:
+        if blocked and "pyspark" in sys.modules and sys.modules["pyspark"] is None:
+            del sys.modules["pyspark"]
 
     return {
         _snake(name): kind
