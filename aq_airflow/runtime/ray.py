@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import logging
 import os
 import re
 import secrets
@@ -84,24 +85,24 @@ class RayEngine(Engine):
         # A local Ray checks a token on every connection to its processes, by default one per user
         # written to ~/.ray on first use (a race between two first steps, a home that may be
         # read-only): unless the worker's environment says otherwise, this Ray gets a fresh token
-        # of its own, in the environment its processes inherit; the mode said too, so that Ray does
-        # not note on every step that it turned token authentication on (it is this Ray's own)
+        # of its own, in the environment its processes inherit (Ray turns its token mode on when
+        # it finds the token, and notes that it did: not on every step, for this Ray of its own)
         if not any(name in os.environ for name in AUTH_VARIABLES):
             os.environ[AUTH_VARIABLES[1]] = secrets.token_hex(32)
-            os.environ[AUTH_VARIABLES[0]] = "token"
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a step does not report to Ray's servers
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
         try:
             self._reaper = _start_reaper(self._temp_dir)
-            ray.init(
-                address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
-                num_cpus=machine.usable_cpus(),
-                include_dashboard=False,
-                log_to_driver=True,  # the tasks' prints in the step's output: the task log
-                runtime_env=runtime_env or None,
-                job_config=_job_config(env),
-                _temp_dir=self._temp_dir,
-            )
+            with _no_token_note():
+                ray.init(
+                    address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
+                    num_cpus=machine.usable_cpus(),
+                    include_dashboard=False,
+                    log_to_driver=True,  # the tasks' prints in the step's output: the task log
+                    runtime_env=runtime_env or None,
+                    job_config=_job_config(env),
+                    _temp_dir=self._temp_dir,
+                )
             # Killed (SIGTERM), the step says so and goes, and its reaper stops the Ray; with no
             # reaper (the process's group is not its own), the handler the process had before
             if self._reaper is not None and self._sigterm is not None:
@@ -161,6 +162,27 @@ def _chain(shaped: traceback.TracebackException) -> list[traceback.TracebackExce
         parts.append(shaped)
         shaped = shaped.__cause__ or (None if shaped.__suppress_context__ else shaped.__context__)
     return parts
+
+
+# Ray's note, on every start of a Ray that finds a token with no RAY_AUTH_MODE, that it turned
+# token authentication on (`ray._private.authentication.authentication_token_setup`)
+TOKEN_NOTE = ("ray._private.authentication.authentication_token_setup", "Token authentication is enabled")
+
+
+@contextlib.contextmanager
+def _no_token_note():
+    """Ray's token note dropped while the step's own Ray starts (never when connecting to a cluster,
+    whose authentication is the cluster's)."""
+    logger = logging.getLogger(TOKEN_NOTE[0])
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTE[1])
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _on_main_thread() -> bool:
