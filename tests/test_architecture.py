@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline_spec": {"artifacts", "runtime"},
     "plan": {"pipeline_spec"},
     "warehouse": {"artifacts"},
-    "quality": {"artifacts", "plan", "results", "warehouse"},
+    # pipeline_spec: GX imported one way, by validate and the checks tasks (pipeline_spec.expectations)
+    "quality": {"artifacts", "pipeline_spec", "plan", "results", "warehouse"},
     "results": {"artifacts", "plan", "warehouse"},
     "runners": {"artifacts", "plan", "runtime"},
     "client": {"artifacts"},

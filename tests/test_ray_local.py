@@ -225,6 +225,10 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
     assert "step `broken`: `ray_test_steps:broken` raised an exception" in text
     assert "ray::explode()" in text and 'ray_test_steps.py", line 27, in explode' in text
     assert 'raise ValueError(f"bad value {n}")' in text
+    # no terminal colour codes (as `\x1b[36m` in a log), none of Ray's frames in the step's process,
+    # and no note from the step's private Ray that it turned its token authentication on
+    assert "\x1b[36mray::" not in text and "\\x1b[36mray::" not in text, text[-5000:]
+    assert "ray/_private/worker.py" not in text and "Token authentication is enabled" not in text, text[-5000:]
     assert "step `broken` failed: the step's process exited with code 1: ValueError: bad value" in text
     # the Tune search: one row per trial, as the checks and metrics record them
     trials = table("search")

@@ -327,3 +327,48 @@ def test_without_a_store_named_show_finds_a_deployed_airflows_runs(shop, tmp_pat
     assert RUN_B in found.stdout
     nowhere = cli("show", "shop", "latest", cwd=tmp_path, env={"AIRFLOW_HOME": str(tmp_path / "empty")})
     assert nowhere.returncode == 2 and "where a deployed Airflow's workers keep them" in nowhere.stderr
+
+
+def test_a_store_that_fails_is_one_line_naming_it_and_the_fix(shop, tmp_path):
+    """A store whose file system fails (here a URI pyarrow refuses at once; in the field an S3
+    bucket unreachable from a laptop, or Azure's credential chain) is one line naming the store,
+    where it came from and the fix for an `aq-airflow run`'s outputs, never a traceback."""
+    store = "s3://acme-ml/aq?endpoint_override=127.0.0.1:9&scheme=ftp"
+    for args in (["show", "shop", "latest"], ["diff", "shop", "latest~1", "latest"]):
+        failed = cli(*args, "--artifacts", store, cwd=tmp_path)
+        assert failed.returncode == 2 and failed.stdout == "", failed.stderr
+        assert "Traceback" not in failed.stderr
+        line = failed.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"cannot read the artifact store {store} (the store from --artifacts): "), line
+        assert line.endswith("; for an `aq-airflow run` pass --workdir DIR or --artifacts DIR/artifacts"), line
+
+
+def test_workdir_reads_a_runs_artifacts_and_warehouse(shop, tmp_path):
+    """`--workdir DIR` is what `aq-airflow run --workdir DIR` wrote: DIR/artifacts and
+    DIR/warehouse.duckdb (the metrics shown come from it)."""
+    demo = tmp_path / ".demo"
+    demo.mkdir()
+    (demo / "artifacts").symlink_to(shop / "artifacts")
+    (demo / "warehouse.duckdb").symlink_to(shop / "wh.duckdb")
+    shown = cli("show", str(shop / "shop.aq.yaml"), RUN_B, "--workdir", ".demo", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"store    {demo / 'artifacts' / DAG}" in shown.stdout and "scores.rmse = 0.125" in shown.stdout
+    changed = cli("diff", "shop", RUN_A, RUN_B, "--workdir", ".demo", "--schema", "aq", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "metric scores.rmse: 0.25 → 0.125" in changed.stdout
+    empty = cli("show", "shop", "latest", "--workdir", "elsewhere", cwd=tmp_path)
+    assert empty.returncode == 2 and "(the store from --workdir)" in empty.stderr, empty.stderr
+
+
+def test_runs_of_aq_airflow_run_are_read_before_a_remote_spec_store(shop, tmp_path):
+    """A spec naming a remote store whose pipeline's runs are in `.aq-run/artifacts` (where
+    `aq-airflow run` wrote them): those are shown, the remote store is not asked (a bucket that
+    does not resolve would fail after seconds), and a note says how to read the spec's store."""
+    (tmp_path / "far.aq.yaml").write_text(textwrap.dedent(SPEC).lstrip() + "artifacts: s3://acme-ml/aq\n")
+    (tmp_path / ".aq-run").mkdir()
+    (tmp_path / ".aq-run" / "artifacts").symlink_to(shop / "artifacts")
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_EC2_METADATA_DISABLED": "true"}  # nothing answers there
+    shown = cli("show", "far.aq.yaml", RUN_B, cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert RUN_B in shown.stdout
+    assert "not asked: pass --artifacts s3://acme-ml/aq for it" in shown.stderr

@@ -23,7 +23,7 @@ import sys
 from typing import Any, TextIO
 
 from aq_airflow.artifacts.code_package import PinnedCode
-from aq_airflow.cli.run_lookup import LookupFailed, find_run, resolve
+from aq_airflow.cli.run_lookup import STORE_ERRORS, WAREHOUSE_FILE, LookupFailed, find_run, resolve, store_failed
 from aq_airflow.cli.show import latest_by_name, run_results
 from aq_airflow.cli.terminal import visible
 from aq_airflow.client.provenance import MissingPackage, StepRecord, file_digest, package_files, run_code, step_records
@@ -148,11 +148,15 @@ def metric_changes(a: dict | None, b: dict | None) -> dict[str, Any] | None:
 
 
 def compare(pipeline: str, run_a: str, run_b: str, artifacts: str | None, warehouse: str | None,
-            schema: str | None, patch: bool) -> dict[str, Any]:  # fmt: skip
-    """The difference between two runs, as ``--json`` prints it. Raises LookupFailed."""
-    target = resolve(pipeline, artifacts)
+            schema: str | None, patch: bool, workdir: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The difference between two runs, as ``--json`` prints it. Raises LookupFailed (a store that
+    fails while the runs are read too)."""
+    target = resolve(pipeline, artifacts, workdir)
     a, b = find_run(target, run_a), find_run(target, run_b)
-    records_a, records_b = step_records(a), step_records(b)
+    try:
+        records_a, records_b = step_records(a), step_records(b)
+    except STORE_ERRORS as error:
+        raise LookupFailed(store_failed(target.root, target.where, error)) from None
     results, note = run_results(pipeline, warehouse, schema, list(dict.fromkeys([a.run_id, b.run_id])))
     return {
         "pipeline": target.dag_id, "store": target.pipeline.uri, "a": a.run_id, "b": b.run_id,
@@ -229,16 +233,17 @@ def print_text(found: dict[str, Any], out: TextIO) -> None:
 
 
 def diff(pipeline: str, run_a: str, run_b: str, artifacts: str | None, warehouse: str | None, schema: str | None,
-         patch: bool, as_json: bool, out: TextIO | None = None) -> int:  # fmt: skip
-    """``aq-airflow diff``: print what changed between two runs."""
+         patch: bool, as_json: bool, out: TextIO | None = None, workdir: str | None = None) -> int:  # fmt: skip
+    """``aq-airflow diff``: print what changed between two runs. ``workdir``: as for ``show``."""
     out = out or sys.stdout
+    warehouse = warehouse or (os.path.join(workdir, WAREHOUSE_FILE) if workdir else None)
     if "airflow" not in sys.modules:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from aq_airflow.cli.connection import masked_output
 
     with masked_output(warehouse), contextlib.redirect_stdout(sys.stderr):
         try:
-            found = compare(pipeline, run_a, run_b, artifacts, warehouse, schema, patch)
+            found = compare(pipeline, run_a, run_b, artifacts, warehouse, schema, patch, workdir)
         except LookupFailed as error:
             print(visible(str(error), newlines=True), file=sys.stderr)
             return NOT_FOUND

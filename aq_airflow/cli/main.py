@@ -172,14 +172,15 @@ def cmd_package(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from aq_airflow.cli.show import show
 
-    return show(args.pipeline, args.run, args.artifacts, args.warehouse, args.schema, args.json)
+    return show(args.pipeline, args.run, args.artifacts, args.warehouse, args.schema, args.json,
+                workdir=args.workdir)  # fmt: skip
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from aq_airflow.cli.diff import diff
 
     return diff(args.pipeline, args.run_a, args.run_b, args.artifacts, args.warehouse, args.schema, args.patch,
-                args.json)  # fmt: skip
+                args.json, workdir=args.workdir)  # fmt: skip
 
 
 def _run_reader(sub, name: str, help_: str, runs: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -192,9 +193,13 @@ def _run_reader(sub, name: str, help_: str, runs: tuple[str, ...]) -> argparse.A
     for run in runs:
         reader.add_argument(run, metavar=run.upper(), help="a run id, `latest`, or `latest~N` (N runs before it)")
     reader.add_argument(
+        "--workdir", metavar="DIR",
+        help="the --workdir of an `aq-airflow run`: its runs in DIR/artifacts, its metrics in DIR/warehouse.duckdb",
+    )  # fmt: skip
+    reader.add_argument(
         "--artifacts",
-        help="the artifact store holding the runs (default: the spec's artifacts:, else $AQ_ARTIFACTS, else "
-        ".aq-run/artifacts, where `aq-airflow run` keeps them)",
+        help="the artifact store holding the runs (default: --workdir's, else the spec's artifacts:, else "
+        "$AQ_ARTIFACTS, else .aq-run/artifacts, where `aq-airflow run` keeps them)",
     )
     reader.add_argument(
         "--warehouse", help="where the metrics are: a DuckDB file, or an Airflow connection URI/JSON (as for results)"

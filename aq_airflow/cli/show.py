@@ -17,7 +17,15 @@ import os
 import sys
 from typing import Any, TextIO
 
-from aq_airflow.cli.run_lookup import LookupFailed, Target, find_run, resolve
+from aq_airflow.cli.run_lookup import (
+    STORE_ERRORS,
+    WAREHOUSE_FILE,
+    LookupFailed,
+    Target,
+    find_run,
+    resolve,
+    store_failed,
+)
 from aq_airflow.cli.terminal import visible
 from aq_airflow.client.outputs import Run
 from aq_airflow.client.provenance import SHORT, StepRecord, run_code, step_records
@@ -173,21 +181,26 @@ def print_text(document: dict, records: list[StepRecord], out: TextIO) -> None:
 
 
 def show(pipeline: str, run_name: str, artifacts: str | None, warehouse: str | None, schema: str | None,
-         as_json: bool, out: TextIO | None = None) -> int:  # fmt: skip
-    """``aq-airflow show``: print what made each output of one run."""
+         as_json: bool, out: TextIO | None = None, workdir: str | None = None) -> int:  # fmt: skip
+    """``aq-airflow show``: print what made each output of one run. ``workdir``: an ``aq-airflow run
+    --workdir`` folder (its ``artifacts/`` and ``warehouse.duckdb``, unless named on their own)."""
     out = out or sys.stdout
+    warehouse = warehouse or (os.path.join(workdir, WAREHOUSE_FILE) if workdir else None)
     if "airflow" not in sys.modules:  # Airflow's own INFO lines are no report
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     from aq_airflow.cli.connection import masked_output
 
     with masked_output(warehouse), contextlib.redirect_stdout(sys.stderr):
         try:
-            target = resolve(pipeline, artifacts)
+            target = resolve(pipeline, artifacts, workdir)
             run = find_run(target, run_name)
+            try:
+                records = step_records(run)
+            except STORE_ERRORS as error:  # the store failed while the run was read
+                raise LookupFailed(store_failed(target.root, target.where, error)) from None
         except LookupFailed as error:
             print(visible(str(error), newlines=True), file=sys.stderr)
             return NOT_FOUND
-        records = step_records(run)
         document = report(target, run, records)
         results, note = run_results(pipeline, warehouse, schema, [run.run_id])
         document["results"] = results.get(run.run_id)

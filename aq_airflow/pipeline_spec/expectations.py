@@ -7,7 +7,10 @@ same lookup finds unknown names (with the closest known ones), and the class's f
 unknown and missing ``kwargs``.
 
 Importing GX takes seconds, so only ``aq-airflow validate`` does it, and only for specs with
-``expect:`` checks; the dags-folder loader never does.
+``expect:`` checks; the dags-folder loader never does. It is imported without its optional Spark
+support (:func:`registry`): with pyspark installed, GX imports pyspark's SQL and ML packages (most
+of GX's import time, and pyspark's pandas FutureWarning on every validate), and names and fields
+are all this check reads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import difflib
 import functools
 import os
 import re
+import sys
+import warnings
 
 from aq_airflow.pipeline_spec.load import Problem
 from aq_airflow.pipeline_spec.models import Pipeline
@@ -29,12 +34,39 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def great_expectations():
+    """The ``great_expectations`` package, imported without its optional Spark support: pyspark is
+    blocked while GX is imported (GX then takes Spark for not installed), or, where this
+    process has imported it already, its Connect package. With pyspark installed, GX imports pyspark's SQL, Connect and ML packages:
+    seconds of every validate and checks task, pyspark's pandas FutureWarning in their output, and
+    in a process whose ``__main__`` has no file (``python -c``, a pytest-xdist worker) pyspark's
+    Connect check ends the process (``sys.exit(0)``, "Skipping doctests"). aq-airflow runs
+    expectations on pandas frames only (``quality.extra``), so Spark support is never needed."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting
+    # pyspark's Connect package too when this process has pyspark already (a spark step's
+    # process; a test worker that ran one): its import is the one that may end the process
+    blocked = [] if "great_expectations" in sys.modules else [m for m in _SPARK_MODULES if m not in sys.modules]
+    for module in blocked:
+        sys.modules[module] = None  # type: ignore[assignment] - importing it raises ImportError
+    try:
+        with warnings.catch_warnings():  # a library's notice on import is not a finding of ours
+            warnings.simplefilter("ignore", FutureWarning)
+            import great_expectations as gx
+            import great_expectations.expectations  # the expectation classes, as `gx.expectations`
+    finally:
+        for module in blocked:
+            if module in sys.modules and sys.modules[module] is None:
+                del sys.modules[module]
+    return gx
+
+
+_SPARK_MODULES = ("pyspark", "pyspark.sql.connect")
+
+
 @functools.cache
 def registry() -> dict[str, type]:
     """GX Core's expectations by their snake_case name (``expect_column_values_to_be_between``)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations.expectations as gx_expectations
-
+    gx_expectations = great_expectations().expectations
     return {
         _snake(name): kind
         for name in dir(gx_expectations)

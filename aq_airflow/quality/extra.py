@@ -4,7 +4,6 @@ raw `sql` (an escape hatch returning one boolean) and Great Expectations expecta
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from aq_airflow.plan.model import CheckPlan
@@ -79,7 +78,9 @@ def sql_outcome(spec: CheckPlan, reader: ReadSession) -> Outcome:
 
 def expectation_class(name: str):
     """The GX Core expectation class for ``expect_column_values_to_not_be_null``-style names."""
-    import great_expectations as gx
+    from aq_airflow.pipeline_spec.expectations import great_expectations
+
+    gx = great_expectations()
 
     camel = "".join(part.capitalize() for part in name.split("_"))
     return getattr(gx.expectations, camel, None)
@@ -87,8 +88,9 @@ def expectation_class(name: str):
 
 def gx_outcomes(specs: list[CheckPlan], dataframe, sensitive: set[str]) -> list[Outcome]:
     """Run Great Expectations Core expectations on the data; the result details go in the row."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting from a task
-    import great_expectations as gx
+    from aq_airflow.pipeline_spec.expectations import great_expectations
+
+    gx = great_expectations()  # the one GX import of validate and the checks tasks: without its Spark support
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -11,6 +11,7 @@ and output as a python step's. Everything else (binding, provenance, the commit)
 from __future__ import annotations
 
 import json
+import traceback
 from typing import Any
 
 from aq_airflow.artifacts.store import Location
@@ -38,6 +39,10 @@ class Engine:
     def write_output(self, location: Location, attempt: str, value: Any, step: str) -> dict:
         """Store the function's return value in the output folder; the manifest's fields."""
         return write_output(location, attempt, value)
+
+    def failure(self, error: BaseException) -> str:
+        """The text of the exception the step's function raised, for the step's failure message."""
+        return "".join(traceback.format_exception(error))
 
     def stop(self) -> None:
         """Stop what :meth:`start` started (never a cluster the step only connected to)."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from typing import Any
 
 from aq_airflow.artifacts.store import Location
@@ -33,6 +36,7 @@ from aq_airflow.runtime.failures import StepFailed
 ADDRESS = "RAY_ADDRESS"  # set by KubeRay on a RayJob's entrypoint (and by `ray job submit`)
 # Ray's token authentication: its mode, the token, a file holding it
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # a terminal's colour codes (Ray colours a task's name)
 
 
 def _temp_root() -> str | None:
@@ -87,22 +91,24 @@ class RayEngine(Engine):
         # A local Ray checks a token on every connection to its processes, by default one per user
         # written to ~/.ray on first use (a race between two first steps, a home that may be
         # read-only): unless the worker's environment says otherwise, this Ray gets a fresh token
-        # of its own, in the environment its processes inherit
+        # of its own, in the environment its processes inherit (Ray turns its token mode on when
+        # it finds the token, and notes that it did: not on every step, for this Ray of its own)
         if not any(name in os.environ for name in AUTH_VARIABLES):
             os.environ[AUTH_VARIABLES[1]] = secrets.token_hex(32)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a step does not report to Ray's servers
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
         try:
             self._reaper = _start_reaper(self._temp_dir)
-            ray.init(
-                address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
-                num_cpus=machine.usable_cpus(),
-                include_dashboard=False,
-                log_to_driver=True,  # the tasks' prints in the step's output: the task log
-                runtime_env=runtime_env or None,
-                job_config=_job_config(env),
-                _temp_dir=self._temp_dir,
-            )
+            with _no_token_note():
+                ray.init(
+                    address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
+                    num_cpus=machine.usable_cpus(),
+                    include_dashboard=False,
+                    log_to_driver=True,  # the tasks' prints in the step's output: the task log
+                    runtime_env=runtime_env or None,
+                    job_config=_job_config(env),
+                    _temp_dir=self._temp_dir,
+                )
             # Killed (SIGTERM), the step says so and goes, and its reaper stops the Ray; with no
             # reaper (the process's group is not its own), the handler the process had before
             if self._reaper is not None and self._sigterm is not None:
@@ -129,6 +135,19 @@ class RayEngine(Engine):
             )
         return super().write_output(location, attempt, value, step)
 
+    def failure(self, error: BaseException) -> str:
+        """The function's exception without Ray's own frames (``ray.get`` and its wrappers in the
+        step's process; the failed task's traceback, which Ray carries in the message, keeps the
+        user's frames) and without the colour codes Ray puts around a task's name for a terminal
+        (a task log shows them as ``\\x1b[36m``)."""
+        import ray
+
+        folder = os.path.dirname(ray.__file__) + os.sep
+        shaped = traceback.TracebackException.from_exception(error)
+        for part in _chain(shaped):
+            part.stack = traceback.StackSummary.from_list([f for f in part.stack if not f.filename.startswith(folder)])
+        return _COLOUR.sub("", "".join(shaped.format()))
+
     def stop(self) -> None:
         self._restore_sigterm()
         if not self._connected and self._temp_dir is None:
@@ -152,6 +171,37 @@ class RayEngine(Engine):
     def _restore_sigterm(self) -> None:
         if self._sigterm is not None and _on_main_thread():
             signal.signal(signal.SIGTERM, self._sigterm)
+
+
+def _chain(shaped: traceback.TracebackException) -> list[traceback.TracebackException]:
+    """An exception's formatted parts: it and the exceptions it was raised from or while handling."""
+    parts, seen = [], set()
+    while shaped is not None and id(shaped) not in seen:
+        seen.add(id(shaped))
+        parts.append(shaped)
+        shaped = shaped.__cause__ or (None if shaped.__suppress_context__ else shaped.__context__)
+    return parts
+
+
+# Ray's note, on every start of a Ray that finds a token with no RAY_AUTH_MODE, that it turned
+# token authentication on (`ray._private.authentication.authentication_token_setup`)
+TOKEN_NOTE = ("ray._private.authentication.authentication_token_setup", "Token authentication is enabled")
+
+
+@contextlib.contextmanager
+def _no_token_note():
+    """Ray's token note dropped while the step's own Ray starts (never when connecting to a cluster,
+    whose authentication is the cluster's)."""
+    logger = logging.getLogger(TOKEN_NOTE[0])
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTE[1])
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _on_main_thread() -> bool:

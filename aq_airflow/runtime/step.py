@@ -210,9 +210,9 @@ def _run(function, function_path: str, env: dict[str, str], step: str, output: s
         raise StepFailed(
             f"step `{step}`: `{function_path}` called sys.exit({exit.code!r}) instead of returning"
         ) from None
-    except Exception:
+    except Exception as error:
         raise StepFailed(
-            f"step `{step}`: `{function_path}` raised an exception:\n{traceback.format_exc()}".rstrip()
+            f"step `{step}`: `{function_path}` raised an exception:\n{engine.failure(error)}".rstrip()
         ) from None
     user_seconds = time.perf_counter() - user_started
     try:
