@@ -35,13 +35,14 @@ def _snake(name: str) -> str:
 
 
 def great_expectations():
-    """The ``great_expectations`` package, imported without its optional Spark support: pyspark is
-    blocked while GX is imported (GX then takes Spark for not installed), or, where this
+    """The ``great_expectations`` package, imported without its optional Spark support: pyspark
+    is blocked while GX is imported (GX then takes Spark for not installed), or, where this
     process has imported it already, its Connect package. With pyspark installed, GX imports
-    pyspark's SQL, Connect and ML packages: seconds of every validate and checks task, pyspark's pandas FutureWarning in their output, and
-    in a process whose ``__main__`` has no file (``python -c``, a pytest-xdist worker) pyspark's
-    Connect check ends the process (``sys.exit(0)``, "Skipping doctests"). aq-airflow runs
-    expectations on pandas frames only (``quality.extra``), so Spark support is never needed."""
+    pyspark's SQL, Connect and ML packages: seconds of every validate and checks task, pyspark's
+    pandas FutureWarning in their output, and in a process whose ``__main__`` has no file
+    (``python -c``, a pytest-xdist worker) pyspark's Connect check ends the process
+    (``sys.exit(0)``, "Skipping doctests"). aq-airflow runs expectations on pandas frames only
+    (``quality.extra``), so Spark support is never needed."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage reporting
     # pyspark's Connect package too when this process has pyspark already (a spark step's
     # process; a test worker that ran one): its import is the one that may end the process
