@@ -25,7 +25,7 @@ def test_validate_accepts_the_examples():
     result = run("validate", str(EXAMPLES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "6 spec(s) checked, 0 error(s)" in result.stderr
+    assert "7 spec(s) checked, 0 error(s)" in result.stderr
 
 
 def test_validate_prints_one_line_per_error_and_fails(tmp_path):

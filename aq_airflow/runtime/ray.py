@@ -99,16 +99,25 @@ class RayEngine(Engine):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the tasks' lines in a log file, not a terminal
         try:
             self._reaper = _start_reaper(self._temp_dir)
+            settings = {
+                "address": "local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
+                "num_cpus": machine.usable_cpus(),
+                "include_dashboard": False,
+                "log_to_driver": True,  # the tasks' prints in the step's output: the task log
+                "runtime_env": runtime_env or None,
+                "job_config": _job_config(env),
+                "_temp_dir": self._temp_dir,
+            }
             with _no_token_note():
-                ray.init(
-                    address="local",  # never a cluster found on the machine (`ray start`'s, RAY_ADDRESS aside)
-                    num_cpus=machine.usable_cpus(),
-                    include_dashboard=False,
-                    log_to_driver=True,  # the tasks' prints in the step's output: the task log
-                    runtime_env=runtime_env or None,
-                    job_config=_job_config(env),
-                    _temp_dir=self._temp_dir,
-                )
+                try:
+                    ray.init(**settings)
+                except Exception as error:
+                    # Ray gives its raylet a fixed 30 s to register (not configurable); on a worker
+                    # busy with other steps that can pass: once more before the step fails
+                    if "timed out during startup" not in str(error):
+                        raise
+                    ray.shutdown()
+                    ray.init(**settings)
             # Killed (SIGTERM), the step says so and goes, and its reaper stops the Ray; with no
             # reaper (the process's group is not its own), the handler the process had before
             if self._reaper is not None and self._sigterm is not None:
