@@ -186,17 +186,8 @@ class FakeKubernetes:
         namespace = request.match_info["ns"]
         self.requests.append(f"POST {namespace}/{body['metadata']['name']}")
         self.created.append(copy.deepcopy(body))
-        pod = copy.deepcopy(body)
-        pod["metadata"].update(
-            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1"
-        )
-        pod["status"] = {"phase": "Pending", "conditions": [], "startTime": _now()}
-        key = (namespace, pod["metadata"]["name"])
-        self.pods[key] = pod
-        self.logs[key] = []
-        self.done[key] = asyncio.Event()
-        self.loop.create_task(self.kubelet(key))
-        return web.json_response(pod, status=201)
+        key = self.start_pod(namespace, body)
+        return web.json_response(self.pods[key], status=201)
 
     async def read_pod(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])

@@ -238,15 +238,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == [contract.SCRIPT_FLAG] and len(argv) >= 3 and argv[2] == "--":  # a Spark script
         from aq_airflow.runtime.spark import run_script
 
-        try:
-            manifest = run_script(argv[1], argv[3:], dict(os.environ))
-        except StepFailed as failure:
-            print(f"{contract.RUNTIME_MARKER}{failure}", file=sys.stderr)
-            return contract.EXIT_STEP_FAILED
-        except code.CodeProblem as problem:
-            return code.report(problem)
-        print(json.dumps(manifest))
-        return 0
+        return _reported(lambda: run_script(argv[1], argv[3:], dict(os.environ)))
     if len(argv) != 2 or argv[0] != contract.FUNCTION_FLAG:
         print(
             f"usage: python -m aq_airflow.runtime {contract.FUNCTION_FLAG} package.module:function\n"
@@ -255,8 +247,14 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return contract.EXIT_USAGE
+    return _reported(lambda: run_step(argv[1], dict(os.environ)))
+
+
+def _reported(run) -> int:
+    """Run the step; its manifest on stdout, or its one-line failure (the runtime's marker) and
+    exit code."""
     try:
-        manifest = run_step(argv[1], dict(os.environ))
+        manifest = run()
     except StepFailed as failure:
         print(f"{contract.RUNTIME_MARKER}{failure}", file=sys.stderr)
         return contract.EXIT_STEP_FAILED
