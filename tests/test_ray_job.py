@@ -337,15 +337,17 @@ def test_killing_the_task_deletes_its_rayjob_and_stops_the_job(run_dag, cluster,
     sent = []
 
     def kill_when_running():
-        deadline = time.monotonic() + 60
+        # Polls until the job sleeps (300 s): a busy worker's local Ray can take over a minute to
+        # start, so the bound is the job's own length, not a guess at start-up time.
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             names = [o["metadata"]["name"] for o in rayjobs_of(cluster, "ray_kill")]
             pods = [k for k in cluster.logs if any(k[1].startswith(f"{name}-") for name in names)]
-            if pods and "sleeping" in log_of(cluster, pods[0]):
-                handler = signal.getsignal(signal.SIGTERM)
-                if getattr(handler, "__name__", "") == "_on_term":  # the task runner's, not pytest's
-                    sent.append(pods[0])
-                    os.kill(os.getpid(), signal.SIGTERM)
+            handler = signal.getsignal(signal.SIGTERM)
+            running = getattr(handler, "__name__", "") == "_on_term"  # the task runner's, not pytest's
+            if running and pods and "sleeping" in log_of(cluster, pods[0]):
+                sent.append(pods[0])
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(0.1)
 
