@@ -24,16 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "quality": {"artifacts", "pipeline_spec", "plan", "results", "warehouse"},
     "results": {"artifacts", "plan", "warehouse"},
     "runners": {"artifacts", "plan", "runtime"},
+    # the model layouts, signatures, Open Inference Protocol client and local model server of `serve:`
+    "serving": {"artifacts", "plan"},
     "client": {"artifacts"},
     # client: the same step's earlier output, which a `schema_change` check compares with
-    "operators": {"artifacts", "client", "plan", "quality", "results", "runners", "runtime", "warehouse"},
+    "operators": {"artifacts", "client", "plan", "quality", "results", "runners", "runtime", "serving", "warehouse"},
     "live_dags": {"operators", "pipeline_spec", "plan"},
     "codegen": {"operators", "plan"},
     "devstack": set(),
     "ui": {"artifacts", "client", "operators", "plan", "results", "warehouse"},  # operators: the plugin's extra link
 }
 # never Airflow: what a step image and the notebook client import
-NO_AIRFLOW = ("artifacts", "runtime", "client", "warehouse/session.py")
+NO_AIRFLOW = ("artifacts", "runtime", "client", "serving", "warehouse/session.py")
 # Airflow only inside functions (what `validate` and editors import; `validate --deep` imports a
 # spec's operator classes when it is asked to)
 NO_AIRFLOW_AT_IMPORT = ("pipeline_spec", "plan", "devstack")

@@ -18,6 +18,7 @@ from aq_airflow.plan.model import (
     QualityPlan,
     Runner,
     RunPlan,
+    ServePlan,
     StepKind,
     TaskPlan,
     TaskRole,
@@ -44,6 +45,10 @@ _QUALITY_OPERATORS = {
     TaskRole.PUBLISH: "AqPublishOperator",
 }
 
+# a `serve:` step's promotion: the store's model repository (served by `aq-airflow serve`), or a
+# KServe InferenceService
+_SERVE_OPERATORS = {Runner.LOCAL: "AqLocalServeOperator", Runner.KUBERNETES: "AqInferenceServiceOperator"}
+
 
 def operator_import(task: TaskPlan) -> tuple[str, str]:
     """Where the class that runs ``task`` comes from: (module, class name); ``AQ_OPERATORS``
@@ -64,6 +69,8 @@ def operator_name(task: TaskPlan) -> str:
         return _RUN_OPERATORS[body.kind, body.runner]
     if isinstance(body, WhenPlan):
         return "AqConditionOperator"
+    if isinstance(body, ServePlan):
+        return _SERVE_OPERATORS[body.runner]
     assert isinstance(body, QualityPlan | PublishPlan), body
     return _QUALITY_OPERATORS[task.role]
 

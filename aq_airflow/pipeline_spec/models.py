@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.conditions import Condition
+from aq_airflow.pipeline_spec.serving import SERVING_KINDS, Serve
 from aq_airflow.pipeline_spec.engines import (
     DynamicAllocation,
     Pod,
@@ -466,6 +467,11 @@ class Step(StepSettings):
     checks: Annotated[list[Check], Field(max_length=MAX_CHECKS_PER_STEP)] = []
     metrics: Annotated[list[Metric], Field(max_length=MAX_CHECKS_PER_STEP)] = []
     publish: Publish | None = None
+    serve: Serve | None = Field(
+        None,
+        description="Promote the step's model to a serving endpoint once its checks pass (KServe on Kubernetes, "
+        "a local model server with `aq-airflow serve`).",
+    )
     sensitive: list[Column] = Field([], description="Columns never shown in failing-row samples.")
     when: Condition | None = Field(
         None, description="Run the step only if this holds (params, this run's metrics and checks); else skip it."
@@ -542,6 +548,25 @@ class Step(StepSettings):
         kind = next((k for k in ("sql", "table") if info.data.get(k) is not None), None)
         if value is not None and kind is not None:
             raise ValueError(f"`foreach` runs a python or command step per item; a `{kind}` step cannot")
+        return value
+
+    @field_validator("serve")
+    @classmethod
+    def _serve_a_model(cls, value: Serve | None, info: ValidationInfo) -> Serve | None:
+        """At the `serve:` line: only a step whose output can be a model object, and not per item."""
+        if value is None:
+            return value
+        kind = next((k for k in STEP_KINDS if info.data.get(k) is not None), None)
+        if kind is not None and kind not in SERVING_KINDS:
+            raise ValueError(
+                f"`serve` promotes a model a step returns; a `{kind}` step's output is not one: put `serve` on the "
+                "python (or ray) step that trains the model"
+            )
+        if info.data.get("foreach") is not None:
+            raise ValueError(
+                "`serve` promotes one model to one endpoint; this step runs per item: serve from a step that "
+                "picks one of its items' models (a fan-in)"
+            )
         return value
 
     @field_validator("max_parallel")

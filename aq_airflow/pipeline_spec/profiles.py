@@ -75,6 +75,11 @@ class ProfileSpec(Model):
         "(`aq_airflow/runtime/spark_main.py`) where the image holds it (default "
         "`local:///opt/aq-airflow/spark_main.py`).",
     )
+    serving_mode: Literal["Standard", "Knative", "RawDeployment", "Serverless"] | None = Field(
+        None,
+        description="KServe's deployment mode for `serve:` endpoints (default `Standard`, KServe's default; "
+        "`RawDeployment` and `Serverless` are its older names). Only `Knative` splits traffic for `canary:`.",
+    )
     spark_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] | None = Field(
         None, description="The Spark version of the steps' image (a SparkApplication's `sparkVersion`)."
     )

@@ -19,6 +19,7 @@ replace one or stand beside it (``AQ_ITEM`` beside a large item's ``AQ_ITEM_FROM
 
 from __future__ import annotations
 
+from aq_airflow.artifacts.model_repository import MODELS_FOLDER
 from aq_airflow.artifacts.root import CODE_FOLDER
 from aq_airflow.pipeline_spec.models import Pipeline, Step
 from aq_airflow.runtime.contract import CONTEXT_NAMES, ITEM, ITEM_FROM, ITEM_NAME
@@ -114,10 +115,12 @@ def reserved_env_problems(pipeline: Pipeline) -> list[tuple[tuple, str, bool]]:
 
 def reserved_dag_id(dag_id: str) -> str | None:
     """Why a pipeline may not have this dag_id, or None: its folder in the artifact store,
-    ``<root>/<dag_id>/``, would be the folder of the code packages (``<root>/_code/``)."""
-    if dag_id != CODE_FOLDER:
+    ``<root>/<dag_id>/``, would be the folder of the code packages (``<root>/_code/``) or of the
+    served models (``<root>/_models/``)."""
+    what = {CODE_FOLDER: "code packages", MODELS_FOLDER: "served models"}.get(dag_id)
+    if what is None:
         return None
     return (
-        f"`{dag_id}` is the name of the artifact store's folder of code packages (`<artifacts>/{CODE_FOLDER}/`), "
+        f"`{dag_id}` is the name of the artifact store's folder of {what} (`<artifacts>/{dag_id}/`), "
         "which no pipeline's outputs may share: give the pipeline another name (`pipeline:` or the file name)"
     )

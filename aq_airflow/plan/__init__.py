@@ -22,6 +22,7 @@ from aq_airflow.plan.model import (
     QualityPlan,
     RunPlan,
     Seconds,
+    ServePlan,
     TaskPlan,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "QualityPlan",
     "RunPlan",
     "Seconds",
+    "ServePlan",
     "TaskPlan",
     *_LAZY,
 ]

@@ -432,6 +432,59 @@ class PublishPlan:
     keys: tuple[str, ...] = ()
 
 
+class ModelFormat(StrEnum):
+    """How a served model is written and which runtime loads it: KServe's ``modelFormat`` names.
+    MLServer serves sklearn, xgboost, lightgbm and mlflow (KServe's ``kserve-mlserver`` runtime for
+    the Open Inference Protocol); onnx is Triton's on KServe."""
+
+    SKLEARN = "sklearn"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
+    ONNX = "onnx"
+    MLFLOW = "mlflow"
+
+
+class ServingMode(StrEnum):
+    """KServe's deployment mode (the profile's ``serving_mode``; the InferenceService's
+    ``serving.kserve.io/deploymentMode`` annotation)."""
+
+    STANDARD = "Standard"  # a Deployment and a Service (formerly RawDeployment): no traffic split
+    KNATIVE = "Knative"  # Knative revisions (formerly Serverless): `canaryTrafficPercent` applies
+
+
+@dataclass(frozen=True, slots=True)
+class ServePlan:
+    """Promote a step's model to an endpoint, after the step's error checks and metrics (the gates
+    ``publish`` waits for): write it in the format's server layout at a version derived from its
+    digest (``artifacts.model_repository``), point the endpoint at it, smoke-test it with
+    ``smoke_rows`` rows of ``sample`` over the Open Inference Protocol, roll back on failure, and
+    record the attempt (``aq_deployments``).
+
+    ``runner`` decides where the endpoint is: KUBERNETES, a KServe InferenceService (``pod``,
+    ``resources``, ``placement`` set; ``mode`` the profile's); LOCAL, the store's model repository,
+    served by ``aq-airflow serve`` (the smoke test starts a local model server)."""
+
+    step: str
+    endpoint: str
+    format: ModelFormat
+    model: ArtifactRef  # the step's output: the model object
+    sample: ArtifactRef  # a table: the model's input signature and the smoke test's rows
+    artifacts: str | None  # the store root the spec names (None: the worker's local folder)
+    runner: Runner
+    warehouse: str  # where the attempt is recorded (`aq_deployments`)
+    results_schema: str | None
+    spec_hash: str
+    columns: tuple[str, ...] = ()  # the model's input columns as the spec names them (empty: the model's own)
+    smoke_rows: int = 5
+    canary: int | None = None  # percent of traffic to the new model (Knative mode only)
+    min_replicas: int = 1
+    max_replicas: int = 1
+    mode: ServingMode = ServingMode.STANDARD
+    resources: ComputeResources | None = None  # kubernetes: the model server's
+    placement: Placement | None = None
+    pod: PodSettings | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ConditionPlan:
     """A `when:` condition, compiled: references resolved to (step, name), one node of a tree.
@@ -477,7 +530,7 @@ class OperatorPlan:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-TaskBody = RunPlan | QualityPlan | PublishPlan | WhenPlan | OperatorPlan
+TaskBody = RunPlan | QualityPlan | PublishPlan | ServePlan | WhenPlan | OperatorPlan
 
 
 class TaskRole(StrEnum):
@@ -488,6 +541,7 @@ class TaskRole(StrEnum):
     CHECKS = "checks"
     METRICS = "metrics"
     PUBLISH = "publish"
+    SERVE = "serve"  # promote the step's model to its endpoint (after the same gates as publish)
     ITEMS = "items"  # a `foreach:` step's item list
 
 
@@ -618,3 +672,4 @@ PLAN_TYPES.update({cls.__name__: cls for cls in (Foreach, ItemsPlan, Expansion)}
 PLAN_TYPES[OperatorPlan.__name__] = OperatorPlan  # `operator:` steps
 PLAN_TYPES[KeptSettings.__name__] = KeptSettings  # the plan store's per-spec record
 PLAN_TYPES.update({cls.__name__: cls for cls in (NodeGroup, ClusterJob)})  # spark and ray steps
+PLAN_TYPES.update({cls.__name__: cls for cls in (ServePlan, ModelFormat, ServingMode)})  # `serve:`

@@ -47,6 +47,7 @@ from aq_airflow.plan.model import (
     InputRef,
     ItemsPlan,
     MetricPlan,
+    ModelFormat,
     NodeGroup,
     OperatorPlan,
     Placement,
@@ -58,6 +59,8 @@ from aq_airflow.plan.model import (
     RunPlan,
     Seconds,
     SecretEnv,
+    ServePlan,
+    ServingMode,
     Severity,
     SourceKind,
     StepKind,
@@ -154,6 +157,8 @@ class _Planner:
         # (publish loads a step's Parquet output)
         self.exported = {producer for s in consumers for producer in s.input_map.values()}
         self.exported |= {name for name, s in pipeline.steps.items() if s.publish}
+        # ...or the sample rows a `serve:` smoke-tests its model with
+        self.exported |= {s.serve.sample for s in pipeline.steps.values() if s.serve and s.serve.sample}
         self.mapped = {name for name, s in pipeline.steps.items() if s.foreach is not None}  # `foreach:` steps
         if profile.runner == "kubernetes" and consumers and not pipeline.artifacts:
             self.problems.append(
@@ -593,8 +598,96 @@ class _Planner:
                 keys=tuple(publish.keys or ()),
             )
             self.add(name, TaskRole.PUBLISH, body, settings, tuple(gates), (AssetRef(publish.table),))
+        if step.serve:
+            self.add(name, TaskRole.SERVE, self.serve_plan(name, step), settings, tuple(gates))
         self.map_tasks(name, step)
         self.gates[name] = tuple(gates)
+
+    def serve_plan(self, name: str, step: Step) -> ServePlan:
+        """A `serve:` step's promotion: its model (the step's output), the table that gives its
+        signature and smoke-test rows, and on Kubernetes the model server's size and place and
+        KServe's deployment mode (a `canary:` where that mode cannot split traffic is a problem)."""
+        serve = step.serve
+        key = ("steps", name, "serve")
+        sample = serve.sample or next(iter(step.input_map.values()), None)
+        if sample is None:
+            self.problems.append(
+                Problem(
+                    key,
+                    f"`{name}` has no input to take the model's signature and smoke-test rows from: add "
+                    "`sample: <step>` naming the step whose table the model reads",
+                )
+            )
+        elif sample not in self.ancestors(name):
+            self.problems.append(
+                Problem(
+                    (*key, "sample") if serve.sample else key,
+                    f"`sample: {sample}` must name a step `{name}` runs after (its rows are read when the model "
+                    "is served): name one of its inputs, or a step they read",
+                )
+            )
+        elif sample in self.mapped:
+            self.problems.append(
+                Problem((*key, "sample"), f"`{sample}` runs per item: name a step with one table as `sample`")
+            )
+        runner = Runner.KUBERNETES if self.profile.runner == "kubernetes" else Runner.LOCAL
+        mode = ServingMode(self.profile.serving_mode)
+        if serve.canary is not None and runner == Runner.KUBERNETES and mode != ServingMode.KNATIVE:
+            self.problems.append(
+                Problem(
+                    (*key, "canary"),
+                    f"profile `{self.profile.name}` deploys endpoints in KServe's {mode} mode, which ignores "
+                    "`canary` and would send all traffic to the new model at once: remove `canary`, or use a "
+                    "profile with `serving_mode: Knative`",
+                )
+            )
+        placed = {}
+        if runner == Runner.KUBERNETES:
+            ask = serve.resources
+            asked = Resources(**ask.model_dump(exclude_none=True)) if ask else None
+            if asked and asked.gpu and not self.profile.gpu_nodes:
+                self.problems.append(
+                    Problem(
+                        (*key, "resources", "gpu"),
+                        f"profile `{self.profile.name}` has no GPU nodes (`gpu_nodes: false`): remove `gpu:`",
+                    )
+                )
+            placed = {
+                "resources": self.resources(asked),
+                "placement": self.placement(name, asked, (*key, "resources")),
+                "pod": self.pod_settings(),
+            }
+        return ServePlan(
+            step=name,
+            endpoint=serve.endpoint,
+            format=ModelFormat(serve.format),
+            model=self.output(name),
+            sample=self.output(sample or name),
+            artifacts=self.pipeline.artifacts,
+            runner=runner,
+            warehouse=self.warehouse,
+            results_schema=self.pipeline.results_schema,
+            spec_hash=self.spec_file.sha256[:16],
+            columns=tuple(serve.columns or ()),
+            smoke_rows=serve.smoke_rows,
+            canary=serve.canary,
+            min_replicas=serve.replicas.min,
+            max_replicas=serve.replicas.max,
+            mode=mode,
+            **placed,
+        )
+
+    def ancestors(self, name: str) -> set[str]:
+        """The steps ``name`` runs after, directly or through others."""
+        found: set[str] = set()
+        todo = list(self.pipeline.steps[name].upstream)
+        while todo:
+            step = todo.pop()
+            if step in found or step not in self.pipeline.steps:
+                continue
+            found.add(step)
+            todo.extend(self.pipeline.steps[step].upstream)
+        return found
 
     def plan(self) -> DagPlan:
         steps = set(self.pipeline.steps)  # a `foreach:` naming no other step: reported by foreach()

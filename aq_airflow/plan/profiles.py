@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# KServe's deployment modes by their names before 0.15 (its API still takes both)
+_SERVING_MODES = {"RawDeployment": "Standard", "Serverless": "Knative"}
 _GPU_TAINT = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -49,6 +51,12 @@ class Profile:
     # a spark step's SparkApplication: its main file, the launcher the image holds, and the image's Spark
     spark_launcher: str = "local:///opt/aq-airflow/spark_main.py"
     spark_version: str = "4.3.0"
+    # KServe's deployment mode for `serve:` endpoints, by its current name (`serving_mode`)
+    serving_mode: str = "Standard"
+
+    def __post_init__(self) -> None:
+        # KServe 0.15 renamed its modes; a profile may use either name (one spelling downstream)
+        object.__setattr__(self, "serving_mode", _SERVING_MODES.get(self.serving_mode, self.serving_mode))
 
 
 def _karpenter(prefix: str) -> dict[str, dict[str, str | list[str]]]:

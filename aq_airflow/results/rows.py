@@ -23,6 +23,9 @@ from aq_airflow.plan.model import Severity
 __all__ = [
     "CHECKS_TABLE",
     "COLUMNS",
+    "DEPLOYMENTS_TABLE",
+    "DeploymentOutcome",
+    "DeploymentRow",
     "KEY",
     "METRICS_TABLE",
     "CheckRow",
@@ -38,6 +41,7 @@ __all__ = [
 
 CHECKS_TABLE = "aq_check_results"
 METRICS_TABLE = "aq_metric_results"
+DEPLOYMENTS_TABLE = "aq_deployments"
 
 
 class Outcome(StrEnum):
@@ -78,6 +82,15 @@ class Verdict(StrEnum):
         if outcome == Outcome.ERROR:
             return cls.ERROR
         return cls.OTHER
+
+
+class DeploymentOutcome(StrEnum):
+    """What a `serve:` attempt did to its endpoint (a row of ``aq_deployments``)."""
+
+    PROMOTED = "promoted"  # the new version answers the smoke test and is the endpoint's model
+    UNCHANGED = "unchanged"  # the version was the endpoint's already: nothing changed, the smoke test passed
+    ROLLED_BACK = "rolled_back"  # the endpoint was changed, failed, and was put back on its previous model
+    FAILED = "failed"  # failed before the endpoint changed (writing the model, the request), or could not be put back
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +174,35 @@ class MetricRow(_Row):
     image_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})
 
 
-_ROWS: dict[str, type[_Row]] = {CHECKS_TABLE: CheckRow, METRICS_TABLE: MetricRow}
+@dataclass(frozen=True, kw_only=True)
+class DeploymentRow(_Row):
+    """One row of ``aq_deployments``: one attempt (a try of a `serve` task) to promote a step's
+    model to its endpoint, and what came of it."""
+
+    table: ClassVar[str] = DEPLOYMENTS_TABLE
+    dag_id: str = field(default=None, metadata={"sql": "VARCHAR"})
+    run_id: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    step: str = field(default=None, metadata={"sql": "VARCHAR"})
+    endpoint: str = field(default=None, metadata={"sql": "VARCHAR"})
+    version: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # ModelVersion.version
+    previous_version: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # what it served before
+    format: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # ModelFormat
+    target: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # `local`, or `<namespace>/<name>` of the InferenceService
+    storage_uri: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    model_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # sha256:<hex> of the model file
+    code_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # the code package that made it, when known
+    outcome: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # DeploymentOutcome
+    reason: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # why it failed or was rolled back
+    smoke_rows: int | None = field(default=None, metadata={"sql": "INTEGER"})  # rows the smoke test sent
+    smoke_latency_ms: float | None = field(default=None, metadata={"sql": "DOUBLE"})  # its request's round trip
+    map_index: int = field(default=-1, metadata={"sql": "INTEGER"})
+    try_number: int | None = field(default=None, metadata={"sql": "INTEGER"})
+    spec_hash: str | None = field(default=None, metadata={"sql": "VARCHAR"})
+    logical_date: datetime.datetime = field(default=None, metadata={"sql": "TIMESTAMP"})
+    created_at: datetime.datetime | None = field(default=None, metadata={"sql": "TIMESTAMP"})
+
+
+_ROWS: dict[str, type[_Row]] = {CHECKS_TABLE: CheckRow, METRICS_TABLE: MetricRow, DEPLOYMENTS_TABLE: DeploymentRow}
 #: each table's (column, portable SQL type), in table order
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     table: [(f.name, f.metadata["sql"]) for f in dataclasses.fields(kind)] for table, kind in _ROWS.items()
@@ -171,9 +212,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 KEY: dict[str, tuple[str, ...]] = {
     CHECKS_TABLE: ("dag_id", "logical_date", "step", "map_index", "role"),
     METRICS_TABLE: ("dag_id", "logical_date", "step", "map_index"),
+    # one row per attempt: a retry adds its own row (the attempts are the record), a re-run of the
+    # same try of the same run replaces it
+    DEPLOYMENTS_TABLE: ("dag_id", "run_id", "step", "try_number"),
 }
 #: the defaults a key may leave out
-KEY_DEFAULTS: dict[str, dict[str, Any]] = {CHECKS_TABLE: {"role": Role.CHECK}, METRICS_TABLE: {}}
+KEY_DEFAULTS: dict[str, dict[str, Any]] = {CHECKS_TABLE: {"role": Role.CHECK}, METRICS_TABLE: {}, DEPLOYMENTS_TABLE: {}}
 
 
 def row_type(table: str) -> type[_Row]:

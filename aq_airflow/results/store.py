@@ -74,7 +74,8 @@ class ResultsStore:
         missing = [k for k in KEY[table] if key.get(k) is None]
         if missing:
             raise ValueError(f"a results key needs {', '.join(KEY[table])}; missing: {', '.join(missing)}")
-        key["logical_date"] = naive_utc(key["logical_date"])
+        if "logical_date" in key:
+            key["logical_date"] = naive_utc(key["logical_date"])
         typed = [row if isinstance(row, kind) else kind.of(row) for row in rows]
         statements = [self.statements.delete_key(table, key)]
         if items is not None:
