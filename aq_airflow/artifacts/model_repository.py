@@ -29,7 +29,7 @@ CURRENT = "current.json"
 #: hex digits of the model's sha256 a version keeps (64 bits: no two models of one endpoint meet)
 VERSION_DIGITS = 16
 
-_VERSION = re.compile(r"^v[0-9a-f]{%d}$" % VERSION_DIGITS)
+_VERSION = re.compile(rf"^v[0-9a-f]{{{VERSION_DIGITS}}}$")
 _ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 

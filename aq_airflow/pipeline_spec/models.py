@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aq_airflow.pipeline_spec.conditions import Condition
-from aq_airflow.pipeline_spec.serving import SERVING_KINDS, Serve
 from aq_airflow.pipeline_spec.engines import (
     DynamicAllocation,
     Pod,
@@ -30,6 +29,7 @@ from aq_airflow.pipeline_spec.engines import (
 from aq_airflow.pipeline_spec.foreach import MAX_MAP_LENGTH, Foreach, ForeachStep
 from aq_airflow.pipeline_spec.roots import unsafe_root
 from aq_airflow.pipeline_spec.secrets import is_credential_name
+from aq_airflow.pipeline_spec.serving import SERVING_KINDS, Serve
 from aq_airflow.pipeline_spec.types import (
     ByteQuantity,
     CallablePath,

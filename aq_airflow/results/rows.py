@@ -24,11 +24,11 @@ __all__ = [
     "CHECKS_TABLE",
     "COLUMNS",
     "DEPLOYMENTS_TABLE",
-    "DeploymentOutcome",
-    "DeploymentRow",
     "KEY",
     "METRICS_TABLE",
     "CheckRow",
+    "DeploymentOutcome",
+    "DeploymentRow",
     "MetricRow",
     "Outcome",
     "Role",
@@ -187,10 +187,11 @@ class DeploymentRow(_Row):
     version: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # ModelVersion.version
     previous_version: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # what it served before
     format: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # ModelFormat
-    target: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # `local`, or `<namespace>/<name>` of the InferenceService
+    # `local`, or the InferenceService's `<namespace>/<name>`
+    target: str | None = field(default=None, metadata={"sql": "VARCHAR"})
     storage_uri: str | None = field(default=None, metadata={"sql": "VARCHAR"})
     model_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # sha256:<hex> of the model file
-    code_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # the code package that made it, when known
+    code_digest: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # the code package behind it
     outcome: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # DeploymentOutcome
     reason: str | None = field(default=None, metadata={"sql": "VARCHAR"})  # why it failed or was rolled back
     smoke_rows: int | None = field(default=None, metadata={"sql": "INTEGER"})  # rows the smoke test sent
