@@ -1,0 +1,151 @@
+"""The ``serve`` task of a step with `serve:`: promote its model to the endpoint, or leave the
+endpoint as it was, and record the attempt either way.
+
+One lifecycle for both places an endpoint lives (:class:`ServeTask`), the place itself a subclass:
+
+1. read the step's committed model (its manifest held to its files) and ``smoke_rows`` rows of
+   the sample table; the version is the model file's digest (``ModelVersion.of_digest``);
+2. write the model in its format's server layout with its signature at the version's folder
+   (``serving.layout``; a version folder already complete is not written again);
+3. :meth:`ServeTask.deploy`: point the endpoint at the version and smoke-test it over the Open
+   Inference Protocol (a subclass's job: a local model server, a KServe InferenceService), which
+   on failure puts the endpoint back on ``previous`` itself and raises :class:`DeploymentFailed`;
+4. on success, replace ``current.json`` (``serving.promotion``): only now is the version the
+   endpoint's;
+5. record a row in ``aq_deployments`` (promoted, unchanged, rolled back or failed, with the
+   reason and the smoke test's latency); a failure then fails the task with the reason.
+
+The task runs after the step's gating checks and metrics (the planner wires it as publish):
+an error-severity failure or a false `when:` means it never runs, and the endpoint keeps its model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowException
+from airflow.models import BaseOperator
+
+from aq_airflow.artifacts.model_repository import ModelVersion, Promotion
+from aq_airflow.artifacts.provenance import Provenance
+from aq_airflow.artifacts.root import artifact_uri, artifacts_root
+from aq_airflow.artifacts.store import Location
+from aq_airflow.operators.quality import run_date
+from aq_airflow.plan.model import ServePlan
+from aq_airflow.results.rows import DEPLOYMENTS_TABLE, KEY, DeploymentOutcome, DeploymentRow, utcnow
+from aq_airflow.results.store import ResultsStore
+from aq_airflow.serving.layout import read_model, sample_rows, write_version
+from aq_airflow.serving.oip import SmokeResult
+from aq_airflow.serving.promotion import read_current, write_current
+from aq_airflow.serving.signature import Signature
+from aq_airflow.warehouse import Warehouse
+
+
+class DeploymentFailed(Exception):
+    """A promotion that did not happen: ``outcome`` says whether the endpoint was changed and put
+    back (``rolled_back``) or never changed or could not be put back (``failed``)."""
+
+    def __init__(self, reason: str, outcome: DeploymentOutcome = DeploymentOutcome.FAILED):
+        super().__init__(reason)
+        self.reason = reason
+        self.outcome = outcome
+
+
+class ServeTask(BaseOperator):
+    """The lifecycle above; :meth:`deploy` and :meth:`target` are the place's."""
+
+    template_fields = ()
+    ui_color = "#d9c8f0"
+
+    def __init__(self, *, plan: ServePlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    @property
+    def root(self) -> str:
+        """The artifact store root (the spec's, else the worker's)."""
+        return artifacts_root(self.plan.artifacts)
+
+    def target(self) -> str:
+        """Where the endpoint lives, as ``aq_deployments.target`` records it."""
+        raise NotImplementedError
+
+    def deploy(
+        self, context: Any, version: ModelVersion, storage_uri: str, previous: Promotion | None,
+        rows: Any, signature: Signature,
+    ) -> SmokeResult:  # fmt: skip
+        """Point the endpoint at ``version`` (at ``storage_uri``) and smoke-test it with ``rows``
+        (a pyarrow table of the signature's columns); on any failure put it back on ``previous``
+        (None: the endpoint did not exist) and raise :class:`DeploymentFailed`."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> Any:
+        plan = self.plan
+        model_location = Location.of(artifact_uri(plan.artifacts, plan.model, context["run_id"]))
+        manifest = model_location.read_output(plan.step)
+        if manifest["kind"] != "object":
+            raise AirflowException(
+                f"step `{plan.step}` produced a {manifest['kind']}, not a model: `serve` promotes a model object the "
+                "step returns"
+            )
+        digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") else None
+        if digest is None:
+            raise AirflowException(f"step `{plan.step}`'s output records no digest: re-run the step to serve its model")
+        version = ModelVersion.of_digest(plan.endpoint, digest)
+        made = Provenance.of(manifest)
+        row = {
+            "dag_id": context["dag"].dag_id,
+            "run_id": context["run_id"],
+            "step": plan.step,
+            "endpoint": plan.endpoint,
+            "version": version.version,
+            "format": plan.format,
+            "target": self.target(),
+            "model_digest": digest,
+            "code_digest": made.code.digest if made is not None and made.code is not None else None,
+            "try_number": context["ti"].try_number,
+            "spec_hash": plan.spec_hash,
+            "logical_date": run_date(context),
+        }
+        previous = read_current(self.root, plan.endpoint)
+        row["previous_version"] = previous.version if previous is not None else None
+        try:
+            model = read_model(model_location, manifest, plan.step)
+            rows, signature = sample_rows(plan, context["run_id"], model)
+            storage_uri = write_version(model, plan.format, version, self.root, signature)
+            row.update(storage_uri=storage_uri, smoke_rows=rows.num_rows)
+            result = self.deploy(context, version, storage_uri, previous, rows, signature)
+        except DeploymentFailed as failure:
+            self.record(row, failure.outcome, failure.reason)
+            raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {failure.reason}") from None
+        except Exception as error:  # writing the model, reading the sample: nothing changed
+            self.record(row, DeploymentOutcome.FAILED, f"{type(error).__name__}: {error}")
+            raise
+        unchanged = previous is not None and previous.version == version.version
+        write_current(self.root, Promotion(
+            endpoint=plan.endpoint, version=version.version, format=str(plan.format), storage_uri=storage_uri,
+            model_digest=digest, dag_id=row["dag_id"], run_id=row["run_id"], step=plan.step,
+            promoted_at=utcnow().isoformat() + "Z", code_digest=row["code_digest"],
+        ))  # fmt: skip
+        outcome = DeploymentOutcome.UNCHANGED if unchanged else DeploymentOutcome.PROMOTED
+        self.record({**row, "smoke_latency_ms": result.latency_ms}, outcome, None)
+        self.log.info("endpoint `%s` serves %s (%s), smoke test %.1f ms", plan.endpoint, version.version,
+                      storage_uri, result.latency_ms)  # fmt: skip
+        return {"endpoint": plan.endpoint, "version": version.version, "storage_uri": storage_uri}
+
+    def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
+        """The attempt's row in ``aq_deployments`` (one per try)."""
+        warehouse = Warehouse.from_conn_id(self.plan.warehouse)
+        store = ResultsStore(warehouse, self.plan.results_schema)
+        store.ensure_tables()
+        final = DeploymentRow.of({**row, "outcome": outcome, "reason": reason, "created_at": utcnow()})
+        key = {k: getattr(final, k) for k in KEY[DEPLOYMENTS_TABLE]}
+        store.replace(DEPLOYMENTS_TABLE, key, [final])
+
+
+class AqLocalServeOperator(ServeTask):
+    """The endpoint is the store's model repository (``_models/<endpoint>/``), served by
+    ``aq-airflow serve``; the smoke test runs the version in a local model server on loopback."""
+
+    def target(self) -> str:
+        return "local"
