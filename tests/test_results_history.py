@@ -25,7 +25,7 @@ from aq_airflow.results.history import (
     verdict,
 )
 from aq_airflow.results.migrations import table_columns
-from aq_airflow.results.rows import COLUMNS
+from aq_airflow.results.rows import COLUMNS, DEPLOYMENTS_TABLE
 from aq_airflow.warehouse import Warehouse
 
 DAY = datetime.timedelta(days=1)
@@ -364,3 +364,61 @@ def test_tables_of_earlier_versions_are_read_as_they_are_and_migrated_by_the_fir
     index, label, role = (columns.index(c) for c in ("map_index", "item_label", "role"))
     assert [(r[index], r[label], r[role]) for r in rows] == [
         (1, "eu", "check"), (-1, None, "when"), (0, None, "check"), (1, None, "check")]  # fmt: skip
+
+
+def deployment_row(date, endpoint, version, outcome, previous=None, try_number=1, dag_id="pipe", **extra) -> dict:
+    return {"dag_id": dag_id, "run_id": f"scheduled__{date:%Y-%m-%d}", "step": "train", "endpoint": endpoint,
+            "version": version, "previous_version": previous, "format": "sklearn", "target": "local",
+            "outcome": outcome, "reason": extra.pop("reason", None), "smoke_rows": 5,
+            "smoke_latency_ms": extra.pop("latency", 12.5), "map_index": -1, "try_number": try_number,
+            "logical_date": date, "created_at": date + datetime.timedelta(hours=2, minutes=try_number),
+            **extra}  # fmt: skip
+
+
+def test_promotion_attempts_newest_first_and_each_endpoints_latest(store):
+    """Every try is a row; an endpoint's latest attempt says what it serves since: the new
+    version when promoted or unchanged, the previous one when rolled back or failed."""
+    store.ensure_tables()
+    _insert(store, DEPLOYMENTS_TABLE, [
+        deployment_row(DATES[0], "churn", "v1", "promoted"),
+        deployment_row(DATES[1], "churn", "v1", "unchanged", previous="v1"),
+        deployment_row(DATES[2], "churn", "v2", "failed", previous="v1", reason="ConnectionError: refused"),
+        deployment_row(DATES[2], "churn", "v2", "rolled_back", previous="v1", try_number=2,
+                       reason="the response has 3 outputs for 5 rows"),
+        deployment_row(DATES[3], "upsell", "u1", "promoted", latency=None),
+        deployment_row(DATES[3], "churn", "v9", "promoted", dag_id="other"),
+    ])  # fmt: skip
+    history = ResultsHistory(store)
+    attempts = history.deployments("pipe")
+    assert [(d.endpoint, d.version, d.outcome, d.try_number) for d in attempts] == [
+        ("upsell", "u1", "promoted", 1), ("churn", "v2", "rolled_back", 2), ("churn", "v2", "failed", 1),
+        ("churn", "v1", "unchanged", 1), ("churn", "v1", "promoted", 1)]  # fmt: skip
+    latest = attempts[1]
+    assert latest.reason == "the response has 3 outputs for 5 rows" and latest.smoke_latency_ms == 12.5
+    assert latest.logical_date == DATES[2] and latest.run_id == f"scheduled__{DATES[2]:%Y-%m-%d}"
+    assert (latest.verdict, latest.serving) == ("warning", "v1")
+    assert [(d.verdict, d.serving) for d in attempts[2:]] == [("failed", "v1"), ("passed", "v1"), ("passed", "v1")]
+    assert attempts[0].smoke_latency_ms is None and attempts[0].as_dict()["verdict"] == "passed"
+
+    assert [d.version for d in history.deployments("pipe", endpoint="churn", last=2)] == ["v2", "v2"]
+    assert [d.outcome for d in history.deployments("pipe", run_id=f"scheduled__{DATES[1]:%Y-%m-%d}")] == ["unchanged"]
+    endpoints = history.endpoints("pipe")
+    assert [(e.endpoint, e.outcome, e.serving) for e in endpoints] == [
+        ("churn", "rolled_back", "v1"), ("upsell", "promoted", "u1")]  # fmt: skip
+    assert [(e.endpoint, e.serving) for e in history.endpoints("other")] == [("churn", "v9")]
+    assert history.endpoints("nobody") == [] and history.deployments("nobody") == []
+
+
+def test_a_warehouse_without_the_deployments_table_has_no_deployments(store):
+    """Tables of a release before `serve:` (checks and metrics only): no deployments, nothing
+    created by the read, and the page's other reads in the same session still answer."""
+    seed(store)
+    with store.warehouse.writing(begin=False) as session:
+        session.execute(f"DROP TABLE {store.warehouse.quote_table(f'{store.schema}.{DEPLOYMENTS_TABLE}')}")
+    history = ResultsHistory(store)
+    with history.reading():
+        assert history.deployments("pipe") == [] and history.endpoints("pipe") == []
+        assert history.check_timeline("pipe", limit=1).items  # the session goes on after the missing table
+    with store.warehouse.reading() as session, pytest.raises(Exception) as caught:
+        table_columns(session, store.statements, DEPLOYMENTS_TABLE)
+    assert store.warehouse.failure_kind(caught.value) == "missing"  # the reader did not create it

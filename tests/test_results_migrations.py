@@ -16,7 +16,7 @@ import pytest
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
 from aq_airflow.results.history import ResultsHistory
 from aq_airflow.results.migrations import table_columns
-from aq_airflow.results.rows import Role
+from aq_airflow.results.rows import COLUMNS, DEPLOYMENTS_TABLE, KEY, DeploymentRow, Role
 from tests.test_results_history import open_store
 
 DAY = datetime.timedelta(days=1)
@@ -195,3 +195,29 @@ def test_tables_before_provenance_gain_its_columns_and_keep_every_row(store):
         (row,) = rows
         assert [row[names.index(c)] for c in ("code_digest", "image", "image_digest")] == list(made.values()), table
     assert len(_rows(store, CHECKS_TABLE)) == 10 and len(_rows(store, METRICS_TABLE)) == 4
+
+
+def test_a_warehouse_before_serving_gains_the_deployments_table_and_keeps_every_row(store):
+    """Tables of the release before `serve:` (checks and metrics, no ``aq_deployments``): the
+    first write makes the table with every column, moves no row, and a serve task's row (one per
+    try: a retry adds its own, a re-run of the same try replaces it) reads back."""
+    _release_n1_tables(store)
+    before = {table: sorted(map(repr, _rows(store, table))) for table in (CHECKS_TABLE, METRICS_TABLE)}
+    assert ResultsHistory(store).deployments("pipe") == []  # read before the table is there
+    store.ensure_tables()
+    store.ensure_tables()  # idempotent
+    with store.warehouse.reading() as session:
+        assert table_columns(session, store.statements, DEPLOYMENTS_TABLE) == {c for c, _ in COLUMNS[DEPLOYMENTS_TABLE]}
+    for table in (CHECKS_TABLE, METRICS_TABLE):
+        assert sorted(repr(row[:-2]) for row in _rows(store, table)) == before[table], table
+
+    def attempt(try_number: int, outcome: str, latency: float | None) -> DeploymentRow:
+        return DeploymentRow(dag_id="pipe", run_id="r1", step="train", endpoint="churn", version="3f2a",
+                             outcome=outcome, try_number=try_number, smoke_latency_ms=latency,
+                             logical_date=datetime.datetime(2026, 1, 5),
+                             created_at=datetime.datetime(2026, 1, 5, 1, try_number))  # fmt: skip
+
+    for row in (attempt(1, "failed", None), attempt(2, "rolled_back", 9.0), attempt(2, "promoted", 8.5)):
+        store.replace(DEPLOYMENTS_TABLE, {k: getattr(row, k) for k in KEY[DEPLOYMENTS_TABLE]}, [row])
+    rows = ResultsHistory(store).deployments("pipe")
+    assert [(d.try_number, d.outcome, d.smoke_latency_ms) for d in rows] == [(2, "promoted", 8.5), (1, "failed", None)]

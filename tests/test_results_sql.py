@@ -13,8 +13,9 @@ import sqlglot
 from sqlglot.errors import ParseError
 
 from aq_airflow.results.history import _CHECK_COLUMNS, _METRIC_COLUMNS, _RUN_CHECK_COLUMNS
-from aq_airflow.results.rows import CHECKS_TABLE, METRICS_TABLE, Role
+from aq_airflow.results.rows import CHECKS_TABLE, DEPLOYMENTS_TABLE, METRICS_TABLE, Role
 from aq_airflow.results.statements import Statements
+from aq_airflow.results.views import DEPLOYMENT_COLUMNS
 from aq_airflow.warehouse import Warehouse
 
 D = DATE = datetime.datetime(2026, 1, 2)
@@ -52,6 +53,7 @@ def cases(st: Statements) -> dict:
         "create_schema": st.create_schema(),
         "create_checks": st.create_table(CHECKS_TABLE),
         "create_metrics": st.create_table(METRICS_TABLE),
+        "create_deployments": st.create_table(DEPLOYMENTS_TABLE),
         "add_role": st.add_column(CHECKS_TABLE, "role"),
         "add_code_digest": st.add_column(METRICS_TABLE, "code_digest"),
         "probe": st.probe(CHECKS_TABLE),
@@ -88,6 +90,8 @@ def cases(st: Statements) -> dict:
             50,
             text=("logical_date",),
         ),
+        "deployments": st.deployments(DEPLOYMENT_COLUMNS, None, w(DEPLOYMENTS_TABLE, endpoint="churn", run_id="r"), 20),
+        "endpoints": st.endpoints(DEPLOYMENT_COLUMNS, None, w(DEPLOYMENTS_TABLE)),
     }
 
 
@@ -636,6 +640,101 @@ GOLDEN = {
             'AND "RUN_ID" = %s ORDER BY "CREATED_AT" DESC NULLS LAST, "STEP", "MAP_INDEX", "NAME" LIMIT 50'
         ),
     },
+    'create_deployments': {
+        'duckdb': (
+            'CREATE TABLE IF NOT EXISTS "aq"."aq_deployments" ("dag_id" TEXT, "run_id" TEXT, "step" TEXT, '
+            '"endpoint" TEXT, "version" TEXT, "previous_version" TEXT, "format" TEXT, "target" TEXT, '
+            '"storage_uri" TEXT, "model_digest" TEXT, "code_digest" TEXT, "outcome" TEXT, "reason" TEXT, '
+            '"smoke_rows" INT, "smoke_latency_ms" DOUBLE, "map_index" INT, "try_number" INT, "spec_hash" TEXT, '
+            '"logical_date" TIMESTAMP, "created_at" TIMESTAMP)'
+        ),
+        'postgres': (
+            'CREATE TABLE IF NOT EXISTS "aq"."aq_deployments" ("dag_id" TEXT, "run_id" TEXT, "step" TEXT, '
+            '"endpoint" TEXT, "version" TEXT, "previous_version" TEXT, "format" TEXT, "target" TEXT, '
+            '"storage_uri" TEXT, "model_digest" TEXT, "code_digest" TEXT, "outcome" TEXT, "reason" TEXT, '
+            '"smoke_rows" INT, "smoke_latency_ms" DOUBLE PRECISION, "map_index" INT, "try_number" INT, '
+            '"spec_hash" TEXT, "logical_date" TIMESTAMP, "created_at" TIMESTAMP)'
+        ),
+        'snowflake': (
+            'CREATE TABLE IF NOT EXISTS "AQ"."AQ_DEPLOYMENTS" ("DAG_ID" VARCHAR, "RUN_ID" VARCHAR, "STEP" '
+            'VARCHAR, "ENDPOINT" VARCHAR, "VERSION" VARCHAR, "PREVIOUS_VERSION" VARCHAR, "FORMAT" VARCHAR, '
+            '"TARGET" VARCHAR, "STORAGE_URI" VARCHAR, "MODEL_DIGEST" VARCHAR, "CODE_DIGEST" VARCHAR, "OUTCOME" '
+            'VARCHAR, "REASON" VARCHAR, "SMOKE_ROWS" INT, "SMOKE_LATENCY_MS" DOUBLE, "MAP_INDEX" INT, '
+            '"TRY_NUMBER" INT, "SPEC_HASH" VARCHAR, "LOGICAL_DATE" TIMESTAMPNTZ, "CREATED_AT" TIMESTAMPNTZ)'
+        ),
+    },
+    'deployments': {
+        'duckdb': (
+            'SELECT "logical_date" AS "logical_date", "run_id" AS "run_id", "step" AS "step", "endpoint" AS '
+            '"endpoint", "version" AS "version", "previous_version" AS "previous_version", "format" AS '
+            '"format", "target" AS "target", "storage_uri" AS "storage_uri", "model_digest" AS "model_digest", '
+            '"code_digest" AS "code_digest", "outcome" AS "outcome", "reason" AS "reason", "smoke_rows" AS '
+            '"smoke_rows", "smoke_latency_ms" AS "smoke_latency_ms", "map_index" AS "map_index", "try_number" '
+            'AS "try_number", "created_at" AS "created_at" FROM "aq"."aq_deployments" WHERE "dag_id" = ? AND '
+            '"run_id" = ? AND "endpoint" = ? ORDER BY "created_at" DESC, "try_number" DESC, "endpoint" LIMIT 20'
+        ),
+        'postgres': (
+            'SELECT "logical_date" AS "logical_date", "run_id" AS "run_id", "step" AS "step", "endpoint" AS '
+            '"endpoint", "version" AS "version", "previous_version" AS "previous_version", "format" AS '
+            '"format", "target" AS "target", "storage_uri" AS "storage_uri", "model_digest" AS "model_digest", '
+            '"code_digest" AS "code_digest", "outcome" AS "outcome", "reason" AS "reason", "smoke_rows" AS '
+            '"smoke_rows", "smoke_latency_ms" AS "smoke_latency_ms", "map_index" AS "map_index", "try_number" '
+            'AS "try_number", "created_at" AS "created_at" FROM "aq"."aq_deployments" WHERE "dag_id" = %s AND '
+            '"run_id" = %s AND "endpoint" = %s ORDER BY "created_at" DESC NULLS LAST, "try_number" DESC NULLS '
+            'LAST, "endpoint" LIMIT 20'
+        ),
+        'snowflake': (
+            'SELECT "LOGICAL_DATE" AS "LOGICAL_DATE", "RUN_ID" AS "RUN_ID", "STEP" AS "STEP", "ENDPOINT" AS '
+            '"ENDPOINT", "VERSION" AS "VERSION", "PREVIOUS_VERSION" AS "PREVIOUS_VERSION", "FORMAT" AS '
+            '"FORMAT", "TARGET" AS "TARGET", "STORAGE_URI" AS "STORAGE_URI", "MODEL_DIGEST" AS "MODEL_DIGEST", '
+            '"CODE_DIGEST" AS "CODE_DIGEST", "OUTCOME" AS "OUTCOME", "REASON" AS "REASON", "SMOKE_ROWS" AS '
+            '"SMOKE_ROWS", "SMOKE_LATENCY_MS" AS "SMOKE_LATENCY_MS", "MAP_INDEX" AS "MAP_INDEX", "TRY_NUMBER" '
+            'AS "TRY_NUMBER", "CREATED_AT" AS "CREATED_AT" FROM "AQ"."AQ_DEPLOYMENTS" WHERE "DAG_ID" = %s AND '
+            '"RUN_ID" = %s AND "ENDPOINT" = %s ORDER BY "CREATED_AT" DESC NULLS LAST, "TRY_NUMBER" DESC NULLS '
+            'LAST, "ENDPOINT" LIMIT 20'
+        ),
+    },
+    'endpoints': {
+        'duckdb': (
+            'SELECT "logical_date", "run_id", "step", "endpoint", "version", "previous_version", "format", '
+            '"target", "storage_uri", "model_digest", "code_digest", "outcome", "reason", "smoke_rows", '
+            '"smoke_latency_ms", "map_index", "try_number", "created_at" FROM (SELECT "logical_date" AS '
+            '"logical_date", "run_id" AS "run_id", "step" AS "step", "endpoint" AS "endpoint", "version" AS '
+            '"version", "previous_version" AS "previous_version", "format" AS "format", "target" AS "target", '
+            '"storage_uri" AS "storage_uri", "model_digest" AS "model_digest", "code_digest" AS "code_digest", '
+            '"outcome" AS "outcome", "reason" AS "reason", "smoke_rows" AS "smoke_rows", "smoke_latency_ms" AS '
+            '"smoke_latency_ms", "map_index" AS "map_index", "try_number" AS "try_number", "created_at" AS '
+            '"created_at", ROW_NUMBER() OVER (PARTITION BY "endpoint" ORDER BY "created_at" DESC, "try_number" '
+            'DESC) AS "aq_rank" FROM "aq"."aq_deployments" WHERE "dag_id" = ?) AS "aq_latest" WHERE "aq_rank" ='
+            ' 1 ORDER BY "endpoint"'
+        ),
+        'postgres': (
+            'SELECT "logical_date", "run_id", "step", "endpoint", "version", "previous_version", "format", '
+            '"target", "storage_uri", "model_digest", "code_digest", "outcome", "reason", "smoke_rows", '
+            '"smoke_latency_ms", "map_index", "try_number", "created_at" FROM (SELECT "logical_date" AS '
+            '"logical_date", "run_id" AS "run_id", "step" AS "step", "endpoint" AS "endpoint", "version" AS '
+            '"version", "previous_version" AS "previous_version", "format" AS "format", "target" AS "target", '
+            '"storage_uri" AS "storage_uri", "model_digest" AS "model_digest", "code_digest" AS "code_digest", '
+            '"outcome" AS "outcome", "reason" AS "reason", "smoke_rows" AS "smoke_rows", "smoke_latency_ms" AS '
+            '"smoke_latency_ms", "map_index" AS "map_index", "try_number" AS "try_number", "created_at" AS '
+            '"created_at", ROW_NUMBER() OVER (PARTITION BY "endpoint" ORDER BY "created_at" DESC NULLS LAST, '
+            '"try_number" DESC NULLS LAST) AS "aq_rank" FROM "aq"."aq_deployments" WHERE "dag_id" = %s) AS '
+            '"aq_latest" WHERE "aq_rank" = 1 ORDER BY "endpoint"'
+        ),
+        'snowflake': (
+            'SELECT "LOGICAL_DATE", "RUN_ID", "STEP", "ENDPOINT", "VERSION", "PREVIOUS_VERSION", "FORMAT", '
+            '"TARGET", "STORAGE_URI", "MODEL_DIGEST", "CODE_DIGEST", "OUTCOME", "REASON", "SMOKE_ROWS", '
+            '"SMOKE_LATENCY_MS", "MAP_INDEX", "TRY_NUMBER", "CREATED_AT" FROM (SELECT "LOGICAL_DATE" AS '
+            '"LOGICAL_DATE", "RUN_ID" AS "RUN_ID", "STEP" AS "STEP", "ENDPOINT" AS "ENDPOINT", "VERSION" AS '
+            '"VERSION", "PREVIOUS_VERSION" AS "PREVIOUS_VERSION", "FORMAT" AS "FORMAT", "TARGET" AS "TARGET", '
+            '"STORAGE_URI" AS "STORAGE_URI", "MODEL_DIGEST" AS "MODEL_DIGEST", "CODE_DIGEST" AS "CODE_DIGEST", '
+            '"OUTCOME" AS "OUTCOME", "REASON" AS "REASON", "SMOKE_ROWS" AS "SMOKE_ROWS", "SMOKE_LATENCY_MS" AS '
+            '"SMOKE_LATENCY_MS", "MAP_INDEX" AS "MAP_INDEX", "TRY_NUMBER" AS "TRY_NUMBER", "CREATED_AT" AS '
+            '"CREATED_AT", ROW_NUMBER() OVER (PARTITION BY "ENDPOINT" ORDER BY "CREATED_AT" DESC NULLS LAST, '
+            '"TRY_NUMBER" DESC NULLS LAST) AS "AQ_RANK" FROM "AQ"."AQ_DEPLOYMENTS" WHERE "DAG_ID" = %s) AS '
+            '"AQ_LATEST" WHERE "AQ_RANK" = 1 ORDER BY "ENDPOINT"'
+        ),
+    },
 }  # fmt: skip
 
 PARAMS = {
@@ -662,6 +761,9 @@ PARAMS = {
     'overview': ['d', 'e', 'd', 'e', 'when'],
     'newest_dates': ['d'],
     'newest_rows': ['d', 'r'],
+    'create_deployments': [],
+    'deployments': ['d', 'r', 'churn'],
+    'endpoints': ['d'],
 }  # fmt: skip
 
 

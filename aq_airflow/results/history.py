@@ -11,7 +11,8 @@ Every read here:
   tables' own, normalized and quoted as every statement writes them;
 - reads tables written by earlier releases as they are (readers never migrate): a column added
   since reads as NULL where the table lacks it (``item_label``), ``role`` as release N marked a
-  condition's verdict (kind ``when``);
+  condition's verdict (kind ``when``); a warehouse without ``aq_deployments`` (no `serve` task has
+  run there yet) has no deployments;
 - is bounded: pages of at most :data:`MAX_ROWS` rows or :data:`MAX_SERIES` series of at most
   :data:`MAX_POINTS` points, samples of at most :data:`SAMPLE_ROWS` rows per check;
 - reads a date's *current* verdict: the latest row (by ``created_at``, then ``try_number``) of each
@@ -33,14 +34,16 @@ from typing import Any
 from sqlglot import exp
 
 from aq_airflow.results.migrations import missing
-from aq_airflow.results.rows import CHECKS_TABLE, COLUMNS, METRICS_TABLE, Outcome, Role
+from aq_airflow.results.rows import CHECKS_TABLE, COLUMNS, DEPLOYMENTS_TABLE, METRICS_TABLE, Outcome, Role
 from aq_airflow.results.statements import Binder, Present, Statement
 from aq_airflow.results.store import ResultsStore
 from aq_airflow.results.views import (
+    DEPLOYMENT_COLUMNS,
     SAMPLE_ROWS,
     Bounds,
     CheckResult,
     CheckSeries,
+    Deployment,
     MetricPoint,
     MetricSeries,
     Page,
@@ -72,6 +75,7 @@ __all__ = [
     "Bounds",
     "CheckResult",
     "CheckSeries",
+    "Deployment",
     "MetricPoint",
     "MetricSeries",
     "Page",
@@ -92,6 +96,7 @@ MAX_SERIES = 50  # charts (or check strips) per page
 DEFAULT_SERIES = 20
 MAX_POINTS = 400  # the newest points of each series a page reads (a year of daily runs and more)
 MAX_DAG_IDS = 500  # pipelines summarized by one overview query
+DEFAULT_DEPLOYMENTS = 20  # promotion attempts a listing shows
 READ_WAIT_SECONDS = 5.0  # how long a read waits for a file-backed DuckDB's lock (a task writing)
 
 _CHECK_COLUMNS = ("logical_date", "step", "map_index", "name", "kind", "severity", "outcome", "failing_rows",
@@ -343,6 +348,50 @@ class ResultsHistory:
                 if date is not None:
                     counts[dag_id] = {"logical_date": _when(date)}
         return {dag_id: Summary(dag_id, **entry) for dag_id, entry in counts.items()}
+
+    # --- promotions to endpoints (`serve:`) -------------------------------------------------------
+
+    @_one_session
+    def _deployment_rows(self, read: Any) -> list[Deployment]:
+        """``read(present)``'s rows of ``aq_deployments`` as :class:`Deployment`; none when the
+        table is not there (no `serve` task has written to this warehouse: readers never create it)."""
+        try:
+            present = self._present(DEPLOYMENTS_TABLE)
+            rows = self.fetch(read(present))
+        except Exception as error:
+            if self.warehouse.failure_kind(error) != FailureKind.MISSING:
+                raise
+            return []
+        return [Deployment.of(row) for row in rows]
+
+    def _deployments_where(self, dag_id: str, present: Present, **given: Any):
+        def where(bind: Binder) -> exp.Expression:
+            return self.statements.filters(bind, DEPLOYMENTS_TABLE, dag_id, present, **given)
+
+        return where
+
+    def deployments(
+        self, dag_id: str, endpoint: str | None = None, step: str | None = None, run_id: str | None = None,
+        last: int | None = None,
+    ) -> list[Deployment]:  # fmt: skip
+        """A pipeline's promotion attempts (of an endpoint, a step, a run), newest first: every
+        attempt (each try has its row), at most ``last`` (:data:`MAX_ROWS`)."""
+        last = _clamp(last, DEFAULT_DEPLOYMENTS, MAX_ROWS)
+        given = {"endpoint": endpoint, "step": step, "run_id": run_id}
+        return self._deployment_rows(
+            lambda present: self.statements.deployments(
+                DEPLOYMENT_COLUMNS, present, self._deployments_where(dag_id, present, **given), last
+            )
+        )
+
+    def endpoints(self, dag_id: str) -> list[Deployment]:
+        """Each endpoint a pipeline promotes to, by name, as its latest attempt left it
+        (:attr:`Deployment.serving`: the version it serves since)."""
+        return self._deployment_rows(
+            lambda present: self.statements.endpoints(
+                DEPLOYMENT_COLUMNS, present, self._deployments_where(dag_id, present)
+            )
+        )
 
     # --- aq-airflow results ---------------------------------------------------------------------
 

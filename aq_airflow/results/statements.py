@@ -29,7 +29,16 @@ from typing import Any
 
 from sqlglot import exp
 
-from aq_airflow.results.rows import CHECKS_TABLE, COLUMNS, KEY, METRICS_TABLE, Outcome, Role, naive_utc
+from aq_airflow.results.rows import (
+    CHECKS_TABLE,
+    COLUMNS,
+    DEPLOYMENTS_TABLE,
+    KEY,
+    METRICS_TABLE,
+    Outcome,
+    Role,
+    naive_utc,
+)
 from aq_airflow.warehouse import Warehouse
 
 #: the columns a table has (a table of an earlier release lacks those added since, until its first
@@ -336,8 +345,10 @@ class Statements:
         run_id: str | None = None,
         logical_date: datetime.datetime | None = None,
         role: Role | None = None,
+        endpoint: str | None = None,
     ) -> exp.Expression:
-        """The WHERE of a read: one pipeline, and whichever of the rest are given."""
+        """The WHERE of a read: one pipeline, and whichever of the rest are given (``endpoint``:
+        of ``aq_deployments``)."""
         conditions: list[exp.Expression] = [self.col("dag_id").eq(bind(dag_id))]
         if logical_date is not None:
             conditions.append(self.col("logical_date").eq(bind(logical_date)))
@@ -355,6 +366,8 @@ class Statements:
             conditions.append(self.col("run_id").eq(bind(run_id)))
         if role is not None and table == CHECKS_TABLE:
             conditions.append(self.role(bind, present).eq(bind(role)))
+        if endpoint is not None:
+            conditions.append(self.col("endpoint").eq(bind(endpoint)))
         return exp.and_(*conditions)
 
     def partition(self, table: str, present: Present) -> list[str]:
@@ -601,5 +614,43 @@ class Statements:
             .where(where(bind))
             .order_by(*order)
             .limit(exp.Literal.number(max(0, int(last))))
+        )
+        return Statement(query, bind.values)
+
+    # --- the deployments' reads -------------------------------------------------------------------
+
+    def deployments(
+        self, columns: Sequence[str], present: Present, where: Callable[[Binder], exp.Expression], last: int
+    ) -> Statement:
+        """Promotion attempts (rows of ``aq_deployments``: one per try), newest first: by
+        ``created_at``, then ``try_number``; at most ``last``."""
+        bind = self.binder()
+        query = (
+            exp.select(*self.sources(bind, DEPLOYMENTS_TABLE, columns, present))
+            .from_(self.table(DEPLOYMENTS_TABLE))
+            .where(where(bind))
+            .order_by(*self.latest_first(), exp.Ordered(this=self.col("endpoint")))
+            .limit(exp.Literal.number(max(0, int(last))))
+        )
+        return Statement(query, bind.values)
+
+    def endpoints(
+        self, columns: Sequence[str], present: Present, where: Callable[[Binder], exp.Expression]
+    ) -> Statement:
+        """Each endpoint's latest promotion attempt among ``where``'s rows, by endpoint."""
+        bind = self.binder()
+        ranked = (
+            exp.select(
+                *self.sources(bind, DEPLOYMENTS_TABLE, columns, present),
+                self.alias(self.rank(["endpoint"]), "aq_rank"),
+            )
+            .from_(self.table(DEPLOYMENTS_TABLE))
+            .where(where(bind))
+        )
+        query = (
+            exp.select(*[self.col(c) for c in columns])
+            .from_(exp.Subquery(this=ranked, alias=exp.TableAlias(this=self.id("aq_latest"))))
+            .where(self.col("aq_rank").eq(exp.Literal.number(1)))
+            .order_by(self.col("endpoint"))
         )
         return Statement(query, bind.values)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aq_airflow.artifacts.labels import item_name
-from aq_airflow.results.rows import Outcome, Role, Verdict, naive_utc
+from aq_airflow.results.rows import DeploymentOutcome, Outcome, Role, Verdict, naive_utc
 
 SAMPLE_ROWS = 20  # failing rows shown per check (the engine records at most 5; older rows may hold more)
 
@@ -329,6 +329,79 @@ class RunMetric:
     @property
     def step_label(self) -> str:
         return item_name(self.step, self.map_index, self.item_label)
+
+
+#: how a promotion attempt is coloured, as a check is: the endpoint answers with the new (or the
+#: same) model; it was put back on its previous one (a warning: it serves, not what the run made);
+#: the attempt failed
+_DEPLOYMENT_VERDICTS = {
+    DeploymentOutcome.PROMOTED: Verdict.PASSED,
+    DeploymentOutcome.UNCHANGED: Verdict.PASSED,
+    DeploymentOutcome.ROLLED_BACK: Verdict.WARNING,
+    DeploymentOutcome.FAILED: Verdict.FAILED,
+}
+#: the columns of ``aq_deployments`` a :class:`Deployment` is read from, in its fields' order
+DEPLOYMENT_COLUMNS = ("logical_date", "run_id", "step", "endpoint", "version", "previous_version", "format", "target",
+                      "storage_uri", "model_digest", "code_digest", "outcome", "reason", "smoke_rows",
+                      "smoke_latency_ms", "map_index", "try_number", "created_at")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One attempt (a try of a `serve` task) to promote a step's model to its endpoint."""
+
+    logical_date: datetime.datetime | None
+    run_id: str | None
+    step: str | None
+    endpoint: str | None
+    version: str | None
+    previous_version: str | None
+    format: str | None
+    target: str | None
+    storage_uri: str | None
+    model_digest: str | None
+    code_digest: str | None
+    outcome: str | None
+    reason: str | None
+    smoke_rows: int | None
+    smoke_latency_ms: float | None
+    map_index: int
+    try_number: int | None
+    created_at: datetime.datetime | None
+
+    @property
+    def verdict(self) -> Verdict:
+        """The attempt coloured as a check: passed (promoted, unchanged), warning (rolled back:
+        the endpoint serves its previous model), failed; other for any other word."""
+        return _DEPLOYMENT_VERDICTS.get(self.outcome, Verdict.OTHER)  # type: ignore[arg-type]
+
+    @property
+    def serving(self) -> str | None:
+        """The version the endpoint served after this attempt, as its row tells: the new one when
+        promoted or unchanged, else the one it had (None: it had none). A ``failed`` attempt that
+        could not put the endpoint back says so in its reason."""
+        if self.outcome in (DeploymentOutcome.PROMOTED, DeploymentOutcome.UNCHANGED):
+            return self.version
+        return self.previous_version
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Deployment:
+        (date, run_id, step, endpoint, version, previous, fmt, target, uri, model, code, outcome, reason, rows,
+         latency, index, tries, created) = row[: len(DEPLOYMENT_COLUMNS)]  # fmt: skip
+        return cls(_when(date), run_id, step, endpoint, version, previous, fmt, target, uri, model, code, outcome,
+                   reason, _int(rows), _float(latency), map_index_of(index) if index is not None else -1,
+                   _int(tries), _when(created))  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        """The attempt as the JSON of ``aq-airflow results`` and the quality pages carry it."""
+        moment = lambda value: value.isoformat() if value is not None else None  # noqa: E731
+        return {"endpoint": self.endpoint, "version": self.version, "previous_version": self.previous_version,
+                "serving": self.serving, "outcome": self.outcome, "verdict": str(self.verdict),
+                "reason": self.reason, "smoke_rows": self.smoke_rows, "smoke_latency_ms": self.smoke_latency_ms,
+                "format": self.format, "target": self.target, "storage_uri": self.storage_uri,
+                "model_digest": self.model_digest, "code_digest": self.code_digest, "step": self.step,
+                "map_index": self.map_index, "run_id": self.run_id, "try_number": self.try_number,
+                "logical_date": moment(self.logical_date), "created_at": moment(self.created_at)}  # fmt: skip
 
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,30}")
