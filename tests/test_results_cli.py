@@ -19,6 +19,7 @@ import pytest
 
 from aq_airflow.quality.numbers import number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
+from aq_airflow.results.rows import DEPLOYMENTS_TABLE, KEY, DeploymentRow
 from aq_airflow.warehouse import Warehouse
 
 CLI = [sys.executable, "-m", "aq_airflow.cli"]
@@ -50,6 +51,16 @@ LONG_NOTE = "a note much longer than any sample cell is shown"
 # the sample the engine wrote before `email` was marked sensitive (the read drops it again)
 SAMPLE = [{"id": i, "email": f"user{i}@example.com", "note": LONG_NOTE if i == 1 else f"n{i}"} for i in range(1, 8)]
 AUC = {"apac": 26500.0, "eu": 0.8476, "us": 1234567.5}  # one of each: whole, fraction, large with a fraction
+
+
+ROLLED_BACK = "the smoke test's response has 3 outputs for 5 rows"
+ATTEMPTS = [
+    DeploymentRow(dag_id="shop", run_id="manual__2026-03-01", step="train", endpoint="churn", version="v3f2a9c01d4e5",
+                  previous_version="v0a1b2c3d4e5f", format="sklearn", target="local", outcome=outcome,
+                  reason=reason, smoke_rows=5, smoke_latency_ms=latency, try_number=tries, logical_date=DATE,
+                  created_at=DATE + datetime.timedelta(minutes=tries))
+    for tries, outcome, reason, latency in ((1, "rolled_back", ROLLED_BACK, None), (2, "promoted", None, 12.3456))
+]  # fmt: skip
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -95,6 +106,8 @@ def shop(tmp_path_factory) -> Path:
         )
     verdict = _row("when", "when", "skipped", "metric orders.revenue = 0.0 > 0: does not hold")
     _write(store, CHECKS_TABLE, "notify", [verdict], role="when")
+    for attempt in ATTEMPTS:  # as the serve task records them: a row per try
+        store.replace(DEPLOYMENTS_TABLE, {k: getattr(attempt, k) for k in KEY[DEPLOYMENTS_TABLE]}, [attempt])
     return root
 
 
@@ -135,6 +148,28 @@ def test_the_json_carries_the_sample_parsed_and_the_item_label(shop):
     assert {m["item_label"] for m in document["metrics"] if m["name"] == "revenue"} == {None}  # not mapped
 
 
+def test_promotion_attempts_are_shown_beside_the_checks_and_metrics(shop):
+    """Each try of a `serve` task, newest first: endpoint, version, outcome, the version served
+    since, the smoke test's latency and why it was rolled back; whole in the JSON."""
+    shown = cli("results", "shop.aq.yaml", "--warehouse", "wh.duckdb", cwd=shop)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    section = shown.stdout.split("deployments (aq_deployments), newest first\n", 1)[1].splitlines()
+    assert section[0].split() == ["time", "run_id", "step", "endpoint", "version", "outcome", "serving", "smoke",
+                                  "ms", "reason"]  # fmt: skip
+    assert section[1].split() == ["2026-03-01", "00:02:00", "manual__2026-03-01", "train", "churn", "v3f2a9c01d4e5",
+                                  "promoted", "v3f2a9c01d4e5", "12.3"]  # fmt: skip
+    assert section[2].split()[6:9] == ["rolled_back", "v0a1b2c3d4e5f", *ROLLED_BACK.split()[:1]]
+    assert ROLLED_BACK in " ".join(" ".join(line.split()) for line in section[2:])
+    document = _json(shop, "shop.aq.yaml", "--warehouse", "wh.duckdb")
+    assert [(d["endpoint"], d["version"], d["outcome"], d["verdict"], d["serving"], d["reason"], d["smoke_latency_ms"],
+             d["try_number"]) for d in document["deployments"]] == [
+        ("churn", "v3f2a9c01d4e5", "promoted", "passed", "v3f2a9c01d4e5", None, 12.3456, 2),
+        ("churn", "v3f2a9c01d4e5", "rolled_back", "warning", "v0a1b2c3d4e5f", ROLLED_BACK, None, 1)]  # fmt: skip
+    assert document["deployments"][0]["run_id"] == "manual__2026-03-01"
+    assert document["deployments"][0]["created_at"] == "2026-03-01T00:02:00"
+    assert _json(shop, "shop.aq.yaml", "--warehouse", "wh.duckdb", "--step", "orders")["deployments"] == []
+
+
 @pytest.mark.slow
 def test_a_when_verdict_is_found_by_its_step(shop):
     shown = cli("results", "shop.aq.yaml", "--warehouse", "wh.duckdb", "--step", "notify", cwd=shop)
@@ -169,6 +204,7 @@ def test_a_table_of_an_earlier_version_reads_as_it_is(tmp_path):
     shown = cli("results", "shop", "--warehouse", "old.duckdb", "--schema", "aq", cwd=tmp_path)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "checks: nothing recorded yet (no aq_check_results table in schema aq)" in shown.stdout
+    assert "deployments" not in shown.stdout  # no aq_deployments table: no section, nothing created
     (row,) = [line.split() for line in shown.stdout.splitlines() if " auc " in line]
     assert (row[3], row[8]) == ("evaluate[2]", "26500")
     document = _json(tmp_path, "shop", "--warehouse", "old.duckdb", "--schema", "aq")

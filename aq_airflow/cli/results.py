@@ -1,12 +1,14 @@
-"""``aq-airflow results``: the check and metric history of a pipeline, from the warehouse.
+"""``aq-airflow results``: the check and metric history of a pipeline, and its promotion attempts
+to serving endpoints (`serve:`), from the warehouse.
 
 ``aq-airflow results SPEC`` reads the spec's pipeline id, warehouse connection and
 ``results_schema``; ``aq-airflow results PIPELINE`` takes the dag_id and the flags. ``aq-airflow
 run`` prints a run's results through the same code (:func:`report`, over ``ResultsHistory.newest_rows``).
 
-stdout carries the results only (a table, a check's failing rows under its row, or one JSON
-document with ``--format json``); logs and messages go to stderr. A `foreach:` item is named as
-everywhere else, ``evaluate[2:us]`` (``artifacts.labels.item_name``); numbers as users write them
+stdout carries the results only (a table, a check's failing rows under its row, the deployments
+when a `serve` task recorded any, or one JSON document with ``--format json``); logs and messages
+go to stderr. A `foreach:` item is named as everywhere else, ``evaluate[2:us]``
+(``artifacts.labels.item_name``); numbers as users write them
 (:func:`number`). Exit codes: 0 results shown; 1 nothing recorded yet (no results tables,
 or no rows for the pipeline or step); 2 the warehouse could not be reached or read, or the
 arguments name none (a missing DuckDB file, an invalid spec, a connection Airflow cannot make).
@@ -31,7 +33,8 @@ from aq_airflow.cli.terminal import ELLIPSIS, bounded
 from aq_airflow.devstack.home import connection_variable
 from aq_airflow.quality.numbers import EXACT_BITS, EXACT_DIGITS, number
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.history import ResultsHistory, Sample, map_index_of
+from aq_airflow.results.history import Deployment, ResultsHistory, Sample, map_index_of
+from aq_airflow.results.rows import DEPLOYMENTS_TABLE
 from aq_airflow.warehouse import FailureKind, Warehouse
 
 SHOWN, NOTHING_RECORDED, CANNOT_READ = 0, 1, 2
@@ -41,8 +44,10 @@ CLI_CONN_ID = "aq_results_cli"  # the connection a --warehouse value is read thr
 TABLES = ((CHECKS_TABLE, "checks"), (METRICS_TABLE, "metrics"))
 # the table format's narrowest columns (wider when a value is longer, up to CELL_CHARS)
 _WIDTHS = {"logical_date": 19, "run_id": 24, "step": 12, "name": 22, "kind": 15, "outcome": 7, "severity": 8,
-           "value": 10, "failing_rows": 7}  # fmt: skip
-_HEADERS = {"failing_rows": "failing"}
+           "value": 10, "failing_rows": 7, "created_at": 19, "endpoint": 10, "version": 13, "smoke_ms": 8}  # fmt: skip
+_HEADERS = {"failing_rows": "failing", "created_at": "time", "smoke_ms": "smoke ms"}
+# a promotion attempt's columns in the text table (its reason last, wrapped as a message is)
+DEPLOYMENT_SHOWN = ("created_at", "run_id", "step", "endpoint", "version", "outcome", "serving", "smoke_ms", "reason")
 _MESSAGE_WIDTH = 40  # the narrowest the wrapped message column gets
 # what the table shows of a value (JSON has it whole): a cell of a fixed column, a message (cut
 # before it is wrapped: the table costs the same for a 20 MB message as for a 2 KB one)
@@ -86,6 +91,28 @@ def read_results(
                 raise CannotRead(f"cannot read the results table {table}: {type(error).__name__}: {error}") from None
             found[table] = None
     return found
+
+
+def read_deployments(
+    store: ResultsStore, dag_id: str, step: str | None, last: int, run_id: str | None = None
+) -> list[Deployment]:
+    """A pipeline's newest promotion attempts (``ResultsHistory.deployments``; none when the
+    warehouse has no ``aq_deployments``); CannotRead when it cannot be reached or read."""
+    try:
+        return ResultsHistory(store).deployments(dag_id, step=step or None, run_id=run_id or None, last=last)
+    except Exception as error:
+        if store.warehouse.failure_kind(error) == FailureKind.UNREACHABLE:
+            raise CannotRead(f"cannot connect to the warehouse: {type(error).__name__}: {error}") from None
+        problem = f"{type(error).__name__}: {error}"
+        raise CannotRead(f"cannot read the results table {DEPLOYMENTS_TABLE}: {problem}") from None
+
+
+def _deployment_cells(attempt: Deployment) -> tuple:
+    """An attempt as a row of the text table (:data:`DEPLOYMENT_SHOWN`): the smoke test's round
+    trip to a tenth of a millisecond."""
+    latency = f"{attempt.smoke_latency_ms:.1f}" if attempt.smoke_latency_ms is not None else ""
+    return (attempt.created_at, attempt.run_id, attempt.step, attempt.endpoint, attempt.version, attempt.outcome,
+            attempt.serving, latency, attempt.reason)  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -206,7 +233,7 @@ def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
         at = columns.index("sample")
         samples = [row[at] for row in rows]
         columns, rows = [c for c in columns if c != "sample"], [row[:at] + row[at + 1 :] for row in rows]
-    wrapped = columns[-1] == "message"
+    wrapped = columns[-1] in ("message", "reason")
     fixed = columns[:-1] if wrapped else columns
     cells = [[_fixed(v) for v in row[: len(fixed)]] for row in rows]
     messages = [row[-1] for row in rows] if wrapped else [None] * len(rows)
@@ -214,7 +241,7 @@ def _print_table(columns: list[str], rows: list[tuple], out: TextIO) -> None:
     indent = sum(widths) + 2 * len(widths)
     room = max(_MESSAGE_WIDTH, shutil.get_terminal_size((160, 24)).columns - indent - 1)
     header = "  ".join(_HEADERS.get(c, c).ljust(w) for c, w in zip(fixed, widths, strict=False))
-    print((header + ("  message" if wrapped else "")).rstrip(), file=out)
+    print((header + (f"  {columns[-1]}" if wrapped else "")).rstrip(), file=out)
     for row, message, sample in zip(cells, messages, samples, strict=True):
         line = "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True))
         if not wrapped:
@@ -272,21 +299,24 @@ def print_results(
     sensitive: Sensitive | None = None,
 ) -> int:
     """Print the newest results of a pipeline (a step and its `when:` verdict, a run) to ``out``
-    (stdout), a check's failing rows with it (the columns in ``sensitive[step]`` dropped);
-    messages to stderr. Returns the exit code: SHOWN, NOTHING_RECORDED or CANNOT_READ."""
+    (stdout), a check's failing rows with it (the columns in ``sensitive[step]`` dropped), and
+    its promotion attempts when it has any; messages to stderr. Returns the exit code: SHOWN,
+    NOTHING_RECORDED or CANNOT_READ."""
     out = out or sys.stdout
     try:
         found = read_results(store, dag_id, step, last, run_id, sensitive)
+        deployments = read_deployments(store, dag_id, step, last, run_id)
     except CannotRead as error:
         print(error, file=sys.stderr)
         return CANNOT_READ
-    shown = sum(len(table[1]) for table in found.values() if table)
+    shown = sum(len(table[1]) for table in found.values() if table) + len(deployments)
     if fmt == "json":
         document: dict[str, Any] = {"pipeline": dag_id, "step": step, "run_id": run_id,
                                     "results_schema": store.schema, "recorded": bool(shown)}  # fmt: skip
         for table, title in TABLES:
             columns, rows = found[table] or ([], [])
             document[title] = [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        document["deployments"] = [_json_value(attempt.as_dict()) for attempt in deployments]
         print(json.dumps(document, indent=2, allow_nan=False), file=out)
         return SHOWN if shown else NOTHING_RECORDED
     for table, title in TABLES:
@@ -301,6 +331,9 @@ def print_results(
             continue
         print(f"\n{title} ({table}), newest first", file=out)
         _print_table(columns, rows, out)
+    if deployments:  # a pipeline without `serve:` gets no section
+        print(f"\ndeployments ({DEPLOYMENTS_TABLE}), newest first", file=out)
+        _print_table(list(DEPLOYMENT_SHOWN), [_deployment_cells(attempt) for attempt in deployments], out)
     return SHOWN if shown else NOTHING_RECORDED
 
 
