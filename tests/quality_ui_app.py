@@ -22,7 +22,7 @@ import pytest
 from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
 from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE, ResultsStore
-from aq_airflow.results.rows import COLUMNS
+from aq_airflow.results.rows import COLUMNS, DEPLOYMENTS_TABLE
 from aq_airflow.warehouse import DuckDB, Warehouse
 
 ADMIN, ANALYST, OUTSIDER = "admin", "analyst", "outsider"
@@ -168,6 +168,23 @@ def run_id(date: datetime.datetime) -> str:
     return f"scheduled__{date:%Y-%m-%d}T00:00:00+00:00"
 
 
+def _attempt(day: int, version: str, previous: str | None, outcome: str, try_number: int = 1, **extra) -> dict:
+    date = DATES[day]
+    return {"dag_id": "ui_pipe", "run_id": run_id(date), "step": "orders", "endpoint": "amounts", "version": version,
+            "previous_version": previous, "format": "sklearn", "target": "local", "outcome": outcome,
+            "smoke_rows": 5, "map_index": -1, "try_number": try_number, "logical_date": date,
+            "created_at": date + datetime.timedelta(hours=2, minutes=try_number), **extra}  # fmt: skip
+
+
+# ui_pipe's promotions of step `orders` to endpoint `amounts` (none on day 5: its error check failed,
+# so its serve task never ran): promoted, then a rolled-back try whose reason is markup, then promoted
+DEPLOYMENTS = [
+    _attempt(3, "v1111aaaa2222", None, "promoted", smoke_latency_ms=8.25),
+    _attempt(5, "v3333bbbb4444", "v1111aaaa2222", "rolled_back", reason=XSS_TEXT),
+    _attempt(9, "v5555cccc6666", "v1111aaaa2222", "promoted", smoke_latency_ms=11.5),
+]
+
+
 def seed_results(path: Path) -> None:
     """ui_pipe: 10 dates of its check `ids` (failing on day 5 with a sample), a hostile check
     (its name, message and sample are markup) and metric `mean_amount` (out of bounds on day 9);
@@ -215,6 +232,7 @@ def seed_results(path: Path) -> None:
                    "sample": json.dumps([{"id": None, "email": "carol@example.com", "amount": 7}])})  # fmt: skip
     insert(store, CHECKS_TABLE, checks)
     insert(store, METRICS_TABLE, metrics)
+    insert(store, DEPLOYMENTS_TABLE, DEPLOYMENTS)
 
 
 OUTPUT_IMAGE = f"ghcr.io/acme/{XSS_TEXT}:1.0"  # an image name holding markup: escaped on the task page

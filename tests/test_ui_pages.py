@@ -105,6 +105,42 @@ def test_the_pipeline_page_draws_strips_and_charts(quality_app):
     assert get(quality_app, "/aq-quality/dags/ui_pipe", page=9).text.count("No checks or metrics recorded") == 1
 
 
+def test_the_pipeline_page_shows_endpoints_and_promotions_beside_their_gates(quality_app):
+    """The endpoint as its latest attempt left it, and each attempt coloured as a check (promoted
+    green, rolled back amber) beside the verdicts of the step's checks and metrics on its date,
+    linked to that run's checks; a reason holding markup is escaped."""
+    page = get(quality_app, "/aq-quality/dags/ui_pipe").text
+    no_raw_markup(page)
+    serving = page.split("<h2>Serving</h2>", 1)[1].split("<h2>Checks</h2>", 1)[0]
+    (endpoint,) = re.findall(r'<table class="endpoints">.*?</table>', serving, re.S)
+    assert "<strong>amounts</strong></td><td>v5555cccc6666</td><td>orders</td>" in endpoint
+    assert '<span class="pill passed">promoted</span>' in endpoint
+    rows = re.findall(r"<tr>\s*<td>(.*?)</tr>", serving.split('class="promotions"', 1)[1], re.S)
+    assert len(rows) == 3
+    newest, rolled_back, first = rows
+    assert "v5555cccc6666" in newest and "was v1111aaaa2222" in newest and ">11.5<" in newest
+    assert '<span class="pill passed">promoted</span>' in newest and "1 failed (warning)" in newest
+    assert '<span class="pill warning">rolled_back</span>' in rolled_back
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in rolled_back  # the reason, escaped
+    day6 = "/aq-quality/dags/ui_pipe/runs/scheduled__2026-03-06T00%3A00%3A00%2B00%3A00/tasks/orders.checks?map_index=-1"
+    assert f'<a href="{day6}">orders</a>' in rolled_back  # to the checks that gated it
+    # day 6: ids passed, the hostile check failed (warning), mean_amount passed
+    assert re.findall(r'class="pill (\w+)" title="[^"]*">(\d+) ', rolled_back) == [("passed", "2"), ("warning", "1")]
+    assert "2026-03-04 02:01" in first and ">8.2<" in first  # (8.25 to a tenth, half to even)
+    document = get(quality_app, "/aq-quality/api/dags/ui_pipe/deployments").json()
+    assert [e["serving"] for e in document["endpoints"]] == ["v5555cccc6666"] and document["recorded"]
+    assert [(a["outcome"], a["verdict"]) for a in document["attempts"]] == [
+        ("promoted", "passed"), ("rolled_back", "warning"), ("promoted", "passed")]  # fmt: skip
+    assert {(g["name"], g["verdict"]) for g in document["attempts"][1]["gates"]} == {
+        ("ids", "passed"), ("<script>alert(1)</script>", "warning")}  # fmt: skip
+    assert [m["name"] for m in document["attempts"][1]["gate_metrics"]] == ["mean_amount"]
+    assert "<h2>Serving</h2>" not in get(quality_app, "/aq-quality/dags/ui_pipe", step="totals").text
+    window = get(quality_app, "/aq-quality/api/dags/ui_pipe/deployments", start="2026-03-05", end="2026-03-07").json()
+    assert [a["version"] for a in window["attempts"]] == ["v3333bbbb4444"]  # attempts of the window's dates
+    assert get(quality_app, "/aq-quality/api/dags/ui_items/deployments").json() == {
+        "endpoints": [], "attempts": [], "recorded": False}  # fmt: skip
+
+
 def test_the_pipeline_page_filters_by_step_and_dates(quality_app):
     page = get(quality_app, "/aq-quality/dags/ui_pipe", step="totals").text
     assert 'class="strip"' not in page and page.count('class="chart"') == 20 and "orders.mean_amount" not in page

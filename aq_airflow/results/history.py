@@ -372,12 +372,15 @@ class ResultsHistory:
 
     def deployments(
         self, dag_id: str, endpoint: str | None = None, step: str | None = None, run_id: str | None = None,
-        last: int | None = None,
+        last: int | None = None, window: Window | None = None,
     ) -> list[Deployment]:  # fmt: skip
-        """A pipeline's promotion attempts (of an endpoint, a step, a run), newest first: every
-        attempt (each try has its row), at most ``last`` (:data:`MAX_ROWS`)."""
+        """A pipeline's promotion attempts (of an endpoint, a step, a run, logical dates in the
+        window), newest first: every attempt (each try has its row), at most ``last``
+        (:data:`MAX_ROWS`)."""
         last = _clamp(last, DEFAULT_DEPLOYMENTS, MAX_ROWS)
-        given = {"endpoint": endpoint, "step": step, "run_id": run_id}
+        window = window or Window()
+        given = {"endpoint": endpoint, "step": step or window.step, "run_id": run_id, "start": window.start,
+                 "end": window.end}  # fmt: skip
         return self._deployment_rows(
             lambda present: self.statements.deployments(
                 DEPLOYMENT_COLUMNS, present, self._deployments_where(dag_id, present, **given), last

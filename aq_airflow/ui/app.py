@@ -359,6 +359,24 @@ def metrics_json(
     return _history_json(dag_id, session, filters, ResultsHistory.metric_series, pages.series_json, limit, offset)
 
 
+@app.get("/api/dags/{dag_id}/deployments", dependencies=[DagReadable])
+def deployments_json(
+    dag_id: str, session: SessionDep, step: str | None = None, start: str | None = None, end: str | None = None
+) -> Response:
+    """The pipeline's endpoints (each one's latest promotion attempt) and its newest attempts,
+    each with the verdicts of the checks and metrics that gated it."""
+    found = _pipeline(dag_id, session)
+    session.close()  # the metadata DB is done with; no pooled connection waits on the warehouse
+    window = _window(step, start, end)
+    try:
+        endpoints, promotions = Results(found).read(pages.load_promotions, found, window)
+    except PageError as error:
+        if error.status != 200:
+            raise
+        return JSONResponse({"endpoints": [], "attempts": [], "recorded": False})
+    return JSONResponse({**pages.promotions_json(endpoints, promotions), "recorded": bool(endpoints)})
+
+
 # --- a task instance ------------------------------------------------------------------------------
 
 

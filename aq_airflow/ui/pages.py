@@ -26,6 +26,7 @@ from aq_airflow.results import CHECKS_TABLE, METRICS_TABLE
 from aq_airflow.results.history import (
     DEFAULT_SERIES,
     CheckResult,
+    Deployment,
     MetricPoint,
     MetricSeries,
     Page,
@@ -42,6 +43,7 @@ from aq_airflow.ui.pipelines import Pipeline
 PER_PAGE = DEFAULT_SERIES  # charts (and check strips) per pipeline page
 OVERVIEW_PER_PAGE = 50  # pipelines per overview page
 TASK_HISTORY_POINTS = 60  # dates of history in a task instance's metric charts
+RECENT_PROMOTIONS = 10  # promotion attempts a pipeline page shows, each with the checks that gated it
 
 
 @functools.cache
@@ -80,6 +82,22 @@ def series_label(step_label: str, name: str) -> str:
 # --- the pipeline page --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """A promotion attempt beside what gated it: its step's checks, `when:` verdict and metrics
+    on the attempt's logical date (their latest rows: what the serve task ran after)."""
+
+    deployment: Deployment
+    checks: list[RunCheck]
+    metrics: list[RunMetric]
+
+    @property
+    def gates(self) -> list[tuple[str, int]]:
+        """(verdict, count) of the gating checks and metrics, in the legend's order."""
+        verdicts = [c.result.verdict for c in self.checks] + [m.point.verdict for m in self.metrics]
+        return [(v, verdicts.count(v)) for v in charts.COLOURS if v in verdicts]
+
+
 @dataclass
 class PipelinePage:
     pipeline: Pipeline
@@ -89,6 +107,8 @@ class PipelinePage:
     checks: Page
     metrics: Page
     dates: list[datetime.datetime] = field(default_factory=list)  # the check strips' date axis
+    endpoints: list[Deployment] = field(default_factory=list)  # each endpoint's latest attempt
+    promotions: list[Promotion] = field(default_factory=list)  # the newest attempts, newest first
 
     @property
     def has_more(self) -> bool:
@@ -100,15 +120,48 @@ class PipelinePage:
 
 
 def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, page: int = 1) -> PipelinePage:
-    """A pipeline page's data: its steps, a page of checks and a page of metrics (three queries)."""
+    """A pipeline page's data: its steps, a page of checks and a page of metrics (three queries);
+    on its first page its endpoints and newest promotion attempts (of the step filtered on), each
+    beside its gating results (two queries, and one per attempt's date and step)."""
     offset = (max(page, 1) - 1) * PER_PAGE
     with history.reading():  # one connection, one snapshot
         steps = sorted(set(pipeline.steps) | set(history.steps(pipeline.dag_id)))
         # a passed row's message ("m = 1.2", "0 of 50 rows fail") is not drawn: left out of the read
         checks = history.check_series(pipeline.dag_id, window, PER_PAGE, offset, messages=False)
         metrics = history.metric_series(pipeline.dag_id, window, PER_PAGE, offset, messages=False)
+        endpoints, promotions = load_promotions(history, pipeline, window) if page <= 1 else ([], [])
     dates = sorted({cell.logical_date for series in checks.items for cell in series.cells})
-    return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates)
+    return PipelinePage(pipeline, window, max(page, 1), steps, checks, metrics, dates, endpoints, promotions)
+
+
+def load_promotions(
+    history: ResultsHistory, pipeline: Pipeline, window: Window | None = None
+) -> tuple[list[Deployment], list[Promotion]]:
+    """A pipeline's endpoints (each one's latest attempt; of the window's step) and its newest
+    promotion attempts in the window, each with the results of its step on its date (the gates its
+    serve task ran after; no samples)."""
+    window = window or Window()
+    endpoints = history.endpoints(pipeline.dag_id)
+    attempts = history.deployments(pipeline.dag_id, last=RECENT_PROMOTIONS, window=window)
+    if window.step is not None:
+        endpoints = [e for e in endpoints if e.step == window.step]
+    gates: dict[tuple, tuple[list[RunCheck], list[RunMetric]]] = {}
+    for attempt in attempts:
+        key = (attempt.logical_date, attempt.step)
+        if key not in gates and attempt.logical_date is not None and attempt.step:
+            gates[key] = history.run_results(pipeline.dag_id, attempt.logical_date, [attempt.step], sample_rows=0)
+    promotions = [Promotion(a, *gates.get((a.logical_date, a.step), ([], []))) for a in attempts]
+    return endpoints, promotions
+
+
+def gates_link(base: str, pipeline: Pipeline, promotion: Promotion) -> str | None:
+    """The checks task page of the run that made the attempt (its gates, failing rows and all);
+    None when the step has no checks task now or the attempt names no run."""
+    attempt = promotion.deployment
+    task_id = pipeline.task_of(attempt.step or "", TaskRole.CHECKS)
+    if not attempt.run_id or task_id is None:
+        return None
+    return path(base, "dags", pipeline.dag_id, "runs", attempt.run_id, "tasks", task_id, map_index=attempt.map_index)
 
 
 def check_link(base: str, pipeline: Pipeline, cell: CheckResult) -> str | None:
@@ -146,6 +199,7 @@ def render_pipeline(view: PipelinePage, base: str, query: dict[str, str | None])
         legend=Markup(charts.legend()),  # noqa: S704 - our constants
         query=query,
         series_label=series_label,
+        gates_link=lambda promotion: gates_link(base, view.pipeline, promotion),
         previous_page=path(base, "dags", view.pipeline.dag_id, **{**query, "page": view.page - 1})
         if view.page > 1
         else None,
@@ -310,6 +364,14 @@ def series_json(series: MetricSeries) -> dict[str, Any]:
 def page_json(page: Page, items: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"items": list(items), "offset": page.offset, "limit": page.limit, "total": page.total,
             "has_more": page.has_more}  # fmt: skip
+
+
+def promotions_json(endpoints: Sequence[Deployment], promotions: Sequence[Promotion]) -> dict[str, Any]:
+    """A pipeline's endpoints and newest attempts, each attempt with its gating verdicts."""
+    attempts = [{**p.deployment.as_dict(), "gates": [check_json(c.result) for c in p.checks],
+                 "gate_metrics": [{"step": m.step, "name": m.name, **point_json(m.point)} for m in p.metrics]}
+                for p in promotions]  # fmt: skip
+    return {"endpoints": [e.as_dict() for e in endpoints], "attempts": attempts}
 
 
 def task_json(view: TaskPage) -> dict[str, Any]:
