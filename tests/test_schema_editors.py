@@ -29,6 +29,9 @@ CROSS_FIELD = {
     "deploy_broken.aq.yaml": "its `inputs:` names a step the pipeline does not have",
     "cross_unknown_param.aq.yaml": "its `when:` names a param the pipeline does not declare",
     "cross_two_kinds.aq.yaml": "a step needs exactly one of sql, python, command, table",
+    "cross_serve_on_sql.aq.yaml": "`serve:` is refused by the kind of its step (a `sql` step returns no model)",
+    "cross_serve_canary_standard.aq.yaml": "`canary:` is refused by the cluster profile's serving mode",
+    "cross_serve_replicas.aq.yaml": "`replicas:` min above max compares two values",
 }
 
 STEP = "steps:\n  a:\n    python: pkg.mod:score\n"
@@ -44,7 +47,18 @@ VALID = {
     "params: {go: false}\n",
     "cross_unknown_param.aq.yaml": STEP + "    when: {param: nope}\n",
     "cross_two_kinds.aq.yaml": STEP + "    sql: SELECT 1\n",
+    "serve_every_field.aq.yaml": "cluster: local\nsteps:\n  f: {sql: SELECT 1 AS x}\n  a:\n    python: pkg.mod:score\n"
+    "    inputs: [f]\n    serve:\n      endpoint: churn-v2\n      format: onnx\n      canary: 10\n"
+    "      replicas: {min: 0, max: 3}\n      resources: {cpu: 0.5, memory: 1Gi, gpu: 1, gpu_type: l4}\n"
+    "      sample: f\n      columns: [x]\n      smoke_rows: 20\n",
+    "cross_serve_on_sql.aq.yaml": "steps:\n  a:\n    sql: SELECT 1\n    serve: {endpoint: churn, format: sklearn}\n",
+    "cross_serve_canary_standard.aq.yaml": "cluster: gke\nartifacts: s3://b/aq\ndefaults: {image: i}\n"
+    "steps:\n  f: {sql: SELECT 1 AS x}\n  a:\n    python: pkg.mod:score\n    inputs: [f]\n"
+    "    serve: {endpoint: churn, format: sklearn, canary: 10}\n",
+    "cross_serve_replicas.aq.yaml": "steps:\n  f: {sql: SELECT 1 AS x}\n  a:\n    python: pkg.mod:score\n"
+    "    inputs: [f]\n    serve: {endpoint: churn, format: sklearn, replicas: {min: 3, max: 1}}\n",
 }
+SERVE = "steps:\n  f: {sql: SELECT 1 AS x}\n  a:\n    python: pkg.mod:score\n    inputs: [f]\n    serve: "
 # Specs both must refuse: typos, wrong types, bad enum values.
 INVALID = {
     "typo_step_key.aq.yaml": "steps:\n  a:\n    pyton: pkg.mod:score\n",
@@ -69,6 +83,14 @@ INVALID = {
     "quantity_memory.aq.yaml": STEP + "    resources: {memory: 2GB}\n",
     "enum_severity.aq.yaml": STEP + "    checks: [{name: c, not_null: x, severity: fatal}]\n",
     "enum_publish_mode.aq.yaml": STEP + "    publish: {table: t, mode: upsert}\n",
+    "serve_endpoint_upper.aq.yaml": SERVE + "{endpoint: Churn, format: sklearn}\n",
+    "serve_endpoint_long.aq.yaml": SERVE + "{endpoint: " + "a" * 46 + ", format: sklearn}\n",
+    "serve_format.aq.yaml": SERVE + "{endpoint: churn, format: pytorch}\n",
+    "serve_no_format.aq.yaml": SERVE + "{endpoint: churn}\n",
+    "serve_canary_100.aq.yaml": SERVE + "{endpoint: churn, format: sklearn, canary: 100}\n",
+    "serve_typo.aq.yaml": SERVE + "{endpoint: churn, format: sklearn, replica: {max: 2}}\n",
+    "serve_smoke_rows.aq.yaml": SERVE + "{endpoint: churn, format: sklearn, smoke_rows: 0}\n",
+    "serve_gpu_type.aq.yaml": SERVE + "{endpoint: churn, format: onnx, resources: {gpu: 1, gpu_type: A100}}\n",
     "enum_recorded.aq.yaml": "steps:\n  m:\n    sql: SELECT 1 AS x\n    metrics: [{name: n, count: '*'}]\n"
     "  a:\n    python: pkg.mod:score\n    when: {metric: m.n, above: {recorded: latest}}\n",
 }

@@ -18,9 +18,10 @@ signature.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from aq_airflow.pipeline_spec.types import IDENT, ByteQuantity, Column, CpuQuantity, GpuType
 
@@ -34,13 +35,32 @@ MAX_SERVE_REPLICAS = 100
 # An endpoint names the InferenceService (a DNS-1035 label: KServe derives `<name>-predictor`
 # Services and hosts from it, so it stays well under 63 characters) and the model in
 # `/v2/models/<endpoint>/infer`.
+_ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_ENDPOINT = 45
+_ENDPOINT_RULE = f"lower-case letters, digits and `-`, starting with a letter, at most {MAX_ENDPOINT} characters"
+
+
+def _endpoint_name(value: str) -> str:
+    """An endpoint name, or a message that says the rule and offers a name that keeps it."""
+    if _ENDPOINT.fullmatch(value) and len(value) <= MAX_ENDPOINT:
+        return value
+    offer = re.sub(r"[^a-z0-9]+", "-", value.lower()).lstrip("-0123456789")[:MAX_ENDPOINT].strip("-")
+    hint = f", e.g. `{offer}`" if offer else ""
+    raise ValueError(f"`{value}` cannot name an endpoint (an InferenceService and a URL path): use {_ENDPOINT_RULE}"
+                     f"{hint}")  # fmt: skip
+
+
 EndpointName = Annotated[
     str,
-    Field(
-        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
-        max_length=45,
-        description="The endpoint's name: lower-case letters, digits and `-`, starting with a letter (at most 45).",
-    ),
+    AfterValidator(_endpoint_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _ENDPOINT.pattern,
+            "maxLength": MAX_ENDPOINT,
+            "description": f"The endpoint's name: {_ENDPOINT_RULE}.",
+        }
+    ),  # fmt: skip
 ]
 
 
