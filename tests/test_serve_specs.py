@@ -99,11 +99,18 @@ CASES: dict[str, tuple[str, str, tuple[int, int, tuple[str, ...]] | None]] = {
 """, (11, 57, ("`min` (3) is above `max` (1)", "swap them"))),
     "gpu_on_cpu_only": ("cpu-only", TRAIN + """    serve: {endpoint: churn, format: sklearn, resources: {gpu: 1}}
 """, (11, 64, ("profile `cpu-only` has no GPU nodes", "remove `gpu:`"))),
-    "unknown_gpu_type": ("gke", TRAIN + """    serve: {endpoint: churn, format: onnx, resources: {gpu: 1, gpu_type: tpu-v9}}
-""", (11, 74, ("profile `gke` has no GPU type `tpu-v9`", "it knows: ", "l4", "t4"))),
+    "unknown_gpu_type": ("gke", TRAIN + """    serve:
+      endpoint: churn
+      format: onnx
+      resources: {gpu: 1, gpu_type: tpu-v9}
+""", (14, 37, ("profile `gke` has no GPU type `tpu-v9`", "it knows: ", "l4", "t4"))),
     "gpu_type_alone": ("gke", TRAIN + """    serve: {endpoint: churn, format: onnx, resources: {gpu_type: t4}}
 """, (11, 55, ("`gpu_type` is set but `gpu` is not", "add `gpu: 1`"))),
-    "gpu_ok": ("gke", TRAIN + """    serve: {endpoint: churn, format: onnx, replicas: {min: 0, max: 2}, resources: {gpu: 1, gpu_type: l4}}
+    "gpu_ok": ("gke", TRAIN + """    serve:
+      endpoint: churn
+      format: onnx
+      replicas: {min: 0, max: 2}
+      resources: {gpu: 1, gpu_type: l4}
 """, None),
 }  # fmt: skip
 

@@ -50,18 +50,14 @@ def _endpoint_name(value: str) -> str:
                      f"{hint}")  # fmt: skip
 
 
-EndpointName = Annotated[
-    str,
-    AfterValidator(_endpoint_name),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": _ENDPOINT.pattern,
-            "maxLength": MAX_ENDPOINT,
-            "description": f"The endpoint's name: {_ENDPOINT_RULE}.",
-        }
-    ),  # fmt: skip
-]
+_ENDPOINT_SCHEMA = {
+    "type": "string",
+    "pattern": _ENDPOINT.pattern,
+    "maxLength": MAX_ENDPOINT,
+    "description": f"The endpoint's name: {_ENDPOINT_RULE}.",
+}
+# checked here (the message offers a name that keeps the rule), by editors through the schema
+EndpointName = Annotated[str, AfterValidator(_endpoint_name), WithJsonSchema(_ENDPOINT_SCHEMA)]
 
 
 class _Model(BaseModel):  # as the spec's other models: frozen, strict, unknown keys refused
