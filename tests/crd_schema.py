@@ -21,6 +21,7 @@ import yaml
 CRDS = Path(__file__).parent / "crds"
 SPARK_APPLICATIONS = CRDS / "spark-operator" / "sparkoperator.k8s.io_sparkapplications.yaml"
 RAY_JOBS = CRDS / "kuberay" / "ray.io_rayjobs.yaml"
+INFERENCE_SERVICES = CRDS / "kserve" / "serving.kserve.io_inferenceservices.yaml"
 
 
 def json_schema(node: Any) -> Any:

@@ -89,6 +89,7 @@ class FakeKubernetes:
         secrets: dict[tuple[str, str], str] | None = None,
         extra_env: dict[str, str] | None = None,
         controllers: dict[str, object] | None = None,
+        watchers: dict[str, object] | None = None,
     ):
         self.secrets = secrets or {}
         # custom resources, by (plural, namespace, name), and the test-side controllers that act on
@@ -96,6 +97,9 @@ class FakeKubernetes:
         # controller makes its driver pod, a RayJob's its submitter pod, and report the state)
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.controllers = controllers or {}
+        # {plural: async callable(api, event, key)}: hears every change of such an object (ADDED,
+        # MODIFIED, DELETED), as a controller's watch does (KServe's reconciles on each)
+        self.watchers = watchers or {}
         self.created_objects: list[dict] = []
         self.extra_env = extra_env or {}
         self.pods: dict[tuple[str, str], dict] = {}
@@ -230,13 +234,19 @@ class FakeKubernetes:
         self.created_objects.append(copy.deepcopy(body))
         resource = copy.deepcopy(body)
         resource["metadata"].update(
-            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1"
+            uid=str(uuid.uuid4()), namespace=namespace, creationTimestamp=_now(), resourceVersion="1", generation=1
         )
         self.objects[key] = resource
         controller = self.controllers.get(plural)
         if controller is not None:
             self.loop.create_task(controller(self, key))
+        self._notify("ADDED", key)
         return web.json_response(resource, status=201)
+
+    def _notify(self, event: str, key: tuple[str, str, str]) -> None:
+        watcher = self.watchers.get(key[0])
+        if watcher is not None:
+            self.loop.create_task(watcher(self, event, key))
 
     async def list_objects(self, request: web.Request) -> web.Response:
         plural, namespace = request.match_info["plural"], request.match_info["ns"]
@@ -264,6 +274,7 @@ class FakeKubernetes:
         owned = [k for k, pod in self.pods.items() if _owned_by(pod, resource)]  # garbage collection
         for pod_key in owned:
             await self.stop_pod(pod_key)
+        self._notify("DELETED", key)
         return web.json_response({"kind": "Status", "status": "Success"})
 
     async def patch_object(self, request: web.Request) -> web.Response:
@@ -272,7 +283,13 @@ class FakeKubernetes:
         resource = self.objects.get(key)
         if resource is None:
             return web.json_response({"kind": "Status", "code": 404}, status=404)
+        spec = copy.deepcopy(resource.get("spec"))
         _merge(resource, await request.json())
+        metadata = resource["metadata"]
+        metadata["resourceVersion"] = str(int(metadata.get("resourceVersion", "1")) + 1)
+        if resource.get("spec") != spec:  # the API server counts spec changes only
+            metadata["generation"] = metadata.get("generation", 1) + 1
+        self._notify("MODIFIED", key)
         return web.json_response(resource)
 
     def start_pod(self, namespace: str, body: dict) -> tuple[str, str]:
