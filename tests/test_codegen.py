@@ -79,6 +79,45 @@ def test_output_is_byte_identical_on_every_run(path, tmp_path):
     compile(first, path.name, "exec")
 
 
+LOCAL_SERVE = """
+pipeline: serve_local
+cluster: local
+steps:
+  features:
+    sql: SELECT 1 AS tenure, 2.5 AS spend
+  train:
+    python: churn.train:fit
+    inputs: [features]
+    serve:
+      endpoint: churn-local
+      format: lightgbm
+      canary: 25
+      replicas: {min: 0, max: 2}
+      sample: features
+      columns: [tenure, spend]
+      smoke_rows: 3
+"""
+
+
+def test_a_local_serve_task_compiles_to_the_live_dag(tmp_path):
+    """The example specs serve on Kubernetes (AqInferenceServiceOperator); a local profile's serve
+    task (AqLocalServeOperator, every `serve:` field set) is generated as the loader builds it."""
+    live, compiled = tmp_path / "live", tmp_path / "compiled"
+    live.mkdir()
+    shutil.copytree(EXAMPLES / "churn", live / "churn")
+    (live / "serve_local.aq.yaml").write_text(LOCAL_SERVE.lstrip())
+    shutil.copy(EXAMPLES / "aq_dags_0.py", live / "aq_dags_0.py")
+    assert cli(["compile", str(live / "serve_local.aq.yaml"), "--out", str(compiled)]) == 0
+    bags = DagBag(dag_folder=str(live)), DagBag(dag_folder=str(compiled))
+    assert [bag.import_errors for bag in bags] == [{}, {}]
+    dags = [bag.dags["serve_local"] for bag in bags]
+    assert serialized(dags[1]) == serialized(dags[0])
+    task = dags[1].get_task("train.serve")
+    assert type(task).__name__ == "AqLocalServeOperator" and task.plan == dags[0].get_task("train.serve").plan
+    assert (task.plan.endpoint, task.plan.canary, task.plan.columns, task.plan.smoke_rows) == (
+        "churn-local", 25, ("tenure", "spend"), 3)  # fmt: skip
+
+
 # ---- adversarial spec text stays data -------------------------------------------------------
 
 PLAN_ENUMS = {name for name, cls in PLAN_TYPES.items() if issubclass(cls, enum.Enum)}
@@ -86,6 +125,7 @@ ALLOWED_CALLS = {
     "DAG", "TaskGroup", "datetime", "timedelta", "Asset", "ImportedCallback", "float",
     "AqSqlStepOperator", "AqLocalStepOperator", "AqPodStepOperator",
     "AqCheckOperator", "AqMetricOperator", "AqPublishOperator", "AqItemsOperator", "AqConditionOperator",
+    "AqLocalServeOperator", "AqInferenceServiceOperator",
     "BashOperator",  # the spec's `operator:` step: the class it names, imported by its validated path
     *(set(PLAN_TYPES) - PLAN_ENUMS),
 }  # fmt: skip

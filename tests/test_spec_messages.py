@@ -15,7 +15,7 @@ import pydantic
 import pytest
 import yaml
 
-from aq_airflow.pipeline_spec import SpecError, SpecFile, conditions, engines, foreach, models, parse_spec
+from aq_airflow.pipeline_spec import SpecError, SpecFile, conditions, engines, foreach, models, parse_spec, serving
 from tests.helpers import issues_of
 
 BASELINE = """
@@ -99,6 +99,15 @@ steps:
     pool: default_pool
     metrics: [{name: auc, expression: avg(x)}]
     checks: [{name: ok, expression: x > 0, severity: warning}]
+    serve:
+      endpoint: churn
+      format: sklearn
+      canary: 10
+      replicas: {min: 1, max: 2}
+      resources: {cpu: 1, memory: 1Gi, gpu: 1, gpu_type: t4}
+      sample: source
+      columns: [x]
+      smoke_rows: 5
   per_item:
     python: pkg.mod:each
     foreach: [a, b]
@@ -141,7 +150,7 @@ def _our_models() -> dict[str, type[pydantic.BaseModel]]:
     """Every pydantic model class the spec modules define."""
     return {
         name: value
-        for module in (models, conditions, foreach, engines)
+        for module in (models, conditions, foreach, engines, serving)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, pydantic.BaseModel) and value.__module__ == module.__name__
     }
