@@ -108,10 +108,11 @@ def read_deployments(
 
 
 def _deployment_cells(attempt: Deployment) -> tuple:
-    """An attempt as a row of the text table (:data:`DEPLOYMENT_SHOWN`): the smoke test's round
-    trip to a tenth of a millisecond."""
+    """An attempt as a row of the text table (:data:`DEPLOYMENT_SHOWN`): its time to the second,
+    the smoke test's round trip to a tenth of a millisecond."""
     latency = f"{attempt.smoke_latency_ms:.1f}" if attempt.smoke_latency_ms is not None else ""
-    return (attempt.created_at, attempt.run_id, attempt.step, attempt.endpoint, attempt.version, attempt.outcome,
+    moment = attempt.created_at.replace(microsecond=0) if attempt.created_at is not None else None
+    return (moment, attempt.run_id, attempt.step, attempt.endpoint, attempt.version, attempt.outcome,
             attempt.serving, latency, attempt.reason)  # fmt: skip
 
 
