@@ -422,3 +422,17 @@ def test_a_warehouse_without_the_deployments_table_has_no_deployments(store):
     with store.warehouse.reading() as session, pytest.raises(Exception) as caught:
         table_columns(session, store.statements, DEPLOYMENTS_TABLE)
     assert store.warehouse.failure_kind(caught.value) == "missing"  # the reader did not create it
+
+
+def test_the_results_of_several_dates_and_steps_in_one_read(store):
+    """A page's promotion attempts each read their step's results on their date: one query per
+    table for every (date, step) pair, each verdict its date's latest row."""
+    seed(store)
+    history = ResultsHistory(store)
+    pairs = [(DATES[4], "orders"), (DATES[9], "regions")]
+    checks, metrics = history.run_results("pipe", None, dated_steps=pairs, sample_rows=0)
+    assert sorted((c.result.logical_date, c.result.step, c.result.name, c.result.outcome) for c in checks) == [
+        (DATES[4], "orders", "fresh", "passed"), (DATES[4], "orders", "id_not_null", "failed"),
+        (DATES[9], "regions", "enough", "error"), (DATES[9], "regions", "enough", "passed")]  # fmt: skip
+    assert sorted((m.point.logical_date, m.name) for m in metrics) == [(DATES[4], "mean_amount"), (DATES[4], "rows")]
+    assert history.run_results("pipe", None, dated_steps=[]) == ([], [])

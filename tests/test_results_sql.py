@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 from sqlglot.errors import ParseError
 
-from aq_airflow.results.history import _CHECK_COLUMNS, _METRIC_COLUMNS, _RUN_CHECK_COLUMNS
+from aq_airflow.results.history import _CHECK_COLUMNS, _METRIC_COLUMNS, _RUN_CHECK_COLUMNS, _RUN_METRIC_COLUMNS
 from aq_airflow.results.rows import CHECKS_TABLE, DEPLOYMENTS_TABLE, METRICS_TABLE, Role
 from aq_airflow.results.statements import Statements
 from aq_airflow.results.views import DEPLOYMENT_COLUMNS
@@ -92,6 +92,9 @@ def cases(st: Statements) -> dict:
         ),
         "deployments": st.deployments(DEPLOYMENT_COLUMNS, None, w(DEPLOYMENTS_TABLE, endpoint="churn", run_id="r"), 20),
         "endpoints": st.endpoints(DEPLOYMENT_COLUMNS, None, w(DEPLOYMENTS_TABLE)),
+        "gate_rows": st.run_rows(
+            METRICS_TABLE, _RUN_METRIC_COLUMNS, None, w(METRICS_TABLE, dated_steps=[(D, "train"), (D, "score")])
+        ),
     }
 
 
@@ -735,6 +738,43 @@ GOLDEN = {
             '"AQ_LATEST" WHERE "AQ_RANK" = 1 ORDER BY "ENDPOINT"'
         ),
     },
+    'gate_rows': {
+        'duckdb': (
+            'SELECT "logical_date", "step", "map_index", "name", "kind", "severity", "outcome", "value", '
+            '"message", "expected", "run_id", "item_label", "try_number" FROM (SELECT "logical_date" AS '
+            '"logical_date", "step" AS "step", "map_index" AS "map_index", "name" AS "name", "kind" AS "kind", '
+            '"severity" AS "severity", "outcome" AS "outcome", "value" AS "value", "message" AS "message", '
+            '"expected" AS "expected", "run_id" AS "run_id", "item_label" AS "item_label", "try_number" AS '
+            '"try_number", ROW_NUMBER() OVER (PARTITION BY "logical_date", "step", "map_index", "name" ORDER BY'
+            ' "created_at" DESC, "try_number" DESC) AS "aq_rank" FROM "aq"."aq_metric_results" WHERE "dag_id" ='
+            ' ? AND (("logical_date" = ? AND "step" = ?) OR ("logical_date" = ? AND "step" = ?))) AS '
+            '"aq_latest" WHERE "aq_rank" = 1 ORDER BY "step", "map_index", "name"'
+        ),
+        'postgres': (
+            'SELECT "logical_date", "step", "map_index", "name", "kind", "severity", "outcome", "value", '
+            '"message", "expected", "run_id", "item_label", "try_number" FROM (SELECT "logical_date" AS '
+            '"logical_date", "step" AS "step", "map_index" AS "map_index", "name" AS "name", "kind" AS "kind", '
+            '"severity" AS "severity", "outcome" AS "outcome", "value" AS "value", "message" AS "message", '
+            '"expected" AS "expected", "run_id" AS "run_id", "item_label" AS "item_label", "try_number" AS '
+            '"try_number", ROW_NUMBER() OVER (PARTITION BY "logical_date", "step", "map_index", "name" ORDER BY'
+            ' "created_at" DESC NULLS LAST, "try_number" DESC NULLS LAST) AS "aq_rank" FROM '
+            '"aq"."aq_metric_results" WHERE "dag_id" = %s AND (("logical_date" = %s AND "step" = %s) OR '
+            '("logical_date" = %s AND "step" = %s))) AS "aq_latest" WHERE "aq_rank" = 1 ORDER BY "step", '
+            '"map_index", "name"'
+        ),
+        'snowflake': (
+            'SELECT "LOGICAL_DATE", "STEP", "MAP_INDEX", "NAME", "KIND", "SEVERITY", "OUTCOME", "VALUE", '
+            '"MESSAGE", "EXPECTED", "RUN_ID", "ITEM_LABEL", "TRY_NUMBER" FROM (SELECT "LOGICAL_DATE" AS '
+            '"LOGICAL_DATE", "STEP" AS "STEP", "MAP_INDEX" AS "MAP_INDEX", "NAME" AS "NAME", "KIND" AS "KIND", '
+            '"SEVERITY" AS "SEVERITY", "OUTCOME" AS "OUTCOME", "VALUE" AS "VALUE", "MESSAGE" AS "MESSAGE", '
+            '"EXPECTED" AS "EXPECTED", "RUN_ID" AS "RUN_ID", "ITEM_LABEL" AS "ITEM_LABEL", "TRY_NUMBER" AS '
+            '"TRY_NUMBER", ROW_NUMBER() OVER (PARTITION BY "LOGICAL_DATE", "STEP", "MAP_INDEX", "NAME" ORDER BY'
+            ' "CREATED_AT" DESC NULLS LAST, "TRY_NUMBER" DESC NULLS LAST) AS "AQ_RANK" FROM '
+            '"AQ"."AQ_METRIC_RESULTS" WHERE "DAG_ID" = %s AND (("LOGICAL_DATE" = %s AND "STEP" = %s) OR '
+            '("LOGICAL_DATE" = %s AND "STEP" = %s))) AS "AQ_LATEST" WHERE "AQ_RANK" = 1 ORDER BY "STEP", '
+            '"MAP_INDEX", "NAME"'
+        ),
+    },
 }  # fmt: skip
 
 PARAMS = {
@@ -764,6 +804,7 @@ PARAMS = {
     'create_deployments': [],
     'deployments': ['d', 'r', 'churn'],
     'endpoints': ['d'],
+    'gate_rows': ['d', DATE, 'train', DATE, 'score'],
 }  # fmt: skip
 
 

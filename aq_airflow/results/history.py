@@ -275,17 +275,19 @@ class ResultsHistory:
 
     @_one_session
     def run_results(
-        self, dag_id: str, logical_date: datetime.datetime, steps: Sequence[str] | None = None,
+        self, dag_id: str, logical_date: datetime.datetime | None, steps: Sequence[str] | None = None,
         map_index: int | None = None, sensitive: dict[str, Iterable[str]] | None = None,
         tables: Sequence[str] = (CHECKS_TABLE, METRICS_TABLE), sample_rows: int = SAMPLE_ROWS,
-        role: Role | None = None,
+        role: Role | None = None, dated_steps: Sequence[tuple[datetime.datetime, str]] | None = None,
     ) -> tuple[list[RunCheck], list[RunMetric]]:  # fmt: skip
         """The checks and metrics one logical date recorded (its latest rows), for some steps, one
         map index and one role of check rows (all when None), with the failing-row samples of
-        failed checks (at most ``sample_rows`` each; columns in ``sensitive[step]`` dropped)."""
-        if steps is not None and not steps:
+        failed checks (at most ``sample_rows`` each; columns in ``sensitive[step]`` dropped).
+        ``dated_steps`` (with ``logical_date`` None): those of several (date, step) pairs at once,
+        one query per table (the gates of a page's promotion attempts)."""
+        if (steps is not None and not steps) or (dated_steps is not None and not dated_steps):
             return [], []
-        given = {"logical_date": logical_date, "steps": steps, "map_index": map_index}
+        given = {"logical_date": logical_date, "steps": steps, "map_index": map_index, "dated_steps": dated_steps}
         checks: list[RunCheck] = []
         metrics: list[RunMetric] = []
         if CHECKS_TABLE in tables:

@@ -346,9 +346,10 @@ class Statements:
         logical_date: datetime.datetime | None = None,
         role: Role | None = None,
         endpoint: str | None = None,
+        dated_steps: Sequence[tuple[datetime.datetime, str]] | None = None,
     ) -> exp.Expression:
         """The WHERE of a read: one pipeline, and whichever of the rest are given (``endpoint``:
-        of ``aq_deployments``)."""
+        of ``aq_deployments``; ``dated_steps``: any of these (logical_date, step) pairs)."""
         conditions: list[exp.Expression] = [self.col("dag_id").eq(bind(dag_id))]
         if logical_date is not None:
             conditions.append(self.col("logical_date").eq(bind(logical_date)))
@@ -368,6 +369,12 @@ class Statements:
             conditions.append(self.role(bind, present).eq(bind(role)))
         if endpoint is not None:
             conditions.append(self.col("endpoint").eq(bind(endpoint)))
+        if dated_steps is not None:
+            pairs = [
+                exp.and_(self.col("logical_date").eq(bind(date)), self.col("step").eq(bind(step)))
+                for date, step in dated_steps
+            ]
+            conditions.append(exp.Paren(this=exp.or_(*pairs)) if len(pairs) > 1 else pairs[0])
         return exp.and_(*conditions)
 
     def partition(self, table: str, present: Present) -> list[str]:

@@ -121,8 +121,8 @@ class PipelinePage:
 
 def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, page: int = 1) -> PipelinePage:
     """A pipeline page's data: its steps, a page of checks and a page of metrics (three queries);
-    on its first page its endpoints and newest promotion attempts (of the step filtered on), each
-    beside its gating results (two queries, and one per attempt's date and step)."""
+    on its first page its endpoints and newest promotion attempts (of the step and dates filtered
+    on), each beside its gating results (four queries)."""
     offset = (max(page, 1) - 1) * PER_PAGE
     with history.reading():  # one connection, one snapshot
         steps = sorted(set(pipeline.steps) | set(history.steps(pipeline.dag_id)))
@@ -139,17 +139,19 @@ def load_promotions(
 ) -> tuple[list[Deployment], list[Promotion]]:
     """A pipeline's endpoints (each one's latest attempt; of the window's step) and its newest
     promotion attempts in the window, each with the results of its step on its date (the gates its
-    serve task ran after; no samples)."""
+    serve task ran after; no samples): four queries, whatever the number of attempts."""
     window = window or Window()
     endpoints = history.endpoints(pipeline.dag_id)
     attempts = history.deployments(pipeline.dag_id, last=RECENT_PROMOTIONS, window=window)
     if window.step is not None:
         endpoints = [e for e in endpoints if e.step == window.step]
-    gates: dict[tuple, tuple[list[RunCheck], list[RunMetric]]] = {}
-    for attempt in attempts:
-        key = (attempt.logical_date, attempt.step)
-        if key not in gates and attempt.logical_date is not None and attempt.step:
-            gates[key] = history.run_results(pipeline.dag_id, attempt.logical_date, [attempt.step], sample_rows=0)
+    dated_steps = list(dict.fromkeys((a.logical_date, a.step) for a in attempts if a.logical_date and a.step))
+    checks, metrics = history.run_results(pipeline.dag_id, None, dated_steps=dated_steps, sample_rows=0)
+    gates: dict[tuple, tuple[list[RunCheck], list[RunMetric]]] = {key: ([], []) for key in dated_steps}
+    for check in checks:
+        gates.setdefault((check.result.logical_date, check.result.step), ([], []))[0].append(check)
+    for metric in metrics:
+        gates.setdefault((metric.point.logical_date, metric.step), ([], []))[1].append(metric)
     promotions = [Promotion(a, *gates.get((a.logical_date, a.step), ([], []))) for a in attempts]
     return endpoints, promotions
 
