@@ -83,7 +83,7 @@ def series_label(step_label: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Promotion:
+class GatedAttempt:
     """A promotion attempt beside what gated it: its step's checks, `when:` verdict and metrics
     on the attempt's logical date (their latest rows: what the serve task ran after)."""
 
@@ -108,7 +108,7 @@ class PipelinePage:
     metrics: Page
     dates: list[datetime.datetime] = field(default_factory=list)  # the check strips' date axis
     endpoints: list[Deployment] = field(default_factory=list)  # each endpoint's latest attempt
-    promotions: list[Promotion] = field(default_factory=list)  # the newest attempts, newest first
+    promotions: list[GatedAttempt] = field(default_factory=list)  # the newest attempts, newest first
 
     @property
     def has_more(self) -> bool:
@@ -136,7 +136,7 @@ def load_pipeline(history: ResultsHistory, pipeline: Pipeline, window: Window, p
 
 def load_promotions(
     history: ResultsHistory, pipeline: Pipeline, window: Window | None = None
-) -> tuple[list[Deployment], list[Promotion]]:
+) -> tuple[list[Deployment], list[GatedAttempt]]:
     """A pipeline's endpoints (each one's latest attempt; of the window's step) and its newest
     promotion attempts in the window, each with the results of its step on its date (the gates its
     serve task ran after; no samples): four queries, whatever the number of attempts."""
@@ -152,11 +152,11 @@ def load_promotions(
         gates.setdefault((check.result.logical_date, check.result.step), ([], []))[0].append(check)
     for metric in metrics:
         gates.setdefault((metric.point.logical_date, metric.step), ([], []))[1].append(metric)
-    promotions = [Promotion(a, *gates.get((a.logical_date, a.step), ([], []))) for a in attempts]
+    promotions = [GatedAttempt(a, *gates.get((a.logical_date, a.step), ([], []))) for a in attempts]
     return endpoints, promotions
 
 
-def gates_link(base: str, pipeline: Pipeline, promotion: Promotion) -> str | None:
+def gates_link(base: str, pipeline: Pipeline, promotion: GatedAttempt) -> str | None:
     """The checks task page of the run that made the attempt (its gates, failing rows and all);
     None when the step has no checks task now or the attempt names no run."""
     attempt = promotion.deployment
@@ -368,7 +368,7 @@ def page_json(page: Page, items: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "has_more": page.has_more}  # fmt: skip
 
 
-def promotions_json(endpoints: Sequence[Deployment], promotions: Sequence[Promotion]) -> dict[str, Any]:
+def promotions_json(endpoints: Sequence[Deployment], promotions: Sequence[GatedAttempt]) -> dict[str, Any]:
     """A pipeline's endpoints and newest attempts, each attempt with its gating verdicts."""
     attempts = [{**p.deployment.as_dict(), "gates": [check_json(c.result) for c in p.checks],
                  "gate_metrics": [{"step": m.step, "name": m.name, **point_json(m.point)} for m in p.metrics]}
