@@ -134,6 +134,14 @@ def test_the_pipeline_page_shows_endpoints_and_promotions_beside_their_gates(qua
     assert {(g["name"], g["verdict"]) for g in document["attempts"][1]["gates"]} == {
         ("ids", "passed"), ("<script>alert(1)</script>", "warning")}  # fmt: skip
     assert [m["name"] for m in document["attempts"][1]["gate_metrics"]] == ["mean_amount"]
+    task = get(quality_app, day6).text  # and from the checks to what they gated
+    gated = task.split("<h2>Promotions these results gated</h2>", 1)[1].split("</table>", 1)[0]
+    assert '<span class="pill warning">rolled_back</span>' in gated and "v3333bbbb4444" in gated
+    no_raw_markup(task)
+    assert get(quality_app, day6.replace("/aq-quality/", "/aq-quality/api/")).json()["deployments"][0]["outcome"] == (
+        "rolled_back")  # fmt: skip
+    day5 = day6.replace("2026-03-06", "2026-03-05")  # its error check failed: no attempt
+    assert "Promotions these results gated" not in get(quality_app, day5).text
     assert "<h2>Serving</h2>" not in get(quality_app, "/aq-quality/dags/ui_pipe", step="totals").text
     window = get(quality_app, "/aq-quality/api/dags/ui_pipe/deployments", start="2026-03-05", end="2026-03-07").json()
     assert [a["version"] for a in window["attempts"]] == ["v3333bbbb4444"]  # attempts of the window's dates

@@ -228,6 +228,7 @@ class TaskPage:
     history: list[MetricSeries]
     outputs: list[StepRecord] = field(default_factory=list)  # the step's output (its item's): what made it
     outputs_note: str | None = None  # why none is shown
+    deployments: list[Deployment] = field(default_factory=list)  # this run's promotions the checks gated
 
     @property
     def instance(self) -> str:
@@ -261,8 +262,9 @@ def load_task(
     history: ResultsHistory, pipeline: Pipeline, run_id: str, task_id: str, logical_date: datetime.datetime,
     map_index: int | None,
 ) -> TaskPage:  # fmt: skip
-    """One task instance's results on its run's date, failing-row samples included, and the recent
-    history of its metrics (one query per table, and one for the history)."""
+    """One task instance's results on its run's date, failing-row samples included, the recent
+    history of its metrics, and the promotion attempts of its step in this run that its results
+    gated (one query per table, one for the history, one for the attempts)."""
     steps, tables, role = task_scope(pipeline, task_id)
     if not tables:
         return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, [], [], [])
@@ -276,7 +278,10 @@ def load_task(
             window = Window(step=steps[0], end=logical_date + datetime.timedelta(microseconds=1))
             found = history.metric_series(pipeline.dag_id, window, limit=50, points=TASK_HISTORY_POINTS)
             recent = [s for s in found.items if map_index is None or s.map_index == map_index]
-    return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent)
+        # what these results gated: the step's promotion attempts in this run (none without `serve:`)
+        gated = history.deployments(pipeline.dag_id, step=steps[0], run_id=run_id) if steps else []
+    return TaskPage(pipeline, run_id, task_id, logical_date, map_index, steps, tables, checks, metrics, recent,
+                    deployments=gated)  # fmt: skip
 
 
 def load_outputs(
@@ -386,4 +391,5 @@ def task_json(view: TaskPage) -> dict[str, Any]:
     return {"dag_id": view.pipeline.dag_id, "run_id": view.run_id, "task_id": view.task_id,
             "logical_date": _iso(view.logical_date), "map_index": view.map_index, "steps": view.steps,
             "checks": checks, "metrics": metrics, "outputs": [r.as_json() for r in view.outputs],
-            "outputs_note": view.outputs_note}  # fmt: skip
+            "outputs_note": view.outputs_note,
+            "deployments": [d.as_dict() for d in view.deployments]}  # fmt: skip
