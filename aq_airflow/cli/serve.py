@@ -54,7 +54,11 @@ def _endpoints(target: str) -> list[str] | None:
 def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tuple[list[Promotion], str]:
     """The promoted version of each endpoint of the pipeline, and the store root."""
     endpoints = _endpoints(target)
-    found = resolve(target, artifacts, workdir)
+    try:
+        found = resolve(target, artifacts, workdir)
+    except LookupFailed as error:
+        raise ServeFailed(f"no promoted model to serve: run the pipeline first (`aq-airflow run {target}`), its "
+                          f"serve task promotes the model once its checks pass ({error})") from None  # fmt: skip
     from aq_airflow.serving.promotion import read_current
 
     root = found.root
