@@ -82,7 +82,8 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     assert latency > 0
 
     # the endpoint as a user calls it: `aq-airflow serve`, then an HTTP request of feature rows
-    server = subprocess.Popen([*CLI, "serve", str(SPEC), "--workdir", str(work), "--port", "0"],
+    # as the run's summary says it (the pipeline's dag_id: its promotions in the store)
+    server = subprocess.Popen([*CLI, "serve", "churn_scoring", "--workdir", str(work), "--port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         lines = []
