@@ -86,6 +86,7 @@ bench: install
 	$(BIN)/python bench/results_cli.py
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/code_package.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/ray_step.py
 	$(BIN)/python bench/spark_step.py
 

@@ -23,6 +23,7 @@ from aq_airflow.serving.layout import (
     MODEL_SETTINGS,
     SIGNATURE,
     LayoutError,
+    local_folder,
     model_columns,
     read_model,
     sample_rows,
@@ -262,3 +263,31 @@ def test_current_is_replaced_whole(tmp_path):
     write_current(root, second)
     assert read_current(root, "churn") == second
     assert sorted(p.name for p in (tmp_path / "_models" / "churn").iterdir()) == ["current.json"]
+
+
+@pytest.mark.slow
+def test_a_version_on_an_object_store_is_written_localized_and_served(object_store):
+    """The serve task on an object store: the version folder uploaded (``model-settings.json``
+    last), ``current.json`` replaced, and a local copy of the folder served (`aq-airflow serve`
+    and the local serve task)."""
+    scheme, bucket = object_store
+    bucket("models")
+    root = f"{scheme}://models/aq"
+    model = train(ModelFormat.SKLEARN)
+    signature = Signature.of_schema(ROWS.schema, model_columns(model))
+    version = ModelVersion("churn", "v" + "4" * 16)
+    uri = write_version(model, ModelFormat.SKLEARN, version, root, signature, ROWS)
+    assert uri == f"{root}/_models/churn/{version.version}"
+    assert write_version(model, ModelFormat.SKLEARN, version, root, signature, ROWS) == uri  # complete: kept
+    assert read_current(root, "churn") is None
+    promotion = Promotion(
+        endpoint="churn", version=version.version, format="sklearn", storage_uri=uri, model_digest="sha256:" + "4" * 64,
+        dag_id="p", run_id="r", step="train", promoted_at="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    write_current(root, promotion)
+    assert read_current(root, "churn") == promotion
+    with local_folder(uri) as folder, ModelServer({"churn": folder}) as server:
+        assert sorted(p.name for p in Path(folder).iterdir()) == [MODEL_SETTINGS, "model.joblib", SIGNATURE]
+        answer = infer(server.url, "churn", inference_request(ROWS, signature))
+    assert answer["model_version"] == version.version
+    assert np.asarray(answer["outputs"][0]["data"]).ravel().tolist() == model.predict(FRAME).tolist()

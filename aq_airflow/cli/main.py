@@ -212,7 +212,7 @@ def _run_reader(sub, name: str, help_: str, runs: tuple[str, ...]) -> argparse.A
 def cmd_serve(args: argparse.Namespace) -> int:
     from aq_airflow.cli.serve import serve
 
-    return serve(args.pipeline, args.artifacts, args.workdir, args.host, args.port)
+    return serve(args.pipelines, args.artifacts, args.workdir, args.host, args.port)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -336,8 +336,9 @@ def parser() -> argparse.ArgumentParser:
         "serve", help="serve the promoted models of a pipeline's `serve:` steps on this machine (Ctrl-C stops)"
     )
     serve.add_argument(
-        "pipeline", metavar="SPEC|PIPELINE", help="a spec file (its `serve:` endpoints), or a dag_id (its promotions)"
-    )
+        "pipelines", metavar="SPEC|PIPELINE", nargs="+",
+        help="spec files (their `serve:` endpoints), or dag_ids (their promotions in the store)",
+    )  # fmt: skip
     serve.add_argument("--workdir", metavar="DIR", help="the --workdir of the `aq-airflow run` that promoted them")
     serve.add_argument("--artifacts", help="the artifact store holding `_models/` (default: as for `show`)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")

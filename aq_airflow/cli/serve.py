@@ -1,4 +1,4 @@
-"""``aq-airflow serve``: a pipeline's promoted models behind a real model server on this machine.
+"""``aq-airflow serve``: pipelines' promoted models behind one real model server on this machine.
 
 The endpoints are the spec's `serve:` steps (for a dag_id: the promotions in the store that name
 it); each one's version is the one its ``current.json`` records in the store the runs wrote to
@@ -27,10 +27,21 @@ class ServeFailed(Exception):
     """Nothing to serve, or the server did not start: the message says why and what to do."""
 
 
-def serve(target: str, artifacts: str | None, workdir: str | None, host: str, port: int) -> int:
+def serve(targets: list[str], artifacts: str | None, workdir: str | None, host: str, port: int) -> int:
+    """Serve the promoted endpoints of every pipeline in ``targets`` in one model server."""
     try:
-        promotions, root = _promotions(target, artifacts, workdir)
-        return _serve(promotions, root, host, port)
+        promotions: dict[str, Promotion] = {}
+        roots = []
+        for target in targets:
+            found, root = _promotions(target, artifacts, workdir)
+            for promotion in found:
+                other = promotions.get(promotion.endpoint)
+                if other is not None and other != promotion:
+                    raise ServeFailed(f"endpoint `{promotion.endpoint}` is promoted by both {other.dag_id} and "
+                                      f"{promotion.dag_id}: serve one of them at a time")  # fmt: skip
+                promotions[promotion.endpoint] = promotion
+            roots.append(root)
+        return _serve(list(promotions.values()), ", ".join(dict.fromkeys(roots)), host, port)
     except (LookupFailed, ServeFailed) as error:
         print(visible(str(error), newlines=True), file=sys.stderr)
         return 1
@@ -40,10 +51,14 @@ def _endpoints(target: str) -> list[str] | None:
     """The endpoints a spec's `serve:` steps name (None for a dag_id: the store's promotions say)."""
     if not is_spec(target):
         return None
+    from aq_airflow.pipeline_spec import SpecError
     from aq_airflow.plan import compile_spec
     from aq_airflow.plan.model import TaskRole
 
-    plan = compile_spec(target)
+    try:
+        plan = compile_spec(target)
+    except SpecError as error:  # located problems, an unreadable file too
+        raise ServeFailed(str(error)) from None
     endpoints = [task.body.endpoint for task in plan.tasks if task.role == TaskRole.SERVE]
     if not endpoints:
         raise ServeFailed(f"{target} has no step with `serve:`: add `serve: {{endpoint: NAME, format: sklearn}}` "
@@ -54,7 +69,11 @@ def _endpoints(target: str) -> list[str] | None:
 def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tuple[list[Promotion], str]:
     """The promoted version of each endpoint of the pipeline, and the store root."""
     endpoints = _endpoints(target)
-    found = resolve(target, artifacts, workdir)
+    try:
+        found = resolve(target, artifacts, workdir)
+    except LookupFailed as error:
+        raise ServeFailed(f"no promoted model to serve: {error}; run the pipeline first (`{_run_line(target)}`), its "
+                          "serve task promotes the model once its checks pass") from None  # fmt: skip
     from aq_airflow.serving.promotion import read_current
 
     root = found.root
@@ -66,12 +85,16 @@ def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tupl
         raise ServeFailed(f"cannot read the promoted models in {root}/{MODELS_FOLDER}: {error}") from None
     missing = [endpoint for endpoint, promotion in promotions.items() if promotion is None]
     if missing or not promotions:
-        names = ", ".join(f"`{e}`" for e in missing) or f"of pipeline `{found.dag_id}`"
+        names = f"endpoint {', '.join(f'`{e}`' for e in missing)}" if missing else f"pipeline `{found.dag_id}`"
         raise ServeFailed(
-            f"no promoted version of endpoint {names} in {root}/{MODELS_FOLDER} (the store from {found.where}): run "
-            f"the pipeline first (`aq-airflow run {target}`); its serve task promotes the model once its checks pass"
+            f"no promoted version of {names} in {root}/{MODELS_FOLDER} (the store from {found.where}): run "
+            f"the pipeline first (`{_run_line(target)}`); its serve task promotes the model once its checks pass"
         )
     return list(promotions.values()), root  # type: ignore[arg-type]
+
+
+def _run_line(target: str) -> str:
+    return f"aq-airflow run {target if is_spec(target) else 'SPEC'}"
 
 
 def _promoted_endpoints(root: str, dag_id: str) -> list[str]:

@@ -40,7 +40,7 @@ from aq_airflow.artifacts.model_repository import ModelVersion
 from aq_airflow.artifacts.root import artifact_uri
 from aq_airflow.artifacts.store import Location, filesystem, iter_row_groups, refused
 from aq_airflow.plan.model import ModelFormat, ServePlan
-from aq_airflow.serving.model_server import server_python
+from aq_airflow.serving.model_server import server_environment, server_python
 from aq_airflow.serving.signature import Signature
 
 MODEL_SETTINGS = "model-settings.json"
@@ -238,7 +238,7 @@ def write_mlflow(model, rows: pa.Table | None, folder: Path) -> None:
         pq.write_table(rows, sample)
         done = subprocess.run(
             [server_python(), "-c", _MLFLOW_WRITER, str(pickled), str(sample), str(written)],
-            capture_output=True, text=True, check=False, env={**os.environ, "PYTHONNOUSERSITE": "1"},
+            capture_output=True, text=True, check=False, env=server_environment(),
         )  # fmt: skip
         if done.returncode != 0:
             raise LayoutError(f"MLflow could not write the model ({(done.stderr or done.stdout)[-2000:]})")

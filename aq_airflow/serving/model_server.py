@@ -123,6 +123,13 @@ def _link_version(version: Path, folder: Path) -> None:
     (folder / settings_file.name).write_text(json.dumps(settings))
 
 
+def server_environment() -> dict[str, str]:
+    """This process's environment for the model server venv's python, without what would put
+    another environment's packages before its own (``PYTHONPATH``: a task's, the Airflow venv's)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    return {**env, "PYTHONNOUSERSITE": "1"}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -181,7 +188,7 @@ class ModelServer:
         mlserver = str(Path(python).with_name("mlserver"))
         self.process = subprocess.Popen(
             [mlserver, "start", str(repository)], cwd=repository, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONNOUSERSITE": "1"},
+            stdin=subprocess.DEVNULL, start_new_session=True, env=server_environment(),
         )  # fmt: skip
         url = f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '::', '') else self.host}:{port}"  # noqa: S104
         deadline = time.monotonic() + self.timeout
