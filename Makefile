@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 EMULATORS := tests/emulators
 EMULATORS_STAMP := $(EMULATORS)/node_modules/.installed
 
-.PHONY: install java lock test test-fast lint bench fuzz demo demo-ui schema clean
+.PHONY: install java model-server lock test test-fast lint bench fuzz demo demo-ui schema clean
 
-install: $(STAMP) $(EMULATORS_STAMP) java
+install: $(STAMP) $(EMULATORS_STAMP) java model-server
 
 # PySpark (spark: steps, in local mode on this machine) runs on a JVM, which its wheel does not
 # bring: Debian's headless JDK when there is no `java` (apt-get, as root or through sudo);
@@ -35,6 +35,12 @@ $(STAMP): setup.cfg setup.py pyproject.toml requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e ".[airflow,dev,test,spark,ray]"
 	touch $(STAMP)
 
+# The model server venv (MLServer and its runtimes, apart from Airflow's: serving.model_server),
+# built from aq_airflow/serving/model-server.lock at a cache folder named by the lock's hash, so the
+# serve tasks, `aq-airflow serve` and the tests find it ready (a no-op once built).
+model-server: $(STAMP)
+	$(BIN)/python -c "from aq_airflow.serving.model_server import server_python; server_python()"
+
 # The emulators at the versions of their package-lock.json. Without npm this is left out (with a
 # note) and the Azure tests skip, except under AQ_REQUIRE_SERVICES=1 (CI), where they fail.
 $(EMULATORS_STAMP): $(EMULATORS)/package.json $(EMULATORS)/package-lock.json
@@ -48,6 +54,8 @@ $(EMULATORS_STAMP): $(EMULATORS)/package.json $(EMULATORS)/package-lock.json
 lock: install
 	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --extra spark --extra ray --python-version 3.11 \
 		--upgrade -q -o requirements.lock
+	$(BIN)/uv pip compile aq_airflow/serving/model-server.in --python-version 3.11 --upgrade -q \
+		-o aq_airflow/serving/model-server.lock
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time, the
 # heaviest files first and the deployment tests' two executors on two workers (tests/scheduling.py):
@@ -78,6 +86,7 @@ bench: install
 	$(BIN)/python bench/results_cli.py
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/code_package.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/ray_step.py
 	$(BIN)/python bench/spark_step.py
 

@@ -26,6 +26,7 @@ def test_wheel_ships_the_templates(core_venv):
     wheel, _ = core_venv
     names = zipfile.ZipFile(wheel).namelist()
     assert "aq_airflow/templates/dag.py.j2" in names
+    assert "aq_airflow/serving/model-server.lock" in names  # the model server venv's pins (serving.model_server)
 
 
 def test_core_works_without_airflow(core_venv, tmp_path):

@@ -1,4 +1,4 @@
-"""``aq-airflow``: validate, compile, schema, init, run, demo-ui, results, show, diff, package, gc (and dagbag,
+"""``aq-airflow``: validate, compile, schema, init, run, demo-ui, results, show, diff, package, serve, gc (and dagbag,
 doctor: deployment preflights).
 
 ``validate``, ``compile`` and ``schema`` import nothing of Airflow, so they run in editors and
@@ -209,6 +209,12 @@ def _run_reader(sub, name: str, help_: str, runs: tuple[str, ...]) -> argparse.A
     return reader
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aq_airflow.cli.serve import serve
+
+    return serve(args.pipelines, args.artifacts, args.workdir, args.host, args.port)
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from aq_airflow.cli.gc import main as gc_main
 
@@ -326,6 +332,18 @@ def parser() -> argparse.ArgumentParser:
                         "metrics", ("run_a", "run_b"))  # fmt: skip
     diff_.add_argument("--patch", action="store_true", help="a unified diff of each changed code file")
     diff_.set_defaults(func=cmd_diff)
+    serve = sub.add_parser(
+        "serve", help="serve the promoted models of a pipeline's `serve:` steps on this machine (Ctrl-C stops)"
+    )
+    serve.add_argument(
+        "pipelines", metavar="SPEC|PIPELINE", nargs="+",
+        help="spec files (their `serve:` endpoints), or dag_ids (their promotions in the store)",
+    )  # fmt: skip
+    serve.add_argument("--workdir", metavar="DIR", help="the --workdir of the `aq-airflow run` that promoted them")
+    serve.add_argument("--artifacts", help="the artifact store holding `_models/` (default: as for `show`)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port_or_any, default=8080, help="the HTTP port (default 8080; 0: a free one)")
+    serve.set_defaults(func=cmd_serve)
     gc = sub.add_parser("gc", help="delete run outputs older than each pipeline's artifacts_ttl")
     gc.add_argument("dags_folder")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
@@ -356,6 +374,11 @@ def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
     return int(text)
+
+
+def _port_or_any(text: str) -> int:
+    """A port, or 0 for any free one."""
+    return 0 if text == "0" else _port(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

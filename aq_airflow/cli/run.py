@@ -35,6 +35,7 @@ class Progress:
     finished: dict[str, tuple[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     outputs: dict[tuple[str, int], dict] = field(default_factory=dict)  # (task_id, map_index) -> manifest
+    served: dict[str, dict] = field(default_factory=dict)  # a serve task's endpoint, version and outcome
     tty: bool = field(default_factory=sys.stdout.isatty)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,8 @@ class Progress:
         value = ti.xcom_pull(task_ids=ti.task_id, key="return_value", map_indexes=ti.map_index)
         if isinstance(value, dict) and "kind" in value:
             self.outputs[ti.task_id, ti.map_index] = value
+        elif isinstance(value, dict) and {"endpoint", "version", "outcome"} <= value.keys():
+            self.served[ti.task_id] = value
         self._end(context, "success")
 
     def on_skipped(self, context) -> None:
@@ -417,8 +420,15 @@ def _summary(
             if manifest:
                 rows = f"{manifest['rows']} rows, " if manifest.get("rows") is not None else ""
                 output = f"{manifest['kind']}: {rows}{manifest.get('uri', '')}"
+            if ti is not None and ti.task_id in progress.served:
+                served = progress.served[ti.task_id]
+                output = f"endpoint {served['endpoint']}: {served['version']} {served['outcome']}"
             print(f"{visible(name):28} {state:16} {duration:>8}  {visible(output)}")
     print(f"\nartifacts: {artifacts}")
+    if progress.served:
+        names = ", ".join(sorted(served["endpoint"] for served in progress.served.values()))
+        store = f"--workdir {workdir}" if artifacts == str(workdir / "artifacts") else f"--artifacts {artifacts}"
+        print(f"endpoints: {names}; `aq-airflow serve {dag.dag_id} {store}` serves their promoted models")
     print(f"warehouse: {display(warehouse_uri) or workdir / 'warehouse.duckdb'}")
     if any(t.role in (TaskRole.CHECKS, TaskRole.METRICS) for t in plan.tasks):
         from aq_airflow.cli.results import report

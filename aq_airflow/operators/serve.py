@@ -34,8 +34,9 @@ from aq_airflow.operators.quality import run_date
 from aq_airflow.plan.model import ServePlan
 from aq_airflow.results.rows import DEPLOYMENTS_TABLE, KEY, DeploymentOutcome, DeploymentRow, utcnow
 from aq_airflow.results.store import ResultsStore
-from aq_airflow.serving.layout import read_model, sample_rows, write_version
-from aq_airflow.serving.oip import SmokeResult
+from aq_airflow.serving.layout import local_folder, read_model, sample_rows, write_version
+from aq_airflow.serving.model_server import ModelServer, ModelServerError
+from aq_airflow.serving.oip import SmokeFailed, SmokeResult, smoke_test
 from aq_airflow.serving.promotion import read_current, write_current
 from aq_airflow.serving.signature import Signature
 from aq_airflow.warehouse import Warehouse
@@ -112,7 +113,7 @@ class ServeTask(BaseOperator):
         try:
             model = read_model(model_location, manifest, plan.step)
             rows, signature = sample_rows(plan, context["run_id"], model)
-            storage_uri = write_version(model, plan.format, version, self.root, signature)
+            storage_uri = write_version(model, plan.format, version, self.root, signature, rows)
             row.update(storage_uri=storage_uri, smoke_rows=rows.num_rows)
             result = self.deploy(context, version, storage_uri, previous, rows, signature)
         except DeploymentFailed as failure:
@@ -131,7 +132,7 @@ class ServeTask(BaseOperator):
         self.record({**row, "smoke_latency_ms": result.latency_ms}, outcome, None)
         self.log.info("endpoint `%s` serves %s (%s), smoke test %.1f ms", plan.endpoint, version.version,
                       storage_uri, result.latency_ms)  # fmt: skip
-        return {"endpoint": plan.endpoint, "version": version.version, "storage_uri": storage_uri}
+        return {"endpoint": plan.endpoint, "version": version.version, "storage_uri": storage_uri, "outcome": outcome}
 
     def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
         """The attempt's row in ``aq_deployments`` (one per try)."""
@@ -145,7 +146,22 @@ class ServeTask(BaseOperator):
 
 class AqLocalServeOperator(ServeTask):
     """The endpoint is the store's model repository (``_models/<endpoint>/``), served by
-    ``aq-airflow serve``; the smoke test runs the version in a local model server on loopback."""
+    ``aq-airflow serve``; the smoke test runs the version in a local model server on loopback.
+
+    Nothing serves the endpoint while the task runs, so there is nothing to put back: the version
+    is started alone (from a local copy when the store is an object store), smoke-tested and
+    stopped, and the endpoint changes only through ``current.json``, which the lifecycle replaces
+    after a pass. A failure is ``failed`` (never ``rolled_back``)."""
 
     def target(self) -> str:
         return "local"
+
+    def deploy(
+        self, context: Any, version: ModelVersion, storage_uri: str, previous: Promotion | None,
+        rows: Any, signature: Signature,
+    ) -> SmokeResult:  # fmt: skip
+        try:
+            with local_folder(storage_uri) as folder, ModelServer({version.endpoint: folder}) as server:
+                return smoke_test(server.url, version.endpoint, rows, signature)
+        except (ModelServerError, SmokeFailed) as error:
+            raise DeploymentFailed(f"{version.version} at {storage_uri}: {error}") from None

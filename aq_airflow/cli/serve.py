@@ -1,0 +1,168 @@
+"""``aq-airflow serve``: pipelines' promoted models behind one real model server on this machine.
+
+The endpoints are the spec's `serve:` steps (for a dag_id: the promotions in the store that name
+it); each one's version is the one its ``current.json`` records in the store the runs wrote to
+(found as ``aq-airflow show`` finds it: ``--artifacts``, else ``--workdir``'s ``artifacts/``, else
+the spec's, ...: ``cli.run_lookup``). MLServer (``serving.model_server``) serves them all in the
+foreground until Ctrl-C or SIGTERM; the lines printed say the endpoints and a ``curl`` to paste.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+from contextlib import ExitStack
+
+import pyarrow.fs as pafs
+
+from aq_airflow.artifacts.model_repository import MODELS_FOLDER, Promotion
+from aq_airflow.artifacts.store import filesystem
+from aq_airflow.cli.run_lookup import STORE_ERRORS, LookupFailed, is_spec, resolve
+from aq_airflow.cli.terminal import visible
+
+
+class ServeFailed(Exception):
+    """Nothing to serve, or the server did not start: the message says why and what to do."""
+
+
+def serve(targets: list[str], artifacts: str | None, workdir: str | None, host: str, port: int) -> int:
+    """Serve the promoted endpoints of every pipeline in ``targets`` in one model server."""
+    try:
+        promotions: dict[str, Promotion] = {}
+        roots = []
+        for target in targets:
+            found, root = _promotions(target, artifacts, workdir)
+            for promotion in found:
+                other = promotions.get(promotion.endpoint)
+                if other is not None and other != promotion:
+                    raise ServeFailed(f"endpoint `{promotion.endpoint}` is promoted by both {other.dag_id} and "
+                                      f"{promotion.dag_id}: serve one of them at a time")  # fmt: skip
+                promotions[promotion.endpoint] = promotion
+            roots.append(root)
+        return _serve(list(promotions.values()), ", ".join(dict.fromkeys(roots)), host, port)
+    except (LookupFailed, ServeFailed) as error:
+        print(visible(str(error), newlines=True), file=sys.stderr)
+        return 1
+
+
+def _endpoints(target: str) -> list[str] | None:
+    """The endpoints a spec's `serve:` steps name (None for a dag_id: the store's promotions say)."""
+    if not is_spec(target):
+        return None
+    from aq_airflow.pipeline_spec import SpecError
+    from aq_airflow.plan import compile_spec
+    from aq_airflow.plan.model import TaskRole
+
+    try:
+        plan = compile_spec(target)
+    except SpecError as error:  # located problems, an unreadable file too
+        raise ServeFailed(str(error)) from None
+    endpoints = [task.body.endpoint for task in plan.tasks if task.role == TaskRole.SERVE]
+    if not endpoints:
+        raise ServeFailed(f"{target} has no step with `serve:`: add `serve: {{endpoint: NAME, format: sklearn}}` "
+                          "to the step that returns the model")  # fmt: skip
+    return endpoints
+
+
+def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tuple[list[Promotion], str]:
+    """The promoted version of each endpoint of the pipeline, and the store root."""
+    endpoints = _endpoints(target)
+    try:
+        found = resolve(target, artifacts, workdir)
+    except LookupFailed as error:
+        raise ServeFailed(f"no promoted model to serve: run the pipeline first (`aq-airflow run {target}`), its "
+                          f"serve task promotes the model once its checks pass ({error})") from None  # fmt: skip
+    from aq_airflow.serving.promotion import read_current
+
+    root = found.root
+    try:
+        if endpoints is None:
+            endpoints = _promoted_endpoints(root, found.dag_id)
+        promotions = {endpoint: read_current(root, endpoint) for endpoint in endpoints}
+    except (*STORE_ERRORS, ValueError) as error:
+        raise ServeFailed(f"cannot read the promoted models in {root}/{MODELS_FOLDER}: {error}") from None
+    missing = [endpoint for endpoint, promotion in promotions.items() if promotion is None]
+    if missing or not promotions:
+        names = f"endpoint {', '.join(f'`{e}`' for e in missing)}" if missing else f"pipeline `{found.dag_id}`"
+        raise ServeFailed(
+            f"no promoted version of {names} in {root}/{MODELS_FOLDER} (the store from {found.where}): run "
+            f"the pipeline first (`aq-airflow run {target}`); its serve task promotes the model once its checks pass"
+        )
+    return list(promotions.values()), root  # type: ignore[arg-type]
+
+
+def _promoted_endpoints(root: str, dag_id: str) -> list[str]:
+    """The endpoints in the store whose promoted version the pipeline ``dag_id`` made."""
+    from aq_airflow.serving.promotion import read_current
+
+    fs, path = filesystem(f"{root.rstrip('/')}/{MODELS_FOLDER}")
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(info.base_name for info in infos if info.type == pafs.FileType.Directory)
+    return [name for name in names if (p := read_current(root, name)) is not None and p.dag_id == dag_id]
+
+
+def _serve(promotions: list[Promotion], root: str, host: str, port: int) -> int:
+    from aq_airflow.serving.layout import SIGNATURE, local_folder
+    from aq_airflow.serving.model_server import ModelServer, ModelServerError, free_port
+
+    if port == 0:
+        port = free_port(host)
+    with ExitStack() as stack:
+        folders = {}
+        for promotion in promotions:
+            try:
+                folders[promotion.endpoint] = stack.enter_context(local_folder(promotion.storage_uri))
+            except (*STORE_ERRORS, FileNotFoundError) as error:
+                raise ServeFailed(f"cannot read {promotion.storage_uri}, the promoted version of "
+                                  f"`{promotion.endpoint}`: {error}") from None  # fmt: skip
+        print(f"starting MLServer for {len(promotions)} endpoint(s) from {root} ...", flush=True)
+        try:
+            server = stack.enter_context(ModelServer(folders, host=host, port=port))
+        except ModelServerError as error:
+            raise ServeFailed(str(error)) from None
+        print(f"serving on {server.url} (Open Inference Protocol v2); Ctrl-C stops", flush=True)
+        for promotion in promotions:
+            with open(f"{folders[promotion.endpoint]}/{SIGNATURE}") as handle:
+                signature = json.load(handle)["inputs"]
+            print(f"\n  {promotion.endpoint}: {promotion.version} ({promotion.format}), promoted by "
+                  f"{promotion.dag_id} run {promotion.run_id} at {promotion.promoted_at}")  # fmt: skip
+            inputs = ", ".join(f"{item['name']} {item['datatype']}" for item in signature)
+            print(f"    inputs: {inputs}")
+            print(f"    curl -s {server.url}/v2/models/{promotion.endpoint}/infer -H 'Content-Type: application/json' "
+                  f"-d {shlex.quote(json.dumps(_example(signature)))}")  # fmt: skip
+        sys.stdout.flush()
+        previous = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            code = server.wait()
+        except (KeyboardInterrupt, Stopped):  # the ExitStack stops the server
+            code = None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if code is not None:
+            print(f"the model server exited ({code})\n{server.log_tail()}", file=sys.stderr)
+            return 1
+    print("stopped", flush=True)
+    return 0
+
+
+class Stopped(Exception):
+    """SIGTERM: leave the wait, as Ctrl-C does, and stop the server on the way out."""
+
+
+def _stopped(_number, _frame) -> None:
+    raise Stopped
+
+
+def _example(signature: list[dict]) -> dict:
+    """A one-row request of the signature's columns (zeros, false, empty text) to paste and edit."""
+    values = {"BOOL": False, "BYTES": ""}
+    inputs = []
+    for item in signature:
+        value = values.get(item["datatype"], 0.0 if item["datatype"].startswith("FP") else 0)
+        entry = {"name": item["name"], "shape": [1], "datatype": item["datatype"], "data": [value]}
+        if item["datatype"] == "BYTES":
+            entry["parameters"] = {"content_type": "str"}
+        inputs.append(entry)
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
