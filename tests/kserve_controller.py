@@ -29,7 +29,7 @@ to it, a replica count) is Ready at once. Deleting the InferenceService stops it
 What this does not show (a real KServe does): the storage initializer's credentials from the
 service account's Secrets, the runtime's own image, Knative revisions and traffic splitting
 (``canaryTrafficPercent``), and, in Standard mode, a rolling update reporting Ready while the old
-pods still answer (the serve task waits for the new version in the model metadata for that).
+pods still answer (the serve task waits for the new version to say it is ready for that).
 """
 
 from __future__ import annotations
@@ -64,7 +64,14 @@ def fetch(storage_uri: str, into: Path) -> Path:
     found = source_fs.get_file_info(path)
     if found.type != pafs.FileType.Directory:
         raise FileNotFoundError(f"{storage_uri}: no such folder")
-    pafs.copy_files(path, str(into), source_filesystem=source_fs, destination_filesystem=pafs.LocalFileSystem())
+    base = path.rstrip("/")
+    for entry in source_fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if entry.type != pafs.FileType.File:
+            continue
+        target = into / entry.path[len(base) + 1 :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source_fs.open_input_stream(entry.path) as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
     return into
 
 

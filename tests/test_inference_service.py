@@ -1,6 +1,8 @@
 """A `serve:` endpoint's KServe InferenceService, held to KServe's own CRD schema (v0.20.0, vendored
 in tests/crds/kserve) for every built-in profile, every model format, with and without a GPU, in
-both deployment modes; and how its status reads as a rollout."""
+both deployment modes; how its status reads as a rollout; and the operator's decisions that need
+no rollout (an InferenceService it does not manage, a kill mid-rollout). The rollouts themselves:
+tests/test_serve_kubernetes.py."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import json
 import pytest
 
 from aq_airflow.artifacts.model_repository import ModelVersion
+from aq_airflow.operators.inference_service import AqInferenceServiceOperator, _patch
+from aq_airflow.operators.serve import DeploymentFailed
 from aq_airflow.pipeline_spec.load import SpecFile
 from aq_airflow.pipeline_spec.profiles import ProfileSpec
 from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import ModelFormat, ServePlan
 from aq_airflow.runners import inference_service as isvc
 from tests.crd_schema import INFERENCE_SERVICES, crd_problems
+from tests.kube_api import FakeKubernetes
 
 PROFILES = ("gke", "eks", "eks-auto", "aks", "nvidia")
 FORMATS = tuple(ModelFormat)
@@ -133,3 +138,54 @@ def test_the_live_storage_uri_is_read_from_the_object():
     body = isvc.inference_service(serve_plan("eks", "xgboost", False, "Standard"), VERSION, STORAGE, "churn")
     assert isvc.storage_uri(body) == STORAGE
     assert isvc.storage_uri(None) is None and isvc.storage_uri({"spec": {"predictor": {}}}) is None
+
+
+# -- the operator's own decisions, against the loopback API (no controller: nothing rolls out) ------
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    with FakeKubernetes() as fake:
+        connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": fake.kubeconfig(str(tmp_path))}}
+        monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+        yield fake
+
+
+def operator_for(plan: ServePlan) -> AqInferenceServiceOperator:
+    return AqInferenceServiceOperator(task_id="train.serve", plan=plan)
+
+
+def test_an_inference_service_not_managed_by_aq_airflow_is_refused_unchanged(api):
+    plan = serve_plan("eks", "sklearn", False, "Standard")
+    theirs = isvc.inference_service(plan, VERSION, "s3://theirs/model", "churn")
+    theirs["metadata"]["labels"] = {"team": "search"}
+    operator = operator_for(plan)
+    operator.hook.create_custom_object("serving.kserve.io", "v1beta1", "inferenceservices", theirs, namespace="default")
+    with pytest.raises(DeploymentFailed, match="is not managed by aq-airflow") as raised:
+        operator.deploy({}, VERSION, STORAGE, None, None, None)
+    assert raised.value.outcome == "failed"
+    assert isvc.storage_uri(api.objects[("inferenceservices", "default", "churn")]) == "s3://theirs/model"
+    assert not [r for r in api.requests if r.startswith("PATCH")]
+    assert operator.target() == "default/churn"
+
+
+def test_killed_mid_rollout_the_endpoint_is_put_back(api):
+    """on_kill: the previous predictor back (merge patch), or the InferenceService this try made deleted."""
+    plan = serve_plan("eks", "sklearn", False, "Standard")
+    operator = operator_for(plan)
+    hook = operator.hook
+    old = isvc.inference_service(plan, ModelVersion("churn", "v00000000000000aa"), "s3://acme/old", "churn")
+    hook.create_custom_object("serving.kserve.io", "v1beta1", "inferenceservices", old, namespace="default")
+    live = api.objects[("inferenceservices", "default", "churn")]
+    before = json.loads(json.dumps(live))
+    new = isvc.inference_service(plan, VERSION, STORAGE, "churn")
+    new["spec"]["predictor"]["tolerations"] = [{"key": "x", "operator": "Exists"}]  # a field the old one lacks
+    operator._patch("churn", _patch(live, new))
+    assert isvc.storage_uri(live) == STORAGE and live["metadata"]["generation"] == 2
+    operator._undo = {"live": before}
+    operator.on_kill()
+    assert isvc.storage_uri(live) == "s3://acme/old" and "tolerations" not in live["spec"]["predictor"]
+    assert live["metadata"]["annotations"]["aq-airflow/model-version"] == "v00000000000000aa"
+    assert live["metadata"]["generation"] == 3
+    operator._undo = {"live": None}  # this try made it
+    operator.on_kill()
+    assert ("inferenceservices", "default", "churn") not in api.objects
+    operator.on_kill()  # nothing under way: nothing done

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from functools import cached_property
 from typing import Any
 
@@ -30,8 +28,8 @@ from aq_airflow.serving.signature import Signature
 # how long a rollout may take when the task has no timeout (the spec's `timeout:` is the task's
 # execution_timeout; then half of it is the rollout's, the other half kept to put the endpoint back)
 DEFAULT_ROLLOUT_SECONDS = 600
-# the Open Inference Protocol's model metadata names the versions a server holds; MLServer's
-# names ours (model-settings.json's version), Triton's its own numbered folders
+# the runtimes whose Open Inference Protocol server knows our version (model-settings.json's);
+# Triton's versions are its own numbered folders
 _VERSIONED_RUNTIMES = ("kserve-mlserver",)
 
 
@@ -43,7 +41,7 @@ class AqInferenceServiceOperator(ServeTask):
     aq-airflow does not manage is refused, unchanged. It then creates it, or merge-patches its
     predictor into the plan's (the predictor is aq-airflow's: fields it no longer sets are
     removed), watches the new generation to Ready (``runners.inference_service.rollout``), waits
-    until the endpoint's model metadata names the new version (MLServer; a Standard-mode rolling
+    until the endpoint says the new version is ready (MLServer; a Standard-mode rolling
     update keeps the old pods answering, and Ready, until the new ones are up), and smoke-tests
     it over the Open Inference Protocol at ``status.address.url`` (else ``status.url``). On any
     failure it puts the previous predictor back (or deletes the InferenceService it created) and
@@ -165,21 +163,21 @@ class AqInferenceServiceOperator(ServeTask):
             time.sleep(self.poll_interval)
 
     def _wait_for_version(self, url: str, version: ModelVersion, deadline: float) -> None:
-        """Wait until the endpoint's model metadata (``GET /v2/models/<endpoint>``) names ``version``."""
-        address = f"{url.rstrip('/')}/v2/models/{self.plan.endpoint}"
-        seen: Any = None
+        """Wait until the endpoint says ``version`` is ready (``GET /v2/models/<endpoint>/versions/
+        <version>/ready``: MLServer answers 200 for the version its model-settings.json names)."""
+        address = f"{url.rstrip('/')}/v2/models/{self.plan.endpoint}/versions/{version.version}/ready"
         while True:
             try:
-                with urllib.request.urlopen(address, timeout=10) as response:  # noqa: S310 - the cluster's URL
-                    seen = json.loads(response.read()).get("versions")
-                if version.version in (seen or []):
+                status, said = oip.call(address, timeout=10)
+                if status == 200:
                     return
-            except (OSError, ValueError) as error:  # not answering yet (urllib's errors are OSErrors)
-                seen = _said(error)
+                said = f"{status} {said}"
+            except oip.OipError as error:  # not answering yet
+                said = str(error)
             if time.monotonic() > deadline:
                 raise DeploymentFailed(
-                    f"{address} did not serve version {version.version} within {self.rollout_seconds:.0f}s "
-                    f"(it said {seen})"
+                    f"the endpoint did not serve version {version.version} within {self.rollout_seconds:.0f}s "
+                    f"({address}: {str(said)[:300]})"
                 )
             time.sleep(self.poll_interval)
 
