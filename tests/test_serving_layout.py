@@ -128,6 +128,10 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     assert write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature) == uri
     assert written.read_bytes() == b"left as it is"
     assert sorted(p.name for p in Path(uri).parent.iterdir()) == [version.version]  # no staging left
+    # a write cut short (no model-settings.json yet) is written again, whole
+    Path(uri, MODEL_SETTINGS).unlink()
+    write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
+    assert Path(uri, "model.joblib").read_bytes() != b"left as it is" and Path(uri, MODEL_SETTINGS).is_file()
 
 
 def test_a_model_of_another_format_is_a_clear_error(tmp_path):
