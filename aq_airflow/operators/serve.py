@@ -134,7 +134,12 @@ class ServeTask(BaseOperator):
         self.record({**row, "smoke_latency_ms": result.latency_ms}, outcome, None)
         self.log.info("endpoint `%s` serves %s (%s), smoke test %.1f ms", plan.endpoint, version.version,
                       storage_uri, result.latency_ms)  # fmt: skip
-        return {"endpoint": plan.endpoint, "version": version.version, "storage_uri": storage_uri, "outcome": outcome}
+        return {
+            "endpoint": plan.endpoint,
+            "version": version.version,
+            "storage_uri": storage_uri,
+            "outcome": outcome.value,
+        }
 
     def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
         """The attempt's row in ``aq_deployments`` (one per try)."""
