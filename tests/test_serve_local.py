@@ -119,12 +119,13 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     output = answer["outputs"][0]
     assert output["shape"][0] == 20 and output["data"] == expected.tolist()
 
-    # the same model again: the endpoint is unchanged
+    # the same model again: the endpoint is unchanged, and so is its record of the run that promoted it
+    record = current_file.read_bytes()
     second = run_churn(work)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"endpoint churn: {version} unchanged" in second.stdout
     assert [row[:5] for row in deployments(work)][-1] == ("churn", version, "unchanged", None, version)
-    record = current_file.read_bytes()
+    assert current_file.read_bytes() == record
 
     # a version folder the server cannot load (its model file corrupted): the task fails with the
     # server's reason, current.json stays, the attempt is recorded as failed

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from aq_airflow.serving.layout import (
     sample_rows,
     write_version,
 )
-from aq_airflow.serving.model_server import ModelServer, ModelServerError
+from aq_airflow.serving.model_server import ModelServer, ModelServerError, lock_digest
 from aq_airflow.serving.oip import SmokeFailed, infer, smoke_test
 from aq_airflow.serving.promotion import read_current, write_current
 from aq_airflow.serving.signature import Signature, inference_request, response_problem
@@ -125,6 +128,10 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     assert write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature) == uri
     assert written.read_bytes() == b"left as it is"
     assert sorted(p.name for p in Path(uri).parent.iterdir()) == [version.version]  # no staging left
+    # a write cut short (no model-settings.json yet) is written again, whole
+    Path(uri, MODEL_SETTINGS).unlink()
+    write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
+    assert Path(uri, "model.joblib").read_bytes() != b"left as it is" and Path(uri, MODEL_SETTINGS).is_file()
 
 
 def test_a_model_of_another_format_is_a_clear_error(tmp_path):
@@ -291,3 +298,18 @@ def test_a_version_on_an_object_store_is_written_localized_and_served(object_sto
         answer = infer(server.url, "churn", inference_request(ROWS, signature))
     assert answer["model_version"] == version.version
     assert np.asarray(answer["outputs"][0]["data"]).ravel().tolist() == model.predict(FRAME).tolist()
+
+
+@pytest.mark.slow
+def test_concurrent_first_uses_build_the_model_server_venv_once(tmp_path):
+    """Two processes (xdist workers, tasks) needing the venv at once: one builds it under the file
+    lock, the other waits and uses it; neither sees a half-built venv."""
+    env = {**os.environ, "AQ_MODEL_SERVER_VENV": str(tmp_path / "venv")}
+    code = "from aq_airflow.serving.model_server import server_python; print(server_python())"
+    both = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in "ab"]
+    paths = {process.communicate(timeout=600)[0].strip() for process in both}
+    assert [process.returncode for process in both] == [0, 0]
+    assert paths == {str(tmp_path / "venv" / "bin" / "python")}
+    assert (tmp_path / "venv" / ".installed").read_text().strip() == lock_digest()
+    version = subprocess.run([tmp_path / "venv" / "bin" / "mlserver", "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == "mlserver, version 1.7.1"

@@ -72,8 +72,8 @@ def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tupl
     try:
         found = resolve(target, artifacts, workdir)
     except LookupFailed as error:
-        raise ServeFailed(f"no promoted model to serve: run the pipeline first (`aq-airflow run {target}`), its "
-                          f"serve task promotes the model once its checks pass ({error})") from None  # fmt: skip
+        raise ServeFailed(f"no promoted model to serve: {error}; run the pipeline first (`{_run_line(target)}`), its "
+                          "serve task promotes the model once its checks pass") from None  # fmt: skip
     from aq_airflow.serving.promotion import read_current
 
     root = found.root
@@ -88,9 +88,13 @@ def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tupl
         names = f"endpoint {', '.join(f'`{e}`' for e in missing)}" if missing else f"pipeline `{found.dag_id}`"
         raise ServeFailed(
             f"no promoted version of {names} in {root}/{MODELS_FOLDER} (the store from {found.where}): run "
-            f"the pipeline first (`aq-airflow run {target}`); its serve task promotes the model once its checks pass"
+            f"the pipeline first (`{_run_line(target)}`); its serve task promotes the model once its checks pass"
         )
     return list(promotions.values()), root  # type: ignore[arg-type]
+
+
+def _run_line(target: str) -> str:
+    return f"aq-airflow run {target if is_spec(target) else 'SPEC'}"
 
 
 def _promoted_endpoints(root: str, dag_id: str) -> list[str]:

@@ -11,7 +11,7 @@ One lifecycle for both places an endpoint lives (:class:`ServeTask`), the place 
    Inference Protocol (a subclass's job: a local model server, a KServe InferenceService), which
    on failure puts the endpoint back on ``previous`` itself and raises :class:`DeploymentFailed`;
 4. on success, replace ``current.json`` (``serving.promotion``): only now is the version the
-   endpoint's;
+   endpoint's (a version that was the endpoint's already leaves it as it is: ``unchanged``);
 5. record a row in ``aq_deployments`` (promoted, unchanged, rolled back or failed, with the
    reason and the smoke test's latency); a failure then fails the task with the reason.
 
@@ -108,9 +108,9 @@ class ServeTask(BaseOperator):
             "spec_hash": plan.spec_hash,
             "logical_date": run_date(context),
         }
-        previous = read_current(self.root, plan.endpoint)
-        row["previous_version"] = previous.version if previous is not None else None
-        try:
+        try:  # an unreadable current.json too is an attempt recorded as failed
+            previous = read_current(self.root, plan.endpoint)
+            row["previous_version"] = previous.version if previous is not None else None
             model = read_model(model_location, manifest, plan.step)
             rows, signature = sample_rows(plan, context["run_id"], model)
             storage_uri = write_version(model, plan.format, version, self.root, signature, rows)
@@ -119,20 +119,27 @@ class ServeTask(BaseOperator):
         except DeploymentFailed as failure:
             self.record(row, failure.outcome, failure.reason)
             raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {failure.reason}") from None
-        except Exception as error:  # writing the model, reading the sample: nothing changed
+        except Exception as error:  # current.json, the model, the sample, the version folder: nothing changed
             self.record(row, DeploymentOutcome.FAILED, f"{type(error).__name__}: {error}")
             raise
-        unchanged = previous is not None and previous.version == version.version
-        write_current(self.root, Promotion(
-            endpoint=plan.endpoint, version=version.version, format=str(plan.format), storage_uri=storage_uri,
-            model_digest=digest, dag_id=row["dag_id"], run_id=row["run_id"], step=plan.step,
-            promoted_at=utcnow().isoformat() + "Z", code_digest=row["code_digest"],
-        ))  # fmt: skip
+        # the endpoint's version already: current.json keeps the run that promoted it
+        unchanged = previous is not None and (previous.version, previous.storage_uri) == (version.version, storage_uri)
+        if not unchanged:
+            write_current(self.root, Promotion(
+                endpoint=plan.endpoint, version=version.version, format=str(plan.format), storage_uri=storage_uri,
+                model_digest=digest, dag_id=row["dag_id"], run_id=row["run_id"], step=plan.step,
+                promoted_at=utcnow().isoformat() + "Z", code_digest=row["code_digest"],
+            ))  # fmt: skip
         outcome = DeploymentOutcome.UNCHANGED if unchanged else DeploymentOutcome.PROMOTED
         self.record({**row, "smoke_latency_ms": result.latency_ms}, outcome, None)
         self.log.info("endpoint `%s` serves %s (%s), smoke test %.1f ms", plan.endpoint, version.version,
                       storage_uri, result.latency_ms)  # fmt: skip
-        return {"endpoint": plan.endpoint, "version": version.version, "storage_uri": storage_uri, "outcome": outcome}
+        return {
+            "endpoint": plan.endpoint,
+            "version": version.version,
+            "storage_uri": storage_uri,
+            "outcome": outcome.value,
+        }
 
     def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
         """The attempt's row in ``aq_deployments`` (one per try)."""

@@ -249,6 +249,8 @@ def write_mlflow(model, rows: pa.Table | None, folder: Path) -> None:
 def _move_into_place(staging: Path, target: Path) -> None:
     """Rename the staged folder to ``target`` (a concurrent writer's complete folder wins)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if (target / MODEL_SETTINGS).exists():  # another task wrote the same version meanwhile
+        return
     if target.exists():  # a write cut short before its model-settings.json: written again
         shutil.rmtree(target, ignore_errors=True)
     beside = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")

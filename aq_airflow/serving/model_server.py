@@ -1,7 +1,7 @@
 """A real model server on loopback: MLServer, in a venv of its own.
 
-MLServer's dependencies conflict with Airflow's (FastAPI, pydantic, uvicorn, protobuf pins), so it
-never shares the Airflow venv: :func:`server_python` creates a venv from ``model-server.lock``
+MLServer 1.7.1 cannot share the Airflow venv (it needs FastAPI below 0.116, Airflow 3.1 at least
+0.116): :func:`server_python` creates a venv from ``model-server.lock``
 (shipped in the wheel beside this module: MLServer 1.7.1 and its sklearn, xgboost, lightgbm and
 mlflow runtimes, onnxruntime, and the Airflow venv's scikit-learn, so a step's pickle loads) the
 first time it is needed, at a cache folder named by the lock's hash (``$AQ_MODEL_SERVER_VENV``
@@ -34,7 +34,8 @@ from aq_airflow.serving.oip import OipError, wait_ready
 
 #: the model server venv's pinned requirements (``make lock`` compiles it from model-server.in)
 LOCK = Path(__file__).with_name("model-server.lock")
-#: a venv folder to use instead of the cache's (created there the same way when missing)
+#: a venv folder to use instead of the cache's: a venv with MLServer there is used as it is, else
+#: one is created there as in the cache
 VENV_VARIABLE = "AQ_MODEL_SERVER_VENV"
 #: the file whose presence says a venv folder is complete
 STAMP = ".installed"
@@ -62,10 +63,12 @@ def venv_folder() -> Path:
 
 
 def server_python() -> str:
-    """The model server venv's python, the venv created first when it is not complete."""
+    """The model server venv's python, the venv created first when it is not complete. A venv of
+    the user's at ``$AQ_MODEL_SERVER_VENV`` (one with ``mlserver`` and no stamp of ours) is used as
+    it is: never built over or removed."""
     venv = venv_folder()
     python = venv / "bin" / "python"
-    if (venv / STAMP).exists():
+    if (venv / STAMP).exists() or (os.environ.get(VENV_VARIABLE) and (venv / "bin" / "mlserver").exists()):
         return str(python)
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
