@@ -122,7 +122,8 @@ def code_folder():
         folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / f"{name}_code"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        (folder / "serve_steps.py").write_text(STEPS)
+        # a package of its own (a process remembers the packages it stored, and the emulators are emptied per test)
+        (folder / "serve_steps.py").write_text(f"# {name}\n{STEPS}")
         made.append(folder)
 
     yield make

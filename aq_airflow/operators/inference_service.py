@@ -94,7 +94,7 @@ class AqInferenceServiceOperator(ServeTask):
             self.log.warning("InferenceService %s serves %s, not %s as current.json says: that is what a failure "
                              "puts back", self.target(), before, previous.storage_uri)  # fmt: skip
         body = isvc.inference_service(plan, version, storage_uri, context["dag"].dag_id)
-        self._undo = {"live": live}
+        self._undo = {"live": live}  # from here a kill puts it back (a create or patch may land as it is killed)
         try:
             if live is None:
                 self._create(body)
@@ -102,10 +102,15 @@ class AqInferenceServiceOperator(ServeTask):
             else:
                 self._patch(name, _patch(live, body))
                 self.log.info("patched InferenceService %s: %s -> %s", self.target(), before, storage_uri)
+        except Exception as error:  # the API refused it: nothing changed
+            self._undo = None
+            refused = f"the Kubernetes API refused InferenceService {self.target()}: {_said(error)}"
+            raise DeploymentFailed(refused) from None
+        try:
             return self._verify(name, version, rows, signature)
         except DeploymentFailed as failure:
             raise self._put_back(name, live, failure.reason) from None
-        except Exception as error:  # the API refused the body, the cluster went away, the smoke test
+        except Exception as error:  # the API went away, the model server did not answer
             raise self._put_back(name, live, _said(error)) from None
         finally:
             self._undo = None
