@@ -45,6 +45,10 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
         "features.run",
         "features.metrics",
         "train.run",
+        "evaluate.run",
+        "evaluate.metrics",
+        "approved.run",
+        "approved.serve",
         "scores.run",
         "scores.checks",
         "scores.metrics",
@@ -57,6 +61,8 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
         "orders",
         "features",
         "train",
+        "evaluate",
+        "approved",
         "scores",
         "report",
         "raw_orders",
@@ -71,6 +77,12 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
         "features.metrics": {"features.run"},
         # features' metrics are warnings: they never block train
         "train.run": {"features.run"},
+        "evaluate.run": {"train.run"},
+        "evaluate.metrics": {"evaluate.run"},
+        # the model is approved once its error-severity metric passed; serve waits for the step's
+        # own gates (it has none), as publish does
+        "approved.run": {"evaluate.metrics"},
+        "approved.serve": {"approved.run"},
         # scores reads features and train; train already follows features, so one edge is enough
         "scores.run": {"train.run"},
         "scores.checks": {"scores.run"},
@@ -85,6 +97,9 @@ def test_churn_scoring_groups_tasks_and_edges(bag):
     publish = dag.get_task("scores.publish")
     assert [o.name for o in publish.outlets] == ["analytics.churn_scores"]
     assert (publish.plan.mode, publish.plan.keys) == ("merge", ("customer_id",))
+    serve = dag.get_task("approved.serve")
+    assert type(serve).__name__ == "AqInferenceServiceOperator"
+    assert (serve.plan.endpoint, serve.plan.model.step, serve.plan.sample.step) == ("churn", "approved", "features")
     assert dag.get_task("customers.run").sql.startswith("SELECT * FROM raw.customers")
     assert dag.get_task("train.run").execution_timeout.total_seconds() == 7200
     assert dag.get_task("features.run").retries == 2

@@ -73,7 +73,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     current_file = work / "artifacts" / "_models" / "churn" / "current.json"
     current = json.loads(current_file.read_text())
     version = current["version"]
-    assert current["endpoint"] == "churn" and current["step"] == "train" and current["format"] == "sklearn"
+    assert current["endpoint"] == "churn" and current["step"] == "approved" and current["format"] == "sklearn"
     assert f"endpoint churn: {version} promoted" in first.stdout  # the summary's serve line
     assert f"`aq-airflow serve churn_scoring --workdir {work}`" in first.stdout
     ((endpoint, promoted, outcome, reason, previous, rows, latency, target),) = deployments(work)
@@ -113,7 +113,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     assert server.returncode == 0, err
     assert "stopped" in out
     assert answer["model_name"] == "churn" and answer["model_version"] == version
-    (model_file,) = run_folder(work, "train").glob("object-*.pkl")
+    (model_file,) = run_folder(work, "approved").glob("object-*.pkl")
     model = pickle.loads(model_file.read_bytes())
     expected = model.predict(features.select([i["name"] for i in signature]).to_pandas())
     output = answer["outputs"][0]
@@ -132,7 +132,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     (Path(current["storage_uri"]) / "model.joblib").write_bytes(b"not a joblib file")
     third = run_churn(work)
     assert third.returncode == 1
-    assert "train.serve                  failed" in third.stdout
+    assert "approved.serve               failed" in third.stdout
     assert "endpoint `churn` was not promoted" in third.stderr and "did not serve `churn`" in third.stderr
     assert current_file.read_bytes() == record
     endpoint, failed_version, outcome, reason, previous, *_ = deployments(work)[-1]

@@ -15,6 +15,12 @@ def auc(model, rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"auc": [float(value)], "rows": [len(rows)]})
 
 
+def approved(model, evaluation: pd.DataFrame):
+    """The trained model itself, as the step `serve:` promotes: the step runs only once the
+    evaluation's error-severity metrics passed, so a worse model never reaches the endpoint."""
+    return model
+
+
 def promote(model, evaluation: pd.DataFrame, version: str) -> pd.DataFrame:
     """The promoted model's record: its version, AUC and model class (the model itself stays in
     the artifact store, under the train step of this run)."""
