@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -80,6 +81,16 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     assert (endpoint, promoted, outcome, reason, previous, rows, target) == ("churn", version, "promoted", None,
                                                                              None, 5, "local")  # fmt: skip
     assert latency > 0
+
+    # a port something already listens on (Airflow's api-server takes 8080 too): said before any
+    # server starts, whose readiness probe would otherwise be answered by the other one
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run([*CLI, "serve", "churn_scoring", "--workdir", str(work), "--port",
+                               str(taken.getsockname()[1])], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert busy.returncode == 1 and "is in use" in busy.stderr and "--port 0" in busy.stderr, busy.stderr
+    assert "serving on" not in busy.stdout and "Traceback" not in busy.stderr
 
     # the endpoint as a user calls it: `aq-airflow serve`, then an HTTP request of feature rows
     # as the run's summary says it (the pipeline's dag_id: its promotions in the store)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 import sys
 from contextlib import ExitStack
 
@@ -111,8 +112,7 @@ def _serve(promotions: list[Promotion], root: str, host: str, port: int) -> int:
     from aq_airflow.serving.layout import SIGNATURE, local_folder
     from aq_airflow.serving.model_server import ModelServer, ModelServerError, free_port
 
-    if port == 0:
-        port = free_port(host)
+    port = free_port(host) if port == 0 else _unused(host, port)
     with ExitStack() as stack:
         folders = {}
         for promotion in promotions:
@@ -149,6 +149,20 @@ def _serve(promotions: list[Promotion], root: str, host: str, port: int) -> int:
             return 1
     print("stopped", flush=True)
     return 0
+
+
+def _unused(host: str, port: int) -> int:
+    """``port``, once nothing listens on it: a server already there (Airflow's api-server takes
+    8080 too, or another ``aq-airflow serve``) would answer the readiness probe in place of ours."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ServeFailed(
+                f"port {port} on {host} is in use ({error.strerror}): pass `--port 0` for any free port, or "
+                "`--port N` for another"
+            ) from None
+    return port
 
 
 class Stopped(Exception):
