@@ -313,3 +313,22 @@ def test_concurrent_first_uses_build_the_model_server_venv_once(tmp_path):
     assert (tmp_path / "venv" / ".installed").read_text().strip() == lock_digest()
     version = subprocess.run([tmp_path / "venv" / "bin" / "mlserver", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == "mlserver, version 1.7.1"
+
+
+def test_a_users_folder_without_mlserver_is_refused_and_left_as_it_is(tmp_path):
+    """`AQ_MODEL_SERVER_VENV` naming a folder of the user's (a project venv before MLServer is
+    installed into it, a home folder) is never built over or removed: the first use says how to
+    fix it, and the folder keeps every file."""
+    folder = tmp_path / "project-venv"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "keep.txt").write_text("the user's")
+    (folder / "bin" / "python").write_text("#!/bin/sh\n")
+    env = {**os.environ, "AQ_MODEL_SERVER_VENV": str(folder)}
+    code = "from aq_airflow.serving.model_server import server_python; print(server_python())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"$AQ_MODEL_SERVER_VENV={folder} is a folder without mlserver" in done.stderr
+    assert "model-server.lock" in done.stderr and "or unset AQ_MODEL_SERVER_VENV" in done.stderr
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["bin", "bin/python", "keep.txt"]
+    assert (folder / "keep.txt").read_text() == "the user's"
+    assert not (tmp_path / ".project-venv.aq-airflow").exists()

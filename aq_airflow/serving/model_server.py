@@ -34,8 +34,9 @@ from aq_airflow.serving.oip import OipError, wait_ready
 
 #: the model server venv's pinned requirements (``make lock`` compiles it from model-server.in)
 LOCK = Path(__file__).with_name("model-server.lock")
-#: a venv folder to use instead of the cache's: a venv with MLServer there is used as it is, else
-#: one is created there as in the cache
+#: a venv folder to use instead of the cache's: a venv with MLServer there is used as it is; a
+#: folder that does not exist (or is empty) gets one created as in the cache; any other folder is
+#: refused, never built over or removed
 VENV_VARIABLE = "AQ_MODEL_SERVER_VENV"
 #: the file whose presence says a venv folder is complete
 STAMP = ".installed"
@@ -62,10 +63,16 @@ def venv_folder() -> Path:
     return Path(base) / "aq-airflow" / f"model-server-{lock_digest()}"
 
 
+def made_here(venv: Path) -> Path:
+    """The file beside ``venv`` that says this module created the folder (written before the venv
+    is made): only such a folder, or the cache's, is ever removed to build it again."""
+    return venv.with_name(f".{venv.name}.aq-airflow")
+
+
 def server_python() -> str:
     """The model server venv's python, the venv created first when it is not complete. A venv of
     the user's at ``$AQ_MODEL_SERVER_VENV`` (one with ``mlserver`` and no stamp of ours) is used as
-    it is: never built over or removed."""
+    it is; a folder of the user's without ``mlserver`` is refused: never built over or removed."""
     venv = venv_folder()
     python = venv / "bin" / "python"
     if (venv / STAMP).exists() or (os.environ.get(VENV_VARIABLE) and (venv / "bin" / "mlserver").exists()):
@@ -80,8 +87,19 @@ def server_python() -> str:
 
 def _build(venv: Path) -> None:
     """A fresh venv at ``venv`` with the lock's packages: uv when there is one (seconds from its
-    cache), else venv and pip."""
-    shutil.rmtree(venv, ignore_errors=True)  # a build cut short
+    cache), else venv and pip. A folder there that is not ours (:func:`made_here`) is refused."""
+    marker = made_here(venv)
+    ours = not os.environ.get(VENV_VARIABLE) or marker.exists()
+    if venv.exists() and not ours:
+        if any(venv.iterdir()):
+            raise ModelServerError(
+                f"${VENV_VARIABLE}={venv} is a folder without mlserver: install the model server's packages into "
+                f"it (`uv pip install --python {venv}/bin/python -r {LOCK}`), or unset {VENV_VARIABLE} to use a "
+                "venv aq-airflow builds in its cache"
+            )
+        venv.rmdir()  # empty: the venv is made in its place
+    marker.write_text("the model server venv beside this file was created by aq-airflow\n")
+    shutil.rmtree(venv, ignore_errors=True)  # ours: a build cut short
     uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
     python = str(venv / "bin" / "python")
     if uv:
