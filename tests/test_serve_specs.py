@@ -67,6 +67,12 @@ CASES: dict[str, tuple[str, str, tuple[int, int, tuple[str, ...]] | None]] = {
 """, (11, 23, ("`Churn_Model` cannot name an endpoint", "lower-case letters, digits and `-`", "e.g. `churn-model`"))),
     "unknown_format": ("gke", TRAIN + """    serve: {endpoint: churn, format: pytorch}
 """, (11, 38, ("expected `sklearn`, `xgboost`, `lightgbm`, `onnx` or `mlflow`", "`pytorch`"))),
+    "same_endpoint": ("gke", TRAIN + """    serve: {endpoint: churn, format: sklearn}
+  retrain:
+    python: churn.train:fit
+    inputs: [features]
+    serve: {endpoint: churn, format: sklearn}
+""", (15, 23, ("step `train` serves endpoint `churn` already", "name another endpoint"))),
     "canary_standard": ("gke", TRAIN + """    serve: {endpoint: churn, format: sklearn, canary: 10}
 """, (11, 55, ("KServe's Standard mode, which ignores `canary`", "remove `canary`", "`serving_mode: Knative`"))),
     "canary_knative": ("knative", TRAIN + """    serve: {endpoint: churn, format: sklearn, canary: 10}
