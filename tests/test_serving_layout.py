@@ -134,6 +134,30 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     assert Path(uri, "model.joblib").read_bytes() != b"left as it is" and Path(uri, MODEL_SETTINGS).is_file()
 
 
+def test_a_changed_format_or_signature_is_a_new_version(tmp_path):
+    """The version names what its folder holds: the same model file in another format, or with
+    other input columns, is another version in a folder of its own (never the old layout under
+    the old name); the same model served the same way is the same version."""
+    model = train(ModelFormat.SKLEARN)
+    digest = "sha256:" + "ab" * 32
+    two = Signature.of_schema(ROWS.schema, ["tenure", "orders"])
+    one = Signature.of_schema(ROWS.schema, ["tenure"])
+    versions = {
+        (format, signature): ModelVersion.of("churn", digest, format, signature.to_json())
+        for format in (ModelFormat.SKLEARN, ModelFormat.MLFLOW)
+        for signature in (one, two)
+    }
+    assert len({v.version for v in versions.values()}) == 4
+    assert ModelVersion.of("churn", digest.upper(), "sklearn", two.to_json()) == versions[ModelFormat.SKLEARN, two]
+    for signature in (one, two):
+        version = versions[ModelFormat.SKLEARN, signature]
+        uri = write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
+        assert Signature.from_json(Path(uri, SIGNATURE).read_text()) == signature
+    assert sorted(p.name for p in (tmp_path / "_models" / "churn").iterdir()) == sorted(
+        versions[ModelFormat.SKLEARN, s].version for s in (one, two)
+    )
+
+
 def test_a_model_of_another_format_is_a_clear_error(tmp_path):
     signature = Signature.of_schema(ROWS.schema, ["tenure", "orders"])
     version = ModelVersion("churn", "v" + "2" * 16)

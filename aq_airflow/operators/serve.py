@@ -4,7 +4,8 @@ endpoint as it was, and record the attempt either way.
 One lifecycle for both places an endpoint lives (:class:`ServeTask`), the place itself a subclass:
 
 1. read the step's committed model (its manifest held to its files) and ``smoke_rows`` rows of
-   the sample table; the version is the model file's digest (``ModelVersion.of_digest``);
+   the sample table; the version is derived from the model file's digest, the format and the
+   signature (``ModelVersion.of``);
 2. write the model in its format's server layout with its signature at the version's folder
    (``serving.layout``; a version folder already complete is not written again);
 3. :meth:`ServeTask.deploy`: point the endpoint at the version and smoke-test it over the Open
@@ -106,14 +107,13 @@ class ServeTask(BaseOperator, ABC):
         digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") else None
         if digest is None:
             raise AirflowException(f"step `{plan.step}`'s output records no digest: re-run the step to serve its model")
-        version = ModelVersion.of_digest(plan.endpoint, digest)
         made = Provenance.of(manifest)
         row = {
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
             "step": plan.step,
             "endpoint": plan.endpoint,
-            "version": version.version,
+            "version": None,  # known once the signature is
             "format": plan.format,
             "target": self.target(),
             "model_digest": digest,
@@ -128,6 +128,8 @@ class ServeTask(BaseOperator, ABC):
             self.check_owner(previous, row["dag_id"])
             model = read_model(model_location, manifest, plan.step)
             rows, signature = sample_rows(plan, context["run_id"], model)
+            version = ModelVersion.of(plan.endpoint, digest, plan.format, signature.to_json())
+            row["version"] = version.version
             storage_uri = write_version(model, plan.format, version, self.root, signature, rows)
             row.update(storage_uri=storage_uri, smoke_rows=rows.num_rows)
             result = self.deploy(context, version, storage_uri, previous, rows, signature)

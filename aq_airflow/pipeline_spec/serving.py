@@ -10,7 +10,7 @@ served::
 
 The step's ``serve`` task runs after its checks and metrics and is gated as ``publish`` is. It
 writes the model in the layout the format's model server reads, under a version derived from the
-model's digest, points the endpoint at it (a KServe InferenceService on Kubernetes, a local model
+model's digest, format and signature, points the endpoint at it (a KServe InferenceService on Kubernetes, a local model
 repository on a laptop), and smoke-tests it over the Open Inference Protocol with rows of
 ``sample`` (default: the step's first input), whose columns are also the model's recorded
 signature.
