@@ -132,6 +132,7 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     Path(uri, MODEL_SETTINGS).unlink()
     write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
     assert Path(uri, "model.joblib").read_bytes() != b"left as it is" and Path(uri, MODEL_SETTINGS).is_file()
+    assert sorted(p.name for p in Path(uri).parent.iterdir()) == [version.version]  # the old one removed aside
 
 
 def test_a_changed_format_or_signature_is_a_new_version(tmp_path):
