@@ -31,8 +31,18 @@ CURRENT = "current.json"
 #: hex digits of the version's sha256 a version keeps (64 bits: no two models of one endpoint meet)
 VERSION_DIGITS = 16
 
+#: an endpoint's name: it names the InferenceService (a DNS-1035 label: KServe derives
+#: `<name>-predictor` Services and hosts from it, so it stays well under 63 characters), the model
+#: in `/v2/models/<endpoint>/infer` and its folder here
+ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_ENDPOINT = 45
+
 _VERSION = re.compile(rf"^v[0-9a-f]{{{VERSION_DIGITS}}}$")
-_ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_endpoint(name: str) -> bool:
+    """Whether ``name`` keeps the endpoint rule (``ENDPOINT``, at most ``MAX_ENDPOINT`` characters)."""
+    return ENDPOINT.fullmatch(name) is not None and len(name) <= MAX_ENDPOINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ class ModelVersion:
     version: str
 
     def __post_init__(self) -> None:
-        if not _ENDPOINT.fullmatch(self.endpoint) or len(self.endpoint) > 45:
+        if not is_endpoint(self.endpoint):
             raise ValueError(f"not an endpoint name: {self.endpoint!r}")
         if not _VERSION.fullmatch(self.version):
             raise ValueError(f"not a model version: {self.version!r} (v and {VERSION_DIGITS} hex digits)")

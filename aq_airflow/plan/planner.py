@@ -629,7 +629,8 @@ class _Planner:
     def serve_plan(self, name: str, step: Step) -> ServePlan:
         """A `serve:` step's promotion: its model (the step's output), the table that gives its
         signature and smoke-test rows, and on Kubernetes the model server's size and place and
-        KServe's deployment mode (a `canary:` where that mode cannot split traffic is a problem)."""
+        KServe's deployment mode (a `canary:` where that mode cannot split traffic, or `min: 0`
+        where it cannot scale to zero, is a problem)."""
         serve = step.serve
         key = ("steps", name, "serve")
         sample = serve.sample or next(iter(step.input_map.values()), None)
@@ -662,6 +663,14 @@ class _Planner:
                     f"profile `{self.profile.name}` deploys endpoints in KServe's {mode} mode, which ignores "
                     "`canary` and would send all traffic to the new model at once: remove `canary`, or use a "
                     "profile with `serving_mode: Knative`",
+                )
+            )
+        if serve.replicas.min == 0 and runner == Runner.KUBERNETES and mode != ServingMode.KNATIVE:
+            self.problems.append(
+                Problem(
+                    (*key, "replicas", "min"),
+                    f"profile `{self.profile.name}` deploys endpoints in KServe's {mode} mode, which does not scale "
+                    "to zero: set `min: 1` (or more), or use a profile with `serving_mode: Knative`",
                 )
             )
         placed = {}
