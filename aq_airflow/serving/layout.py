@@ -60,7 +60,9 @@ RUNTIME = {
     ModelFormat.ONNX: "aq_onnx_runtime.OnnxModel",
     ModelFormat.MLFLOW: "mlserver_mlflow.MLflowRuntime",
 }
-ONNX_RUNTIME = Path(__file__).with_name("aq_onnx_runtime.py")
+#: the onnx runtime's module: package data (its folder's name is no package's), never imported
+#: here, where neither mlserver nor onnxruntime is installed
+ONNX_RUNTIME = Path(__file__).with_name("mlserver-runtimes") / "aq_onnx_runtime.py"
 
 
 class LayoutError(ValueError):
