@@ -142,6 +142,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     endpoint, failed_version, outcome, reason, previous, *_ = deployments(work)[-1]
     assert (endpoint, failed_version, outcome, previous) == ("churn", version, "failed", version)
     assert "did not serve `churn`" in reason and "the server's log ends" in reason
+    assert len(reason) <= 2000  # the head (what failed) and the log's tail, capped
     assert sorted(os.listdir(Path(current["storage_uri"]).parent)) == ["current.json", version]  # nothing staged
     model_path.write_bytes(good)
 

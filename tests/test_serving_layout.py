@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from aq_airflow.artifacts.manifest import BadOutput
 from aq_airflow.artifacts.model_repository import ModelVersion, Promotion
 from aq_airflow.artifacts.store import Location
 from aq_airflow.artifacts.values import write_output
@@ -357,3 +358,24 @@ def test_a_users_folder_without_mlserver_is_refused_and_left_as_it_is(tmp_path):
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["bin", "bin/python", "keep.txt"]
     assert (folder / "keep.txt").read_text() == "the user's"
     assert not (tmp_path / ".project-venv.aq-airflow").exists()
+
+
+def test_a_model_of_the_steps_own_classes_says_they_must_come_from_installed_libraries(tmp_path):
+    """A step's model whose class lives in the step's code package (a custom transformer) does not
+    load where the serve task runs: the message says why and what a served model is made of."""
+    code = tmp_path / "code"
+    (code / "churn_steps").mkdir(parents=True)
+    (code / "churn_steps" / "__init__.py").write_text("class Scaler:\n    factor = 2\n")
+    commit = (
+        "import sys; from churn_steps import Scaler; from tests.test_serving_layout import _committed; "
+        "_committed(sys.argv[1], 'p', 'r', 'train', Scaler())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", commit, str(tmp_path)], env=env, check=True, cwd=Path(__file__).parent.parent)
+    location = Location.of(ArtifactRef("p", "train").location(str(tmp_path), "r"))
+    with pytest.raises(BadOutput) as refused:
+        read_model(location, location.read_output("train"), "train")
+    message = str(refused.value)
+    assert "its model does not unpickle here (ModuleNotFoundError: No module named 'churn_steps')" in message
+    assert "a served model's classes must come from installed libraries" in message
+    assert "not from the step's code" in message

@@ -46,7 +46,8 @@ from aq_airflow.serving.signature import Signature
 from aq_airflow.warehouse import Warehouse
 from aq_airflow.warehouse.secrets import connection_secrets, mask
 
-#: the longest reason ``aq_deployments`` keeps (its tail: a server log's last lines say why)
+#: the longest reason ``aq_deployments`` keeps (its head says what failed, its tail, a server
+#: log's last lines, why)
 REASON_CHARS = 2000
 
 
@@ -202,13 +203,14 @@ class ServeTask(BaseOperator, ABC):
                            type(error).__name__, error)  # fmt: skip
 
     def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
-        """The attempt's row in ``aq_deployments`` (one per try); its reason capped to its last
-        ``REASON_CHARS`` characters (a server's log tail) and with the connection's secrets and
-        any URI's password masked, as the quality pages show messages."""
+        """The attempt's row in ``aq_deployments`` (one per try); its reason capped to
+        ``REASON_CHARS`` characters (its head and tail) and with the connection's secrets and any
+        URI's password masked, as the quality pages show messages."""
         conn = BaseHook.get_connection(self.plan.warehouse)
         if reason is not None:
             reason = mask(reason, connection_secrets(conn))
-            reason = reason if len(reason) <= REASON_CHARS else "…" + reason[-(REASON_CHARS - 1) :]
+            if len(reason) > REASON_CHARS:  # what failed (its head) and why (a log's tail)
+                reason = f"{reason[: REASON_CHARS // 4]} … {reason[-(REASON_CHARS * 3 // 4 - 3) :]}"
         store = ResultsStore(Warehouse.from_connection(conn), self.plan.results_schema)
         store.ensure_tables()
         final = DeploymentRow.of({**row, "outcome": outcome, "reason": reason, "created_at": utcnow()})

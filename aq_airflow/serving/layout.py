@@ -77,7 +77,12 @@ def read_model(location: Location, manifest: dict, step: str) -> object:
         return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
     except Exception as error:
         raise refused(
-            location.uri, step, f"its model does not unpickle here ({type(error).__name__}: {error})"
+            location.uri,
+            step,
+            f"its model does not unpickle here ({type(error).__name__}: {error}). The serve "
+            "task unpickles it in the Airflow worker, and the model server loads it, where the step's own code "
+            "package is not importable: a served model's classes must come from installed libraries (scikit-learn, "
+            "xgboost, ...) at the step image's versions (the `serve` extra on the worker), not from the step's code",
         ) from None
 
 
