@@ -54,7 +54,7 @@ $(EMULATORS_STAMP): $(EMULATORS)/package.json $(EMULATORS)/package-lock.json
 lock: install
 	$(BIN)/uv pip compile setup.py --extra airflow --extra dev --extra test --extra spark --extra ray --python-version 3.11 \
 		--upgrade -q -o requirements.lock
-	$(BIN)/uv pip compile aq_airflow/serving/model-server.in --python-version 3.11 --upgrade -q \
+	$(BIN)/uv pip compile aq_airflow/serving/model-server.in --python-version 3.11 --generate-hashes --upgrade -q \
 		-o aq_airflow/serving/model-server.lock
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time, the

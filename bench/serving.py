@@ -75,7 +75,7 @@ def commit_to_answer(
     phases = {}
     started = time.perf_counter()
     committed = read_model(location, location.read_output("train"), "train")
-    version = ModelVersion.of_digest("churn", manifest["digests"][manifest["files"][0]])
+    version = ModelVersion.of("churn", manifest["digests"][manifest["files"][0]], "sklearn", signature.to_json())
     folder = write_version(committed, ModelFormat.SKLEARN, version, root, signature)
     phases["read + write the version"] = time.perf_counter() - started
     mark = time.perf_counter()

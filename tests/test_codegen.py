@@ -116,6 +116,9 @@ def test_a_local_serve_task_compiles_to_the_live_dag(tmp_path):
     assert type(task).__name__ == "AqLocalServeOperator" and task.plan == dags[0].get_task("train.serve").plan
     assert (task.plan.endpoint, task.plan.canary, task.plan.columns, task.plan.smoke_rows) == (
         "churn-local", 25, ("tenure", "spend"), 3)  # fmt: skip
+    # one promotion of the endpoint at a time (catchup, backfill, cleared runs queue), in both DAGs
+    assert [d.get_task("train.serve").max_active_tis_per_dag for d in dags] == [1, 1]
+    assert dags[1].get_task("train.run").max_active_tis_per_dag is None
 
 
 # ---- adversarial spec text stays data -------------------------------------------------------

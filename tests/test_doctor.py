@@ -141,6 +141,36 @@ def test_doctor_exits_0_when_everything_answers_and_finds_metadata_db_connection
     assert "(the default, $AIRFLOW_HOME/aq-artifacts)" in result.stdout
 
 
+def test_doctor_says_whether_the_model_server_venv_a_local_serve_needs_is_built(tmp_path, duckdb_file):
+    """A local `serve:` smoke-tests in the model server venv on the worker: doctor says when it is
+    not built yet (the first serve task would build it from the package index) and how to build it
+    ahead; a venv with mlserver at `$AQ_MODEL_SERVER_VENV` is ok."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    write(folder, "served.aq.yaml", """
+        warehouse: duck_wh
+        steps:
+          f: {sql: SELECT 1 AS x}
+          a:
+            python: m:f
+            inputs: [f]
+            serve: {endpoint: churn, format: sklearn}
+    """)  # fmt: skip
+    venv = tmp_path / "model-server"
+    env = {"AIRFLOW_CONN_DUCK_WH": json.dumps({"conn_type": "duckdb", "host": str(duckdb_file)}),
+           "AQ_MODEL_SERVER_VENV": str(venv)}  # fmt: skip
+    missing = doctor(folder, env)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert findings(missing.stdout)[f"model-server {venv}"] == "MISSING"
+    assert "the model server venv is not built" in missing.stdout and "`make model-server`" in missing.stdout
+    assert f"needed by {folder}/served.aq.yaml" in missing.stdout
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "mlserver").write_text("#!/bin/sh\n")
+    built = doctor(folder, env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert findings(built.stdout)[f"model-server {venv}"] == "ok"
+
+
 @pytest.mark.slow
 def test_doctor_asks_the_kubernetes_api_server_of_the_profile_and_lists_the_store(tmp_path, s3_emulator):
     from tests.kube_api import FakeKubernetes

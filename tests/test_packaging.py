@@ -27,6 +27,9 @@ def test_wheel_ships_the_templates(core_venv):
     names = zipfile.ZipFile(wheel).namelist()
     assert "aq_airflow/templates/dag.py.j2" in names
     assert "aq_airflow/serving/model-server.lock" in names  # the model server venv's pins (serving.model_server)
+    # the onnx runtime MLServer imports from a version folder: data copied there, no module of ours
+    assert "aq_airflow/serving/mlserver-runtimes/aq_onnx_runtime.py" in names
+    assert not [n for n in names if n.endswith("aq_airflow/serving/aq_onnx_runtime.py")]
 
 
 def test_core_works_without_airflow(core_venv, tmp_path):

@@ -2,10 +2,12 @@
 its model to the endpoint `churn` (after a real MLServer answered the smoke test), `aq-airflow
 serve` serves it, and the test calls it over HTTP as a client would. Running again with the same
 model leaves the endpoint unchanged; a version the server cannot load fails the task and leaves
-the endpoint's promoted version as it was."""
+the endpoint's promoted version as it was; so do an endpoint another pipeline holds and a
+current.json the store refuses to write."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -140,7 +142,9 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
 
     # a version folder the server cannot load (its model file corrupted): the task fails with the
     # server's reason, current.json stays, the attempt is recorded as failed
-    (Path(current["storage_uri"]) / "model.joblib").write_bytes(b"not a joblib file")
+    model_path = Path(current["storage_uri"]) / "model.joblib"
+    good = model_path.read_bytes()
+    model_path.write_bytes(b"not a joblib file")
     third = run_churn(work)
     assert third.returncode == 1
     assert "approved.serve               failed" in third.stdout
@@ -149,4 +153,51 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     endpoint, failed_version, outcome, reason, previous, *_ = deployments(work)[-1]
     assert (endpoint, failed_version, outcome, previous) == ("churn", version, "failed", version)
     assert "did not serve `churn`" in reason and "the server's log ends" in reason
+    assert len(reason) <= 2000  # the head (what failed) and the log's tail, capped
     assert sorted(os.listdir(Path(current["storage_uri"]).parent)) == ["current.json", version]  # nothing staged
+    model_path.write_bytes(good)
+
+    # another pipeline's promotion holds the endpoint: refused before anything is written, the
+    # owner named, the attempt recorded as failed; its current.json stays
+    current_file.write_text(json.dumps({**current, "dag_id": "fraud_scoring", "step": "train"}))
+    held = current_file.read_bytes()
+    fourth = run_churn(work)
+    assert fourth.returncode == 1
+    assert "endpoint `churn` belongs to fraud_scoring.train" in fourth.stderr, fourth.stderr[-3000:]
+    assert "choose another endpoint in `serve:`, or retire it there" in fourth.stderr
+    assert current_file.read_bytes() == held
+    endpoint, _, outcome, reason, previous, *_ = deployments(work)[-1]
+    assert (endpoint, outcome, previous) == ("churn", "failed", version)
+    assert "belongs to fraud_scoring.train" in reason
+
+    # the smoke test passes but current.json cannot be written (the store refuses writes to the
+    # endpoint's folder): the task fails saying what the endpoint serves, and the attempt is recorded
+    older = "v" + "0" * 16
+    current_file.write_text(json.dumps({**current, "version": older}))
+    held = current_file.read_bytes()
+    with refusing_writes(current_file.parent):
+        fifth = run_churn(work)
+    assert fifth.returncode == 1
+    assert f"{current_file} could not be written" in fifth.stderr, fifth.stderr[-3000:]
+    assert f"{version} passed its smoke test; the endpoint still serves {older}" in fifth.stderr
+    assert current_file.read_bytes() == held
+    endpoint, failed_version, outcome, reason, previous, rows, latency, _ = deployments(work)[-1]
+    assert (endpoint, failed_version, outcome, previous, rows) == ("churn", version, "failed", older, 5)
+    assert "current.json could not be written" in reason and latency > 0
+
+
+@contextlib.contextmanager
+def refusing_writes(folder: Path):
+    """``folder`` refuses new files while the block runs (root ignores permissions: immutable)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        return
+    folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        folder.chmod(0o755)

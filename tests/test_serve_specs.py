@@ -67,6 +67,12 @@ CASES: dict[str, tuple[str, str, tuple[int, int, tuple[str, ...]] | None]] = {
 """, (11, 23, ("`Churn_Model` cannot name an endpoint", "lower-case letters, digits and `-`", "e.g. `churn-model`"))),
     "unknown_format": ("gke", TRAIN + """    serve: {endpoint: churn, format: pytorch}
 """, (11, 38, ("expected `sklearn`, `xgboost`, `lightgbm`, `onnx` or `mlflow`", "`pytorch`"))),
+    "same_endpoint": ("gke", TRAIN + """    serve: {endpoint: churn, format: sklearn}
+  retrain:
+    python: churn.train:fit
+    inputs: [features]
+    serve: {endpoint: churn, format: sklearn}
+""", (15, 23, ("step `train` serves endpoint `churn` already", "name another endpoint"))),
     "canary_standard": ("gke", TRAIN + """    serve: {endpoint: churn, format: sklearn, canary: 10}
 """, (11, 55, ("KServe's Standard mode, which ignores `canary`", "remove `canary`", "`serving_mode: Knative`"))),
     "canary_knative": ("knative", TRAIN + """    serve: {endpoint: churn, format: sklearn, canary: 10}
@@ -106,10 +112,14 @@ CASES: dict[str, tuple[str, str, tuple[int, int, tuple[str, ...]] | None]] = {
 """, (14, 37, ("profile `gke` has no GPU type `tpu-v9`", "it knows: ", "l4", "t4"))),
     "gpu_type_alone": ("gke", TRAIN + """    serve: {endpoint: churn, format: onnx, resources: {gpu_type: t4}}
 """, (11, 55, ("`gpu_type` is set but `gpu` is not", "add `gpu: 1`"))),
+    "zero_standard": ("gke", TRAIN + """    serve: {endpoint: churn, format: sklearn, replicas: {min: 0, max: 2}}
+""", (11, 63, ("KServe's Standard mode, which does not scale to zero", "set `min: 1`", "`serving_mode: Knative`"))),
+    "zero_knative": ("knative", TRAIN + """    serve: {endpoint: churn, format: sklearn, replicas: {min: 0, max: 2}}
+""", None),
     "gpu_ok": ("gke", TRAIN + """    serve:
       endpoint: churn
       format: onnx
-      replicas: {min: 0, max: 2}
+      replicas: {min: 1, max: 2}
       resources: {gpu: 1, gpu_type: l4}
 """, None),
 }  # fmt: skip
@@ -153,7 +163,7 @@ def test_each_serve_problem_is_located_and_says_how_to_fix_it(validated, name):
         assert part in error["message"], (part, error["message"])
     spelled = (folder / f"{name}.aq.yaml").read_text().splitlines()[line - 1]
     assert re.search(
-        r"\b(serve|endpoint|format|canary|sample|replicas|resources|gpu|gpu_type): $", spelled[: col - 1]
+        r"\b(serve|endpoint|format|canary|sample|replicas|min|resources|gpu|gpu_type): $", spelled[: col - 1]
     ), (spelled, col)  # fmt: skip - at the value of the key that is wrong
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from aq_airflow.artifacts.manifest import BadOutput
 from aq_airflow.artifacts.model_repository import ModelVersion, Promotion
 from aq_airflow.artifacts.store import Location
 from aq_airflow.artifacts.values import write_output
@@ -132,6 +133,31 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     Path(uri, MODEL_SETTINGS).unlink()
     write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
     assert Path(uri, "model.joblib").read_bytes() != b"left as it is" and Path(uri, MODEL_SETTINGS).is_file()
+    assert sorted(p.name for p in Path(uri).parent.iterdir()) == [version.version]  # the old one removed aside
+
+
+def test_a_changed_format_or_signature_is_a_new_version(tmp_path):
+    """The version names what its folder holds: the same model file in another format, or with
+    other input columns, is another version in a folder of its own (never the old layout under
+    the old name); the same model served the same way is the same version."""
+    model = train(ModelFormat.SKLEARN)
+    digest = "sha256:" + "ab" * 32
+    two = Signature.of_schema(ROWS.schema, ["tenure", "orders"])
+    one = Signature.of_schema(ROWS.schema, ["tenure"])
+    versions = {
+        (format, signature): ModelVersion.of("churn", digest, format, signature.to_json())
+        for format in (ModelFormat.SKLEARN, ModelFormat.MLFLOW)
+        for signature in (one, two)
+    }
+    assert len({v.version for v in versions.values()}) == 4
+    assert ModelVersion.of("churn", digest.upper(), "sklearn", two.to_json()) == versions[ModelFormat.SKLEARN, two]
+    for signature in (one, two):
+        version = versions[ModelFormat.SKLEARN, signature]
+        uri = write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
+        assert Signature.from_json(Path(uri, SIGNATURE).read_text()) == signature
+    assert sorted(p.name for p in (tmp_path / "_models" / "churn").iterdir()) == sorted(
+        versions[ModelFormat.SKLEARN, s].version for s in (one, two)
+    )
 
 
 def test_a_model_of_another_format_is_a_clear_error(tmp_path):
@@ -313,3 +339,43 @@ def test_concurrent_first_uses_build_the_model_server_venv_once(tmp_path):
     assert (tmp_path / "venv" / ".installed").read_text().strip() == lock_digest()
     version = subprocess.run([tmp_path / "venv" / "bin" / "mlserver", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == "mlserver, version 1.7.1"
+
+
+def test_a_users_folder_without_mlserver_is_refused_and_left_as_it_is(tmp_path):
+    """`AQ_MODEL_SERVER_VENV` naming a folder of the user's (a project venv before MLServer is
+    installed into it, a home folder) is never built over or removed: the first use says how to
+    fix it, and the folder keeps every file."""
+    folder = tmp_path / "project-venv"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "keep.txt").write_text("the user's")
+    (folder / "bin" / "python").write_text("#!/bin/sh\n")
+    env = {**os.environ, "AQ_MODEL_SERVER_VENV": str(folder)}
+    code = "from aq_airflow.serving.model_server import server_python; print(server_python())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"$AQ_MODEL_SERVER_VENV={folder} is a folder without mlserver" in done.stderr
+    assert "model-server.lock" in done.stderr and "or unset AQ_MODEL_SERVER_VENV" in done.stderr
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["bin", "bin/python", "keep.txt"]
+    assert (folder / "keep.txt").read_text() == "the user's"
+    assert not (tmp_path / ".project-venv.aq-airflow").exists()
+
+
+def test_a_model_of_the_steps_own_classes_says_they_must_come_from_installed_libraries(tmp_path):
+    """A step's model whose class lives in the step's code package (a custom transformer) does not
+    load where the serve task runs: the message says why and what a served model is made of."""
+    code = tmp_path / "code"
+    (code / "churn_steps").mkdir(parents=True)
+    (code / "churn_steps" / "__init__.py").write_text("class Scaler:\n    factor = 2\n")
+    commit = (
+        "import sys; from churn_steps import Scaler; from tests.test_serving_layout import _committed; "
+        "_committed(sys.argv[1], 'p', 'r', 'train', Scaler())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", commit, str(tmp_path)], env=env, check=True, cwd=Path(__file__).parent.parent)
+    location = Location.of(ArtifactRef("p", "train").location(str(tmp_path), "r"))
+    with pytest.raises(BadOutput) as refused:
+        read_model(location, location.read_output("train"), "train")
+    message = str(refused.value)
+    assert "its model does not unpickle here (ModuleNotFoundError: No module named 'churn_steps')" in message
+    assert "a served model's classes must come from installed libraries" in message
+    assert "not from the step's code" in message

@@ -3,8 +3,9 @@ local model server, ``aq-airflow serve``, KServe's ``storageUri`` and the tests.
 
 - ``<root>/_models/<endpoint>/<version>/``: one promoted model, in the layout its format's model
   server reads (``serving.layout``), with ``signature.json`` beside it. The version is derived
-  from the model artifact's digest, so the same model is the same version, whichever run
-  promoted it, and a version folder is written once and never changed.
+  from what the folder holds (the model artifact's digest, the format, the signature), so the
+  same model served the same way is the same version, whichever run promoted it, a changed
+  format or signature is a new one, and a version folder is written once and never changed.
 - ``<root>/_models/<endpoint>/current.json``: the version the endpoint serves (a
   :class:`Promotion`), replaced only after a version's smoke test passed. ``aq-airflow serve``
   reads it; a failed promotion leaves it, and so the endpoint, as it was.
@@ -17,6 +18,7 @@ never deletes a served model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,32 +28,44 @@ from typing import Any
 MODELS_FOLDER = "_models"
 #: ``<root>/_models/<endpoint>/current.json``: the promoted version
 CURRENT = "current.json"
-#: hex digits of the model's sha256 a version keeps (64 bits: no two models of one endpoint meet)
+#: hex digits of the version's sha256 a version keeps (64 bits: no two models of one endpoint meet)
 VERSION_DIGITS = 16
 
+#: an endpoint's name: it names the InferenceService (a DNS-1035 label: KServe derives
+#: `<name>-predictor` Services and hosts from it, so it stays well under 63 characters), the model
+#: in `/v2/models/<endpoint>/infer` and its folder here
+ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_ENDPOINT = 45
+
 _VERSION = re.compile(rf"^v[0-9a-f]{{{VERSION_DIGITS}}}$")
-_ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_endpoint(name: str) -> bool:
+    """Whether ``name`` keeps the endpoint rule (``ENDPOINT``, at most ``MAX_ENDPOINT`` characters)."""
+    return ENDPOINT.fullmatch(name) is not None and len(name) <= MAX_ENDPOINT
 
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
-    """One model of an endpoint, named by its digest: ``v`` and the first hex digits of the
-    sha256 of the model artifact's file."""
+    """One model of an endpoint as it is served: ``v`` and the first hex digits of a sha256 of
+    the model artifact's digest, its format and its signature (:meth:`of`)."""
 
     endpoint: str
     version: str
 
     def __post_init__(self) -> None:
-        if not _ENDPOINT.fullmatch(self.endpoint) or len(self.endpoint) > 45:
+        if not is_endpoint(self.endpoint):
             raise ValueError(f"not an endpoint name: {self.endpoint!r}")
         if not _VERSION.fullmatch(self.version):
             raise ValueError(f"not a model version: {self.version!r} (v and {VERSION_DIGITS} hex digits)")
 
     @classmethod
-    def of_digest(cls, endpoint: str, digest: str) -> ModelVersion:
-        """The version of a model whose artifact file has ``digest`` (``sha256:<hex>`` or ``<hex>``)."""
-        hexdigest = digest.split(":", 1)[-1].lower()
-        return cls(endpoint, f"v{hexdigest[:VERSION_DIGITS]}")
+    def of(cls, endpoint: str, model_digest: str, format: str, signature: str) -> ModelVersion:
+        """The version of the model whose artifact file has ``model_digest`` (``sha256:<hex>`` or
+        ``<hex>``) written in ``format`` (a ``ModelFormat`` value) with ``signature`` (its JSON):
+        everything the version folder's files depend on, so none of them changes under a name."""
+        identity = json.dumps([model_digest.split(":", 1)[-1].lower(), str(format), signature])
+        return cls(endpoint, f"v{hashlib.sha256(identity.encode()).hexdigest()[:VERSION_DIGITS]}")
 
     @property
     def path(self) -> str:

@@ -12,6 +12,9 @@ checks them before that, from the machine it runs on:
 - each spec's artifact root (its ``artifacts:``, else ``$AQ_ARTIFACTS``, else
   ``$AIRFLOW_HOME/aq-artifacts``): a local folder must be writable, an object store must answer
   a list call;
+- where a spec's `serve:` needs the model server venv on this machine (the local serve task's
+  smoke test, an mlflow layout), whether it is built (else the first serve task builds it from
+  the package index);
 - specs that do not validate are listed (``aq-airflow validate`` says more).
 
 Run it where the workers run, with their environment: what it checks is what they would see.
@@ -30,11 +33,12 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 OK, MISSING, UNREACHABLE, UNUSABLE, INVALID = "ok", "MISSING", "UNREACHABLE", "UNUSABLE", "INVALID"
 DEFAULT_TIMEOUT = 10.0
-_ORDER = ("warehouse", "kubernetes", "artifacts")  # the order findings are printed in
+_ORDER = ("warehouse", "kubernetes", "artifacts", "model-server")  # the order findings are printed in
 T = TypeVar("T")
 
 
@@ -42,7 +46,7 @@ T = TypeVar("T")
 class _Named:
     """A connection id (or artifact root) and the places in the specs that name it."""
 
-    kind: str  # "warehouse", "kubernetes" or "artifacts"
+    kind: str  # "warehouse", "kubernetes", "artifacts" or "model-server"
     name: str
     places: list[str] = field(default_factory=list)
     defaulted: bool = False  # an artifact root some spec gets by default (it names none)
@@ -109,6 +113,7 @@ def _collect(compiled: list[Any]) -> tuple[list[Any], dict[tuple[str, str], _Nam
     """The issues of the specs that do not validate, and every connection and artifact root the
     others name, with where."""
     from aq_airflow.artifacts.root import artifacts_root
+    from aq_airflow.serving.model_server import venv_folder
 
     issues: list[Any] = []
     named: dict[tuple[str, str], _Named] = {}
@@ -126,7 +131,29 @@ def _collect(compiled: list[Any]) -> tuple[list[Any], dict[tuple[str, str], _Nam
         found = _key_place(spec.spec_file, "artifacts")
         item.places.append(found[0] if found else spec.path)
         item.defaulted |= spec.plan.artifacts is None
+        if any(_needs_model_server(task.body) for task in spec.plan.tasks):
+            venv = str(venv_folder())
+            named.setdefault(("model-server", venv), _Named("model-server", venv)).places.append(str(spec.path))
     return issues, named
+
+
+def _needs_model_server(body: Any) -> bool:
+    """A serve task that runs the model server venv on the worker: the local smoke test, or
+    MLflow writing an mlflow layout."""
+    from aq_airflow.plan.model import ModelFormat, Runner, ServePlan
+
+    return isinstance(body, ServePlan) and (body.runner == Runner.LOCAL or body.format == ModelFormat.MLFLOW)
+
+
+def _check_model_server(venv: str) -> tuple[str, str]:
+    from aq_airflow.serving.model_server import is_built
+
+    if is_built(Path(venv)):
+        return OK, "the model server venv is built"
+    return MISSING, (
+        "the model server venv is not built: the first serve task would build it from the package index (minutes); "
+        "build it ahead with `make model-server` (or in the workers' image)"
+    )
 
 
 def _lookup(conn_id: str) -> Any:
@@ -316,7 +343,10 @@ def diagnose(dags_folder: str, timeout: float = DEFAULT_TIMEOUT) -> int:
             for issue in issues:
                 print(f"{INVALID:11} {issue} (run `aq-airflow validate {dags_folder}`)", file=out)
             for (kind, name), item in sorted(named.items(), key=lambda k: (_ORDER.index(k[0][0]), k[0][1])):
-                if kind == "artifacts":
+                if kind == "model-server":
+                    state, detail = _check_model_server(name)
+                    print(_line(state, f"model-server {name}", detail, "needed by", item.places), file=out)
+                elif kind == "artifacts":
                     state, detail = _check_artifacts(name, timeout)
                     subject = f"artifacts {name}" + (f" ({_root_source()})" if item.defaulted else "")
                     print(_line(state, subject, detail, "used by", item.places), file=out)

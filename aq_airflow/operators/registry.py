@@ -83,7 +83,7 @@ def operator_arguments(task: TaskPlan) -> dict[str, Any]:
     settings = task.settings
     body = task.body
     arguments: dict[str, Any] = dict(body.args) if isinstance(body, OperatorPlan) else {"plan": body, **task.facts()}
-    for name in ("retries", "retry_delay", "execution_timeout", "pool"):
+    for name in ("retries", "retry_delay", "execution_timeout", "pool", "max_active_tis_per_dag"):
         value = getattr(settings, name)
         if value is not None:
             arguments[name] = value

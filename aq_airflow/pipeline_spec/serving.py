@@ -10,7 +10,7 @@ served::
 
 The step's ``serve`` task runs after its checks and metrics and is gated as ``publish`` is. It
 writes the model in the layout the format's model server reads, under a version derived from the
-model's digest, points the endpoint at it (a KServe InferenceService on Kubernetes, a local model
+model's digest, format and signature, points the endpoint at it (a KServe InferenceService on Kubernetes, a local model
 repository on a laptop), and smoke-tests it over the Open Inference Protocol with rows of
 ``sample`` (default: the step's first input), whose columns are also the model's recorded
 signature.
@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from aq_airflow.artifacts.model_repository import ENDPOINT, MAX_ENDPOINT, is_endpoint
 from aq_airflow.pipeline_spec.types import IDENT, ByteQuantity, Column, CpuQuantity, GpuType
 
 #: the model formats a `serve:` may name: KServe's ``modelFormat`` names, each served by a
@@ -32,17 +33,12 @@ SERVE_FORMATS = ("sklearn", "xgboost", "lightgbm", "onnx", "mlflow")
 SERVING_KINDS = ("python", "ray")
 MAX_SERVE_REPLICAS = 100
 
-# An endpoint names the InferenceService (a DNS-1035 label: KServe derives `<name>-predictor`
-# Services and hosts from it, so it stays well under 63 characters) and the model in
-# `/v2/models/<endpoint>/infer`.
-_ENDPOINT = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MAX_ENDPOINT = 45
 _ENDPOINT_RULE = f"lower-case letters, digits and `-`, starting with a letter, at most {MAX_ENDPOINT} characters"
 
 
 def _endpoint_name(value: str) -> str:
     """An endpoint name, or a message that says the rule and offers a name that keeps it."""
-    if _ENDPOINT.fullmatch(value) and len(value) <= MAX_ENDPOINT:
+    if is_endpoint(value):
         return value
     offer = re.sub(r"[^a-z0-9]+", "-", value.lower()).lstrip("-0123456789")[:MAX_ENDPOINT].strip("-")
     hint = f", e.g. `{offer}`" if offer else ""
@@ -52,7 +48,7 @@ def _endpoint_name(value: str) -> str:
 
 _ENDPOINT_SCHEMA = {
     "type": "string",
-    "pattern": _ENDPOINT.pattern,
+    "pattern": ENDPOINT.pattern,
     "maxLength": MAX_ENDPOINT,
     "description": f"The endpoint's name: {_ENDPOINT_RULE}.",
 }
@@ -96,7 +92,7 @@ class Serve(_Model):
     """`serve:`: the endpoint a step's model is promoted to when its checks pass."""
 
     endpoint: EndpointName
-    format: Literal["sklearn", "xgboost", "lightgbm", "onnx", "mlflow"] = Field(
+    format: Literal[SERVE_FORMATS] = Field(
         description="How the model is written and which server runtime loads it (KServe's `modelFormat`)."
     )
     canary: Annotated[int, Field(ge=1, le=99)] | None = Field(

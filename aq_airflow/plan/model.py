@@ -132,12 +132,15 @@ class SecretEnv:
 
 @dataclass(frozen=True, slots=True)
 class TaskSettings:
-    """Airflow task settings a step gives every task of its group (run, checks, metrics, publish)."""
+    """Airflow task settings a step gives every task of its group (run, checks, metrics, publish),
+    and those the planner decides for one role (``max_active_tis_per_dag``: a serve task promotes
+    one endpoint, one run at a time)."""
 
     retries: int | None = None
     retry_delay: Seconds | None = None
     execution_timeout: Seconds | None = None
     pool: str | None = None
+    max_active_tis_per_dag: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

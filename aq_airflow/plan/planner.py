@@ -140,6 +140,27 @@ def compile_metric(metric: Metric) -> MetricPlan:
                       description=metric.description, **fields)  # fmt: skip
 
 
+def endpoint_problems(pipeline: Pipeline) -> list[Problem]:
+    """A second `serve:` step of one endpoint, at its `endpoint` (the two tasks would run side by
+    side and replace each other's promotion)."""
+    problems: list[Problem] = []
+    first: dict[str, str] = {}
+    for name, step in pipeline.steps.items():
+        if step.serve is None:
+            continue
+        endpoint = step.serve.endpoint
+        if endpoint in first:
+            problems.append(
+                Problem(
+                    ("steps", name, "serve", "endpoint"),
+                    f"step `{first[endpoint]}` serves endpoint `{endpoint}` already: two steps promoting one "
+                    "endpoint would replace each other's model; name another endpoint",
+                )
+            )
+        first.setdefault(endpoint, name)
+    return problems
+
+
 class _Planner:
     def __init__(self, pipeline: Pipeline, spec_file: SpecFile, profile: Profile, source: str):
         self.pipeline = pipeline
@@ -160,6 +181,7 @@ class _Planner:
         # ...or the sample rows a `serve:` smoke-tests its model with
         self.exported |= {s.serve.sample for s in pipeline.steps.values() if s.serve and s.serve.sample}
         self.mapped = {name for name, s in pipeline.steps.items() if s.foreach is not None}  # `foreach:` steps
+        self.problems += endpoint_problems(pipeline)
         if profile.runner == "kubernetes" and consumers and not pipeline.artifacts:
             self.problems.append(
                 Problem(
@@ -598,15 +620,17 @@ class _Planner:
                 keys=tuple(publish.keys or ()),
             )
             self.add(name, TaskRole.PUBLISH, body, settings, tuple(gates), (AssetRef(publish.table),))
-        if step.serve:
-            self.add(name, TaskRole.SERVE, self.serve_plan(name, step), settings, tuple(gates))
+        if step.serve:  # one promotion of the endpoint at a time: concurrent runs (catchup, backfill) queue
+            serving = dataclasses.replace(settings, max_active_tis_per_dag=1)
+            self.add(name, TaskRole.SERVE, self.serve_plan(name, step), serving, tuple(gates))
         self.map_tasks(name, step)
         self.gates[name] = tuple(gates)
 
     def serve_plan(self, name: str, step: Step) -> ServePlan:
         """A `serve:` step's promotion: its model (the step's output), the table that gives its
         signature and smoke-test rows, and on Kubernetes the model server's size and place and
-        KServe's deployment mode (a `canary:` where that mode cannot split traffic is a problem)."""
+        KServe's deployment mode (a `canary:` where that mode cannot split traffic, or `min: 0`
+        where it cannot scale to zero, is a problem)."""
         serve = step.serve
         key = ("steps", name, "serve")
         sample = serve.sample or next(iter(step.input_map.values()), None)
@@ -639,6 +663,14 @@ class _Planner:
                     f"profile `{self.profile.name}` deploys endpoints in KServe's {mode} mode, which ignores "
                     "`canary` and would send all traffic to the new model at once: remove `canary`, or use a "
                     "profile with `serving_mode: Knative`",
+                )
+            )
+        if serve.replicas.min == 0 and runner == Runner.KUBERNETES and mode != ServingMode.KNATIVE:
+            self.problems.append(
+                Problem(
+                    (*key, "replicas", "min"),
+                    f"profile `{self.profile.name}` deploys endpoints in KServe's {mode} mode, which does not scale "
+                    "to zero: set `min: 1` (or more), or use a profile with `serving_mode: Knative`",
                 )
             )
         placed = {}

@@ -21,6 +21,7 @@ complete, and a version is never written twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -29,7 +30,6 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,7 +60,9 @@ RUNTIME = {
     ModelFormat.ONNX: "aq_onnx_runtime.OnnxModel",
     ModelFormat.MLFLOW: "mlserver_mlflow.MLflowRuntime",
 }
-ONNX_RUNTIME = Path(__file__).with_name("aq_onnx_runtime.py")
+#: the onnx runtime's module: package data (its folder's name is no package's), never imported
+#: here, where neither mlserver nor onnxruntime is installed
+ONNX_RUNTIME = Path(__file__).with_name("mlserver-runtimes") / "aq_onnx_runtime.py"
 
 
 class LayoutError(ValueError):
@@ -75,7 +77,12 @@ def read_model(location: Location, manifest: dict, step: str) -> object:
         return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
     except Exception as error:
         raise refused(
-            location.uri, step, f"its model does not unpickle here ({type(error).__name__}: {error})"
+            location.uri,
+            step,
+            f"its model does not unpickle here ({type(error).__name__}: {error}). The serve "
+            "task unpickles it in the Airflow worker, and the model server loads it, where the step's own code "
+            "package is not importable: a served model's classes must come from installed libraries (scikit-learn, "
+            "xgboost, ...) at the step image's versions (the `serve` extra on the worker), not from the step's code",
         ) from None
 
 
@@ -247,15 +254,21 @@ def write_mlflow(model, rows: pa.Table | None, folder: Path) -> None:
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the staged folder to ``target`` (a concurrent writer's complete folder wins)."""
+    """Rename a copy of the staged folder to ``target``. A complete folder there (another task's:
+    the same version, the same files) is kept. An incomplete one (a write cut short) is renamed
+    aside and removed there, never in place: another task may rename its complete folder to
+    ``target`` meanwhile, and what is renamed aside then is that folder, whose files ours repeat."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if (target / MODEL_SETTINGS).exists():  # another task wrote the same version meanwhile
+    if (target / MODEL_SETTINGS).exists():
         return
-    if target.exists():  # a write cut short before its model-settings.json: written again
-        shutil.rmtree(target, ignore_errors=True)
     beside = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     shutil.copytree(staging, beside)
     try:
+        if target.exists():
+            aside = target.with_name(f".{target.name}.incomplete.{uuid.uuid4().hex[:8]}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(target, aside)
+            shutil.rmtree(aside, ignore_errors=True)
         os.rename(beside, target)
     except OSError:  # another task renamed the same version first: the same files
         shutil.rmtree(beside, ignore_errors=True)
@@ -271,7 +284,7 @@ def _upload(staging: Path, fs: pafs.FileSystem, path: str) -> None:
         pafs.copy_files(str(file), f"{path}/{relative}", source_filesystem=local, destination_filesystem=fs)
 
 
-@contextmanager
+@contextlib.contextmanager
 def local_folder(storage_uri: str) -> Iterator[str]:
     """A version folder on this machine's disk: the folder itself when the store is local, else a
     temporary copy of its files (removed on exit)."""

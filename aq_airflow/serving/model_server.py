@@ -1,12 +1,15 @@
 """A real model server on loopback: MLServer, in a venv of its own.
 
 MLServer 1.7.1 cannot share the Airflow venv (it needs FastAPI below 0.116, Airflow 3.1 at least
-0.116): :func:`server_python` creates a venv from ``model-server.lock``
+0.116): :func:`server_python` creates a venv from ``model-server.lock`` (every package pinned
+with its hashes, installed in hash-checking mode)
 (shipped in the wheel beside this module: MLServer 1.7.1 and its sklearn, xgboost, lightgbm and
 mlflow runtimes, onnxruntime, and the Airflow venv's scikit-learn, so a step's pickle loads) the
 first time it is needed, at a cache folder named by the lock's hash (``$AQ_MODEL_SERVER_VENV``
 overrides it). A file lock keeps concurrent tasks and test workers from building it twice; the
-folder is complete once its ``.installed`` stamp exists. ``make install`` builds it up front.
+folder is complete once its ``.installed`` stamp exists. Built on first use, it comes from the
+network (the package index): production workers should have it built ahead (``make
+model-server``, or a layer of their image); ``aq-airflow doctor`` says whether it is there.
 
 :class:`ModelServer` serves version folders (``serving.layout``) from a temporary model repository
 of one folder per endpoint, linking to its version's files, on free ports, and stops its process
@@ -34,11 +37,14 @@ from aq_airflow.serving.oip import OipError, wait_ready
 
 #: the model server venv's pinned requirements (``make lock`` compiles it from model-server.in)
 LOCK = Path(__file__).with_name("model-server.lock")
-#: a venv folder to use instead of the cache's: a venv with MLServer there is used as it is, else
-#: one is created there as in the cache
+#: a venv folder to use instead of the cache's: a venv with MLServer there is used as it is; a
+#: folder that does not exist (or is empty) gets one created as in the cache; any other folder is
+#: refused, never built over or removed
 VENV_VARIABLE = "AQ_MODEL_SERVER_VENV"
 #: the file whose presence says a venv folder is complete
 STAMP = ".installed"
+#: seconds each step of building the venv (create it, install the lock) may take
+BUILD_TIMEOUT = 1200.0
 #: seconds a server gets to load its models and answer ready
 READY_TIMEOUT = 180.0
 LOG_TAIL = 3000
@@ -62,13 +68,25 @@ def venv_folder() -> Path:
     return Path(base) / "aq-airflow" / f"model-server-{lock_digest()}"
 
 
+def made_here(venv: Path) -> Path:
+    """The file beside ``venv`` that says this module created the folder (written before the venv
+    is made): only such a folder, or the cache's, is ever removed to build it again."""
+    return venv.with_name(f".{venv.name}.aq-airflow")
+
+
+def is_built(venv: Path) -> bool:
+    """Whether ``venv`` is a model server venv ready to use: one we built (its stamp), or the
+    user's at ``$AQ_MODEL_SERVER_VENV`` with ``mlserver`` in it."""
+    return (venv / STAMP).exists() or bool(os.environ.get(VENV_VARIABLE) and (venv / "bin" / "mlserver").exists())
+
+
 def server_python() -> str:
     """The model server venv's python, the venv created first when it is not complete. A venv of
     the user's at ``$AQ_MODEL_SERVER_VENV`` (one with ``mlserver`` and no stamp of ours) is used as
-    it is: never built over or removed."""
+    it is; a folder of the user's without ``mlserver`` is refused: never built over or removed."""
     venv = venv_folder()
     python = venv / "bin" / "python"
-    if (venv / STAMP).exists() or (os.environ.get(VENV_VARIABLE) and (venv / "bin" / "mlserver").exists()):
+    if is_built(venv):
         return str(python)
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
@@ -80,29 +98,45 @@ def server_python() -> str:
 
 def _build(venv: Path) -> None:
     """A fresh venv at ``venv`` with the lock's packages: uv when there is one (seconds from its
-    cache), else venv and pip."""
-    shutil.rmtree(venv, ignore_errors=True)  # a build cut short
+    cache), else venv and pip. A folder there that is not ours (:func:`made_here`) is refused."""
+    marker = made_here(venv)
+    ours = not os.environ.get(VENV_VARIABLE) or marker.exists()
+    if venv.exists() and not ours:
+        if any(venv.iterdir()):
+            raise ModelServerError(
+                f"${VENV_VARIABLE}={venv} is a folder without mlserver: install the model server's packages into "
+                f"it (`uv pip install --python {venv}/bin/python -r {LOCK}`), or unset {VENV_VARIABLE} to use a "
+                "venv aq-airflow builds in its cache"
+            )
+        venv.rmdir()  # empty: the venv is made in its place
+    marker.write_text("the model server venv beside this file was created by aq-airflow\n")
+    shutil.rmtree(venv, ignore_errors=True)  # ours: a build cut short
     uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
     python = str(venv / "bin" / "python")
     if uv:
         steps = [
             [uv, "venv", "-q", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "-q", "--python", python, "-r", str(LOCK)],
+            [uv, "pip", "install", "-q", "--require-hashes", "--python", python, "-r", str(LOCK)],
         ]
     else:
         steps = [
             [sys.executable, "-m", "venv", str(venv)],
-            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(LOCK)],
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--require-hashes", "-r", str(LOCK)],
         ]
     for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT)
+            failed = f"exited {done.returncode}" if done.returncode != 0 else ""
             output = (done.stdout + done.stderr)[-LOG_TAIL:]
+        except subprocess.TimeoutExpired as timeout:
+            failed = f"did not finish in {BUILD_TIMEOUT:.0f} s"
+            output = ((timeout.stdout or b"") + (timeout.stderr or b"")).decode(errors="replace")[-LOG_TAIL:]
+        if failed:
+            shutil.rmtree(venv, ignore_errors=True)
             raise ModelServerError(
-                f"could not create the model server venv at {venv} ({' '.join(step[:3])} exited {done.returncode}):"
-                f"\n{output}\nCheck the network access to the package index, or point {VENV_VARIABLE} at a venv "
-                f"with the packages of {LOCK} installed"
+                f"could not create the model server venv at {venv} ({' '.join(step[:3])} {failed}):"
+                f"\n{output}\nCheck the network access to the package index, or build it ahead (`make model-server`, "
+                f"or an image layer), or point {VENV_VARIABLE} at a venv with the packages of {LOCK} installed"
             )
     (venv / STAMP).write_text(lock_digest() + "\n")
 
