@@ -37,7 +37,7 @@ from aq_airflow.results.store import ResultsStore
 from aq_airflow.serving.layout import local_folder, read_model, sample_rows, write_version
 from aq_airflow.serving.model_server import ModelServer, ModelServerError
 from aq_airflow.serving.oip import SmokeFailed, SmokeResult, smoke_test
-from aq_airflow.serving.promotion import read_current, write_current
+from aq_airflow.serving.promotion import current_uri, read_current, write_current
 from aq_airflow.serving.signature import Signature
 from aq_airflow.warehouse import Warehouse
 
@@ -84,33 +84,47 @@ class ServeTask(BaseOperator):
         plan = self.plan
         model_location = Location.of(artifact_uri(plan.artifacts, plan.model, context["run_id"]))
         manifest = model_location.read_output(plan.step)
-        if manifest["kind"] != "object":
-            raise AirflowException(
-                f"step `{plan.step}` produced a {manifest['kind']}, not a model: `serve` promotes a model object the "
-                "step returns"
-            )
-        digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") else None
-        if digest is None:
-            raise AirflowException(f"step `{plan.step}`'s output records no digest: re-run the step to serve its model")
-        version = ModelVersion.of_digest(plan.endpoint, digest)
-        made = Provenance.of(manifest)
         row = {
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
             "step": plan.step,
             "endpoint": plan.endpoint,
-            "version": version.version,
             "format": plan.format,
             "target": self.target(),
-            "model_digest": digest,
-            "code_digest": made.code.digest if made is not None and made.code is not None else None,
             "try_number": context["ti"].try_number,
             "spec_hash": plan.spec_hash,
             "logical_date": run_date(context),
         }
+        problem = None
+        if manifest["kind"] != "object":
+            what = "nothing (None)" if manifest["kind"] == "none" else f"a {manifest['kind']}"
+            problem = (
+                f"step `{plan.step}` returned {what}, not a model: `serve` promotes the model object the step "
+                "returns (return the fitted model from the step's function)"
+            )
+        digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") and manifest["files"] else None
+        if problem is None and digest is None:
+            problem = f"step `{plan.step}`'s output records no digest: re-run the step to serve its model"
+        if problem is not None:  # an attempt all the same: recorded, then the task fails with the reason
+            self.record(row, DeploymentOutcome.FAILED, problem)
+            raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {problem}")
+        version = ModelVersion.of_digest(plan.endpoint, digest)
+        made = Provenance.of(manifest)
+        row.update(
+            version=version.version,
+            model_digest=digest,
+            code_digest=made.code.digest if made is not None and made.code is not None else None,
+        )
         try:  # an unreadable current.json too is an attempt recorded as failed
             previous = read_current(self.root, plan.endpoint)
             row["previous_version"] = previous.version if previous is not None else None
+            if previous is not None and previous.dag_id != row["dag_id"]:
+                raise DeploymentFailed(
+                    f"endpoint `{plan.endpoint}` is pipeline `{previous.dag_id}`'s (it promoted "
+                    f"{previous.version} to it, as {current_uri(self.root, plan.endpoint)} records): a pipeline "
+                    f"never replaces another's model; give step `{plan.step}` another `endpoint`, or, to hand "
+                    f"`{plan.endpoint}` over to `{row['dag_id']}`, delete that current.json"
+                )
             model = read_model(model_location, manifest, plan.step)
             rows, signature = sample_rows(plan, context["run_id"], model)
             storage_uri = write_version(model, plan.format, version, self.root, signature, rows)

@@ -160,6 +160,7 @@ class _Planner:
         # ...or the sample rows a `serve:` smoke-tests its model with
         self.exported |= {s.serve.sample for s in pipeline.steps.values() if s.serve and s.serve.sample}
         self.mapped = {name for name, s in pipeline.steps.items() if s.foreach is not None}  # `foreach:` steps
+        self.endpoints: dict[str, str] = {}  # each `serve:` endpoint: the step that promotes to it
         if profile.runner == "kubernetes" and consumers and not pipeline.artifacts:
             self.problems.append(
                 Problem(
@@ -610,6 +611,15 @@ class _Planner:
         serve = step.serve
         key = ("steps", name, "serve")
         sample = serve.sample or next(iter(step.input_map.values()), None)
+        first = self.endpoints.setdefault(serve.endpoint, name)
+        if first != name:
+            self.problems.append(
+                Problem(
+                    (*key, "endpoint"),
+                    f"endpoint `{serve.endpoint}` is step `{first}`'s already: two steps promoting one endpoint "
+                    "would replace each other's model in every run; give this one another `endpoint`",
+                )
+            )
         if sample is None:
             self.problems.append(
                 Problem(

@@ -1,0 +1,164 @@
+"""Hostile trial of `serve:` (issue 22): specs, models, samples and stores that try to break a
+promotion, each run through the real parts (Airflow's ``dag.test`` on the local runner, a real
+MLServer answering the smoke test, ``aq-airflow validate`` and ``aq-airflow serve`` as a user runs
+them). Bad input is refused with a clear reason (at file:line:col for a spec); an endpoint is
+never taken from the pipeline that promotes it, and a failed promotion leaves ``current.json`` as
+it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+CLI = [sys.executable, "-m", "aq_airflow.cli"]
+
+pytestmark = pytest.mark.slow  # each run starts a real model server
+
+SPEC = """
+pipeline: {name}
+code: {name}_code
+params: {{kind: plain, sample: plain}}
+defaults: {{retries: 0}}
+steps:
+  features:
+    python: hostile_serve:features
+    args: {{kind: "{{{{ params.sample }}}}"}}
+  train:
+    python: hostile_serve:fit
+    inputs: [features]
+    args: {{kind: "{{{{ params.kind }}}}"}}
+    serve: {{endpoint: {endpoint}, format: {format}{extra}}}
+"""
+
+STEPS = """\
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+
+def features(kind: str):
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=100), rng.normal(size=100)
+    label = (a + b > 0).astype("int64")
+    if kind == "missing":  # NaN and NULL in the first rows, as real rows have them
+        a[0] = np.nan
+        return pa.table({"a": pa.array(a, from_pandas=True), "b": pa.array([None, *b[1:]], pa.float64()),
+                         "label": label})
+    if kind == "empty":
+        return pa.table({"a": a[:0], "b": b[:0], "label": label[:0]})
+    return pa.table({"a": a, "b": b, "label": label})
+
+
+def fit(features: pd.DataFrame, kind: str):
+    X, y = features[["a", "b"]], features["label"]
+    if kind == "none":
+        return None
+    if kind == "text":
+        return "not a model"
+    if kind == "nan_aware":
+        return HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    return LogisticRegression(C={"plain": 1.0}.get(kind, 0.01)).fit(X, y)
+"""
+
+
+@pytest.fixture
+def pipeline(run_dag, tmp_path, monkeypatch):
+    """Run a pipeline whose `train` serves ``endpoint`` (local runner, a DuckDB warehouse of its
+    own): (task states, the run's aq_deployments rows, the task logs' text)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_AQ_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)}))
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "local"
+    made = []
+
+    def run(name: str, endpoint: str, fmt: str = "sklearn", extra: str = "", date: str = "2026-03-01", **conf):
+        code = dags / f"{name}_code"
+        code.mkdir(parents=True, exist_ok=True)
+        (code / "hostile_serve.py").write_text(f"# {name}\n{STEPS}")
+        made.append(code)
+        text = SPEC.format(name=name, endpoint=endpoint, format=fmt, extra=extra)
+        _, dag_run, states = run_dag(name, text, date=date, conf=conf or None)
+        if not warehouse.exists():
+            return states, []
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            try:
+                rows = conn.execute(
+                    "SELECT outcome, reason, version, previous_version FROM aq_deployments WHERE dag_id = ? AND "
+                    "run_id = ? ORDER BY created_at", [name, dag_run.run_id]).fetchall()  # fmt: skip
+            except duckdb.CatalogException:
+                rows = []
+        return states, rows
+
+    yield run
+    for code in made:
+        shutil.rmtree(code, ignore_errors=True)
+
+
+def current(tmp_path: Path, endpoint: str) -> Path:
+    return tmp_path / "artifacts" / "_models" / endpoint / "current.json"
+
+
+def test_two_steps_promoting_one_endpoint_are_refused_by_validate(tmp_path):
+    # attack: two steps of one pipeline serve `churn`: every run's second serve task would replace
+    # the first's model (two signatures, one URL); validate refuses it at the second's endpoint
+    spec = tmp_path / "twice.aq.yaml"
+    spec.write_text(
+        textwrap.dedent("""\
+        pipeline: twice
+        steps:
+          features:
+            sql: SELECT 1 AS a, 2.5 AS b
+          train:
+            python: churn.train:fit
+            inputs: [features]
+            serve: {endpoint: churn, format: sklearn}
+          other:
+            python: churn.train:fit
+            inputs: [features]
+            serve: {endpoint: churn, format: xgboost}
+        """)
+    )
+    shown = subprocess.run([*CLI, "validate", str(spec)], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr
+    assert shown.stdout.startswith(f"{spec}:12:23: endpoint `churn` is step `train`'s already"), shown.stdout
+    assert "give this one another `endpoint`" in shown.stdout
+
+
+def test_a_pipeline_cannot_take_over_another_pipelines_endpoint(pipeline, tmp_path):
+    # attack: pipeline `owner_b`, on the same store, serves the endpoint `shared` that `owner_a`
+    # promotes: it must not replace a's model (a's clients would get b's predictions)
+    states, rows = pipeline("owner_a", "shared")
+    assert states["train.serve"] == "success" and rows[0][0] == "promoted"
+    record = current(tmp_path, "shared").read_bytes()
+    states, rows = pipeline("owner_b", "shared", kind="other")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, version, previous),) = rows
+    assert outcome == "failed" and previous == json.loads(record)["version"] and version != previous
+    assert "endpoint `shared` is pipeline `owner_a`'s" in reason
+    assert "give step `train` another `endpoint`" in reason and "delete that current.json" in reason
+    assert current(tmp_path, "shared").read_bytes() == record  # a's model still the endpoint's
+    assert not (current(tmp_path, "shared").parent / version).exists()  # nothing written for b
+    # the owner itself still promotes a new model of its own
+    states, rows = pipeline("owner_a", "shared", date="2026-03-02", kind="other")
+    assert states["train.serve"] == "success" and rows[-1][0] == "promoted", rows
+
+
+def test_a_step_that_returns_none_is_a_recorded_failed_attempt(pipeline, tmp_path):
+    # attack: the serving step returns None (a forgotten `return`): the task fails saying so, and
+    # the attempt is a row in aq_deployments as every attempt is
+    states, rows = pipeline("gives_none", "gives-none", kind="none")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, version, previous),) = rows
+    assert outcome == "failed" and version is None and previous is None
+    assert reason.startswith("step `train` returned nothing (None), not a model")
+    assert "return the fitted model" in reason
+    assert not current(tmp_path, "gives-none").exists()
