@@ -116,7 +116,13 @@ class ServeTask(BaseOperator):
             code_digest=made.code.digest if made is not None and made.code is not None else None,
         )
         try:  # an unreadable current.json too is an attempt recorded as failed
-            previous = read_current(self.root, plan.endpoint)
+            try:
+                previous = read_current(self.root, plan.endpoint)
+            except ValueError as error:  # not left as it is: its endpoint would never be promoted again
+                raise DeploymentFailed(
+                    f"{error}: the endpoint's promoted version is unknown; put back the current.json the serve "
+                    "task wrote, or delete it to have this task promote its model"
+                ) from None
             row["previous_version"] = previous.version if previous is not None else None
             if previous is not None and previous.dag_id != row["dag_id"]:
                 raise DeploymentFailed(

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -162,3 +164,79 @@ def test_a_step_that_returns_none_is_a_recorded_failed_attempt(pipeline, tmp_pat
     assert reason.startswith("step `train` returned nothing (None), not a model")
     assert "return the fitted model" in reason
     assert not current(tmp_path, "gives-none").exists()
+
+
+def start_serving(*args: str) -> tuple[subprocess.Popen, list[str]]:
+    """`aq-airflow serve ARGS --port 0` until it printed its curl lines: the process and its lines."""
+    server = subprocess.Popen([*CLI, "serve", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    lines = []
+    for line in server.stdout:
+        lines.append(line)
+        if "curl -s" in line:
+            break
+    return server, lines
+
+
+def stop_serving(server: subprocess.Popen) -> str:
+    server.send_signal(signal.SIGTERM)
+    _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    return err
+
+
+def infer(url: str, endpoint: str) -> dict:
+    body = {
+        "parameters": {"content_type": "pd"},
+        "inputs": [{"name": n, "shape": [2], "datatype": "FP64", "data": [0.5, -1.0]} for n in ("a", "b")],
+    }
+    request = urllib.request.Request(f"{url}/v2/models/{endpoint}/infer", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_serve_outlives_gc_a_moved_store_and_a_record_naming_another_folder(pipeline, tmp_path):
+    # attacks: (1) gc deleted every run of the pipeline, and `aq-airflow serve DAG_ID` refused
+    # ("no runs") though the promoted model is in _models; (2) the store was moved (the record's
+    # storage_uri names the old place); (3) current.json's storage_uri edited to name a folder
+    # outside the store; (4) another pipeline's current.json is garbage. The endpoint is served
+    # from the store's own version folder all the same.
+    states, _ = pipeline("after_gc", "after-gc")
+    assert states["train.serve"] == "success"
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "artifacts", moved)
+    shutil.rmtree(moved / "after_gc")  # what gc leaves once every run is past the TTL
+    record = moved / "_models" / "after-gc" / "current.json"
+    promotion = json.loads(record.read_text())
+    record.write_text(json.dumps({**promotion, "storage_uri": str(tmp_path / "elsewhere")}))
+    (moved / "_models" / "other-ep").mkdir()
+    (moved / "_models" / "other-ep" / "current.json").write_text("{not json")
+    server, lines = start_serving("after_gc", "--artifacts", str(moved))
+    try:
+        url = next(line.split()[2] for line in lines if line.startswith("serving on "))
+        answer = infer(url, "after-gc")
+    finally:
+        err = stop_serving(server)
+    assert answer["model_version"] == promotion["version"] and answer["outputs"][0]["shape"][0] == 2
+    assert "left out: " in err and "other-ep/current.json is not a promotion record" in err
+    assert "Traceback" not in err
+
+
+def test_a_corrupted_current_json_fails_the_task_saying_what_to_do(pipeline, tmp_path):
+    # attack: the endpoint's current.json is truncated (a disk full, a hand edit): the serve task
+    # records a failed attempt whose reason says what to do, and leaves the file for the user
+    states, _ = pipeline("broken_record", "broken-record")
+    assert states["train.serve"] == "success"
+    current(tmp_path, "broken-record").write_text('{"endpoint": "broken-re')
+    states, rows = pipeline("broken_record", "broken-record", date="2026-03-02", kind="other")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, _, previous),) = rows
+    assert outcome == "failed" and previous is None
+    assert "current.json is not a promotion record aq-airflow wrote" in reason
+    assert "delete it to have this task promote its model" in reason
+    assert current(tmp_path, "broken-record").read_text() == '{"endpoint": "broken-re'
+    # as asked: deleted, the next try promotes
+    current(tmp_path, "broken-record").unlink()
+    states, rows = pipeline("broken_record", "broken-record", date="2026-03-03", kind="other")
+    assert states["train.serve"] == "success" and rows[0][0] == "promoted"
