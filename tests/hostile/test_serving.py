@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 
 def features(kind: str):
@@ -61,12 +61,25 @@ def features(kind: str):
     return pa.table({"a": a, "b": b, "label": label})
 
 
+class OwnModel:
+    feature_names_in_ = np.array(["a", "b"])
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
 def fit(features: pd.DataFrame, kind: str):
     X, y = features[["a", "b"]], features["label"]
     if kind == "none":
         return None
     if kind == "text":
         return "not a model"
+    if kind == "nan_output":  # a model whose weights went NaN: it answers, with no number
+        model = LinearRegression().fit(X, y.astype("float64"))
+        model.coef_[0] = np.nan
+        return model
+    if kind == "own_class":
+        return OwnModel()
     if kind == "nan_aware":
         return HistGradientBoostingClassifier(max_iter=5).fit(X, y)
     return LogisticRegression(C={"plain": 1.0}.get(kind, 0.01)).fit(X, y)
@@ -240,3 +253,26 @@ def test_a_corrupted_current_json_fails_the_task_saying_what_to_do(pipeline, tmp
     current(tmp_path, "broken-record").unlink()
     states, rows = pipeline("broken_record", "broken-record", date="2026-03-03", kind="other")
     assert states["train.serve"] == "success" and rows[0][0] == "promoted"
+
+
+def test_a_model_answering_nan_is_not_promoted(pipeline, tmp_path):
+    # attack: the model answers the smoke test with the right shape and datatype, but no number
+    # (NaN: null in MLServer's JSON): that is not a prediction, and the endpoint is not promoted
+    states, rows = pipeline("nan_answer", "nan-answer", kind="nan_output")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, *_),) = rows
+    assert outcome == "failed"
+    assert "values that are not finite numbers" in reason and "the model predicts no number" in reason
+    assert not current(tmp_path, "nan-answer").exists()
+
+
+def test_a_model_of_the_steps_own_class_is_refused_saying_why(pipeline, tmp_path):
+    # attack: the step returns an instance of a class defined in its own module; the serve task
+    # (and the model server's venv) cannot import that module, so it cannot unpickle the model.
+    # Not "run the step again" (it would fail the same): the reason names the module and the fix
+    states, rows = pipeline("own_class", "own-class", kind="own_class")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, *_),) = rows
+    assert outcome == "failed"
+    assert "its model's class comes from module `hostile_serve`" in reason
+    assert "scikit-learn" in reason and "Run step `train` again" not in reason
