@@ -276,3 +276,28 @@ def test_a_model_of_the_steps_own_class_is_refused_saying_why(pipeline, tmp_path
     assert outcome == "failed"
     assert "its model's class comes from module `hostile_serve`" in reason
     assert "scikit-learn" in reason and "Run step `train` again" not in reason
+
+
+def test_a_version_folder_changed_after_it_was_written_is_not_served(pipeline, tmp_path):
+    # attack: the promoted version's model.joblib is replaced by another (valid) model between
+    # runs; the next run of the same model reuses the complete folder. It must not smoke-test and
+    # re-promote the swapped file as the model's version: the task fails saying what to do
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    states, rows = pipeline("swapped", "swapped")
+    assert states["train.serve"] == "success"
+    record = current(tmp_path, "swapped").read_bytes()
+    folder = Path(json.loads(record)["storage_uri"])
+    assert (folder / "digests.json").exists()
+    joblib.dump(DummyClassifier(constant=1, strategy="constant").fit([[0, 0]], [1]), folder / "model.joblib")
+    states, rows = pipeline("swapped", "swapped", date="2026-03-02")
+    assert states["train.serve"] == "failed"
+    ((outcome, reason, version, previous),) = rows
+    assert outcome == "failed" and version == previous == json.loads(record)["version"]
+    assert "was changed after the serve task wrote it (model.joblib)" in reason
+    assert "delete the folder to have the serve task write it again" in reason
+    assert current(tmp_path, "swapped").read_bytes() == record
+    shutil.rmtree(folder)  # as the reason says: written again, and the same model is the endpoint's again
+    states, rows = pipeline("swapped", "swapped", date="2026-03-03")
+    assert states["train.serve"] == "success" and rows[0][0] == "unchanged", rows
