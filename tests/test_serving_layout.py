@@ -299,7 +299,8 @@ def test_a_version_on_an_object_store_is_written_localized_and_served(object_sto
     write_current(root, promotion)
     assert read_current(root, "churn") == promotion
     with local_folder(uri) as folder, ModelServer({"churn": folder}) as server:
-        assert sorted(p.name for p in Path(folder).iterdir()) == ["digests.json", MODEL_SETTINGS, "model.joblib", SIGNATURE]
+        files = sorted(p.name for p in Path(folder).iterdir())
+        assert files == ["digests.json", MODEL_SETTINGS, "model.joblib", SIGNATURE]
         answer = infer(server.url, "churn", inference_request(ROWS, signature))
     assert answer["model_version"] == version.version
     assert np.asarray(answer["outputs"][0]["data"]).ravel().tolist() == model.predict(FRAME).tolist()
