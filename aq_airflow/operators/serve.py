@@ -34,7 +34,7 @@ from aq_airflow.operators.quality import run_date
 from aq_airflow.plan.model import ServePlan
 from aq_airflow.results.rows import DEPLOYMENTS_TABLE, KEY, DeploymentOutcome, DeploymentRow, utcnow
 from aq_airflow.results.store import ResultsStore
-from aq_airflow.serving.layout import local_folder, read_model, sample_rows, write_version
+from aq_airflow.serving.layout import LayoutError, local_folder, read_model, sample_rows, write_version
 from aq_airflow.serving.model_server import ModelServer, ModelServerError
 from aq_airflow.serving.oip import SmokeFailed, SmokeResult, smoke_test
 from aq_airflow.serving.promotion import current_uri, read_current, write_current
@@ -139,6 +139,9 @@ class ServeTask(BaseOperator):
         except DeploymentFailed as failure:
             self.record(row, failure.outcome, failure.reason)
             raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {failure.reason}") from None
+        except LayoutError as error:  # the model or its sample cannot be served as the spec says: what to change
+            self.record(row, DeploymentOutcome.FAILED, str(error))
+            raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {error}") from None
         except Exception as error:  # current.json, the model, the sample, the version folder: nothing changed
             self.record(row, DeploymentOutcome.FAILED, f"{type(error).__name__}: {error}")
             raise
