@@ -125,8 +125,13 @@ def test_a_complete_version_is_not_written_again(tmp_path):
     uri = write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
     assert uri == f"{tmp_path}/_models/churn/{version.version}"
     written = Path(uri, "model.joblib")
-    written.write_bytes(b"left as it is")
+    stamp = written.stat().st_mtime_ns
     assert write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature) == uri
+    assert written.stat().st_mtime_ns == stamp  # not written again
+    # a file of the folder changed since: refused (not served), and left as it is
+    written.write_bytes(b"left as it is")
+    with pytest.raises(LayoutError, match=r"was changed after the serve task wrote it \(model.joblib\)"):
+        write_version(model, ModelFormat.SKLEARN, version, str(tmp_path), signature)
     assert written.read_bytes() == b"left as it is"
     assert sorted(p.name for p in Path(uri).parent.iterdir()) == [version.version]  # no staging left
     # a write cut short (no model-settings.json yet) is written again, whole
@@ -320,7 +325,8 @@ def test_a_version_on_an_object_store_is_written_localized_and_served(object_sto
     write_current(root, promotion)
     assert read_current(root, "churn") == promotion
     with local_folder(uri) as folder, ModelServer({"churn": folder}) as server:
-        assert sorted(p.name for p in Path(folder).iterdir()) == [MODEL_SETTINGS, "model.joblib", SIGNATURE]
+        files = sorted(p.name for p in Path(folder).iterdir())
+        assert files == ["digests.json", MODEL_SETTINGS, "model.joblib", SIGNATURE]
         answer = infer(server.url, "churn", inference_request(ROWS, signature))
     assert answer["model_version"] == version.version
     assert np.asarray(answer["outputs"][0]["data"]).ravel().tolist() == model.predict(FRAME).tolist()

@@ -59,9 +59,11 @@ STORE_ERRORS = (OSError, ValueError, pa.ArrowException)
 RUN_FIX = "for an `aq-airflow run` pass --workdir DIR or --artifacts DIR/artifacts"
 
 
-def resolve(target: str, artifacts: str | None, workdir: str | None = None) -> Target:
+def resolve(target: str, artifacts: str | None, workdir: str | None = None, runs: bool = True) -> Target:
     """The pipeline ``target`` names (a spec file, or a dag_id) and the store holding its runs.
-    ``workdir``: an ``aq-airflow run --workdir`` folder, whose ``artifacts/`` is the store."""
+    ``workdir``: an ``aq-airflow run --workdir`` folder, whose ``artifacts/`` is the store.
+    ``runs=False``: the store need not hold runs of it (``aq-airflow serve``: the promoted models
+    outlive the runs that made them, which ``aq-airflow gc`` deletes)."""
     spec_root = None
     spec = None
     if is_spec(target):
@@ -91,7 +93,7 @@ def resolve(target: str, artifacts: str | None, workdir: str | None = None) -> T
         root = _with_runs(dag_id, spec, local) or local[0]
     where = where or _where(None, spec_root)
     found = Target(dag_id, root, spec, where)
-    if not _runs(found):
+    if runs and not _runs(found):
         raise LookupFailed(
             f"pipeline `{dag_id}` has no runs in {root}/{dag_id} (the store from {where}): pass --artifacts ROOT, the "
             "store its runs wrote to" + (", or the spec file instead of the dag_id" if spec is None else "")

@@ -32,17 +32,17 @@ def serve(targets: list[str], artifacts: str | None, workdir: str | None, host: 
     """Serve the promoted endpoints of every pipeline in ``targets`` in one model server."""
     try:
         promotions: dict[str, Promotion] = {}
-        roots = []
+        roots: dict[str, str] = {}  # each endpoint's store
         for target in targets:
             found, root = _promotions(target, artifacts, workdir)
             for promotion in found:
                 other = promotions.get(promotion.endpoint)
-                if other is not None and other != promotion:
+                if other is not None and (other, roots[promotion.endpoint]) != (promotion, root):
                     raise ServeFailed(f"endpoint `{promotion.endpoint}` is promoted by both {other.dag_id} and "
                                       f"{promotion.dag_id}: serve one of them at a time")  # fmt: skip
                 promotions[promotion.endpoint] = promotion
-            roots.append(root)
-        return _serve(list(promotions.values()), ", ".join(dict.fromkeys(roots)), host, port)
+                roots[promotion.endpoint] = root
+        return _serve(list(promotions.values()), roots, host, port)
     except (LookupFailed, ServeFailed) as error:
         print(visible(str(error), newlines=True), file=sys.stderr)
         return 1
@@ -71,7 +71,7 @@ def _promotions(target: str, artifacts: str | None, workdir: str | None) -> tupl
     """The promoted version of each endpoint of the pipeline, and the store root."""
     endpoints = _endpoints(target)
     try:
-        found = resolve(target, artifacts, workdir)
+        found = resolve(target, artifacts, workdir, runs=False)
     except LookupFailed as error:
         raise ServeFailed(f"no promoted model to serve: {error}; run the pipeline first (`{_run_line(target)}`), its "
                           "serve task promotes the model once its checks pass") from None  # fmt: skip
@@ -105,10 +105,19 @@ def _promoted_endpoints(root: str, dag_id: str) -> list[str]:
     fs, path = filesystem(f"{root.rstrip('/')}/{MODELS_FOLDER}")
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     names = sorted(info.base_name for info in infos if info.type == pafs.FileType.Directory)
-    return [name for name in names if (p := read_current(root, name)) is not None and p.dag_id == dag_id]
+    found = []
+    for name in names:
+        try:
+            promotion = read_current(root, name)
+        except ValueError as error:  # another pipeline's broken record does not stop this one's endpoints
+            print(visible(f"left out: {error}", newlines=True), file=sys.stderr)
+            continue
+        if promotion is not None and promotion.dag_id == dag_id:
+            found.append(name)
+    return found
 
 
-def _serve(promotions: list[Promotion], root: str, host: str, port: int) -> int:
+def _serve(promotions: list[Promotion], roots: dict[str, str], host: str, port: int) -> int:
     from aq_airflow.serving.layout import SIGNATURE, local_folder
     from aq_airflow.serving.model_server import ModelServer, ModelServerError, free_port
 
@@ -116,11 +125,16 @@ def _serve(promotions: list[Promotion], root: str, host: str, port: int) -> int:
     with ExitStack() as stack:
         folders = {}
         for promotion in promotions:
+            # the version's folder in the store read (not current.json's storage_uri: a store copied
+            # or moved elsewhere serves from where it is now, and a record naming a folder outside
+            # the store is never followed)
+            where = promotion.model_version.location(roots[promotion.endpoint])
             try:
-                folders[promotion.endpoint] = stack.enter_context(local_folder(promotion.storage_uri))
+                folders[promotion.endpoint] = stack.enter_context(local_folder(where))
             except (*STORE_ERRORS, FileNotFoundError) as error:
-                raise ServeFailed(f"cannot read {promotion.storage_uri}, the promoted version of "
-                                  f"`{promotion.endpoint}`: {error}") from None  # fmt: skip
+                raise ServeFailed(f"cannot read {where}, the promoted version of `{promotion.endpoint}`: "
+                                  f"{error}") from None  # fmt: skip
+        root = ", ".join(dict.fromkeys(roots.values()))
         print(f"starting MLServer for {len(promotions)} endpoint(s) from {root} ...", flush=True)
         try:
             server = stack.enter_context(ModelServer(folders, host=host, port=port))

@@ -89,6 +89,14 @@ class AqInferenceServiceOperator(ServeTask):
                 f"InferenceService {self.target()} exists and is not managed by aq-airflow (no label "
                 f"app.kubernetes.io/managed-by=aq-airflow): choose another `endpoint`, or label it to hand it over"
             )
+        owner = (((live or {}).get("metadata") or {}).get("labels") or {}).get(isvc.DAG_LABEL)
+        mine = isvc.service_labels(plan, context["dag"].dag_id)[isvc.DAG_LABEL]
+        if owner is not None and owner != mine:
+            raise DeploymentFailed(
+                f"InferenceService {self.target()} is pipeline `{owner}`'s (label {isvc.DAG_LABEL}={owner}): a "
+                f"pipeline never replaces another's model; give step `{plan.step}` another `endpoint`, or relabel "
+                f"it {isvc.DAG_LABEL}={mine} to hand it over"
+            )
         before = isvc.storage_uri(live)
         if previous is not None and before is not None and before != previous.storage_uri:
             self.log.warning("InferenceService %s serves %s, not %s as current.json says: that is what a failure "

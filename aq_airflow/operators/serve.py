@@ -100,15 +100,6 @@ class ServeTask(BaseOperator, ABC):
             manifest = model_location.read_output(plan.step)
         except MissingArtifact as error:  # no model: no version to record an attempt of
             raise AirflowException(f"endpoint `{plan.endpoint}` was not promoted: {error}") from None
-        if manifest["kind"] != "object":
-            raise AirflowException(
-                f"step `{plan.step}` produced a {manifest['kind']}, not a model: `serve` promotes a model object the "
-                "step returns"
-            )
-        digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") else None
-        if digest is None:
-            raise AirflowException(f"step `{plan.step}`'s output records no digest: re-run the step to serve its model")
-        made = Provenance.of(manifest)
         row = {
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
@@ -117,14 +108,35 @@ class ServeTask(BaseOperator, ABC):
             "version": None,  # known once the signature is
             "format": plan.format,
             "target": self.target(),
-            "model_digest": digest,
-            "code_digest": made.code.digest if made is not None and made.code is not None else None,
             "try_number": context["ti"].try_number,
             "spec_hash": plan.spec_hash,
             "logical_date": run_date(context),
         }
+        problem = None
+        if manifest["kind"] != "object":
+            what = "nothing (None)" if manifest["kind"] == "none" else f"a {manifest['kind']}"
+            problem = (
+                f"step `{plan.step}` returned {what}, not a model: `serve` promotes the model object the step "
+                "returns (return the fitted model from the step's function)"
+            )
+        digest = manifest["digests"][manifest["files"][0]] if manifest.get("digests") and manifest["files"] else None
+        if problem is None and digest is None:
+            problem = f"step `{plan.step}`'s output records no digest: re-run the step to serve its model"
+        if problem is not None:  # an attempt all the same: recorded, then the task fails with the reason
+            self.fail(row, DeploymentOutcome.FAILED, problem)
+        made = Provenance.of(manifest)
+        row.update(
+            model_digest=digest,
+            code_digest=made.code.digest if made is not None and made.code is not None else None,
+        )
         try:  # an unreadable current.json too is an attempt recorded as failed
-            previous = read_current(self.root, plan.endpoint)
+            try:
+                previous = read_current(self.root, plan.endpoint)
+            except ValueError as error:  # not left as it is: its endpoint would never be promoted again
+                raise DeploymentFailed(
+                    f"{error}: the endpoint's promoted version is unknown; put back the current.json the serve "
+                    "task wrote, or delete it to have this task promote its model"
+                ) from None
             row["previous_version"] = previous.version if previous is not None else None
             self.check_owner(previous, row["dag_id"])
             model = read_model(model_location, manifest, plan.step)

@@ -22,6 +22,7 @@ complete, and a version is never written twice.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -45,6 +46,9 @@ from aq_airflow.serving.signature import Signature
 
 MODEL_SETTINGS = "model-settings.json"
 SIGNATURE = "signature.json"
+#: the sha256 of each file of the version folder but model-settings.json: a complete folder is
+#: reused only while its files are these
+DIGESTS = "digests.json"
 #: each format's model file (mlflow: the folder itself) and MLServer runtime
 MODEL_FILE = {
     ModelFormat.SKLEARN: "model.joblib",
@@ -75,6 +79,13 @@ def read_model(location: Location, manifest: dict, step: str) -> object:
     data = location.read_object(manifest, step)
     try:
         return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
+    except ModuleNotFoundError as error:  # a class of the step's own code: no model server imports it
+        raise LayoutError(
+            f"step `{step}`'s model cannot be served: its model's class comes from module `{error.name}`, which "
+            "the serve task cannot import (a step's own code is not on a model server's path); build the model "
+            "from an installed library's classes (scikit-learn, xgboost, lightgbm: a FunctionTransformer of a "
+            "library function, say, rather than a class of your own), or export it as `format: onnx`"
+        ) from None
     except Exception as error:
         raise refused(
             location.uri,
@@ -156,6 +167,7 @@ def write_version(
     uri = version.location(root)
     fs, path = filesystem(uri)
     if fs.get_file_info(f"{path}/{MODEL_SETTINGS}").type == pafs.FileType.File:
+        _check_unchanged(fs, path, uri, _settings(format, version))
         return uri
     with tempfile.TemporaryDirectory(prefix="aq-model-version-") as scratch:
         staging = Path(scratch) / version.version
@@ -194,12 +206,70 @@ def write_layout(
     elif format == ModelFormat.MLFLOW:
         write_mlflow(model, rows, folder)
     (folder / SIGNATURE).write_text(signature.to_json() + "\n")
-    settings = {
-        "name": version.endpoint,
-        "implementation": RUNTIME[format],
-        "parameters": {"uri": f"./{MODEL_FILE[format]}", "version": version.version},
+    digests = {
+        item.relative_to(folder).as_posix(): hashlib.sha256(item.read_bytes()).hexdigest()
+        for item in sorted(folder.rglob("*"))
+        if item.is_file()
     }
-    (folder / MODEL_SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    (folder / DIGESTS).write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+    (folder / MODEL_SETTINGS).write_text(json.dumps(_settings(format, version), indent=1) + "\n")
+
+
+def _settings(format: ModelFormat, version: ModelVersion) -> dict:
+    """MLServer's model-settings.json of the version."""
+    return {
+        "name": version.endpoint,
+        "implementation": RUNTIME[ModelFormat(format)],
+        "parameters": {"uri": f"./{MODEL_FILE[ModelFormat(format)]}", "version": version.version},
+    }
+
+
+def _read(fs: pafs.FileSystem, path: str) -> bytes | None:
+    """A file's bytes, or None when it is not there."""
+    try:
+        with fs.open_input_stream(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError:  # pyarrow's object stores say "not found" as an OSError
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        raise
+
+
+def _check_unchanged(fs: pafs.FileSystem, path: str, uri: str, settings: dict) -> None:
+    """A complete version folder is reused only as it was written: its files those its
+    ``digests.json`` lists (a folder written before digests were recorded is taken as it is) and its
+    ``model-settings.json`` this version's; else a :class:`LayoutError` saying what to do."""
+    try:
+        written = json.loads(_read(fs, f"{path}/{MODEL_SETTINGS}") or b"")
+    except ValueError:
+        written = None
+    if isinstance(written, dict) and written.get("implementation") not in (None, settings["implementation"]):
+        raise LayoutError(
+            f"the version folder {uri} holds this model for {written.get('implementation')}, written when the spec "
+            f"said another `format:` (a version is the model's digest, whatever its format); delete the folder to "
+            f"have the serve task write it for {settings['implementation']}"
+        )
+    recorded = _read(fs, f"{path}/{DIGESTS}")
+    if recorded is None:
+        return
+    changed = []
+    try:
+        digests = json.loads(recorded)
+        for name, digest in sorted(digests.items()):
+            data = _read(fs, f"{path}/{name}")
+            if data is None or hashlib.sha256(data).hexdigest() != digest:
+                changed.append(name)
+    except (ValueError, AttributeError, TypeError):
+        changed.append(DIGESTS)
+    if written != settings:
+        changed.append(MODEL_SETTINGS)
+    if changed:
+        raise LayoutError(
+            f"the version folder {uri} was changed after the serve task wrote it ({', '.join(changed)}): its files "
+            "are not this model's, and are not served; delete the folder to have the serve task write it again"
+        )
 
 
 def _expect(value, module: str, name: str, format: ModelFormat, wanted: str) -> None:

@@ -33,7 +33,10 @@ def read_current(root: str, endpoint: str) -> Promotion | None:
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
             return None
         raise OSError(f"could not read {uri}: {error}") from None
-    return Promotion.from_json(text, uri)
+    promotion = Promotion.from_json(text, uri)
+    if promotion.endpoint != endpoint:  # a record copied from another endpoint's folder
+        raise ValueError(f"{uri} is not a promotion record aq-airflow wrote (it names endpoint `{promotion.endpoint}`)")
+    return promotion
 
 
 def write_current(root: str, promotion: Promotion) -> None:

@@ -11,6 +11,7 @@ way a model fit on a DataFrame is called in-process.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,4 +115,16 @@ def response_problem(response: Any, rows: int) -> str | None:
         return f"its first output `{first.get('name')}` is {datatype}, not numbers or booleans"
     if not isinstance(data, list) or len(data) < rows:
         return f"its first output `{first.get('name')}` holds {len(data) if isinstance(data, list) else 'no'} values"
+    bad = [value for value in data if not _finite(value)]
+    if bad:  # NaN (JSON null once encoded), infinity, text: not a prediction
+        return (
+            f"its first output `{first.get('name')}` holds {len(bad)} of {len(data)} values that are not finite "
+            f"numbers (e.g. {bad[0]!r}): the model predicts no number for those rows"
+        )
     return None
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, list):  # a nested shape's row
+        return all(_finite(item) for item in value)
+    return isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
