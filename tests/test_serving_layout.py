@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from aq_airflow.artifacts.manifest import BadOutput
 from aq_airflow.artifacts.model_repository import ModelVersion, Promotion
 from aq_airflow.artifacts.store import Location
 from aq_airflow.artifacts.values import write_output
@@ -379,9 +378,9 @@ def test_a_model_of_the_steps_own_classes_says_they_must_come_from_installed_lib
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", commit, str(tmp_path)], env=env, check=True, cwd=Path(__file__).parent.parent)
     location = Location.of(ArtifactRef("p", "train").location(str(tmp_path), "r"))
-    with pytest.raises(BadOutput) as refused:
+    with pytest.raises(LayoutError) as refused:
         read_model(location, location.read_output("train"), "train")
     message = str(refused.value)
-    assert "its model does not unpickle here (ModuleNotFoundError: No module named 'churn_steps')" in message
+    assert "its class comes from module `churn_steps`, which the serve task cannot import" in message
     assert "a served model's classes must come from installed libraries" in message
-    assert "not from the step's code" in message
+    assert "the step's own code package is not importable" in message

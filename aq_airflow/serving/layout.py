@@ -81,10 +81,12 @@ def read_model(location: Location, manifest: dict, step: str) -> object:
         return pickle.loads(data)  # noqa: S301 - written by this pipeline's own step
     except ModuleNotFoundError as error:  # a class of the step's own code: no model server imports it
         raise LayoutError(
-            f"step `{step}`'s model cannot be served: its model's class comes from module `{error.name}`, which "
-            "the serve task cannot import (a step's own code is not on a model server's path); build the model "
-            "from an installed library's classes (scikit-learn, xgboost, lightgbm: a FunctionTransformer of a "
-            "library function, say, rather than a class of your own), or export it as `format: onnx`"
+            f"step `{step}`'s model cannot be served: its class comes from module `{error.name}`, which the serve "
+            "task cannot import. The serve task unpickles the model in the Airflow worker, and the model server "
+            "loads it, where the step's own code package is not importable: a served model's classes must come "
+            "from installed libraries (scikit-learn, xgboost, lightgbm: a FunctionTransformer of a library "
+            "function, say, rather than a class of your own) at the step image's versions (the `serve` extra on "
+            "the worker), or export it as `format: onnx`"
         ) from None
     except Exception as error:
         raise refused(
