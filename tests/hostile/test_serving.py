@@ -274,7 +274,7 @@ def test_a_model_of_the_steps_own_class_is_refused_saying_why(pipeline, tmp_path
     assert states["train.serve"] == "failed"
     ((outcome, reason, *_),) = rows
     assert outcome == "failed"
-    assert "its model's class comes from module `hostile_serve`" in reason
+    assert "its class comes from module `hostile_serve`" in reason
     assert "scikit-learn" in reason and "Run step `train` again" not in reason
 
 
