@@ -280,7 +280,9 @@ def _expect(value, module: str, name: str, format: ModelFormat, wanted: str) -> 
 
 
 def _name(value) -> str:
-    return f"a {type(value).__module__}.{type(value).__name__}"
+    """``a``/``an`` and the value's class, by its full name."""
+    name = f"{type(value).__module__}.{type(value).__name__}"
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 _MLFLOW_WRITER = """
