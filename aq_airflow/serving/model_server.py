@@ -111,6 +111,9 @@ def _build(venv: Path) -> None:
         venv.rmdir()  # empty: the venv is made in its place
     marker.write_text("the model server venv beside this file was created by aq-airflow\n")
     shutil.rmtree(venv, ignore_errors=True)  # ours: a build cut short
+    # minutes of silence otherwise (a task's log, `aq-airflow serve`): say what is happening, once
+    print(f"building the model server's venv at {venv} (once per lock: MLServer and its runtimes, about 1.5 GB "
+          "from the package index; `make model-server` builds it ahead) ...", file=sys.stderr, flush=True)  # fmt: skip
     uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
     python = str(venv / "bin" / "python")
     if uv:
