@@ -81,7 +81,7 @@ def test_the_inference_service_is_valid_for_kserve(cluster, model_format, gpu, m
     model = predictor["model"]
     assert model["modelFormat"] == {"name": str(model_format)}
     assert model["protocolVersion"] == "v2" and model["storageUri"] == STORAGE
-    assert model["runtime"] == ("kserve-tritonserver" if model_format == "onnx" else "kserve-mlserver")
+    assert model["runtime"] == ("aq-mlserver-onnx" if model_format == "onnx" else "kserve-mlserver")
     assert model["securityContext"]["allowPrivilegeEscalation"] is False
     assert model["resources"]["requests"]["cpu"] == "2" and model["resources"]["limits"]["memory"] == "4Gi"
     assert model["resources"]["limits"].get("nvidia.com/gpu") == ("1" if gpu else None)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aq_airflow.artifacts.model_repository import ModelVersion, Promotion
 from aq_airflow.operators.serve import DeploymentFailed, ServeTask
-from aq_airflow.plan.model import ServePlan
+from aq_airflow.plan.model import ServePlan, ServingMode
 from aq_airflow.results.rows import DeploymentOutcome
 from aq_airflow.runners import inference_service as isvc
 from aq_airflow.runners.custom_resource import DAG_LABEL, MANAGED_BY, STEP_LABEL, label_value
@@ -29,9 +29,6 @@ from aq_airflow.serving.signature import Signature
 # how long a rollout may take when the task has no timeout (the spec's `timeout:` is the task's
 # execution_timeout; then half of it is the rollout's, the other half kept to put the endpoint back)
 DEFAULT_ROLLOUT_SECONDS = 600
-# the runtimes whose Open Inference Protocol server knows our version (model-settings.json's);
-# Triton's versions are its own numbered folders
-_VERSIONED_RUNTIMES = ("kserve-mlserver",)
 
 
 class AqInferenceServiceOperator(ServeTask):
@@ -70,6 +67,7 @@ class AqInferenceServiceOperator(ServeTask):
         self.namespace = plan.pod.namespace
         self.kubernetes_conn_id = plan.pod.kubernetes_conn_id
         self._undo: _Undo | None = None  # what on_kill puts back, while a rollout is under way
+        self._split: str | None = None  # how a canary promotion splits the traffic (its row's reason)
 
     def target(self) -> str:
         return f"{self.namespace}/{self.plan.endpoint}"
@@ -100,6 +98,8 @@ class AqInferenceServiceOperator(ServeTask):
             self.log.warning("InferenceService %s serves %s, not %s as current.json says: that is what a failure "
                              "puts back", self.target(), before, previous.storage_uri)  # fmt: skip
         body = isvc.inference_service(plan, version, storage_uri, dag_id)
+        # KServe splits only once a model was rolled out before: the first one gets all the traffic
+        self._split = canary_split(plan) if live is not None else None
         undo = _Undo(live, version.version, body)
         self._undo = undo  # from here a kill puts it back (a create or patch may land as it is killed)
         try:
@@ -164,6 +164,14 @@ class AqInferenceServiceOperator(ServeTask):
             return DeploymentFailed(f"{unknown}; it did not land: nothing changed")
         return self._put_back(name, undo, f"{unknown}; it landed")
 
+    def record(self, row: dict, outcome: DeploymentOutcome, reason: str | None) -> None:
+        """The attempt's row; a canary promotion's reason says how the traffic is split, as it
+        stays so (see :func:`canary_split`)."""
+        if self._split is not None and outcome in (DeploymentOutcome.PROMOTED, DeploymentOutcome.UNCHANGED):
+            self.log.info("%s", self._split)
+            reason = reason or self._split
+        super().record(row, outcome, reason)
+
     def on_kill(self) -> None:
         """Put the endpoint back as it was before this try, without waiting (see the class)."""
         undo, self._undo = self._undo, None
@@ -180,13 +188,26 @@ class AqInferenceServiceOperator(ServeTask):
     def _verify(self, name: str, version: ModelVersion, rows: Any, signature: Signature) -> SmokeResult:
         deadline = time.monotonic() + self.rollout_seconds
         url = self._wait_ready(name, deadline)
-        if isvc.RUNTIMES[self.plan.format] in _VERSIONED_RUNTIMES:
-            self._wait_for_version(url, version, deadline)
+        self._wait_for_version(url, version, deadline)
         oip.wait_ready(url, self.plan.endpoint, max(1.0, deadline - time.monotonic()))
-        try:
-            return oip.smoke_test(url, self.plan.endpoint, rows, signature)
-        except oip.SmokeFailed as failure:
-            raise DeploymentFailed(f"the smoke test failed: {failure}") from None
+        return self._smoke_test(url, version, rows, signature, deadline)
+
+    def _smoke_test(
+        self, url: str, version: ModelVersion, rows: Any, signature: Signature, deadline: float
+    ) -> SmokeResult:  # fmt: skip
+        """The smoke test, sent to the new version itself (``/v2/models/<endpoint>/versions/<version>/
+        infer``): a previous model still answering (a Standard-mode rolling update's old pods, a
+        Knative canary's other revision) answers 404 for a version it does not know, so it can
+        never pass on the old model; a 404 is sent again until the new model answers or the
+        rollout's time is up."""
+        versioned = f"{self.plan.endpoint}/versions/{version.version}"  # oip posts to /v2/models/<this>/infer
+        while True:
+            try:
+                return oip.smoke_test(url, versioned, rows, signature)
+            except oip.SmokeFailed as failure:
+                if " answered 404" not in str(failure) or time.monotonic() > deadline:
+                    raise DeploymentFailed(f"the smoke test failed: {failure}") from None
+            time.sleep(self.poll_interval)
 
     def _wait_ready(self, name: str, deadline: float) -> str:
         """Watch the InferenceService until its latest generation is Ready; its URL."""
@@ -306,6 +327,23 @@ class AqInferenceServiceOperator(ServeTask):
         k = isvc.INFERENCE_SERVICE
         preconditions = {"preconditions": {"resourceVersion": current["metadata"]["resourceVersion"]}}
         self.hook.delete_custom_object(k.group, k.version, k.plural, name, namespace=self.namespace, body=preconditions)
+
+
+def canary_split(plan: ServePlan) -> str | None:
+    """What a promotion with ``canary: N`` leaves serving (KServe's Knative mode): the new
+    revision gets N% of the traffic and the last revision rolled out to 100% the rest, and so it
+    stays: a next promotion again gives only its N% to its model, until someone raises
+    ``canaryTrafficPercent`` to 100 (or removes it). None without a canary."""
+    if plan.mode != ServingMode.KNATIVE or plan.canary is None or plan.pod is None:
+        return None
+    raise_it = (
+        f"kubectl patch inferenceservice -n {plan.pod.namespace} {plan.endpoint} --type merge "
+        """-p '{"spec":{"predictor":{"canaryTrafficPercent":100}}}'"""
+    )
+    return (
+        f"canary: the new model gets {plan.canary}% of the endpoint's traffic, the last model rolled out to all of "
+        f"it the other {100 - plan.canary}%, until canaryTrafficPercent is raised to 100 (`{raise_it}`)"
+    )
 
 
 @dataclass(frozen=True)
