@@ -357,3 +357,32 @@ def test_an_inference_service_of_another_pipeline_or_step_is_refused_unchanged(a
     theirs["metadata"]["labels"]["aq-airflow/step"] = "retrain"
     with pytest.raises(DeploymentFailed, match=r"belongs to churn\.retrain"):
         quick(plan).deploy(CONTEXT, VERSION, STORAGE, None, None, None)
+
+
+def test_a_task_timing_out_mid_rollout_puts_the_endpoint_back(api):
+    """M3: Airflow's task timeout (a BaseException) passes through deploy; the task runner then calls
+    on_kill, which puts the previous predictor back."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    plan = serve_plan("eks", "sklearn", False, "Standard")
+    before = json.loads(json.dumps(existing(api, plan, ModelVersion("churn", "v00000000000000aa"))))
+    operator = operator_for(plan)  # no timeout of its own: the rollout could take 10 minutes
+    operator.poll_interval = 0.05
+    with pytest.raises(AirflowTaskTimeout), timeout(3):  # as the task runner runs execute
+        operator.deploy(CONTEXT, VERSION, STORAGE, None, None, None)  # never Ready: nothing reports it
+    assert isvc.storage_uri(api.objects[KEY]) == STORAGE
+    operator.on_kill()  # as the task runner does on AirflowTaskTimeout
+    resource = api.objects[KEY]
+    assert resource["spec"] == before["spec"]
+    assert resource["metadata"]["annotations"] == before["metadata"]["annotations"]
+
+
+def test_a_kill_before_the_change_landed_changes_nothing(api, capsys):
+    plan = serve_plan("eks", "sklearn", False, "Standard")
+    before = json.loads(json.dumps(existing(api, plan, ModelVersion("churn", "v00000000000000aa"))))
+    operator = operator_for(plan)
+    operator._undo = _Undo(before, VERSION.version, isvc.inference_service(plan, VERSION, STORAGE, "churn"))
+    operator.on_kill()
+    assert api.objects[KEY]["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "still carries version v00000000000000aa: nothing to put back" in capsys.readouterr().out

@@ -110,16 +110,18 @@ class AqInferenceServiceOperator(ServeTask):
                 self._patch(name, _precondition(_patch(live, body), live))
                 self.log.info("patched InferenceService %s: %s -> %s", self.target(), before, storage_uri)
         except Exception as error:
+            failure = self._not_applied(name, undo, error)
             self._undo = None
-            raise self._not_applied(name, undo, error) from None
+            raise failure from None
+        # the task's timeout (AirflowTaskTimeout, a BaseException) passes through: on_kill puts back
         try:
-            return self._verify(name, version, rows, signature)
-        except DeploymentFailed as failure:
-            raise self._put_back(name, undo, failure.reason) from None
-        except Exception as error:  # the API went away, the model server did not answer
-            raise self._put_back(name, undo, _said(error)) from None
-        finally:
+            result = self._verify(name, version, rows, signature)
+        except Exception as error:  # a failed rollout or smoke test, the API went away, the server did not answer
+            failure = self._put_back(name, undo, error.reason if isinstance(error, DeploymentFailed) else _said(error))
             self._undo = None
+            raise failure from None
+        self._undo = None
+        return result
 
     def _refuse_if_not_ours(self, live: dict[str, Any], dag_id: str) -> None:
         """An InferenceService aq-airflow does not manage, or that another pipeline or step
@@ -279,6 +281,8 @@ class AqInferenceServiceOperator(ServeTask):
         ``resourceVersion`` the precondition): what was done, or :class:`_Superseded` when another
         promotion changed it since, which is never overwritten."""
         current = self._read(name)
+        if current is not None and _version_of(current) == _version_of(undo.live) != undo.version:
+            return f"InferenceService {self.target()} still carries version {_version_of(current)}: nothing to put back"
         if current is None or _version_of(current) != undo.version:
             now = "was deleted" if current is None else f"carries version {_version_of(current)}"
             raise _Superseded(
