@@ -26,16 +26,27 @@ leaves the old one serving and reports the generation BlockedByFailedLoad, Faile
 False, with ``lastFailureInfo``. A change that keeps the ``storageUri`` being served (a rollback
 to it, a replica count) is Ready at once. Deleting the InferenceService stops its server.
 
+In Knative mode a ``canaryTrafficPercent`` below 100 splits the traffic as KServe's ksvc
+reconciler does (``reconcilers/knative/ksvc_reconciler.go``, ``PropagateStatus``'s
+``latestRolledoutRevision``): the new model gets that share, the last model that had all the
+traffic (rolled out) the rest, and keeps it through later promotions until the percent is raised
+to 100 or removed; then that model is stopped. The split is a proxy in front of both servers
+(``url``, ``address.url``), deterministic: of any ``100 / percent`` consecutive requests one goes
+to the new model (``routed`` records each request's path, server and status). A first model,
+with nothing rolled out before it, gets all the traffic.
+
 What this does not show (a real KServe does): the storage initializer's credentials from the
-service account's Secrets, the runtime's own image, Knative revisions and traffic splitting
-(``canaryTrafficPercent``), and, in Standard mode, a rolling update reporting Ready while the old
-pods still answer (the serve task waits for the new version to say it is ready for that).
+service account's Secrets, the runtime's own image and ``ServingRuntime`` (any format is served
+by our MLServer), Knative's own revisions, activator and autoscaling, and, in Standard mode, a
+rolling update reporting Ready while the old pods still answer (the serve task smoke-tests the
+new version by its versioned path for that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import shutil
 import tempfile
 import uuid
@@ -43,7 +54,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pyarrow.fs as pafs
+from aiohttp import web
 
 from aq_airflow.artifacts.store import filesystem
 from aq_airflow.serving.model_server import ModelServer
@@ -85,6 +98,13 @@ class Served:
     folder: str | None = None
     failed: dict[str, Any] = field(default_factory=dict)  # storageUri -> its lastFailureInfo
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Knative with a canary: the model rolled out last (its server, storageUri, folder), serving
+    # what the new one's `percent` leaves, through the proxy at `proxy_url`
+    rest: tuple[ModelServer, str, str] | None = None
+    percent: int = 100
+    proxy: web.AppRunner | None = None
+    proxy_url: str | None = None
+    count: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
 class KServe:
@@ -94,6 +114,7 @@ class KServe:
     def __init__(self) -> None:
         self.served: dict[tuple[str, str, str], Served] = {}
         self.started: list[str] = []  # the storageUris servers were started for, in order
+        self.routed: list[tuple[str, str, int]] = []  # through a split: (path, the storageUri served, status)
 
     async def __call__(self, api: Any, event: str, key: tuple[str, str, str]) -> None:
         resource = api.objects.get(key)
@@ -116,7 +137,13 @@ class KServe:
             return
         generation = resource["metadata"]["generation"]
         wanted = resource["spec"]["predictor"]["model"]["storageUri"]
+        knative = (resource["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode") == "Knative"
+        percent = resource["spec"]["predictor"].get("canaryTrafficPercent") if knative else None
+        percent = 100 if percent is None else percent
         if wanted == state.storage_uri and state.server is not None:
+            state.percent = percent
+            if percent >= 100:  # rolled out: the rest's model goes
+                await self._stop_rest(state)
             self._report(api, key, state, generation, "Loaded")
             return
         if wanted in state.failed:
@@ -136,11 +163,17 @@ class KServe:
             self._report(api, key, state, generation, "FailedToLoad", info)
             return
         self.started.append(wanted)
-        old, old_folder = state.server, state.folder
+        old = (state.server, state.storage_uri, state.folder) if state.server is not None else None
         state.server, state.storage_uri, state.folder = server, wanted, folder
-        if old is not None:
-            await asyncio.get_running_loop().run_in_executor(None, old.stop)
-            shutil.rmtree(old_folder or "", ignore_errors=True)
+        state.percent = percent
+        if percent < 100 and old is not None and state.rest is None:
+            state.rest = old  # it had all the traffic: it serves the rest
+            await self._start_proxy(api, state)
+        elif old is not None:  # a canary replaced (the rest stays), or rolled out (no rest)
+            await asyncio.get_running_loop().run_in_executor(None, old[0].stop)
+            shutil.rmtree(old[2] or "", ignore_errors=True)
+        if percent >= 100:
+            await self._stop_rest(state)
         current = api.objects.get(key)
         if current is not None and current["metadata"]["uid"] == state.uid:
             self._report(api, key, state, generation, "Loaded")
@@ -154,7 +187,45 @@ class KServe:
         server.__enter__()
         return server
 
+    async def _start_proxy(self, api: Any, state: Served) -> None:
+        """The split's address: each request to the new model or to the rest's, by the percent."""
+        if state.proxy is not None:
+            return
+
+        async def route(request: web.Request) -> web.Response:
+            n = next(state.count)
+            new = state.rest is None or (n * state.percent) // 100 > ((n - 1) * state.percent) // 100
+            server, uri = (state.server, state.storage_uri) if new else (state.rest[0], state.rest[1])
+            if server is None:
+                return web.Response(status=503, text="no revision is ready")
+            body = await request.read()
+            async with aiohttp.ClientSession() as session, session.request(
+                request.method, server.url + request.path_qs, data=body or None,
+                headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+            ) as answer:  # fmt: skip
+                text = await answer.read()
+                self.routed.append((request.path, uri or "", answer.status))
+                return web.Response(status=answer.status, body=text, content_type=answer.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", route)
+        state.proxy = web.AppRunner(app)
+        await state.proxy.setup()
+        site = web.TCPSite(state.proxy, "127.0.0.1", 0)
+        await site.start()
+        state.proxy_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+    async def _stop_rest(self, state: Served) -> None:
+        rest, state.rest = state.rest, None
+        if rest is not None:
+            await asyncio.get_running_loop().run_in_executor(None, rest[0].stop)
+            shutil.rmtree(rest[2], ignore_errors=True)
+
     async def _stop(self, state: Served) -> None:
+        await self._stop_rest(state)
+        if state.proxy is not None:
+            await state.proxy.cleanup()
+            state.proxy = state.proxy_url = None
         server, state.server = state.server, None
         if server is not None:
             await asyncio.get_running_loop().run_in_executor(None, server.stop)
@@ -164,10 +235,12 @@ class KServe:
 
     def stop(self) -> None:
         for state in self.served.values():
-            if state.server is not None:
-                state.server.stop()
-            if state.folder:
-                shutil.rmtree(state.folder, ignore_errors=True)
+            rest = [(state.rest[0], state.rest[2])] if state.rest is not None else []
+            for server, folder in [(state.server, state.folder), *rest]:
+                if server is not None:
+                    server.stop()
+                if folder:
+                    shutil.rmtree(folder, ignore_errors=True)
         self.served.clear()
 
     @staticmethod
@@ -208,7 +281,7 @@ class KServe:
             resource["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode", "Standard")
         )
         if serving:
-            url = state.server.url
+            url = state.proxy_url if state.rest is not None else state.server.url
             status["url"] = url
             status["address"] = {"url": url}
             status["components"] = {"predictor": {"url": url, "restUrl": url}}

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -63,6 +64,13 @@ def _merge(target: dict, patch: dict) -> None:
             _merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def _conflict(key: tuple[str, str, str], why: str) -> web.Response:
+    """The API server's 409 for a change whose precondition no longer holds."""
+    message = f'Operation cannot be fulfilled on {key[0]} "{key[2]}": {why}'
+    return web.json_response({"kind": "Status", "status": "Failure", "message": message, "reason": "Conflict",
+                              "code": 409}, status=409)  # fmt: skip
 
 
 def _matches(labels: dict, selector: str) -> bool:
@@ -108,6 +116,12 @@ class FakeKubernetes:
         self.created: list[dict] = []
         self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
         self.requests: list[str] = []
+        # called with each custom-object request line (``PATCH inferenceservices churn``) once it
+        # was handled, in the API's loop: a test changes an object between a client's calls with it
+        self.after: Callable[[str], None] | None = None
+        # custom-object request lines whose change is applied but whose answer is lost (the
+        # connection dropped): a client sees a call of unknown outcome
+        self.lose_answers: set[str] = set()
         self.loop = asyncio.new_event_loop()
         self.url = ""
 
@@ -241,7 +255,7 @@ class FakeKubernetes:
         if controller is not None:
             self.loop.create_task(controller(self, key))
         self._notify("ADDED", key)
-        return web.json_response(resource, status=201)
+        return self._handled(request, web.json_response(resource, status=201))
 
     def _notify(self, event: str, key: tuple[str, str, str]) -> None:
         watcher = self.watchers.get(key[0])
@@ -263,19 +277,25 @@ class FakeKubernetes:
         self.requests.append(f"GET {key[0]} {key[2]}")
         if key not in self.objects:
             return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
-        return web.json_response(self.objects[key])
+        return self._handled(request, web.json_response(self.objects[key]))
 
     async def delete_object(self, request: web.Request) -> web.Response:
         key = self._object_key(request)
         self.requests.append(f"DELETE {key[0]} {key[2]}")
-        resource = self.objects.pop(key, None)
+        resource = self.objects.get(key)
         if resource is None:
             return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
+        options = await request.json() if request.can_read_body else {}
+        wanted = ((options or {}).get("preconditions") or {}).get("resourceVersion")
+        if wanted is not None and wanted != resource["metadata"].get("resourceVersion"):
+            return self._handled(request, _conflict(key, f"the ResourceVersion in the precondition ({wanted}) "
+                                                         "does not match the ResourceVersion in record"))  # fmt: skip
+        del self.objects[key]
         owned = [k for k, pod in self.pods.items() if _owned_by(pod, resource)]  # garbage collection
         for pod_key in owned:
             await self.stop_pod(pod_key)
         self._notify("DELETED", key)
-        return web.json_response({"kind": "Status", "status": "Success"})
+        return self._handled(request, web.json_response({"kind": "Status", "status": "Success"}))
 
     async def patch_object(self, request: web.Request) -> web.Response:
         key = self._object_key(request)
@@ -283,14 +303,30 @@ class FakeKubernetes:
         resource = self.objects.get(key)
         if resource is None:
             return web.json_response({"kind": "Status", "code": 404}, status=404)
+        patch = await request.json()
+        wanted = (patch.get("metadata") or {}).pop("resourceVersion", None)
+        if wanted is not None and wanted != resource["metadata"].get("resourceVersion"):  # optimistic concurrency
+            return self._handled(request, _conflict(key, "the object has been modified; please apply your changes "
+                                                         "to the latest version and try again"))  # fmt: skip
         spec = copy.deepcopy(resource.get("spec"))
-        _merge(resource, await request.json())
+        _merge(resource, patch)
         metadata = resource["metadata"]
         metadata["resourceVersion"] = str(int(metadata.get("resourceVersion", "1")) + 1)
         if resource.get("spec") != spec:  # the API server counts spec changes only
             metadata["generation"] = metadata.get("generation", 1) + 1
         self._notify("MODIFIED", key)
-        return web.json_response(resource)
+        return self._handled(request, web.json_response(resource))
+
+    def _handled(self, request: web.Request, response: web.Response) -> web.Response:
+        """The answer to a custom-object request, after :attr:`after` heard of it; lost (the
+        connection dropped) when the request is in :attr:`lose_answers`."""
+        line = self.requests[-1]
+        if self.after is not None:
+            self.after(line)
+        if line in self.lose_answers:
+            assert request.transport is not None
+            request.transport.abort()
+        return response
 
     def start_pod(self, namespace: str, body: dict) -> tuple[str, str]:
         """A pod a controller makes (a driver, a submitter): created and run as a posted pod is."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -248,3 +249,75 @@ def test_an_endpoint_whose_first_model_fails_is_deleted(run_dag, duckdb_warehous
     assert ("inferenceservices", "default", endpoint) not in cluster.objects
     assert f"DELETE inferenceservices {endpoint}" in cluster.requests
     assert read_current("s3://acme-ml/aq", endpoint) is None
+
+
+KNATIVE_PROFILES = "profiles:\n  knative:\n    extends: eks\n    serving_mode: Knative\n"
+
+
+def test_a_canary_promotion_splits_the_traffic_and_its_smoke_test_reaches_the_new_model(
+    run_dag, duckdb_warehouse, s3_emulator, cluster, code_folder
+):
+    """Knative mode, `canary: 25`: the smoke test goes to the new version's own path (the old model
+    answers 404 for it, and is asked again until the new one answers); once promoted the new model
+    gets a quarter of the requests and the model rolled out before it the rest, as the row says,
+    until the percent is raised to 100."""
+    s3_emulator("acme-ml")
+    cluster.extra_env = {name: os.environ[name] for name in STORE_VARIABLES if name in os.environ}
+    profiles = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "profiles" / "aq-profiles.yaml"
+    profiles.parent.mkdir(parents=True, exist_ok=True)
+    profiles.write_text(KNATIVE_PROFILES)
+    name, endpoint, root = "serve_k8s_canary", "churn-canary", "s3://acme-ml/aq"
+    code_folder(name)
+    text = PIPELINE.format(name=name, artifacts=root, endpoint=endpoint).replace("cluster: eks", "cluster: knative")
+    text = text.replace("resources: {cpu: 1, memory: 1Gi}", "resources: {cpu: 1, memory: 1Gi}\n      canary: 25")
+    key = ("inferenceservices", "default", endpoint)
+    try:
+        _, first_run, states = run_dag(name, text, date="2026-03-01", local=False)
+        assert states["train.serve"] == "success", states
+        row = deployment(duckdb_warehouse, name, first_run.run_id)
+        first = ModelVersion(endpoint, row["version"])
+        assert row["outcome"] == "promoted" and row["reason"] is None, row  # nothing to split with yet
+        assert cluster.objects[key]["spec"]["predictor"]["canaryTrafficPercent"] == 25
+        # nothing was rolled out before the first model: it has all the traffic
+        assert {call_endpoint(cluster, endpoint)["model_version"] for _ in range(4)} == {first.version}
+
+        _, dag_run, states = run_dag(name, text, date="2026-03-02", conf={"kind": "better"}, local=False)
+        assert states["train.serve"] == "success", states
+        row = deployment(duckdb_warehouse, name, dag_run.run_id)
+        better = ModelVersion(endpoint, row["version"])
+        assert row["outcome"] == "promoted" and better != first
+        assert row["reason"].startswith("canary: the new model gets 25% of the endpoint's traffic, the last model "
+                                        "rolled out to all of it the other 75%"), row["reason"]  # fmt: skip
+        # the smoke test: its version's path, answered 404 by the old model, then by the new one
+        smoke = [(uri, status) for path, uri, status in cluster.kserve.routed
+                 if path == f"/v2/models/{endpoint}/versions/{better.version}/infer"]  # fmt: skip
+        assert (first.location(root), 404) in smoke and smoke[-1] == (better.location(root), 200), smoke
+        assert all(status == 404 for uri, status in smoke if uri == first.location(root))
+        answers = [call_endpoint(cluster, endpoint)["model_version"] for _ in range(8)]
+        assert sorted(answers) == sorted([better.version] * 2 + [first.version] * 6), answers
+
+        # someone raises it to 100: the new model has all the traffic, the old one is stopped
+        request = urllib.request.Request(
+            f"{cluster.url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{endpoint}",
+            data=json.dumps({"spec": {"predictor": {"canaryTrafficPercent": 100}}}).encode(),
+            headers={"Content-Type": "application/merge-patch+json"}, method="PATCH",
+        )  # fmt: skip
+        urllib.request.urlopen(request, timeout=30).close()
+        wait_observed(cluster, key)
+        assert {call_endpoint(cluster, endpoint)["model_version"] for _ in range(4)} == {better.version}
+    finally:
+        cluster.extra_env = {}
+        profiles.unlink(missing_ok=True)
+
+
+def wait_observed(cluster, key, limit: float = 60.0) -> None:
+    """Until the controller reported the object's latest generation (its reconcile is asynchronous)."""
+    deadline = time.monotonic() + limit
+    while True:
+        resource = cluster.objects[key]
+        status = resource.get("status") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        if status.get("observedGeneration") == resource["metadata"]["generation"] and conditions.get("Ready") == "True":
+            return
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)

@@ -437,14 +437,26 @@ class PublishPlan:
 
 class ModelFormat(StrEnum):
     """How a served model is written and which runtime loads it: KServe's ``modelFormat`` names.
-    MLServer serves sklearn, xgboost, lightgbm and mlflow (KServe's ``kserve-mlserver`` runtime for
-    the Open Inference Protocol); onnx is Triton's on KServe."""
+    MLServer serves every format (on KServe: :data:`KSERVE_RUNTIMES`)."""
 
     SKLEARN = "sklearn"
     XGBOOST = "xgboost"
     LIGHTGBM = "lightgbm"
     ONNX = "onnx"
     MLFLOW = "mlflow"
+
+
+# KServe's ServingRuntime per format, all MLServer over the Open Inference Protocol (so the
+# endpoint answers for the version its model-settings.json names): KServe's own `kserve-mlserver`
+# (config/runtimes/kserve-mlserver.yaml: sklearn, xgboost, lightgbm, mlflow), and for onnx one the
+# cluster adds (kserve-mlserver lists no onnx, and its image has no onnxruntime; docs/serving.md)
+KSERVE_RUNTIMES = {
+    ModelFormat.SKLEARN: "kserve-mlserver",
+    ModelFormat.XGBOOST: "kserve-mlserver",
+    ModelFormat.LIGHTGBM: "kserve-mlserver",
+    ModelFormat.MLFLOW: "kserve-mlserver",
+    ModelFormat.ONNX: "aq-mlserver-onnx",
+}
 
 
 class ServingMode(StrEnum):
@@ -486,6 +498,7 @@ class ServePlan:
     resources: ComputeResources | None = None  # kubernetes: the model server's
     placement: Placement | None = None
     pod: PodSettings | None = None
+    runtime: str | None = None  # kubernetes: the KServe ServingRuntime (KSERVE_RUNTIMES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from aq_airflow.pipeline_spec.types import byte_count, duration_seconds, memory_
 from aq_airflow.plan.conditions import compile_condition, reads_results, results_tasks
 from aq_airflow.plan.model import (
     DEFAULT_MIN_HISTORY,
+    KSERVE_RUNTIMES,
     ArtifactRef,
     AssetRef,
     CallbackRef,
@@ -688,6 +689,7 @@ class _Planner:
                 "resources": self.resources(asked),
                 "placement": self.placement(name, asked, (*key, "resources")),
                 "pod": self.pod_settings(),
+                "runtime": KSERVE_RUNTIMES[ModelFormat(serve.format)],
             }
         return ServePlan(
             step=name,

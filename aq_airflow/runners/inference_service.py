@@ -4,8 +4,8 @@ and how its status reads.
 One InferenceService per endpoint, named as the endpoint, in the profile's namespace: a promotion
 changes its ``storageUri`` (the version's folder in the artifact store), so the endpoint's URL stays
 the same from model to model. Its predictor is one model of the plan's format, over the Open
-Inference Protocol (v2), on the runtime that reads our version folder's layout (MLServer for
-sklearn, xgboost, lightgbm and mlflow: ``model-settings.json`` beside the model; Triton for onnx),
+Inference Protocol (v2), on the plan's runtime (``ServePlan.runtime``: MLServer for every format,
+which reads the version folder's ``model-settings.json`` beside the model),
 sized and placed as the profile places any pod of ours (a GPU ask: the ``nvidia.com/gpu`` limit,
 the GPU node labels and tolerations), run as the profile's service account (KServe's storage
 initializer reads the store's credentials from the Secrets that service account names) and user,
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aq_airflow.artifacts.model_repository import ModelVersion
-from aq_airflow.plan.model import ModelFormat, ServePlan, ServingMode
+from aq_airflow.plan.model import ServePlan, ServingMode
 from aq_airflow.runners.custom_resource import (
     DAG_LABEL,
     MANAGED_BY,
@@ -42,15 +42,6 @@ INFERENCE_SERVICE = ResourceKind(
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 VERSION_ANNOTATION = "aq-airflow/model-version"  # the version the spec asks for (its storageUri's)
 PROTOCOL = "v2"  # the Open Inference Protocol
-# KServe's ClusterServingRuntimes (config/runtimes/) that read our version folders: MLServer with the
-# folder's model-settings.json (kserve-mlserver.yaml), Triton for ONNX (kserve-tritonserver.yaml)
-RUNTIMES = {
-    ModelFormat.SKLEARN: "kserve-mlserver",
-    ModelFormat.XGBOOST: "kserve-mlserver",
-    ModelFormat.LIGHTGBM: "kserve-mlserver",
-    ModelFormat.MLFLOW: "kserve-mlserver",
-    ModelFormat.ONNX: "kserve-tritonserver",
-}
 
 # modelStatus words (KServe pkg/apis/serving/v1beta1/inference_service_status.go)
 UP_TO_DATE = "UpToDate"
@@ -67,11 +58,11 @@ def service_labels(plan: ServePlan, dag_id: str) -> dict[str, str]:
 
 def inference_service(plan: ServePlan, version: ModelVersion, storage_uri: str, dag_id: str) -> dict[str, Any]:
     """The InferenceService serving ``version`` (at ``storage_uri``) at the plan's endpoint."""
-    assert plan.pod is not None and plan.resources is not None, plan.step
+    assert plan.pod is not None and plan.resources is not None and plan.runtime is not None, plan.step
     user = plan.pod.run_as_user
     model: dict[str, Any] = {
         "modelFormat": {"name": str(plan.format)},
-        "runtime": RUNTIMES[plan.format],
+        "runtime": plan.runtime,
         "protocolVersion": PROTOCOL,
         "storageUri": storage_uri,
         "resources": resources(plan.resources),

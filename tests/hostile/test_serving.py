@@ -144,8 +144,8 @@ def test_two_steps_promoting_one_endpoint_are_refused_by_validate(tmp_path):
     )
     shown = subprocess.run([*CLI, "validate", str(spec)], capture_output=True, text=True, timeout=300)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
-    assert shown.stdout.startswith(f"{spec}:12:23: endpoint `churn` is step `train`'s already"), shown.stdout
-    assert "give this one another `endpoint`" in shown.stdout
+    assert shown.stdout.startswith(f"{spec}:12:23: step `train` serves endpoint `churn` already"), shown.stdout
+    assert "name another endpoint" in shown.stdout
 
 
 def test_a_pipeline_cannot_take_over_another_pipelines_endpoint(pipeline, tmp_path):
@@ -158,8 +158,8 @@ def test_a_pipeline_cannot_take_over_another_pipelines_endpoint(pipeline, tmp_pa
     assert states["train.serve"] == "failed"
     ((outcome, reason, version, previous),) = rows
     assert outcome == "failed" and previous == json.loads(record)["version"] and version != previous
-    assert "endpoint `shared` is pipeline `owner_a`'s" in reason
-    assert "give step `train` another `endpoint`" in reason and "delete that current.json" in reason
+    assert "endpoint `shared` belongs to owner_a.train" in reason
+    assert "choose another endpoint in `serve:`" in reason and "delete that current.json" in reason
     assert current(tmp_path, "shared").read_bytes() == record  # a's model still the endpoint's
     assert not (current(tmp_path, "shared").parent / version).exists()  # nothing written for b
     # the owner itself still promotes a new model of its own
