@@ -27,7 +27,7 @@ from aq_airflow.artifacts.model_repository import ENDPOINT, MAX_ENDPOINT, is_end
 from aq_airflow.pipeline_spec.types import IDENT, ByteQuantity, Column, CpuQuantity, GpuType
 
 #: the model formats a `serve:` may name: KServe's ``modelFormat`` names, each served by a
-#: runtime that speaks the Open Inference Protocol (MLServer; ONNX: Triton on KServe)
+#: runtime that speaks the Open Inference Protocol (MLServer; on KServe onnx needs the `aq-mlserver-onnx` runtime)
 SERVE_FORMATS = ("sklearn", "xgboost", "lightgbm", "onnx", "mlflow")
 #: the kinds of step whose output can be a model object
 SERVING_KINDS = ("python", "ray")
@@ -97,8 +97,8 @@ class Serve(_Model):
     )
     canary: Annotated[int, Field(ge=1, le=99)] | None = Field(
         None,
-        description="Percent of traffic the new model gets at first (KServe Knative mode only; the rest stays "
-        "on the model serving now).",
+        description="Percent of traffic the new model gets, and keeps (KServe Knative mode only): the last model "
+        "that had all the traffic gets the rest until someone raises canaryTrafficPercent to 100.",
     )
     replicas: ServeReplicas = ServeReplicas()
     resources: ServeResources | None = None

@@ -1,6 +1,6 @@
 """An MLServer runtime for an ONNX model on onnxruntime, copied beside ``model.onnx`` into each
 onnx version folder (``serving.layout``): MLServer imports it from there, so the model server venv
-needs no aq-airflow. (KServe serves onnx with Triton, which reads ``model.onnx`` itself.)
+needs no aq-airflow. On KServe it runs in the cluster's ``aq-mlserver-onnx`` runtime.
 
 A request's columns (the pandas codec) feed the graph: one input per column when the graph has
 them by name, else the columns side by side as the graph's one input tensor. Every tensor output
