@@ -157,11 +157,12 @@ def test_a_pipeline_cannot_take_over_another_pipelines_endpoint(pipeline, tmp_pa
     states, rows = pipeline("owner_b", "shared", kind="other")
     assert states["train.serve"] == "failed"
     ((outcome, reason, version, previous),) = rows
-    assert outcome == "failed" and previous == json.loads(record)["version"] and version != previous
+    # refused before its model was read: no version named, none written
+    assert outcome == "failed" and previous == json.loads(record)["version"] and version is None
     assert "endpoint `shared` belongs to owner_a.train" in reason
     assert "choose another endpoint in `serve:`" in reason and "delete that current.json" in reason
     assert current(tmp_path, "shared").read_bytes() == record  # a's model still the endpoint's
-    assert not (current(tmp_path, "shared").parent / version).exists()  # nothing written for b
+    assert sorted(os.listdir(current(tmp_path, "shared").parent)) == ["current.json", previous]  # nothing for b
     # the owner itself still promotes a new model of its own
     states, rows = pipeline("owner_a", "shared", date="2026-03-02", kind="other")
     assert states["train.serve"] == "success" and rows[-1][0] == "promoted", rows
