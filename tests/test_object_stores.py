@@ -4,6 +4,8 @@ runner, so Celery workers on several machines can share it."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 
@@ -52,7 +54,12 @@ def test_the_churn_production_spec_runs_on_the_store_with_the_local_runner(run_d
     _, dag_run, states = run_dag(name, text, local=False)
     assert set(states.values()) == {"success"}, states
     run_root = f"{scheme}://acme-ml/aq/{name}/{dag_run.run_id}"
-    assert committed_steps(run_root) == {"customers", "orders", "features", "train", "scores", "report"}
+    assert committed_steps(run_root) == {"customers", "orders", "features", "train", "evaluate", "approved", "scores",
+                                         "report"}  # fmt: skip
+    # the approved model promoted to the store's model repository (smoke-tested by a local MLServer)
+    promotion = Location.of(f"{scheme}://acme-ml/aq/_models/churn")
+    with promotion.fs.open_input_stream(promotion.join("current.json")) as handle:
+        assert json.loads(handle.read())["run_id"] == dag_run.run_id
     report = Location.of(f"{run_root}/report")
     assert report.read_manifest()["files"] == ["report.md"]  # the command step wrote into the store
     with report.fs.open_input_stream(report.join("report.md")) as handle:
