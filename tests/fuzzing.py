@@ -344,6 +344,7 @@ class Mutator:
         step = tree["steps"][self.random.choice(python)]
         if "foreach" not in step and self.random.random() < 0.6:
             step["foreach"] = ["a", "b"]
+            step.pop("serve", None)  # one model per step: `serve` with `foreach` is an error of its own
         names = [*CONTEXT_NAMES, *([ITEM_NAME] if "foreach" in step else [])]
         name = self.random.choice(names)
         where = self.random.choice(["args", "inputs map", "inputs list"])
