@@ -479,6 +479,25 @@ def object_store(request):
     return request.param, request.getfixturevalue(fixture)
 
 
+# what a pod on the emulators' node has in its environment: the stores' SDK variables
+STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                   "AWS_REGION", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")  # fmt: skip
+
+
+@pytest.fixture
+def node(cluster, object_store, tmp_path):
+    """The test module's loopback cluster's node for this test (``cluster``: the module's own
+    fixture): the store's variables and a package cache of its own (``AQ_CODE_CACHE``, shared by
+    the pods on it, as a hostPath would be). Returns (scheme, bucket)."""
+    scheme, bucket = object_store
+    cluster.extra_env = {
+        **{name: os.environ[name] for name in STORE_VARIABLES if name in os.environ},
+        "AQ_CODE_CACHE": str(tmp_path / "node-cache"),
+    }
+    yield scheme, bucket
+    cluster.extra_env = {}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Captured output as valid UTF-8: a test of a file name that is not UTF-8 captures log lines

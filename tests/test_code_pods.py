@@ -23,10 +23,6 @@ from tests.kube_api import FakeKubernetes
 # ten minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
 pytestmark = pytest.mark.slow
 
-# what a pod on the emulators' node has in its environment: the stores' SDK variables
-STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                   "AWS_REGION", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -38,19 +34,6 @@ def cluster(tmp_path_factory):
             yield fake
         finally:
             del os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
-
-
-@pytest.fixture
-def node(cluster, object_store, tmp_path):
-    """The cluster's node for this test: the store's variables and a package cache of its own
-    (``AQ_CODE_CACHE``, shared by the pods on it, as a hostPath would be). Returns (scheme, bucket)."""
-    scheme, bucket = object_store
-    cluster.extra_env = {
-        **{name: os.environ[name] for name in STORE_VARIABLES if name in os.environ},
-        "AQ_CODE_CACHE": str(tmp_path / "node-cache"),
-    }
-    yield scheme, bucket
-    cluster.extra_env = {}
 
 
 @pytest.fixture

@@ -21,13 +21,12 @@ import pytest
 from aq_airflow.artifacts.model_repository import ModelVersion
 from aq_airflow.serving.promotion import read_current
 from tests import kserve_controller
+from tests.conftest import STORE_VARIABLES
 from tests.crd_schema import INFERENCE_SERVICES, crd_problems
 from tests.kube_api import FakeKubernetes
 
 pytestmark = pytest.mark.slow  # pods, a model server per version, three stores
 
-STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                   "AWS_REGION", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")  # fmt: skip
 
 PIPELINE = """
 pipeline: {name}
@@ -101,18 +100,6 @@ def cluster(tmp_path_factory):
         finally:
             del os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
             kserve.stop()
-
-
-@pytest.fixture
-def node(cluster, object_store, tmp_path):
-    """The store's variables on the cluster's node (its pods and, in this process, the controller)."""
-    scheme, bucket = object_store
-    cluster.extra_env = {
-        **{name: os.environ[name] for name in STORE_VARIABLES if name in os.environ},
-        "AQ_CODE_CACHE": str(tmp_path / "node-cache"),
-    }
-    yield scheme, bucket
-    cluster.extra_env = {}
 
 
 @pytest.fixture
