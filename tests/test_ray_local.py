@@ -44,7 +44,7 @@ def numbers() -> pd.DataFrame:
     return pd.DataFrame({"n": range(6)})
 
 
-@ray.remote
+@ray.remote(max_calls=1)  # each task a worker process of its own: lines from several processes
 def square(n):
     print(f"{os.environ.get('GREETING')} from a task: {n}")  # GREETING: the step's runtime_env
     return n * n
@@ -219,7 +219,8 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
     squares = table("squares")
     assert squares["sq"].tolist() == [0, 1, 4, 9, 16, 25]
     assert set(squares["cpus"]) == {usable_cpus()}
-    # the step's runtime_env reached its tasks, and their prints the task's log
+    # the step's runtime_env reached its tasks, and their prints the task's log, each line as printed
+    # (by several worker processes: not folded into Ray's `[repeated 5x across cluster]`)
     assert all(f"hello from a task: {n}\n" in text for n in range(6)), text[-5000:]
     # a failing Ray task: the step's failure names the step, the function and the task's own traceback
     assert "step `broken`: `ray_test_steps:broken` raised an exception" in text

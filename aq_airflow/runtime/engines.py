@@ -25,6 +25,10 @@ class Engine:
 
     name = "python"
 
+    def prepare(self) -> None:
+        """Settings the engine's library reads as it is imported, set before the step's modules
+        (which may import it) are."""
+
     def start(self, env: dict[str, str]) -> None:
         """Start (or connect to) the engine before the step's inputs are read."""
 

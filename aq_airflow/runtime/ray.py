@@ -58,6 +58,13 @@ class RayEngine(Engine):
         self._connected = False  # to a cluster's Ray (RAY_ADDRESS)
         self._sigterm: Any = None  # the process's SIGTERM handler before Ray's start replaced it
 
+    def prepare(self) -> None:
+        """Every line a task prints reaches the task log as printed: Ray's driver by default folds a
+        line that another worker printed in the last 5 s, numbers aside, into one
+        ``[repeated Nx across cluster]`` (``RAY_DEDUP_LOGS``, read as Ray is imported), so
+        ``trial 3: auc 0.81`` from a second worker would never show. A worker's own setting wins."""
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
     def start(self, env: dict[str, str]) -> None:
         import ray
 

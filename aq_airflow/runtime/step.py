@@ -184,8 +184,9 @@ def run_step(function_path: str, env: dict[str, str]) -> dict:
     if not output:
         raise StepFailed(f"step `{step}`: {contract.OUTPUT} is not set; this command runs inside an aq-airflow task")
     started, began = time.perf_counter(), record.now()
-    function = _import(function_path, env)
     engine = engine_for(env)
+    engine.prepare()
+    function = _import(function_path, env)
     engine.start(env)
     try:
         return _run(function, function_path, env, step, output, engine, started, began)
