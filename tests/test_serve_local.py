@@ -38,8 +38,12 @@ def seed(path: Path) -> None:
     module.seed(str(path), customers=2000, order_events=20_000)
 
 
-def run_churn(work: Path) -> subprocess.CompletedProcess:
+def run_churn(work: Path, *only: str) -> subprocess.CompletedProcess:
+    """`aq-airflow run` of the example; with ``only`` (``--steps``), those steps in a new run that
+    reuses the latest run's outputs upstream of them, as a user reruns a promotion."""
     command = [*CLI, "run", str(SPEC), "--date", "2026-03-01", "--workdir", str(work)]
+    if only:
+        command += ["--steps", ",".join(only)]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
@@ -132,9 +136,10 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     output = answer["outputs"][0]
     assert output["shape"][0] == 20 and output["data"] == expected.tolist()
 
-    # the same model again: the endpoint is unchanged, and so is its record of the run that promoted it
+    # the step that carries `serve:` again (`--steps approved`, the rest reused), so the same model
+    # again: the endpoint is unchanged, and so is its record of the run that promoted it
     record = current_file.read_bytes()
-    second = run_churn(work)
+    second = run_churn(work, "approved")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"endpoint churn: {version} unchanged" in second.stdout
     assert [row[:5] for row in deployments(work)][-1] == ("churn", version, "unchanged", None, version)
@@ -145,7 +150,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     model_path = Path(current["storage_uri"]) / "model.joblib"
     good = model_path.read_bytes()
     model_path.write_bytes(b"not a joblib file")
-    third = run_churn(work)
+    third = run_churn(work, "approved")
     assert third.returncode == 1
     assert "approved.serve               failed" in third.stdout
     assert "was changed after the serve task wrote it (model.joblib)" in third.stderr
@@ -160,7 +165,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     # owner named, the attempt recorded as failed; its current.json stays
     current_file.write_text(json.dumps({**current, "dag_id": "fraud_scoring", "step": "train"}))
     held = current_file.read_bytes()
-    fourth = run_churn(work)
+    fourth = run_churn(work, "approved")
     assert fourth.returncode == 1
     assert "endpoint `churn` belongs to fraud_scoring.train" in fourth.stderr, fourth.stderr[-3000:]
     assert "choose another endpoint in `serve:`, or retire it there" in fourth.stderr
@@ -175,7 +180,7 @@ def test_run_promotes_serve_answers_and_a_broken_version_changes_nothing(tmp_pat
     current_file.write_text(json.dumps({**current, "version": older}))
     held = current_file.read_bytes()
     with refusing_writes(current_file.parent):
-        fifth = run_churn(work)
+        fifth = run_churn(work, "approved")
     assert fifth.returncode == 1
     assert f"{current_file} could not be written" in fifth.stderr, fifth.stderr[-3000:]
     assert f"{version} passed its smoke test; the endpoint still serves {older}" in fifth.stderr
