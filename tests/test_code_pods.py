@@ -1,7 +1,8 @@
 """Code packages reaching pods: the real KubernetesPodOperator against the loopback Kubernetes
 API, whose test-side kubelet runs each pod in an empty working folder with an import path of
 aq-airflow alone (``tests.kube_api``), so only the run's code package can supply the steps' code;
-the artifact store (and so the package) on each object store's emulator."""
+the artifact store (and so the package) on each object store's emulator (the churn example's whole
+run on S3 only)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from aq_airflow.artifacts.values import read_input
 from tests.conftest import EXAMPLES
 from tests.kube_api import FakeKubernetes
 
-# ten minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
+# minutes of pods on three stores in one file: handed out first (tests/scheduling.py)
 pytestmark = pytest.mark.slow
 
 
@@ -62,6 +63,9 @@ def container_env(pod: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
 
 
+# the example's whole run on one store: each store's package fetch, outputs and failures are the
+# other tests' (all three stores each); the churn steps read no store differently
+@pytest.mark.parametrize("object_store", ["s3"], indirect=True)
 def test_the_churn_example_runs_in_pods_from_its_package(code_folder, run_dag, duckdb_warehouse, node, cluster):
     scheme, bucket = node
     bucket("acme-ml")
