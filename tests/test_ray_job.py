@@ -265,8 +265,12 @@ def test_a_ray_step_runs_as_a_rayjob_and_commits_its_output(run_dag, cluster, tm
     (pod,) = submitter_pods(cluster, rayjob)
     assert "scaling the numbers" in log_of(cluster, pod)
     assert "[ray-job-submitter] scaling the numbers" in caplog.text  # the submitter's log, in the task's
-    # deleted when done, its pod with it
+    # deleted when done, its pod with it: by the garbage collector (the pod's owner is KubeRay's
+    # Job), after the DELETE answered, as Kubernetes' own does
     assert not [k for k in cluster.objects if k[2] == rayjob["metadata"]["name"]]
+    deadline = time.monotonic() + 30
+    while pod in cluster.pods and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert pod not in cluster.pods
     assert f"DELETE rayjobs {rayjob['metadata']['name']}" in cluster.requests
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -149,6 +150,12 @@ def steps_on_path(tmp_path, monkeypatch):
     return folder
 
 
+# a line Ray forwarded from one of its workers' own output: `(trial pid=16991) ...`, `(explode pid=7)`.
+# A worker's stderr is the worker's: a Tune trial actor stopped at the search's end may print
+# Python's "Exception ignored in" with Ray's SIGTERM handler in its frames (seen under load)
+FORWARDED = re.compile(r"\((?:[\w:.]+ )?pid=\d+(?:, ip=[\d.]+)?\) ")
+
+
 def processes_naming(text: str) -> list[str]:
     """The live processes whose command line names ``text`` (Ray's name their session folder)."""
     found = []
@@ -229,7 +236,9 @@ def test_ray_steps_run_on_a_local_ray_with_checks_metrics_and_the_tune_example(
     # no terminal colour codes (as `\x1b[36m` in a log), none of Ray's frames in the step's process,
     # and no note from the step's private Ray that it turned its token authentication on
     assert "\x1b[36mray::" not in text and "\\x1b[36mray::" not in text, text[-5000:]
-    assert "ray/_private/worker.py" not in text and "Token authentication is enabled" not in text, text[-5000:]
+    assert "Token authentication is enabled" not in text, text[-5000:]
+    ours = [line for line in text.splitlines() if "ray/_private/" in line and not FORWARDED.search(line)]
+    assert ours == [], text[-5000:]
     assert "step `broken` failed: the step's process exited with code 1: ValueError: bad value" in text
     # the Tune search: one row per trial, as the checks and metrics record them
     trials = table("search")
