@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from aq_airflow.artifacts.manifest import MANIFEST
+from aq_airflow.devstack.processes import wait_for
 from aq_airflow.pipeline_spec.load import SpecFile
 from aq_airflow.plan import compile_text
 from aq_airflow.plan.model import RunPlan
@@ -268,9 +269,7 @@ def test_a_ray_step_runs_as_a_rayjob_and_commits_its_output(run_dag, cluster, tm
     # deleted when done, its pod with it: by the garbage collector (the pod's owner is KubeRay's
     # Job), after the DELETE answered, as Kubernetes' own does
     assert not [k for k in cluster.objects if k[2] == rayjob["metadata"]["name"]]
-    deadline = time.monotonic() + 30
-    while pod in cluster.pods and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for("the submitter pod's deletion", lambda: pod not in cluster.pods, 30, every=0.1)
     assert pod not in cluster.pods
     assert f"DELETE rayjobs {rayjob['metadata']['name']}" in cluster.requests
 

@@ -73,6 +73,14 @@ class LayoutError(ValueError):
     """The model or its sample cannot be served as the spec says: what to change."""
 
 
+# where a served model is unpickled and loaded, and so where its classes must import from
+_WHERE_MODELS_LOAD = (
+    "The serve task unpickles the model in the Airflow worker, and the model server loads it, where the step's "
+    "own code package is not importable: a served model's classes must come from installed libraries "
+    "(scikit-learn, xgboost, lightgbm) at the step image's versions (the `serve` extra on the worker)"
+)
+
+
 def read_model(location: Location, manifest: dict, step: str) -> object:
     """The step's model: its pickle held to the manifest's digest, then unpickled (the store is a
     trust boundary: README)."""
@@ -82,20 +90,15 @@ def read_model(location: Location, manifest: dict, step: str) -> object:
     except ModuleNotFoundError as error:  # a class of the step's own code: no model server imports it
         raise LayoutError(
             f"step `{step}`'s model cannot be served: its class comes from module `{error.name}`, which the serve "
-            "task cannot import. The serve task unpickles the model in the Airflow worker, and the model server "
-            "loads it, where the step's own code package is not importable: a served model's classes must come "
-            "from installed libraries (scikit-learn, xgboost, lightgbm: a FunctionTransformer of a library "
-            "function, say, rather than a class of your own) at the step image's versions (the `serve` extra on "
-            "the worker), or export it as `format: onnx`"
+            f"task cannot import. {_WHERE_MODELS_LOAD} (a FunctionTransformer of a library function, say, rather "
+            "than a class of your own), or export it as `format: onnx`"
         ) from None
     except Exception as error:
         raise refused(
             location.uri,
             step,
-            f"its model does not unpickle here ({type(error).__name__}: {error}). The serve "
-            "task unpickles it in the Airflow worker, and the model server loads it, where the step's own code "
-            "package is not importable: a served model's classes must come from installed libraries (scikit-learn, "
-            "xgboost, ...) at the step image's versions (the `serve` extra on the worker), not from the step's code",
+            f"its model does not unpickle here ({type(error).__name__}: {error}). {_WHERE_MODELS_LOAD}, not from "
+            "the step's code",
         ) from None
 
 
